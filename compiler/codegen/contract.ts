@@ -1,0 +1,225 @@
+/**
+ * The kernel contract: what every backend (WebGPU, CPU) implements and what the compiler lowers
+ * the tensor IR to. One `KernelSpec` is one specialised kernel (all model constants baked in);
+ * its storage bindings are listed by `bindings(spec)` in a fixed order that both backends, the
+ * host code the compiler emits and the conformance suite use.
+ *
+ * Conventions (all backends):
+ * - Activations are f32, row-major. `R` is the runtime row count of a dispatch (tokens `n` or
+ *   sequences `b`); every other size is a compile-time constant in the spec.
+ * - f16 data (weights, scales, biases) is stored as IEEE half, little-endian, two per u32 word
+ *   (element i is the low half of word i>>1 when i is even). Buffers are padded to 4 bytes.
+ * - Group-quantised weights follow MLC's layout: `q_weight` u32 [N, ceil(K/G)*G/E] with E =
+ *   floor(32/bits) elements per word, packed low bits first; `q_scale` [N, ceil(K/G)];
+ *   value = (q - maxInt) * scale, maxInt = 2^(bits-1) - 1. K is zero-padded to a multiple of G.
+ * - Paged KV cache, one buffer per layer: f32 [numPages, 2, kvHeads, PAGE_SIZE, headDim]
+ *   (index 0 of the second dim is K, 1 is V). A token at position p of sequence s lives in page
+ *   `page_indices[page_indptr[s] + floor(p / PAGE_SIZE)]`, slot `p % PAGE_SIZE`.
+ * - Attention inputs: `positions` u32 [n] (position of each token in its sequence), `tok_seq`
+ *   u32 [n] (sequence index of each token within the batch), `page_indptr` u32 [b+1],
+ *   `page_indices` u32 [total pages].
+ *
+ * @module
+ */
+
+/** Tokens per KV-cache page. */
+export const PAGE_SIZE = 16;
+
+export type DenseDtype = "f32" | "f16";
+
+/** How a weight matrix is stored. */
+export type WeightFormat =
+  | { kind: "dense"; dtype: DenseDtype }
+  | { kind: "group"; bits: 3 | 4; groupSize: number; scaleDtype: DenseDtype };
+
+/** Words per row and groups per row for a group-quantised [N, K] weight. */
+export function groupLayout(
+  f: { bits: number; groupSize: number },
+  K: number,
+): { elemsPerWord: number; groups: number; wordsPerRow: number; maxInt: number } {
+  const elemsPerWord = Math.floor(32 / f.bits);
+  const groups = Math.ceil(K / f.groupSize);
+  if (f.groupSize % elemsPerWord !== 0) {
+    throw new RangeError(`group size ${f.groupSize} is not a multiple of ${elemsPerWord}`);
+  }
+  return {
+    elemsPerWord,
+    groups,
+    wordsPerRow: (groups * f.groupSize) / elemsPerWord,
+    maxInt: 2 ** (f.bits - 1) - 1,
+  };
+}
+
+/** Kernels. Comments give each binding's shape; `R` is the runtime row count. */
+export type KernelSpec =
+  /** out[r, :] = table[ids[r], :] for ids in [rowStart, rowStart+rows); other rows untouched.
+   * Bindings: ids u32[R], weight (dense [rows, H] | q_weight, q_scale), out f32[R, H]. */
+  | { op: "embed"; vocab: number; hidden: number; rowStart: number; rows: number; weight: WeightFormat }
+  /** out[r, rowStart + c] = sum_k x[r, k] * W[c, k] (+ bias[c]) for c in [0, rows).
+   * W holds weight rows [rowStart, rowStart+rows) of an [N, K] matrix.
+   * epilogue "silu_mul": W is [2I, K] (gate rows then up rows, rows = N = 2I, rowStart = 0) and
+   *   out[r, c] = silu(g_c) * u_c with out f32[R, I].
+   * epilogue "add": out[r, c] = residual[r, c] + (xW^T)[r, c].
+   * Bindings: x f32[R, K], weight (dense | q_weight, q_scale), [bias f32/f16 [N]],
+   *   [residual f32[R, N]], out f32[R, N or N/2]. */
+  | {
+    op: "matmul";
+    N: number;
+    K: number;
+    rowStart: number;
+    rows: number;
+    weight: WeightFormat;
+    bias: DenseDtype | null;
+    epilogue: "none" | "silu_mul" | "add";
+    /** Hint: the largest R this kernel will see (1 for decode: use a GEMV shape). */
+    maxRows: number;
+  }
+  /** Full dequantisation (O0 only): out f32[N, K] from q_weight, q_scale. */
+  | { op: "dequantize"; N: number; K: number; weight: WeightFormat }
+  /** out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w.  Bindings: x f32[R, H], w [H], out f32[R, H]. */
+  | { op: "rms_norm"; hidden: number; eps: number; weightDtype: DenseDtype }
+  /** sum = a + b; out = rms_norm(sum) * w.  Bindings: a, b f32[R, H], w [H], sum f32[R, H], out f32[R, H]. */
+  | { op: "add_rms_norm"; hidden: number; eps: number; weightDtype: DenseDtype }
+  /** out = a + b.  Bindings: a, b f32[R, width], out f32[R, width]. */
+  | { op: "add"; width: number }
+  /** out[r, i] = silu(x[r, i]) * x[r, I + i].  Bindings: x f32[R, 2I], out f32[R, I]. */
+  | { op: "silu_mul"; inter: number }
+  /** x is qkv f32[R, (H + 2KV) * D]; out = same with q and k heads rotated (HF rotate_half
+   * convention: pairs (i, i + D/2)) at angle positions[r] * invFreq[i]; v copied.
+   * Bindings: x, positions u32[R], out. */
+  | { op: "rope"; heads: number; kvHeads: number; headDim: number; invFreq: number[] }
+  /** Writes the k and v heads of qkv f32[R, (H + 2KV) * D] into the layer's cache.
+   * Bindings: qkv, positions, tok_seq, page_indptr, page_indices, cache (read_write). */
+  | { op: "kv_append"; heads: number; kvHeads: number; headDim: number }
+  /** rope + kv_append in one: q_out f32[R, H*D] gets the rotated q heads; rotated k and v go to the cache.
+   * Bindings: qkv, positions, tok_seq, page_indptr, page_indices, cache (read_write), q_out. */
+  | { op: "rope_kv_append"; heads: number; kvHeads: number; headDim: number; invFreq: number[] }
+  /** Causal paged attention with GQA. Query row r (head h) attends to positions j of its
+   * sequence with lo <= j <= positions[r], lo = window > 0 ? max(0, p - window + 1) : 0,
+   * softmax(q·k * scale). q is read at q[r * qStride + h * D + d] (qStride lets the O0 path read
+   * q straight from the roped qkv). Bindings: q, positions, tok_seq, page_indptr, page_indices,
+   * cache (read), out f32[R, H*D]. */
+  | {
+    op: "attention";
+    heads: number;
+    kvHeads: number;
+    headDim: number;
+    qStride: number;
+    window: number;
+    scale: number;
+  }
+  /** out[r, :] = x[idx[r], :].  Bindings: x f32[*, width], idx u32[R], out f32[R, width]. */
+  | { op: "take_rows"; width: number }
+  /** out[r] = argmax_c x[r, c] (lowest index wins ties).  Bindings: x f32[R, V], out u32[R]. */
+  | { op: "argmax"; vocab: number }
+  /** out[r, :] = softmax(x[r, :] / t[r]); t[r] <= 0 means greedy: one-hot at the argmax.
+   * Bindings: x f32[R, V], temperature f32[R], out f32[R, V]. */
+  | { op: "softmax_temp"; vocab: number }
+  /** Top-p (nucleus) sampling from probabilities: keep the smallest set of highest-probability
+   * tokens whose mass >= top_p[r] (ties broken by lower index), renormalise, and return the
+   * token at which the cumulative mass (in descending-probability order) first exceeds
+   * u[r] * kept_mass. Bindings: probs f32[R, V], top_p f32[R], u f32[R], out u32[R]. */
+  | { op: "sample_top_p"; vocab: number };
+
+export type KernelOp = KernelSpec["op"];
+
+export interface Binding {
+  name: string;
+  access: "read" | "read_write";
+}
+
+function weightBindings(w: WeightFormat): Binding[] {
+  return w.kind === "dense"
+    ? [{ name: "weight", access: "read" }]
+    : [{ name: "q_weight", access: "read" }, { name: "q_scale", access: "read" }];
+}
+
+const r = (name: string): Binding => ({ name, access: "read" });
+const w = (name: string): Binding => ({ name, access: "read_write" });
+const PAGED = [r("positions"), r("tok_seq"), r("page_indptr"), r("page_indices")];
+
+/** Storage bindings of a kernel, in binding order (binding 0 is the uniform `R`). */
+export function bindings(spec: KernelSpec): Binding[] {
+  switch (spec.op) {
+    case "embed":
+      return [r("ids"), ...weightBindings(spec.weight), w("out")];
+    case "matmul":
+      return [
+        r("x"),
+        ...weightBindings(spec.weight),
+        ...(spec.bias ? [r("bias")] : []),
+        ...(spec.epilogue === "add" ? [r("residual")] : []),
+        w("out"),
+      ];
+    case "dequantize":
+      return [...weightBindings(spec.weight), w("out")];
+    case "rms_norm":
+      return [r("x"), r("w"), w("out")];
+    case "add_rms_norm":
+      return [r("a"), r("b"), r("w"), w("sum"), w("out")];
+    case "add":
+      return [r("a"), r("b"), w("out")];
+    case "silu_mul":
+      return [r("x"), w("out")];
+    case "rope":
+      return [r("x"), r("positions"), w("out")];
+    case "kv_append":
+      return [r("qkv"), ...PAGED, w("cache")];
+    case "rope_kv_append":
+      return [r("qkv"), ...PAGED, w("cache"), w("q_out")];
+    case "attention":
+      return [r("q"), ...PAGED, r("cache"), w("out")];
+    case "take_rows":
+      return [r("x"), r("idx"), w("out")];
+    case "argmax":
+      return [r("x"), w("out")];
+    case "softmax_temp":
+      return [r("x"), r("temperature"), w("out")];
+    case "sample_top_p":
+      return [r("probs"), r("top_p"), r("u"), w("out")];
+  }
+}
+
+/** Limits and features of a target that kernels are specialised by. */
+export interface TargetLimits {
+  maxComputeWorkgroupSizeX: number;
+  maxComputeInvocationsPerWorkgroup: number;
+  maxComputeWorkgroupStorageSize: number;
+  maxComputeWorkgroupsPerDimension: number;
+  maxStorageBufferBindingSize: number;
+  maxStorageBuffersPerShaderStage: number;
+  minStorageBufferOffsetAlignment: number;
+}
+
+export interface TargetInfo {
+  backend: "webgpu" | "cpu";
+  features: string[]; // e.g. "shader-f16", "timestamp-query"
+  limits: TargetLimits;
+}
+
+/** A generated WebGPU kernel. The dispatch of `R` rows launches
+ * `ceil(R / rowsPerGroup) * groupsPerRowBlock` workgroups, laid out by `grid2d`; the shader
+ * recovers the linear workgroup id as `wid.x + wid.y * nwg.x` and must ignore ids past the
+ * total. Binding 0 is `var<uniform> R: vec4<u32>` (R.x = rows); storage bindings follow
+ * from 1 in `bindings(spec)` order. */
+export interface WgslKernel {
+  code: string;
+  entryPoint: string;
+  rowsPerGroup: number;
+  groupsPerRowBlock: number;
+}
+
+/** Workgroup count for a dispatch, split over x/y so that no dimension exceeds `maxPerDim`. */
+export function workgroupCount(
+  k: { rowsPerGroup: number; groupsPerRowBlock: number },
+  rows: number,
+  maxPerDim = 65535,
+): [number, number, number] {
+  const total = Math.ceil(rows / k.rowsPerGroup) * k.groupsPerRowBlock;
+  if (total <= maxPerDim) return [Math.max(total, 1), 1, 1];
+  const x = maxPerDim;
+  return [x, Math.ceil(total / x), 1];
+}
+
+/** A CPU kernel: `run(buffers, R)` with buffers in `bindings(spec)` order. */
+export type CpuKernel = (buffers: ArrayBuffer[], rows: number) => void;
