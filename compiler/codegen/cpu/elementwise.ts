@@ -1,0 +1,36 @@
+/**
+ * CPU elementwise kernels: `add` and `silu_mul` (out = silu(gate) * up on a fused [R, 2I] input).
+ * @module
+ */
+import type { CpuKernel, KernelSpec } from "../contract.ts";
+
+type AddSpec = Extract<KernelSpec, { op: "add" }>;
+type SiluMulSpec = Extract<KernelSpec, { op: "silu_mul" }>;
+
+/** The CPU kernel of an `add` spec. Bindings: a, b [R, width], out [R, width]. */
+export function addKernel(spec: AddSpec): CpuKernel {
+  const { width } = spec;
+  return (bufs, R) => {
+    const a = new Float32Array(bufs[0]); // [R, width]
+    const b = new Float32Array(bufs[1]); // [R, width]
+    const out = new Float32Array(bufs[2]); // [R, width]
+    const n = R * width;
+    for (let i = 0; i < n; i++) out[i] = a[i] + b[i];
+  };
+}
+
+/** The CPU kernel of a `silu_mul` spec. Bindings: x [R, 2I], out [R, I]. */
+export function siluMulKernel(spec: SiluMulSpec): CpuKernel {
+  const I = spec.inter;
+  return (bufs, R) => {
+    const x = new Float32Array(bufs[0]); // [R, 2I]
+    const out = new Float32Array(bufs[1]); // [R, I]
+    for (let r = 0; r < R; r++) {
+      const xo = r * 2 * I;
+      for (let i = 0; i < I; i++) {
+        const g = x[xo + i];
+        out[r * I + i] = (g / (1 + Math.exp(-g))) * x[xo + I + i];
+      }
+    }
+  };
+}

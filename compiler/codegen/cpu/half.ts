@@ -1,0 +1,44 @@
+/**
+ * IEEE half decoding for the CPU kernels: a lazily built 65536-entry table (256 KiB), so that a
+ * half is one indexed load. No runtime Float16Array is needed, so the bundle runs anywhere.
+ * @module
+ */
+
+let table: Float32Array | null = null;
+
+/** The f32 value of every half bit pattern, indexed by the pattern. */
+export function halfTable(): Float32Array {
+  if (table) return table;
+  const t = new Float32Array(65536); // [65536]
+  for (let h = 0; h < 65536; h++) {
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >> 10) & 0x1f;
+    const man = h & 0x3ff;
+    if (exp === 0) t[h] = sign * man * 2 ** -24;
+    else if (exp === 31) t[h] = man === 0 ? sign * Infinity : NaN;
+    else t[h] = sign * (1 + man / 1024) * 2 ** (exp - 15);
+  }
+  table = t;
+  return t;
+}
+
+/** A reader of element i of a dense f32 or f16 (two halves per u32, low half first) buffer. */
+export function denseReader(buf: ArrayBuffer, dtype: "f32" | "f16"): (i: number) => number {
+  if (dtype === "f32") {
+    const f = new Float32Array(buf);
+    return (i) => f[i];
+  }
+  const h = new Uint16Array(buf);
+  const t = halfTable();
+  return (i) => t[h[i]];
+}
+
+/** Decodes a whole dense f32/f16 vector of `n` elements into a new Float32Array. */
+export function denseVector(buf: ArrayBuffer, dtype: "f32" | "f16", n: number): Float32Array {
+  if (dtype === "f32") return new Float32Array(buf, 0, n).slice();
+  const h = new Uint16Array(buf, 0, n);
+  const t = halfTable();
+  const out = new Float32Array(n); // [n]
+  for (let i = 0; i < n; i++) out[i] = t[h[i]];
+  return out;
+}

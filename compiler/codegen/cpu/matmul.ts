@@ -1,0 +1,102 @@
+/**
+ * CPU matmul against a stored weight (dense f32/f16 or group-quantised), with optional bias and
+ * the "silu_mul" / "add" epilogues. Weight rows are decoded four at a time into a scratch tile
+ * (scales decoded once per group) and every activation row is dotted against the tile, so each
+ * weight byte is decoded once per dispatch and the activations are streamed N/4 times.
+ * @module
+ */
+import type { CpuKernel, KernelSpec } from "../contract.ts";
+import { denseReader } from "./half.ts";
+import { weightRows } from "./weight_rows.ts";
+
+type MatmulSpec = Extract<KernelSpec, { op: "matmul" }>;
+
+const TILE = 4;
+
+/** The CPU kernel of a `matmul` spec. Bindings: x, weight (1 or 2), [bias], [residual], out. */
+export function matmulKernel(spec: MatmulSpec): CpuKernel {
+  const { N, K, rowStart, rows, epilogue } = spec;
+  if (epilogue === "silu_mul" && (rowStart !== 0 || rows !== N || N % 2 !== 0)) {
+    throw new RangeError(
+      `matmul silu_mul needs rowStart = 0 and rows = N = 2I (got rowStart ${rowStart}, rows ${rows}, N ${N})`,
+    );
+  }
+  const dec = weightRows(spec.weight, K);
+  const S = dec.stride;
+  const tile = new Float32Array(TILE * S); // [TILE, S] decoded weight rows
+  const dots = new Float64Array(TILE); // [TILE]
+  const I = N / 2;
+
+  // Decodes up to four local weight rows into the tile (missing ones are zero).
+  function load(decode: (row: number, dst: Float32Array, off: number) => void, idx: number[]) {
+    for (let t = 0; t < TILE; t++) {
+      if (t < idx.length) decode(idx[t], tile, t * S);
+      else tile.fill(0, t * S, (t + 1) * S);
+    }
+  }
+
+  // dots[t] = x[xo .. xo+K) · tile[t]
+  function dot4(x: Float32Array, xo: number) {
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    const o1 = S, o2 = 2 * S, o3 = 3 * S;
+    for (let k = 0; k < K; k++) {
+      const xv = x[xo + k];
+      s0 += xv * tile[k];
+      s1 += xv * tile[o1 + k];
+      s2 += xv * tile[o2 + k];
+      s3 += xv * tile[o3 + k];
+    }
+    dots[0] = s0, dots[1] = s1, dots[2] = s2, dots[3] = s3;
+  }
+
+  return (bufs, R) => {
+    let b = 0;
+    const x = new Float32Array(bufs[b++]); // [R, K]
+    const decode = dec.bind(bufs.slice(b, b + dec.buffers));
+    b += dec.buffers;
+    const bias = spec.bias ? denseReader(bufs[b++], spec.bias) : null; // [N]
+    const res = epilogue === "add" ? new Float32Array(bufs[b++]) : null; // [R, N]
+    const out = new Float32Array(bufs[b]); // [R, N] or [R, I]
+    const idx: number[] = [];
+
+    if (epilogue === "silu_mul") {
+      for (let c0 = 0; c0 < I; c0 += 2) {
+        const two = c0 + 1 < I;
+        idx.length = 0;
+        idx.push(c0, I + c0);
+        if (two) idx.push(c0 + 1, I + c0 + 1);
+        load(decode, idx);
+        const bg0 = bias ? bias(c0) : 0, bu0 = bias ? bias(I + c0) : 0;
+        const bg1 = bias && two ? bias(c0 + 1) : 0, bu1 = bias && two ? bias(I + c0 + 1) : 0;
+        for (let r = 0; r < R; r++) {
+          dot4(x, r * K);
+          const g0 = dots[0] + bg0, u0 = dots[1] + bu0;
+          out[r * I + c0] = (g0 / (1 + Math.exp(-g0))) * u0;
+          if (two) {
+            const g1 = dots[2] + bg1, u1 = dots[3] + bu1;
+            out[r * I + c0 + 1] = (g1 / (1 + Math.exp(-g1))) * u1;
+          }
+        }
+      }
+      return;
+    }
+
+    for (let c0 = 0; c0 < rows; c0 += TILE) {
+      const n = Math.min(TILE, rows - c0);
+      idx.length = 0;
+      for (let t = 0; t < n; t++) idx.push(c0 + t);
+      load(decode, idx);
+      for (let r = 0; r < R; r++) {
+        dot4(x, r * K);
+        for (let t = 0; t < n; t++) {
+          const col = rowStart + c0 + t;
+          const o = r * N + col;
+          let v = dots[t];
+          if (bias) v += bias(col);
+          if (res) v += res[o];
+          out[o] = v;
+        }
+      }
+    }
+  };
+}

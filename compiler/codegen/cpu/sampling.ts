@@ -1,0 +1,109 @@
+/**
+ * CPU sampling kernels: `take_rows` (gather the logits rows to sample), `argmax` (lowest index
+ * wins ties), `softmax_temp` (temperature softmax; t <= 0 gives a one-hot at the argmax) and
+ * `sample_top_p` (nucleus sampling with a caller-supplied uniform u per row).
+ * @module
+ */
+import type { CpuKernel, KernelSpec } from "../contract.ts";
+
+type TakeRowsSpec = Extract<KernelSpec, { op: "take_rows" }>;
+type ArgmaxSpec = Extract<KernelSpec, { op: "argmax" }>;
+type SoftmaxTempSpec = Extract<KernelSpec, { op: "softmax_temp" }>;
+type SampleTopPSpec = Extract<KernelSpec, { op: "sample_top_p" }>;
+
+/** The CPU kernel of a `take_rows` spec. Bindings: x [*, width], idx [R], out [R, width]. */
+export function takeRowsKernel(spec: TakeRowsSpec): CpuKernel {
+  const { width } = spec;
+  return (bufs, R) => {
+    const x = new Float32Array(bufs[0]); // [*, width]
+    const idx = new Uint32Array(bufs[1]); // [R]
+    const out = new Float32Array(bufs[2]); // [R, width]
+    for (let r = 0; r < R; r++) {
+      const s = idx[r] * width;
+      if (s + width > x.length) {
+        throw new RangeError(`take_rows index ${idx[r]} is past the ${x.length / width} rows of x`);
+      }
+      out.set(x.subarray(s, s + width), r * width);
+    }
+  };
+}
+
+function argmaxRow(x: Float32Array, o: number, V: number): number {
+  let best = 0;
+  let bestV = x[o];
+  for (let c = 1; c < V; c++) {
+    if (x[o + c] > bestV) bestV = x[o + c], best = c;
+  }
+  return best;
+}
+
+/** The CPU kernel of an `argmax` spec. Bindings: x [R, V], out u32 [R]. */
+export function argmaxKernel(spec: ArgmaxSpec): CpuKernel {
+  const V = spec.vocab;
+  return (bufs, R) => {
+    const x = new Float32Array(bufs[0]); // [R, V]
+    const out = new Uint32Array(bufs[1]); // [R]
+    for (let r = 0; r < R; r++) out[r] = argmaxRow(x, r * V, V);
+  };
+}
+
+/** The CPU kernel of a `softmax_temp` spec. Bindings: x [R, V], temperature [R], out [R, V]. */
+export function softmaxTempKernel(spec: SoftmaxTempSpec): CpuKernel {
+  const V = spec.vocab;
+  return (bufs, R) => {
+    const x = new Float32Array(bufs[0]); // [R, V]
+    const temp = new Float32Array(bufs[1]); // [R]
+    const out = new Float32Array(bufs[2]); // [R, V]
+    for (let r = 0; r < R; r++) {
+      const o = r * V;
+      const t = temp[r];
+      if (!(t > 0)) {
+        const best = argmaxRow(x, o, V);
+        out.fill(0, o, o + V);
+        out[o + best] = 1;
+        continue;
+      }
+      let max = -Infinity;
+      for (let c = 0; c < V; c++) if (x[o + c] > max) max = x[o + c];
+      let sum = 0;
+      for (let c = 0; c < V; c++) {
+        const e = Math.exp((x[o + c] - max) / t);
+        out[o + c] = e;
+        sum += e;
+      }
+      for (let c = 0; c < V; c++) out[o + c] = out[o + c] / sum;
+    }
+  };
+}
+
+/** The CPU kernel of a `sample_top_p` spec. Bindings: probs [R, V], top_p [R], u [R], out u32 [R]. */
+export function sampleTopPKernel(spec: SampleTopPSpec): CpuKernel {
+  const V = spec.vocab;
+  const order = new Uint32Array(V); // [V] token ids by descending probability
+  return (bufs, R) => {
+    const probs = new Float32Array(bufs[0]); // [R, V]
+    const topP = new Float32Array(bufs[1]); // [R]
+    const u = new Float32Array(bufs[2]); // [R]
+    const out = new Uint32Array(bufs[3]); // [R]
+    for (let r = 0; r < R; r++) {
+      const o = r * V;
+      for (let c = 0; c < V; c++) order[c] = c;
+      order.sort((a, b) => probs[o + b] - probs[o + a] || a - b);
+      let kept = 0, mass = 0;
+      while (kept < V) {
+        mass += probs[o + order[kept++]];
+        if (mass >= topP[r]) break;
+      }
+      const threshold = u[r] * mass;
+      let cum = 0, pick = order[kept - 1];
+      for (let i = 0; i < kept; i++) {
+        cum += probs[o + order[i]];
+        if (cum > threshold) {
+          pick = order[i];
+          break;
+        }
+      }
+      out[r] = pick;
+    }
+  };
+}
