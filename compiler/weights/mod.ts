@@ -18,3 +18,12 @@ export {
   type SafetensorsTensor,
   writeSafetensors,
 } from "./safetensors_write.ts";
+export {
+  openTensorCache,
+  TENSOR_CACHE_DTYPE_SIZES,
+  type TensorCache,
+  type TensorCacheJson,
+  type TensorCacheRecord,
+  type TensorCacheShard,
+} from "./tensor_cache.ts";
+export { TensorCacheWriter, type TensorCacheWriterOptions } from "./tensor_cache_write.ts";
