@@ -1,0 +1,157 @@
+/**
+ * MLC's group quantization (GroupQuantize, NK layout: q3f16_1, q4f16_1, q4f32_1), bit for bit.
+ *
+ * For a weight W [N, K] (rows are output channels; K is the reduced axis), each row is split into
+ * groups of G consecutive elements along K (the last group is padded). With maxInt = 2^(bits-1)-1
+ * and every step computed in the model dtype `md` (the scale dtype: f16 or f32), rounding after
+ * each operation as MLC's compiled TIR does:
+ *
+ *   w'     = md(w)                                  (the loader casts the weight to md first)
+ *   scale  = md(max_{k in group} |w'| / maxInt)      (padding is left out of the max)
+ *   q      = min(max(round(md(md(w' / scale) + maxInt)), 0), 2 * maxInt)
+ *            round() is half away from zero (llvm.round / CUDA roundf); a NaN (0 / 0 in an
+ *            all-zero group) becomes 0, as max(NaN, 0) selects 0 in MLC's lowering
+ *   word j of a row holds elements j*E .. j*E+E-1, element i at bits [i*bits, (i+1)*bits),
+ *   E = floor(32 / bits) (8 for int4, 10 for int3 whose top two bits stay 0); elements past K
+ *   are stored as 0 bits.
+ *   dequantized value = md((q - maxInt) * scale)
+ *
+ * Stored: `q_weight` uint32 [N, ceil(K/G) * G / E] and `q_scale` md [N, ceil(K/G)].
+ * @module
+ */
+import { type DenseDtype, groupLayout } from "../codegen/contract.ts";
+import { WeightError } from "../errors.ts";
+import { f16ToF32, f32ToF16 } from "../weights/dtype.ts";
+import type { StoredShape, StoredTensor } from "./types.ts";
+
+/** A group-quantised weight format (the "group" member of `WeightFormat`). */
+export interface GroupFormat {
+  kind: "group";
+  bits: 3 | 4;
+  groupSize: number;
+  scaleDtype: DenseDtype;
+}
+
+const scaleStored = (d: DenseDtype) => (d === "f16" ? "float16" : "float32");
+
+/** Rounds to the model dtype (the per-operation rounding of MLC's f16 / f32 arithmetic). */
+function rounder(d: DenseDtype): (x: number) => number {
+  return d === "f16" ? Math.f16round : Math.fround;
+}
+
+/** Round half away from zero (TVM's tir.round on CPU and CUDA); NaN and ±Inf pass through. */
+function roundHalfAway(x: number): number {
+  return x < 0 ? -Math.floor(-x + 0.5) : Math.floor(x + 0.5);
+}
+
+/** The tensors `quantizeGroup` produces for an [N, K] weight, without data. */
+export function groupShapes(f: GroupFormat, N: number, K: number): StoredShape[] {
+  const { groups, wordsPerRow } = groupLayout(f, K);
+  return [
+    { suffix: "q_weight", dtype: "uint32", shape: [N, wordsPerRow] },
+    { suffix: "q_scale", dtype: scaleStored(f.scaleDtype), shape: [N, groups] },
+  ];
+}
+
+/** Quantises w [N, K] (row-major) as MLC does; returns [q_weight, q_scale]. */
+export function quantizeGroup(
+  f: GroupFormat,
+  w: Float32Array, // [N, K]
+  N: number,
+  K: number,
+): StoredTensor[] {
+  const { elemsPerWord: E, groups, wordsPerRow, maxInt } = groupLayout(f, K);
+  const G = f.groupSize;
+  const md = rounder(f.scaleDtype);
+  const qMax = 2 * maxInt;
+  const words = new Uint32Array(N * wordsPerRow); // [N, wordsPerRow]
+  const scales = new Float32Array(N * groups); // [N, groups], values exact in md
+  const row = new Float64Array(K); // [K] one row in md
+  for (let n = 0; n < N; n++) {
+    for (let k = 0; k < K; k++) {
+      const v = md(w[n * K + k]);
+      if (!Number.isFinite(v)) {
+        throw new WeightError(
+          `weight element [${n}, ${k}] = ${w[n * K + k]} is not finite in ${f.scaleDtype}; ` +
+            `group quantization needs finite values (check the checkpoint, or use a f32 scheme ` +
+            `if the value overflows f16)`,
+        );
+      }
+      row[k] = v;
+    }
+    for (let g = 0; g < groups; g++) {
+      const k0 = g * G, k1 = Math.min(k0 + G, K);
+      let maxAbs = 0;
+      for (let k = k0; k < k1; k++) maxAbs = Math.max(maxAbs, Math.abs(row[k]));
+      const scale = md(maxAbs / maxInt);
+      scales[n * groups + g] = scale;
+      for (let k = k0; k < k1; k++) {
+        const r = roundHalfAway(md(md(row[k] / scale) + maxInt));
+        const lo = r > 0 ? r : 0; // NaN → 0
+        const q = lo < qMax ? lo : qMax;
+        const i = n * wordsPerRow + Math.floor(k / E);
+        words[i] = (words[i] | (q << ((k % E) * f.bits))) >>> 0;
+      }
+    }
+  }
+  const [qwShape, qsShape] = groupShapes(f, N, K);
+  const scaleBytes = f.scaleDtype === "f16" ? f32ToF16(scales) : scales;
+  return [
+    { ...qwShape, data: new Uint8Array(words.buffer) },
+    {
+      ...qsShape,
+      data: new Uint8Array(scaleBytes.buffer, scaleBytes.byteOffset, scaleBytes.byteLength),
+    },
+  ];
+}
+
+function findPart(parts: StoredTensor[], want: StoredShape): StoredTensor {
+  const p = parts.find((t) => t.suffix === want.suffix);
+  const bytesPer = want.dtype === "float16" ? 2 : 4;
+  const count = want.shape.reduce((a, b) => a * b, 1);
+  if (!p) {
+    throw new WeightError(
+      `group-quantised weight has no "${want.suffix}" tensor (got ${
+        parts.map((t) => t.suffix).join(", ") || "none"
+      }); it needs q_weight and q_scale`,
+    );
+  }
+  if (
+    p.dtype !== want.dtype || p.shape.join(",") !== want.shape.join(",") ||
+    p.data.byteLength !== count * bytesPer
+  ) {
+    throw new WeightError(
+      `"${want.suffix}" is ${p.dtype} [${p.shape}] with ${p.data.byteLength} bytes, expected ` +
+        `${want.dtype} [${want.shape}] with ${count * bytesPer} bytes; the weights were ` +
+        `quantised with another scheme or for another model shape`,
+    );
+  }
+  return p;
+}
+
+/** Dequantises [q_weight, q_scale] back to [N, K] (values exact in the model dtype). */
+export function dequantizeGroup(
+  f: GroupFormat,
+  parts: StoredTensor[],
+  N: number,
+  K: number,
+): Float32Array { // [N, K]
+  const { elemsPerWord: E, groups, wordsPerRow, maxInt } = groupLayout(f, K);
+  const [qwShape, qsShape] = groupShapes(f, N, K);
+  const qw = findPart(parts, qwShape), qs = findPart(parts, qsShape);
+  const words = new Uint32Array(qw.data.slice().buffer); // [N, wordsPerRow] (copy: alignment)
+  const sBytes = qs.data.slice().buffer;
+  const scales = f.scaleDtype === "f16" // [N, groups]
+    ? f16ToF32(new Uint16Array(sBytes))
+    : new Float32Array(sBytes);
+  const md = rounder(f.scaleDtype);
+  const mask = (1 << f.bits) - 1;
+  const out = new Float32Array(N * K); // [N, K]
+  for (let n = 0; n < N; n++) {
+    for (let k = 0; k < K; k++) {
+      const q = (words[n * wordsPerRow + Math.floor(k / E)] >>> ((k % E) * f.bits)) & mask;
+      out[n * K + k] = md((q - maxInt) * scales[n * groups + Math.floor(k / f.groupSize)]);
+    }
+  }
+  return out;
+}
