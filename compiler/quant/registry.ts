@@ -98,8 +98,7 @@ export function getQuantization(
         `use ${name.replace("_0", "_1")}`,
     );
   }
-  const scheme = SCHEMES[name];
-  if (scheme) return scheme;
+  if (Object.hasOwn(SCHEMES, name)) return SCHEMES[name];
   const why = Object.hasOwn(NOT_IMPLEMENTED, name) ? NOT_IMPLEMENTED[name] : undefined;
   if (why) throw new NotImplementedError(`quantization "${name}" ${why}`);
   throw new ConfigError(
