@@ -74,7 +74,7 @@ export type KernelSpec =
     /** Hint: the largest R this kernel will see (1 for decode: use a GEMV shape). */
     maxRows: number;
   }
-  /** Full dequantisation (O0 only): out f32[N, K] from q_weight, q_scale. */
+  /** Full dequantisation (O0 only): out f32[N, K] from q_weight, q_scale; dispatched with R = N. */
   | { op: "dequantize"; N: number; K: number; weight: WeightFormat }
   /** out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w.  Bindings: x f32[R, H], w [H], out f32[R, H]. */
   | { op: "rms_norm"; hidden: number; eps: number; weightDtype: DenseDtype }

@@ -1,0 +1,81 @@
+/**
+ * Optimisation flags: presets O0–O3 and the `k=v;…` form, switched per target as MLC's
+ * `OptimizationFlags.update()` does.
+ * @module
+ */
+import type { TargetInfo } from "../codegen/contract.ts";
+
+export interface OptimizationFlags {
+  /** Fold dequantisation into the matmul/GEMV that reads the weight. */
+  readonly fuse_dequantize_matmul: boolean;
+  /** residual add + RMSNorm in one kernel. */
+  readonly fuse_add_norm: boolean;
+  /** gate/up projection + SiLU·mul in one kernel. */
+  readonly fuse_gate_up_silu: boolean;
+  /** RoPE + KV-cache append in one kernel. */
+  readonly fuse_rope_kv_append: boolean;
+  /** Remove nodes whose outputs nobody reads. */
+  readonly dead_code_elimination: boolean;
+  /** Share temporary buffers between values whose lifetimes do not overlap. */
+  readonly memory_planning: boolean;
+  /** Let kernels use the `shader-f16` feature (WebGPU only, when the adapter has it). */
+  readonly shader_f16: boolean;
+}
+
+const ALL_ON: OptimizationFlags = {
+  fuse_dequantize_matmul: true,
+  fuse_add_norm: true,
+  fuse_gate_up_silu: true,
+  fuse_rope_kv_append: true,
+  dead_code_elimination: true,
+  memory_planning: true,
+  shader_f16: true,
+};
+
+export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", OptimizationFlags>> = {
+  O0: {
+    fuse_dequantize_matmul: false,
+    fuse_add_norm: false,
+    fuse_gate_up_silu: false,
+    fuse_rope_kv_append: false,
+    dead_code_elimination: false,
+    memory_planning: false,
+    shader_f16: false,
+  },
+  O1: {
+    ...ALL_ON,
+    fuse_add_norm: false,
+    fuse_gate_up_silu: false,
+    fuse_rope_kv_append: false,
+    shader_f16: false,
+  },
+  O2: ALL_ON,
+  O3: ALL_ON,
+};
+
+/** Parse "O2" or "fuse_add_norm=0;memory_planning=1" (on top of O2). */
+export function parseOptFlags(input: string | undefined): OptimizationFlags {
+  const s = (input ?? "O2").trim();
+  if (s in OPT_PRESETS) return OPT_PRESETS[s as keyof typeof OPT_PRESETS];
+  const out: Record<string, boolean> = { ...OPT_PRESETS.O2 };
+  for (const kv of s.split(";").filter((x) => x.trim() !== "")) {
+    const [k, v] = kv.split("=").map((x) => x.trim());
+    if (!(k in ALL_ON)) {
+      throw new TypeError(
+        `unknown optimisation flag "${k}"; use O0..O3 or k=v;… with k in ${Object.keys(ALL_ON).join(", ")}`,
+      );
+    }
+    if (!["0", "1", "true", "false"].includes(v ?? "")) {
+      throw new TypeError(`optimisation flag "${k}" must be 0/1/true/false, got "${v}"`);
+    }
+    out[k] = v === "1" || v === "true";
+  }
+  return Object.freeze(out) as unknown as OptimizationFlags;
+}
+
+/** Switch off flags that do not apply to the target. */
+export function updateForTarget(flags: OptimizationFlags, target: TargetInfo): OptimizationFlags {
+  const shader_f16 = flags.shader_f16 && target.backend === "webgpu" &&
+    target.features.includes("shader-f16");
+  return Object.freeze({ ...flags, shader_f16 });
+}

@@ -1,0 +1,15 @@
+/**
+ * The IR op set. It is the kernel contract (`../codegen/contract.ts`): every IR node is one
+ * kernel spec with its bindings, so a pass rewrites specs and a backend renders them.
+ * Groups:
+ * - gather:       embed, take_rows
+ * - linear:       matmul (+ bias / silu_mul / add epilogues), dequantize
+ * - norm:         rms_norm, add_rms_norm
+ * - elementwise:  add, silu_mul
+ * - position/kv:  rope, kv_append, rope_kv_append
+ * - attention:    attention (paged, causal, GQA, sliding window)
+ * - sampling:     argmax, softmax_temp, sample_top_p
+ * @module
+ */
+export { bindings, PAGE_SIZE } from "../codegen/contract.ts";
+export type { Binding, KernelOp, KernelSpec, WeightFormat } from "../codegen/contract.ts";

@@ -1,0 +1,46 @@
+/**
+ * What a pass is: a named rewrite of one IR function, switched by an optimisation flag.
+ * @module
+ */
+import type { ModelConfig } from "../config/model_config.ts";
+import type { OptimizationFlags } from "../config/opt_flags.ts";
+import type { TargetInfo } from "../codegen/contract.ts";
+import type { IrFunction, Node } from "../ir/graph.ts";
+
+export interface PassContext {
+  readonly config: ModelConfig;
+  readonly target: TargetInfo;
+  readonly flags: OptimizationFlags;
+}
+
+export interface Pass {
+  readonly name: string;
+  /** The flag that enables it; passes without one always run. */
+  readonly flag?: keyof OptimizationFlags;
+  run(fn: IrFunction, ctx: PassContext): IrFunction;
+}
+
+/** Indices of the nodes that read value `id` (through a read binding). */
+export function readers(fn: IrFunction, id: number): number[] {
+  const out: number[] = [];
+  fn.nodes.forEach((n, i) => {
+    for (const [name, v] of Object.entries(n.args)) {
+      if (v === id && !isWrite(n, name)) out.push(i);
+    }
+  });
+  return out;
+}
+
+const WRITES = new Set(["out", "sum", "cache", "q_out"]);
+
+/** Whether binding `name` of a node is written (the contract's read_write bindings). */
+export function isWrite(node: Node, name: string): boolean {
+  if (name === "cache") return node.spec.op === "kv_append" || node.spec.op === "rope_kv_append";
+  return WRITES.has(name);
+}
+
+/** The function with nodes at `drop` removed and `replace` applied (index → node). */
+export function rewrite(fn: IrFunction, replace: Map<number, Node>, drop: Set<number>): IrFunction {
+  const nodes = fn.nodes.flatMap((n, i) => drop.has(i) ? [] : [replace.get(i) ?? n]);
+  return { ...fn, nodes };
+}

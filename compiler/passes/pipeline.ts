@@ -1,0 +1,52 @@
+/**
+ * The optimisation pipeline, in named phases. Each phase is a list of passes; a pass runs when
+ * its flag is on (or it has none). `--debug-dump` writes the IR after every phase.
+ * @module
+ */
+import type { IrFunction } from "../ir/graph.ts";
+import { verifyFunction } from "../ir/verify.ts";
+import type { Pass, PassContext } from "./pass.ts";
+import { fuseDequantizeMatmul } from "./fuse_dequantize_matmul.ts";
+import { fuseAddNorm } from "./fuse_add_norm.ts";
+import { fuseGateUpSilu } from "./fuse_gate_up_silu.ts";
+import { fuseRopeKvAppend } from "./fuse_rope_kv_append.ts";
+import { deadCodeElimination } from "./dead_code_elimination.ts";
+import { splitLargeWeights } from "./split_large_weights.ts";
+import { memoryPlanning } from "./memory_planning.ts";
+
+export interface Phase {
+  name: string;
+  passes: Pass[];
+}
+
+export const PHASES: readonly Phase[] = [
+  // 1. Fusion: fewer dispatches, fewer intermediates.
+  { name: "fusion", passes: [fuseDequantizeMatmul, fuseAddNorm, fuseGateUpSilu, fuseRopeKvAppend] },
+  // 2. Cleanup.
+  { name: "cleanup", passes: [deadCodeElimination] },
+  // 3. Target specialisation: binding limits.
+  { name: "target", passes: [splitLargeWeights] },
+  // 4. Static memory planning within the symbolic bounds.
+  { name: "memory", passes: [memoryPlanning] },
+];
+
+/** Run every phase; `afterPhase` receives the functions after each (for --debug-dump). */
+export function runPipeline(
+  fns: IrFunction[],
+  ctx: PassContext,
+  afterPhase?: (phase: string, fns: IrFunction[]) => void,
+): IrFunction[] {
+  afterPhase?.("input", fns);
+  for (const phase of PHASES) {
+    fns = fns.map((fn) => {
+      for (const pass of phase.passes) {
+        if (pass.flag && !ctx.flags[pass.flag]) continue;
+        fn = pass.run(fn, ctx);
+        verifyFunction(fn);
+      }
+      return fn;
+    });
+    afterPhase?.(phase.name, fns);
+  }
+  return fns;
+}

@@ -1,0 +1,60 @@
+/**
+ * Targets the compiler specialises kernels for. `targetFromAdapter` reads a real adapter;
+ * `GENERIC_WEBGPU` uses the WebGPU spec's default limits, so a library compiled for it runs on
+ * any adapter (and compiling needs no GPU).
+ * @module
+ */
+import type { TargetInfo, TargetLimits } from "./codegen/contract.ts";
+
+/** The WebGPU specification's default limits. */
+export const DEFAULT_WEBGPU_LIMITS: TargetLimits = Object.freeze({
+  maxComputeWorkgroupSizeX: 256,
+  maxComputeInvocationsPerWorkgroup: 256,
+  maxComputeWorkgroupStorageSize: 16384,
+  maxComputeWorkgroupsPerDimension: 65535,
+  maxStorageBufferBindingSize: 134217728,
+  maxStorageBuffersPerShaderStage: 8,
+  minStorageBufferOffsetAlignment: 256,
+});
+
+export const GENERIC_WEBGPU: TargetInfo = Object.freeze({
+  backend: "webgpu",
+  features: [],
+  limits: DEFAULT_WEBGPU_LIMITS,
+});
+
+/** The CPU target: plain TypeScript kernels. Limits only bound buffer sizes (ArrayBuffers). */
+export const CPU_TARGET: TargetInfo = Object.freeze({
+  backend: "cpu",
+  features: [],
+  limits: { ...DEFAULT_WEBGPU_LIMITS, maxStorageBufferBindingSize: 2 ** 31 - 1 },
+});
+
+const FEATURES = ["shader-f16", "timestamp-query", "subgroups"] as GPUFeatureName[];
+
+/** The target of a real adapter: the features Kiln uses and the limits kernels depend on. */
+export function targetFromAdapter(adapter: GPUAdapter): TargetInfo {
+  const l = adapter.limits;
+  return Object.freeze({
+    backend: "webgpu" as const,
+    features: FEATURES.filter((f) => adapter.features.has(f)),
+    limits: Object.freeze({
+      maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+      maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+      maxStorageBufferBindingSize: Math.min(l.maxStorageBufferBindingSize, l.maxBufferSize),
+      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+      minStorageBufferOffsetAlignment: l.minStorageBufferOffsetAlignment,
+    }),
+  });
+}
+
+/** "cpu" | "webgpu" (generic) | "auto" (the adapter here, else CPU) | a TargetInfo. */
+export async function resolveTarget(t: TargetInfo | "auto" | "webgpu" | "cpu"): Promise<TargetInfo> {
+  if (typeof t === "object") return t;
+  if (t === "cpu") return CPU_TARGET;
+  if (t === "webgpu") return GENERIC_WEBGPU;
+  const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
+  return adapter ? targetFromAdapter(adapter) : CPU_TARGET;
+}

@@ -1,0 +1,133 @@
+/**
+ * The model runtime: a compiled library made live on a device. Uploads the params the plan
+ * binds (split weights by row range), compiles its kernels once, owns the scratch buffers
+ * (slot i is shared by every function: functions run one after another) and the per-layer
+ * paged KV cache, and runs a function by queueing its steps.
+ * @module
+ */
+import type { CpuKernel, KernelSpec } from "../compiler/codegen/contract.ts";
+import { PAGE_SIZE } from "../compiler/codegen/contract.ts";
+import type { BindRef, FunctionPlan } from "../compiler/codegen/plan.ts";
+import { evalDim, type SymVar } from "../compiler/ir/graph.ts";
+import { WeightError } from "../compiler/errors.ts";
+import type { Device, DeviceBuffer, DeviceKernel } from "./device.ts";
+import type { Library } from "./library.ts";
+import type { WeightSource } from "./weights.ts";
+
+export interface RuntimeOptions {
+  /** KV-cache pages (each holds PAGE_SIZE tokens of every layer). */
+  numPages: number;
+}
+
+type Vars = Record<SymVar, number>;
+
+export class ModelRuntime {
+  readonly #params = new Map<string, DeviceBuffer>();
+  readonly #slots: DeviceBuffer[] = [];
+  readonly kv: DeviceBuffer[] = [];
+  #kernels: DeviceKernel[] = [];
+
+  private constructor(readonly lib: Library, readonly device: Device, readonly numPages: number) {}
+
+  static async create(lib: Library, device: Device, weights: WeightSource, opts: RuntimeOptions): Promise<ModelRuntime> {
+    const rt = new ModelRuntime(lib, device, opts.numPages);
+    const { plan, metadata } = lib;
+    // Kernels: WGSL from the plan, or the bundled CPU kernel library.
+    rt.#kernels = await device.kernels(plan.kernels.map((k) => ({
+      spec: k.spec as KernelSpec,
+      source: device.backend === "webgpu" ? k.wgsl! : lib.cpuKernel!(k.spec as KernelSpec) as CpuKernel,
+    })));
+    if (device.backend === "webgpu" && plan.kernels.some((k) => !k.wgsl)) {
+      throw new TypeError("this library was compiled for the CPU target; it cannot run on WebGPU");
+    }
+    // Params: every (param, row range) a step binds.
+    const shapes = new Map(metadata.params.map((p) => [p.name, p]));
+    const wanted = new Map<string, { name: string; rowStart?: number; rows?: number }>();
+    for (const fn of Object.values(plan.functions)) {
+      for (const step of fn.steps) {
+        for (const b of step.b) if ("param" in b) wanted.set(paramKey(b), { name: b.param, rowStart: b.rowStart, rows: b.rows });
+      }
+    }
+    const byName = new Map<string, { name: string; rowStart?: number; rows?: number }[]>();
+    for (const w of wanted.values()) byName.set(w.name, [...(byName.get(w.name) ?? []), w]);
+    for (const [name, uses] of byName) {
+      const info = shapes.get(name);
+      if (!info) throw new WeightError(`the library binds param ${name} but its metadata does not list it`);
+      const data = await weights.tensor(name, info);
+      const rowBytes = data.byteLength / info.shape[0];
+      for (const u of uses) {
+        const start = (u.rowStart ?? 0) * rowBytes;
+        const end = u.rows !== undefined ? start + u.rows * rowBytes : data.byteLength;
+        const buf = device.createBuffer(end - start, paramKey(u));
+        device.write(buf, padded(data.subarray(start, end)));
+        rt.#params.set(paramKey(u), buf);
+      }
+    }
+    // KV cache: per layer [numPages, 2, kvHeads, PAGE_SIZE, headDim] f32.
+    const kv = metadata.kv_cache;
+    for (let l = 0; l < kv.layers; l++) {
+      rt.kv.push(device.createBuffer(opts.numPages * 2 * kv.kv_heads * PAGE_SIZE * kv.head_dim * 4, `kv.${l}`));
+    }
+    // Scratch slots: slot i sized for the largest use over all functions.
+    const sizes: number[] = [];
+    for (const fn of Object.values(plan.functions)) fn.slots.forEach((b, i) => (sizes[i] = Math.max(sizes[i] ?? 0, b)));
+    sizes.forEach((b, i) => rt.#slots.push(device.createBuffer(Math.max(b, 4), `slot${i}`)));
+    return rt;
+  }
+
+  fn(name: string): FunctionPlan {
+    const f = this.lib.plan.functions[name];
+    if (!f) throw new TypeError(`the library has no function "${name}"`);
+    return f;
+  }
+
+  /** Queue one call: write the inputs, then every step. `vars` gives n, s, m. */
+  run(name: string, inputs: Record<string, ArrayBufferView>, vars: Vars): void {
+    const fn = this.fn(name);
+    for (const [k, bound] of Object.entries(fn.bounds) as [SymVar, number][]) {
+      if (!(vars[k] >= 1 && vars[k] <= bound)) throw new RangeError(`${name}: ${k} = ${vars[k]} is outside [1, ${bound}]`);
+    }
+    for (const io of fn.inputs) {
+      const data = inputs[io.name];
+      if (!data) throw new TypeError(`${name}: input "${io.name}" is missing`);
+      const want = io.shape.reduce<number>((a, d) => a * (typeof d === "number" ? d : evalDim(d, vars)), 1) * 4;
+      if (data.byteLength > this.#slots[io.slot].bytes || (typeof io.shape[0] !== "number" && data.byteLength !== want)) {
+        throw new RangeError(`${name}: input "${io.name}" has ${data.byteLength} bytes, expected ${want}`);
+      }
+      this.device.write(this.#slots[io.slot], data);
+    }
+    for (const step of fn.steps) {
+      const rows = typeof step.rows === "number" ? step.rows : vars[step.rows];
+      this.device.dispatch(this.#kernels[step.k], step.b.map((b) => this.#buffer(b)), rows);
+    }
+  }
+
+  /** Read an output of the last call of `name` (`bytes` of it; default: all at the bounds). */
+  async read(name: string, output: string, bytes?: number): Promise<ArrayBuffer> {
+    const io = this.fn(name).outputs.find((o) => o.name === output);
+    if (!io) throw new TypeError(`${name} has no output "${output}"`);
+    return await this.device.read(this.#slots[io.slot], bytes);
+  }
+
+  #buffer(b: BindRef): DeviceBuffer {
+    if ("slot" in b) return this.#slots[b.slot];
+    if ("kv" in b) return this.kv[b.kv];
+    return this.#params.get(paramKey(b))!;
+  }
+
+  destroy(): void {
+    this.device.destroy();
+  }
+}
+
+function paramKey(b: { param?: string; name?: string; rowStart?: number; rows?: number }): string {
+  const name = b.param ?? b.name!;
+  return b.rows !== undefined ? `${name}#${b.rowStart}` : name;
+}
+
+function padded(data: Uint8Array): Uint8Array {
+  if (data.byteLength % 4 === 0 && data.byteOffset % 4 === 0) return data;
+  const out = new Uint8Array(Math.ceil(data.byteLength / 4) * 4);
+  out.set(data);
+  return out;
+}
