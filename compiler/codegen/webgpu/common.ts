@@ -1,0 +1,146 @@
+/**
+ * Shared pieces of the generated WGSL: binding declarations in contract order, the kernel
+ * entry point with the linear workgroup id, f16 reads through `unpack2x16float` (no
+ * `shader-f16` needed) and element access to dense or group-quantised weights.
+ * @module
+ */
+import {
+  bindings,
+  type DenseDtype,
+  groupLayout,
+  type KernelSpec,
+  type TargetInfo,
+  type WeightFormat,
+} from "../contract.ts";
+
+/** A float as a WGSL literal (full f32 precision). */
+export function lit(x: number): string {
+  if (!Number.isFinite(x)) throw new RangeError(`cannot write ${x} as a WGSL f32 literal`);
+  return Math.fround(x).toExponential(9);
+}
+
+/** Binding 0 (`R`) and every storage binding of `spec`, typed by `types[name]`. */
+export function declareBindings(spec: KernelSpec, types: Record<string, string>): string {
+  const lines = ["@group(0) @binding(0) var<uniform> R: vec4<u32>;"];
+  bindings(spec).forEach((b, i) => {
+    const type = types[b.name];
+    if (!type) throw new Error(`codegen for ${spec.op} gave no WGSL type for binding ${b.name}`);
+    const access = b.access === "read" ? "read" : "read_write";
+    lines.push(`@group(0) @binding(${i + 1}) var<storage, ${access}> ${b.name}: ${type};`);
+  });
+  return lines.join("\n");
+}
+
+/** WGSL element type of a dense buffer of `dtype` (f16 is read as packed u32 words). */
+export function denseType(dtype: DenseDtype): string {
+  return dtype === "f32" ? "array<f32>" : "array<u32>";
+}
+
+/** `fn <name>_at(i: u32) -> f32` reading element i of a dense f32 or packed-f16 buffer. */
+export function denseReader(name: string, dtype: DenseDtype): string {
+  return dtype === "f32"
+    ? `fn ${name}_at(i: u32) -> f32 { return ${name}[i]; }`
+    : `fn ${name}_at(i: u32) -> f32 { return unpack2x16float(${name}[i >> 1u])[i & 1u]; }`;
+}
+
+/**
+ * The entry point header: `wg` is the linear workgroup id (ids past the total return at once),
+ * `lid` the local invocation index. `total` is a WGSL expression in `R.x`.
+ */
+export function entry(workgroupSize: number, total: string): string {
+  return `@compute @workgroup_size(${workgroupSize})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let wg = wid.x + wid.y * nwg.x;
+  if (wg >= ${total}) { return; }`;
+}
+
+/** Workgroup count total for `rowsPerGroup` and `groupsPerRowBlock`, as WGSL. */
+export function totalGroups(rowsPerGroup: number, groupsPerRowBlock: number): string {
+  return `((R.x + ${rowsPerGroup - 1}u) / ${rowsPerGroup}u) * ${groupsPerRowBlock}u`;
+}
+
+/** Binding types for a weight of format `w`. */
+export function weightTypes(w: WeightFormat): Record<string, string> {
+  return w.kind === "dense"
+    ? { weight: denseType(w.dtype) }
+    : { q_weight: "array<u32>", q_scale: denseType(w.scaleDtype) };
+}
+
+/**
+ * `fn w_at(c: u32, k: u32) -> f32`: element (c, k) of a [rows, K] weight (c counted from the
+ * first row the binding holds). For group formats k may run to the padded K.
+ */
+export function weightReader(w: WeightFormat, K: number): string {
+  if (w.kind === "dense") {
+    return `${denseReader("weight", w.dtype)}
+fn w_at(c: u32, k: u32) -> f32 { return weight_at(c * ${K}u + k); }`;
+  }
+  const g = groupLayout(w, K);
+  const mask = (1 << w.bits) - 1;
+  return `${denseReader("q_scale", w.scaleDtype)}
+fn w_at(c: u32, k: u32) -> f32 {
+  let word = q_weight[c * ${g.wordsPerRow}u + k / ${g.elemsPerWord}u];
+  let q = (word >> ((k % ${g.elemsPerWord}u) * ${w.bits}u)) & ${mask}u;
+  return (f32(q) - ${g.maxInt}.0) * q_scale_at(c * ${g.groups}u + k / ${w.groupSize}u);
+}`;
+}
+
+/** Bytes one binding of `rows` weight rows of width K takes (the largest binding). */
+export function weightBindingBytes(w: WeightFormat, rows: number, K: number): number {
+  if (w.kind === "dense") return rows * K * (w.dtype === "f32" ? 4 : 2);
+  return rows * groupLayout(w, K).wordsPerRow * 4;
+}
+
+/** Throws when a kernel does not fit the target (bindings count, binding size, workgroup). */
+export function checkTarget(
+  spec: KernelSpec,
+  target: TargetInfo,
+  use: { workgroupSize: number; sharedBytes: number; largestBinding?: number },
+): void {
+  const l = target.limits;
+  const n = bindings(spec).length;
+  const where = `wgslKernel(${spec.op})`;
+  if (n > l.maxStorageBuffersPerShaderStage) {
+    throw new RangeError(
+      `${where}: needs ${n} storage buffers, the target allows ${l.maxStorageBuffersPerShaderStage}`,
+    );
+  }
+  if (
+    use.workgroupSize > l.maxComputeInvocationsPerWorkgroup ||
+    use.workgroupSize > l.maxComputeWorkgroupSizeX
+  ) {
+    throw new RangeError(
+      `${where}: workgroup of ${use.workgroupSize} exceeds the target's ${l.maxComputeInvocationsPerWorkgroup} invocations`,
+    );
+  }
+  if (use.sharedBytes > l.maxComputeWorkgroupStorageSize) {
+    throw new RangeError(
+      `${where}: needs ${use.sharedBytes} bytes of workgroup storage, the target allows ${l.maxComputeWorkgroupStorageSize}`,
+    );
+  }
+  if (use.largestBinding !== undefined && use.largestBinding > l.maxStorageBufferBindingSize) {
+    throw new RangeError(
+      `${where}: a weight binding of ${use.largestBinding} bytes exceeds maxStorageBufferBindingSize ${l.maxStorageBufferBindingSize}; split its rows (rowStart/rows) into smaller kernels`,
+    );
+  }
+}
+
+/** The largest power of two <= n (n >= 1). */
+export function pow2Floor(n: number): number {
+  return 2 ** Math.floor(Math.log2(Math.max(1, n)));
+}
+
+/** Threads for a one-workgroup-per-row reduction: a power of two within the target. */
+export function reductionThreads(target: TargetInfo, want = 256): number {
+  const l = target.limits;
+  return pow2Floor(Math.min(want, l.maxComputeInvocationsPerWorkgroup, l.maxComputeWorkgroupSizeX));
+}
+
+/** WGSL for a tree reduction of `arr` (workgroup array of `n` = power of two) into arr[0]. */
+export function treeReduce(arr: string, n: number, combine: (a: string, b: string) => string) {
+  return `for (var s = ${n / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) { ${arr}[lid] = ${combine(`${arr}[lid]`, `${arr}[lid + s]`)}; }
+    workgroupBarrier();
+  }`;
+}

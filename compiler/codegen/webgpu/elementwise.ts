@@ -1,0 +1,41 @@
+/**
+ * Element-wise kernels: `add` (out = a + b) and `silu_mul` (out = silu(gate) * up).
+ * Each workgroup covers 4 * threads elements of one row; loads are coalesced.
+ * @module
+ */
+import type { KernelSpec, TargetInfo, WgslKernel } from "../contract.ts";
+import { checkTarget, declareBindings, entry, reductionThreads, totalGroups } from "./common.ts";
+
+type ElementwiseSpec = Extract<KernelSpec, { op: "add" | "silu_mul" }>;
+
+/** WGSL for `add` or `silu_mul`. */
+export function elementwiseKernel(spec: ElementwiseSpec, target: TargetInfo): WgslKernel {
+  const T = reductionThreads(target, 256);
+  const perGroup = 4 * T;
+  const width = spec.op === "add" ? spec.width : spec.inter;
+  if (!(width > 0)) throw new RangeError(`${spec.op}: width ${width} must be positive`);
+  const blocks = Math.ceil(width / perGroup);
+  checkTarget(spec, target, { workgroupSize: T, sharedBytes: 0 });
+  const types: Record<string, string> = spec.op === "add"
+    ? { a: "array<f32>", b: "array<f32>", out: "array<f32>" }
+    : { x: "array<f32>", out: "array<f32>" };
+  const body = spec.op === "add"
+    ? `out[r * ${width}u + c] = a[r * ${width}u + c] + b[r * ${width}u + c];`
+    : `let g = x[r * ${2 * width}u + c];
+      let u = x[r * ${2 * width}u + ${width}u + c];
+      out[r * ${width}u + c] = g / (1.0 + exp(-g)) * u;`;
+  const code = `${declareBindings(spec, types)}
+
+${entry(T, totalGroups(1, blocks))}
+  let r = wg / ${blocks}u;
+  let c0 = (wg % ${blocks}u) * ${perGroup}u + lid;
+  for (var j = 0u; j < 4u; j++) {
+    let c = c0 + j * ${T}u;
+    if (c < ${width}u) {
+      ${body}
+    }
+  }
+}
+`;
+  return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: blocks };
+}

@@ -1,0 +1,117 @@
+/**
+ * Rotary embedding and KV-cache writes: `rope`, `kv_append`, `rope_kv_append`.
+ * One workgroup per token row. Rotation follows HF rotate_half: pairs (i, i + D/2) turn by
+ * positions[r] * invFreq[i]. The angle is reduced in turns with a split constant
+ * (hi has 12 fractional bits so position * hi is exact below 2^14), keeping sin/cos accurate
+ * for long positions.
+ * @module
+ */
+import { type KernelSpec, PAGE_SIZE, type TargetInfo, type WgslKernel } from "../contract.ts";
+import {
+  checkTarget,
+  declareBindings,
+  entry,
+  lit,
+  reductionThreads,
+  totalGroups,
+} from "./common.ts";
+
+type RopeSpec = Extract<KernelSpec, { op: "rope" | "kv_append" | "rope_kv_append" }>;
+
+/** `fn rot(p: u32, i: u32) -> vec2<f32>`: (cos, sin) of position p times invFreq[i]. */
+function rotation(invFreq: number[], headDim: number): string {
+  if (invFreq.length !== headDim / 2) {
+    throw new RangeError(
+      `rope: invFreq has ${invFreq.length} entries, expected headDim/2 = ${headDim / 2}`,
+    );
+  }
+  const turns = invFreq.map((f) => f / (2 * Math.PI));
+  const hi = turns.map((t) => Math.round(t * 4096) / 4096);
+  const lo = turns.map((t, i) => t - hi[i]);
+  const arr = (xs: number[]) => `array<f32, ${xs.length}>(${xs.map(lit).join(", ")})`;
+  return `var<private> turn_hi: array<f32, ${hi.length}> = ${arr(hi)};
+var<private> turn_lo: array<f32, ${lo.length}> = ${arr(lo)};
+fn rot(p: u32, i: u32) -> vec2<f32> {
+  let pf = f32(p);
+  var t = fract(fract(pf * turn_hi[i]) + pf * turn_lo[i]);
+  if (t > 0.5) { t = t - 1.0; }
+  let a = t * ${lit(2 * Math.PI)};
+  return vec2<f32>(cos(a), sin(a));
+}`;
+}
+
+/** WGSL for `rope`, `kv_append` or `rope_kv_append`. */
+export function ropeKernel(spec: RopeSpec, target: TargetInfo): WgslKernel {
+  const { heads: H, kvHeads: KV, headDim: D } = spec;
+  if (!(H > 0 && KV > 0 && D > 0 && D % 2 === 0 && H % KV === 0)) {
+    throw new RangeError(
+      `${spec.op}: heads ${H}, kvHeads ${KV}, headDim ${D} must be positive, D even, heads a multiple of kvHeads`,
+    );
+  }
+  const T = reductionThreads(target, 256);
+  checkTarget(spec, target, { workgroupSize: T, sharedBytes: 0 });
+  const W = (H + 2 * KV) * D; // qkv row width
+  const half = D / 2;
+  const paged = spec.op !== "rope";
+  const types: Record<string, string> = spec.op === "rope"
+    ? { x: "array<f32>", positions: "array<u32>", out: "array<f32>" }
+    : {
+      qkv: "array<f32>",
+      positions: "array<u32>",
+      tok_seq: "array<u32>",
+      page_indptr: "array<u32>",
+      page_indices: "array<u32>",
+      cache: "array<f32>",
+      q_out: "array<f32>",
+    };
+  const src = spec.op === "rope" ? "x" : "qkv";
+  // cache index of (kv part 0|1, kv head, dim) for this token: [pages, 2, KV, PAGE, D]
+  const cacheAt = (part: string, head: string, d: string) =>
+    `((page * 2u + ${part}) * ${KV * PAGE_SIZE}u + ${head} * ${PAGE_SIZE}u + slot) * ${D}u + ${d}`;
+  // Where rotated pair (i, i + D/2) of head `h` (0..H+KV: q heads then k heads) goes.
+  const store = (h: string, i: string, v: string) => {
+    if (spec.op === "rope") return `out[base + ${h} * ${D}u + ${i}] = ${v};`;
+    if (spec.op === "kv_append") return "";
+    return `if (${h} < ${H}u) { q_out[r * ${H * D}u + ${h} * ${D}u + ${i}] = ${v}; }
+        else { cache[${cacheAt("0u", `(${h} - ${H}u)`, i)}] = ${v}; }`;
+  };
+  const rotate = spec.op === "kv_append" ? "" : `
+  let nrot = ${(H + KV) * half}u;
+  for (var e = lid; e < nrot; e += ${T}u) {
+    let h = e / ${half}u;
+    let i = e % ${half}u;
+    let cs = rot(p, i);
+    let x0 = ${src}[base + h * ${D}u + i];
+    let x1 = ${src}[base + h * ${D}u + i + ${half}u];
+    ${store("h", "i", "x0 * cs.x - x1 * cs.y")}
+    ${store("h", `(i + ${half}u)`, "x1 * cs.x + x0 * cs.y")}
+  }`;
+  // Copies: v heads (rope, rope_kv_append) or k and v heads (kv_append).
+  const copyFrom = spec.op === "kv_append" ? H : H + KV;
+  const copyCount = (H + 2 * KV - copyFrom) * D;
+  const copyStore = spec.op === "rope"
+    ? `out[base + ${copyFrom * D}u + e] = ${src}[base + ${copyFrom * D}u + e];`
+    : `let hh = ${copyFrom - H}u + e / ${D}u; // 0..2KV: k heads then v heads
+    cache[${cacheAt(`(hh / ${KV}u)`, `(hh % ${KV}u)`, `(e % ${D}u)`)}] = ${src}[base + ${
+      copyFrom * D
+    }u + e];`;
+  const code = `${declareBindings(spec, types)}
+${spec.op === "kv_append" ? "" : rotation(spec.invFreq, D)}
+
+${entry(T, totalGroups(1, 1))}
+  let r = wg;
+  let base = r * ${W}u;
+  let p = positions[r];
+  ${
+    paged
+      ? `let page = page_indices[page_indptr[tok_seq[r]] + p / ${PAGE_SIZE}u];
+  let slot = p % ${PAGE_SIZE}u;`
+      : ""
+  }${rotate}
+  for (var e = lid; e < ${copyCount}u; e += ${T}u) {
+    ${copyStore}
+  }
+}
+`;
+  return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: 1 };
+}

@@ -1,0 +1,140 @@
+/**
+ * Sampling kernels: `take_rows`, `argmax`, `softmax_temp`, `sample_top_p`.
+ * Reductions run one workgroup per row through workgroup memory.
+ * @module
+ */
+import type { KernelSpec, TargetInfo, WgslKernel } from "../contract.ts";
+import {
+  checkTarget,
+  declareBindings,
+  entry,
+  reductionThreads,
+  totalGroups,
+  treeReduce,
+} from "./common.ts";
+import { topPBody } from "./top_p.ts";
+
+type SamplingSpec = Extract<
+  KernelSpec,
+  { op: "take_rows" | "argmax" | "softmax_temp" | "sample_top_p" }
+>;
+
+/** WGSL `fn argmax_row(base: u32) -> vec2<u32>`: (index, bits of the max) of a row of x. */
+export function argmaxFn(V: number, T: number): string {
+  return `var<workgroup> best_v: array<f32, ${T}>;
+var<workgroup> best_i: array<u32, ${T}>;
+fn argmax_row(base: u32, lid: u32) -> vec2<u32> {
+  var bv = bitcast<f32>(0xff800000u);
+  var bi = 0xffffffffu;
+  for (var c = lid; c < ${V}u; c += ${T}u) {
+    let v = x[base + c];
+    if (v > bv || (v == bv && c < bi)) { bv = v; bi = c; }
+  }
+  best_v[lid] = bv;
+  best_i[lid] = bi;
+  workgroupBarrier();
+  for (var s = ${T / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) {
+      let ov = best_v[lid + s];
+      let oi = best_i[lid + s];
+      if (ov > best_v[lid] || (ov == best_v[lid] && oi < best_i[lid])) {
+        best_v[lid] = ov;
+        best_i[lid] = oi;
+      }
+    }
+    workgroupBarrier();
+  }
+  let res = vec2<u32>(select(best_i[0], 0u, best_i[0] == 0xffffffffu), bitcast<u32>(best_v[0]));
+  workgroupBarrier();
+  return res;
+}`;
+}
+
+function takeRows(spec: Extract<SamplingSpec, { op: "take_rows" }>, T: number): WgslKernel {
+  const W = spec.width;
+  const perGroup = 4 * T;
+  const blocks = Math.ceil(W / perGroup);
+  const code = `${declareBindings(spec, { x: "array<f32>", idx: "array<u32>", out: "array<f32>" })}
+
+${entry(T, totalGroups(1, blocks))}
+  let r = wg / ${blocks}u;
+  let src = idx[r];
+  let c0 = (wg % ${blocks}u) * ${perGroup}u + lid;
+  for (var j = 0u; j < 4u; j++) {
+    let c = c0 + j * ${T}u;
+    if (c < ${W}u) { out[r * ${W}u + c] = x[src * ${W}u + c]; }
+  }
+}
+`;
+  return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: blocks };
+}
+
+function argmax(spec: Extract<SamplingSpec, { op: "argmax" }>, T: number): WgslKernel {
+  const code = `${declareBindings(spec, { x: "array<f32>", out: "array<u32>" })}
+${argmaxFn(spec.vocab, T)}
+
+${entry(T, totalGroups(1, 1))}
+  let res = argmax_row(wg * ${spec.vocab}u, lid);
+  if (lid == 0u) { out[wg] = res.x; }
+}
+`;
+  return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: 1 };
+}
+
+function softmaxTemp(spec: Extract<SamplingSpec, { op: "softmax_temp" }>, T: number): WgslKernel {
+  const V = spec.vocab;
+  const code = `${
+    declareBindings(spec, { x: "array<f32>", temperature: "array<f32>", out: "array<f32>" })
+  }
+${argmaxFn(V, T)}
+var<workgroup> red: array<f32, ${T}>;
+
+${entry(T, totalGroups(1, 1))}
+  let base = wg * ${V}u;
+  let am = argmax_row(base, lid);
+  let mx = bitcast<f32>(am.y);
+  let t = temperature[wg];
+  let greedy = !(t > 0.0);
+  let inv_t = select(1.0 / t, 1.0, greedy);
+  var s = 0.0;
+  for (var c = lid; c < ${V}u; c += ${T}u) { s += exp((x[base + c] - mx) * inv_t); }
+  red[lid] = s;
+  workgroupBarrier();
+  ${treeReduce("red", T, (a, b) => `${a} + ${b}`)}
+  let inv_sum = 1.0 / red[0];
+  for (var c = lid; c < ${V}u; c += ${T}u) {
+    let e = exp((x[base + c] - mx) * inv_t) * inv_sum;
+    out[base + c] = select(e, select(0.0, 1.0, c == am.x), greedy);
+  }
+}
+`;
+  return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: 1 };
+}
+
+/** WGSL for the sampling ops. */
+export function samplingKernel(spec: SamplingSpec, target: TargetInfo): WgslKernel {
+  const width = spec.op === "take_rows" ? spec.width : spec.vocab;
+  if (!(width > 0)) throw new RangeError(`${spec.op}: width ${width} must be positive`);
+  const T = reductionThreads(target, 256);
+  checkTarget(spec, target, { workgroupSize: T, sharedBytes: 8 * T + 64 });
+  switch (spec.op) {
+    case "take_rows":
+      return takeRows(spec, T);
+    case "argmax":
+      return argmax(spec, T);
+    case "softmax_temp":
+      return softmaxTemp(spec, T);
+    case "sample_top_p": {
+      const code = `${
+        declareBindings(spec, {
+          probs: "array<f32>",
+          top_p: "array<f32>",
+          u: "array<f32>",
+          out: "array<u32>",
+        })
+      }
+${topPBody(spec.vocab, T)}`;
+      return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: 1 };
+    }
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * Helpers for the WebGPU kernel tests: the shared test device (null without an adapter), a
+ * seeded RNG, packing of test data into the contract's formats, a run-one-kernel helper and
+ * a max-error comparison. Test data is packed from the contract's text, not from `compiler/quant`.
+ * @module
+ */
+import { bindings, groupLayout, type KernelSpec, type WeightFormat } from "../contract.ts";
+import { f16ToF32, f32ToF16 } from "../../weights/dtype.ts";
+import { createWebGpuDevice, type WebGpuDevice } from "../../../engine/devices/webgpu.ts";
+import { wgslKernel } from "./mod.ts";
+
+/** The device the tests run on, or null (tests are then ignored). */
+export const device: WebGpuDevice | null = await createWebGpuDevice().catch(() => null);
+
+/** Seeded uniform/normal/integer draws (mulberry32). */
+export class Rng {
+  #s: number;
+  constructor(seed: number) {
+    this.#s = seed >>> 0;
+  }
+  next(): number {
+    let t = (this.#s = (this.#s + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+  normals(n: number, scale = 1): Float32Array {
+    const out = new Float32Array(n); // [n]
+    for (let i = 0; i < n; i++) {
+      out[i] = Math.sqrt(-2 * Math.log(1 - this.next())) * Math.cos(2 * Math.PI * this.next()) *
+        scale;
+    }
+    return out;
+  }
+}
+
+/** Bytes of a view in a fresh ArrayBuffer padded to 4 bytes. */
+export function buf(view: ArrayBufferView): ArrayBuffer {
+  const out = new ArrayBuffer(Math.ceil(view.byteLength / 4) * 4);
+  new Uint8Array(out).set(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+  return out;
+}
+
+/** Values rounded through f16 (what an f16 buffer of them holds). */
+export function roundF16(v: Float32Array): Float32Array {
+  return f16ToF32(f32ToF16(v));
+}
+
+/** A dense buffer of `v` in `dtype`, and the values it holds (f16-rounded when f16). */
+export function dense(
+  v: Float32Array,
+  dtype: "f32" | "f16",
+): { data: ArrayBuffer; values: Float32Array } {
+  return dtype === "f32"
+    ? { data: buf(v), values: v }
+    : { data: buf(f32ToF16(v)), values: roundF16(v) };
+}
+
+/** A random weight [N, K] in `format`: its binding buffers and dequantised values [N, K]. */
+export function randomWeight(
+  rng: Rng,
+  format: WeightFormat,
+  N: number,
+  K: number,
+): { buffers: ArrayBuffer[]; values: Float64Array } {
+  if (format.kind === "dense") {
+    const d = dense(rng.normals(N * K, 0.5), format.dtype);
+    return { buffers: [d.data], values: Float64Array.from(d.values) };
+  }
+  const { elemsPerWord: E, groups, wordsPerRow, maxInt } = groupLayout(format, K);
+  const G = format.groupSize;
+  const scale = dense(rng.normals(N * groups, 0.05), format.scaleDtype); // [N, groups]
+  const words = new Uint32Array(N * wordsPerRow); // [N, wordsPerRow]
+  const values = new Float64Array(N * K); // [N, K]
+  for (let n = 0; n < N; n++) {
+    for (let k = 0; k < groups * G; k++) {
+      const code = k < K ? rng.int(2 ** format.bits) : maxInt;
+      const wi = n * wordsPerRow + Math.floor(k / E);
+      words[wi] += code * 2 ** (format.bits * (k % E));
+      if (k < K) values[n * K + k] = (code - maxInt) * scale.values[n * groups + Math.floor(k / G)];
+    }
+  }
+  return { buffers: [buf(words), scale.data], values };
+}
+
+/**
+ * Compiles `spec` for the test device, runs it over `rows` rows with `inputs` (one buffer per
+ * binding, written bindings holding their starting contents) and returns every binding's
+ * contents afterwards.
+ */
+export async function runKernel(
+  spec: KernelSpec,
+  rows: number,
+  inputs: ArrayBuffer[],
+): Promise<ArrayBuffer[]> {
+  const dev = device!;
+  const names = bindings(spec);
+  if (inputs.length !== names.length) {
+    throw new RangeError(
+      `runKernel(${spec.op}): ${inputs.length} inputs for ${names.length} bindings`,
+    );
+  }
+  const [kernel] = await dev.kernels([{ spec, source: wgslKernel(spec, dev.target) }]);
+  const bufs = inputs.map((data, i) => {
+    const b = dev.createBuffer(data.byteLength, names[i].name);
+    if (data.byteLength > 0) dev.write(b, new Uint8Array(data));
+    return b;
+  });
+  dev.dispatch(kernel, bufs, rows);
+  const out = [];
+  for (const b of bufs) out.push(await dev.read(b));
+  for (const b of bufs) dev.release(b);
+  return out;
+}
+
+/** max |a - ref| / max |ref| (max |ref| floored at 1e-30). */
+export function relErr(a: ArrayLike<number>, ref: ArrayLike<number>): number {
+  if (a.length < ref.length) throw new RangeError(`got ${a.length} values, expected ${ref.length}`);
+  let err = 0, mag = 1e-30;
+  for (let i = 0; i < ref.length; i++) {
+    err = Math.max(err, Number.isNaN(a[i]) ? Infinity : Math.abs(a[i] - ref[i]));
+    mag = Math.max(mag, Math.abs(ref[i]));
+  }
+  return err / mag;
+}
+
+/** Throws unless relErr(actual, ref) <= tol, naming the case. */
+export function expectClose(
+  actual: ArrayLike<number>,
+  ref: ArrayLike<number>,
+  tol: number,
+  what: string,
+): void {
+  const err = relErr(actual, ref);
+  if (!(err <= tol)) throw new Error(`${what}: relative error ${err} exceeds ${tol}`);
+}

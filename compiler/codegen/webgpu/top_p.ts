@@ -1,0 +1,143 @@
+/**
+ * The body of `sample_top_p` (bindings declared by the caller). Without sorting: the order
+ * (probability descending, index ascending) is walked by bisection on the probability's bit
+ * pattern (non-negative floats order like their bits). `cross(T)` finds the element at which
+ * the cumulative mass in that order reaches T: the largest value v with mass(p >= v) >= T
+ * (or > T), then, among the ties of v in index order, the first whose addition reaches T.
+ * Step 1 finds the last kept element for top_p (and the kept mass), step 2 the sampled one
+ * for u * kept mass, clamped to the kept set. About 70 passes over the row.
+ * @module
+ */
+
+/** WGSL for the reduction helpers and entry point of `sample_top_p` over `V` with `T` threads. */
+export function topPBody(V: number, T: number): string {
+  const chunk = Math.ceil(V / T);
+  const reduceSum = (arr: string) =>
+    `workgroupBarrier();
+  for (var s = ${T / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) { ${arr}[lid] = ${arr}[lid] + ${arr}[lid + s]; }
+    workgroupBarrier();
+  }`;
+  return `var<workgroup> red: array<f32, ${T}>;
+var<workgroup> cnt: array<u32, ${T}>;
+var<workgroup> found: u32;
+
+fn max_row(base: u32, lid: u32) -> f32 {
+  var m = 0.0;
+  for (var c = lid; c < ${V}u; c += ${T}u) { m = max(m, probs[base + c]); }
+  red[lid] = m;
+  workgroupBarrier();
+  for (var s = ${T / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
+    workgroupBarrier();
+  }
+  let res = red[0];
+  workgroupBarrier();
+  return res;
+}
+
+// Mass of the elements with p >= v.
+fn mass_ge(base: u32, v: f32, lid: u32) -> f32 {
+  var m = 0.0;
+  for (var c = lid; c < ${V}u; c += ${T}u) {
+    let pv = probs[base + c];
+    if (pv >= v) { m += pv; }
+  }
+  red[lid] = m;
+  ${reduceSum("red")}
+  let res = red[0];
+  workgroupBarrier();
+  return res;
+}
+
+// (mass of the elements with p > v, count of those with p == v)
+fn mass_gt_ties(base: u32, v: f32, lid: u32) -> vec2<f32> {
+  var m = 0.0;
+  var k = 0u;
+  for (var c = lid; c < ${V}u; c += ${T}u) {
+    let pv = probs[base + c];
+    if (pv > v) { m += pv; }
+    if (pv == v) { k += 1u; }
+  }
+  red[lid] = m;
+  cnt[lid] = k;
+  ${reduceSum("red")}
+  ${reduceSum("cnt").replace("workgroupBarrier();\n", "")}
+  let res = vec2<f32>(red[0], f32(cnt[0]));
+  workgroupBarrier();
+  return res;
+}
+
+// Index of the n-th (from 1) element equal to v, in index order.
+fn nth_tie(base: u32, v: f32, n: u32, lid: u32) -> u32 {
+  let start = lid * ${chunk}u;
+  let end = min(start + ${chunk}u, ${V}u);
+  var k = 0u;
+  for (var c = start; c < end; c++) { if (probs[base + c] == v) { k += 1u; } }
+  cnt[lid] = k;
+  if (lid == 0u) { found = ${V - 1}u; }
+  workgroupBarrier();
+  if (lid == 0u) {
+    var acc = 0u;
+    for (var i = 0u; i < ${T}u; i++) { let t = cnt[i]; cnt[i] = acc; acc += t; }
+  }
+  workgroupBarrier();
+  let before = cnt[lid];
+  if (before < n && n <= before + k) {
+    var seen = before;
+    for (var c = start; c < end; c++) {
+      if (probs[base + c] == v) {
+        seen += 1u;
+        if (seen == n) { found = c; break; }
+      }
+    }
+  }
+  workgroupBarrier();
+  let res = found;
+  workgroupBarrier();
+  return res;
+}
+
+// (reached, value bits, index, kept mass bits) of the element where the mass reaches t.
+fn cross(base: u32, t: f32, strict: bool, pmax: f32, lid: u32) -> vec4<u32> {
+  let g0 = mass_ge(base, 0.0, lid);
+  let reached = select(g0 >= t, g0 > t, strict);
+  var lo = 0u;
+  var hi = bitcast<u32>(pmax) + 1u;
+  for (var it = 0u; it < 31u; it++) {
+    let mid = (lo + hi) / 2u;
+    let g = mass_ge(base, bitcast<f32>(mid), lid);
+    let ok = select(g >= t, g > t, strict);
+    lo = select(lo, mid, ok);
+    hi = select(mid, hi, ok);
+  }
+  let v = bitcast<f32>(lo);
+  let st = mass_gt_ties(base, v, lid);
+  var c = 1.0;
+  if (v > 0.0) {
+    let need = (t - st.x) / v;
+    c = select(ceil(need), floor(need) + 1.0, strict);
+  }
+  c = clamp(c, 1.0, max(st.y, 1.0));
+  let idx = nth_tie(base, v, u32(c), lid);
+  return vec4<u32>(select(0u, 1u, reached), lo, idx, bitcast<u32>(st.x + c * v));
+}
+
+@compute @workgroup_size(${T})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let wg = wid.x + wid.y * nwg.x;
+  if (wg >= R.x) { return; }
+  let base = wg * ${V}u;
+  let pmax = max_row(base, lid);
+  let total = mass_ge(base, 0.0, lid);
+  let t1 = clamp(top_p[wg], 0.0, total);
+  let e1 = cross(base, t1, false, pmax, lid);
+  let e2 = cross(base, u[wg] * bitcast<f32>(e1.w), true, pmax, lid);
+  let v1 = bitcast<f32>(e1.y);
+  let v2 = bitcast<f32>(e2.y);
+  let inside = v2 > v1 || (v2 == v1 && e2.z <= e1.z);
+  if (lid == 0u) { out[wg] = select(e1.z, e2.z, e2.x == 1u && inside); }
+}
+`;
+}

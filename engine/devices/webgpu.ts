@@ -1,0 +1,317 @@
+/**
+ * The WebGPU device: runs generated WGSL kernels on a real GPU (or lavapipe). Dispatches are
+ * recorded into one command encoder and compute pass until `submit()` or `read()`.
+ * @module
+ */
+import {
+  bindings,
+  type KernelSpec,
+  type TargetInfo,
+  type TargetLimits,
+  type WgslKernel,
+  workgroupCount,
+} from "../../compiler/codegen/contract.ts";
+import type { CpuKernel } from "../../compiler/codegen/contract.ts";
+import type { Device, DeviceBuffer, DeviceKernel } from "../device.ts";
+
+/** Limits that kernels and weight layout depend on; requested at the adapter's own values. */
+const LIMIT_NAMES = [
+  "maxComputeWorkgroupSizeX",
+  "maxComputeInvocationsPerWorkgroup",
+  "maxComputeWorkgroupStorageSize",
+  "maxComputeWorkgroupsPerDimension",
+  "maxStorageBufferBindingSize",
+  "maxStorageBuffersPerShaderStage",
+  "minStorageBufferOffsetAlignment",
+] as const satisfies readonly (keyof TargetLimits)[];
+
+const EXTRA_LIMITS = ["maxBufferSize", "maxComputeWorkgroupSizeY", "maxComputeWorkgroupSizeZ"];
+
+/** The target description (features, limits) the compiler specialises kernels for. */
+export function describeAdapter(adapter: GPUAdapter): TargetInfo {
+  const src = adapter.limits as unknown as Record<string, number>;
+  const limits = {} as Record<string, number>;
+  for (const name of LIMIT_NAMES) limits[name] = src[name];
+  return {
+    backend: "webgpu",
+    features: [...adapter.features].sort(),
+    limits: limits as unknown as TargetLimits,
+  };
+}
+
+/** A WebGPU device that also tells what it runs on. */
+export interface WebGpuDevice extends Device {
+  readonly backend: "webgpu";
+  /** Limits and features of the device (what `wgslKernel` takes as its target). */
+  readonly target: TargetInfo;
+  readonly gpu: GPUDevice;
+}
+
+interface GpuBuffer extends DeviceBuffer {
+  readonly id: number;
+  readonly buffer: GPUBuffer;
+}
+
+interface GpuKernel extends DeviceKernel {
+  readonly id: number;
+  readonly pipeline: GPUComputePipeline;
+  readonly layout: GPUBindGroupLayout;
+  readonly source: WgslKernel;
+}
+
+/**
+ * Opens the adapter's device with its own limits and `shader-f16` when offered; null when
+ * WebGPU or an adapter is missing.
+ */
+export async function createWebGpuDevice(
+  opts: { adapter?: GPUAdapter } = {},
+): Promise<WebGpuDevice | null> {
+  const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
+  if (!gpu && !opts.adapter) return null;
+  const adapter = opts.adapter ??
+    await gpu!.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) return null;
+  const src = adapter.limits as unknown as Record<string, number>;
+  const requiredLimits: Record<string, number> = {};
+  for (const name of [...LIMIT_NAMES, ...EXTRA_LIMITS]) {
+    if (typeof src[name] === "number") requiredLimits[name] = src[name];
+  }
+  const requiredFeatures: GPUFeatureName[] = adapter.features.has("shader-f16")
+    ? ["shader-f16"]
+    : [];
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  return new WebGpuDeviceImpl(device, describeAdapter(adapter));
+}
+
+class WebGpuDeviceImpl implements WebGpuDevice {
+  readonly backend = "webgpu" as const;
+  #nextId = 1;
+  #encoder: GPUCommandEncoder | null = null;
+  #pass: GPUComputePassEncoder | null = null;
+  /** One 16-byte uniform per distinct row count: queue writes land before any command runs. */
+  #uniforms = new Map<number, GPUBuffer>();
+  /** Bind groups per kernel id, keyed by rows and buffer ids. */
+  #groups = new Map<number, Map<string, GPUBindGroup>>();
+  #buffers = new Set<GpuBuffer>();
+  #errors: Promise<GPUError | null>[] = [];
+
+  constructor(readonly gpu: GPUDevice, readonly target: TargetInfo) {}
+
+  createBuffer(bytes: number, label: string): DeviceBuffer {
+    if (!Number.isFinite(bytes) || bytes < 0) {
+      throw new RangeError(`createBuffer("${label}"): size ${bytes} is not a non-negative number`);
+    }
+    const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+    const buffer = this.gpu.createBuffer({
+      size,
+      label,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    const b: GpuBuffer = { bytes: size, label, id: this.#nextId++, buffer };
+    this.#buffers.add(b);
+    return b;
+  }
+
+  write(buffer: DeviceBuffer, data: ArrayBufferView, byteOffset = 0): void {
+    const b = this.#own(buffer);
+    if (byteOffset % 4 !== 0) {
+      throw new RangeError(`write("${b.label}"): byteOffset ${byteOffset} is not a multiple of 4`);
+    }
+    let bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (bytes.byteLength % 4 !== 0) {
+      // Round the write up to whole words (buffers are padded to 4 bytes).
+      const padded = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+      padded.set(bytes);
+      bytes = padded;
+    }
+    if (byteOffset + bytes.byteLength > b.bytes) {
+      throw new RangeError(
+        `write("${b.label}"): ${bytes.byteLength} bytes at ${byteOffset} exceed its ${b.bytes} bytes`,
+      );
+    }
+    // Queue writes run before the pending command buffer: flush it so order is kept.
+    if (this.#encoder) this.submit();
+    this.gpu.queue.writeBuffer(b.buffer, byteOffset, bytes as Uint8Array<ArrayBuffer>);
+  }
+
+  kernel(spec: KernelSpec, source: WgslKernel | CpuKernel): DeviceKernel {
+    const { module, layout, wgsl } = this.#prepare(spec, source);
+    this.gpu.pushErrorScope("validation");
+    const pipeline = this.gpu.createComputePipeline({
+      layout: this.gpu.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: wgsl.entryPoint },
+    });
+    this.#errors.push(this.gpu.popErrorScope());
+    return { spec, id: this.#nextId++, pipeline, layout, source: wgsl } as GpuKernel;
+  }
+
+  kernels(items: { spec: KernelSpec; source: WgslKernel | CpuKernel }[]): Promise<DeviceKernel[]> {
+    return Promise.all(items.map(async ({ spec, source }) => {
+      const { module, layout, wgsl } = this.#prepare(spec, source);
+      const pipeline = await this.gpu.createComputePipelineAsync({
+        layout: this.gpu.createPipelineLayout({ bindGroupLayouts: [layout] }),
+        compute: { module, entryPoint: wgsl.entryPoint },
+      }).catch((e) => {
+        throw new Error(`kernels(): pipeline for op "${spec.op}" failed to compile: ${e}`, {
+          cause: e,
+        });
+      });
+      return { spec, id: this.#nextId++, pipeline, layout, source: wgsl } as GpuKernel;
+    }));
+  }
+
+  dispatch(kernel: DeviceKernel, buffers: DeviceBuffer[], rows: number): void {
+    const k = kernel as GpuKernel;
+    if (!k.pipeline) throw new TypeError("dispatch(): kernel was not made by this device");
+    if (!Number.isInteger(rows) || rows < 0) {
+      throw new RangeError(`dispatch(${k.spec.op}): rows ${rows} is not a non-negative integer`);
+    }
+    const expected = bindings(k.spec);
+    if (buffers.length !== expected.length) {
+      throw new RangeError(
+        `dispatch(${k.spec.op}): got ${buffers.length} buffers, expected ${expected.length} (${
+          expected.map((b) => b.name).join(", ")
+        })`,
+      );
+    }
+    const own = buffers.map((b) => this.#own(b));
+    const group = this.#bindGroup(k, own, rows);
+    if (!this.#pass) {
+      this.#encoder = this.gpu.createCommandEncoder();
+      this.#pass = this.#encoder.beginComputePass();
+    }
+    const [x, y, z] = workgroupCount(
+      k.source,
+      rows,
+      this.target.limits.maxComputeWorkgroupsPerDimension,
+    );
+    this.#pass.setPipeline(k.pipeline);
+    this.#pass.setBindGroup(0, group);
+    this.#pass.dispatchWorkgroups(x, y, z);
+  }
+
+  submit(): void {
+    if (!this.#encoder) return;
+    this.#pass!.end();
+    this.gpu.queue.submit([this.#encoder.finish()]);
+    this.#encoder = null;
+    this.#pass = null;
+  }
+
+  async read(buffer: DeviceBuffer, bytes?: number, byteOffset = 0): Promise<ArrayBuffer> {
+    const b = this.#own(buffer);
+    const n = bytes ?? b.bytes - byteOffset;
+    if (byteOffset % 4 !== 0 || byteOffset < 0 || n < 0 || byteOffset + n > b.bytes) {
+      throw new RangeError(
+        `read("${b.label}"): range [${byteOffset}, ${
+          byteOffset + n
+        }) is outside its ${b.bytes} bytes or misaligned`,
+      );
+    }
+    this.submit();
+    const size = Math.ceil(n / 4) * 4;
+    const staging = this.gpu.createBuffer({
+      size: Math.max(size, 4),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      label: `read ${b.label}`,
+    });
+    const enc = this.gpu.createCommandEncoder();
+    if (size > 0) enc.copyBufferToBuffer(b.buffer, byteOffset, staging, 0, size);
+    this.gpu.queue.submit([enc.finish()]);
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+      await this.#checkErrors();
+      return staging.getMappedRange(0, Math.max(size, 4)).slice(0, n);
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  release(buffer: DeviceBuffer): void {
+    const b = this.#own(buffer);
+    this.submit();
+    for (const groups of this.#groups.values()) {
+      for (const key of groups.keys()) {
+        if (key.split("|")[1].split(",").includes(String(b.id))) groups.delete(key);
+      }
+    }
+    this.#buffers.delete(b);
+    b.buffer.destroy();
+  }
+
+  destroy(): void {
+    this.#encoder = null;
+    this.#pass = null;
+    for (const b of this.#buffers) b.buffer.destroy();
+    for (const u of this.#uniforms.values()) u.destroy();
+    this.#buffers.clear();
+    this.#uniforms.clear();
+    this.#groups.clear();
+    this.gpu.destroy();
+  }
+
+  #own(buffer: DeviceBuffer): GpuBuffer {
+    const b = buffer as GpuBuffer;
+    if (!b.buffer || !this.#buffers.has(b)) {
+      throw new TypeError(`buffer "${buffer.label}" is not a live buffer of this device`);
+    }
+    return b;
+  }
+
+  #prepare(spec: KernelSpec, source: WgslKernel | CpuKernel) {
+    if (typeof source === "function" || typeof source?.code !== "string") {
+      throw new TypeError(`kernel(${spec.op}): the WebGPU device takes a WgslKernel source`);
+    }
+    const entries: GPUBindGroupLayoutEntry[] = [
+      { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
+      ...bindings(spec).map((b, i): GPUBindGroupLayoutEntry => ({
+        binding: i + 1,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: b.access === "read" ? "read-only-storage" : "storage" },
+      })),
+    ];
+    const layout = this.gpu.createBindGroupLayout({ entries, label: spec.op });
+    const module = this.gpu.createShaderModule({ code: source.code, label: spec.op });
+    return { module, layout, wgsl: source };
+  }
+
+  #uniform(rows: number): GPUBuffer {
+    let u = this.#uniforms.get(rows);
+    if (!u) {
+      u = this.gpu.createBuffer({
+        size: 16,
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+        label: `R=${rows}`,
+      });
+      this.gpu.queue.writeBuffer(u, 0, new Uint32Array([rows, 0, 0, 0]));
+      this.#uniforms.set(rows, u);
+    }
+    return u;
+  }
+
+  #bindGroup(k: GpuKernel, buffers: GpuBuffer[], rows: number): GPUBindGroup {
+    let groups = this.#groups.get(k.id);
+    if (!groups) this.#groups.set(k.id, groups = new Map());
+    const key = `${rows}|${buffers.map((b) => b.id).join(",")}`;
+    let group = groups.get(key);
+    if (!group) {
+      group = this.gpu.createBindGroup({
+        layout: k.layout,
+        entries: [
+          { binding: 0, resource: { buffer: this.#uniform(rows) } },
+          ...buffers.map((b, i) => ({ binding: i + 1, resource: { buffer: b.buffer } })),
+        ],
+      });
+      groups.set(key, group);
+    }
+    return group;
+  }
+
+  async #checkErrors(): Promise<void> {
+    const pending = this.#errors;
+    this.#errors = [];
+    for (const e of await Promise.all(pending)) {
+      if (e) throw new Error(`WebGPU validation error: ${e.message}`);
+    }
+  }
+}
