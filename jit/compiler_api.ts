@@ -1,0 +1,49 @@
+/**
+ * The part of `compiler/mod.ts` the JIT uses, as a type, so that a resolver can be handed the
+ * real compiler (the default) or another module with the same surface.
+ * @module
+ */
+import type { TargetInfo } from "../compiler/codegen/contract.ts";
+
+export interface CompileRequest {
+  config: string | Record<string, unknown>;
+  quantization: string;
+  modelType?: string;
+  target: TargetInfo;
+  opt?: string;
+  systemLibPrefix?: string;
+  /** Artifact folder to create: manifest.json, metadata.json, lib.js. */
+  output: string;
+  overrides?: string;
+  debugDump?: string;
+}
+
+export interface CompilerModule {
+  COMPILER_VERSION: string;
+  ARTIFACT_FORMAT_VERSION: number;
+  compile(opts: CompileRequest): Promise<{ metadata: Record<string, unknown>; output: string }>;
+  loadModelConfig(
+    modelDir: string,
+  ): Promise<{ normalized: Record<string, unknown>; format: "hf" | "mlc" }>;
+  convertWeights(opts: {
+    model: string;
+    quantization: string;
+    output: string;
+    onProgress?: (done: number, total: number, name: string) => void;
+  }): Promise<void>;
+}
+
+/** The artifact manifest the compiler writes. */
+export interface ArtifactManifest {
+  format_version: number;
+  kiln_version: string;
+  key_inputs?: Record<string, unknown>;
+  /** relative path → sha256 hex */
+  files: Record<string, string>;
+}
+
+/** Import the real compiler (`compiler/mod.ts`). */
+export async function loadCompiler(): Promise<CompilerModule> {
+  const url = new URL("../compiler/mod.ts", import.meta.url).href;
+  return (await import(url)) as CompilerModule;
+}

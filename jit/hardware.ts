@@ -1,0 +1,193 @@
+/**
+ * Hardware detection: the WebGPU adapter (or its absence) as a `Target` — the contract's
+ * `TargetInfo` (backend, features, limits) plus vendor, architecture and description — and a
+ * fingerprint of exactly the parts that change generated code, which goes into the cache key.
+ * @module
+ */
+import type { TargetInfo, TargetLimits } from "../compiler/codegen/contract.ts";
+import { canonicalJson } from "./canonical_json.ts";
+import { digestBytes } from "./digest.ts";
+import { TargetError } from "./errors.ts";
+
+/** A detected (or described) compile target. */
+export interface Target extends TargetInfo {
+  vendor: string;
+  architecture: string;
+  /** Human-readable adapter name (driver string); not part of the fingerprint. */
+  description: string;
+  /** sha256 hex of the canonical JSON of backend, vendor, architecture, features, limits. */
+  fingerprint: string;
+}
+
+/** Features Kiln's code generator looks at; others an adapter reports are ignored. */
+export const KILN_FEATURES = ["shader-f16", "subgroups", "subgroups-f16", "timestamp-query"];
+
+/** The limits kernels are specialised by (the keys of `TargetLimits`). */
+export const LIMIT_KEYS: (keyof TargetLimits)[] = [
+  "maxComputeWorkgroupSizeX",
+  "maxComputeInvocationsPerWorkgroup",
+  "maxComputeWorkgroupStorageSize",
+  "maxComputeWorkgroupsPerDimension",
+  "maxStorageBufferBindingSize",
+  "maxStorageBuffersPerShaderStage",
+  "minStorageBufferOffsetAlignment",
+];
+
+/** Limits of the CPU target: WebGPU's default limits, with bindings up to 2 GiB - 1 (typed
+ * arrays), as in compiler/target.ts. */
+const CPU_LIMITS: TargetLimits = {
+  maxComputeWorkgroupSizeX: 256,
+  maxComputeInvocationsPerWorkgroup: 256,
+  maxComputeWorkgroupStorageSize: 16384,
+  maxComputeWorkgroupsPerDimension: 65535,
+  maxStorageBufferBindingSize: 2 ** 31 - 1,
+  maxStorageBuffersPerShaderStage: 8,
+  minStorageBufferOffsetAlignment: 256,
+};
+
+/** Fingerprint of what changes generated code: backend, vendor, architecture, the Kiln-relevant
+ * features (sorted) and the kernel-relevant limits. The description (driver version) is left out. */
+export function targetFingerprint(
+  t: Pick<Target, "backend" | "vendor" | "architecture" | "features" | "limits">,
+): string {
+  const limits: Record<string, number> = {};
+  for (const k of LIMIT_KEYS) limits[k] = t.limits[k];
+  return digestBytes(
+    "sha256",
+    canonicalJson({
+      backend: t.backend,
+      vendor: t.vendor,
+      architecture: t.architecture,
+      features: t.features.filter((f) => KILN_FEATURES.includes(f)).sort(),
+      limits,
+    }),
+  );
+}
+
+/** Build a complete `Target` (features filtered and sorted, fingerprint computed). */
+export function makeTarget(
+  t: Pick<Target, "backend" | "vendor" | "architecture" | "features" | "limits"> & {
+    description?: string;
+  },
+): Target {
+  if (t.backend !== "webgpu" && t.backend !== "cpu") {
+    throw new TargetError(
+      `target backend must be "webgpu" or "cpu", got ${JSON.stringify(t.backend)}`,
+    );
+  }
+  const limits = {} as TargetLimits;
+  for (const k of LIMIT_KEYS) {
+    const v = t.limits?.[k];
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
+      throw new TargetError(
+        `target limit ${k} must be a positive number, got ${JSON.stringify(v)}`,
+      );
+    }
+    limits[k] = v;
+  }
+  const features = [...new Set(t.features.filter((f) => KILN_FEATURES.includes(f)))].sort();
+  const base = {
+    backend: t.backend,
+    vendor: String(t.vendor ?? ""),
+    architecture: String(t.architecture ?? ""),
+    features,
+    limits,
+  };
+  return { ...base, description: t.description ?? "", fingerprint: targetFingerprint(base) };
+}
+
+/** The CPU target (plain TypeScript kernels). */
+export function cpuTarget(): Target {
+  return makeTarget({
+    backend: "cpu",
+    vendor: "cpu",
+    architecture: Deno.build.arch,
+    description: `CPU (${Deno.build.os} ${Deno.build.arch})`,
+    features: [],
+    limits: CPU_LIMITS,
+  });
+}
+
+/** Describe a WebGPU adapter as a `Target`. */
+export function targetFromAdapter(adapter: GPUAdapter): Target {
+  const info = adapter.info;
+  const limits = {} as TargetLimits;
+  for (const k of LIMIT_KEYS) limits[k] = adapter.limits[k];
+  // A binding can be no larger than a buffer.
+  limits.maxStorageBufferBindingSize = Math.min(
+    adapter.limits.maxStorageBufferBindingSize,
+    adapter.limits.maxBufferSize,
+  );
+  return makeTarget({
+    backend: "webgpu",
+    vendor: info.vendor,
+    architecture: info.architecture,
+    description: [info.description, info.device].filter((s) => s && s !== "0").join(" ") ||
+      `adapter of vendor ${info.vendor}`,
+    features: [...adapter.features],
+    limits,
+  });
+}
+
+export interface DetectOptions {
+  /** "auto" (default), "webgpu" (require an adapter), "cpu", a JSON target description, or
+   * the path of a .json file holding one (to compile for another machine). */
+  target?: string;
+  /** Where one-line notices go (default: console.error). */
+  notify?: (message: string) => void;
+}
+
+/** Detect the target: request a WebGPU adapter; none → the CPU target with a one-line notice.
+ * Returns the adapter too, so the engine can create its device on the same one. */
+export async function detectTarget(
+  options: DetectOptions = {},
+): Promise<{ target: Target; adapter: GPUAdapter | null }> {
+  const spec = (options.target ?? "auto").trim();
+  const notify = options.notify ?? ((m: string) => console.error(m));
+  if (spec === "cpu") return { target: cpuTarget(), adapter: null };
+  if (spec.startsWith("{") || spec.endsWith(".json")) {
+    return { target: await describedTarget(spec), adapter: null };
+  }
+  if (spec !== "auto" && spec !== "webgpu") {
+    throw new TargetError(
+      `unknown target ${JSON.stringify(spec)}: use auto, webgpu, cpu, or a JSON target description`,
+    );
+  }
+  const adapter = (await globalThis.navigator?.gpu?.requestAdapter()) ?? null;
+  if (adapter) return { target: targetFromAdapter(adapter), adapter };
+  if (spec === "webgpu") {
+    throw new TargetError(
+      "--target webgpu was requested but no WebGPU adapter is available; install a Vulkan " +
+        "driver (e.g. mesa-vulkan-drivers) or use --target cpu",
+    );
+  }
+  notify("kiln: no WebGPU adapter found; using the CPU target (slow)");
+  return { target: cpuTarget(), adapter: null };
+}
+
+async function describedTarget(spec: string): Promise<Target> {
+  let text = spec;
+  if (!spec.startsWith("{")) {
+    try {
+      text = await Deno.readTextFile(spec);
+    } catch (e) {
+      throw new TargetError(`cannot read target description ${spec}: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+  }
+  let parsed;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new TargetError(`target description is not valid JSON: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+  if (!Array.isArray(parsed?.features) || typeof parsed?.limits !== "object") {
+    throw new TargetError(
+      "a target description needs backend, vendor, architecture, features[] and limits{}",
+    );
+  }
+  return makeTarget(parsed);
+}

@@ -1,0 +1,39 @@
+/**
+ * The JIT runtime loader: `deno run -A mod.ts --model <dir>` just works. Detect the hardware,
+ * find the compiled library in the cache or build it on demand (once, across processes), find
+ * or convert the weights, verify everything, and hand both to the engine.
+ *
+ * ```ts
+ * import { jitOptionsFromEnv, resolve } from "./jit/mod.ts";
+ * const jit = jitOptionsFromEnv(Deno.env.toObject());
+ * const r = await resolve({ model: "examples/models/tiny-llama", ...jit, onProgress: console.log });
+ * // r.lib.module: the imported lib.js; r.weights.dir: an MLC weight folder; r.adapter: the GPU
+ * ```
+ * @module
+ */
+export { resolve } from "./resolve.ts";
+export type {
+  ProgressEvent,
+  ProgressStage,
+  Resolved,
+  ResolvedLibrary,
+  ResolveOptions,
+} from "./resolve.ts";
+export { cacheRootFromEnv, JIT_POLICIES, jitOptionsFromEnv } from "./options.ts";
+export type { JitOptions, JitPolicy } from "./options.ts";
+export {
+  cpuTarget,
+  detectTarget,
+  makeTarget,
+  targetFingerprint,
+  targetFromAdapter,
+} from "./hardware.ts";
+export type { Target } from "./hardware.ts";
+export { cacheGc, cacheLs, cacheRm, cacheVerify, formatBytes, parseSize } from "./cache_admin.ts";
+export type { CacheEntryInfo } from "./cache_admin.ts";
+export { cacheKey } from "./cache_key.ts";
+export type { LibKeyInputs, WeightsKeyInputs } from "./cache_key.ts";
+export { checkMlcWeights, isMlcWeightDir } from "./mlc_weights.ts";
+export type { ResolvedWeights } from "./weights.ts";
+export { CacheMissError, IntegrityError, LockTimeoutError, TargetError } from "./errors.ts";
+export type { CompilerModule } from "./compiler_api.ts";

@@ -1,0 +1,253 @@
+/**
+ * `resolve()`: everything between a model folder and a running engine. Detect the target,
+ * key the library, find it in the cache or compile it (once, across processes), verify and
+ * import it; find or convert the weights. Reports progress events with times; used by the CLI,
+ * the engine's start-up fallback and the prewarm endpoint.
+ * @module
+ */
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { ConfigError } from "../compiler/errors.ts";
+import { cacheKey, type LibKeyInputs } from "./cache_key.ts";
+import { type CompilerModule, loadCompiler } from "./compiler_api.ts";
+import { digestFile } from "./digest.ts";
+import type { EntryEvent } from "./ensure_entry.ts";
+import { ensureEntry } from "./ensure_entry.ts";
+import { detectTarget, type Target } from "./hardware.ts";
+import type { JitPolicy } from "./options.ts";
+import { type ResolvedWeights, resolveWeights } from "./weights.ts";
+
+export type ProgressStage = "detect" | "compile" | "convert" | "load";
+
+export interface ProgressEvent {
+  stage: ProgressStage;
+  /** start/done bracket a stage (done carries `ms`); wait: another process holds the key's
+   * lock; repair: a bad entry was moved aside; progress: conversion steps. */
+  status: "start" | "done" | "wait" | "repair" | "progress";
+  message: string;
+  ms?: number;
+  key?: string;
+  done?: number;
+  total?: number;
+}
+
+export interface ResolveOptions {
+  /** Model folder: HF (config.json + safetensors) or MLC (mlc-chat-config.json + shards). */
+  model: string;
+  /** Required for HF folders; for MLC folders it must match mlc-chat-config.json (or be omitted). */
+  quantization?: string;
+  modelType?: string;
+  overrides?: string;
+  opt?: string;
+  systemLibPrefix?: string;
+  debugDump?: string;
+  /** A Target, or a `detectTarget` spec ("auto", "webgpu", "cpu", JSON). Default "auto". */
+  target?: Target | string;
+  policy?: JitPolicy;
+  cacheRoot: string;
+  /** Resolve weights too (default true). */
+  weights?: boolean;
+  /** The compiler to build with (default: compiler/mod.ts). */
+  compiler?: CompilerModule;
+  lockTimeoutMs?: number;
+  onProgress?: (e: ProgressEvent) => void;
+  /** One-line notices (no adapter → CPU). Default console.error. */
+  notify?: (message: string) => void;
+}
+
+export interface ResolvedLibrary {
+  key: string;
+  dir: string;
+  inputs: LibKeyInputs;
+  metadata: Record<string, unknown>;
+  /** The imported lib.js module. */
+  module: Record<string, unknown>;
+  origin: "cache" | "compiled";
+  bytes: number;
+}
+
+export interface Resolved {
+  target: Target;
+  /** The adapter detected (null for the CPU or a described target): create the device on it. */
+  adapter: GPUAdapter | null;
+  lib: ResolvedLibrary;
+  weights: ResolvedWeights | null;
+  timings: { detectMs: number; keyMs: number; libMs: number; importMs: number; weightsMs: number };
+}
+
+/** Resolve a model folder to an imported library and a weight folder. */
+export async function resolve(opts: ResolveOptions): Promise<Resolved> {
+  const emit = opts.onProgress ?? (() => {});
+  const policy = opts.policy ?? "ON";
+  const requestedAt = Date.now();
+
+  let t = performance.now();
+  emit({ stage: "detect", status: "start", message: "detecting hardware" });
+  const { target, adapter } = typeof opts.target === "object"
+    ? { target: opts.target, adapter: null }
+    : await detectTarget({ target: opts.target, notify: opts.notify });
+  const detectMs = performance.now() - t;
+  emit({ stage: "detect", status: "done", ms: detectMs, message: target.description });
+
+  t = performance.now();
+  const compiler = opts.compiler ?? await loadCompiler();
+  const { normalized, format } = await compiler.loadModelConfig(opts.model);
+  const quantization = await pickQuantization(opts.model, format, opts.quantization);
+  const inputs: LibKeyInputs = {
+    kind: "lib",
+    model_config: normalized,
+    model_type: opts.modelType ?? null,
+    quantization,
+    overrides: opts.overrides?.trim() || null,
+    opt: opts.opt?.trim() || null,
+    target_fingerprint: target.fingerprint,
+    system_lib_prefix: opts.systemLibPrefix ?? null,
+    compiler_version: compiler.COMPILER_VERSION,
+    artifact_format_version: compiler.ARTIFACT_FORMAT_VERSION,
+  };
+  const key = cacheKey(inputs);
+  const keyMs = performance.now() - t;
+
+  t = performance.now();
+  const entry = await ensureEntry({
+    root: opts.cacheRoot,
+    kind: "lib",
+    key,
+    inputs: inputs as unknown as Record<string, unknown>,
+    policy,
+    formatVersion: compiler.ARTIFACT_FORMAT_VERSION,
+    requestedAt,
+    lockTimeoutMs: opts.lockTimeoutMs,
+    onEvent: relay(emit, "compile", key),
+    build: async (out) => {
+      await compiler.compile({
+        config: opts.model,
+        quantization,
+        modelType: opts.modelType,
+        target,
+        opt: opts.opt,
+        systemLibPrefix: opts.systemLibPrefix,
+        output: out,
+        overrides: opts.overrides,
+        debugDump: opts.debugDump,
+      });
+    },
+    pin: async (out) => ({
+      "manifest.json": (await digestFile("sha256", join(out, "manifest.json"))).hex,
+    }),
+  });
+  const libMs = performance.now() - t;
+
+  t = performance.now();
+  const libSha = entry.manifest!.files["lib.js"];
+  const url = `${pathToFileURL(join(entry.dir, "lib.js")).href}?sha256=${libSha}`;
+  const module = await import(url) as Record<string, unknown>;
+  const metadata = JSON.parse(await Deno.readTextFile(join(entry.dir, "metadata.json")));
+  const importMs = performance.now() - t;
+  emit({
+    stage: "load",
+    status: "done",
+    ms: libMs + importMs,
+    key,
+    message: `library ${key.slice(0, 12)} ${entry.built ? "compiled" : "from cache"}, ` +
+      `verified and imported (import ${importMs.toFixed(1)} ms)`,
+  });
+
+  t = performance.now();
+  let weights: ResolvedWeights | null = null;
+  if (opts.weights !== false) {
+    weights = await resolveWeights(compiler, { modelDir: opts.model, format, quantization }, {
+      root: opts.cacheRoot,
+      policy,
+      lockTimeoutMs: opts.lockTimeoutMs,
+      onEvent: relay(emit, "convert", null),
+      onConvertProgress: (done, total, name) =>
+        emit({ stage: "convert", status: "progress", done, total, message: name }),
+    });
+    emit({
+      stage: "load",
+      status: "done",
+      ms: performance.now() - t,
+      key: weights.key ?? undefined,
+      message: `weights ${weights.origin} at ${weights.dir} verified`,
+    });
+  }
+  return {
+    target,
+    adapter,
+    lib: {
+      key,
+      dir: entry.dir,
+      inputs,
+      metadata,
+      module,
+      origin: entry.built ? "compiled" : "cache",
+      bytes: entry.bytes,
+    },
+    weights,
+    timings: { detectMs, keyMs, libMs, importMs, weightsMs: performance.now() - t },
+  };
+}
+
+async function pickQuantization(
+  model: string,
+  format: "hf" | "mlc",
+  requested: string | undefined,
+): Promise<string> {
+  if (format === "hf") {
+    if (!requested) {
+      throw new TypeError(`${model} is an HF model folder: pass a quantization (e.g. q4f16_1)`);
+    }
+    return requested;
+  }
+  const cfg = JSON.parse(await Deno.readTextFile(join(model, "mlc-chat-config.json")));
+  const q = cfg.quantization;
+  if (typeof q !== "string") {
+    throw new ConfigError(`${model}/mlc-chat-config.json has no "quantization" string`);
+  }
+  if (requested && requested !== q) {
+    throw new ConfigError(
+      `${model} holds weights quantized as ${q}, but ${requested} was requested; ` +
+        `omit the quantization or convert the HF weights for ${requested}`,
+    );
+  }
+  return q;
+}
+
+function relay(
+  emit: (e: ProgressEvent) => void,
+  stage: "compile" | "convert",
+  key: string | null,
+): (e: EntryEvent) => void {
+  const k = key ?? undefined;
+  return (e) => {
+    switch (e.type) {
+      case "build-start":
+        return emit({ stage, status: "start", key: k, message: `${stage} started` });
+      case "build-end":
+        return emit({ stage, status: "done", key: k, ms: e.ms, message: `${stage} finished` });
+      case "wait":
+        return emit({
+          stage,
+          status: "wait",
+          key: k,
+          message:
+            `waiting for pid ${e.owner.pid} (${e.owner.purpose}, since ${e.owner.acquiredAt})`,
+        });
+      case "takeover":
+        return emit({
+          stage,
+          status: "repair",
+          key: k,
+          message: `took over the lock of dead process ${e.owner?.pid ?? "?"}`,
+        });
+      case "quarantine":
+        return emit({
+          stage,
+          status: "repair",
+          key: k,
+          message: `moved a bad entry to ${e.movedTo}: ${e.problems.join("; ")}`,
+        });
+    }
+  };
+}

@@ -1,0 +1,30 @@
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { join } from "node:path";
+import { counted, makeHfModel } from "./fixture_compiler.ts";
+import { runChild } from "./child.ts";
+
+Deno.test("resolve() in 8 processes for the same missing key compiles once and loads 8 times", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kiln-jit-conc-" });
+  try {
+    const model = await makeHfModel(join(tmp, "model"));
+    const root = join(tmp, "cache");
+    const count = join(tmp, "count");
+    // The compile and the conversion each take 1.5 s, so every child arrives while one builds.
+    const runs = await Promise.all(
+      Array.from({ length: 8 }, () => runChild({ root, model, count, "delay-ms": 1500 })),
+    );
+    for (const r of runs) assertEquals([r.code, r.error], [0, undefined]);
+    assertEquals(await counted(count, "compile"), 1);
+    assertEquals(await counted(count, "convert"), 1);
+    assertEquals(new Set(runs.map((r) => r.result!.key)).size, 1);
+    assertEquals(runs.map((r) => r.result!.hello), Array(8).fill("kiln-fixture"));
+    assertEquals(runs.filter((r) => r.result!.origin === "compiled").length, 1);
+    assertEquals(runs.filter((r) => r.result!.weights === "converted").length, 1);
+    // The 7 others waited on the lock (or arrived after publication): none compiled.
+    const waited = runs.filter((r) => r.events.some((e) => e.status === "wait")).length;
+    console.log(`children that waited on the lock: ${waited}/7`);
+    assertEquals(await Array.fromAsync(Deno.readDir(join(root, "tmp"))), []);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
