@@ -64,33 +64,48 @@ export function quantizeGroup(
   const G = f.groupSize;
   const md = rounder(f.scaleDtype);
   const qMax = 2 * maxInt;
+  // Fast path: x = w/scale + maxInt in float64 rounds to the same integer as MLC's model-dtype
+  // arithmetic unless x is within the roundings' reach (< 2^-9 + 2^-8 in f16) of a half-integer;
+  // only those elements take the exact path. Values past the clamp range clamp either way.
+  const margin = f.scaleDtype === "f16" ? 2 ** -6 : 2 ** -18;
   const words = new Uint32Array(N * wordsPerRow); // [N, wordsPerRow]
   const scales = new Float32Array(N * groups); // [N, groups], values exact in md
-  const row = new Float64Array(K); // [K] one row in md
+  const cast = f.scaleDtype === "f16" ? new Float16Array(K) : null; // [K] one row in f16
   for (let n = 0; n < N; n++) {
-    for (let k = 0; k < K; k++) {
-      const v = md(w[n * K + k]);
-      if (!Number.isFinite(v)) {
-        throw new WeightError(
-          `weight element [${n}, ${k}] = ${w[n * K + k]} is not finite in ${f.scaleDtype}; ` +
-            `group quantization needs finite values (check the checkpoint, or use a f32 scheme ` +
-            `if the value overflows f16)`,
-        );
-      }
-      row[k] = v;
+    const src = w.subarray(n * K, n * K + K); // [K]
+    let row: Float16Array | Float32Array = src;
+    if (cast) {
+      cast.set(src);
+      row = cast;
     }
     for (let g = 0; g < groups; g++) {
       const k0 = g * G, k1 = Math.min(k0 + G, K);
       let maxAbs = 0;
-      for (let k = k0; k < k1; k++) maxAbs = Math.max(maxAbs, Math.abs(row[k]));
+      for (let k = k0; k < k1; k++) {
+        const v = Math.abs(row[k]);
+        if (!(v < Infinity)) {
+          throw new WeightError(
+            `weight element [${n}, ${k}] = ${src[k]} is not finite in ${f.scaleDtype}; group ` +
+              `quantization needs finite values (check the checkpoint, or use a f32 scheme if ` +
+              `the value overflows f16)`,
+          );
+        }
+        if (v > maxAbs) maxAbs = v;
+      }
       const scale = md(maxAbs / maxInt);
       scales[n * groups + g] = scale;
-      for (let k = k0; k < k1; k++) {
-        const r = roundHalfAway(md(md(row[k] / scale) + maxInt));
-        const lo = r > 0 ? r : 0; // NaN → 0
-        const q = lo < qMax ? lo : qMax;
-        const i = n * wordsPerRow + Math.floor(k / E);
-        words[i] = (words[i] | (q << ((k % E) * f.bits))) >>> 0;
+      // Word j of the row holds elements j*E .. j*E+E-1 (G is a multiple of E).
+      for (let j = k0 / E; j * E < k1; j++) {
+        let word = 0;
+        for (let i = 0, k = j * E; i < E && k < k1; i++, k++) {
+          const x = row[k] / scale + maxInt;
+          const r = Math.abs(x - Math.floor(x) - 0.5) < margin
+            ? roundHalfAway(md(md(row[k] / scale) + maxInt))
+            : Math.floor(x + 0.5);
+          const lo = r > 0 ? r : 0; // NaN (0 / 0) → 0
+          word |= (lo < qMax ? lo : qMax) << (i * f.bits);
+        }
+        words[n * wordsPerRow + j] = word >>> 0;
       }
     }
   }
@@ -147,10 +162,15 @@ export function dequantizeGroup(
   const md = rounder(f.scaleDtype);
   const mask = (1 << f.bits) - 1;
   const out = new Float32Array(N * K); // [N, K]
+  const table = new Float32Array(1 << f.bits); // value of each q in the current group
   for (let n = 0; n < N; n++) {
-    for (let k = 0; k < K; k++) {
-      const q = (words[n * wordsPerRow + Math.floor(k / E)] >>> ((k % E) * f.bits)) & mask;
-      out[n * K + k] = md((q - maxInt) * scales[n * groups + Math.floor(k / f.groupSize)]);
+    for (let g = 0; g < groups; g++) {
+      const scale = scales[n * groups + g];
+      for (let q = 0; q < table.length; q++) table[q] = md((q - maxInt) * scale);
+      for (let k = g * f.groupSize; k < Math.min((g + 1) * f.groupSize, K); k++) {
+        const q = (words[n * wordsPerRow + Math.floor(k / E)] >>> ((k % E) * f.bits)) & mask;
+        out[n * K + k] = table[q];
+      }
     }
   }
   return out;

@@ -176,3 +176,88 @@ Deno.test("groupShapes() gives MLC's q_weight / q_scale shapes", () => {
 function assert(cond: boolean, msg = "assertion failed"): void {
   if (!cond) throw new Error(msg);
 }
+
+// The step-by-step formula of MLC's TIR, one element at a time, every operation rounded to the
+// model dtype (the reference for the fast path in quantizeGroup).
+function mlcQ(wm: number, scale: number, maxInt: number, md: (x: number) => number): number {
+  const u = md(md(wm / scale) + maxInt);
+  const r = u < 0 ? -Math.floor(-u + 0.5) : Math.floor(u + 0.5);
+  const lo = Number.isNaN(r) ? 0 : Math.max(r, 0);
+  return Math.min(lo, 2 * maxInt);
+}
+
+for (const f of [Q4F16, Q3F16, Q4F32]) {
+  Deno.test(`quantizeGroup() equals MLC's step-by-step formula on every f16 value (${f.bits}-bit, ${f.scaleDtype})`, () => {
+    const md = f.scaleDtype === "f16" ? Math.f16round : Math.fround;
+    const maxInt = 2 ** (f.bits - 1) - 1;
+    const G = f.groupSize, E = Math.floor(32 / f.bits);
+    // Every finite f16 value as a weight, in groups led by a chosen maximum so that each
+    // group's scale is that maximum / maxInt; maxima span many binades, subnormals included.
+    const all = Array.from(new Float16Array(new Uint16Array(0x7C00).map((_, i) => i).buffer));
+    const maxima = [2 ** -24, 3 * 2 ** -20, 2 ** -14, 0.0123, 0.5, 1, 1.0009765625, 7, 100, 65504];
+    for (const m of maxima) {
+      const vals = all.filter((v) => v <= m).flatMap((v) => [v, -v]);
+      const perGroup = G - 1;
+      const groups = Math.ceil(vals.length / perGroup);
+      const w = new Float32Array(groups * G); // [groups, G] as one row per group
+      for (let g = 0; g < groups; g++) {
+        w[g * G] = m;
+        for (let i = 0; i < perGroup; i++) {
+          w[g * G + 1 + i] = vals[(g * perGroup + i) % vals.length];
+        }
+      }
+      const [qw, qs] = quantizeGroup(f, w, groups, G);
+      const wordArr = new Uint32Array(qw.data.slice().buffer);
+      const scaleArr = f.scaleDtype === "f16"
+        ? new Float16Array(qs.data.slice().buffer)
+        : new Float32Array(qs.data.slice().buffer);
+      const scale = md(md(m) / maxInt);
+      for (let g = 0; g < groups; g++) {
+        if (scaleArr[g] !== scale) throw new Error(`max ${m}: scale ${scaleArr[g]} != ${scale}`);
+        for (let i = 0; i < G; i++) {
+          const word = wordArr[g * (G / E) + Math.floor(i / E)];
+          const q = Math.floor(word / 2 ** ((i % E) * f.bits)) % 2 ** f.bits;
+          const want = mlcQ(md(w[g * G + i]), scale, maxInt, md);
+          if (q !== want) throw new Error(`max ${m}, w ${w[g * G + i]}: q ${q} != ${want}`);
+        }
+      }
+    }
+  });
+}
+
+for (const f of [Q4F16, Q3F16, Q4F32]) {
+  Deno.test(`quantizeGroup() equals MLC's step-by-step formula on random f32 rows (${f.bits}-bit, ${f.scaleDtype})`, () => {
+    const md = f.scaleDtype === "f16" ? Math.f16round : Math.fround;
+    const maxInt = 2 ** (f.bits - 1) - 1;
+    const G = f.groupSize, E = Math.floor(32 / f.bits);
+    let seed = 12345;
+    const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+    const N = 64, K = 50 * G + 7;
+    const w = new Float32Array(N * K); // [N, K]: magnitudes over 2^-12 .. 2^4, some exact ties
+    for (let i = 0; i < w.length; i++) {
+      const v = (rand() - 0.5) * 2 ** (Math.floor(rand() * 16) - 12);
+      w[i] = i % 11 === 0 ? Math.round(v * 64) / 128 : v;
+    }
+    const [qw, qs] = quantizeGroup(f, w, N, K);
+    const groups = Math.ceil(K / G), wordsPerRow = (groups * G) / E;
+    const words = new Uint32Array(qw.data.slice().buffer);
+    const scales = f.scaleDtype === "f16"
+      ? new Float16Array(qs.data.slice().buffer)
+      : new Float32Array(qs.data.slice().buffer);
+    for (let n = 0; n < N; n++) {
+      for (let k = 0; k < K; k++) {
+        const g = Math.floor(k / G);
+        let maxAbs = 0;
+        for (let j = g * G; j < Math.min(g * G + G, K); j++) {
+          maxAbs = Math.max(maxAbs, Math.abs(md(w[n * K + j])));
+        }
+        const scale = md(maxAbs / maxInt);
+        if (scales[n * groups + g] !== scale) throw new Error(`[${n}, group ${g}] scale`);
+        const word = words[n * wordsPerRow + Math.floor(k / E)];
+        const q = Math.floor(word / 2 ** ((k % E) * f.bits)) % 2 ** f.bits;
+        const want = mlcQ(md(w[n * K + k]), scale, maxInt, md);
+        if (q !== want) throw new Error(`[${n}, ${k}] w ${w[n * K + k]}: q ${q} != ${want}`);
+      }
+    }
+  });
+}
