@@ -36,7 +36,7 @@ export async function writeArtifact(
   for (const [name, text] of debug) all[`debug/${name}`] = text;
   await Deno.mkdir(dirname(output), { recursive: true });
   const tmp = `${output}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-  await Deno.mkdir(`${tmp}/debug`, { recursive: true });
+  await Deno.mkdir(debug.length > 0 ? `${tmp}/debug` : tmp, { recursive: true });
   try {
     const digests: Record<string, string> = {};
     for (const [name, data] of Object.entries(all)) {

@@ -69,7 +69,7 @@ export const splitLargeWeights: Pass = {
 /** Check that no temp or I/O value exceeds the binding limit (after planning). */
 export function checkBindingSizes(fn: IrFunction, limit: number): string | null {
   for (const v of fn.values) {
-    if (v.kind === "param" || v.kind === "kv") continue;
+    if (v.kind === "param" || v.kind === "kv" || v.slot === undefined) continue;
     const bytes = valueBytes(v, fn.bounds);
     if (bytes > limit) return `${fn.name}: ${v.name} needs ${bytes} bytes, over the binding limit ${limit}`;
   }

@@ -139,7 +139,7 @@ export function reductionThreads(target: TargetInfo, want = 256): number {
 
 /** WGSL for a tree reduction of `arr` (workgroup array of `n` = power of two) into arr[0]. */
 export function treeReduce(arr: string, n: number, combine: (a: string, b: string) => string) {
-  return `for (var s = ${n / 2}u; s > 0u; s = s >> 1u) {
+  return `for (var s = ${n >> 1}u; s > 0u; s = s >> 1u) {
     if (lid < s) { ${arr}[lid] = ${combine(`${arr}[lid]`, `${arr}[lid + s]`)}; }
     workgroupBarrier();
   }`;

@@ -172,7 +172,7 @@ ${entry(T, totalGroups(RB, blocks))}
   }
   for (var i = 0u; i < ${A}u; i++) { red[i * ${T}u + lid] = acc[i]; }
   workgroupBarrier();
-  for (var s = ${TPC / 2}u; s > 0u; s = s >> 1u) {
+  for (var s = ${TPC >> 1}u; s > 0u; s = s >> 1u) {
     if (t < s) {
       for (var i = 0u; i < ${A}u; i++) { red[i * ${T}u + lid] += red[i * ${T}u + lid + s]; }
     }

@@ -1,0 +1,109 @@
+import type { DenseDtype, KernelSpec, WeightFormat } from "../contract.ts";
+import { buf, dense, device, expectClose, randomWeight, Rng, runKernel } from "./test_helpers.ts";
+
+const ignore = !device;
+
+type MatmulSpec = Extract<KernelSpec, { op: "matmul" }>;
+
+/** Runs one matmul case and compares every output element with a float64 reference. */
+async function checkMatmul(rng: Rng, spec: MatmulSpec, R: number) {
+  const { N, K, rowStart, rows, epilogue } = spec;
+  const W = randomWeight(rng, spec.weight, rows, K); // [rows, K]
+  const x = rng.normals(R * K); // [R, K]
+  const bias = spec.bias ? dense(rng.normals(N), spec.bias) : null; // [N]
+  const residual = epilogue === "add" ? rng.normals(R * N) : null; // [R, N]
+  const outW = epilogue === "silu_mul" ? N / 2 : N;
+  const start = rng.normals(R * outW); // [R, outW]: columns outside the slice keep these
+  const ref = Float64Array.from(start);
+  const dot = (r: number, c: number) => {
+    let s = 0;
+    for (let k = 0; k < K; k++) s += x[r * K + k] * W.values[c * K + k];
+    return s;
+  };
+  for (let r = 0; r < R; r++) {
+    if (epilogue === "silu_mul") {
+      const I = N / 2;
+      for (let c = 0; c < I; c++) {
+        const g = dot(r, c) + (bias ? bias.values[c] : 0);
+        const u = dot(r, I + c) + (bias ? bias.values[I + c] : 0);
+        ref[r * I + c] = g / (1 + Math.exp(-g)) * u;
+      }
+      continue;
+    }
+    for (let c = 0; c < rows; c++) {
+      const o = r * N + rowStart + c;
+      ref[o] = dot(r, c) + (bias ? bias.values[rowStart + c] : 0) + (residual ? residual[o] : 0);
+    }
+  }
+  const inputs = [buf(x), ...W.buffers];
+  if (bias) inputs.push(bias.data);
+  if (residual) inputs.push(buf(residual));
+  inputs.push(buf(start));
+  const outs = await runKernel(spec, R, inputs);
+  expectClose(new Float32Array(outs.at(-1)!), ref, 2e-5, `${JSON.stringify(spec)} R=${R}`);
+}
+
+const FORMATS: WeightFormat[] = [
+  { kind: "dense", dtype: "f32" },
+  { kind: "dense", dtype: "f16" },
+  { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" },
+  { kind: "group", bits: 3, groupSize: 40, scaleDtype: "f16" },
+  { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f32" },
+];
+
+function spec(
+  weight: WeightFormat,
+  N: number,
+  K: number,
+  maxRows: number,
+  more: Partial<MatmulSpec> = {},
+): MatmulSpec {
+  return {
+    op: "matmul",
+    N,
+    K,
+    rowStart: 0,
+    rows: N,
+    weight,
+    bias: null as DenseDtype | null,
+    epilogue: "none",
+    maxRows,
+    ...more,
+  };
+}
+
+for (const [shape, maxRows, Rs] of [["GEMV", 1, [1, 3]], ["tiled", 128, [1, 70]]] as const) {
+  Deno.test({
+    name: `matmulKernel() ${shape} shape matches float64 for every weight format and ragged K`,
+    ignore,
+    fn: async () => {
+      const rng = new Rng(7);
+      for (const weight of FORMATS) {
+        for (const [N, K] of [[37, 64], [70, 131], [9, 8]]) {
+          for (const R of Rs) await checkMatmul(rng, spec(weight, N, K, maxRows), R);
+        }
+      }
+    },
+  });
+
+  Deno.test({
+    name: `matmulKernel() ${shape} shape applies bias, add and silu_mul epilogues and row slices`,
+    ignore,
+    fn: async () => {
+      const rng = new Rng(8);
+      const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
+      const f16: WeightFormat = { kind: "dense", dtype: "f16" };
+      for (const R of Rs) {
+        await checkMatmul(rng, spec(q4, 90, 96, maxRows, { bias: "f16", epilogue: "add" }), R);
+        await checkMatmul(rng, spec(f16, 66, 40, maxRows, { bias: "f32" }), R);
+        await checkMatmul(rng, spec(q4, 70, 100, maxRows, { epilogue: "silu_mul" }), R);
+        await checkMatmul(rng, spec(f16, 82, 50, maxRows, { bias: "f32", epilogue: "silu_mul" }), R);
+        await checkMatmul(
+          rng,
+          spec(q4, 100, 64, maxRows, { rowStart: 30, rows: 45, bias: "f32", epilogue: "add" }),
+          R,
+        );
+      }
+    },
+  });
+}
