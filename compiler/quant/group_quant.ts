@@ -13,8 +13,12 @@
  *            all-zero group) becomes 0, as max(NaN, 0) selects 0 in MLC's lowering
  *   word j of a row holds elements j*E .. j*E+E-1, element i at bits [i*bits, (i+1)*bits),
  *   E = floor(32 / bits) (8 for int4, 10 for int3 whose top two bits stay 0); elements past K
- *   are stored as 0 bits.
+ *   are stored as 0 bits, so they decode to -maxInt * scale, not 0: a kernel must leave k >= K
+ *   out (or multiply them by a zero-padded x).
  *   dequantized value = md((q - maxInt) * scale)
+ *
+ * The all-zero group (scale 0) stores q = 0 as MLC does on CPU (LLVM) and CUDA; its values
+ * dequantize to -0.
  *
  * Stored: `q_weight` uint32 [N, ceil(K/G) * G / E] and `q_scale` md [N, ceil(K/G)].
  * @module

@@ -7,6 +7,10 @@
  * biases always stay dense in `modelDtype`. Stored names follow MLC: a dense weight keeps
  * `<param>.weight`; a group-quantised one becomes `<prefix>.q_weight` (uint32) and
  * `<prefix>.q_scale` (model dtype), where `<prefix>` is the param name without `.weight`.
+ * In MLC's group schemes every nn.Linear is quantised (lm_head too; the only exception is an MoE
+ * router: a name ending in "gate" with at most 256 outputs) and so is the embedding; with tied
+ * embeddings lm_head has no param of its own and reuses the embedding's q_weight / q_scale.
+ * Each param is cast to the model dtype before it is quantised, as MLC's loader does.
  *
  * @example
  * ```ts
