@@ -1,0 +1,30 @@
+/**
+ * The shape of one conformance case, shared by the case lists and the suite runner.
+ * @module
+ */
+import type { KernelSpec } from "../../compiler/codegen/contract.ts";
+
+/** One dispatch to run on every backend and compare with the float64 reference. */
+export interface ConformanceCase {
+  /** Unique, says what the case covers, e.g. "matmul q3g40/f16 K=100 bias=f16 add R=37". */
+  name: string;
+  spec: KernelSpec;
+  /** The runtime row count R of the dispatch. */
+  rows: number;
+  /** One buffer per binding in `bindings(spec)` order; written bindings hold their starting
+   * contents (parts the kernel must not touch keep them). */
+  inputs: ArrayBuffer[];
+  /** Allowed max |actual - ref| over each written binding, as a fraction of max |ref| over
+   * that binding; 0 means bit-exact (copies, integer results). */
+  tol: number;
+}
+
+/** Tolerances by kind of work, as fractions of max |ref|. */
+export const TOL = {
+  /** copies, gathers, f16→f32 decoding, integer results. */
+  exact: 0,
+  /** one f32 rounding per element (group dequantisation, an add). */
+  oneRounding: 1e-6,
+  /** f32 reductions, f32 exp/sin/cos (matmul, norms, softmax, attention, rope). */
+  f32: 1e-4,
+} as const;

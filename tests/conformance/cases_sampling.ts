@@ -1,0 +1,163 @@
+/**
+ * Conformance cases of the sampling kernels: take_rows, argmax, softmax_temp, sample_top_p.
+ * Ties are planted on purpose (lowest index wins); top-p cases are drawn so that no cumulative
+ * mass lies within a margin of top_p or of u * kept_mass, so the sampled token is exact on
+ * every backend despite f32 summation order.
+ * @module
+ */
+import { type ConformanceCase, TOL } from "./case.ts";
+import { padded, Rng } from "./helpers.ts";
+import { topPRow } from "./reference.ts";
+
+/** Margin kept between any cumulative mass and the top-p / u thresholds. */
+const MARGIN = 2e-5;
+
+function takeRowsCases(rng: Rng): ConformanceCase[] {
+  return ([[100, 10, 5], [1000, 3, 1], [33, 40, 37]] as const).map(([width, M, R]) => {
+    const idx = Uint32Array.from({ length: R }, () => rng.int(M)); // [R]
+    idx[0] = M - 1;
+    if (R > 1) idx[1] = M - 1; // a repeated index
+    return {
+      name: `take_rows width=${width} from ${M} rows R=${R}`,
+      spec: { op: "take_rows", width },
+      rows: R,
+      inputs: [
+        padded(rng.normals(M * width)),
+        padded(idx),
+        padded(new Float32Array(R * width).fill(-7)),
+      ],
+      tol: TOL.exact,
+    };
+  });
+}
+
+/** R rows of V logits; row kinds: "random", "tie" (max at two indices), "flat", "last". */
+function logits(rng: Rng, V: number, kinds: string[], scale = 2): Float32Array {
+  const x = rng.normals(kinds.length * V, scale); // [R, V]
+  kinds.forEach((kind, r) => {
+    const o = r * V;
+    if (kind === "tie") {
+      const a = 1 + rng.int(V / 2 - 1), b = a + 1 + rng.int(V / 2);
+      x[o + a] = x[o + b] = 4 * scale + 1;
+    } else if (kind === "flat") {
+      x.fill(-0.5, o, o + V);
+    } else if (kind === "last") {
+      for (let c = 0; c < V; c++) x[o + c] = -Math.abs(x[o + c]) - 1;
+      x[o + V - 1] = -0.25;
+    }
+  });
+  return x;
+}
+
+function argmaxCases(rng: Rng): ConformanceCase[] {
+  return ([[1000, ["random", "tie", "flat", "last"]], [37, ["tie"]], [5000, [
+    "random",
+    "tie",
+  ]]] as const)
+    .map(([V, kinds]) => ({
+      name: `argmax V=${V} rows=${kinds.join(",")} R=${kinds.length}`,
+      spec: { op: "argmax", vocab: V },
+      rows: kinds.length,
+      inputs: [
+        padded(logits(rng, V, [...kinds])),
+        padded(new Uint32Array(kinds.length).fill(7777)),
+      ],
+      tol: TOL.exact,
+    }));
+}
+
+function softmaxCases(rng: Rng): ConformanceCase[] {
+  const table: [number, string[], number[]][] = [
+    [500, ["random", "random", "tie", "random", "last"], [1, 0.7, 0, 2, -1]],
+    [4096, ["random", "tie"], [0.5, 1.3]],
+    [64, ["flat"], [1]],
+  ];
+  return table.map(([V, kinds, temps]) => ({
+    name: `softmax_temp V=${V} t=[${temps}] R=${kinds.length}`,
+    spec: { op: "softmax_temp", vocab: V },
+    rows: kinds.length,
+    inputs: [
+      padded(logits(rng, V, kinds)),
+      padded(Float32Array.from(temps)),
+      padded(new Float32Array(kinds.length * V).fill(-7)),
+    ],
+    tol: TOL.f32,
+  }));
+}
+
+/** Probabilities (f32) of one row of logits, computed in f64. */
+function softmaxRow(x: Float32Array, o: number, V: number): Float32Array {
+  let m = -Infinity;
+  for (let c = 0; c < V; c++) m = Math.max(m, x[o + c]);
+  let z = 0;
+  for (let c = 0; c < V; c++) z += Math.exp(x[o + c] - m);
+  return Float32Array.from({ length: V }, (_, c) => Math.exp(x[o + c] - m) / z);
+}
+
+/** True when the kept set and the sampled token of this row cannot depend on rounding. */
+function clearOfBoundaries(
+  probs: Float32Array,
+  V: number,
+  r: number,
+  topP: number,
+  u: number,
+): boolean {
+  const { cumulative, mass } = topPRow(padded(probs), r, V, topP, u);
+  const row = probs.subarray(r * V, (r + 1) * V);
+  // With top_p >= 1 the last tokens' inclusion may flip with summation order: allow for it.
+  const slack = topP >= 1 ? Math.min(...row) * 2 : 0;
+  return cumulative.every((c) =>
+    (topP >= 1 || Math.abs(c - topP) > MARGIN) && Math.abs(c - u * mass) > MARGIN + slack
+  );
+}
+
+function topPCases(rng: Rng): ConformanceCase[] {
+  const table: [number, string[], number[]][] = [
+    [
+      300,
+      [
+        "random",
+        "tie",
+        "random",
+        "random",
+        "random",
+        "tie",
+        "random",
+        "random",
+        ...Array(8).fill("random"),
+      ],
+      [0.9, 0.05, 1, 0.1, 0, 0.95, 0.7, 0.3, 0.9, 0.9, 0.8, 0.6, 0.5, 1, 0.95, 0.4],
+    ],
+    [5000, ["random", "tie"], [0.8, 0.9]],
+    [17, ["random"], [0.6]],
+  ];
+  return table.map(([V, kinds, topPs]) => {
+    const R = kinds.length;
+    const x = logits(rng, V, kinds, 3);
+    const probs = new Float32Array(R * V); // [R, V]
+    for (let r = 0; r < R; r++) probs.set(softmaxRow(x, r * V, V), r * V);
+    const u = new Float32Array(R); // [R]
+    const tp = Float32Array.from(topPs); // [R]
+    for (let r = 0; r < R; r++) {
+      let tries = 0;
+      do {
+        u[r] = rng.next();
+        if (++tries % 20 === 0 && tp[r] > 0 && tp[r] < 1) tp[r] = Math.min(0.999, tp[r] + 0.013);
+        if (tries > 2000) throw new Error(`topPCases: no clear u for row ${r} of V=${V}`);
+      } while (!clearOfBoundaries(probs, V, r, tp[r], u[r]));
+    }
+    return {
+      name: `sample_top_p V=${V} top_p=[${Array.from(tp, (v) => +v.toFixed(3))}] R=${R}`,
+      spec: { op: "sample_top_p", vocab: V },
+      rows: R,
+      inputs: [padded(probs), padded(tp), padded(u), padded(new Uint32Array(R).fill(7777))],
+      tol: TOL.exact,
+    };
+  });
+}
+
+/** Cases of the sampling kernels, generated from `seed`. */
+export function samplingCases(seed: number): ConformanceCase[] {
+  const rng = new Rng(seed);
+  return [...takeRowsCases(rng), ...argmaxCases(rng), ...softmaxCases(rng), ...topPCases(rng)];
+}

@@ -1,0 +1,311 @@
+/**
+ * An independent float64 reference for every kernel of the contract: plain loops over
+ * DataView reads, f16 decoded from its IEEE formula, group-quantised codes extracted with
+ * division and modulo. Shares nothing with the backends but `bindings()` (the binding order).
+ * @module
+ */
+import {
+  bindings,
+  type KernelSpec,
+  PAGE_SIZE,
+  type WeightFormat,
+} from "../../compiler/codegen/contract.ts";
+
+/** Expected full contents of every written binding, by binding name. */
+export type RefOutputs = Record<string, Float64Array | Uint32Array>;
+
+function half(h: number): number {
+  const sign = h >= 0x8000 ? -1 : 1;
+  const exp = Math.floor(h / 1024) % 32;
+  const man = h % 1024;
+  if (exp === 0) return sign * man * 2 ** -24;
+  if (exp === 31) return man === 0 ? sign * Infinity : NaN;
+  return sign * (1 + man / 1024) * 2 ** (exp - 15);
+}
+
+const views = new WeakMap<ArrayBuffer, DataView>();
+function view(b: ArrayBuffer): DataView {
+  let v = views.get(b);
+  if (!v) views.set(b, v = new DataView(b));
+  return v;
+}
+const f32 = (b: ArrayBuffer, i: number) => view(b).getFloat32(4 * i, true);
+const u32 = (b: ArrayBuffer, i: number) => view(b).getUint32(4 * i, true);
+const dense = (b: ArrayBuffer, dtype: "f32" | "f16", i: number) =>
+  dtype === "f32" ? f32(b, i) : half(view(b).getUint16(2 * i, true));
+const silu = (g: number) => g / (1 + Math.exp(-g));
+
+/** W[n, k] of an [*, K] weight stored in `format` in `bufs` (1 buffer dense, 2 group). */
+function weightAt(f: WeightFormat, bufs: ArrayBuffer[], K: number, n: number, k: number): number {
+  if (f.kind === "dense") return dense(bufs[0], f.dtype, n * K + k);
+  const perWord = Math.floor(32 / f.bits);
+  const groups = Math.ceil(K / f.groupSize);
+  const wordsPerRow = (groups * f.groupSize) / perWord;
+  const word = u32(bufs[0], n * wordsPerRow + Math.floor(k / perWord));
+  const code = Math.floor(word / 2 ** (f.bits * (k % perWord))) % 2 ** f.bits;
+  const scale = dense(bufs[1], f.scaleDtype, n * groups + Math.floor(k / f.groupSize));
+  return (code - (2 ** (f.bits - 1) - 1)) * scale;
+}
+
+/** The expected outputs of one dispatch of `spec` over `rows` rows on `inputs` (in binding
+ * order; written bindings hold their starting contents, which untouched parts keep). */
+export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number): RefOutputs {
+  const names = bindings(spec);
+  const buf: Record<string, ArrayBuffer> = {};
+  const out: RefOutputs = {};
+  const weights: ArrayBuffer[] = [];
+  names.forEach((b, i) => {
+    buf[b.name] = inputs[i];
+    if (b.name === "weight" || b.name === "q_weight" || b.name === "q_scale") {
+      weights.push(inputs[i]);
+    }
+    if (b.access === "read_write") {
+      const n = inputs[i].byteLength / 4;
+      const isU32 = spec.op === "argmax" || spec.op === "sample_top_p";
+      out[b.name] = isU32 ? new Uint32Array(n) : new Float64Array(n);
+      for (let j = 0; j < n; j++) out[b.name][j] = isU32 ? u32(inputs[i], j) : f32(inputs[i], j);
+    }
+  });
+  const R = rows;
+  const x = (name: string, i: number) => f32(buf[name], i);
+  const ids = (name: string, i: number) => u32(buf[name], i);
+
+  switch (spec.op) {
+    case "embed": {
+      const H = spec.hidden;
+      for (let r = 0; r < R; r++) {
+        const id = ids("ids", r);
+        if (id < spec.rowStart || id >= spec.rowStart + spec.rows) continue;
+        for (let h = 0; h < H; h++) {
+          out.out[r * H + h] = weightAt(spec.weight, weights, H, id - spec.rowStart, h);
+        }
+      }
+      break;
+    }
+    case "matmul": {
+      const { N, K } = spec;
+      const y = (r: number, n: number) => { // (x W^T + bias)[r, n] for local weight row n
+        let s = 0;
+        for (let k = 0; k < K; k++) {
+          s += x("x", r * K + k) * weightAt(spec.weight, weights, K, n, k);
+        }
+        const col = spec.rowStart + n;
+        return s + (spec.bias ? dense(buf.bias, spec.bias, col) : 0);
+      };
+      for (let r = 0; r < R; r++) {
+        if (spec.epilogue === "silu_mul") {
+          const I = N / 2;
+          for (let c = 0; c < I; c++) out.out[r * I + c] = silu(y(r, c)) * y(r, I + c);
+          continue;
+        }
+        for (let c = 0; c < spec.rows; c++) {
+          const o = r * N + spec.rowStart + c;
+          out.out[o] = y(r, c) + (spec.epilogue === "add" ? x("residual", o) : 0);
+        }
+      }
+      break;
+    }
+    case "dequantize":
+      for (let n = 0; n < spec.N; n++) {
+        for (let k = 0; k < spec.K; k++) {
+          out.out[n * spec.K + k] = weightAt(spec.weight, weights, spec.K, n, k);
+        }
+      }
+      break;
+    case "rms_norm":
+    case "add_rms_norm": {
+      const H = spec.hidden;
+      for (let r = 0; r < R; r++) {
+        const v: number[] = [];
+        for (let h = 0; h < H; h++) {
+          const o = r * H + h;
+          v.push(spec.op === "rms_norm" ? x("x", o) : x("a", o) + x("b", o));
+          if (spec.op === "add_rms_norm") out.sum[o] = v[h];
+        }
+        const rms = Math.sqrt(v.reduce((s, e) => s + e * e, 0) / H + spec.eps);
+        for (let h = 0; h < H; h++) {
+          out.out[r * H + h] = (v[h] / rms) * dense(buf.w, spec.weightDtype, h);
+        }
+      }
+      break;
+    }
+    case "add":
+      for (let i = 0; i < R * spec.width; i++) out.out[i] = x("a", i) + x("b", i);
+      break;
+    case "silu_mul": {
+      const I = spec.inter;
+      for (let r = 0; r < R; r++) {
+        for (let i = 0; i < I; i++) {
+          out.out[r * I + i] = silu(x("x", r * 2 * I + i)) * x("x", r * 2 * I + I + i);
+        }
+      }
+      break;
+    }
+    case "rope":
+    case "kv_append":
+    case "rope_kv_append":
+      ropeAndAppend(spec, buf, out, R);
+      break;
+    case "attention":
+      attention(spec, buf, out, R);
+      break;
+    case "take_rows":
+      for (let r = 0; r < R; r++) {
+        for (let c = 0; c < spec.width; c++) {
+          out.out[r * spec.width + c] = x("x", ids("idx", r) * spec.width + c);
+        }
+      }
+      break;
+    case "argmax":
+      for (let r = 0; r < R; r++) out.out[r] = argmax(buf.x, r, spec.vocab);
+      break;
+    case "softmax_temp": {
+      const V = spec.vocab;
+      for (let r = 0; r < R; r++) {
+        const t = x("temperature", r);
+        if (t <= 0) {
+          const best = argmax(buf.x, r, V);
+          for (let c = 0; c < V; c++) out.out[r * V + c] = c === best ? 1 : 0;
+          continue;
+        }
+        const e: number[] = [];
+        for (let c = 0; c < V; c++) e.push(x("x", r * V + c) / t);
+        const m = Math.max(...e);
+        const z = e.reduce((s, v) => s + Math.exp(v - m), 0);
+        for (let c = 0; c < V; c++) out.out[r * V + c] = Math.exp(e[c] - m) / z;
+      }
+      break;
+    }
+    case "sample_top_p":
+      for (let r = 0; r < R; r++) {
+        const p = topPRow(buf.probs, r, spec.vocab, x("top_p", r), x("u", r));
+        out.out[r] = p.token;
+      }
+      break;
+  }
+  return out;
+}
+
+function argmax(b: ArrayBuffer, r: number, V: number): number {
+  let best = 0;
+  for (let c = 1; c < V; c++) if (f32(b, r * V + c) > f32(b, r * V + best)) best = c;
+  return best;
+}
+
+/** Top-p sampling of one row, with the cumulative masses it walked (for margin checks). */
+export function topPRow(
+  probs: ArrayBuffer,
+  r: number,
+  V: number,
+  topP: number,
+  u: number,
+): { token: number; cumulative: number[]; kept: number; mass: number } {
+  const p = Array.from({ length: V }, (_, c) => f32(probs, r * V + c));
+  const order = p.map((_, c) => c).sort((a, b) => (p[b] !== p[a] ? p[b] - p[a] : a - b));
+  const cumulative: number[] = [];
+  let mass = 0, kept = 0;
+  while (kept < V) {
+    mass += p[order[kept++]];
+    cumulative.push(mass);
+    if (mass >= topP) break;
+  }
+  let token = order[kept - 1];
+  for (let i = 0; i < kept; i++) {
+    if (cumulative[i] > u * mass) {
+      token = order[i];
+      break;
+    }
+  }
+  return { token, cumulative, kept, mass };
+}
+
+type PagedSpec = Extract<KernelSpec, { op: "rope" | "kv_append" | "rope_kv_append" | "attention" }>;
+
+/** Index of element d of (token row r, k-or-v, kv head h) in the paged cache. */
+function cacheIndex(
+  spec: PagedSpec,
+  buf: Record<string, ArrayBuffer>,
+  seq: number,
+  pos: number,
+  kv: number,
+  h: number,
+  d: number,
+) {
+  const page = u32(buf.page_indices, u32(buf.page_indptr, seq) + Math.floor(pos / PAGE_SIZE));
+  return (((page * 2 + kv) * spec.kvHeads + h) * PAGE_SIZE + (pos % PAGE_SIZE)) * spec.headDim + d;
+}
+
+function ropeAndAppend(
+  spec: Extract<KernelSpec, { op: "rope" | "kv_append" | "rope_kv_append" }>,
+  buf: Record<string, ArrayBuffer>,
+  out: RefOutputs,
+  R: number,
+) {
+  const { heads: H, kvHeads: KV, headDim: D } = spec;
+  const W = (H + 2 * KV) * D;
+  const src = spec.op === "rope" ? "x" : "qkv";
+  for (let r = 0; r < R; r++) {
+    const pos = u32(buf.positions, r);
+    const head = (hh: number): number[] => { // head hh of row r, rotated if it is q or k
+      const v = Array.from({ length: D }, (_, d) => f32(buf[src], r * W + hh * D + d));
+      if (spec.op === "kv_append" || hh >= H + KV) return v;
+      return v.map((_, d) => {
+        const i = d % (D / 2);
+        const a = pos * spec.invFreq[i];
+        return d < D / 2
+          ? v[d] * Math.cos(a) - v[d + D / 2] * Math.sin(a)
+          : v[d] * Math.cos(a) + v[d - D / 2] * Math.sin(a);
+      });
+    };
+    if (spec.op === "rope") {
+      for (let hh = 0; hh < H + 2 * KV; hh++) {
+        head(hh).forEach((v, d) => (out.out[r * W + hh * D + d] = v));
+      }
+      continue;
+    }
+    const seq = u32(buf.tok_seq, r);
+    for (let h = 0; h < KV; h++) {
+      head(H + h).forEach((v, d) => (out.cache[cacheIndex(spec, buf, seq, pos, 0, h, d)] = v));
+      head(H + KV + h).forEach((v, d) => (out.cache[cacheIndex(spec, buf, seq, pos, 1, h, d)] = v));
+    }
+    if (spec.op === "rope_kv_append") {
+      for (let h = 0; h < H; h++) head(h).forEach((v, d) => (out.q_out[r * H * D + h * D + d] = v));
+    }
+  }
+}
+
+function attention(
+  spec: Extract<KernelSpec, { op: "attention" }>,
+  buf: Record<string, ArrayBuffer>,
+  out: RefOutputs,
+  R: number,
+) {
+  const { heads: H, kvHeads: KV, headDim: D } = spec;
+  for (let r = 0; r < R; r++) {
+    const p = u32(buf.positions, r);
+    const seq = u32(buf.tok_seq, r);
+    const lo = spec.window > 0 ? Math.max(0, p - spec.window + 1) : 0;
+    for (let h = 0; h < H; h++) {
+      const kvh = Math.floor((h * KV) / H);
+      const s: number[] = [];
+      for (let j = lo; j <= p; j++) {
+        let dot = 0;
+        for (let d = 0; d < D; d++) {
+          dot += f32(buf.q, r * spec.qStride + h * D + d) *
+            f32(buf.cache, cacheIndex(spec, buf, seq, j, 0, kvh, d));
+        }
+        s.push(dot * spec.scale);
+      }
+      const m = Math.max(...s);
+      const z = s.reduce((a, v) => a + Math.exp(v - m), 0);
+      for (let d = 0; d < D; d++) {
+        let acc = 0;
+        for (let j = lo; j <= p; j++) {
+          acc += (Math.exp(s[j - lo] - m) / z) *
+            f32(buf.cache, cacheIndex(spec, buf, seq, j, 1, kvh, d));
+        }
+        out.out[r * H * D + h * D + d] = acc;
+      }
+    }
+  }
+}
