@@ -5,20 +5,24 @@
  * @module
  */
 import { cpuKernel } from "../../compiler/codegen/cpu/mod.ts";
+import { wgslKernel } from "../../compiler/codegen/webgpu/mod.ts";
 import type { Device, DeviceKernel } from "../../engine/device.ts";
 import { createCpuDevice } from "../../engine/devices/cpu.ts";
+import { createWebGpuDevice } from "../../engine/devices/webgpu.ts";
 import { type ConformanceCase, conformanceCases } from "./cases.ts";
 import { runCase } from "./suite.ts";
 
 const cases = conformanceCases();
 
-/** Registers one test per case on a device whose kernels are compiled up front. */
-function suite(
-  label: string,
-  setup: () => Promise<{ device: Device; kernels: DeviceKernel[] }>,
-  skip: string | null,
-) {
-  let ready: Promise<{ device: Device; kernels: DeviceKernel[] }> | null = null;
+interface Backend {
+  device: Device;
+  /** Compiles every case's kernel, concurrently; one case's failure does not stop the rest. */
+  kernels: Promise<PromiseSettledResult<DeviceKernel>[]>;
+}
+
+/** Registers one test per case; `open` runs on the first test, `skip` ignores them all. */
+function suite(label: string, open: () => Backend, skip: string | null) {
+  let backend: Backend | null = null;
   for (const [i, c] of cases.entries()) {
     Deno.test({
       name: `${label} kernel matches the float64 reference: ${c.name}${
@@ -28,21 +32,43 @@ function suite(
       sanitizeResources: false,
       sanitizeOps: false,
       fn: async () => {
-        ready ??= setup();
-        const { device, kernels } = await ready;
-        await runCase(device, kernels[i], c);
+        backend ??= open();
+        const k = (await backend.kernels)[i];
+        if (k.status === "rejected") throw k.reason;
+        await runCase(backend.device, k.value, c);
       },
     });
   }
 }
 
-suite("cpuKernel()", async () => {
+suite("cpuKernel()", () => {
   const device = createCpuDevice();
-  const kernels = await device.kernels(
-    cases.map((c) => ({ spec: c.spec, source: cpuKernel(c.spec) })),
+  const kernels = Promise.allSettled(
+    cases.map((c) =>
+      device.kernels([{ spec: c.spec, source: cpuKernel(c.spec) }]).then((k) => k[0])
+    ),
   );
   return { device, kernels };
 }, null);
+
+const gpu = await createWebGpuDevice().catch((e) => e as Error);
+const gpuSkip = gpu === null
+  ? "no WebGPU adapter on this machine (navigator.gpu.requestAdapter() gave none)"
+  : gpu instanceof Error
+  ? `WebGPU device could not be opened: ${gpu.message}`
+  : null;
+
+suite("wgslKernel()", () => {
+  const device = gpu as Exclude<typeof gpu, Error | null>;
+  const kernels = Promise.allSettled(
+    cases.map((c) =>
+      Promise.resolve().then(() =>
+        device.kernels([{ spec: c.spec, source: wgslKernel(c.spec, device.target) }])
+      ).then((k) => k[0])
+    ),
+  );
+  return { device, kernels };
+}, gpuSkip);
 
 Deno.test("conformanceCases() covers every kernel op", () => {
   const ops = new Set(cases.map((c: ConformanceCase) => c.spec.op));
