@@ -33,17 +33,20 @@ export const LIMIT_KEYS: (keyof TargetLimits)[] = [
   "minStorageBufferOffsetAlignment",
 ];
 
-/** Limits of the CPU target: WebGPU's default limits, with bindings up to 2 GiB - 1 (typed
- * arrays), as in compiler/target.ts. */
-const CPU_LIMITS: TargetLimits = {
+/** The WebGPU specification's default limits: every adapter offers at least these. */
+const DEFAULT_LIMITS: TargetLimits = {
   maxComputeWorkgroupSizeX: 256,
   maxComputeInvocationsPerWorkgroup: 256,
   maxComputeWorkgroupStorageSize: 16384,
   maxComputeWorkgroupsPerDimension: 65535,
-  maxStorageBufferBindingSize: 2 ** 31 - 1,
+  maxStorageBufferBindingSize: 134217728,
   maxStorageBuffersPerShaderStage: 8,
   minStorageBufferOffsetAlignment: 256,
 };
+
+/** Limits of the CPU target: the defaults, with bindings up to 2 GiB - 1 (typed arrays), as in
+ * compiler/target.ts. */
+const CPU_LIMITS: TargetLimits = { ...DEFAULT_LIMITS, maxStorageBufferBindingSize: 2 ** 31 - 1 };
 
 /** Fingerprint of what changes generated code: backend, vendor, architecture, the Kiln-relevant
  * features (sorted) and the kernel-relevant limits. The description (driver version) is left out. */
@@ -108,6 +111,18 @@ export function cpuTarget(): Target {
   });
 }
 
+/** A WebGPU target any adapter can run: no optional features, the default limits. */
+export function genericWebgpuTarget(): Target {
+  return makeTarget({
+    backend: "webgpu",
+    vendor: "generic",
+    architecture: "",
+    description: "any WebGPU adapter (default limits, no optional features)",
+    features: [],
+    limits: DEFAULT_LIMITS,
+  });
+}
+
 /** Describe a WebGPU adapter as a `Target`. */
 export function targetFromAdapter(adapter: GPUAdapter): Target {
   const info = adapter.info;
@@ -130,7 +145,8 @@ export function targetFromAdapter(adapter: GPUAdapter): Target {
 }
 
 export interface DetectOptions {
-  /** "auto" (default), "webgpu" (require an adapter), "cpu", a JSON target description, or
+  /** "auto" (default), "webgpu" (require an adapter), "webgpu-generic" (any adapter: no
+   * optional features, default limits; needs no GPU), "cpu", a JSON target description, or
    * the path of a .json file holding one (to compile for another machine). */
   target?: string;
   /** Where one-line notices go (default: console.error). */
@@ -145,12 +161,15 @@ export async function detectTarget(
   const spec = (options.target ?? "auto").trim();
   const notify = options.notify ?? ((m: string) => console.error(m));
   if (spec === "cpu") return { target: cpuTarget(), adapter: null };
+  if (spec === "webgpu-generic") return { target: genericWebgpuTarget(), adapter: null };
   if (spec.startsWith("{") || spec.endsWith(".json")) {
     return { target: await describedTarget(spec), adapter: null };
   }
   if (spec !== "auto" && spec !== "webgpu") {
     throw new TargetError(
-      `unknown target ${JSON.stringify(spec)}: use auto, webgpu, cpu, or a JSON target description`,
+      `unknown target ${
+        JSON.stringify(spec)
+      }: use auto, webgpu, webgpu-generic, cpu, or a JSON target description`,
     );
   }
   const adapter = (await globalThis.navigator?.gpu?.requestAdapter()) ?? null;

@@ -28,3 +28,40 @@ Deno.test("resolve() in 8 processes for the same missing key compiles once and l
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("resolve() in 8 processes behind a dead process's lock: one takes over, one compile", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kiln-jit-conc-" });
+  try {
+    const model = await makeHfModel(join(tmp, "model"));
+    const root = join(tmp, "cache");
+    const count = join(tmp, "count");
+    // Learn the key from a refused (OFF) resolve, then plant a lock left by an exited process.
+    const off = await runChild({ root, model, count, policy: "OFF" });
+    const key = /no lib entry ([0-9a-f]{64})/.exec(off.error!.message)![1];
+    const dead = new Deno.Command("true").spawn();
+    await dead.status;
+    await Deno.mkdir(join(root, "locks"), { recursive: true });
+    await Deno.writeTextFile(
+      join(root, "locks", `lib-${key}.lock`),
+      JSON.stringify({
+        pid: dead.pid,
+        start: "linux:1",
+        host: Deno.hostname(),
+        acquiredAt: "",
+        purpose: "x",
+      }),
+    );
+    const runs = await Promise.all(
+      Array.from({ length: 8 }, () => runChild({ root, model, count, "delay-ms": 500 })),
+    );
+    for (const r of runs) assertEquals([r.code, r.error], [0, undefined]);
+    assertEquals(runs.map((r) => r.result!.key), Array(8).fill(key));
+    assertEquals(await counted(count, "compile"), 1);
+    const takeovers = runs.flatMap((r) =>
+      r.events.filter((e) => e.message.startsWith("took over the lock"))
+    );
+    assertEquals(takeovers.length, 1);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
