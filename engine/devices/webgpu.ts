@@ -135,7 +135,8 @@ class WebGpuDeviceImpl implements WebGpuDevice {
   }
 
   kernel(spec: KernelSpec, source: WgslKernel | CpuKernel): DeviceKernel {
-    const { module, layout, wgsl } = this.#prepare(spec, source);
+    const { module, layout, wgsl, moduleError } = this.#prepare(spec, source);
+    this.#errors.push(moduleError);
     this.gpu.pushErrorScope("validation");
     const pipeline = this.gpu.createComputePipeline({
       layout: this.gpu.createPipelineLayout({ bindGroupLayouts: [layout] }),
@@ -147,12 +148,13 @@ class WebGpuDeviceImpl implements WebGpuDevice {
 
   kernels(items: { spec: KernelSpec; source: WgslKernel | CpuKernel }[]): Promise<DeviceKernel[]> {
     return Promise.all(items.map(async ({ spec, source }) => {
-      const { module, layout, wgsl } = this.#prepare(spec, source);
+      const { module, layout, wgsl, moduleError } = this.#prepare(spec, source);
       const pipeline = await this.gpu.createComputePipelineAsync({
         layout: this.gpu.createPipelineLayout({ bindGroupLayouts: [layout] }),
         compute: { module, entryPoint: wgsl.entryPoint },
-      }).catch((e) => {
-        throw new Error(`kernels(): pipeline for op "${spec.op}" failed to compile: ${e}`, {
+      }).catch(async (e) => {
+        const detail = (await moduleError)?.message ?? String(e);
+        throw new Error(`kernels(): pipeline for op "${spec.op}" failed to compile: ${detail}`, {
           cause: e,
         });
       });
@@ -271,8 +273,10 @@ class WebGpuDeviceImpl implements WebGpuDevice {
       })),
     ];
     const layout = this.gpu.createBindGroupLayout({ entries, label: spec.op });
+    this.gpu.pushErrorScope("validation");
     const module = this.gpu.createShaderModule({ code: source.code, label: spec.op });
-    return { module, layout, wgsl: source };
+    const moduleError = this.gpu.popErrorScope();
+    return { module, layout, wgsl: source, moduleError };
   }
 
   #uniform(rows: number): GPUBuffer {

@@ -97,7 +97,11 @@ for (const [shape, maxRows, Rs] of [["GEMV", 1, [1, 3]], ["tiled", 128, [1, 70]]
         await checkMatmul(rng, spec(q4, 90, 96, maxRows, { bias: "f16", epilogue: "add" }), R);
         await checkMatmul(rng, spec(f16, 66, 40, maxRows, { bias: "f32" }), R);
         await checkMatmul(rng, spec(q4, 70, 100, maxRows, { epilogue: "silu_mul" }), R);
-        await checkMatmul(rng, spec(f16, 82, 50, maxRows, { bias: "f32", epilogue: "silu_mul" }), R);
+        await checkMatmul(
+          rng,
+          spec(f16, 82, 50, maxRows, { bias: "f32", epilogue: "silu_mul" }),
+          R,
+        );
         await checkMatmul(
           rng,
           spec(q4, 100, 64, maxRows, { rowStart: 30, rows: 45, bias: "f32", epilogue: "add" }),

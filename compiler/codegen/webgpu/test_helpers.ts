@@ -4,7 +4,13 @@
  * a max-error comparison. Test data is packed from the contract's text, not from `compiler/quant`.
  * @module
  */
-import { bindings, groupLayout, type KernelSpec, type WeightFormat } from "../contract.ts";
+import {
+  bindings,
+  groupLayout,
+  type KernelSpec,
+  PAGE_SIZE,
+  type WeightFormat,
+} from "../contract.ts";
 import { f16ToF32, f32ToF16 } from "../../weights/dtype.ts";
 import { createWebGpuDevice, type WebGpuDevice } from "../../../engine/devices/webgpu.ts";
 import { wgslKernel } from "./mod.ts";
@@ -136,4 +142,18 @@ export function expectClose(
 ): void {
   const err = relErr(actual, ref);
   if (!(err <= tol)) throw new Error(`${what}: relative error ${err} exceeds ${tol}`);
+}
+
+/** A paged KV layout for sequences of `lens` tokens: shuffled pages, indptr [b + 1], indices. */
+export function pagedLayout(rng: Rng, lens: number[]) {
+  const counts = lens.map((n) => Math.ceil(n / PAGE_SIZE));
+  const total = counts.reduce((a, b) => a + b, 0);
+  const perm = Array.from({ length: total }, (_, i) => i);
+  for (let i = total - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [perm[i], perm[j]] = [perm[j], perm[i]];
+  }
+  const indptr = new Uint32Array(lens.length + 1); // [b + 1]
+  counts.forEach((c, s) => indptr[s + 1] = indptr[s] + c);
+  return { indptr, indices: Uint32Array.from(perm), numPages: total };
 }

@@ -1,0 +1,133 @@
+import { buf, device, expectClose, Rng, runKernel } from "./test_helpers.ts";
+
+const ignore = !device;
+
+Deno.test({
+  name: "samplingKernel() take_rows gathers rows by index",
+  ignore,
+  fn: async () => {
+    const rng = new Rng(14);
+    const [n, W, R] = [10, 1030, 4];
+    const x = rng.normals(n * W); // [n, W]
+    const idx = Uint32Array.from([9, 0, 3, 3]); // [R]
+    const ref = new Float64Array(R * W); // [R, W]
+    for (let r = 0; r < R; r++) for (let c = 0; c < W; c++) ref[r * W + c] = x[idx[r] * W + c];
+    const [, , out] = await runKernel({ op: "take_rows", width: W }, R, [
+      buf(x),
+      buf(idx),
+      new ArrayBuffer(R * W * 4),
+    ]);
+    expectClose(new Float32Array(out), ref, 0, "take_rows");
+  },
+});
+
+/** Lowest index of the largest value of row r. */
+function argmaxRef(x: Float32Array, r: number, V: number): number {
+  let best = 0;
+  for (let c = 1; c < V; c++) if (x[r * V + c] > x[r * V + best]) best = c;
+  return best;
+}
+
+Deno.test({
+  name: "samplingKernel() argmax returns the lowest index of the maximum",
+  ignore,
+  fn: async () => {
+    const rng = new Rng(15);
+    const [R, V] = [4, 777];
+    const x = rng.normals(R * V); // [R, V]
+    x[V + 5] = x[V + 600] = 10; // tie in row 1: index 5 wins
+    for (let c = 0; c < V; c++) x[2 * V + c] = -Infinity; // row 2: all -inf → 0
+    x[3 * V + 776] = 50; // row 3: last element
+    const ref = Array.from({ length: R }, (_, r) => argmaxRef(x, r, V));
+    const [, out] = await runKernel({ op: "argmax", vocab: V }, R, [
+      buf(x),
+      new ArrayBuffer(R * 4),
+    ]);
+    expectClose(new Uint32Array(out), ref, 0, "argmax");
+  },
+});
+
+Deno.test({
+  name: "samplingKernel() softmax_temp divides by temperature and is one-hot when t <= 0",
+  ignore,
+  fn: async () => {
+    const rng = new Rng(16);
+    const [R, V] = [3, 301];
+    const x = rng.normals(R * V, 3); // [R, V]
+    const t = Float32Array.from([0.7, 0, 1.5]); // [R]
+    const ref = new Float64Array(R * V); // [R, V]
+    for (let r = 0; r < R; r++) {
+      if (t[r] <= 0) {
+        ref[r * V + argmaxRef(x, r, V)] = 1;
+        continue;
+      }
+      let m = -Infinity, s = 0;
+      for (let c = 0; c < V; c++) m = Math.max(m, x[r * V + c] / t[r]);
+      for (let c = 0; c < V; c++) s += Math.exp(x[r * V + c] / t[r] - m);
+      for (let c = 0; c < V; c++) ref[r * V + c] = Math.exp(x[r * V + c] / t[r] - m) / s;
+    }
+    const [, , out] = await runKernel({ op: "softmax_temp", vocab: V }, R, [
+      buf(x),
+      buf(t),
+      new ArrayBuffer(R * V * 4),
+    ]);
+    expectClose(new Float32Array(out), ref, 1e-5, "softmax_temp");
+  },
+});
+
+/** float64 top-p sampling as the contract states it. */
+function topPRef(p: ArrayLike<number>, topP: number, u: number): number {
+  const order = Array.from({ length: p.length }, (_, i) => i)
+    .sort((a, b) => p[b] - p[a] || a - b);
+  let kept = 0, m = 0;
+  while (m < order.length && (m === 0 || kept < topP)) kept += p[order[m++]];
+  let cum = 0;
+  for (let i = 0; i < m; i++) {
+    cum += p[order[i]];
+    if (cum > u * kept) return order[i];
+  }
+  return order[m - 1];
+}
+
+Deno.test({
+  name: "samplingKernel() sample_top_p picks the token where the kept mass first exceeds u",
+  ignore,
+  fn: async () => {
+    const rng = new Rng(17);
+    const V = 203;
+    const rows: { p: Float32Array; topP: number; u: number }[] = [];
+    for (let i = 0; i < 24; i++) {
+      const logits = rng.normals(V, 2); // [V]
+      if (i % 3 === 0) { for (let c = 0; c < V; c += 7) logits[c] = logits[3]; // ties
+       }
+      if (i % 4 === 1) { for (let c = 0; c < V; c += 2) logits[c] = -Infinity; // zeros
+       }
+      const m = Math.max(...logits);
+      const e = Float64Array.from(logits, (v) => Math.exp(v - m));
+      const s = e.reduce((a, b) => a + b, 0);
+      rows.push({
+        p: Float32Array.from(e, (v) => v / s),
+        topP: [0.9, 0.5, 1, 0.05, 0.999][i % 5],
+        u: rng.next(),
+      });
+    }
+    rows.push({ p: rows[0].p, topP: 0, u: 0.99 }); // top_p 0: the argmax
+    // Eight equal probabilities among zeros: top_p 0.5 keeps the four lowest indices,
+    // u = 0.6 picks the third of them.
+    const flat = new Float32Array(V); // [V]
+    for (const c of [3, 20, 21, 50, 90, 150, 151, 202]) flat[c] = 0.125;
+    rows.push({ p: flat, topP: 0.5, u: 0.6 });
+    const R = rows.length;
+    const probs = new Float32Array(R * V); // [R, V]
+    rows.forEach((row, r) => probs.set(row.p, r * V));
+    const [, , , out] = await runKernel({ op: "sample_top_p", vocab: V }, R, [
+      buf(probs),
+      buf(Float32Array.from(rows, (r) => r.topP)),
+      buf(Float32Array.from(rows, (r) => r.u)),
+      new ArrayBuffer(R * 4),
+    ]);
+    const ref = rows.map((row) => topPRef(row.p, row.topP, row.u));
+    if (ref.at(-1) !== 21) throw new Error(`reference picked ${ref.at(-1)} for the flat row`);
+    expectClose(new Uint32Array(out), ref, 0, "sample_top_p");
+  },
+});

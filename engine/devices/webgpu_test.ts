@@ -1,0 +1,89 @@
+import { wgslKernel } from "../../compiler/codegen/webgpu/mod.ts";
+import { createWebGpuDevice, describeAdapter } from "./webgpu.ts";
+
+const device = await createWebGpuDevice().catch(() => null);
+const ignore = !device;
+
+function expectEqual(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string) {
+  const a = Array.from(actual), e = Array.from(expected);
+  if (a.length !== e.length || a.some((v, i) => v !== e[i])) {
+    throw new Error(`${what}: got [${a.join(", ")}], expected [${e.join(", ")}]`);
+  }
+}
+
+Deno.test({
+  name: "describeAdapter() reports the adapter's limits and features",
+  ignore,
+  fn: async () => {
+    const adapter = (await navigator.gpu.requestAdapter())!;
+    const info = describeAdapter(adapter);
+    if (info.backend !== "webgpu") throw new Error(`backend ${info.backend}`);
+    expectEqual(
+      [info.limits.maxStorageBufferBindingSize, info.limits.maxComputeWorkgroupStorageSize],
+      [adapter.limits.maxStorageBufferBindingSize, adapter.limits.maxComputeWorkgroupStorageSize],
+      "limits",
+    );
+    expectEqual(
+      [Number(info.features.includes("shader-f16"))],
+      [Number(adapter.features.has("shader-f16"))],
+      "shader-f16",
+    );
+    // The device is opened with the adapter's own limits, not the defaults.
+    expectEqual(
+      [device!.gpu.limits.maxStorageBufferBindingSize],
+      [adapter.limits.maxStorageBufferBindingSize],
+      "device limits",
+    );
+  },
+});
+
+Deno.test({
+  name: "createWebGpuDevice() device keeps dispatch, write and read order across row counts",
+  ignore,
+  fn: async () => {
+    const dev = device!;
+    const spec = { op: "add", width: 3 } as const;
+    const [k] = await dev.kernels([{ spec, source: wgslKernel(spec, dev.target) }]);
+    const a = dev.createBuffer(4 * 6, "a"), b = dev.createBuffer(4 * 6, "b");
+    const out = dev.createBuffer(4 * 6, "out");
+    expectEqual(new Float32Array(await dev.read(out)), [0, 0, 0, 0, 0, 0], "zero-filled");
+    dev.write(a, Float32Array.from([1, 2, 3, 4, 5, 6]));
+    dev.write(b, Float32Array.from([10, 20, 30, 40, 50, 60]));
+    dev.dispatch(k, [a, b, out], 2); // out = a + b over 2 rows
+    dev.dispatch(k, [out, b, a], 1); // a[row 0] = out + b (R = 1 in the same pass)
+    dev.write(b, Float32Array.from([100, 100, 100]), 0); // after the dispatches that read b
+    dev.dispatch(k, [a, b, out], 1); // out[row 0] = a + b (new b), row 1 kept
+    expectEqual(new Float32Array(await dev.read(a)), [21, 42, 63, 4, 5, 6], "a");
+    expectEqual(new Float32Array(await dev.read(out)), [121, 142, 163, 44, 55, 66], "out");
+    expectEqual(new Float32Array(await dev.read(out, 8, 12)), [44, 55], "read at an offset");
+    // The same (kernel, buffers, R) again re-uses its bind group and still reads fresh data.
+    dev.write(a, Float32Array.from([1, 2, 3]));
+    dev.dispatch(k, [a, b, out], 1);
+    expectEqual(new Float32Array(await dev.read(out, 12)), [101, 102, 103], "repeat");
+    for (const x of [a, b, out]) dev.release(x);
+  },
+});
+
+Deno.test({
+  name: "createWebGpuDevice() device rejects wrong buffer counts and released buffers",
+  ignore,
+  fn: async () => {
+    const dev = device!;
+    const spec = { op: "add", width: 4 } as const;
+    const k = dev.kernel(spec, wgslKernel(spec, dev.target));
+    const a = dev.createBuffer(16, "a");
+    let threw = 0;
+    try {
+      dev.dispatch(k, [a, a], 1);
+    } catch (e) {
+      if (e instanceof RangeError) threw++;
+    }
+    dev.release(a);
+    try {
+      await dev.read(a);
+    } catch (e) {
+      if (e instanceof TypeError) threw++;
+    }
+    expectEqual([threw], [2], "errors thrown");
+  },
+});
