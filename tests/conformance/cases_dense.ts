@@ -157,6 +157,45 @@ function matmulCases(rng: Rng): ConformanceCase[] {
       rows: 20,
     }),
   );
+  // Row counts that are not a multiple of 4 on the decode (R = 1) path.
+  out.push(
+    matmulCase(rng, {
+      weight: Q4,
+      N: 42,
+      K: 80,
+      R: 1,
+      maxRows: 1,
+      bias: "f32",
+      epilogue: "silu_mul",
+    }),
+  );
+  out.push(
+    matmulCase(rng, { weight: F32, N: 37, K: 64, R: 1, maxRows: 1, bias: "f16", epilogue: "none" }),
+  );
+  out.push(
+    matmulCase(rng, {
+      weight: Q4S32,
+      N: 30,
+      K: 64,
+      R: 1,
+      maxRows: 1,
+      bias: null,
+      epilogue: "add",
+      rowStart: 5,
+      rows: 13,
+    }),
+  );
+  out.push(
+    matmulCase(rng, {
+      weight: F16,
+      N: 22,
+      K: 40,
+      R: 1,
+      maxRows: 1,
+      bias: null,
+      epilogue: "silu_mul",
+    }),
+  );
   // Decode-sized GEMV and a prefill past one 64-row block.
   out.push(
     matmulCase(rng, { weight: Q4, N: 256, K: 512, R: 1, maxRows: 1, bias: null, epilogue: "none" }),

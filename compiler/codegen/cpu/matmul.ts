@@ -2,11 +2,13 @@
  * CPU matmul against a stored weight (dense f32/f16 or group-quantised), with optional bias and
  * the "silu_mul" / "add" epilogues. Weight rows are decoded four at a time into a scratch tile
  * (scales decoded once per group) and every activation row is dotted against the tile, so each
- * weight byte is decoded once per dispatch and the activations are streamed N/4 times.
+ * weight byte is decoded once per dispatch and the activations are streamed N/4 times. A single
+ * row (decode) takes the fused decode-and-dot path of `row_dot.ts` instead.
  * @module
  */
 import type { CpuKernel, KernelSpec } from "../contract.ts";
 import { denseReader } from "./half.ts";
+import { rowDot } from "./row_dot.ts";
 import { weightRows } from "./weight_rows.ts";
 
 type MatmulSpec = Extract<KernelSpec, { op: "matmul" }>;
@@ -52,11 +54,40 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
   return (bufs, R) => {
     let b = 0;
     const x = new Float32Array(bufs[b++]); // [R, K]
-    const decode = dec.bind(bufs.slice(b, b + dec.buffers));
+    const weightBufs = bufs.slice(b, b + dec.buffers);
     b += dec.buffers;
     const bias = spec.bias ? denseReader(bufs[b++], spec.bias) : null; // [N]
     const res = epilogue === "add" ? new Float32Array(bufs[b++]) : null; // [R, N]
     const out = new Float32Array(bufs[b]); // [R, N] or [R, I]
+
+    if (R === 1) { // decode shape: fused decode-and-dot, nothing materialised
+      const rd = rowDot(spec.weight, K, weightBufs);
+      rd.prepare(x, 0);
+      if (epilogue === "silu_mul") {
+        for (let c0 = 0; c0 < I; c0 += TILE) {
+          const n = Math.min(TILE, I - c0);
+          rd.dots(c0, n, dots);
+          const g = dots.slice(0, n);
+          rd.dots(I + c0, n, dots);
+          for (let t = 0; t < n; t++) {
+            const gv = g[t] + (bias ? bias(c0 + t) : 0);
+            out[c0 + t] = (gv / (1 + Math.exp(-gv))) * (dots[t] + (bias ? bias(I + c0 + t) : 0));
+          }
+        }
+      } else {
+        for (let c0 = 0; c0 < rows; c0 += TILE) {
+          const n = Math.min(TILE, rows - c0);
+          rd.dots(c0, n, dots);
+          for (let t = 0; t < n; t++) {
+            const col = rowStart + c0 + t;
+            out[col] = dots[t] + (bias ? bias(col) : 0) + (res ? res[col] : 0);
+          }
+        }
+      }
+      return;
+    }
+
+    const decode = dec.bind(weightBufs);
     const idx: number[] = [];
 
     if (epilogue === "silu_mul") {
