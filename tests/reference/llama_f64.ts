@@ -72,6 +72,14 @@ export async function loadReferenceModel(
       want.set(`${p}.mlp.down_proj.bias`, [H]);
     }
   }
+  for (const name of opts.weights?.keys() ?? []) {
+    if (!want.has(name)) {
+      throw new RangeError(
+        `override "${name}" is not a tensor this model reads` +
+          (name === "lm_head.weight" ? " (tie_word_embeddings: override embed_tokens)" : ""),
+      );
+    }
+  }
   const weights = new Map<string, Float64Array>();
   for (const [name, shape] of want) {
     const numel = shape.reduce((a, b) => a * b, 1);

@@ -1,4 +1,4 @@
-import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok, rejects } from "node:assert/strict";
 import { writeSafetensors } from "../../compiler/weights/safetensors_write.ts";
 import {
   argmax,
@@ -223,4 +223,9 @@ Deno.test("referenceGreedy() with its KV cache agrees with full recomputation", 
   assertEquals([...await referenceLogits(dir, prompt, { weights: same })], [...base]);
   const other = new Map([["model.norm.weight", new Float64Array([1, 1, 1, 1])]]);
   ok((await referenceLogits(dir, prompt, { weights: other })).some((v, i) => v !== base[i]));
+  // An override the model does not read (a typo, or lm_head of a tied model) is refused.
+  await rejects(
+    referenceLogits(dir, prompt, { weights: new Map([["lm_head.weight", new Float64Array(44)]]) }),
+    RangeError,
+  );
 });
