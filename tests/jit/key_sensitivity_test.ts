@@ -53,3 +53,37 @@ Deno.test("resolve() gives a new key when any one key input changes", async () =
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("resolve() keys converted weights by source content and quantization, not location", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kiln-jit-wkeys-" });
+  try {
+    const model = await makeHfModel(join(tmp, "model"));
+    const copy = join(tmp, "copy");
+    await Deno.mkdir(copy);
+    for (const f of ["config.json", "model.safetensors"]) {
+      await Deno.copyFile(join(model, f), join(copy, f));
+    }
+    const countFile = join(tmp, "count");
+    const run = (m: string, quantization = "q4f16_1") =>
+      resolve({
+        model: m,
+        quantization,
+        cacheRoot: join(tmp, "cache"),
+        target: cpuTarget(),
+        compiler: fixtureCompiler({ countFile }),
+      }).then((r) => r.weights!);
+    const a = await run(model);
+    const b = await run(copy); // same bytes elsewhere: same key, no second conversion
+    assertEquals([b.key, b.origin], [a.key, "cache"]);
+    const q = await run(model, "q0f16");
+    notDeepStrictEqual(q.key, a.key);
+    const bytes = await Deno.readFile(join(copy, "model.safetensors"));
+    bytes[0] ^= 1;
+    await Deno.writeFile(join(copy, "model.safetensors"), bytes);
+    const changed = await run(copy);
+    notDeepStrictEqual(changed.key, a.key);
+    assertEquals(changed.origin, "converted");
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
