@@ -70,6 +70,16 @@ suite("wgslKernel()", () => {
   return { device, kernels };
 }, gpuSkip);
 
+Deno.test({
+  name: "wgslKernel() conformance cases ran (KILN_REQUIRE_WEBGPU=1 makes a missing adapter fail)",
+  ignore: gpuSkip === null || Deno.env.get("KILN_REQUIRE_WEBGPU") !== "1",
+  fn: () => {
+    throw new Error(
+      `KILN_REQUIRE_WEBGPU=1 but the WebGPU conformance cases were skipped: ${gpuSkip}`,
+    );
+  },
+});
+
 Deno.test("conformanceCases() covers every kernel op", () => {
   const ops = new Set(cases.map((c: ConformanceCase) => c.spec.op));
   const all = [
