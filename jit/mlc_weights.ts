@@ -88,7 +88,7 @@ export async function checkMlcWeights(dir: string, md5 = true): Promise<MlcWeigh
     if (!s.md5sum) out.unchecked.push(s.dataPath);
     else if (md5) {
       const got = (await digestFile("md5", path)).hex;
-      if (got !== s.md5sum) {
+      if (got !== s.md5sum.toLowerCase()) {
         out.problems.push(`${s.dataPath}: md5 ${got} does not match ${s.md5sum} in ${out.index}`);
       }
     }

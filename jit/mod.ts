@@ -32,6 +32,7 @@ export type { Target } from "./hardware.ts";
 export { cacheGc, cacheLs, cacheRm, cacheVerify, formatBytes, parseSize } from "./cache_admin.ts";
 export type { CacheEntryInfo } from "./cache_admin.ts";
 export { cacheKey } from "./cache_key.ts";
+export { formatCacheTable, formatProgress } from "./format.ts";
 export type { LibKeyInputs, WeightsKeyInputs } from "./cache_key.ts";
 export { checkMlcWeights, isMlcWeightDir } from "./mlc_weights.ts";
 export type { ResolvedWeights } from "./weights.ts";
