@@ -41,3 +41,11 @@ export class TargetError extends Error {
     super(message, options);
   }
 }
+
+/** A verified library could not be imported (a compiler bug: the artifact is consistent but broken). */
+export class LibraryLoadError extends Error {
+  override name = "LibraryLoadError";
+  constructor(readonly path: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}

@@ -36,5 +36,11 @@ export { formatCacheTable, formatProgress } from "./format.ts";
 export type { LibKeyInputs, WeightsKeyInputs } from "./cache_key.ts";
 export { checkMlcWeights, isMlcWeightDir } from "./mlc_weights.ts";
 export type { ResolvedWeights } from "./weights.ts";
-export { CacheMissError, IntegrityError, LockTimeoutError, TargetError } from "./errors.ts";
+export {
+  CacheMissError,
+  IntegrityError,
+  LibraryLoadError,
+  LockTimeoutError,
+  TargetError,
+} from "./errors.ts";
 export type { CompilerModule } from "./compiler_api.ts";

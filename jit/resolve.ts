@@ -13,7 +13,9 @@ import { type CompilerModule, loadCompiler } from "./compiler_api.ts";
 import { digestFile } from "./digest.ts";
 import type { EntryEvent } from "./ensure_entry.ts";
 import { ensureEntry } from "./ensure_entry.ts";
+import { IntegrityError, LibraryLoadError } from "./errors.ts";
 import { detectTarget, type Target } from "./hardware.ts";
+import { exists } from "./store.ts";
 import type { JitPolicy } from "./options.ts";
 import { type ResolvedWeights, resolveWeights } from "./weights.ts";
 
@@ -132,16 +134,35 @@ export async function resolve(opts: ResolveOptions): Promise<Resolved> {
         debugDump: opts.debugDump,
       });
     },
-    pin: async (out) => ({
-      "manifest.json": (await digestFile("sha256", join(out, "manifest.json"))).hex,
-    }),
+    pin: async (out) => {
+      const manifest = join(out, "manifest.json");
+      if (!(await exists(manifest))) {
+        throw new IntegrityError(
+          out,
+          ["manifest.json missing"],
+          `the compiler finished without writing ${manifest}`,
+        );
+      }
+      return { "manifest.json": (await digestFile("sha256", manifest)).hex };
+    },
   });
   const libMs = performance.now() - t;
 
   t = performance.now();
   const libSha = entry.manifest!.files["lib.js"];
   const url = `${pathToFileURL(join(entry.dir, "lib.js")).href}?sha256=${libSha}`;
-  const module = await import(url) as Record<string, unknown>;
+  let module: Record<string, unknown>;
+  try {
+    module = await import(url);
+  } catch (e) {
+    throw new LibraryLoadError(
+      entry.dir,
+      `importing ${join(entry.dir, "lib.js")} failed: ${(e as Error).message}. The entry's ` +
+        `digests match its manifest, so the compiler produced a broken library: report it, and ` +
+        `remove the entry with \`cache rm ${key.slice(0, 12)}\``,
+      { cause: e },
+    );
+  }
   const metadata = JSON.parse(await Deno.readTextFile(join(entry.dir, "metadata.json")));
   const importMs = performance.now() - t;
   emit({

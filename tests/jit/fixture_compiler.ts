@@ -21,6 +21,10 @@ export interface FixtureOptions {
   /** Throw a CompileError from this stage. */
   failStage?: string;
   version?: string;
+  /** Write this as lib.js instead of the working module (digests still match). */
+  libSource?: string;
+  /** Finish without writing manifest.json. */
+  skipManifest?: boolean;
 }
 
 const sha256 = (d: string | Uint8Array) => createHash("sha256").update(d).digest("hex");
@@ -66,9 +70,10 @@ export function fixtureCompiler(o: FixtureOptions): CompilerModule {
         opt: req.opt ?? null,
         hidden: cfg.hidden_size ?? null,
       };
-      const lib = `export const info = ${
-        JSON.stringify(info)
-      };\nexport function hello() { return "kiln-fixture"; }\n`;
+      const lib = o.libSource ??
+        `export const info = ${
+          JSON.stringify(info)
+        };\nexport function hello() { return "kiln-fixture"; }\n`;
       const metadata = JSON.stringify({
         model_type: cfg.model_type ?? "llama",
         quantization: req.quantization,
@@ -82,7 +87,9 @@ export function fixtureCompiler(o: FixtureOptions): CompilerModule {
         kiln_version: o.version ?? "fixture-1",
         files: { "lib.js": sha256(lib), "metadata.json": sha256(metadata) },
       };
-      await Deno.writeTextFile(join(req.output, "manifest.json"), JSON.stringify(manifest));
+      if (!o.skipManifest) {
+        await Deno.writeTextFile(join(req.output, "manifest.json"), JSON.stringify(manifest));
+      }
       return { metadata: JSON.parse(metadata), output: req.output };
     },
     async convertWeights({ model, quantization, output }) {

@@ -1,7 +1,13 @@
 import { deepStrictEqual as assertEquals, ok, rejects } from "node:assert/strict";
 import { join } from "node:path";
 import { CompileError } from "../../compiler/errors.ts";
-import { CacheMissError, type JitPolicy, resolve } from "../../jit/mod.ts";
+import {
+  CacheMissError,
+  IntegrityError,
+  type JitPolicy,
+  LibraryLoadError,
+  resolve,
+} from "../../jit/mod.ts";
 import { counted, fixtureCompiler, makeHfModel } from "./fixture_compiler.ts";
 
 async function setup() {
@@ -9,7 +15,10 @@ async function setup() {
   const model = await makeHfModel(join(tmp, "model"));
   const root = join(tmp, "cache");
   const count = join(tmp, "count");
-  const run = (policy: JitPolicy, extra: { failStage?: string } = {}) =>
+  const run = (
+    policy: JitPolicy,
+    extra: { failStage?: string; libSource?: string; skipManifest?: boolean } = {},
+  ) =>
     resolve({
       model,
       quantization: "q4f16_1",
@@ -125,6 +134,30 @@ Deno.test("resolve() surfaces the compiler's own error and leaves no entry behin
     assertEquals(locks, []); // released
     const ok2 = await s.run("ON"); // and the next attempt builds normally
     assertEquals(ok2.lib.origin, "compiled");
+  } finally {
+    await Deno.remove(s.tmp, { recursive: true });
+  }
+});
+
+Deno.test("resolve() refuses a compile that wrote no manifest, leaving no entry", async () => {
+  const s = await setup();
+  try {
+    const err = await s.run("ON", { skipManifest: true }).catch((e) => e);
+    ok(err instanceof IntegrityError && err.message.includes("without writing"), String(err));
+    assertEquals(await Array.fromAsync(Deno.readDir(join(s.root, "lib"))).catch(() => []), []);
+    assertEquals(await Array.fromAsync(Deno.readDir(join(s.root, "tmp"))), []);
+  } finally {
+    await Deno.remove(s.tmp, { recursive: true });
+  }
+});
+
+Deno.test("resolve() reports a verified library that fails to import as LibraryLoadError", async () => {
+  const s = await setup();
+  try {
+    const err = await s.run("ON", { libSource: "export const = ;\n" }).catch((e) => e);
+    ok(err instanceof LibraryLoadError, String(err));
+    ok(err.message.includes("lib.js failed") && err.message.includes("cache rm"), err.message);
+    ok(String(err.cause).includes("SyntaxError"), String(err.cause));
   } finally {
     await Deno.remove(s.tmp, { recursive: true });
   }
