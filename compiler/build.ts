@@ -20,18 +20,22 @@ export type BuildFunc = (input: BuildInput) => Promise<Record<string, string | U
 
 let ready: Promise<void> | null = null;
 
-function init(): Promise<void> {
+/** Start esbuild-wasm (its wasm compile takes a few hundred ms): call early to overlap it. */
+export function init(): Promise<void> {
   ready ??= esbuild.initialize({});
   return ready;
 }
 
-/** The generated entry module, before bundling. */
+const DATA = "__KILN_LIBRARY_DATA__";
+
+/** The generated entry module, before bundling: code, with the data as a placeholder. */
 export function libSource(input: BuildInput): string {
   const lines = [
     `// Kiln compiled model library. Generated; do not edit.`,
-    `export const metadata = ${JSON.stringify(input.metadata)};`,
-    `export const target = ${JSON.stringify(input.target)};`,
-    `export const plan = ${JSON.stringify(input.plan)};`,
+    `const data = ${DATA};`,
+    `export const metadata = data.metadata;`,
+    `export const target = data.target;`,
+    `export const plan = data.plan;`,
   ];
   if (input.target.backend === "cpu") {
     const cpu = fromFileUrl(new URL("./codegen/cpu/mod.ts", import.meta.url));
@@ -40,6 +44,11 @@ export function libSource(input: BuildInput): string {
   return lines.join("\n") + "\n";
 }
 
+/**
+ * esbuild bundles the code; the data (plan with WGSL sources, metadata: megabytes of JSON for a
+ * large model, which esbuild-wasm would take seconds to parse) is spliced in afterwards as one
+ * JSON literal, which is a valid JS expression.
+ */
 export const defaultBuild: BuildFunc = async (input) => {
   await init();
   const result = await esbuild.build({
@@ -50,6 +59,11 @@ export const defaultBuild: BuildFunc = async (input) => {
     target: "es2022",
     write: false,
     legalComments: "none",
+    define: { [DATA]: DATA },
   });
-  return { "lib.js": result.outputFiles[0].text };
+  const code = result.outputFiles[0].text;
+  const at = code.indexOf(DATA);
+  if (at < 0 || code.indexOf(DATA, at + 1) >= 0) throw new Error("bundle lost the library data placeholder");
+  const data = JSON.stringify({ metadata: input.metadata, target: input.target, plan: input.plan });
+  return { "lib.js": code.slice(0, at) + data + code.slice(at + DATA.length) };
 };

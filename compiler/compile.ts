@@ -21,7 +21,7 @@ import { printFunction } from "./ir/print.ts";
 import { runPipeline } from "./passes/pipeline.ts";
 import { checkBindingSizes } from "./passes/split_large_weights.ts";
 import { lowerToPlan } from "./codegen/lower.ts";
-import { type BuildFunc, defaultBuild } from "./build.ts";
+import { type BuildFunc, defaultBuild, init as initBundler } from "./build.ts";
 import { buildMetadata, type CompileMetadata, memoryEstimate } from "./metadata.ts";
 import { writeArtifact } from "./artifact.ts";
 
@@ -114,6 +114,8 @@ export async function compile(opts: CompileOptions): Promise<CompileResult> {
   const timings: Record<string, number> = {};
   const warn = opts.warn ?? ((m: string) => console.warn(`warning: ${m}`));
   const systemLibPrefix = opts.systemLibPrefix ?? "";
+  // Overlap esbuild-wasm's start-up with the stages before the build.
+  if (!opts.buildFunc) initBundler().catch(() => {});
   // 1. config + overrides
   const overrides = await stage("config", timings, () => parseOverrides(opts.overrides));
   const target = await stage("target", timings, () => resolveTarget(opts.target ?? "auto"));
@@ -147,10 +149,8 @@ export async function compile(opts: CompileOptions): Promise<CompileResult> {
   // 6. metadata
   const metadata = buildMetadata({ config, quant, params, functions: optimized, target, flags });
   // 8. build
-  const files = await stage("build", timings, async () => {
-    const plan = lowerToPlan(optimized, target);
-    return await (opts.buildFunc ?? defaultBuild)({ plan, metadata: { ...metadata }, target });
-  });
+  const plan = await stage("codegen", timings, () => lowerToPlan(optimized, target));
+  const files = await stage("build", timings, () => (opts.buildFunc ?? defaultBuild)({ plan, metadata: { ...metadata }, target }));
   const inputs = keyInputs({ config, quantization: quant.name, overrides, flags, target, systemLibPrefix });
   const manifest = await stage("write", timings, () =>
     writeArtifact(opts.output, files, metadata, inputs, dumps, opts.debugDump));

@@ -34,15 +34,33 @@ export function matmulTiled(spec: MatmulSpec, target: TargetInfo): WgslKernel {
   });
   const blocks = Math.ceil(OUT / BN);
   const wrow = NW === 2 ? `select(${OUT}u + c0 + n - ${BN}u, c0 + n, n < ${BN}u)` : "c0 + n";
+  const acc = (n: number, i: number, j: number) => `a${n}_${i}_${j}`;
   const stores: string[] = [];
+  const decls: string[] = [];
+  const fmas: string[] = [];
   for (let i = 0; i < 4; i++) {
     for (let j = 0; j < 4; j++) {
-      const a1 = NW === 2 ? `acc[${16 + i * 4 + j}]` : "";
-      stores.push(`{
-    let r = r0 + ty + ${16 * i}u;
-    let c = c0 + tx + ${16 * j}u;
-    if (r < R.x && c < ${OUT}u) { ${plan.store("r", "c", `acc[${i * 4 + j}]`, a1)} }
+      for (let n = 0; n < NW; n++) {
+        decls.push(`var ${acc(n, i, j)} = 0.0;`);
+        fmas.push(`${acc(n, i, j)} += x${i} * w${n}_${j};`);
+      }
+      stores.push(`if (r0 + ty + ${16 * i}u < R.x && c0 + tx + ${16 * j}u < ${OUT}u) {
+    ${
+        plan.store(
+          `(r0 + ty + ${16 * i}u)`,
+          `(c0 + tx + ${16 * j}u)`,
+          acc(0, i, j),
+          NW === 2 ? acc(1, i, j) : "",
+        )
+      }
   }`);
+    }
+  }
+  const loadsX = [0, 1, 2, 3].map((i) => `let x${i} = xs[kk * ${BM}u + ty + ${16 * i}u];`);
+  const loadsW: string[] = [];
+  for (let n = 0; n < NW; n++) {
+    for (let j = 0; j < 4; j++) {
+      loadsW.push(`let w${n}_${j} = ws[kk * ${WS}u + ${n * BN + 16 * j}u + tx];`);
     }
   }
   const code = `${declareBindings(spec, plan.types)}
@@ -56,7 +74,7 @@ ${entry(T, totalGroups(BM, blocks))}
   let c0 = (wg % ${blocks}u) * ${BN}u;
   let ty = lid / 16u;
   let tx = lid % 16u;
-  var acc: array<f32, ${16 * NW}>;
+  ${decls.join(" ")}
   for (var k0 = 0u; k0 < ${K}u; k0 += ${BK}u) {
     for (var i = lid; i < ${BM * BK}u; i += ${T}u) {
       let m = i / ${BK}u;
@@ -75,16 +93,9 @@ ${entry(T, totalGroups(BM, blocks))}
     }
     workgroupBarrier();
     for (var kk = 0u; kk < ${BK}u; kk++) {
-      var a: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) { a[i] = xs[kk * ${BM}u + ty + 16u * i]; }
-      for (var j = 0u; j < 4u; j++) {
-        let b = ws[kk * ${WS}u + tx + 16u * j];
-        ${NW === 2 ? `let b2 = ws[kk * ${WS}u + ${BN}u + tx + 16u * j];` : ""}
-        for (var i = 0u; i < 4u; i++) {
-          acc[i * 4u + j] += a[i] * b;
-          ${NW === 2 ? "acc[16u + i * 4u + j] += a[i] * b2;" : ""}
-        }
-      }
+      ${loadsX.join(" ")}
+      ${loadsW.join("\n      ")}
+      ${fmas.join("\n      ")}
     }
     workgroupBarrier();
   }

@@ -1,0 +1,24 @@
+/**
+ * `deno task bench`: every benchmark that runs on this machine. Prints a table and writes
+ * `bench/out/results.json`. GPU-host benchmarks are `deno task bench:gpu`.
+ * @module
+ */
+import { benchCompile } from "./compile_bench.ts";
+
+const root = new URL("../", import.meta.url).pathname;
+const cores = navigator.hardwareConcurrency;
+const results: Record<string, unknown> = { date: new Date().toISOString(), deno: Deno.version.deno, cores };
+
+console.log(`Kiln benchmarks — ${cores} cores, Deno ${Deno.version.deno}\n`);
+console.log("cold compile (fresh process each run, median of 3):");
+const compiles = [];
+for (const [model, q] of [["llama3-8b", "q4f16_1"], ["llama2-70b", "q4f16_1"], ["llama3.2-1b", "q4f16_1"], ["qwen2.5-0.5b", "q4f16_1"]]) {
+  const r = await benchCompile(`${root}bench/configs/${model}`, q, "webgpu");
+  compiles.push({ ...r, model });
+  console.log(`  ${model.padEnd(14)} ${q} webgpu: compile() ${r.compileMs.toFixed(0)} ms, whole process ${r.processMs.toFixed(0)} ms, ${r.decodeDispatches} dispatches per decode step`);
+}
+results.compile = compiles;
+
+await Deno.mkdir(`${root}bench/out`, { recursive: true });
+await Deno.writeTextFile(`${root}bench/out/results.json`, JSON.stringify(results, null, 2));
+console.log(`\nwrote bench/out/results.json`);

@@ -1,0 +1,149 @@
+/**
+ * Matmul speed on the machine's WebGPU adapter, as a ratio to a plain read kernel (bandwidth
+ * roofline, measured the same way) for decode GEMVs and as TFLOP/s for prefill tiles.
+ * Run: `deno run -A --no-check compiler/codegen/webgpu/matmul_bench.ts [--quick]`.
+ * Each case queues dispatches in one submit and reads back once; the time per dispatch is the
+ * difference of two such rounds (reps and 2 * reps) over reps, so the ~10 ms wait cancels.
+ * @module
+ */
+import type { KernelSpec, WeightFormat } from "../contract.ts";
+import { createWebGpuDevice } from "../../../engine/devices/webgpu.ts";
+import { wgslKernel } from "./mod.ts";
+import { weightBindingBytes } from "./common.ts";
+
+const quick = Deno.args.includes("--quick");
+const dev = await createWebGpuDevice();
+if (!dev) throw new Error("no WebGPU adapter");
+const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
+const f16: WeightFormat = { kind: "dense", dtype: "f16" };
+
+/** Seconds per dispatch of `run()`: (time of 2 * reps - time of reps) / reps, which cancels
+ * the fixed cost of submitting and waiting (>= 10 ms per wait in Deno). */
+async function timeIt(run: () => void, sync: () => Promise<unknown>, reps: number) {
+  const round = async (n: number) => {
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) run();
+    await sync();
+    return (performance.now() - t0) / 1000;
+  };
+  await round(2);
+  const one = await round(reps);
+  const two = await round(2 * reps);
+  return (two - one) / reps;
+}
+
+/** Bandwidth of a plain vec4<u32> read-and-sum kernel over `bytes`. */
+async function readRoofline(bytes: number, reps: number): Promise<number> {
+  const g = dev!.gpu;
+  const n4 = bytes / 16;
+  const code = `@group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+@compute @workgroup_size(256) fn main(@builtin(global_invocation_id) id: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>) {
+  var acc = vec4<u32>(0u);
+  let stride = nwg.x * 256u;
+  for (var i = id.x; i < ${n4}u; i += stride) { acc ^= src[i]; }
+  if (acc.x == 12345u) { dst[0] = acc.y; }
+}`;
+  const pipe = g.createComputePipeline({
+    layout: "auto",
+    compute: { module: g.createShaderModule({ code }), entryPoint: "main" },
+  });
+  const src = g.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE });
+  const dst = g.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
+  const bg = g.createBindGroup({
+    layout: pipe.getBindGroupLayout(0),
+    entries: [{ binding: 0, resource: { buffer: src } }, { binding: 1, resource: { buffer: dst } }],
+  });
+  const enc: { e: GPUCommandEncoder | null; p: GPUComputePassEncoder | null } = { e: null, p: null };
+  const run = () => {
+    if (!enc.p) enc.e = g.createCommandEncoder(), enc.p = enc.e.beginComputePass();
+    enc.p.setPipeline(pipe);
+    enc.p.setBindGroup(0, bg);
+    enc.p.dispatchWorkgroups(Math.min(65535, 132 * 64));
+  };
+  const sync = async () => {
+    enc.p!.end();
+    g.queue.submit([enc.e!.finish()]);
+    enc.e = enc.p = null;
+    await g.queue.onSubmittedWorkDone();
+  };
+  const s = await timeIt(run, sync, reps);
+  src.destroy();
+  dst.destroy();
+  return bytes / s;
+}
+
+async function bench(spec: Extract<KernelSpec, { op: "matmul" }>, R: number, reps: number) {
+  const d = dev!;
+  const src = wgslKernel(spec, d.target);
+  const k = d.kernel(spec, src);
+  const wBufs = spec.weight.kind === "dense"
+    ? [d.createBuffer(weightBindingBytes(spec.weight, spec.rows, spec.K), "w")]
+    : [
+      d.createBuffer(weightBindingBytes(spec.weight, spec.rows, spec.K), "qw"),
+      d.createBuffer(spec.rows * Math.ceil(spec.K / 32) * 2, "qs"),
+    ];
+  const outW = spec.epilogue === "silu_mul" ? spec.N / 2 : spec.N;
+  const x = d.createBuffer(R * spec.K * 4, "x");
+  const out = d.createBuffer(R * outW * 4, "out");
+  const res = spec.epilogue === "add" ? [d.createBuffer(R * spec.N * 4, "res")] : [];
+  const bufs = [x, ...wBufs, ...res, out];
+  const s = await timeIt(() => d.dispatch(k, bufs, R), () => d.read(out, 4), reps);
+  for (const b of bufs) d.release(b);
+  const bytes = wBufs.reduce((a, b) => a + b.bytes, 0);
+  return { s, bytes, flops: 2 * R * spec.N * spec.K };
+}
+
+const mm = (
+  weight: WeightFormat,
+  N: number,
+  K: number,
+  maxRows: number,
+  epilogue: "none" | "silu_mul" | "add" = "none",
+) => ({
+  op: "matmul" as const,
+  N,
+  K,
+  rowStart: 0,
+  rows: N,
+  weight,
+  bias: null,
+  epilogue,
+  maxRows,
+});
+
+const roof = await readRoofline(quick ? 16 << 20 : 256 << 20, quick ? 5 : 50);
+console.log(`read roofline: ${(roof / 1e9).toFixed(0)} GB/s (${dev.target.features.length} features)`);
+const decode: [string, ReturnType<typeof mm>, number][] = quick
+  ? [["q4 256x512", mm(q4, 256, 512, 1), 1]]
+  : [
+    ["q4 4096x4096 (o_proj)", mm(q4, 4096, 4096, 1, "add"), 1],
+    ["q4 22016x4096 (gate_up silu)", mm(q4, 22016, 4096, 1, "silu_mul"), 1],
+    ["q4 4096x11008 (down)", mm(q4, 4096, 11008, 1, "add"), 1],
+    ["q4 32000x4096 (lm_head)", mm(q4, 32000, 4096, 1), 1],
+    ["f16 4096x4096", mm(f16, 4096, 4096, 1), 1],
+    ["q4 4096x4096 R=4", mm(q4, 4096, 4096, 4), 4],
+  ];
+for (const [name, spec, R] of decode) {
+  const r = await bench(spec, R, quick ? 5 : 200);
+  console.log(
+    `decode ${name}: ${(r.s * 1e6).toFixed(1)} us, ${(r.bytes / r.s / 1e9).toFixed(0)} GB/s = ${
+      (100 * r.bytes / r.s / roof).toFixed(0)
+    }% of read roofline`,
+  );
+}
+const prefill: [string, ReturnType<typeof mm>, number][] = quick
+  ? [["q4 256x512 R=70", mm(q4, 256, 512, 128), 70]]
+  : [
+    ["q4 4096x4096 R=512", mm(q4, 4096, 4096, 512), 512],
+    ["q4 22016x4096 silu R=512", mm(q4, 22016, 4096, 512, "silu_mul"), 512],
+    ["f16 4096x4096 R=512", mm(f16, 4096, 4096, 512), 512],
+  ];
+for (const [name, spec, R] of prefill) {
+  const r = await bench(spec, R, quick ? 3 : 20);
+  console.log(
+    `prefill ${name}: ${(r.s * 1e3).toFixed(2)} ms, ${(r.flops / r.s / 1e12).toFixed(1)} TFLOP/s`,
+  );
+}
+dev.destroy();
