@@ -64,16 +64,22 @@ interface MatmulShape {
   epilogue: "none" | "silu_mul" | "add";
   rowStart?: number;
   rows?: number;
+  /** Group scale magnitude (1e-5 puts f16 scales in the subnormal range). */
+  scaleMagnitude?: number;
 }
 
 function matmulCase(rng: Rng, m: MatmulShape): ConformanceCase {
   const rowStart = m.rowStart ?? 0, rows = m.rows ?? m.N;
   const outWidth = m.epilogue === "silu_mul" ? m.N / 2 : m.N;
-  const inputs = [padded(rng.normals(m.R * m.K)), ...randomWeight(rng, m.weight, rows, m.K)];
+  const inputs = [
+    padded(rng.normals(m.R * m.K)),
+    ...randomWeight(rng, m.weight, rows, m.K, m.scaleMagnitude),
+  ];
   if (m.bias) inputs.push(denseBuffer(rng.normals(m.N, 0.5), m.bias));
   if (m.epilogue === "add") inputs.push(padded(rng.normals(m.R * m.N)));
   inputs.push(sentinel(m.R * outWidth));
-  const split = rows !== m.N ? ` rows=[${rowStart},${rowStart + rows})` : "";
+  const split = (rows !== m.N ? ` rows=[${rowStart},${rowStart + rows})` : "") +
+    (m.scaleMagnitude ? ` scales~${m.scaleMagnitude}` : "");
   return {
     name: `matmul ${formatLabel(m.weight)} N=${m.N} K=${m.K}${split} bias=${m.bias ?? "none"} ` +
       `epilogue=${m.epilogue} R=${m.R} maxRows=${m.maxRows}`,
@@ -196,6 +202,54 @@ function matmulCases(rng: Rng): ConformanceCase[] {
       epilogue: "silu_mul",
     }),
   );
+  // Prefill tiles: N, K and R each past one tile, none a multiple of 16.
+  out.push(
+    matmulCase(rng, {
+      weight: Q4,
+      N: 164,
+      K: 288,
+      R: 100,
+      maxRows: 128,
+      bias: "f16",
+      epilogue: "none",
+    }),
+  );
+  out.push(
+    matmulCase(rng, {
+      weight: F16,
+      N: 130,
+      K: 200,
+      R: 67,
+      maxRows: 128,
+      bias: null,
+      epilogue: "silu_mul",
+    }),
+  );
+  // f16 scales in the subnormal range (tiny weights): must not be flushed to zero.
+  out.push(
+    matmulCase(rng, {
+      weight: Q4,
+      N: 40,
+      K: 64,
+      R: 1,
+      maxRows: 1,
+      bias: null,
+      epilogue: "none",
+      scaleMagnitude: 2e-5,
+    }),
+  );
+  out.push(
+    matmulCase(rng, {
+      weight: Q4,
+      N: 40,
+      K: 64,
+      R: 9,
+      maxRows: 16,
+      bias: null,
+      epilogue: "none",
+      scaleMagnitude: 2e-5,
+    }),
+  );
   // Decode-sized GEMV and a prefill past one 64-row block.
   out.push(
     matmulCase(rng, { weight: Q4, N: 256, K: 512, R: 1, maxRows: 1, bias: null, epilogue: "none" }),
@@ -252,6 +306,7 @@ function normCases(rng: Rng): ConformanceCase[] {
     [100, 1e-5, "f16", 5, 3],
     [256, 1e-6, "f32", 3, 3],
     [64, 1e-5, "f32", 4, 0.003],
+    [1000, 1e-5, "f16", 2, 1], // wider than one workgroup
   ];
   for (const [hidden, eps, weightDtype, R, scale] of table) {
     const w = new Float32Array(hidden).map(() => 1 + 0.2 * rng.normal()); // [H]

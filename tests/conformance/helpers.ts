@@ -62,10 +62,17 @@ export function denseBuffer(values: Float32Array, dtype: "f32" | "f16"): ArrayBu
   return dtype === "f32" ? padded(values) : f16Buffer(values);
 }
 
-/** Random weight buffers of an [N, K] matrix in `format` (1 buffer dense, 2 group).
+/** Random weight buffers of an [N, K] matrix in `format` (1 buffer dense, 2 group); group
+ * scales are drawn with magnitudes in [0.2, 1.2) x `scaleMagnitude`.
  * Group codes are drawn uniformly over [0, 2^bits); padding past K holds zero bits, as
  * `compiler/quant` and MLC write it (it decodes to -maxInt * scale, so kernels must stop at K). */
-export function randomWeight(rng: Rng, format: WeightFormat, N: number, K: number): ArrayBuffer[] {
+export function randomWeight(
+  rng: Rng,
+  format: WeightFormat,
+  N: number,
+  K: number,
+  scaleMagnitude = 0.1,
+): ArrayBuffer[] {
   if (format.kind === "dense") return [denseBuffer(rng.normals(N * K, 0.5), format.dtype)];
   const { elemsPerWord, groups, wordsPerRow } = groupLayout(format, K);
   const levels = 2 ** format.bits;
@@ -80,7 +87,7 @@ export function randomWeight(rng: Rng, format: WeightFormat, N: number, K: numbe
   }
   const scales = new Float32Array(N * groups); // [N, groups]
   for (let i = 0; i < scales.length; i++) {
-    scales[i] = (0.02 + 0.1 * rng.next()) * (rng.next() < 0.5 ? -1 : 1);
+    scales[i] = scaleMagnitude * (0.2 + rng.next()) * (rng.next() < 0.5 ? -1 : 1);
   }
   return [padded(words), denseBuffer(scales, format.scaleDtype)];
 }
