@@ -13,6 +13,8 @@ export interface CompileBenchRow {
   compileMs: number;
   processMs: number;
   decodeDispatches: number;
+  /** Milliseconds per compile stage, of the median run. */
+  stages: Record<string, number>;
 }
 
 /** Run inside the child process: compile once, print the figures as JSON. */
@@ -22,11 +24,11 @@ async function child(model: string, quantization: string, target: "webgpu" | "cp
   const r = await compile({ config: model, quantization, target, output: `${out}/lib`, warn: () => {} });
   const ms = performance.now() - t0;
   await Deno.remove(out, { recursive: true });
-  console.log(JSON.stringify({ compileMs: ms, decodeDispatches: r.metadata.decode_dispatches }));
+  console.log(JSON.stringify({ compileMs: ms, decodeDispatches: r.metadata.decode_dispatches, stages: r.timings }));
 }
 
 export async function benchCompile(model: string, quantization: string, target: "webgpu" | "cpu" | "auto", runs = 3): Promise<CompileBenchRow> {
-  const rows: { compileMs: number; processMs: number; decodeDispatches: number }[] = [];
+  const rows: { compileMs: number; processMs: number; decodeDispatches: number; stages: Record<string, number> }[] = [];
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now();
     const p = await new Deno.Command(Deno.execPath(), {
@@ -38,15 +40,9 @@ export async function benchCompile(model: string, quantization: string, target: 
     if (!p.success) throw new Error(`compile of ${model} failed`);
     rows.push({ ...JSON.parse(new TextDecoder().decode(p.stdout)), processMs });
   }
-  const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  return {
-    model,
-    quantization,
-    target,
-    compileMs: median(rows.map((r) => r.compileMs)),
-    processMs: median(rows.map((r) => r.processMs)),
-    decodeDispatches: rows[0].decodeDispatches,
-  };
+  rows.sort((a, b) => a.compileMs - b.compileMs);
+  const mid = rows[Math.floor(rows.length / 2)];
+  return { model, quantization, target, ...mid };
 }
 
 if (import.meta.main) await child(Deno.args[0], Deno.args[1], Deno.args[2] as "webgpu");

@@ -16,6 +16,7 @@ for (const [model, q] of [["llama3-8b", "q4f16_1"], ["llama2-70b", "q4f16_1"], [
   const r = await benchCompile(`${root}bench/configs/${model}`, q, "webgpu");
   compiles.push({ ...r, model });
   console.log(`  ${model.padEnd(14)} ${q} webgpu: compile() ${r.compileMs.toFixed(0)} ms, whole process ${r.processMs.toFixed(0)} ms, ${r.decodeDispatches} dispatches per decode step`);
+  console.log(`    stages: ${Object.entries(r.stages).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(", ")} ms`);
 }
 results.compile = compiles;
 
