@@ -13,6 +13,7 @@
  */
 import type { ConformanceCase } from "./case.ts";
 import { denseCases } from "./cases_dense.ts";
+import { matmulCases } from "./cases_matmul.ts";
 import { pagedCases } from "./cases_paged.ts";
 import { samplingCases } from "./cases_sampling.ts";
 
@@ -20,5 +21,10 @@ export type { ConformanceCase } from "./case.ts";
 
 /** Every conformance case, generated from `seed`. */
 export function conformanceCases(seed = 0x6b696c6e): ConformanceCase[] {
-  return [...denseCases(seed), ...pagedCases(seed + 1), ...samplingCases(seed + 2)];
+  return [
+    ...denseCases(seed),
+    ...matmulCases(seed + 3),
+    ...pagedCases(seed + 1),
+    ...samplingCases(seed + 2),
+  ];
 }
