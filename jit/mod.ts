@@ -33,6 +33,7 @@ export { cacheGc, cacheLs, cacheRm, cacheVerify, formatBytes, parseSize } from "
 export type { CacheEntryInfo } from "./cache_admin.ts";
 export { cacheKey } from "./cache_key.ts";
 export { formatCacheTable, formatProgress } from "./format.ts";
+export { CACHE_USAGE, cacheCommand } from "./cache_cli.ts";
 export type { LibKeyInputs, WeightsKeyInputs } from "./cache_key.ts";
 export { checkMlcWeights, isMlcWeightDir } from "./mlc_weights.ts";
 export type { ResolvedWeights } from "./weights.ts";
