@@ -149,7 +149,9 @@ export async function compile(opts: CompileOptions): Promise<CompileResult> {
   // 6. metadata
   const metadata = buildMetadata({ config, quant, params, functions: optimized, target, flags });
   // 8. build
-  const plan = await stage("codegen", timings, () => lowerToPlan(optimized, target));
+  // Kernels may use shader-f16 only where the flag (and so the tolerance) allows it.
+  const codegenTarget = flags.shader_f16 ? target : { ...target, features: target.features.filter((f) => f !== "shader-f16") };
+  const plan = await stage("codegen", timings, () => lowerToPlan(optimized, codegenTarget));
   const files = await stage("build", timings, () => (opts.buildFunc ?? defaultBuild)({ plan, metadata: { ...metadata }, target }));
   const inputs = keyInputs({ config, quantization: quant.name, overrides, flags, target, systemLibPrefix });
   const manifest = await stage("write", timings, () =>

@@ -2,8 +2,7 @@
  * Matmul speed on the machine's WebGPU adapter, as a ratio to a plain read kernel (bandwidth
  * roofline, measured the same way) for decode GEMVs and as TFLOP/s for prefill tiles.
  * Run: `deno run -A --no-check compiler/codegen/webgpu/matmul_bench.ts [--quick]`.
- * Each case queues dispatches in one submit and reads back once; the time per dispatch is the
- * difference of two such rounds (reps and 2 * reps) over reps, so the ~10 ms wait cancels.
+ * Times are GPU time per dispatch from submit-and-wait rounds (see `timeIt`).
  * @module
  */
 import type { KernelSpec, WeightFormat } from "../contract.ts";
@@ -17,23 +16,28 @@ if (!dev) throw new Error("no WebGPU adapter");
 const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
 const f16: WeightFormat = { kind: "dense", dtype: "f16" };
 
-/** Seconds per dispatch of `run()`: (time of 2 * reps - time of reps) / reps, which cancels
- * the fixed cost of submitting and waiting (>= 10 ms per wait in Deno). */
-async function timeIt(run: () => void, sync: () => Promise<unknown>, reps: number) {
+/**
+ * GPU seconds per dispatch of `run()`. A round encodes n dispatches, then times only the
+ * submit-and-wait (`sync`); n grows until a round takes >= 100 ms, and the result is
+ * (round(2n) - round(n)) / n, which cancels the fixed wait cost (Deno polls every 10 ms).
+ */
+async function timeIt(run: () => void, sync: () => Promise<unknown>) {
   const round = async (n: number) => {
-    const t0 = performance.now();
     for (let i = 0; i < n; i++) run();
+    const t0 = performance.now();
     await sync();
     return (performance.now() - t0) / 1000;
   };
   await round(2);
-  const one = await round(reps);
-  const two = await round(2 * reps);
-  return (two - one) / reps;
+  let n = quick ? 2 : 16;
+  while (!quick && await round(n) < 0.1 && n < 1 << 16) n *= 4;
+  const one = await round(n);
+  const two = await round(2 * n);
+  return (two - one) / n;
 }
 
 /** Bandwidth of a plain vec4<u32> read-and-sum kernel over `bytes`. */
-async function readRoofline(bytes: number, reps: number): Promise<number> {
+async function readRoofline(bytes: number): Promise<number> {
   const g = dev!.gpu;
   const n4 = bytes / 16;
   const code = `@group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
@@ -68,13 +72,13 @@ async function readRoofline(bytes: number, reps: number): Promise<number> {
     enc.e = enc.p = null;
     await g.queue.onSubmittedWorkDone();
   };
-  const s = await timeIt(run, sync, reps);
+  const s = await timeIt(run, sync);
   src.destroy();
   dst.destroy();
   return bytes / s;
 }
 
-async function bench(spec: Extract<KernelSpec, { op: "matmul" }>, R: number, reps: number) {
+async function bench(spec: Extract<KernelSpec, { op: "matmul" }>, R: number) {
   const d = dev!;
   const src = wgslKernel(spec, d.target);
   const k = d.kernel(spec, src);
@@ -89,7 +93,7 @@ async function bench(spec: Extract<KernelSpec, { op: "matmul" }>, R: number, rep
   const out = d.createBuffer(R * outW * 4, "out");
   const res = spec.epilogue === "add" ? [d.createBuffer(R * spec.N * 4, "res")] : [];
   const bufs = [x, ...wBufs, ...res, out];
-  const s = await timeIt(() => d.dispatch(k, bufs, R), () => d.read(out, 4), reps);
+  const s = await timeIt(() => d.dispatch(k, bufs, R), () => d.read(out, 4));
   for (const b of bufs) d.release(b);
   const bytes = wBufs.reduce((a, b) => a + b.bytes, 0);
   return { s, bytes, flops: 2 * R * spec.N * spec.K };
@@ -113,7 +117,7 @@ const mm = (
   maxRows,
 });
 
-const roof = await readRoofline(quick ? 16 << 20 : 256 << 20, quick ? 5 : 50);
+const roof = await readRoofline(quick ? 16 << 20 : 256 << 20);
 console.log(`read roofline: ${(roof / 1e9).toFixed(0)} GB/s (${dev.target.features.length} features)`);
 const decode: [string, ReturnType<typeof mm>, number][] = quick
   ? [["q4 256x512", mm(q4, 256, 512, 1), 1]]
@@ -126,7 +130,7 @@ const decode: [string, ReturnType<typeof mm>, number][] = quick
     ["q4 4096x4096 R=4", mm(q4, 4096, 4096, 4), 4],
   ];
 for (const [name, spec, R] of decode) {
-  const r = await bench(spec, R, quick ? 5 : 200);
+  const r = await bench(spec, R);
   console.log(
     `decode ${name}: ${(r.s * 1e6).toFixed(1)} us, ${(r.bytes / r.s / 1e9).toFixed(0)} GB/s = ${
       (100 * r.bytes / r.s / roof).toFixed(0)
@@ -141,7 +145,7 @@ const prefill: [string, ReturnType<typeof mm>, number][] = quick
     ["f16 4096x4096 R=512", mm(f16, 4096, 4096, 512), 512],
   ];
 for (const [name, spec, R] of prefill) {
-  const r = await bench(spec, R, quick ? 3 : 20);
+  const r = await bench(spec, R);
   console.log(
     `prefill ${name}: ${(r.s * 1e3).toFixed(2)} ms, ${(r.flops / r.s / 1e12).toFixed(1)} TFLOP/s`,
   );

@@ -1,0 +1,105 @@
+import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
+import { normalizeConfig } from "../config/model_config.ts";
+import { OPT_PRESETS, parseOptFlags } from "../config/opt_flags.ts";
+import { getQuantization } from "../quant/mod.ts";
+import { getModel } from "../models/registry.ts";
+import type { IrFunction } from "../ir/graph.ts";
+import { IrVerifyError, verifyFunction } from "../ir/verify.ts";
+import { PHASES, runPipeline } from "./pipeline.ts";
+import { CPU_TARGET, GENERIC_WEBGPU } from "../target.ts";
+import { assertThrows } from "../../tests/assert.ts";
+
+const RAW = {
+  model_type: "llama",
+  hidden_size: 64,
+  intermediate_size: 160,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  max_position_embeddings: 128,
+  vocab_size: 512,
+};
+
+function build(quant = "q4f16_1", raw: Record<string, unknown> = RAW): IrFunction[] {
+  const config = normalizeConfig(raw);
+  return getModel("llama").build(config, getQuantization(quant)).functions;
+}
+
+function run(opt: string, target = CPU_TARGET, quant = "q4f16_1", raw: Record<string, unknown> = RAW) {
+  const config = normalizeConfig(raw);
+  return runPipeline(build(quant, raw), { config, target, flags: parseOptFlags(opt) });
+}
+
+const ops = (fn: IrFunction) => fn.nodes.map((n) => n.spec.op);
+const decode = (fns: IrFunction[]) => fns.find((f) => f.name === "decode")!;
+
+Deno.test("runPipeline() at O0 keeps every op unfused and the IR verifies", () => {
+  const fns = run("O0");
+  const d = decode(fns);
+  // per layer: norm, dequant+matmul (qkv), rope, kv_append, attention, dequant+matmul (o), add,
+  // norm, dequant+matmul (gate_up), silu_mul, dequant+matmul (down), add = 16
+  assertEquals(d.nodes.length, 1 + 2 * 16 + 1 + 1 + 2);
+  ok(ops(d).includes("dequantize") && ops(d).includes("rope") && ops(d).includes("silu_mul"));
+});
+
+Deno.test("runPipeline() at O2 fuses dequantize, add+norm, gate/up+SiLU and RoPE+KV append", () => {
+  const d = decode(run("O2"));
+  const o: string[] = ops(d);
+  for (const gone of ["dequantize", "rope", "kv_append", "silu_mul", "add"]) ok(!o.includes(gone), `${gone} left after fusion`);
+  for (const fused of ["add_rms_norm", "rope_kv_append"]) ok(o.includes(fused), `${fused} missing`);
+  ok(d.nodes.some((n) => n.spec.op === "matmul" && n.spec.epilogue === "silu_mul"));
+  // embed, rms_norm, then per layer 8 (qkv, rope_kv_append, attention, o, add_norm, gate_up,
+  // down, add_norm with the next layer's (or the final) norm), then take_rows, lm_head
+  assertEquals(d.nodes.length, 2 + 2 * 8 + 2);
+});
+
+Deno.test("each fusion flag switches its own fusion only", () => {
+  const d = decode(run("fuse_gate_up_silu=0"));
+  ok(ops(d).includes("silu_mul"));
+  ok(ops(d).includes("rope_kv_append"));
+  const e = decode(run("fuse_rope_kv_append=0"));
+  ok(ops(e).includes("rope") && ops(e).includes("kv_append") && !ops(e).includes("rope_kv_append"));
+});
+
+Deno.test("memory_planning shares slots between values whose lifetimes do not overlap", () => {
+  const planned = run("O2").find((f) => f.name === "prefill")!;
+  const unplanned = run("memory_planning=0").find((f) => f.name === "prefill")!;
+  const sum = (f: IrFunction) => f.slots!.reduce((a, b) => a + b, 0);
+  ok(sum(planned) < sum(unplanned) / 2, `${sum(planned)} vs ${sum(unplanned)}`);
+  // no two temps live at once share a slot
+  const last = new Map<number, number>(), first = new Map<number, number>();
+  planned.nodes.forEach((n, i) => Object.values(n.args).forEach((id) => (first.has(id) || first.set(id, i), last.set(id, i))));
+  const temps = planned.values.filter((v) => v.kind === "temp" && v.slot !== undefined);
+  for (const a of temps) {
+    for (const b of temps) {
+      if (a.id >= b.id || a.slot !== b.slot) continue;
+      const overlap = first.get(a.id)! <= last.get(b.id)! && first.get(b.id)! <= last.get(a.id)!;
+      // touching at one node is an overlap too (a kernel reads inputs while writing outputs)
+      ok(!overlap, `${a.name} and ${b.name} share slot ${a.slot} while both live`);
+    }
+  }
+});
+
+Deno.test("split_large_weights splits weights past the binding limit into row ranges", () => {
+  const tiny = { ...GENERIC_WEBGPU, limits: { ...GENERIC_WEBGPU.limits, maxStorageBufferBindingSize: 16 * 1024 } };
+  const d = decode(run("O2", tiny, "q0f32"));
+  // lm_head: 512 × 64 f32 = 128 KiB → 8 parts of ≤ 16 KiB; embed likewise
+  const head = d.nodes.filter((n) => n.spec.op === "matmul" && n.spec.N === 512);
+  assertEquals(head.length, 8);
+  assertEquals(head.map((n) => n.spec.op === "matmul" && n.spec.rowStart), [0, 64, 128, 192, 256, 320, 384, 448]);
+  assertEquals(d.nodes.filter((n) => n.spec.op === "embed").length, 8);
+});
+
+Deno.test("verifyFunction() rejects a node with a missing binding and a read before write", () => {
+  const d = decode(run("O2"));
+  const broken = { ...d, nodes: d.nodes.map((n, i) => (i === 1 ? { ...n, args: { x: n.args.x } } : n)) };
+  assertThrows(() => verifyFunction(broken), IrVerifyError, "declares");
+  const swapped = { ...d, nodes: [d.nodes[1], d.nodes[0], ...d.nodes.slice(2)] };
+  assertThrows(() => verifyFunction(swapped), IrVerifyError, "before anything writes it");
+});
+
+Deno.test("the phases are listed in order and every pass has a name", () => {
+  assertEquals(PHASES.map((p) => p.name), ["fusion", "cleanup", "target", "memory"]);
+  for (const p of PHASES) for (const pass of p.passes) ok(pass.name.length > 0);
+  ok(OPT_PRESETS.O0.memory_planning === false);
+});
