@@ -1,4 +1,4 @@
-import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
 import { join } from "node:path";
 import { counted, makeHfModel } from "./fixture_compiler.ts";
 import { runChild } from "./child.ts";
@@ -9,9 +9,9 @@ Deno.test("resolve() in 8 processes for the same missing key compiles once and l
     const model = await makeHfModel(join(tmp, "model"));
     const root = join(tmp, "cache");
     const count = join(tmp, "count");
-    // The compile and the conversion each take 1.5 s, so every child arrives while one builds.
+    // The compile and the conversion each take 2.5 s, so the children arrive while one builds.
     const runs = await Promise.all(
-      Array.from({ length: 8 }, () => runChild({ root, model, count, "delay-ms": 1500 })),
+      Array.from({ length: 8 }, () => runChild({ root, model, count, "delay-ms": 2500 })),
     );
     for (const r of runs) assertEquals([r.code, r.error], [0, undefined]);
     assertEquals(await counted(count, "compile"), 1);
@@ -23,6 +23,7 @@ Deno.test("resolve() in 8 processes for the same missing key compiles once and l
     // The 7 others waited on the lock (or arrived after publication): none compiled.
     const waited = runs.filter((r) => r.events.some((e) => e.status === "wait")).length;
     console.log(`children that waited on the lock: ${waited}/7`);
+    ok(waited >= 1, "no child overlapped the compile: the test did not exercise the lock");
     assertEquals(await Array.fromAsync(Deno.readDir(join(root, "tmp"))), []);
   } finally {
     await Deno.remove(tmp, { recursive: true });
