@@ -119,7 +119,11 @@ function matmulCasesOf(rng: Rng): ConformanceCase[] {
       rows: 20,
     }),
   );
-  // Row counts that are not a multiple of 4 on the decode (R = 1) path.
+  // Two rows (fused path) on a group format, and row counts that are not a multiple of 4 on the
+  // decode path.
+  out.push(
+    matmulCase(rng, { weight: Q3, N: 44, K: 100, R: 2, maxRows: 2, bias: "f16", epilogue: "add" }),
+  );
   out.push(
     matmulCase(rng, {
       weight: Q4,

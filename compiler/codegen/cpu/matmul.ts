@@ -1,9 +1,9 @@
 /**
  * CPU matmul against a stored weight (dense f32/f16 or group-quantised), with optional bias and
  * the "silu_mul" / "add" epilogues. Weight rows are decoded four at a time into a scratch tile
- * (scales decoded once per group) and every activation row is dotted against the tile, so each
- * weight byte is decoded once per dispatch and the activations are streamed N/4 times. A single
- * row (decode) takes the fused decode-and-dot path of `row_dot.ts` instead.
+ * (scales decoded once per group) and activation rows are dotted against the tile two at a time,
+ * so each weight byte is decoded once per dispatch and the activations are streamed N/4 times.
+ * One or two rows (decode) take the fused decode-and-dot path of `row_dot.ts` instead.
  * @module
  */
 import type { CpuKernel, KernelSpec } from "../contract.ts";
@@ -14,6 +14,8 @@ import { weightRows } from "./weight_rows.ts";
 type MatmulSpec = Extract<KernelSpec, { op: "matmul" }>;
 
 const TILE = 4;
+/** Up to this many activation rows, the fused decode-and-dot path beats decoding a tile. */
+const FUSED_MAX_ROWS = 2;
 
 /** The CPU kernel of a `matmul` spec. Bindings: x, weight (1 or 2), [bias], [residual], out. */
 export function matmulKernel(spec: MatmulSpec): CpuKernel {
@@ -26,7 +28,7 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
   const dec = weightRows(spec.weight, K);
   const S = dec.stride;
   const tile = new Float32Array(TILE * S); // [TILE, S] decoded weight rows
-  const dots = new Float64Array(TILE); // [TILE]
+  const dots = new Float64Array(2 * TILE); // [2 activation rows, TILE]
   const I = N / 2;
 
   // Decodes up to four local weight rows into the tile (missing ones are zero).
@@ -37,18 +39,19 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
     }
   }
 
-  // dots[t] = x[xo .. xo+K) · tile[t]
-  function dot4(x: Float32Array, xo: number) {
-    let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  // dots[t] = x[xa .. xa+K) · tile[t] and dots[4 + t] = x[xb .. xb+K) · tile[t]: two activation
+  // rows against four weight rows, eight accumulators (each loaded value is used four times).
+  function dot8(x: Float32Array, xa: number, xb: number) {
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0, r0 = 0, r1 = 0, r2 = 0, r3 = 0;
     const o1 = S, o2 = 2 * S, o3 = 3 * S;
     for (let k = 0; k < K; k++) {
-      const xv = x[xo + k];
-      s0 += xv * tile[k];
-      s1 += xv * tile[o1 + k];
-      s2 += xv * tile[o2 + k];
-      s3 += xv * tile[o3 + k];
+      const xv = x[xa + k], yv = x[xb + k];
+      const w0 = tile[k], w1 = tile[o1 + k], w2 = tile[o2 + k], w3 = tile[o3 + k];
+      s0 += xv * w0, s1 += xv * w1, s2 += xv * w2, s3 += xv * w3;
+      r0 += yv * w0, r1 += yv * w1, r2 += yv * w2, r3 += yv * w3;
     }
     dots[0] = s0, dots[1] = s1, dots[2] = s2, dots[3] = s3;
+    dots[4] = r0, dots[5] = r1, dots[6] = r2, dots[7] = r3;
   }
 
   return (bufs, R) => {
@@ -60,27 +63,29 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
     const res = epilogue === "add" ? new Float32Array(bufs[b++]) : null; // [R, N]
     const out = new Float32Array(bufs[b]); // [R, N] or [R, I]
 
-    if (R === 1) { // decode shape: fused decode-and-dot, nothing materialised
+    if (R <= FUSED_MAX_ROWS) { // decode shape: fused decode-and-dot, nothing materialised
       const rd = rowDot(spec.weight, K, weightBufs);
-      rd.prepare(x, 0);
-      if (epilogue === "silu_mul") {
-        for (let c0 = 0; c0 < I; c0 += TILE) {
-          const n = Math.min(TILE, I - c0);
-          rd.dots(c0, n, dots);
-          const g = dots.slice(0, n);
-          rd.dots(I + c0, n, dots);
-          for (let t = 0; t < n; t++) {
-            const gv = g[t] + (bias ? bias(c0 + t) : 0);
-            out[c0 + t] = (gv / (1 + Math.exp(-gv))) * (dots[t] + (bias ? bias(I + c0 + t) : 0));
+      for (let r = 0; r < R; r++) {
+        rd.prepare(x, r * K);
+        if (epilogue === "silu_mul") {
+          for (let c0 = 0; c0 < I; c0 += TILE) {
+            const n = Math.min(TILE, I - c0);
+            rd.dots(c0, n, dots);
+            rd.dots(I + c0, n, dots.subarray(TILE));
+            for (let t = 0; t < n; t++) {
+              const g = dots[t] + (bias ? bias(c0 + t) : 0);
+              const u = dots[TILE + t] + (bias ? bias(I + c0 + t) : 0);
+              out[r * I + c0 + t] = (g / (1 + Math.exp(-g))) * u;
+            }
           }
-        }
-      } else {
-        for (let c0 = 0; c0 < rows; c0 += TILE) {
-          const n = Math.min(TILE, rows - c0);
-          rd.dots(c0, n, dots);
-          for (let t = 0; t < n; t++) {
-            const col = rowStart + c0 + t;
-            out[col] = dots[t] + (bias ? bias(col) : 0) + (res ? res[col] : 0);
+        } else {
+          for (let c0 = 0; c0 < rows; c0 += TILE) {
+            const n = Math.min(TILE, rows - c0);
+            rd.dots(c0, n, dots);
+            for (let t = 0; t < n; t++) {
+              const o = r * N + rowStart + c0 + t;
+              out[o] = dots[t] + (bias ? bias(rowStart + c0 + t) : 0) + (res ? res[o] : 0);
+            }
           }
         }
       }
@@ -99,14 +104,18 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
         load(decode, idx);
         const bg0 = bias ? bias(c0) : 0, bu0 = bias ? bias(I + c0) : 0;
         const bg1 = bias && two ? bias(c0 + 1) : 0, bu1 = bias && two ? bias(I + c0 + 1) : 0;
-        for (let r = 0; r < R; r++) {
-          dot4(x, r * K);
-          const g0 = dots[0] + bg0, u0 = dots[1] + bu0;
+        const store = (r: number, d: number) => {
+          const g0 = dots[d] + bg0, u0 = dots[d + 1] + bu0;
           out[r * I + c0] = (g0 / (1 + Math.exp(-g0))) * u0;
           if (two) {
-            const g1 = dots[2] + bg1, u1 = dots[3] + bu1;
+            const g1 = dots[d + 2] + bg1, u1 = dots[d + 3] + bu1;
             out[r * I + c0 + 1] = (g1 / (1 + Math.exp(-g1))) * u1;
           }
+        };
+        for (let r = 0; r < R; r += 2) {
+          dot8(x, r * K, Math.min(r + 1, R - 1) * K);
+          store(r, 0);
+          if (r + 1 < R) store(r + 1, TILE);
         }
       }
       return;
@@ -117,16 +126,20 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
       idx.length = 0;
       for (let t = 0; t < n; t++) idx.push(c0 + t);
       load(decode, idx);
-      for (let r = 0; r < R; r++) {
-        dot4(x, r * K);
+      const store = (r: number, d: number) => {
         for (let t = 0; t < n; t++) {
           const col = rowStart + c0 + t;
           const o = r * N + col;
-          let v = dots[t];
+          let v = dots[d + t];
           if (bias) v += bias(col);
           if (res) v += res[o];
           out[o] = v;
         }
+      };
+      for (let r = 0; r < R; r += 2) {
+        dot8(x, r * K, Math.min(r + 1, R - 1) * K);
+        store(r, 0);
+        if (r + 1 < R) store(r + 1, TILE);
       }
     }
   };
