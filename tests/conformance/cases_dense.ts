@@ -55,11 +55,15 @@ function embedCases(rng: Rng): ConformanceCase[] {
 }
 
 function dequantizeCases(rng: Rng): ConformanceCase[] {
-  const table: [WeightFormat, number, number][] = [[Q4, 24, 80], [Q4S32, 16, 128], [Q3, 20, 100], [
-    Q3,
-    8,
-    120,
-  ], [F16, 12, 72]];
+  const table: [WeightFormat, number, number][] = [
+    [Q4, 24, 80],
+    [Q4S32, 16, 128],
+    [Q3, 20, 100],
+    [Q3, 8, 120],
+    [F16, 12, 72],
+    [Q4, 6, 20], // K shorter than one group
+    [Q3, 5, 25],
+  ];
   return table.map(([weight, N, K]) => ({
     name: `dequantize ${formatLabel(weight)} N=${N} K=${K}`,
     spec: { op: "dequantize", N, K, weight },

@@ -10,6 +10,8 @@ import { type ConformanceCase, TOL } from "./case.ts";
 import { F16, F32, Q3, Q4, Q4S32, sentinel } from "./cases_dense.ts";
 import { denseBuffer, formatLabel, padded, randomWeight, Rng } from "./helpers.ts";
 
+type Epilogue = "none" | "silu_mul" | "add";
+
 interface MatmulShape {
   weight: WeightFormat;
   N: number;
@@ -79,166 +81,51 @@ function matmulCasesOf(rng: Rng): ConformanceCase[] {
       }
     }
   }
-  // Split weights: this kernel computes output columns [rowStart, rowStart + rows) only.
-  out.push(
-    matmulCase(rng, {
-      weight: F16,
-      N: 64,
-      K: 64,
-      R: 5,
-      maxRows: 8,
-      bias: "f16",
-      epilogue: "none",
-      rowStart: 16,
-      rows: 24,
-    }),
-  );
-  out.push(
-    matmulCase(rng, {
-      weight: Q4,
-      N: 72,
-      K: 80,
-      R: 37,
-      maxRows: 64,
-      bias: "f32",
-      epilogue: "add",
-      rowStart: 40,
-      rows: 32,
-    }),
-  );
-  out.push(
-    matmulCase(rng, {
-      weight: Q3,
-      N: 50,
-      K: 100,
-      R: 1,
-      maxRows: 1,
-      bias: null,
-      epilogue: "none",
-      rowStart: 10,
-      rows: 20,
-    }),
-  );
-  // Two rows (fused path) on a group format, and row counts that are not a multiple of 4 on the
-  // decode path.
-  out.push(
-    matmulCase(rng, { weight: Q3, N: 44, K: 100, R: 2, maxRows: 2, bias: "f16", epilogue: "add" }),
-  );
-  out.push(
-    matmulCase(rng, {
-      weight: Q4,
-      N: 42,
-      K: 80,
-      R: 1,
-      maxRows: 1,
-      bias: "f32",
-      epilogue: "silu_mul",
-    }),
-  );
-  out.push(
-    matmulCase(rng, { weight: F32, N: 37, K: 64, R: 1, maxRows: 1, bias: "f16", epilogue: "none" }),
-  );
-  out.push(
-    matmulCase(rng, {
-      weight: Q4S32,
-      N: 30,
-      K: 64,
-      R: 1,
-      maxRows: 1,
-      bias: null,
-      epilogue: "add",
-      rowStart: 5,
-      rows: 13,
-    }),
-  );
-  out.push(
-    matmulCase(rng, {
-      weight: F16,
-      N: 22,
-      K: 40,
-      R: 1,
-      maxRows: 1,
-      bias: null,
-      epilogue: "silu_mul",
-    }),
-  );
-  // Prefill tiles: N, K and R each past one tile, none a multiple of 16.
-  out.push(
-    matmulCase(rng, {
-      weight: Q4,
-      N: 164,
-      K: 288,
-      R: 100,
-      maxRows: 128,
-      bias: "f16",
-      epilogue: "none",
-    }),
-  );
-  out.push(
-    matmulCase(rng, {
-      weight: F16,
-      N: 130,
-      K: 200,
-      R: 67,
-      maxRows: 128,
-      bias: null,
-      epilogue: "silu_mul",
-    }),
-  );
-  // f16 scales in the subnormal range (tiny weights): must not be flushed to zero.
-  out.push(
-    matmulCase(rng, {
-      weight: Q4,
-      N: 40,
-      K: 64,
-      R: 1,
-      maxRows: 1,
-      bias: null,
-      epilogue: "none",
-      scaleMagnitude: 2e-5,
-    }),
-  );
-  out.push(
-    matmulCase(rng, {
-      weight: Q4,
-      N: 40,
-      K: 64,
-      R: 9,
-      maxRows: 16,
-      bias: null,
-      epilogue: "none",
-      scaleMagnitude: 2e-5,
-    }),
-  );
-  // Decode-sized GEMV and a prefill past one 64-row block.
-  out.push(
-    matmulCase(rng, { weight: Q4, N: 256, K: 512, R: 1, maxRows: 1, bias: null, epilogue: "none" }),
-  );
-  out.push(
-    matmulCase(rng, {
-      weight: F16,
-      N: 128,
-      K: 256,
-      R: 2,
-      maxRows: 4,
-      bias: "f16",
-      epilogue: "silu_mul",
-    }),
-  );
-  out.push(
-    matmulCase(rng, { weight: Q4, N: 48, K: 96, R: 70, maxRows: 128, bias: null, epilogue: "add" }),
-  );
-  out.push(
-    matmulCase(rng, {
-      weight: Q3,
-      N: 34,
-      K: 40,
-      R: 3,
-      maxRows: 4,
-      bias: "f16",
-      epilogue: "silu_mul",
-    }),
-  );
+  // Special shapes, one per line:
+  // weight, N, K, R, maxRows, bias, epilogue, [rowStart, rows] (split), group scale magnitude.
+  type Row = [
+    WeightFormat,
+    number,
+    number,
+    number,
+    number,
+    DenseDtype | null,
+    Epilogue,
+    number[]?,
+    number?,
+  ];
+  const special: Row[] = [
+    // Split weights: this kernel computes output columns [rowStart, rowStart + rows) only.
+    [F16, 64, 64, 5, 8, "f16", "none", [16, 24]],
+    [Q4, 72, 80, 37, 64, "f32", "add", [40, 32]],
+    [Q3, 50, 100, 1, 1, null, "none", [10, 20]],
+    [Q4S32, 30, 64, 1, 1, null, "add", [5, 13]],
+    // Two rows on a group format; row counts that are not a multiple of 4 on the decode path.
+    [Q3, 44, 100, 2, 2, "f16", "add"],
+    [Q4, 42, 80, 1, 1, "f32", "silu_mul"],
+    [F32, 37, 64, 1, 1, "f16", "none"],
+    [F16, 22, 40, 1, 1, null, "silu_mul"],
+    // K shorter than one group.
+    [Q4, 24, 20, 5, 8, null, "none"],
+    [Q3, 24, 30, 1, 1, null, "silu_mul"],
+    // Prefill tiles: N, K and R each past one tile, none a multiple of 16.
+    [Q4, 164, 288, 100, 128, "f16", "none"],
+    [F16, 130, 200, 67, 128, null, "silu_mul"],
+    // f16 scales in the subnormal range (tiny weights): must not be flushed to zero.
+    [Q4, 40, 64, 1, 1, null, "none", undefined, 2e-5],
+    [Q4, 40, 64, 9, 16, null, "none", undefined, 2e-5],
+    // Decode-sized GEMV, a prefill past one 64-row block, a short silu_mul.
+    [Q4, 256, 512, 1, 1, null, "none"],
+    [F16, 128, 256, 2, 4, "f16", "silu_mul"],
+    [Q4, 48, 96, 70, 128, null, "add"],
+    [Q3, 34, 40, 3, 4, "f16", "silu_mul"],
+  ];
+  for (const [weight, N, K, R, maxRows, bias, epilogue, split, scaleMagnitude] of special) {
+    const [rowStart, rows] = split ?? [0, N];
+    out.push(
+      matmulCase(rng, { weight, N, K, R, maxRows, bias, epilogue, rowStart, rows, scaleMagnitude }),
+    );
+  }
   return out;
 }
 

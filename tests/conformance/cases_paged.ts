@@ -104,8 +104,8 @@ function ropeCases(rng: Rng): ConformanceCase[] {
 }
 
 function attentionCases(rng: Rng): ConformanceCase[] {
-  const table: [string, Heads, number[], number[], number, boolean][] = [
-    // label, heads, lens, qlens, window, q read from fused qkv
+  const table: [string, Heads, number[], number[], number, boolean, number?][] = [
+    // label, heads, lens, qlens, window, q read from fused qkv, q scale (default 2)
     ["MHA prefill", { H: 4, KV: 4, D: 32 }, [37], [37], 0, false],
     ["GQA mixed", { H: 8, KV: 2, D: 64 }, [5, 37, 20], [5, 12, 1], 0, false],
     ["MQA decode", { H: 4, KV: 1, D: 32 }, [1, 17, 33, 50], [1, 1, 1, 1], 0, false],
@@ -114,9 +114,10 @@ function attentionCases(rng: Rng): ConformanceCase[] {
     ["GQA q from qkv", { H: 4, KV: 2, D: 32 }, [19, 6], [4, 6], 0, true],
     ["long decode D=128", { H: 2, KV: 1, D: 128 }, [300], [1], 0, false],
     ["GQA long prefill", { H: 4, KV: 2, D: 64 }, [90], [90], 0, false],
+    ["scores past exp's f32 range", { H: 4, KV: 2, D: 32 }, [40, 9], [3, 9], 0, false, 40],
     ["chunked prefill with window", { H: 4, KV: 1, D: 32 }, [150, 64], [70, 64], 33, false],
   ];
-  return table.map(([label, h, lens, qlens, window, fused]) => {
+  return table.map(([label, h, lens, qlens, window, fused, qScale = 2]) => {
     const b = batch(rng, lens, qlens);
     const qStride = fused ? (h.H + 2 * h.KV) * h.D : h.H * h.D;
     const cacheLen = b.numPages * 2 * h.KV * PAGE_SIZE * h.D;
@@ -133,7 +134,7 @@ function attentionCases(rng: Rng): ConformanceCase[] {
       },
       rows: b.R,
       inputs: [
-        padded(rng.normals(b.R * qStride, 2)), // scaled so the softmax is peaked, not flat
+        padded(rng.normals(b.R * qStride, qScale)), // scaled so the softmax is peaked, not flat
         ...b.paged,
         padded(rng.normals(cacheLen)),
         padded(new Float32Array(b.R * h.H * h.D).fill(-7)),
