@@ -20,15 +20,24 @@ export interface Pass {
   run(fn: IrFunction, ctx: PassContext): IrFunction;
 }
 
-/** Indices of the nodes that read value `id` (through a read binding). */
+const readIndex = new WeakMap<Node[], Map<number, number[]>>();
+
+/** Indices of the nodes that read value `id` (through a read binding). Indexed once per node list. */
 export function readers(fn: IrFunction, id: number): number[] {
-  const out: number[] = [];
-  fn.nodes.forEach((n, i) => {
-    for (const [name, v] of Object.entries(n.args)) {
-      if (v === id && !isWrite(n, name)) out.push(i);
-    }
-  });
-  return out;
+  let index = readIndex.get(fn.nodes);
+  if (!index) {
+    index = new Map();
+    fn.nodes.forEach((n, i) => {
+      for (const [name, v] of Object.entries(n.args)) {
+        if (isWrite(n, name)) continue;
+        const list = index!.get(v) ?? [];
+        list.push(i);
+        index!.set(v, list);
+      }
+    });
+    readIndex.set(fn.nodes, index);
+  }
+  return index.get(id) ?? [];
 }
 
 const WRITES = new Set(["out", "sum", "cache", "q_out"]);
