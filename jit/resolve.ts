@@ -28,6 +28,8 @@ export interface ProgressEvent {
   status: "start" | "done" | "wait" | "repair" | "progress";
   message: string;
   ms?: number;
+  /** The library's cache key (on library events from the moment it is known; weight events
+   * name their own key in the message). */
   key?: string;
   done?: number;
   total?: number;
@@ -109,6 +111,7 @@ export async function resolve(opts: ResolveOptions): Promise<Resolved> {
   };
   const key = cacheKey(inputs);
   const keyMs = performance.now() - t;
+  emit({ stage: "load", status: "start", key, message: `library ${key}: checking the cache` });
 
   t = performance.now();
   const entry = await ensureEntry({
@@ -189,8 +192,8 @@ export async function resolve(opts: ResolveOptions): Promise<Resolved> {
       stage: "load",
       status: "done",
       ms: performance.now() - t,
-      key: weights.key ?? undefined,
-      message: `weights ${weights.origin} at ${weights.dir} verified`,
+      message: `weights ${weights.origin} at ${weights.dir} verified` +
+        (weights.key ? ` (weights key ${weights.key})` : ""),
     });
   }
   return {
