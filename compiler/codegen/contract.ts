@@ -110,6 +110,14 @@ export type KernelSpec =
   }
   /** out[r, :] = x[idx[r], :].  Bindings: x f32[*, width], idx u32[R], out f32[R, width]. */
   | { op: "take_rows"; width: number }
+  /** Logit processing for sampling, row r over its sparse entries e in [indptr[r], indptr[r+1])
+   * (4 words each: token u32, count f32 (times generated), in_prompt u32 (0/1), bias f32; each
+   * token at most once per row) and params[r] = (presence, frequency, repetition, top_k):
+   * l = x[r, t] + bias; if count > 0 or in_prompt: l = l > 0 ? l / repetition : l * repetition;
+   * l -= presence * (count > 0) + frequency * count. Then, when 1 <= top_k < V, every logit below
+   * the top_k-th largest becomes -inf (ties with it are kept).
+   * Bindings: x f32[R, V], indptr u32[R+1], entries u32[E*4], params f32[R, 4], out f32[R, V]. */
+  | { op: "logits_process"; vocab: number }
   /** out[r] = argmax_c x[r, c] (lowest index wins ties).  Bindings: x f32[R, V], out u32[R]. */
   | { op: "argmax"; vocab: number }
   /** out[r, :] = softmax(x[r, :] / t[r]); t[r] <= 0 means greedy: one-hot at the argmax.
@@ -175,6 +183,8 @@ export function bindings(spec: KernelSpec): Binding[] {
       return [r("x"), w("out")];
     case "softmax_temp":
       return [r("x"), r("temperature"), w("out")];
+    case "logits_process":
+      return [r("x"), r("indptr"), r("entries"), r("params"), w("out")];
     case "sample_top_p":
       return [r("probs"), r("top_p"), r("u"), w("out")];
   }

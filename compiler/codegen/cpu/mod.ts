@@ -21,6 +21,7 @@ import { embedKernel } from "./embed.ts";
 import { matmulKernel } from "./matmul.ts";
 import { addRmsNormKernel, rmsNormKernel } from "./norm.ts";
 import { kvAppendKernel, ropeKernel, ropeKvAppendKernel } from "./rope.ts";
+import { logitsProcessKernel } from "./logits_process.ts";
 import { argmaxKernel, sampleTopPKernel, softmaxTempKernel, takeRowsKernel } from "./sampling.ts";
 
 /** The CPU kernel of a spec: `(buffers, R) => void` with buffers in `bindings(spec)` order. */
@@ -56,6 +57,8 @@ export function cpuKernel(spec: KernelSpec): CpuKernel {
       return softmaxTempKernel(spec);
     case "sample_top_p":
       return sampleTopPKernel(spec);
+    case "logits_process":
+      return logitsProcessKernel(spec);
     default:
       throw new TypeError(
         `cpuKernel: unknown kernel op ${JSON.stringify((spec as { op: unknown }).op)}`,

@@ -14,6 +14,7 @@ import { matmulKernel } from "./matmul.ts";
 import { normKernel } from "./norm.ts";
 import { ropeKernel } from "./rope.ts";
 import { samplingKernel } from "./sampling.ts";
+import { logitsProcessKernel } from "./logits_process.ts";
 
 /** The WGSL kernel for `spec`, specialised for `target`'s limits. */
 export function wgslKernel(spec: KernelSpec, target: TargetInfo): WgslKernel {
@@ -41,6 +42,8 @@ export function wgslKernel(spec: KernelSpec, target: TargetInfo): WgslKernel {
     case "softmax_temp":
     case "sample_top_p":
       return samplingKernel(spec, target);
+    case "logits_process":
+      return logitsProcessKernel(spec, target);
   }
 }
 
