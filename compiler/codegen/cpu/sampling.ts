@@ -76,30 +76,44 @@ export function softmaxTempKernel(spec: SoftmaxTempSpec): CpuKernel {
   };
 }
 
-/** The CPU kernel of a `sample_top_p` spec. Bindings: probs [R, V], top_p [R], u [R], out u32 [R]. */
+/** Largest vocabulary `sample_top_p` sorts with packed keys (index in the low 20 bits). */
+const MAX_TOP_P_VOCAB = 1 << 20;
+
+/** The CPU kernel of a `sample_top_p` spec. Bindings: probs [R, V], top_p [R], u [R], out u32 [R].
+ * Tokens are ordered by one native numeric sort of keys pbits * 2^20 + (2^20 - 1 - c), exact in
+ * f64 (pbits < 2^31), whose descending order is probability descending, then index ascending. */
 export function sampleTopPKernel(spec: SampleTopPSpec): CpuKernel {
   const V = spec.vocab;
-  const order = new Uint32Array(V); // [V] token ids by descending probability
+  if (V > MAX_TOP_P_VOCAB) {
+    throw new RangeError(`sample_top_p vocab ${V} exceeds the CPU kernel's ${MAX_TOP_P_VOCAB}`);
+  }
+  const keys = new Float64Array(V); // [V] packed (probability bits, reversed index)
   return (bufs, R) => {
     const probs = new Float32Array(bufs[0]); // [R, V]
+    const bits = new Uint32Array(bufs[0]); // [R, V] the same values as bit patterns
     const topP = new Float32Array(bufs[1]); // [R]
     const u = new Float32Array(bufs[2]); // [R]
     const out = new Uint32Array(bufs[3]); // [R]
     for (let r = 0; r < R; r++) {
       const o = r * V;
-      for (let c = 0; c < V; c++) order[c] = c;
-      order.sort((a, b) => probs[o + b] - probs[o + a] || a - b);
+      for (let c = 0; c < V; c++) {
+        const b = probs[o + c] > 0 ? bits[o + c] : 0; // -0 and negatives sort as 0
+        keys[c] = b * MAX_TOP_P_VOCAB + (MAX_TOP_P_VOCAB - 1 - c);
+      }
+      keys.sort();
+      const token = (i: number) => MAX_TOP_P_VOCAB - 1 - (keys[V - 1 - i] % MAX_TOP_P_VOCAB);
       let kept = 0, mass = 0;
       while (kept < V) {
-        mass += probs[o + order[kept++]];
+        mass += probs[o + token(kept++)];
         if (mass >= topP[r]) break;
       }
       const threshold = u[r] * mass;
-      let cum = 0, pick = order[kept - 1];
+      let cum = 0, pick = token(kept - 1);
       for (let i = 0; i < kept; i++) {
-        cum += probs[o + order[i]];
+        const t = token(i);
+        cum += probs[o + t];
         if (cum > threshold) {
-          pick = order[i];
+          pick = t;
           break;
         }
       }
