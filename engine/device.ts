@@ -29,6 +29,8 @@ export interface Device {
   kernels(items: { spec: KernelSpec; source: WgslKernel | CpuKernel }[]): Promise<DeviceKernel[]>;
   /** Queue one dispatch over `rows` rows with buffers in `bindings(spec)` order. */
   dispatch(kernel: DeviceKernel, buffers: DeviceBuffer[], rows: number): void;
+  /** Queue a copy of `bytes` from `src` at `srcOffset` to `dst` at `dstOffset` (multiples of 4). */
+  copy(src: DeviceBuffer, srcOffset: number, dst: DeviceBuffer, dstOffset: number, bytes: number): void;
   /** Submit queued work; resolves once it has been handed to the device (not finished). */
   submit(): void;
   /** Read `bytes` (default: all) of `buffer` after all queued work; submits first. */

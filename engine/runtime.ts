@@ -23,7 +23,8 @@ type Vars = Record<SymVar, number>;
 
 export class ModelRuntime {
   readonly #params = new Map<string, DeviceBuffer>();
-  readonly #slots: DeviceBuffer[] = [];
+  /** Buffer slots by group: the forward functions share one set, every other function has its own. */
+  readonly #slots = new Map<string, DeviceBuffer[]>();
   readonly kv: DeviceBuffer[] = [];
   #kernels: DeviceKernel[] = [];
 
@@ -68,10 +69,16 @@ export class ModelRuntime {
     for (let l = 0; l < kv.layers; l++) {
       rt.kv.push(device.createBuffer(opts.numPages * 2 * kv.kv_heads * PAGE_SIZE * kv.head_dim * 4, `kv.${l}`));
     }
-    // Scratch slots: slot i sized for the largest use over all functions.
-    const sizes: number[] = [];
-    for (const fn of Object.values(plan.functions)) fn.slots.forEach((b, i) => (sizes[i] = Math.max(sizes[i] ?? 0, b)));
-    sizes.forEach((b, i) => rt.#slots.push(device.createBuffer(Math.max(b, 4), `slot${i}`)));
+    // Scratch slots: within a group, slot i is sized for its largest use.
+    const sizes = new Map<string, number[]>();
+    for (const [name, fn] of Object.entries(plan.functions)) {
+      const g = sizes.get(slotGroup(name)) ?? [];
+      fn.slots.forEach((b, i) => (g[i] = Math.max(g[i] ?? 0, b)));
+      sizes.set(slotGroup(name), g);
+    }
+    for (const [group, g] of sizes) {
+      rt.#slots.set(group, g.map((b, i) => device.createBuffer(Math.max(b, 4), `${group}.slot${i}`)));
+    }
     return rt;
   }
 
@@ -81,43 +88,63 @@ export class ModelRuntime {
     return f;
   }
 
-  /** Queue one call: write the inputs, then every step. `vars` gives n, s, m. */
-  run(name: string, inputs: Record<string, ArrayBufferView>, vars: Vars): void {
+  /**
+   * Queue one call: write the inputs, then every step. `vars` gives n, s, m. An input given in
+   * `bind` is not written: that device buffer (e.g. another function's output) is bound instead.
+   */
+  run(name: string, inputs: Record<string, ArrayBufferView>, vars: Vars, bind: Record<string, DeviceBuffer> = {}): void {
     const fn = this.fn(name);
+    const slots = this.#slots.get(slotGroup(name))!;
     for (const [k, bound] of Object.entries(fn.bounds) as [SymVar, number][]) {
       if (!(vars[k] >= 1 && vars[k] <= bound)) throw new RangeError(`${name}: ${k} = ${vars[k]} is outside [1, ${bound}]`);
     }
+    const over = new Map<number, DeviceBuffer>();
     for (const io of fn.inputs) {
+      if (bind[io.name]) {
+        over.set(io.slot, bind[io.name]);
+        continue;
+      }
       const data = inputs[io.name];
       if (!data) throw new TypeError(`${name}: input "${io.name}" is missing`);
       const want = io.shape.reduce<number>((a, d) => a * (typeof d === "number" ? d : evalDim(d, vars)), 1) * 4;
-      if (data.byteLength > this.#slots[io.slot].bytes || (typeof io.shape[0] !== "number" && data.byteLength !== want)) {
+      if (data.byteLength > slots[io.slot].bytes || (typeof io.shape[0] !== "number" && data.byteLength !== want)) {
         throw new RangeError(`${name}: input "${io.name}" has ${data.byteLength} bytes, expected ${want}`);
       }
-      this.device.write(this.#slots[io.slot], data);
+      this.device.write(slots[io.slot], data);
     }
     for (const step of fn.steps) {
       const rows = typeof step.rows === "number" ? step.rows : vars[step.rows];
-      this.device.dispatch(this.#kernels[step.k], step.b.map((b) => this.#buffer(b)), rows);
+      this.device.dispatch(this.#kernels[step.k], step.b.map((b) => ("slot" in b ? over.get(b.slot) ?? slots[b.slot] : this.#buffer(b))), rows);
     }
+  }
+
+  /** The device buffer that holds output `output` of function `name` after a call. */
+  output(name: string, output: string): DeviceBuffer {
+    const io = this.fn(name).outputs.find((o) => o.name === output);
+    if (!io) throw new TypeError(`${name} has no output "${output}"`);
+    return this.#slots.get(slotGroup(name))![io.slot];
   }
 
   /** Read an output of the last call of `name` (`bytes` of it; default: all at the bounds). */
   async read(name: string, output: string, bytes?: number): Promise<ArrayBuffer> {
-    const io = this.fn(name).outputs.find((o) => o.name === output);
-    if (!io) throw new TypeError(`${name} has no output "${output}"`);
-    return await this.device.read(this.#slots[io.slot], bytes);
+    return await this.device.read(this.output(name, output), bytes);
   }
 
   #buffer(b: BindRef): DeviceBuffer {
-    if ("slot" in b) return this.#slots[b.slot];
     if ("kv" in b) return this.kv[b.kv];
-    return this.#params.get(paramKey(b))!;
+    return this.#params.get(paramKey(b as { param: string }))!;
   }
 
   destroy(): void {
     this.device.destroy();
   }
+}
+
+const FORWARD = new Set(["embed", "prefill", "decode", "batch_prefill", "batch_decode"]);
+
+/** Functions that never feed one another share scratch slots. */
+function slotGroup(fn: string): string {
+  return FORWARD.has(fn) ? "forward" : fn;
 }
 
 function paramKey(b: { param?: string; name?: string; rowStart?: number; rows?: number }): string {

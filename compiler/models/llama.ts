@@ -305,6 +305,9 @@ export function buildEmbed(cfg: ModelConfig, defs: WeightDef[]): IrFunction {
   return b.build();
 }
 
+/** Penalty/bias entries a sampler row may carry: every distinct context token plus 512 biases. */
+export const SAMPLER_ENTRIES_PER_ROW = (cfg: ModelConfig): number => cfg.context_window_size + 512;
+
 /** GPU sampling helpers over logits [m, V]. */
 export function buildSampling(cfg: ModelConfig): IrFunction[] {
   const V = cfg.vocab_size, bounds = { n: 1, s: 1, m: cfg.max_batch_size };
@@ -329,5 +332,22 @@ export function buildSampling(cfg: ModelConfig): IrFunction[] {
     const out = topP.output(topP.temp("tokens", ["m"], "u32"));
     topP.node({ op: "sample_top_p", vocab: V }, "m", { probs, top_p: p, u, out });
   }
-  return [argmax.build(), softmax.build(), topP.build()];
+  // The engine's sampler: penalties / bias / top-k, temperature softmax, top-p draw.
+  const sample = new FunctionBuilder("sample", bounds);
+  {
+    const x = sample.input("logits", ["m", V], "f32");
+    const indptr = sample.input("indptr", ["m+1"]);
+    const entries = sample.input("entries", [bounds.m * SAMPLER_ENTRIES_PER_ROW(cfg) * 4]);
+    const params = sample.input("params", ["m", 4], "f32");
+    const t = sample.input("temperature", ["m"], "f32");
+    const p = sample.input("top_p", ["m"], "f32");
+    const u = sample.input("uniform", ["m"], "f32");
+    const processed = sample.temp("processed", ["m", V]);
+    sample.node({ op: "logits_process", vocab: V }, "m", { x, indptr, entries, params, out: processed });
+    const probs = sample.temp("probs", ["m", V]);
+    sample.node({ op: "softmax_temp", vocab: V }, "m", { x: processed, temperature: t, out: probs });
+    const out = sample.output(sample.temp("tokens", ["m"], "u32"));
+    sample.node({ op: "sample_top_p", vocab: V }, "m", { probs, top_p: p, u, out });
+  }
+  return [argmax.build(), softmax.build(), topP.build(), sample.build()];
 }

@@ -178,10 +178,8 @@ class WebGpuDeviceImpl implements WebGpuDevice {
     }
     const own = buffers.map((b) => this.#own(b));
     const group = this.#bindGroup(k, own, rows);
-    if (!this.#pass) {
-      this.#encoder = this.gpu.createCommandEncoder();
-      this.#pass = this.#encoder.beginComputePass();
-    }
+    this.#encoder ??= this.gpu.createCommandEncoder();
+    this.#pass ??= this.#encoder.beginComputePass();
     const [x, y, z] = workgroupCount(
       k.source,
       rows,
@@ -192,9 +190,22 @@ class WebGpuDeviceImpl implements WebGpuDevice {
     this.#pass.dispatchWorkgroups(x, y, z);
   }
 
+  copy(src: DeviceBuffer, srcOffset: number, dst: DeviceBuffer, dstOffset: number, bytes: number): void {
+    const s = this.#own(src), d = this.#own(dst);
+    if ([srcOffset, dstOffset, bytes].some((v) => v % 4 !== 0 || v < 0) || srcOffset + bytes > s.bytes || dstOffset + bytes > d.bytes) {
+      throw new RangeError(`copy("${s.label}" → "${d.label}"): ${bytes} bytes at ${srcOffset} → ${dstOffset} is out of range or misaligned`);
+    }
+    if (bytes === 0) return;
+    this.#encoder ??= this.gpu.createCommandEncoder();
+    // copies happen between passes: close the open one (the next dispatch opens another)
+    this.#pass?.end();
+    this.#pass = null;
+    this.#encoder.copyBufferToBuffer(s.buffer, srcOffset, d.buffer, dstOffset, bytes);
+  }
+
   submit(): void {
     if (!this.#encoder) return;
-    this.#pass!.end();
+    this.#pass?.end();
     this.gpu.queue.submit([this.#encoder.finish()]);
     this.#encoder = null;
     this.#pass = null;
