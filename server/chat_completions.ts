@@ -5,7 +5,7 @@
  */
 import type { Context } from "hono";
 import type { TokenLogprob } from "../engine/types.ts";
-import { ApiError, badRequest } from "./errors.ts";
+import { badRequest, cancelled } from "./errors.ts";
 import { readJson, requestSignal, type ServerDeps } from "./context.ts";
 import { generateOptions, maxTokensFor, mergeGenerations } from "./generation.ts";
 import { checkModel } from "./models.ts";
@@ -111,7 +111,7 @@ export function chatCompletions(deps: ServerDeps): (c: Context) => Promise<Respo
       completionTokens += chunk.tokens.length;
       if (chunk.finishReason !== null) ch.finish = finish(chunk);
     }
-    if (signal.aborted) throw new ApiError(503, "the request was cancelled", "server_error");
+    if (signal.aborted) throw cancelled();
     metrics.addTokens(prompt.length, completionTokens);
     return c.json({
       id,

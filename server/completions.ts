@@ -6,7 +6,7 @@
 import type { Context } from "hono";
 import type { TokenLogprob } from "../engine/types.ts";
 import { readJson, requestSignal, type ServerDeps } from "./context.ts";
-import { ApiError, badRequest } from "./errors.ts";
+import { badRequest, cancelled } from "./errors.ts";
 import { generateOptions, maxTokensFor, mergeGenerations } from "./generation.ts";
 import { checkModel } from "./models.ts";
 import { sseResponse } from "./sse.ts";
@@ -90,7 +90,7 @@ export function completions(deps: ServerDeps): (c: Context) => Promise<Response>
       completionTokens += chunk.tokens.length;
       if (chunk.finishReason !== null) ch.finish = finish(chunk.finishReason);
     }
-    if (signal.aborted) throw new ApiError(503, "the request was cancelled", "server_error");
+    if (signal.aborted) throw cancelled();
     metrics.addTokens(promptTokens, completionTokens);
     return c.json({
       ...head,

@@ -25,6 +25,11 @@ export function badRequest(message: string, param: string | null = null, code?: 
   return new ApiError(400, message, "invalid_request_error", param, code ?? null);
 }
 
+/** The request was cancelled (client gone or server shutting down) before it finished. */
+export function cancelled(): ApiError {
+  return new ApiError(503, "the request was cancelled", "server_error", null, "cancelled");
+}
+
 /** Status, type and code for Kiln's named domain errors (by `name`, so no import cycle). */
 const NAMED: Record<string, [ApiError["status"], string, string]> = {
   ConfigError: [400, "invalid_request_error", "config_error"],
@@ -70,6 +75,8 @@ export function errorBody(err: unknown): {
 /** Hono `onError`: log unexpected failures, answer with the OpenAI-style body. */
 export function onError(err: Error, c: Context): Response {
   const { status, body } = errorBody(err);
-  if (status >= 500) console.error(`kiln server: ${c.req.method} ${c.req.path}:`, err);
+  if (status >= 500 && body.error.code !== "cancelled") {
+    console.error(`kiln server: ${c.req.method} ${c.req.path}:`, err);
+  }
   return c.json(body, status);
 }
