@@ -1,5 +1,6 @@
 /**
- * Conformance cases of the sampling kernels: take_rows, argmax, softmax_temp, sample_top_p.
+ * Conformance cases of the sampling kernels: take_rows, argmax, softmax_temp, sample_top_p,
+ * logits_process.
  * Ties are planted on purpose (lowest index wins); top-p cases are drawn so that no cumulative
  * mass lies within a margin of top_p or of u * kept_mass, so the sampled token is exact on
  * every backend despite f32 summation order.
@@ -156,8 +157,73 @@ function topPCases(rng: Rng): ConformanceCase[] {
   });
 }
 
+/** logits_process: rows with and without entries, each penalty alone and together, biases, and
+ * top_k of 0 (off), 1, a tie at the k-th value, V - 1 and V (off). */
+function logitsProcessCases(rng: Rng): ConformanceCase[] {
+  return ([[300, 8], [5000, 3]] as const).map(([V, R]) => {
+    const x = rng.normals(R * V, 3); // [R, V]
+    const params = new Float32Array(R * 4); // [R, 4] presence, frequency, repetition, top_k
+    const entries: number[][] = [];
+    const indptr = new Uint32Array(R + 1); // [R + 1]
+    for (let r = 0; r < R; r++) {
+      const topK = [5, 0, 1, 12, V - 1, V, 40, 3][r];
+      params.set([
+        r % 3 === 1 ? 0 : rng.next(),
+        r % 4 === 2 ? 0 : rng.next() * 0.5,
+        r % 2 ? 1 : 1 + rng.next(),
+        topK,
+      ], r * 4);
+      const tokens = new Set<number>();
+      const count = r === 1 || r === 3 ? 0 : 1 + rng.int(30);
+      while (tokens.size < count) tokens.add(rng.int(V));
+      for (const t of tokens) {
+        const bias = rng.next() < 0.4 ? rng.normal() * 4 : 0;
+        entries.push([t, rng.int(4), rng.next() < 0.5 ? 1 : 0, bias]);
+      }
+      indptr[r + 1] = entries.length;
+      if (r === 3) {
+        // No entries; two tokens from below the k-th largest are raised to one value between the
+        // (k-1)-th and k-th largest: they tie as the new k-th largest and both must be kept.
+        const o = r * V;
+        const sorted = Array.from(x.subarray(o, o + V)).sort((a, b) => b - a);
+        const below = Array.from({ length: V }, (_, c) => c).filter((c) =>
+          x[o + c] < sorted[topK - 1]
+        );
+        x[o + below[0]] = x[o + below[below.length - 1]] = (sorted[topK - 2] + sorted[topK - 1]) /
+          2;
+      }
+    }
+    const words = new ArrayBuffer(Math.max(16, entries.length * 16));
+    const u = new Uint32Array(words), f = new Float32Array(words);
+    entries.forEach(([t, count, inPrompt, bias], i) => {
+      u[4 * i] = t, f[4 * i + 1] = count, u[4 * i + 2] = inPrompt, f[4 * i + 3] = bias;
+    });
+    return {
+      name: `logits_process V=${V} top_k=[${
+        Array.from({ length: R }, (_, r) => params[r * 4 + 3])
+      }] R=${R}`,
+      spec: { op: "logits_process", vocab: V },
+      rows: R,
+      inputs: [
+        padded(x),
+        padded(indptr),
+        words,
+        padded(params),
+        padded(new Float32Array(R * V).fill(-7)),
+      ],
+      tol: TOL.oneRounding * 4, // x + bias, scale by repetition, subtract penalties: a few f32 roundings
+    };
+  });
+}
+
 /** Cases of the sampling kernels, generated from `seed`. */
 export function samplingCases(seed: number): ConformanceCase[] {
   const rng = new Rng(seed);
-  return [...takeRowsCases(rng), ...argmaxCases(rng), ...softmaxCases(rng), ...topPCases(rng)];
+  return [
+    ...takeRowsCases(rng),
+    ...argmaxCases(rng),
+    ...softmaxCases(rng),
+    ...topPCases(rng),
+    ...logitsProcessCases(rng),
+  ];
 }

@@ -176,6 +176,9 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
       }
       break;
     }
+    case "logits_process":
+      logitsProcess(spec.vocab, buf, out, R);
+      break;
     case "sample_top_p":
       for (let r = 0; r < R; r++) {
         const p = topPRow(buf.probs, r, spec.vocab, x("top_p", r), x("u", r));
@@ -307,5 +310,29 @@ function attention(
         out.out[r * H * D + h * D + d] = acc;
       }
     }
+  }
+}
+
+/** Penalties, bias and top-k mask over each row's sparse entries (4 words: token, count f32,
+ * in_prompt, bias f32) with params (presence, frequency, repetition, top_k) per row. */
+function logitsProcess(V: number, buf: Record<string, ArrayBuffer>, out: RefOutputs, R: number) {
+  for (let r = 0; r < R; r++) {
+    const row: number[] = [];
+    for (let c = 0; c < V; c++) row.push(f32(buf.x, r * V + c));
+    const [presence, frequency, repetition, topK] = [0, 1, 2, 3].map((i) =>
+      f32(buf.params, r * 4 + i)
+    );
+    for (let e = u32(buf.indptr, r); e < u32(buf.indptr, r + 1); e++) {
+      const token = u32(buf.entries, 4 * e), count = f32(buf.entries, 4 * e + 1);
+      const inPrompt = u32(buf.entries, 4 * e + 2), bias = f32(buf.entries, 4 * e + 3);
+      let l = row[token] + bias;
+      if (count > 0 || inPrompt !== 0) l = l > 0 ? l / repetition : l * repetition;
+      row[token] = l - (presence * (count > 0 ? 1 : 0) + frequency * count);
+    }
+    if (topK >= 1 && topK < V) {
+      const kth = [...row].sort((a, b) => b - a)[topK - 1];
+      for (let c = 0; c < V; c++) if (row[c] < kth) row[c] = -Infinity;
+    }
+    for (let c = 0; c < V; c++) out.out[r * V + c] = row[c];
   }
 }

@@ -17,7 +17,9 @@ export function expectedOutputs(c: ConformanceCase): RefOutputs {
   return e;
 }
 
-/** Compares one written binding; returns a description of the failure or null. */
+/** Compares one written binding; returns a description of the failure or null. Non-finite
+ * reference values (a -inf mask) must be matched exactly; finite ones within `tol` x the largest
+ * finite |ref|. */
 export function compareBinding(
   name: string,
   actual: Float32Array | Uint32Array,
@@ -28,15 +30,21 @@ export function compareBinding(
     return `${name}: ${actual.length} elements, expected ${ref.length}`;
   }
   let maxRef = 0;
-  for (let i = 0; i < ref.length; i++) maxRef = Math.max(maxRef, Math.abs(ref[i]));
+  for (let i = 0; i < ref.length; i++) {
+    if (Number.isFinite(ref[i])) maxRef = Math.max(maxRef, Math.abs(ref[i]));
+  }
   const allowed = tol * maxRef;
   let worst = -1, worstErr = -1, bad = 0;
   for (let i = 0; i < ref.length; i++) {
     const want = ref instanceof Float64Array ? Math.fround(ref[i]) : ref[i];
-    const err = Number.isNaN(actual[i])
-      ? Infinity
-      : Math.abs(actual[i] - (tol === 0 ? want : ref[i]));
-    const fails = tol === 0 ? actual[i] !== want : !(err <= allowed);
+    let err: number, fails: boolean;
+    if (!Number.isFinite(ref[i])) {
+      fails = !(Object.is(actual[i], want) || (Number.isNaN(actual[i]) && Number.isNaN(want)));
+      err = fails ? Infinity : 0;
+    } else {
+      err = Number.isNaN(actual[i]) ? Infinity : Math.abs(actual[i] - (tol === 0 ? want : ref[i]));
+      fails = tol === 0 ? actual[i] !== want : !(err <= allowed);
+    }
     if (fails) bad++;
     if (err > worstErr) worstErr = err, worst = i;
   }
