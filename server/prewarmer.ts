@@ -3,7 +3,7 @@
  * `resolve()` (compile on a cache miss, convert weights, verify; nothing is served from it).
  * @module
  */
-import { type JitPolicy, resolve, type Target } from "../jit/mod.ts";
+import { type CompilerModule, type JitPolicy, resolve, type Target } from "../jit/mod.ts";
 
 /** A validated prewarm request; `model` is a real path inside a configured model root. */
 export interface PrewarmRequest {
@@ -42,6 +42,8 @@ export interface JitPrewarmerOptions {
   readonly policy?: JitPolicy;
   /** A Target or a `detectTarget` spec ("auto", "webgpu", "cpu"); default "auto". */
   readonly target?: Target | string;
+  /** The compiler to build with (default: compiler/mod.ts). */
+  readonly compiler?: CompilerModule;
 }
 
 /** A `Prewarmer` that runs the JIT's `resolve()` with the request's options. */
@@ -56,6 +58,7 @@ export function jitPrewarmer(opts: JitPrewarmerOptions): Prewarmer {
         target: opts.target,
         policy: opts.policy,
         cacheRoot: opts.cacheRoot,
+        compiler: opts.compiler,
         onProgress,
         notify: (message) => onProgress({ stage: "detect", status: "progress", message }),
       });
