@@ -92,8 +92,13 @@ export function createCpuDevice(): Device {
     },
     copy(src, srcOffset, dst, dstOffset, bytes) {
       const s = live(src, "copy"), d = live(dst, "copy");
-      if (srcOffset < 0 || dstOffset < 0 || bytes < 0 || srcOffset + bytes > s.byteLength || dstOffset + bytes > d.byteLength) {
-        throw new RangeError(`copy("${src.label}" → "${dst.label}"): ${bytes} bytes at ${srcOffset} → ${dstOffset} out of range`);
+      if (
+        srcOffset < 0 || dstOffset < 0 || bytes < 0 || srcOffset + bytes > s.byteLength ||
+        dstOffset + bytes > d.byteLength
+      ) {
+        throw new RangeError(
+          `copy("${src.label}" → "${dst.label}"): ${bytes} bytes at ${srcOffset} → ${dstOffset} out of range`,
+        );
       }
       new Uint8Array(d, dstOffset, bytes).set(new Uint8Array(s, srcOffset, bytes));
     },

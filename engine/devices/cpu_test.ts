@@ -68,3 +68,14 @@ Deno.test("createCpuDevice() refuses buffers that no CPU device created", () => 
   assertThrows(() => d.write(foreign, new Float32Array(1)), TypeError);
   assertThrows(() => d.release(foreign), TypeError);
 });
+
+Deno.test("createCpuDevice() copy moves a byte range between buffers and within one", async () => {
+  const d = createCpuDevice();
+  const a = d.createBuffer(16, "a"), b = d.createBuffer(16, "b");
+  d.write(a, new Float32Array([1, 2, 3, 4]));
+  d.copy(a, 4, b, 8, 8);
+  assertEquals(Array.from(new Float32Array(await d.read(b))), [0, 0, 2, 3]);
+  d.copy(a, 0, a, 4, 12); // overlapping: behaves as if through a temporary
+  assertEquals(Array.from(new Float32Array(await d.read(a))), [1, 1, 2, 3]);
+  assertThrows(() => d.copy(a, 8, b, 0, 12), RangeError);
+});
