@@ -83,6 +83,7 @@ function normCases(rng: Rng): ConformanceCase[] {
     [256, 1e-6, "f32", 3, 3],
     [64, 1e-5, "f32", 4, 0.003],
     [1000, 1e-5, "f16", 2, 1], // wider than one workgroup
+    [8, 1e-5, "f32", 70000, 1], // more rows than 65535 workgroups: a 2-D grid
   ];
   for (const [hidden, eps, weightDtype, R, scale] of table) {
     const w = new Float32Array(hidden).map(() => 1 + 0.2 * rng.normal()); // [H]
@@ -116,7 +117,7 @@ function normCases(rng: Rng): ConformanceCase[] {
 
 function elementwiseCases(rng: Rng): ConformanceCase[] {
   const out: ConformanceCase[] = [];
-  for (const [width, R] of [[64, 1], [100, 37], [7, 3]]) {
+  for (const [width, R] of [[64, 1], [100, 37], [7, 3], [4, 70000]]) {
     out.push({
       name: `add width=${width} R=${R}`,
       spec: { op: "add", width },

@@ -53,6 +53,7 @@ function ropeCases(rng: Rng): ConformanceCase[] {
     [{ H: 4, KV: 2, D: 32 }, 37, [0, 255]],
     [{ H: 4, KV: 1, D: 64 }, 1, [200, 200]],
     [{ H: 2, KV: 2, D: 16 }, 5, [0, 10]],
+    [{ H: 1, KV: 1, D: 4 }, 70000, [0, 255]], // more rows than 65535 workgroups
   ];
   for (const [h, R, [lo, hi]] of table) {
     const width = (h.H + 2 * h.KV) * h.D;
