@@ -39,7 +39,7 @@ export function chatCompletions(deps: ServerDeps): (c: Context) => Promise<Respo
     }
     // The template writes BOS and friends itself.
     const prompt = engine.tokenizer.encode(text, { addSpecialTokens: false });
-    const maxTokens = maxTokensFor(req, prompt.length, engine.contextWindow);
+    const maxTokens = maxTokensFor(req, prompt.length, engine.contextWindow, "messages");
     const { signal, controller } = requestSignal(c);
     const runs = Array.from({ length: req.n }, (_, i) => ({
       index: i,

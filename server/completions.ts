@@ -27,7 +27,9 @@ export function completions(deps: ServerDeps): (c: Context) => Promise<Response>
       const ids = typeof p === "string" ? tok.encode(p, { addSpecialTokens: true }) : [...p];
       return { ids, text: typeof p === "string" ? p : tok.decode(ids) };
     });
-    const budgets = prompts.map((p) => maxTokensFor(req, p.ids.length, engine.contextWindow));
+    const budgets = prompts.map((p) =>
+      maxTokensFor(req, p.ids.length, engine.contextWindow, "prompt")
+    );
     const { signal, controller } = requestSignal(c);
     const runs = prompts.flatMap((p, pi) =>
       Array.from({ length: req.n }, (_, j) => ({

@@ -19,12 +19,13 @@ export function maxTokensFor(
   req: GenerationRequest,
   promptLength: number,
   contextWindow: number,
+  promptParam: "messages" | "prompt",
 ): number {
   if (promptLength >= contextWindow) {
     throw badRequest(
       `the prompt is ${promptLength} tokens; this model's context window is ${contextWindow} ` +
         `tokens, which must also hold at least one generated token: shorten the prompt`,
-      "messages",
+      promptParam,
       "context_length_exceeded",
     );
   }

@@ -149,3 +149,64 @@ Deno.test("POST /v1/chat/completions with n > 1 runs n seeded generations with l
     await t.close();
   }
 });
+
+Deno.test("POST /v1/chat/completions passes the validated sampling parameters to the engine", async () => {
+  const t = await startToyServer();
+  try {
+    const first = t.engine.vocab[0];
+    await t.client.chat.completions.create({
+      model: "toy-llama3",
+      messages,
+      max_completion_tokens: 3,
+      temperature: 0.5,
+      top_p: 0.9,
+      presence_penalty: 0.5,
+      frequency_penalty: -0.5,
+      logit_bias: { [String(first)]: -100 },
+      seed: 11,
+      stop: "zz",
+      // Extensions (vLLM's names), sent as extra body fields.
+      ...({ top_k: -1, repetition_penalty: 1.1, ignore_eos: true } as object),
+    });
+    const o = t.engine.records[0].options;
+    assertEquals(o.maxTokens, 3);
+    assertEquals(o.sampling, {
+      temperature: 0.5,
+      top_p: 0.9,
+      top_k: 0,
+      presence_penalty: 0.5,
+      frequency_penalty: -0.5,
+      repetition_penalty: 1.1,
+      logit_bias: new Map([[first, -100]]),
+      seed: 11,
+    });
+    assertEquals(o.stop, ["zz"]);
+    assertEquals(o.ignoreEos, true);
+    assertEquals(o.logprobs, null);
+    assert(o.signal instanceof AbortSignal);
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("CORS preflight is answered when the app is configured with origins", async () => {
+  const t = await startToyServer({ cors: { origins: ["https://app.example"] } });
+  try {
+    const res = await fetch(`${t.baseUrl}/v1/chat/completions`, {
+      method: "OPTIONS",
+      headers: {
+        origin: "https://app.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization,content-type",
+      },
+    });
+    await res.body?.cancel();
+    assert(res.status === 204 || res.status === 200);
+    assertEquals(res.headers.get("access-control-allow-origin"), "https://app.example");
+    assert(
+      res.headers.get("access-control-allow-headers")!.toLowerCase().includes("authorization"),
+    );
+  } finally {
+    await t.close();
+  }
+});

@@ -9,6 +9,7 @@ import { loadChatTemplate } from "../../engine/chat_template.ts";
 import { loadTokenizer } from "../../engine/tokenizer.ts";
 import type { Tokenizer } from "../../engine/types.ts";
 import { createApp } from "../../server/app.ts";
+import type { CorsOptions } from "../../server/cors.ts";
 import type { Prewarmer } from "../../server/prewarmer.ts";
 import { type RunningServer, serve } from "../../server/serve.ts";
 import { EOT_ID, ToyEngine } from "./toy_engine.ts";
@@ -45,6 +46,7 @@ export async function startToyServer(opts: {
   modelRoots?: string[];
   bodyLimit?: number;
   graceMs?: number;
+  cors?: CorsOptions;
 } = {}): Promise<ToyServer> {
   const dir = await llama3ModelDir();
   const tokenizer = await loadTokenizer(dir);
@@ -55,6 +57,7 @@ export async function startToyServer(opts: {
     prewarm: opts.prewarm,
     modelRoots: opts.modelRoots,
     bodyLimit: opts.bodyLimit,
+    cors: opts.cors,
   });
   const server = serve({ app, port: 0, handleSignals: false, graceMs: opts.graceMs ?? 1000 });
   const baseUrl = `http://127.0.0.1:${server.port}`;
