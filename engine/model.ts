@@ -5,7 +5,7 @@
  * @module
  */
 import { PAGE_SIZE } from "../compiler/codegen/contract.ts";
-import type { Device } from "./device.ts";
+import type { Device, DeviceBuffer } from "./device.ts";
 import { createCpuDevice } from "./devices/cpu.ts";
 import { createWebGpuDevice } from "./devices/webgpu.ts";
 import { type Library, loadLibrary } from "./library.ts";
@@ -91,6 +91,19 @@ export class Model {
   }
 
   async #call(fn: string, chunks: SeqChunk[], all: boolean): Promise<Float32Array[]> {
+    const m = this.run(fn, chunks, all);
+    const V = this.metadata.vocab_size;
+    const data = new Float32Array(await this.runtime.read(fn, "logits", m * V * 4));
+    return Array.from({ length: m }, (_, i) => data.subarray(i * V, (i + 1) * V));
+  }
+
+  /**
+   * Queue one forward call over `chunks` (reserving their KV pages); the logits of the last
+   * token of each chunk (every token with `all`) stay on the device in
+   * `runtime.output(fn, "logits")`. `bind` replaces inputs by device buffers (e.g. `input_ids`
+   * by the sampler's tokens). Returns the number of logit rows.
+   */
+  run(fn: string, chunks: SeqChunk[], all = false, bind: Record<string, DeviceBuffer> = {}): number {
     const n = chunks.reduce((a, c) => a + c.tokens.length, 0);
     const ids = new Uint32Array(n), positions = new Uint32Array(n), tokSeq = new Uint32Array(n);
     const indptr = new Uint32Array(chunks.length + 1);
@@ -110,7 +123,6 @@ export class Model {
       indptr[s + 1] = pages.length;
     });
     const m = lastIdx.length;
-    const vars = { n, s: chunks.length, m };
     this.runtime.run(fn, {
       input_ids: ids,
       positions,
@@ -118,10 +130,8 @@ export class Model {
       page_indptr: indptr,
       page_indices: new Uint32Array(pages),
       last_idx: new Uint32Array(lastIdx),
-    }, vars);
-    const V = this.metadata.vocab_size;
-    const data = new Float32Array(await this.runtime.read(fn, "logits", m * V * 4));
-    return Array.from({ length: m }, (_, i) => data.subarray(i * V, (i + 1) * V));
+    }, { n, s: chunks.length, m }, bind);
+    return m;
   }
 
   destroy(): void {

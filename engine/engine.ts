@@ -1,0 +1,297 @@
+/**
+ * The inference engine: continuous batching over a loaded model.
+ *
+ * One loop: admit waiting requests while KV pages and sequence slots allow; run one prefill
+ * chunk (up to `prefillChunkSize` tokens, over several sequences, so long prompts interleave
+ * with decoding); then one decode round over every decoding sequence. A round enqueues up to
+ * `stepsAhead` decode steps at once: the sampler's tokens (sampled on the device) feed the next
+ * step's embedding on the device, each step's tokens are copied into a history buffer, and the
+ * round's tokens come back in one readback (each readback costs ≥ 10 ms in Deno). Tokens
+ * sampled after a sequence stopped are discarded. Rounds shrink to one step when a sequence
+ * needs the host between steps (penalties need the counts, logprobs need the logits).
+ * Finished and aborted sequences free their pages at once.
+ * @module
+ */
+import type { DeviceBuffer } from "./device.ts";
+import { KvCacheFullError } from "./kv_cache.ts";
+import type { Model, SeqChunk } from "./model.ts";
+import { ChunkQueue, Sequence } from "./sequence.ts";
+import type { ChatTemplate, Engine, EngineStats, GenerateOptions, GenerationChunk, TokenLogprob, Tokenizer } from "./types.ts";
+import { PAGE_SIZE } from "../compiler/codegen/contract.ts";
+
+export interface EngineConfig {
+  /** Sequences decoded together at most (≤ the library's max_batch_size). */
+  maxNumSequence?: number;
+  /** Prompt tokens per prefill chunk (≤ the library's prefill_chunk_size). */
+  prefillChunkSize?: number;
+  /** Decode steps enqueued per round. */
+  stepsAhead?: number;
+}
+
+export class KilnEngine implements Engine {
+  readonly contextWindow: number;
+  readonly #waiting: Sequence[] = [];
+  readonly #running: Sequence[] = [];
+  readonly #maxSeqs: number;
+  readonly #chunk: number;
+  readonly #ahead: number;
+  #nextId = 1;
+  #wake: (() => void) | null = null;
+  #closed = false;
+  #loop: Promise<void>;
+  #history: DeviceBuffer;
+  #stats = { lastBatchSize: 0, maxBatchSize: 0, promptTokensTotal: 0, generatedTokensTotal: 0, stepsTotal: 0 };
+
+  constructor(
+    readonly model: Model,
+    readonly tokenizer: Tokenizer,
+    readonly chatTemplate: ChatTemplate | null,
+    readonly modelId: string,
+    config: EngineConfig = {},
+  ) {
+    const md = model.metadata;
+    this.contextWindow = md.context_window_size;
+    this.#maxSeqs = Math.min(config.maxNumSequence ?? md.max_batch_size, md.max_batch_size);
+    this.#chunk = Math.min(config.prefillChunkSize ?? md.prefill_chunk_size, md.prefill_chunk_size);
+    this.#ahead = Math.max(1, config.stepsAhead ?? 4);
+    this.#history = model.runtime.device.createBuffer(this.#ahead * this.#maxSeqs * 4, "token history");
+    this.#loop = this.#run();
+  }
+
+  generate(opts: GenerateOptions): AsyncIterable<GenerationChunk> {
+    if (this.#closed) throw new Error("the engine is closed");
+    if (opts.prompt.length === 0) throw new RangeError("the prompt is empty");
+    if (opts.prompt.length >= this.contextWindow) {
+      throw new RangeError(`the prompt has ${opts.prompt.length} tokens; the context window is ${this.contextWindow}`);
+    }
+    const V = this.model.metadata.vocab_size;
+    for (const t of opts.prompt) if (!(t >= 0 && t < V)) throw new RangeError(`prompt token ${t} is outside the vocabulary (${V})`);
+    const out = new ChunkQueue();
+    const seq = new Sequence(this.#nextId++, opts, out, this.tokenizer, this.contextWindow);
+    if (seq.budget <= 0) throw new RangeError("max_tokens must be at least 1");
+    opts.signal?.addEventListener("abort", () => this.#kick(), { once: true });
+    this.#waiting.push(seq);
+    this.#kick();
+    return out;
+  }
+
+  stats(): EngineStats {
+    const kv = this.model.kv;
+    return {
+      runningSequences: this.#running.length,
+      waitingRequests: this.#waiting.length,
+      kvPagesUsed: kv.usedPages,
+      kvPagesTotal: kv.numPages,
+      ...this.#stats,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const s of [...this.#waiting, ...this.#running]) s.finish("abort");
+    this.#kick();
+    await this.#loop;
+    this.model.destroy();
+  }
+
+  #kick(): void {
+    this.#wake?.();
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#closed) {
+      this.#reap();
+      this.#admit();
+      if (this.#running.length === 0) {
+        await new Promise<void>((r) => (this.#wake = r));
+        this.#wake = null;
+        continue;
+      }
+      try {
+        const prefilling = this.#running.filter((s) => s.prefilled < s.prompt.length);
+        if (prefilling.length > 0) await this.#prefill(prefilling);
+        this.#reap();
+        const decoding = this.#running.filter((s) => s.prefilled === s.prompt.length && !s.finished);
+        if (decoding.length > 0) await this.#decodeRound(decoding);
+      } catch (e) {
+        // A device or kernel failure ends the sequences in flight with the error.
+        for (const s of this.#running) s.out.fail(e);
+        for (const s of this.#running) this.model.kv.release(s.id);
+        this.#running.length = 0;
+      }
+    }
+  }
+
+  /** Drop finished and aborted sequences, freeing their pages. */
+  #reap(): void {
+    for (const list of [this.#running, this.#waiting]) {
+      for (let i = list.length - 1; i >= 0; i--) {
+        const s = list[i];
+        if (s.opts.signal?.aborted) s.finish("abort");
+        if (s.finished) {
+          this.model.kv.release(s.id);
+          list.splice(i, 1);
+        }
+      }
+    }
+  }
+
+  /** Move waiting sequences in while sequence slots and KV pages (for their prompt) allow. */
+  #admit(): void {
+    while (this.#waiting.length > 0 && this.#running.length < this.#maxSeqs) {
+      const s = this.#waiting[0];
+      const need = Math.ceil((s.prompt.length + 1) / PAGE_SIZE);
+      const reserved = this.#running.reduce((a, r) => a + Math.max(0, Math.ceil((r.prompt.length + 1) / PAGE_SIZE) - this.model.kv.pages(r.id).length), 0);
+      if (need + reserved > this.model.kv.freePages) {
+        if (this.#running.length === 0) {
+          this.#waiting.shift();
+          s.out.fail(new KvCacheFullError(`the prompt needs ${need} KV pages; the cache has ${this.model.kv.freePages} free`));
+          continue;
+        }
+        return;
+      }
+      this.#running.push(this.#waiting.shift()!);
+    }
+  }
+
+  /** One prefill chunk over the sequences still in their prompt; samples the first token of those that finish it. */
+  async #prefill(seqs: Sequence[]): Promise<void> {
+    const chunks: SeqChunk[] = [];
+    const done: Sequence[] = [];
+    let budget = this.#chunk;
+    for (const s of seqs) {
+      if (budget === 0 || chunks.length === this.model.metadata.max_batch_size) break;
+      const take = Math.min(budget, s.prompt.length - s.prefilled);
+      chunks.push({ seq: s.id, tokens: s.prompt.slice(s.prefilled, s.prefilled + take), start: s.prefilled });
+      budget -= take;
+      if (s.prefilled + take === s.prompt.length) done.push(s);
+    }
+    const fn = chunks.length === 1 ? "prefill" : "batch_prefill";
+    const m = this.model.run(fn, chunks);
+    chunks.forEach((c, i) => (seqs[i].prefilled += c.tokens.length));
+    this.#stats.promptTokensTotal += chunks.reduce((a, c) => a + c.tokens.length, 0);
+    if (done.length === 0) return;
+    // rows of the logits are the chunks' last tokens, in chunk order
+    const rows = chunks.map((c, i) => (done.includes(seqs[i]) ? i : -1)).filter((i) => i >= 0);
+    const all = seqs.slice(0, chunks.length);
+    const tokens = await this.#sampleRows(fn, m, rows.map((i) => all[i]), rows);
+    rows.forEach((i, j) => all[i].accept(tokens[j].token, tokens[j].logprob));
+    this.#stats.generatedTokensTotal += rows.length;
+  }
+
+  /** Sample rows `rows` of the logits of `fn` (m rows) for `seqs`, reading the tokens back. */
+  async #sampleRows(fn: string, m: number, seqs: Sequence[], rows: number[]): Promise<{ token: number; logprob?: TokenLogprob }[]> {
+    const V = this.model.metadata.vocab_size;
+    const logits = this.model.runtime.output(fn, "logits");
+    let src = logits;
+    if (rows.length !== m || rows.some((r, i) => r !== i)) {
+      // gather the wanted rows into a buffer of their own, in order
+      src = this.model.runtime.device.createBuffer(rows.length * V * 4, "sample rows");
+      rows.forEach((r, i) => this.model.runtime.device.copy(logits, r * V * 4, src, i * V * 4, V * 4));
+    }
+    const logprobs = await this.#logprobs(src, seqs);
+    this.#sample(seqs, src);
+    const data = new Uint32Array(await this.model.runtime.read("sample", "tokens", seqs.length * 4));
+    if (src !== logits) this.model.runtime.device.release(src);
+    return Array.from(data, (token, i) => ({ token, logprob: logprobs[i] ? withToken(logprobs[i]!, token, seqs[i].opts.logprobs ?? 0, this.tokenizer) : undefined }));
+  }
+
+  /** Queue the sampler over `b` rows of `logits`; its tokens land in the sampler's output. */
+  #sample(seqs: Sequence[], logits: DeviceBuffer): void {
+    const b = seqs.length;
+    const indptr = new Uint32Array(b + 1);
+    const entries: number[] = [];
+    const params = new Float32Array(b * 4), temperature = new Float32Array(b), topP = new Float32Array(b), uniform = new Float32Array(b);
+    seqs.forEach((s, r) => {
+      const sp = s.opts.sampling;
+      const penal = sp.presence_penalty !== 0 || sp.frequency_penalty !== 0 || sp.repetition_penalty !== 1;
+      const tokens = new Set<number>([...sp.logit_bias.keys(), ...(penal ? [...s.counts.keys(), ...(sp.repetition_penalty !== 1 ? s.promptSet : [])] : [])]);
+      for (const t of tokens) entries.push(t, s.counts.get(t) ?? 0, penal && sp.repetition_penalty !== 1 && s.promptSet.has(t) ? 1 : 0, sp.logit_bias.get(t) ?? 0);
+      indptr[r + 1] = entries.length / 4;
+      params.set([sp.presence_penalty, sp.frequency_penalty, sp.repetition_penalty, sp.top_k > 0 ? sp.top_k : 0], r * 4);
+      temperature[r] = sp.temperature;
+      topP[r] = sp.top_p;
+      uniform[r] = s.rng.next();
+    });
+    const words = new ArrayBuffer(Math.max(16, entries.length * 4));
+    const u = new Uint32Array(words), f = new Float32Array(words);
+    for (let i = 0; i < entries.length; i += 4) {
+      u[i] = entries[i];
+      f[i + 1] = entries[i + 1];
+      u[i + 2] = entries[i + 2];
+      f[i + 3] = entries[i + 3];
+    }
+    this.model.runtime.run("sample", { indptr, entries: new Uint8Array(words), params, temperature, top_p: topP, uniform }, { n: 1, s: 1, m: b }, { logits });
+  }
+
+  /** Log-softmax of the rows whose sequences asked for logprobs (read back; one-step rounds only). */
+  async #logprobs(logits: DeviceBuffer, seqs: Sequence[]): Promise<(Float32Array | null)[]> {
+    if (!seqs.some((s) => s.opts.logprobs != null)) return seqs.map(() => null);
+    const V = this.model.metadata.vocab_size;
+    const data = new Float32Array(await this.model.runtime.device.read(logits, seqs.length * V * 4));
+    return seqs.map((s, r) => {
+      if (s.opts.logprobs == null) return null;
+      const row = data.subarray(r * V, (r + 1) * V);
+      let mx = -Infinity;
+      for (const v of row) mx = Math.max(mx, v);
+      let sum = 0;
+      for (const v of row) sum += Math.exp(v - mx);
+      const lse = mx + Math.log(sum);
+      return row.map((v) => v - lse);
+    });
+  }
+
+  /** Up to `stepsAhead` decode steps for every decoding sequence, read back once. */
+  async #decodeRound(all: Sequence[]): Promise<void> {
+    const seqs = all.slice(0, this.#maxSeqs);
+    const b = seqs.length;
+    const host = seqs.some((s) => s.needsHostEachStep);
+    const K = host ? 1 : Math.max(1, Math.min(this.#ahead, ...seqs.map((s) => s.budget)));
+    // Reserve the round's pages first; a sequence that cannot grow ends with "length".
+    for (const s of seqs) {
+      try {
+        this.model.kv.reserve(s.id, s.position + K);
+      } catch (e) {
+        if (!(e instanceof KvCacheFullError)) throw e;
+        s.finish("length");
+      }
+    }
+    const live = seqs.filter((s) => !s.finished);
+    if (live.length === 0) return;
+    if (live.length !== b) return await this.#decodeRound(live);
+    const fn = b === 1 ? "decode" : "batch_decode";
+    const dev = this.model.runtime.device;
+    const tokensBuf = this.model.runtime.output("sample", "tokens");
+    let logprobs: (Float32Array | null)[] = [];
+    for (let k = 0; k < K; k++) {
+      const chunks = seqs.map((s) => ({ seq: s.id, tokens: [k === 0 ? s.lastToken : 0], start: s.position + k }));
+      this.model.run(fn, chunks, false, k === 0 ? {} : { input_ids: tokensBuf });
+      const logits = this.model.runtime.output(fn, "logits");
+      if (host) logprobs = await this.#logprobs(logits, seqs);
+      this.#sample(seqs, logits);
+      dev.copy(tokensBuf, 0, this.#history, k * b * 4, b * 4);
+    }
+    const data = new Uint32Array(await dev.read(this.#history, K * b * 4));
+    this.#stats.stepsTotal += K;
+    this.#stats.lastBatchSize = b;
+    this.#stats.maxBatchSize = Math.max(this.#stats.maxBatchSize, b);
+    for (let k = 0; k < K; k++) {
+      seqs.forEach((s, r) => {
+        if (s.finished) return;
+        const token = data[k * b + r];
+        s.accept(token, logprobs[r] ? withToken(logprobs[r]!, token, s.opts.logprobs ?? 0, this.tokenizer) : undefined);
+        this.#stats.generatedTokensTotal++;
+      });
+    }
+  }
+}
+
+/** The chosen token's logprob and the `n` most likely alternatives. */
+function withToken(lp: Float32Array, token: number, n: number, tok: Tokenizer): TokenLogprob {
+  const top: { token: number; text: string; logprob: number }[] = [];
+  if (n > 0) {
+    const idx = Array.from(lp.keys()).sort((a, b) => lp[b] - lp[a] || a - b).slice(0, n);
+    for (const i of idx) top.push({ token: i, text: tok.tokenText(i), logprob: lp[i] });
+  }
+  return { token, text: tok.tokenText(token), logprob: lp[token], top };
+}
