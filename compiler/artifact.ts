@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { dirname } from "node:path";
-import { ARTIFACT_FORMAT_VERSION, COMPILER_VERSION } from "./compile.ts";
+import { ARTIFACT_FORMAT_VERSION, COMPILER_VERSION } from "./version.ts";
 
 export function sha256(data: string | Uint8Array): string {
   return createHash("sha256").update(data).digest("hex");

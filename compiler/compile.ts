@@ -25,8 +25,8 @@ import { type BuildFunc, defaultBuild, init as initBundler } from "./build.ts";
 import { buildMetadata, type CompileMetadata, memoryEstimate } from "./metadata.ts";
 import { writeArtifact } from "./artifact.ts";
 
-export const COMPILER_VERSION = "0.1.0";
-export const ARTIFACT_FORMAT_VERSION = 1;
+import { ARTIFACT_FORMAT_VERSION, COMPILER_VERSION } from "./version.ts";
+export { ARTIFACT_FORMAT_VERSION, COMPILER_VERSION };
 
 export interface CompileOptions {
   /** A model folder (config.json or mlc-chat-config.json) or a raw config object. */
