@@ -34,7 +34,7 @@ export function getPrewarm(deps: ServerDeps): (c: Context) => Response {
       const { signal, controller } = requestSignal(c);
       const events = jobs.watch(id, signal);
       if (events === null) throw notFound(id);
-      return sseResponse(events, () => controller.abort());
+      return sseResponse(events, () => controller.abort(), { heartbeatMs: 15_000 });
     }
     const job = jobs.get(id);
     if (job === null) throw notFound(id);

@@ -6,32 +6,57 @@
 
 const encoder = new TextEncoder();
 
+export interface SseOptions {
+  /** Sent after the last event; null sends nothing (default "[DONE]"). */
+  readonly done?: string | null;
+  /** While no event comes for this long, send a `: ping` comment (keeps proxies from timing out). */
+  readonly heartbeatMs?: number;
+}
+
 /** Stream `events` as SSE. Strings are sent as they are; other values as JSON. */
 export function sseResponse(
   events: AsyncIterable<unknown>,
   onCancel: () => void,
-  done: string | null = "[DONE]",
+  opts: SseOptions = {},
 ): Response {
+  const done = opts.done === undefined ? "[DONE]" : opts.done;
   const it = events[Symbol.asyncIterator]();
   let finished = false;
+  let next: Promise<IteratorResult<unknown>> | null = null;
+  const send = (c: ReadableStreamDefaultController<Uint8Array>, text: string) =>
+    c.enqueue(encoder.encode(text));
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
-        const r = await it.next();
+        next ??= it.next();
+        if (opts.heartbeatMs) {
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const tick = new Promise<"tick">((
+            r,
+          ) => (timer = setTimeout(() => r("tick"), opts.heartbeatMs)));
+          const first = await Promise.race([next, tick]);
+          clearTimeout(timer);
+          if (first === "tick") return send(controller, ": ping\n\n");
+        }
+        const r = await next;
+        next = null;
         if (r.done) {
-          if (done !== null) controller.enqueue(encoder.encode(`data: ${done}\n\n`));
+          if (done !== null) send(controller, `data: ${done}\n\n`);
           finished = true;
           controller.close();
           return;
         }
-        const data = typeof r.value === "string" ? r.value : JSON.stringify(r.value);
-        controller.enqueue(encoder.encode(`data: ${data}\n\n`));
+        send(
+          controller,
+          `data: ${typeof r.value === "string" ? r.value : JSON.stringify(r.value)}\n\n`,
+        );
       } catch (e) {
         // Headers are out: report the failure as a last event, then close.
+        console.error("kiln server: a stream failed:", e);
         finished = true;
         const message = (e as Error)?.message ?? String(e);
         const error = { message, type: "server_error", param: null, code: "stream_error" };
-        controller.enqueue(encoder.encode(`data: ${JSON.stringify({ error })}\n\n`));
+        send(controller, `data: ${JSON.stringify({ error })}\n\n`);
         controller.close();
       }
     },
