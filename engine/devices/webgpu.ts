@@ -190,10 +190,21 @@ class WebGpuDeviceImpl implements WebGpuDevice {
     this.#pass.dispatchWorkgroups(x, y, z);
   }
 
-  copy(src: DeviceBuffer, srcOffset: number, dst: DeviceBuffer, dstOffset: number, bytes: number): void {
+  copy(
+    src: DeviceBuffer,
+    srcOffset: number,
+    dst: DeviceBuffer,
+    dstOffset: number,
+    bytes: number,
+  ): void {
     const s = this.#own(src), d = this.#own(dst);
-    if ([srcOffset, dstOffset, bytes].some((v) => v % 4 !== 0 || v < 0) || srcOffset + bytes > s.bytes || dstOffset + bytes > d.bytes) {
-      throw new RangeError(`copy("${s.label}" → "${d.label}"): ${bytes} bytes at ${srcOffset} → ${dstOffset} is out of range or misaligned`);
+    if (
+      [srcOffset, dstOffset, bytes].some((v) => v % 4 !== 0 || v < 0) ||
+      srcOffset + bytes > s.bytes || dstOffset + bytes > d.bytes
+    ) {
+      throw new RangeError(
+        `copy("${s.label}" → "${d.label}"): ${bytes} bytes at ${srcOffset} → ${dstOffset} is out of range or misaligned`,
+      );
     }
     if (bytes === 0) return;
     this.#encoder ??= this.gpu.createCommandEncoder();

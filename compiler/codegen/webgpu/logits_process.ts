@@ -6,14 +6,30 @@
  * @module
  */
 import type { KernelSpec, TargetInfo, WgslKernel } from "../contract.ts";
-import { checkTarget, declareBindings, entry, reductionThreads, totalGroups, treeReduce } from "./common.ts";
+import {
+  checkTarget,
+  declareBindings,
+  entry,
+  reductionThreads,
+  totalGroups,
+  treeReduce,
+} from "./common.ts";
 
-export function logitsProcessKernel(spec: Extract<KernelSpec, { op: "logits_process" }>, target: TargetInfo): WgslKernel {
+export function logitsProcessKernel(
+  spec: Extract<KernelSpec, { op: "logits_process" }>,
+  target: TargetInfo,
+): WgslKernel {
   const V = spec.vocab;
   const T = reductionThreads(target, 256);
   checkTarget(spec, target, { workgroupSize: T, sharedBytes: 4 * T + 16 });
   const code = `${
-    declareBindings(spec, { x: "array<f32>", indptr: "array<u32>", entries: "array<u32>", params: "array<f32>", out: "array<f32>" })
+    declareBindings(spec, {
+      x: "array<f32>",
+      indptr: "array<u32>",
+      entries: "array<u32>",
+      params: "array<f32>",
+      out: "array<f32>",
+    })
   }
 var<workgroup> cnt: array<u32, ${T}>;
 

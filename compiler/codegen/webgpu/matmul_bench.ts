@@ -1,7 +1,8 @@
 /**
  * Matmul speed on the machine's WebGPU adapter, as a ratio to a plain read kernel (bandwidth
  * roofline, measured the same way) for decode GEMVs and as TFLOP/s for prefill tiles.
- * Run: `deno run -A --no-check compiler/codegen/webgpu/matmul_bench.ts [--quick]`.
+ * Run: `deno run -A --no-check compiler/codegen/webgpu/matmul_bench.ts [--quick] [--tune]`
+ * (`--tune` also times each GEMV tuning).
  * Times are GPU time per dispatch from submit-and-wait rounds (see `timeIt`).
  * @module
  */
@@ -9,6 +10,7 @@ import type { KernelSpec, WeightFormat } from "../contract.ts";
 import { createWebGpuDevice } from "../../../engine/devices/webgpu.ts";
 import { wgslKernel } from "./mod.ts";
 import { weightBindingBytes } from "./common.ts";
+import { type GemvTuning, matmulGemv } from "./matmul_gemv.ts";
 
 const quick = Deno.args.includes("--quick");
 const dev = await createWebGpuDevice();
@@ -59,7 +61,10 @@ async function readRoofline(bytes: number): Promise<number> {
     layout: pipe.getBindGroupLayout(0),
     entries: [{ binding: 0, resource: { buffer: src } }, { binding: 1, resource: { buffer: dst } }],
   });
-  const enc: { e: GPUCommandEncoder | null; p: GPUComputePassEncoder | null } = { e: null, p: null };
+  const enc: { e: GPUCommandEncoder | null; p: GPUComputePassEncoder | null } = {
+    e: null,
+    p: null,
+  };
   const run = () => {
     if (!enc.p) enc.e = g.createCommandEncoder(), enc.p = enc.e.beginComputePass();
     enc.p.setPipeline(pipe);
@@ -78,9 +83,13 @@ async function readRoofline(bytes: number): Promise<number> {
   return bytes / s;
 }
 
-async function bench(spec: Extract<KernelSpec, { op: "matmul" }>, R: number) {
+async function bench(
+  spec: Extract<KernelSpec, { op: "matmul" }>,
+  R: number,
+  tune?: GemvTuning,
+) {
   const d = dev!;
-  const src = wgslKernel(spec, d.target);
+  const src = tune ? matmulGemv(spec, d.target, tune) : wgslKernel(spec, d.target);
   const k = d.kernel(spec, src);
   const wBufs = spec.weight.kind === "dense"
     ? [d.createBuffer(weightBindingBytes(spec.weight, spec.rows, spec.K), "w")]
@@ -118,7 +127,9 @@ const mm = (
 });
 
 const roof = await readRoofline(quick ? 16 << 20 : 256 << 20);
-console.log(`read roofline: ${(roof / 1e9).toFixed(0)} GB/s (${dev.target.features.length} features)`);
+console.log(
+  `read roofline: ${(roof / 1e9).toFixed(0)} GB/s (${dev.target.features.length} features)`,
+);
 const decode: [string, ReturnType<typeof mm>, number][] = quick
   ? [["q4 256x512", mm(q4, 256, 512, 1), 1]]
   : [
@@ -129,13 +140,24 @@ const decode: [string, ReturnType<typeof mm>, number][] = quick
     ["f16 4096x4096", mm(f16, 4096, 4096, 1), 1],
     ["q4 4096x4096 R=4", mm(q4, 4096, 4096, 4), 4],
   ];
+const tunings: GemvTuning[] = Deno.args.includes("--tune")
+  ? [
+    { threadsPerCol: 32, sharedX: false, unroll: 1, wideCodes: true },
+    { threadsPerCol: 32, sharedX: false, unroll: 1, wideCodes: false },
+    { threadsPerCol: 32, sharedX: false, unroll: 2, wideCodes: false },
+    { threadsPerCol: 32, sharedX: true, unroll: 1, wideCodes: false },
+    { threadsPerCol: 64, sharedX: false, unroll: 1, wideCodes: false },
+  ]
+  : [];
 for (const [name, spec, R] of decode) {
-  const r = await bench(spec, R);
-  console.log(
-    `decode ${name}: ${(r.s * 1e6).toFixed(1)} us, ${(r.bytes / r.s / 1e9).toFixed(0)} GB/s = ${
-      (100 * r.bytes / r.s / roof).toFixed(0)
-    }% of read roofline`,
-  );
+  for (const tune of [undefined, ...tunings]) {
+    const r = await bench(spec, R, tune);
+    console.log(
+      `decode ${name}${tune ? ` ${JSON.stringify(tune)}` : ""}: ${(r.s * 1e6).toFixed(1)} us, ${
+        (r.bytes / r.s / 1e9).toFixed(0)
+      } GB/s = ${(100 * r.bytes / r.s / roof).toFixed(0)}% of read roofline`,
+    );
+  }
 }
 const prefill: [string, ReturnType<typeof mm>, number][] = quick
   ? [["q4 256x512 R=70", mm(q4, 256, 512, 128), 70]]

@@ -1,12 +1,13 @@
 import type { DenseDtype, KernelSpec, WeightFormat } from "../contract.ts";
 import { buf, dense, device, expectClose, randomWeight, Rng, runKernel } from "./test_helpers.ts";
+import { type GemvTuning, matmulGemv } from "./matmul_gemv.ts";
 
 const ignore = !device;
 
 type MatmulSpec = Extract<KernelSpec, { op: "matmul" }>;
 
 /** Runs one matmul case and compares every output element with a float64 reference. */
-async function checkMatmul(rng: Rng, spec: MatmulSpec, R: number) {
+async function checkMatmul(rng: Rng, spec: MatmulSpec, R: number, tune?: GemvTuning) {
   const { N, K, rowStart, rows, epilogue } = spec;
   const W = randomWeight(rng, spec.weight, rows, K); // [rows, K]
   const x = rng.normals(R * K); // [R, K]
@@ -39,7 +40,8 @@ async function checkMatmul(rng: Rng, spec: MatmulSpec, R: number) {
   if (bias) inputs.push(bias.data);
   if (residual) inputs.push(buf(residual));
   inputs.push(buf(start));
-  const outs = await runKernel(spec, R, inputs);
+  const source = tune ? matmulGemv(spec, device!.target, tune) : undefined;
+  const outs = await runKernel(spec, R, inputs, source);
   expectClose(new Float32Array(outs.at(-1)!), ref, 2e-5, `${JSON.stringify(spec)} R=${R}`);
 }
 
@@ -111,3 +113,24 @@ for (const [shape, maxRows, Rs] of [["GEMV", 1, [1, 3]], ["tiled", 128, [1, 70]]
     },
   });
 }
+
+Deno.test({
+  name: "matmulGemv() is correct under every tuning (shared x, unrolled loads, threads per column)",
+  ignore,
+  fn: async () => {
+    const rng = new Rng(9);
+    const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
+    const q3: WeightFormat = { kind: "group", bits: 3, groupSize: 40, scaleDtype: "f16" };
+    const f16: WeightFormat = { kind: "dense", dtype: "f16" };
+    for (const threadsPerCol of [8, 32, 64]) {
+      for (const sharedX of [false, true]) {
+        for (const unroll of [1, 2] as const) {
+          const tune = { threadsPerCol, sharedX, unroll, wideCodes: threadsPerCol !== 32 };
+          await checkMatmul(rng, spec(q4, 40, 256, 4, { epilogue: "silu_mul" }), 3, tune);
+          await checkMatmul(rng, spec(q3, 21, 200, 1, { bias: "f16", epilogue: "add" }), 1, tune);
+          await checkMatmul(rng, spec(f16, 19, 136, 2), 2, tune);
+        }
+      }
+    }
+  },
+});

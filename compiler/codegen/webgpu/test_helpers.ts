@@ -10,6 +10,7 @@ import {
   type KernelSpec,
   PAGE_SIZE,
   type WeightFormat,
+  type WgslKernel,
 } from "../contract.ts";
 import { f16ToF32, f32ToF16 } from "../../weights/dtype.ts";
 import { createWebGpuDevice, type WebGpuDevice } from "../../../engine/devices/webgpu.ts";
@@ -93,7 +94,7 @@ export function randomWeight(
 }
 
 /**
- * Compiles `spec` for the test device, runs it over `rows` rows with `inputs` (one buffer per
+ * Compiles `spec` for the test device (or takes `source`), runs it over `rows` rows with `inputs` (one buffer per
  * binding, written bindings holding their starting contents) and returns every binding's
  * contents afterwards.
  */
@@ -101,6 +102,7 @@ export async function runKernel(
   spec: KernelSpec,
   rows: number,
   inputs: ArrayBuffer[],
+  source?: WgslKernel,
 ): Promise<ArrayBuffer[]> {
   const dev = device!;
   const names = bindings(spec);
@@ -109,7 +111,7 @@ export async function runKernel(
       `runKernel(${spec.op}): ${inputs.length} inputs for ${names.length} bindings`,
     );
   }
-  const [kernel] = await dev.kernels([{ spec, source: wgslKernel(spec, dev.target) }]);
+  const [kernel] = await dev.kernels([{ spec, source: source ?? wgslKernel(spec, dev.target) }]);
   const bufs = inputs.map((data, i) => {
     const b = dev.createBuffer(data.byteLength, names[i].name);
     if (data.byteLength > 0) dev.write(b, new Uint8Array(data));
