@@ -56,6 +56,21 @@ export function validateChatRequest(raw: unknown, ctx: ValidationContext): ChatR
   if (!Array.isArray(messages) || messages.length === 0) {
     throw badRequest("'messages' must be a non-empty array", "messages");
   }
+  if (Array.isArray(b.tools) && b.tools.length > 0) {
+    throw badRequest(
+      "'tools' (function calling) is not supported",
+      "tools",
+      "unsupported_parameter",
+    );
+  }
+  const format = (b.response_format as Body | null | undefined)?.type;
+  if (format !== undefined && format !== null && format !== "text") {
+    throw badRequest(
+      `'response_format' ${String(format)} is not supported; only "text"`,
+      "response_format",
+      "unsupported_parameter",
+    );
+  }
   const logprobs = optBool(b, "logprobs") ?? false;
   const top = optInt(b, "top_logprobs", 0, MAX_LOGPROBS);
   if (top !== null && !logprobs) {

@@ -80,6 +80,19 @@ Deno.test("validateChatRequest() names the bad parameter in a 400", () => {
   rejects400(() => validateChatRequest({ ...chat, logit_bias: { "-1": 1 } }, ctx), "logit_bias");
   rejects400(() => validateChatRequest({ ...chat, logit_bias: { "5": 101 } }, ctx), "logit_bias");
   rejects400(() => validateChatRequest({ ...chat, stop_token_ids: [1000] }, ctx), "stop_token_ids");
+  rejects400(
+    () =>
+      validateChatRequest({ ...chat, tools: [{ type: "function", function: { name: "f" } }] }, ctx),
+    "tools",
+  );
+  rejects400(
+    () => validateChatRequest({ ...chat, response_format: { type: "json_object" } }, ctx),
+    "response_format",
+  );
+  assertEquals(
+    validateChatRequest({ ...chat, tools: [], response_format: { type: "text" } }, ctx).n,
+    1,
+  );
 });
 
 Deno.test("validateCompletionRequest() accepts the four prompt forms and checks token ids", () => {
