@@ -21,9 +21,11 @@ export interface CompileRequest {
 export interface CompilerModule {
   COMPILER_VERSION: string;
   ARTIFACT_FORMAT_VERSION: number;
-  compile(opts: CompileRequest): Promise<{ metadata: Record<string, unknown>; output: string }>;
+  compile(opts: CompileRequest): Promise<{ output: string }>;
+  /** The normalised config of a model folder after `overrides` ("k=v;…"). */
   loadModelConfig(
     modelDir: string,
+    overrides?: string,
   ): Promise<{ normalized: Record<string, unknown>; format: "hf" | "mlc" }>;
   convertWeights(opts: {
     model: string;
@@ -42,8 +44,12 @@ export interface ArtifactManifest {
   files: Record<string, string>;
 }
 
-/** Import the real compiler (`compiler/mod.ts`). */
+/** Import the real compiler (`compiler/mod.ts`). Imported lazily, on the first resolve. */
 export async function loadCompiler(): Promise<CompilerModule> {
-  const url = new URL("../compiler/mod.ts", import.meta.url).href;
-  return (await import(url)) as CompilerModule;
+  return conforms(await import("../compiler/mod.ts"));
+}
+
+/** Type check: the real compiler module has the surface the JIT expects. */
+function conforms(m: typeof import("../compiler/mod.ts")): CompilerModule {
+  return m;
 }

@@ -95,7 +95,7 @@ export async function resolve(opts: ResolveOptions): Promise<Resolved> {
 
   t = performance.now();
   const compiler = opts.compiler ?? await loadCompiler();
-  const { normalized, format } = await compiler.loadModelConfig(opts.model);
+  const { normalized, format } = await compiler.loadModelConfig(opts.model, opts.overrides);
   const quantization = await pickQuantization(opts.model, format, opts.quantization);
   const inputs: LibKeyInputs = {
     kind: "lib",

@@ -1,0 +1,115 @@
+/**
+ * End to end with the real compiler (compiler/mod.ts, loaded by resolve() itself): a generated
+ * HF model is compiled, converted, verified and imported; the second resolve is a cache hit;
+ * the compiler's own errors come through with their stage.
+ * @module
+ */
+import { deepStrictEqual as assertEquals, notDeepStrictEqual, ok } from "node:assert/strict";
+import { join } from "node:path";
+import { CompileError } from "../../compiler/errors.ts";
+import { makeModel } from "../../examples/make_model.ts";
+import { checkMlcWeights, resolve, type ResolveOptions } from "../../jit/mod.ts";
+
+Deno.test("resolve() compiles, converts and loads a generated model with the real compiler", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kiln-jit-real-" });
+  try {
+    const model = join(tmp, "model");
+    await makeModel({ out: model, variant: "llama2" });
+    const opts: ResolveOptions = {
+      model,
+      quantization: "q4f16_1",
+      cacheRoot: join(tmp, "cache"),
+      target: "cpu",
+    };
+    const stages: string[] = [];
+    const cold = await resolve({
+      ...opts,
+      onProgress: (e) => stages.push(`${e.stage}:${e.status}`),
+    });
+    assertEquals([cold.lib.origin, cold.weights!.origin, cold.target.backend], [
+      "compiled",
+      "converted",
+      "cpu",
+    ]);
+    for (
+      const s of [
+        "detect:done",
+        "compile:start",
+        "compile:done",
+        "convert:start",
+        "convert:done",
+        "load:done",
+      ]
+    ) {
+      ok(stages.includes(s), `${s} in ${stages}`);
+    }
+    assertEquals(cold.lib.metadata.quantization, "q4f16_1");
+    assertEquals(cold.lib.metadata.model_type, "llama");
+    ok(Object.keys(cold.lib.module).length > 0, "lib.js exports something");
+    const manifest = JSON.parse(await Deno.readTextFile(join(cold.lib.dir, "manifest.json")));
+    ok("lib.js" in manifest.files && "metadata.json" in manifest.files);
+    const weights = await checkMlcWeights(cold.weights!.dir);
+    assertEquals([weights.problems, weights.unchecked], [[], []]);
+    ok(weights.shards >= 1);
+
+    const warm = await resolve(opts);
+    assertEquals([warm.lib.origin, warm.weights!.origin, warm.lib.key], [
+      "cache",
+      "cache",
+      cold.lib.key,
+    ]);
+
+    const generic = await resolve({ ...opts, target: "webgpu-generic", weights: false });
+    notDeepStrictEqual(generic.lib.key, cold.lib.key);
+    assertEquals(generic.lib.origin, "compiled");
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("resolve() passes the real compiler's CompileError through and leaves no entry", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kiln-jit-real-" });
+  try {
+    const model = join(tmp, "model");
+    await makeModel({ out: model, variant: "llama2" });
+    const root = join(tmp, "cache");
+    const err = await resolve({
+      model,
+      quantization: "q9f16_7",
+      cacheRoot: root,
+      target: "cpu",
+      weights: false,
+    }).catch((e) => e);
+    ok(err instanceof CompileError, String(err));
+    assertEquals(err.stage, "quantization");
+    ok(err.message.includes("q9f16_7"), err.message);
+    assertEquals(await Array.fromAsync(Deno.readDir(join(root, "lib"))).catch(() => []), []);
+    assertEquals(await Array.fromAsync(Deno.readDir(join(root, "tmp"))), []);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("resolve() keys the library by the config after overrides", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kiln-jit-real-" });
+  try {
+    const model = join(tmp, "model");
+    await makeModel({ out: model, variant: "llama2" });
+    const opts: ResolveOptions = {
+      model,
+      quantization: "q4f16_1",
+      cacheRoot: join(tmp, "cache"),
+      target: "cpu",
+      weights: false,
+    };
+    const plain = await resolve(opts);
+    const small = await resolve({ ...opts, overrides: "context_window_size=64" });
+    notDeepStrictEqual(small.lib.key, plain.lib.key);
+    assertEquals(small.lib.inputs.model_config.context_window_size, 64);
+    assertEquals(small.lib.metadata.context_window_size, 64);
+    const bad = await resolve({ ...opts, overrides: "no_such_field=3" }).catch((e) => e);
+    ok(bad.message.includes("no_such_field"), bad.message);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
