@@ -40,6 +40,7 @@ const NAMED: Record<string, [ApiError["status"], string, string]> = {
   TargetError: [503, "server_error", "no_target"],
   WeightError: [500, "server_error", "weight_error"],
   CompileError: [500, "server_error", "compile_error"],
+  KvCacheFullError: [503, "server_error", "kv_cache_full"],
 };
 
 /** The OpenAI-style body and status for any thrown value. */

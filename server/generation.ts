@@ -21,6 +21,9 @@ export function maxTokensFor(
   contextWindow: number,
   promptParam: "messages" | "prompt",
 ): number {
+  if (promptLength === 0) {
+    throw badRequest("the prompt is empty (no tokens): send some text or token ids", promptParam);
+  }
   if (promptLength >= contextWindow) {
     throw badRequest(
       `the prompt is ${promptLength} tokens; this model's context window is ${contextWindow} ` +

@@ -54,6 +54,10 @@ Deno.test("the server's errors reach the openai client as its typed errors", asy
       t.client.completions.create({ model: "toy-llama3", prompt: [1, 2, -5] }),
       is(OpenAI.BadRequestError, 400, "prompt"),
     );
+    await rejects(
+      t.client.completions.create({ model: "toy-llama3", prompt: "" }),
+      is(OpenAI.BadRequestError, 400, "prompt"),
+    );
     assertEquals(t.engine.records.length, 0, "no invalid request reached the engine");
   } finally {
     await t.close();
