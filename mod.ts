@@ -1,9 +1,15 @@
 /**
  * Kiln: a JIT compile runtime for large language models on WebGPU.
  *
- * Library API: `compile()` (MLC-LLM's compile contract), `convertWeights()`, `Model` (a loaded
- * library + weights). CLI:
+ * Library API: `compile()` (MLC-LLM's compile contract), `convertWeights()`, `createEngine()`
+ * (JIT-resolved engine), `Model` (a loaded library + weights). CLI:
  *
+ *   deno run -A mod.ts --model <dir> [--quantization q4f16_1] [--target auto|webgpu|cpu]
+ *       [--opt …] [--overrides …] [--host 127.0.0.1] [--port 8000] [--api-key K]
+ *       [--model-root <dir>]… [--model-lib <dir>] [--prompt "…" [--max-tokens N]]
+ *     resolve (cache hit, or compile + convert on a miss) → serve the OpenAI-compatible API
+ *     (or, with --prompt, generate once and exit)
+ *   deno run -A mod.ts cache ls | verify [--repair] | gc [--max-size 10G] | rm <key>
  *   deno run -A mod.ts compile --model <dir> --quantization <q> [--target auto|webgpu|cpu]
  *       [--opt O0..O3 | "k=v;…"] [--overrides "context_window_size=…;…"] [--output <dir>]
  *       [--debug-dump <dir>] [--system-lib-prefix <p>]
@@ -15,16 +21,29 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { dirname, resolve as resolvePath } from "node:path";
 import { compile, type CompileOptions, formatMemoryEstimate } from "./compiler/compile.ts";
 import { convertWeights } from "./compiler/weights/convert.ts";
 import { Model } from "./engine/model.ts";
+import { createEngine } from "./engine/create.ts";
+import { cacheCommand, formatProgress, jitOptionsFromEnv } from "./jit/mod.ts";
+import { ARTIFACT_FORMAT_VERSION as FORMAT } from "./compiler/version.ts";
+import { createApp, jitPrewarmer, serve } from "./server/mod.ts";
 
 export { ARTIFACT_FORMAT_VERSION, compile, COMPILER_VERSION, keyInputs } from "./compiler/compile.ts";
 export type { CompileOptions, CompileResult } from "./compiler/compile.ts";
 export { convertWeights } from "./compiler/weights/convert.ts";
 export { Model } from "./engine/model.ts";
+export { createEngine } from "./engine/create.ts";
+export type { CreateEngineOptions } from "./engine/create.ts";
+export { KilnEngine } from "./engine/engine.ts";
+export type { Engine, GenerateOptions, GenerationChunk } from "./engine/types.ts";
+export { resolve } from "./jit/mod.ts";
+export { createApp, serve } from "./server/mod.ts";
 
 const USAGE = `usage:
+  kiln --model <dir> [--quantization q4f16_1] [--target auto|webgpu|cpu] [--port 8000] [--host 127.0.0.1] [--api-key K] [--model-root <dir>]… [--prompt "…"]
+  kiln cache ls | verify [--repair] | gc [--max-size 10G] | rm <key>
   kiln compile --model <dir> --quantization <q> [--target auto|webgpu|cpu] [--opt O2] [--overrides "k=v;…"] [--output <dir>] [--debug-dump <dir>]
   kiln convert --model <hf dir> --quantization <q> --output <dir>
   kiln logits  --model <dir> --quantization <q> --tokens 1,2,3 [--target auto|webgpu|cpu] [--all] [--lib <dir>]`;
@@ -43,6 +62,15 @@ const OPTIONS = {
   all: { type: "boolean", default: false },
   lib: { type: "string" },
   help: { type: "boolean", default: false },
+  host: { type: "string", default: "127.0.0.1" },
+  port: { type: "string", default: "8000" },
+  "api-key": { type: "string" },
+  "model-root": { type: "string", multiple: true },
+  "model-lib": { type: "string" },
+  prompt: { type: "string" },
+  "max-tokens": { type: "string", default: "128" },
+  "kv-cache-gb": { type: "string" },
+  cors: { type: "string", multiple: true },
 } as const;
 
 type Args = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>["values"];
@@ -119,13 +147,64 @@ async function cmdLogits(args: Args): Promise<void> {
   }
 }
 
-export async function main(argv: string[]): Promise<number> {
+/** resolve → engine → serve, or one generation with --prompt. */
+async function cmdRun(args: Args, env: Record<string, string | undefined>): Promise<number> {
+  const model = need(args, "model");
+  const jit = jitOptionsFromEnv(env);
+  const t0 = performance.now();
+  const engine = await createEngine({
+    model,
+    modelLib: args["model-lib"],
+    quantization: args.quantization,
+    target: args.target,
+    opt: args.opt,
+    overrides: args.overrides || undefined,
+    cacheRoot: jit.cacheRoot,
+    policy: jit.policy,
+    kvCacheBytes: args["kv-cache-gb"] ? Number(args["kv-cache-gb"]) * 2 ** 30 : undefined,
+    onProgress: (e) => console.error(formatProgress(e)),
+  });
+  console.error(`ready in ${((performance.now() - t0) / 1000).toFixed(2)} s: ${engine.modelId}, context ${engine.contextWindow}`);
+  if (args.prompt !== undefined) {
+    const messages = [{ role: "user" as const, content: args.prompt }];
+    const text = engine.chatTemplate ? engine.chatTemplate.render(messages, { addGenerationPrompt: true }) : args.prompt;
+    const prompt = engine.tokenizer.encode(text, { addSpecialTokens: !engine.chatTemplate });
+    const sampling = { temperature: 0, top_p: 1, top_k: 0, presence_penalty: 0, frequency_penalty: 0, repetition_penalty: 1, logit_bias: new Map() };
+    for await (const c of engine.generate({ prompt, maxTokens: Number(args["max-tokens"]), sampling })) {
+      await Deno.stdout.write(new TextEncoder().encode(c.text));
+      if (c.finishReason) console.error(`\n[${c.finishReason}: ${c.usage?.promptTokens} prompt + ${c.usage?.completionTokens} generated tokens]`);
+    }
+    await engine.close();
+    return 0;
+  }
+  const app = createApp({
+    engine,
+    modelId: engine.modelId,
+    apiKey: args["api-key"] ?? env.KILN_API_KEY,
+    cors: args.cors ? { origins: args.cors } : undefined,
+    modelRoots: args["model-root"] ?? [dirname(resolvePath(model))],
+    prewarm: jitPrewarmer({ cacheRoot: jit.cacheRoot, policy: jit.policy, target: args.target }),
+  });
+  const server = serve({
+    app,
+    hostname: args.host,
+    port: Number(args.port),
+    onListen: ({ hostname, port }) => console.error(`serving ${engine.modelId} on http://${hostname}:${port}/v1`),
+  });
+  await server.finished;
+  await engine.close();
+  return 0;
+}
+
+export async function main(argv: string[], env: Record<string, string | undefined> = {}): Promise<number> {
+  if (argv[0] === "cache") return await cacheCommand(argv.slice(1), jitOptionsFromEnv(env), { formatVersion: FORMAT });
   const { values: args, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
   const cmd = positionals[0];
-  if (args.help || !cmd) {
+  if (args.help || (!cmd && !args.model)) {
     console.log(USAGE);
     return args.help ? 0 : 2;
   }
+  if (!cmd) return await cmdRun(args, env);
   switch (cmd) {
     case "compile":
       await cmdCompile(args);
@@ -144,7 +223,7 @@ export async function main(argv: string[]): Promise<number> {
 
 if (import.meta.main) {
   try {
-    Deno.exit(await main(Deno.args));
+    Deno.exit(await main(Deno.args, Deno.env.toObject()));
   } catch (e) {
     const err = e as Error;
     console.error(`error: ${err.name === "Error" ? "" : err.name + ": "}${err.message}`);
