@@ -89,6 +89,7 @@ try {
       detectMs: med("detectMs"),
       keyMs: med("keyMs"),
       weightsMs: med("weightsMs"),
+      totalMs: med("totalMs"),
     },
   };
   console.log(`target: ${cold.target}  model: ${a.variant} q4f16_1`);

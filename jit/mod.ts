@@ -24,6 +24,7 @@ export type { JitOptions, JitPolicy } from "./options.ts";
 export {
   cpuTarget,
   detectTarget,
+  genericWebgpuTarget,
   makeTarget,
   targetFingerprint,
   targetFromAdapter,

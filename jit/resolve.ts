@@ -76,6 +76,7 @@ export interface Resolved {
   adapter: GPUAdapter | null;
   lib: ResolvedLibrary;
   weights: ResolvedWeights | null;
+  /** keyMs: loading the compiler and the model config, past what overlapped detection. */
   timings: { detectMs: number; keyMs: number; libMs: number; importMs: number; weightsMs: number };
 }
 
@@ -85,7 +86,13 @@ export async function resolve(opts: ResolveOptions): Promise<Resolved> {
   const policy = opts.policy ?? "ON";
   const requestedAt = Date.now();
 
+  // The compiler's module and the model config load while the adapter is requested.
   let t = performance.now();
+  const configP = (async () => {
+    const compiler = opts.compiler ?? await loadCompiler();
+    return { compiler, ...(await compiler.loadModelConfig(opts.model, opts.overrides)) };
+  })();
+  configP.catch(() => {}); // awaited below; an early rejection is not unhandled
   emit({ stage: "detect", status: "start", message: "detecting hardware" });
   const { target, adapter } = typeof opts.target === "object"
     ? { target: opts.target, adapter: null }
@@ -94,8 +101,7 @@ export async function resolve(opts: ResolveOptions): Promise<Resolved> {
   emit({ stage: "detect", status: "done", ms: detectMs, message: target.description });
 
   t = performance.now();
-  const compiler = opts.compiler ?? await loadCompiler();
-  const { normalized, format } = await compiler.loadModelConfig(opts.model, opts.overrides);
+  const { compiler, normalized, format } = await configP;
   const quantization = await pickQuantization(opts.model, format, opts.quantization);
   const inputs: LibKeyInputs = {
     kind: "lib",

@@ -8,7 +8,13 @@ import { deepStrictEqual as assertEquals, notDeepStrictEqual, ok } from "node:as
 import { join } from "node:path";
 import { CompileError } from "../../compiler/errors.ts";
 import { makeModel } from "../../examples/make_model.ts";
-import { checkMlcWeights, resolve, type ResolveOptions } from "../../jit/mod.ts";
+import {
+  checkMlcWeights,
+  genericWebgpuTarget,
+  makeTarget,
+  resolve,
+  type ResolveOptions,
+} from "../../jit/mod.ts";
 
 Deno.test("resolve() compiles, converts and loads a generated model with the real compiler", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "kiln-jit-real-" });
@@ -59,9 +65,18 @@ Deno.test("resolve() compiles, converts and loads a generated model with the rea
       cold.lib.key,
     ]);
 
-    const generic = await resolve({ ...opts, target: "webgpu-generic", weights: false });
-    notDeepStrictEqual(generic.lib.key, cold.lib.key);
-    assertEquals(generic.lib.origin, "compiled");
+    // A described WebGPU target (compiling needs no GPU): a new key, a WebGPU library.
+    const gpu = makeTarget({
+      ...genericWebgpuTarget(),
+      features: ["shader-f16"],
+      limits: { ...genericWebgpuTarget().limits, maxComputeWorkgroupStorageSize: 32768 },
+    });
+    const onGpu = await resolve({ ...opts, target: gpu, weights: false });
+    notDeepStrictEqual(onGpu.lib.key, cold.lib.key);
+    assertEquals([onGpu.lib.origin, onGpu.lib.inputs.target_fingerprint], [
+      "compiled",
+      gpu.fingerprint,
+    ]);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
