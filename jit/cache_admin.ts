@@ -197,7 +197,8 @@ function summarise(kind: EntryKind, inputs: Record<string, unknown>): string {
   if (kind === "weights") return `weights ${q} from ${inputs.source_dir ?? "?"}`;
   const cfg = (inputs.model_config ?? {}) as Record<string, unknown>;
   const type = inputs.model_type ?? cfg.model_type ?? "?";
-  return `${type} ${q} target ${String(inputs.target_fingerprint ?? "?").slice(0, 12)}`;
+  const target = inputs.target ?? `target ${String(inputs.target_fingerprint ?? "?").slice(0, 12)}`;
+  return `${type} ${q} ${target}`;
 }
 
 async function listDir(dir: string): Promise<string[]> {

@@ -124,7 +124,8 @@ export async function resolve(opts: ResolveOptions): Promise<Resolved> {
     root: opts.cacheRoot,
     kind: "lib",
     key,
-    inputs: inputs as unknown as Record<string, unknown>,
+    // Recorded with the entry (not part of the key): what the target was, for `cache ls`.
+    inputs: { ...inputs, target: `${target.backend} ${target.description}` },
     policy,
     formatVersion: compiler.ARTIFACT_FORMAT_VERSION,
     requestedAt,
@@ -198,8 +199,7 @@ export async function resolve(opts: ResolveOptions): Promise<Resolved> {
       stage: "load",
       status: "done",
       ms: performance.now() - t,
-      message: `weights ${weights.origin} at ${weights.dir} verified` +
-        (weights.key ? ` (weights key ${weights.key})` : ""),
+      message: `weights ${weights.origin} at ${weights.dir}, verified`,
     });
   }
   return {
