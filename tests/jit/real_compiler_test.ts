@@ -7,6 +7,7 @@
 import { deepStrictEqual as assertEquals, notDeepStrictEqual, ok } from "node:assert/strict";
 import { join } from "node:path";
 import { CompileError } from "../../compiler/errors.ts";
+import { runChild } from "./child.ts";
 import { makeModel } from "../../examples/make_model.ts";
 import {
   checkMlcWeights,
@@ -124,6 +125,33 @@ Deno.test("resolve() keys the library by the config after overrides", async () =
     assertEquals(small.lib.metadata.context_window_size, 64);
     const bad = await resolve({ ...opts, overrides: "no_such_field=3" }).catch((e) => e);
     ok(bad.message.includes("no_such_field"), bad.message);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("resolve() in 8 processes with the real compiler compiles once and loads 8 times", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kiln-jit-real-" });
+  try {
+    const model = join(tmp, "model");
+    await makeModel({ out: model, variant: "llama2" });
+    const root = join(tmp, "cache");
+    const runs = await Promise.all(
+      Array.from(
+        { length: 8 },
+        () => runChild({ root, model, count: join(tmp, "unused"), real: "yes" }),
+      ),
+    );
+    for (const r of runs) assertEquals([r.code, r.error], [0, undefined]);
+    const compiles = runs.flatMap((r) =>
+      r.events.filter((e) => e.stage === "compile" && e.status === "start")
+    );
+    assertEquals(compiles.length, 1);
+    assertEquals(runs.filter((r) => r.result!.origin === "compiled").length, 1);
+    assertEquals(runs.filter((r) => r.result!.weights === "converted").length, 1);
+    assertEquals(new Set(runs.map((r) => r.result!.key)).size, 1);
+    assertEquals(new Set(runs.map((r) => r.result!.hello)).size, 1); // same exports everywhere
+    assertEquals((await Array.fromAsync(Deno.readDir(join(root, "lib")))).length, 1);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

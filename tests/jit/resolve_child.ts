@@ -4,7 +4,7 @@
  * {"error": …} line. Exit code 0 on success, 1 on failure.
  *
  * deno run -A tests/jit/resolve_child.ts --root R --model M --count C [--delay-ms N]
- *   [--policy ON|OFF|REDO|READONLY] [--quantization Q]
+ *   [--policy ON|OFF|REDO|READONLY] [--quantization Q] [--real yes]
  * @module
  */
 import { parseArgs } from "node:util";
@@ -21,6 +21,8 @@ const { values: a } = parseArgs({
     "delay-ms": { type: "string", default: "0" },
     policy: { type: "string", default: "ON" },
     quantization: { type: "string", default: "q4f16_1" },
+    /** Use the real compiler (compiler/mod.ts) instead of the fixture. */
+    real: { type: "string", default: "no" },
   },
 });
 const out = (o: unknown) => console.log(JSON.stringify(o));
@@ -31,10 +33,14 @@ try {
     cacheRoot: a.root!,
     policy: a.policy as JitPolicy,
     target: "cpu",
-    compiler: fixtureCompiler({ countFile: a.count!, delayMs: Number(a["delay-ms"]) }),
+    compiler: a.real === "yes"
+      ? undefined
+      : fixtureCompiler({ countFile: a.count!, delayMs: Number(a["delay-ms"]) }),
     onProgress: (e) => out({ event: e }),
   });
-  const hello = (r.lib.module.hello as () => string)();
+  const hello = typeof r.lib.module.hello === "function"
+    ? (r.lib.module.hello as () => string)()
+    : Object.keys(r.lib.module).sort().join(",");
   out({ result: { key: r.lib.key, origin: r.lib.origin, hello, weights: r.weights?.origin } });
 } catch (e) {
   const err = e as Error & { stage?: string };
