@@ -1,10 +1,11 @@
 /**
  * JIT resolve benchmark: cold resolve (compile + weight conversion) and warm resolve (cache
  * hit: sha256 verify + import of lib.js; weights verified separately), each in a fresh process
- * so nothing is cached in memory. Target: a warm library hit under 100 ms (verify + import).
+ * so nothing is cached in memory. Target: a warm library hit under 100 ms.
  *
+ * `benchJitResolve()` for bench/mod.ts, or standalone:
  * deno run -A bench/jit_resolve.ts [--variant llama2] [--warm 5] [--target auto|cpu|webgpu]
- * Writes bench/out/jit_resolve.json.
+ * (standalone writes bench/out/jit_resolve.json).
  * @module
  */
 import { parseArgs } from "node:util";
@@ -12,106 +13,133 @@ import { join } from "node:path";
 import { makeModel } from "../examples/make_model.ts";
 import { resolve } from "../jit/mod.ts";
 
-const { values: a } = parseArgs({
-  args: Deno.args,
-  options: {
-    variant: { type: "string", default: "llama2" },
-    warm: { type: "string", default: "5" },
-    target: { type: "string", default: "auto" },
-    child: { type: "boolean", default: false },
-    model: { type: "string" },
-    root: { type: "string" },
-  },
-});
-
-if (a.child) {
-  const t0 = performance.now();
-  const r = await resolve({
-    model: a.model!,
-    quantization: "q4f16_1",
-    cacheRoot: a.root!,
-    target: a.target,
-    notify: () => {},
-  });
-  console.log(JSON.stringify({
-    origin: r.lib.origin,
-    weights: r.weights?.origin,
-    target: r.target.description,
-    ...r.timings,
-    totalMs: performance.now() - t0,
-  }));
-  Deno.exit(0);
+/** One resolve in a fresh process: its timings (ms) and where the library came from. */
+export interface ResolveRun {
+  origin: string;
+  weights: string;
+  target: string;
+  detectMs: number;
+  keyMs: number;
+  libMs: number;
+  importMs: number;
+  weightsMs: number;
+  totalMs: number;
 }
 
-type Row = Record<string, number | string>;
-async function child(model: string, root: string): Promise<Row> {
+export interface JitResolveReport {
+  variant: string;
+  target: string;
+  cold: ResolveRun;
+  warm: ResolveRun[];
+  /** Medians over the warm runs; libHitMs = verify (libMs) + import. */
+  warmMedian: Record<
+    "libHitMs" | "verifyMs" | "importMs" | "detectMs" | "keyMs" | "weightsMs" | "totalMs",
+    number
+  >;
+}
+
+const SELF = new URL(import.meta.url).pathname;
+
+async function child(model: string, root: string, target: string): Promise<ResolveRun> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL(import.meta.url).pathname,
-      "--child",
-      "--model",
-      model,
-      "--root",
-      root,
-      "--target",
-      a.target!,
-    ],
+    args: ["run", "-A", SELF, "--child", "--model", model, "--root", root, "--target", target],
     stderr: "inherit",
   }).output();
   if (!out.success) throw new Error("bench child failed");
   return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
 }
 
-const tmp = await Deno.makeTempDir({ prefix: "kiln-bench-jit-" });
-try {
-  const model = join(tmp, "model");
-  await makeModel({ out: model, variant: a.variant });
-  const root = join(tmp, "cache");
-  const cold = await child(model, root);
-  const warm: Row[] = [];
-  for (let i = 0; i < Number(a.warm); i++) warm.push(await child(model, root));
-  const med = (k: string) => {
-    const v = warm.map((w) => w[k] as number).sort((x, y) => x - y);
-    return v[Math.floor(v.length / 2)];
-  };
+/** Cold resolve, then `warm` warm resolves, of a generated `variant` model (q4f16_1). */
+export async function benchJitResolve(
+  opts: { variant?: string; warm?: number; target?: string } = {},
+): Promise<JitResolveReport> {
+  const { variant = "llama2", warm: n = 5, target = "auto" } = opts;
+  const tmp = await Deno.makeTempDir({ prefix: "kiln-bench-jit-" });
+  try {
+    const model = join(tmp, "model");
+    await makeModel({ out: model, variant });
+    const root = join(tmp, "cache");
+    const cold = await child(model, root, target);
+    const warm: ResolveRun[] = [];
+    for (let i = 0; i < n; i++) warm.push(await child(model, root, target));
+    const med = (k: keyof ResolveRun) => {
+      const v = warm.map((w) => w[k] as number).sort((x, y) => x - y);
+      return v[Math.floor(v.length / 2)];
+    };
+    const hits = warm.map((w) => w.libMs + w.importMs).sort((x, y) => x - y);
+    return {
+      variant,
+      target: cold.target,
+      cold,
+      warm,
+      warmMedian: {
+        libHitMs: hits[Math.floor(hits.length / 2)],
+        verifyMs: med("libMs"),
+        importMs: med("importMs"),
+        detectMs: med("detectMs"),
+        keyMs: med("keyMs"),
+        weightsMs: med("weightsMs"),
+        totalMs: med("totalMs"),
+      },
+    };
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
+/** Two lines for a report. */
+export function formatJitResolve(r: JitResolveReport): string {
   const f = (x: number) => x.toFixed(1);
-  const report = {
-    variant: a.variant,
-    target: cold.target,
-    cold,
-    warm,
-    warmMedian: {
-      libHitMs: med("libMs") + med("importMs"),
-      verifyMs: med("libMs"),
-      importMs: med("importMs"),
-      detectMs: med("detectMs"),
-      keyMs: med("keyMs"),
-      weightsMs: med("weightsMs"),
-      totalMs: med("totalMs"),
+  const m = r.warmMedian;
+  return `cold: compile+verify ${f(r.cold.libMs)} ms, import ${f(r.cold.importMs)} ms, ` +
+    `weights (convert) ${f(r.cold.weightsMs)} ms, detect ${f(r.cold.detectMs)} ms\n` +
+    `warm (median of ${r.warm.length}): library hit ${f(m.libHitMs)} ms (verify ${
+      f(m.verifyMs)
+    } + ` +
+    `import ${f(m.importMs)}), key ${f(m.keyMs)} ms, detect ${f(m.detectMs)} ms, ` +
+    `weights verify ${f(m.weightsMs)} ms; whole resolve ${f(m.totalMs)} ms`;
+}
+
+if (import.meta.main) {
+  const { values: a } = parseArgs({
+    args: Deno.args,
+    options: {
+      variant: { type: "string", default: "llama2" },
+      warm: { type: "string", default: "5" },
+      target: { type: "string", default: "auto" },
+      child: { type: "boolean", default: false },
+      model: { type: "string" },
+      root: { type: "string" },
     },
-  };
-  console.log(`target: ${cold.target}  model: ${a.variant} q4f16_1`);
-  console.log(
-    `cold: compile+verify ${f(cold.libMs as number)} ms, import ${
-      f(cold.importMs as number)
-    } ms, ` +
-      `weights (convert) ${f(cold.weightsMs as number)} ms, detect ${
-        f(cold.detectMs as number)
-      } ms`,
-  );
-  const m = report.warmMedian;
-  console.log(
-    `warm (median of ${warm.length}): library hit ${f(m.libHitMs)} ms (verify ${f(m.verifyMs)} + ` +
-      `import ${f(m.importMs)}), key ${f(m.keyMs)} ms, detect ${f(m.detectMs)} ms, weights verify ${
-        f(m.weightsMs)
-      } ms`,
-  );
-  await Deno.mkdir("bench/out", { recursive: true });
-  const tmpOut = `bench/out/jit_resolve.json.${Deno.pid}.tmp`;
-  await Deno.writeTextFile(tmpOut, JSON.stringify(report, null, 1));
-  await Deno.rename(tmpOut, "bench/out/jit_resolve.json");
-} finally {
-  await Deno.remove(tmp, { recursive: true });
+  });
+  if (a.child) {
+    const t0 = performance.now();
+    const r = await resolve({
+      model: a.model!,
+      quantization: "q4f16_1",
+      cacheRoot: a.root!,
+      target: a.target,
+      notify: () => {},
+    });
+    const run: ResolveRun = {
+      origin: r.lib.origin,
+      weights: r.weights?.origin ?? "none",
+      target: `${r.target.backend} ${r.target.description}`,
+      ...r.timings,
+      totalMs: performance.now() - t0,
+    };
+    console.log(JSON.stringify(run));
+  } else {
+    const report = await benchJitResolve({
+      variant: a.variant,
+      warm: Number(a.warm),
+      target: a.target,
+    });
+    console.log(`target: ${report.target}  model: ${report.variant} q4f16_1`);
+    console.log(formatJitResolve(report));
+    await Deno.mkdir("bench/out", { recursive: true });
+    const tmpOut = `bench/out/jit_resolve.json.${Deno.pid}.tmp`;
+    await Deno.writeTextFile(tmpOut, JSON.stringify(report, null, 1));
+    await Deno.rename(tmpOut, "bench/out/jit_resolve.json");
+  }
 }
