@@ -7,7 +7,7 @@
 import { deepStrictEqual as assertEquals, notDeepStrictEqual, ok } from "node:assert/strict";
 import { join } from "node:path";
 import { CompileError } from "../../compiler/errors.ts";
-import { runChild } from "./child.ts";
+import { childArgs, runChild } from "./child.ts";
 import { makeModel } from "../../examples/make_model.ts";
 import {
   checkMlcWeights,
@@ -152,6 +152,45 @@ Deno.test("resolve() in 8 processes with the real compiler compiles once and loa
     assertEquals(new Set(runs.map((r) => r.result!.key)).size, 1);
     assertEquals(new Set(runs.map((r) => r.result!.hello)).size, 1); // same exports everywhere
     assertEquals((await Array.fromAsync(Deno.readDir(join(root, "lib")))).length, 1);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("resolve() after the real compiler was killed with SIGKILL midway rebuilds", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kiln-jit-real-" });
+  try {
+    const model = join(tmp, "model");
+    await makeModel({ out: model, variant: "llama2" });
+    const root = join(tmp, "cache");
+    const child = new Deno.Command(Deno.execPath(), {
+      args: childArgs({ root, model, count: join(tmp, "unused"), real: "yes" }),
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!text.includes(`"stage":"compile","status":"start"`)) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`child ended before compiling: ${text}`);
+      text += value;
+    }
+    child.kill("SIGKILL"); // a compile takes hundreds of ms: this lands inside it
+    await reader.cancel();
+    assertEquals((await child.status).signal, "SIGKILL");
+    assertEquals(await Array.fromAsync(Deno.readDir(join(root, "lib"))).catch(() => []), []);
+    const events: string[] = [];
+    const r = await resolve({
+      model,
+      quantization: "q4f16_1",
+      cacheRoot: root,
+      target: "cpu",
+      weights: false,
+      onProgress: (e) => events.push(`${e.stage}:${e.status}`),
+    });
+    assertEquals(r.lib.origin, "compiled");
+    ok(events.includes("compile:repair"), String(events)); // took over the dead process's lock
+    assertEquals(await Array.fromAsync(Deno.readDir(join(root, "tmp"))), []);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
