@@ -4,6 +4,7 @@
  * @module
  */
 import { benchCompile } from "./compile_bench.ts";
+import { benchEngine } from "./engine_bench.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 const cores = navigator.hardwareConcurrency;
@@ -19,6 +20,16 @@ for (const [model, q] of [["llama3-8b", "q4f16_1"], ["llama2-70b", "q4f16_1"], [
   console.log(`    stages: ${Object.entries(r.stages).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(", ")} ms`);
 }
 results.compile = compiles;
+
+console.log("\nengine, example model (hidden 64, 2 layers, vocab 128256), q4f16_1, greedy:");
+const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
+const engines = [];
+for (const target of adapter ? ["cpu", "webgpu"] as const : ["cpu"] as const) {
+  const r = await benchEngine(target, target === "cpu" ? "CPU kernels" : adapter!.info.description || adapter!.info.vendor);
+  engines.push(r);
+  console.log(`  ${target.padEnd(6)} (${r.device}): TTFT ${r.ttftMs.toFixed(0)} ms, decode b1 ${r.decodeTokPerSecB1.toFixed(1)} tok/s, aggregate b16 ${r.aggregateTokPerSecB16.toFixed(1)} tok/s (max batch ${r.maxBatchSize})`);
+}
+results.engine = engines;
 
 await Deno.mkdir(`${root}bench/out`, { recursive: true });
 await Deno.writeTextFile(`${root}bench/out/results.json`, JSON.stringify(results, null, 2));
