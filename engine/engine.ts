@@ -172,7 +172,7 @@ export class KilnEngine implements Engine {
     this.#stats.promptTokensTotal += chunks.reduce((a, c) => a + c.tokens.length, 0);
     if (done.length === 0) return;
     // rows of the logits are the chunks' last tokens, in chunk order
-    const rows = chunks.map((c, i) => (done.includes(seqs[i]) ? i : -1)).filter((i) => i >= 0);
+    const rows = chunks.map((_, i) => (done.includes(seqs[i]) ? i : -1)).filter((i) => i >= 0);
     const all = seqs.slice(0, chunks.length);
     const tokens = await this.#sampleRows(fn, m, rows.map((i) => all[i]), rows);
     rows.forEach((i, j) => all[i].accept(tokens[j].token, tokens[j].logprob));

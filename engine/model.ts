@@ -9,6 +9,7 @@ import type { Device, DeviceBuffer } from "./device.ts";
 import { createCpuDevice } from "./devices/cpu.ts";
 import { createWebGpuDevice } from "./devices/webgpu.ts";
 import { type Library, loadLibrary } from "./library.ts";
+import type { CompileMetadata } from "../compiler/metadata.ts";
 import { ModelRuntime } from "./runtime.ts";
 import { PagedKvCache } from "./kv_cache.ts";
 import { openWeights } from "./weights.ts";
@@ -48,7 +49,7 @@ export class Model {
     return new Model(lib, await ModelRuntime.create(lib, device, weights, { numPages }));
   }
 
-  get metadata() {
+  get metadata(): CompileMetadata {
     return this.lib.metadata;
   }
 

@@ -11,7 +11,7 @@ import { makeModel } from "../../examples/make_model.ts";
 
 const MOD = new URL("../../mod.ts", import.meta.url).pathname;
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -19,7 +19,7 @@ async function freePort(): Promise<number> {
 }
 
 async function startServer(modelDir: string, home: string, extra: string[] = []) {
-  const port = await freePort();
+  const port = freePort();
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MOD, "--model", modelDir, "--target", "cpu", "--port", String(port), "--max-tokens", "8", ...extra],
     env: { KILN_HOME: home },
