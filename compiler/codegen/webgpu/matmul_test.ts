@@ -74,7 +74,7 @@ function spec(
   };
 }
 
-for (const [shape, maxRows, Rs] of [["GEMV", 1, [1, 3]], ["tiled", 128, [1, 70]]] as const) {
+for (const [shape, maxRows, Rs] of [["GEMV", 1, [1, 3]], ["tiled", 256, [1, 150]]] as const) {
   Deno.test({
     name: `matmulKernel() ${shape} shape matches float64 for every weight format and ragged K`,
     ignore,
