@@ -1,0 +1,102 @@
+/**
+ * Each q4f16_1 decode GEMV alone, as the compiler generates it for this adapter (`wgslKernel` of
+ * a `matmul` spec with maxRows 1, q4 group 32, f16 scales): GPU time per dispatch from timestamp
+ * queries around many back-to-back dispatches, bytes read (weights + scales + x, + residual for
+ * the "add" epilogue) and GB/s. The weights are cycled over enough copies that they cannot sit
+ * in the L2 cache between dispatches.
+ * @module
+ */
+import type { KernelSpec, WeightFormat } from "../../compiler/codegen/contract.ts";
+import { groupLayout } from "../../compiler/codegen/contract.ts";
+import { wgslKernel } from "../../compiler/codegen/webgpu/mod.ts";
+import type { BenchDevice, Trace } from "./bench_device.ts";
+import type { GpuTimer } from "./gpu_timer.ts";
+import { fillSynthetic, seedOf } from "./synthetic_weights.ts";
+
+export interface GemvShape {
+  name: string;
+  N: number;
+  K: number;
+  epilogue: "none" | "silu_mul" | "add";
+}
+
+export interface GemvRow extends GemvShape {
+  us: number;
+  bytes: number;
+  gbs: number;
+  copies: number;
+}
+
+const Q4 = {
+  kind: "group",
+  bits: 4,
+  groupSize: 32,
+  scaleDtype: "f16",
+} as const satisfies WeightFormat;
+
+/** The spec the compiler emits for a decode matmul of this shape. */
+export function gemvSpec(s: GemvShape): Extract<KernelSpec, { op: "matmul" }> {
+  return {
+    op: "matmul",
+    N: s.N,
+    K: s.K,
+    rowStart: 0,
+    rows: s.N,
+    weight: Q4,
+    bias: null,
+    epilogue: s.epilogue,
+    maxRows: 1,
+  };
+}
+
+/** Bytes one dispatch reads: q4 words, f16 scales, x (f32), and the residual for "add". */
+export function gemvBytes(
+  s: GemvShape,
+): { weights: number; scales: number; x: number; residual: number; total: number } {
+  const g = groupLayout(Q4, s.K);
+  const weights = s.N * g.wordsPerRow * 4, scales = s.N * g.groups * 2, x = s.K * 4;
+  const residual = s.epilogue === "add" ? s.N * 4 : 0;
+  return { weights, scales, x, residual, total: weights + scales + x + residual };
+}
+
+/** `minBytes`: weight bytes cycled over (copies of the weights), at least 2× the L2. */
+export async function benchGemv(
+  dev: BenchDevice,
+  timer: GpuTimer,
+  shapes: GemvShape[],
+  opts: { minBytes: number; dispatches: number },
+): Promise<GemvRow[]> {
+  const rows: GemvRow[] = [];
+  for (const s of shapes) {
+    const spec = gemvSpec(s);
+    const kernel = (await dev.kernels([{ spec, source: wgslKernel(spec, dev.inner.target) }]))[0];
+    const b = gemvBytes(s);
+    const copies = Math.max(1, Math.min(64, Math.ceil(opts.minBytes / b.total)));
+    const x = dev.createBuffer(s.K * 4, "x");
+    const out = dev.createBuffer(s.N * 4, "out");
+    const residual = s.epilogue === "add" ? [dev.createBuffer(s.N * 4, "residual")] : [];
+    const owned = [x, out, ...residual];
+    const trace: Trace = [];
+    for (let c = 0; c < copies; c++) {
+      const qw = dev.createBuffer(b.weights, `qw${c}`), qs = dev.createBuffer(b.scales, `qs${c}`);
+      fillSynthetic(dev.gpu, (qw as unknown as { buffer: GPUBuffer }).buffer, b.weights / 4, {
+        kind: "bits",
+        seed: seedOf(`qw${c}`),
+        firstWord: 0,
+      });
+      fillSynthetic(dev.gpu, (qs as unknown as { buffer: GPUBuffer }).buffer, b.scales / 4, {
+        kind: "scale",
+        seed: seedOf(`qs${c}`),
+        firstWord: 0,
+      });
+      owned.push(qw, qs);
+      trace.push({ kernel, buffers: [x, qw, qs, ...residual, out], rows: 1 });
+    }
+    const reps = Math.max(1, Math.ceil(opts.dispatches / copies));
+    await dev.replay(timer, trace, 1); // warm-up
+    const ms = await dev.replay(timer, trace, reps) / copies;
+    rows.push({ ...s, us: ms * 1000, bytes: b.total, gbs: b.total / ms / 1e6, copies });
+    for (const buf of owned) dev.release(buf);
+  }
+  return rows;
+}

@@ -1,0 +1,125 @@
+/**
+ * `deno task bench:gpu`: Kiln side by side with the GPU's ceilings, in one run on the GPU host.
+ * 1. ceilings: read bandwidth (timestamp queries over a ~2 GiB buffer), dispatch cost, FMA;
+ * 2. each q4f16_1 decode GEMV alone (GB/s, ratio to the read ceiling);
+ * 3. Llama-3-8B, Llama-3.2-1B, Qwen2.5-0.5B shapes with synthetic weights made on the GPU:
+ *    prefill, raw decode (kernel time vs queued GPU span vs wall), KilnEngine end to end,
+ *    rooflines, dispatches, pipeline creation.
+ * Prints a table last; writes JSON to `$OUT/gpu.json` when OUT is set, else `bench/out/gpu.json`.
+ * Options: `--small` (tiny shapes, for lavapipe), `--models=8b,1b,0.5b`, `--no-gemv`.
+ * @module
+ */
+import { openBenchDevice } from "./bench_device.ts";
+import { measureCeilings } from "./ceilings.ts";
+import { benchGemv, type GemvShape } from "./gemv_bench.ts";
+import { GpuTimer } from "./gpu_timer.ts";
+import { benchModel, type ModelBenchOptions, type ModelFigures } from "./model_bench.ts";
+import { formatReport } from "./report.ts";
+
+const small = Deno.args.includes("--small");
+const only = Deno.args.find((a) => a.startsWith("--models="))?.slice(9).split(",");
+const root = new URL("../../", import.meta.url).pathname;
+const log = (s: string) => console.log(s);
+
+const { device: dev, adapter } = await openBenchDevice();
+const timer = new GpuTimer(dev.gpu);
+const info = adapter.info;
+const deviceLine = `${
+  info.description || info.device
+} (${info.vendor} ${info.architecture}), Deno ${Deno.version.deno}`;
+log(`device: ${deviceLine}`);
+
+log("ceilings…");
+const ceilings = await measureCeilings(dev.gpu, timer, {
+  bytes: small ? 64 << 20 : 2 ** 31,
+  sms: small ? 2 : 132,
+});
+log(
+  `  read ${ceilings.readGBs.toFixed(0)} GB/s (${ceilings.readBest}); dispatch ${
+    ceilings.dispatchGpuUs.toFixed(2)
+  } µs GPU, ${ceilings.dispatchCpuUs.toFixed(2)} µs CPU; FMA ${
+    ceilings.fmaF32Tflops.toFixed(1)
+  } TFLOP/s f32`,
+);
+
+const tiny = (model_type: string, tie: boolean): Record<string, unknown> => ({
+  architectures: [model_type === "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM"],
+  model_type,
+  hidden_act: "silu",
+  hidden_size: 256,
+  intermediate_size: 512,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  vocab_size: 2048,
+  max_position_embeddings: 1024,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000,
+  tie_word_embeddings: tie,
+});
+const models: [string, string | Record<string, unknown>][] = small
+  ? [["tiny-llama", tiny("llama", false)], ["tiny-qwen2", tiny("qwen2", true)]]
+  : [["llama3-8b", `${root}bench/configs/llama3-8b`], [
+    "llama3.2-1b",
+    `${root}bench/configs/llama3.2-1b`,
+  ], ["qwen2.5-0.5b", `${root}bench/configs/qwen2.5-0.5b`]];
+const wanted = models.filter(([name]) =>
+  !only || only.some((o) => name.endsWith(o) || name.includes(`-${o}`))
+);
+const shape = small
+  ? { promptLen: 32, decodeTokens: 8, batches: [1, 4], stepsAhead: [4], rawSteps: 4 }
+  : { promptLen: 512, decodeTokens: 128, batches: [1, 16], stepsAhead: [4, 16], rawSteps: 64 };
+
+const modelFigures: ModelFigures[] = [];
+for (const [name, config] of wanted) {
+  log(`model ${name}…`);
+  const o: ModelBenchOptions = { name, config, ...shape };
+  modelFigures.push(await benchModel(dev, timer, adapter, o, log));
+}
+
+const gemvShapes: GemvShape[] = small
+  ? [{ name: "256x256", N: 256, K: 256, epilogue: "none" }, {
+    name: "1024x256 silu",
+    N: 1024,
+    K: 256,
+    epilogue: "silu_mul",
+  }]
+  : [
+    { name: "4096x4096 (q)", N: 4096, K: 4096, epilogue: "none" },
+    { name: "4096x4096 +add (o_proj)", N: 4096, K: 4096, epilogue: "add" },
+    { name: "1024x4096 (k, v)", N: 1024, K: 4096, epilogue: "none" },
+    { name: "6144x4096 (fused qkv)", N: 6144, K: 4096, epilogue: "none" },
+    { name: "14336x4096 (gate, up)", N: 14336, K: 4096, epilogue: "none" },
+    { name: "28672x4096 +silu (gate_up)", N: 28672, K: 4096, epilogue: "silu_mul" },
+    { name: "4096x14336 (down)", N: 4096, K: 14336, epilogue: "none" },
+    { name: "4096x14336 +add (down)", N: 4096, K: 14336, epilogue: "add" },
+    { name: "128256x4096 (lm_head)", N: 128256, K: 4096, epilogue: "none" },
+  ];
+let gemv: Awaited<ReturnType<typeof benchGemv>> = [];
+if (!Deno.args.includes("--no-gemv")) {
+  log("GEMV kernels…");
+  gemv = await benchGemv(dev, timer, gemvShapes, {
+    minBytes: small ? 4 << 20 : 256 << 20,
+    dispatches: small ? 8 : 200,
+  });
+}
+
+const results = {
+  date: new Date().toISOString(),
+  command: `deno task bench:gpu ${Deno.args.join(" ")}`.trim(),
+  device: deviceLine,
+  small,
+  ceilings,
+  gemv,
+  models: modelFigures,
+};
+console.log("\n" + formatReport(results));
+const outDir = Deno.env.get("OUT") ?? `${root}bench/out`;
+await Deno.mkdir(outDir, { recursive: true });
+const tmp = `${outDir}/gpu.json.tmp`;
+await Deno.writeTextFile(tmp, JSON.stringify(results, null, 2));
+await Deno.rename(tmp, `${outDir}/gpu.json`);
+log(`wrote ${outDir}/gpu.json`);
+timer.destroy();
+dev.destroy();
+Deno.exit(0);

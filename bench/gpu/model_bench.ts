@@ -1,0 +1,338 @@
+/**
+ * One model shape at q4f16_1 on the GPU with synthetic weights: compile for this adapter, build
+ * the runtime (pipeline creation timed, weights filled on the GPU), then
+ * - prefill: one `prefill` call of the prompt (wall time with the logits read back, and GPU
+ *   time of its dispatches replayed alone), with a per-kernel breakdown;
+ * - raw decode at each batch: many `decode`/`batch_decode` steps queued through the runtime,
+ *   bracketed by timestamp queries (GPU span) and timed on the host (wall), and one step's
+ *   dispatches replayed back to back (kernel time), with a per-kernel breakdown; plus the
+ *   sampler's dispatches alone;
+ * - end to end through `KilnEngine` (continuous batching, device-side sampling, rounds of
+ *   `stepsAhead` steps read back once): time to first token and decode tok/s.
+ * @module
+ */
+import { compile } from "../../compiler/compile.ts";
+import { targetFromAdapter } from "../../compiler/target.ts";
+import { groupLayout, PAGE_SIZE } from "../../compiler/codegen/contract.ts";
+import { KilnEngine } from "../../engine/engine.ts";
+import { type Library, loadLibrary } from "../../engine/library.ts";
+import { Model, type SeqChunk } from "../../engine/model.ts";
+import { ModelRuntime } from "../../engine/runtime.ts";
+import type { GenerateOptions, Tokenizer } from "../../engine/types.ts";
+import type { BenchDevice, Trace } from "./bench_device.ts";
+import type { GpuTimer } from "./gpu_timer.ts";
+import { dispatchesPerLayer, kernelLabel, stepWeightBytes } from "./plan_figures.ts";
+import { syntheticWeights } from "./synthetic_weights.ts";
+
+export interface ModelBenchOptions {
+  name: string;
+  config: string | Record<string, unknown>;
+  promptLen: number;
+  decodeTokens: number;
+  batches: number[];
+  /** KilnEngine rounds to try (decode steps read back at once). */
+  stepsAhead: number[];
+  /** Queued raw decode steps per measurement. */
+  rawSteps: number;
+}
+
+/** GPU µs per kernel label (summed over its dispatches in one call); `bytes`: weight bytes read. */
+export type Breakdown = { label: string; count: number; us: number; bytes: number }[];
+
+export interface DecodeFigures {
+  batch: number;
+  fn: string;
+  /** GPU ms per step from timestamps around `rawSteps` queued steps (host gaps included). */
+  queuedGpuMs: number;
+  /** Host ms per step to queue them (inputs written, dispatches encoded, submitted). */
+  queuedHostMs: number;
+  /** Wall ms per step, from the first step queued to the last one's logits read back. */
+  queuedWallMs: number;
+  /** GPU ms of one step's dispatches replayed back to back (no host in between). */
+  kernelMs: number;
+  /** GPU ms of the sampler's dispatches for this batch, replayed alone. */
+  sampleMs: number;
+  breakdown: Breakdown;
+}
+
+export interface EngineFigures {
+  batch: number;
+  stepsAhead: number;
+  /** Mean time to first token, ms. */
+  ttftMs: number;
+  /** Aggregate decode tokens/s while all `batch` sequences decode. */
+  decodeTokS: number;
+  tokens: number;
+}
+
+export interface ModelFigures {
+  name: string;
+  compileMs: number;
+  kernels: number;
+  pipelineMs: number;
+  runtimeCreateMs: number;
+  paramBytes: number;
+  /** Weight bytes a decode step reads (b = 1). */
+  decodeWeightBytes: number;
+  /** KV bytes a decode step reads per sequence at `kvTokens` (the middle of the decode). */
+  kvBytesPerSeq: number;
+  kvTokens: number;
+  dispatches: {
+    decode: number;
+    perLayer: number;
+    layers: number;
+    constant: number;
+    sample: number;
+  };
+  prefill: { tokens: number; wallMs: number; kernelMs: number; breakdown: Breakdown };
+  decode: DecodeFigures[];
+  engine: EngineFigures[];
+}
+
+/** A tokenizer for synthetic models: every id has a printable text. */
+const TOKENIZER: Tokenizer = {
+  vocabSize: 0,
+  bosTokenId: null,
+  eosTokenIds: [],
+  encode: () => [],
+  decode: (ids) => ids.map((i) => `<${i}>`).join(""),
+  tokenText: (i) => `<${i}>`,
+};
+
+function tokens(n: number, vocab: number, seed: number): number[] {
+  let s = seed >>> 0;
+  return Array.from({ length: n }, () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) % vocab);
+}
+
+function breakdown(trace: Trace, us: number[]): Breakdown {
+  const by = new Map<string, { count: number; us: number; bytes: number }>();
+  trace.forEach((d, i) => {
+    const spec = d.kernel.spec;
+    const l = kernelLabel(spec);
+    const e = by.get(l) ?? { count: 0, us: 0, bytes: 0 };
+    e.count++;
+    e.us += us[i] * 1000;
+    if (spec.op === "matmul" && spec.weight.kind === "group") {
+      const g = groupLayout(spec.weight, spec.K);
+      e.bytes += spec.rows *
+        (g.wordsPerRow * 4 + g.groups * (spec.weight.scaleDtype === "f16" ? 2 : 4));
+    }
+    by.set(l, e);
+  });
+  return [...by].map(([label, e]) => ({ label, ...e })).sort((a, b) => b.us - a.us);
+}
+
+const GREEDY = {
+  temperature: 0,
+  top_p: 1,
+  top_k: 0,
+  presence_penalty: 0,
+  frequency_penalty: 0,
+  repetition_penalty: 1,
+  logit_bias: new Map(),
+  seed: 1,
+};
+
+export async function benchModel(
+  dev: BenchDevice,
+  timer: GpuTimer,
+  adapter: GPUAdapter,
+  o: ModelBenchOptions,
+  log: (s: string) => void,
+): Promise<ModelFigures> {
+  const dir = await Deno.makeTempDir({ prefix: "kiln-bench-gpu-" });
+  let t0 = performance.now();
+  await compile({
+    config: o.config,
+    quantization: "q4f16_1",
+    target: targetFromAdapter(adapter),
+    output: `${dir}/lib`,
+    warn: () => {},
+  });
+  const compileMs = performance.now() - t0;
+  const lib: Library = await loadLibrary(`${dir}/lib`);
+  const md = lib.metadata;
+  const maxB = Math.max(...o.batches);
+  const perSeq = Math.ceil(
+    (o.promptLen + o.decodeTokens + o.rawSteps + Math.max(...o.stepsAhead) + 8) / PAGE_SIZE,
+  );
+  const numPages = (maxB + 1) * perSeq + 8;
+  t0 = performance.now();
+  const runtime = await ModelRuntime.create(lib, dev, syntheticWeights(), { numPages });
+  await dev.read(runtime.kv[0], 4); // wait for the fills
+  const runtimeCreateMs = performance.now() - t0;
+  const pipelineMs = dev.pipelineMs.at(-1)!.ms;
+  log(
+    `  ${o.name}: compiled in ${compileMs.toFixed(0)} ms; runtime in ${
+      runtimeCreateMs.toFixed(0)
+    } ms (${lib.plan.kernels.length} pipelines in ${pipelineMs.toFixed(0)} ms)`,
+  );
+  // Model's constructor is private; the bench builds it around its own runtime (synthetic weights).
+  const model = new (Model as unknown as new (lib: Library, rt: ModelRuntime) => Model)(
+    lib,
+    runtime,
+  );
+  const V = md.vocab_size;
+  const kv = md.kv_cache;
+  const per = dispatchesPerLayer(lib.plan, "decode");
+  const figures: ModelFigures = {
+    name: o.name,
+    compileMs,
+    kernels: lib.plan.kernels.length,
+    pipelineMs,
+    runtimeCreateMs,
+    paramBytes: md.params.reduce(
+      (a, p) => a + p.shape.reduce((x, y) => x * y, 1) * (p.dtype === "float16" ? 2 : 4),
+      0,
+    ),
+    decodeWeightBytes: stepWeightBytes(lib.plan, md, "decode", 1),
+    kvBytesPerSeq: kv.layers * 2 * kv.kv_heads * kv.head_dim * 4 *
+      (o.promptLen + o.decodeTokens / 2),
+    kvTokens: o.promptLen + o.decodeTokens / 2,
+    dispatches: {
+      decode: md.decode_dispatches,
+      perLayer: per.maxPerLayer,
+      layers: per.layers,
+      constant: per.constant,
+      sample: md.dispatches.sample ?? 0,
+    },
+    prefill: { tokens: o.promptLen, wallMs: 0, kernelMs: 0, breakdown: [] },
+    decode: [],
+    engine: [],
+  };
+  let nextSeq = 1_000_000;
+
+  // ---- prefill ----
+  const prompt = tokens(o.promptLen, V, 7);
+  const prefillOnce = async () => {
+    const seq = nextSeq++;
+    const t = performance.now();
+    const trace = dev.record(() => model.run("prefill", [{ seq, tokens: prompt, start: 0 }]));
+    await runtime.read("prefill", "logits", V * 4);
+    const ms = performance.now() - t;
+    model.kv.release(seq);
+    return { ms, trace };
+  };
+  await prefillOnce();
+  const pre = await prefillOnce();
+  figures.prefill.wallMs = pre.ms;
+  figures.prefill.kernelMs = await dev.replay(timer, pre.trace, 2);
+  figures.prefill.breakdown = breakdown(pre.trace, await dev.replayEach(timer, pre.trace));
+  log(
+    `  ${o.name}: prefill ${o.promptLen} tokens: wall ${pre.ms.toFixed(1)} ms, kernels ${
+      figures.prefill.kernelMs.toFixed(1)
+    } ms`,
+  );
+
+  // ---- raw decode ----
+  for (const b of o.batches) {
+    const fn = b === 1 ? "decode" : "batch_decode";
+    const seqs = Array.from({ length: b }, () => nextSeq++);
+    for (const s of seqs) {
+      model.run("prefill", [{ seq: s, tokens: tokens(o.promptLen, V, s), start: 0 }]);
+    }
+    await runtime.read("prefill", "logits", 4);
+    let pos = o.promptLen;
+    const step = (): number =>
+      model.run(
+        fn,
+        seqs.map((seq, i): SeqChunk => ({ seq, tokens: [(pos * 31 + i) % V], start: pos })),
+      );
+    for (let i = 0; i < 3; i++, pos++) step();
+    await runtime.read(fn, "logits", 4);
+    dev.submit();
+    timer.begin();
+    const t = performance.now();
+    for (let i = 0; i < o.rawSteps; i++, pos++) step();
+    dev.submit();
+    const hostMs = performance.now() - t;
+    const gpuMs = await timer.end();
+    await runtime.read(fn, "logits", 4);
+    const wallMs = performance.now() - t;
+    const trace = dev.record(() => step());
+    pos++;
+    await runtime.read(fn, "logits", 4);
+    const kernelMs = await dev.replay(timer, trace, 10);
+    const each = await dev.replayEach(timer, trace);
+    // the sampler over this batch's logits (greedy rows), as the engine queues it
+    const sampleTrace = dev.record(() =>
+      runtime.run(
+        "sample",
+        {
+          indptr: new Uint32Array(b + 1),
+          entries: new Uint8Array(16),
+          params: new Float32Array(b * 4),
+          temperature: new Float32Array(b),
+          top_p: new Float32Array(b).fill(1),
+          uniform: new Float32Array(b).fill(0.5),
+        },
+        { n: 1, s: 1, m: b },
+        { logits: runtime.output(fn, "logits") },
+      )
+    );
+    await runtime.read("sample", "tokens", 4);
+    const sampleMs = await dev.replay(timer, sampleTrace, 10);
+    for (const s of seqs) model.kv.release(s);
+    const d: DecodeFigures = {
+      batch: b,
+      fn,
+      queuedGpuMs: gpuMs / o.rawSteps,
+      queuedHostMs: hostMs / o.rawSteps,
+      queuedWallMs: wallMs / o.rawSteps,
+      kernelMs,
+      sampleMs,
+      breakdown: breakdown(trace, each),
+    };
+    figures.decode.push(d);
+    log(
+      `  ${o.name}: raw ${fn} b=${b}: kernels ${kernelMs.toFixed(3)} ms/step, queued GPU ${
+        d.queuedGpuMs.toFixed(3)
+      }, host ${d.queuedHostMs.toFixed(3)}, wall ${d.queuedWallMs.toFixed(3)}, sampler ${
+        sampleMs.toFixed(3)
+      }`,
+    );
+  }
+
+  // ---- end to end through KilnEngine ----
+  for (const ahead of o.stepsAhead) {
+    for (const b of o.batches) {
+      const engine = new KilnEngine(model, TOKENIZER, null, o.name, {
+        stepsAhead: ahead,
+        maxNumSequence: Math.max(b, 1),
+      });
+      const start = performance.now();
+      const arrivals = await Promise.all(Array.from({ length: b }, async (_, i) => {
+        const opts: GenerateOptions = {
+          prompt: tokens(o.promptLen, V, 100 + i),
+          maxTokens: o.decodeTokens + 1,
+          sampling: GREEDY,
+          ignoreEos: true,
+        };
+        const times: number[] = [];
+        for await (const c of engine.generate(opts)) {
+          for (const _t of c.tokens) times.push(performance.now());
+        }
+        return times;
+      }));
+      // the window in which all b sequences decode: from the last first token to the first finish
+      const from = Math.max(...arrivals.map((a) => a[0])),
+        to = Math.min(...arrivals.map((a) => a.at(-1)!));
+      const n = arrivals.reduce((acc, a) => acc + a.filter((x) => x > from && x <= to).length, 0);
+      const e: EngineFigures = {
+        batch: b,
+        stepsAhead: ahead,
+        ttftMs: arrivals.reduce((acc, a) => acc + a[0] - start, 0) / b,
+        decodeTokS: n / ((to - from) / 1000),
+        tokens: arrivals.reduce((acc, a) => acc + a.length, 0),
+      };
+      figures.engine.push(e);
+      log(
+        `  ${o.name}: engine b=${b} stepsAhead=${ahead}: ${
+          e.decodeTokS.toFixed(1)
+        } tok/s decode, TTFT ${e.ttftMs.toFixed(0)} ms`,
+      );
+    }
+  }
+  await Deno.remove(dir, { recursive: true });
+  return figures;
+}
