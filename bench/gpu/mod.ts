@@ -71,10 +71,17 @@ const shape = small
   : { promptLen: 512, decodeTokens: 128, batches: [1, 16], stepsAhead: [4, 16], rawSteps: 64 };
 
 const modelFigures: ModelFigures[] = [];
+const errors: string[] = [];
 for (const [name, config] of wanted) {
   log(`model ${name}…`);
   const o: ModelBenchOptions = { name, config, ...shape };
-  modelFigures.push(await benchModel(dev, timer, adapter, o, log));
+  try {
+    modelFigures.push(await benchModel(dev, timer, adapter, o, log));
+  } catch (e) {
+    // keep the other figures: report the failure and go on
+    errors.push(`${name}: ${(e as Error).stack ?? e}`);
+    console.error(`model ${name} failed:`, e);
+  }
 }
 
 const gemvShapes: GemvShape[] = small
