@@ -19,6 +19,10 @@ import { ChunkQueue, Sequence } from "./sequence.ts";
 import type { ChatTemplate, Engine, EngineStats, GenerateOptions, GenerationChunk, TokenLogprob, Tokenizer } from "./types.ts";
 import { PAGE_SIZE } from "../compiler/codegen/contract.ts";
 
+/** Inputs that stay the same from one decode step of a round to the next. */
+const DECODE_KEEP: ReadonlySet<string> = new Set(["tok_seq", "page_indptr", "page_indices", "last_idx"]);
+const SAMPLER_KEEP: ReadonlySet<string> = new Set(["indptr", "entries", "params", "temperature", "top_p"]);
+
 export interface EngineConfig {
   /** Sequences decoded together at most (≤ the library's max_batch_size). */
   maxNumSequence?: number;
@@ -196,8 +200,16 @@ export class KilnEngine implements Engine {
     return Array.from(data, (token, i) => ({ token, logprob: logprobs[i] ? withToken(logprobs[i]!, token, seqs[i].opts.logprobs ?? 0, this.tokenizer) : undefined }));
   }
 
-  /** Queue the sampler over `b` rows of `logits`; its tokens land in the sampler's output. */
-  #sample(seqs: Sequence[], logits: DeviceBuffer): void {
+  /**
+   * Queue the sampler over `b` rows of `logits`; its tokens land in the sampler's output. With
+   * `again`, the rows are the previous call's: only the uniforms are new.
+   */
+  #sample(seqs: Sequence[], logits: DeviceBuffer, again = false): void {
+    if (again) {
+      const uniform = Float32Array.from(seqs, (s) => s.rng.next());
+      this.model.runtime.run("sample", { uniform }, { n: 1, s: 1, m: seqs.length }, { logits }, SAMPLER_KEEP);
+      return;
+    }
     const b = seqs.length;
     const indptr = new Uint32Array(b + 1);
     const entries: number[] = [];
@@ -265,10 +277,11 @@ export class KilnEngine implements Engine {
     let logprobs: (Float32Array | null)[] = [];
     for (let k = 0; k < K; k++) {
       const chunks = seqs.map((s) => ({ seq: s.id, tokens: [k === 0 ? s.lastToken : 0], start: s.position + k }));
-      this.model.run(fn, chunks, false, k === 0 ? {} : { input_ids: tokensBuf });
+      // after the first step only the positions (and the uniforms) change; the tokens come from the sampler
+      this.model.run(fn, chunks, false, k === 0 ? {} : { input_ids: tokensBuf }, k === 0 ? undefined : DECODE_KEEP);
       const logits = this.model.runtime.output(fn, "logits");
       if (host) logprobs = await this.#logprobs(logits, seqs);
-      this.#sample(seqs, logits);
+      this.#sample(seqs, logits, k > 0);
       dev.copy(tokensBuf, 0, this.#history, k * b * 4, b * 4);
     }
     const data = new Uint32Array(await dev.read(this.#history, K * b * 4));

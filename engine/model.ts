@@ -104,7 +104,7 @@ export class Model {
    * `runtime.output(fn, "logits")`. `bind` replaces inputs by device buffers (e.g. `input_ids`
    * by the sampler's tokens). Returns the number of logit rows.
    */
-  run(fn: string, chunks: SeqChunk[], all = false, bind: Record<string, DeviceBuffer> = {}): number {
+  run(fn: string, chunks: SeqChunk[], all = false, bind: Record<string, DeviceBuffer> = {}, keep?: ReadonlySet<string>): number {
     const n = chunks.reduce((a, c) => a + c.tokens.length, 0);
     const ids = new Uint32Array(n), positions = new Uint32Array(n), tokSeq = new Uint32Array(n);
     const indptr = new Uint32Array(chunks.length + 1);
@@ -131,7 +131,7 @@ export class Model {
       page_indptr: indptr,
       page_indices: new Uint32Array(pages),
       last_idx: new Uint32Array(lastIdx),
-    }, { n, s: chunks.length, m }, bind);
+    }, { n, s: chunks.length, m }, bind, keep);
     return m;
   }
 

@@ -92,7 +92,14 @@ export class ModelRuntime {
    * Queue one call: write the inputs, then every step. `vars` gives n, s, m. An input given in
    * `bind` is not written: that device buffer (e.g. another function's output) is bound instead.
    */
-  run(name: string, inputs: Record<string, ArrayBufferView>, vars: Vars, bind: Record<string, DeviceBuffer> = {}): void {
+  run(
+    name: string,
+    inputs: Record<string, ArrayBufferView>,
+    vars: Vars,
+    bind: Record<string, DeviceBuffer> = {},
+    /** Inputs whose slots still hold this call's values (written by the previous call of `name`). */
+    keep: ReadonlySet<string> = NO_KEEP,
+  ): void {
     const fn = this.fn(name);
     const slots = this.#slots.get(slotGroup(name))!;
     for (const [k, bound] of Object.entries(fn.bounds) as [SymVar, number][]) {
@@ -104,6 +111,7 @@ export class ModelRuntime {
         over.set(io.slot, bind[io.name]);
         continue;
       }
+      if (keep.has(io.name)) continue;
       const data = inputs[io.name];
       if (!data) throw new TypeError(`${name}: input "${io.name}" is missing`);
       const want = io.shape.reduce<number>((a, d) => a * (typeof d === "number" ? d : evalDim(d, vars)), 1) * 4;
@@ -140,6 +148,7 @@ export class ModelRuntime {
   }
 }
 
+const NO_KEEP: ReadonlySet<string> = new Set();
 const FORWARD = new Set(["embed", "prefill", "decode", "batch_prefill", "batch_decode"]);
 
 /** Functions that never feed one another share scratch slots. */

@@ -25,6 +25,9 @@ const LIMIT_NAMES = [
   "minStorageBufferOffsetAlignment",
 ] as const satisfies readonly (keyof TargetLimits)[];
 
+/** Bind groups kept per kernel (each distinct buffers + row count makes one). */
+const MAX_GROUPS_PER_KERNEL = 256;
+
 const EXTRA_LIMITS = ["maxBufferSize", "maxComputeWorkgroupSizeY", "maxComputeWorkgroupSizeZ"];
 
 /** The target description (features, limits) the compiler specialises kernels for. */
@@ -321,6 +324,8 @@ class WebGpuDeviceImpl implements WebGpuDevice {
     const key = `${rows}|${buffers.map((b) => b.id).join(",")}`;
     let group = groups.get(key);
     if (!group) {
+      // Many distinct row counts (prefill lengths) would grow this without bound: start over.
+      if (groups.size >= MAX_GROUPS_PER_KERNEL) groups.clear();
       group = this.gpu.createBindGroup({
         layout: k.layout,
         entries: [
