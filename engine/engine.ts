@@ -43,7 +43,10 @@ export class KilnEngine implements Engine {
   #wake: (() => void) | null = null;
   #closed = false;
   #loop: Promise<void>;
-  #history: DeviceBuffer;
+  /** Two token-history buffers: one being read back while the next round fills the other. */
+  #histories: [DeviceBuffer, DeviceBuffer];
+  #flip = 0;
+  #inflight: Round | null = null;
   #stats = { lastBatchSize: 0, maxBatchSize: 0, promptTokensTotal: 0, generatedTokensTotal: 0, stepsTotal: 0 };
 
   constructor(
@@ -58,7 +61,8 @@ export class KilnEngine implements Engine {
     this.#maxSeqs = Math.min(config.maxNumSequence ?? md.max_batch_size, md.max_batch_size);
     this.#chunk = Math.min(config.prefillChunkSize ?? md.prefill_chunk_size, md.prefill_chunk_size);
     this.#ahead = Math.max(1, config.stepsAhead ?? 4);
-    this.#history = model.runtime.device.createBuffer(this.#ahead * this.#maxSeqs * 4, "token history");
+    const dev = model.runtime.device;
+    this.#histories = [0, 1].map((i) => dev.createBuffer(this.#ahead * this.#maxSeqs * 4, `token history ${i}`)) as [DeviceBuffer, DeviceBuffer];
     this.#loop = this.#run();
   }
 
@@ -107,18 +111,26 @@ export class KilnEngine implements Engine {
       this.#reap();
       this.#admit();
       if (this.#running.length === 0) {
+        await this.#drain();
+        if (this.#running.length > 0 || this.#waiting.length > 0) continue;
         await new Promise<void>((r) => (this.#wake = r));
         this.#wake = null;
         continue;
       }
       try {
         const prefilling = this.#running.filter((s) => s.prefilled < s.prompt.length);
-        if (prefilling.length > 0) await this.#prefill(prefilling);
+        if (prefilling.length > 0) {
+          // the prefill's sampling reuses the sampler's buffers: finish the round in flight first
+          await this.#drain();
+          await this.#prefill(prefilling);
+        }
         this.#reap();
         const decoding = this.#running.filter((s) => s.prefilled === s.prompt.length && !s.finished);
         if (decoding.length > 0) await this.#decodeRound(decoding);
+        else await this.#drain();
       } catch (e) {
         // A device or kernel failure ends the sequences in flight with the error.
+        this.#inflight = null;
         for (const s of this.#running) s.out.fail(e);
         for (const s of this.#running) this.model.kv.release(s.id);
         this.#running.length = 0;
@@ -253,38 +265,91 @@ export class KilnEngine implements Engine {
     });
   }
 
-  /** Up to `stepsAhead` decode steps for every decoding sequence, read back once. */
+  /**
+   * Decode for every decoding sequence. Rounds are pipelined: while the batch stays the same,
+   * the next round is enqueued (its first step reading the last sampled tokens on the device)
+   * before the previous round's tokens are read back, so the GPU works through the readback.
+   */
   async #decodeRound(all: Sequence[]): Promise<void> {
     const seqs = all.slice(0, this.#maxSeqs);
-    const b = seqs.length;
     const host = seqs.some((s) => s.needsHostEachStep);
+    const prev = this.#inflight;
+    if (prev) {
+      this.#inflight = null;
+      const same = prev.seqs.length === seqs.length && prev.seqs.every((s, i) => s === seqs[i]);
+      const K = Math.min(this.#ahead, ...seqs.map((s) => s.budget - prev.K));
+      if (same && !host && K >= 1 && this.#waiting.length === 0 && this.#reserve(seqs, prev.K + K)) {
+        this.#inflight = this.#enqueue(seqs, K, prev.K);
+      }
+      return await this.#complete(prev);
+    }
     const K = host ? 1 : Math.max(1, Math.min(this.#ahead, ...seqs.map((s) => s.budget)));
-    // Reserve the round's pages first; a sequence that cannot grow ends with "length".
+    if (!this.#reserve(seqs, K)) {
+      // sequences that cannot grow ended with "length"; the rest go on next time
+      return;
+    }
+    const round = this.#enqueue(seqs, K, 0);
+    if (host) await this.#complete(round);
+    else this.#inflight = round;
+  }
+
+  /** Reserve pages for `ahead` more tokens of each sequence; one that cannot grow ends. */
+  #reserve(seqs: Sequence[], ahead: number): boolean {
+    let ok = true;
     for (const s of seqs) {
       try {
-        this.model.kv.reserve(s.id, s.position + K);
+        this.model.kv.reserve(s.id, s.position + ahead);
       } catch (e) {
         if (!(e instanceof KvCacheFullError)) throw e;
         s.finish("length");
+        ok = false;
       }
     }
-    const live = seqs.filter((s) => !s.finished);
-    if (live.length === 0) return;
-    if (live.length !== b) return await this.#decodeRound(live);
+    return ok;
+  }
+
+  /** Read back and hand out the round still in flight, if any (before the batch changes). */
+  async #drain(): Promise<void> {
+    const prev = this.#inflight;
+    this.#inflight = null;
+    if (prev) await this.#complete(prev);
+  }
+
+  /**
+   * Queue K decode steps for `seqs`, `offset` tokens past what the host has accepted (a chained
+   * round's first step reads the sampler's tokens on the device); the tokens are copied into a
+   * history buffer whose readback starts at once.
+   */
+  #enqueue(seqs: Sequence[], K: number, offset: number): Round {
+    const b = seqs.length;
     const fn = b === 1 ? "decode" : "batch_decode";
     const dev = this.model.runtime.device;
     const tokensBuf = this.model.runtime.output("sample", "tokens");
-    let logprobs: (Float32Array | null)[] = [];
-    for (let k = 0; k < K; k++) {
-      const chunks = seqs.map((s) => ({ seq: s.id, tokens: [k === 0 ? s.lastToken : 0], start: s.position + k }));
-      // after the first step only the positions (and the uniforms) change; the tokens come from the sampler
-      this.model.run(fn, chunks, false, k === 0 ? {} : { input_ids: tokensBuf }, k === 0 ? undefined : DECODE_KEEP);
-      const logits = this.model.runtime.output(fn, "logits");
-      if (host) logprobs = await this.#logprobs(logits, seqs);
-      this.#sample(seqs, logits, k > 0);
-      dev.copy(tokensBuf, 0, this.#history, k * b * 4, b * 4);
-    }
-    const data = new Uint32Array(await dev.read(this.#history, K * b * 4));
+    const history = this.#histories[this.#flip ^= 1];
+    const host = seqs.some((s) => s.needsHostEachStep);
+    const round: Round = { seqs, K, data: Promise.resolve(new ArrayBuffer(0)), logprobs: [] };
+    const queueSteps = async () => {
+      for (let k = 0; k < K; k++) {
+        const fromHost = k === 0 && offset === 0;
+        const chunks = seqs.map((s) => ({ seq: s.id, tokens: [fromHost ? s.lastToken : 0], start: s.position + offset + k }));
+        // after the first step only the positions (and the uniforms) change; the tokens come from the sampler
+        this.model.run(fn, chunks, false, fromHost ? {} : { input_ids: tokensBuf }, k === 0 ? undefined : DECODE_KEEP);
+        const logits = this.model.runtime.output(fn, "logits");
+        if (host) round.logprobs = await this.#logprobs(logits, seqs);
+        this.#sample(seqs, logits, k > 0);
+        dev.copy(tokensBuf, 0, history, k * b * 4, b * 4);
+      }
+      return await dev.read(history, K * b * 4);
+    };
+    round.data = queueSteps();
+    return round;
+  }
+
+  /** Wait for a round's tokens and give them to their sequences (none after a finish). */
+  async #complete(round: Round): Promise<void> {
+    const { seqs, K } = round;
+    const b = seqs.length;
+    const data = new Uint32Array(await round.data);
     this.#stats.stepsTotal += K;
     this.#stats.lastBatchSize = b;
     this.#stats.maxBatchSize = Math.max(this.#stats.maxBatchSize, b);
@@ -292,11 +357,20 @@ export class KilnEngine implements Engine {
       seqs.forEach((s, r) => {
         if (s.finished) return;
         const token = data[k * b + r];
-        s.accept(token, logprobs[r] ? withToken(logprobs[r]!, token, s.opts.logprobs ?? 0, this.tokenizer) : undefined);
+        const lp = round.logprobs[r];
+        s.accept(token, lp ? withToken(lp, token, s.opts.logprobs ?? 0, this.tokenizer) : undefined);
         this.#stats.generatedTokensTotal++;
       });
     }
   }
+}
+
+/** A decode round in flight: its sequences, steps, and the readback of their tokens. */
+interface Round {
+  seqs: Sequence[];
+  K: number;
+  data: Promise<ArrayBuffer>;
+  logprobs: (Float32Array | null)[];
 }
 
 /** The chosen token's logprob and the `n` most likely alternatives. */
