@@ -9,7 +9,7 @@
  */
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
 import { compile } from "../../compiler/compile.ts";
-import { resolveTarget } from "../../compiler/target.ts";
+import { GENERIC_WEBGPU, resolveTarget } from "../../compiler/target.ts";
 import { Model } from "../../engine/model.ts";
 import { type Golden, GOLDEN_VARIANTS, type GoldenVariant, loadGolden } from "../fixtures/golden.ts";
 import { referenceLogits } from "../reference/llama_f64.ts";
@@ -18,7 +18,8 @@ import { dequantizedWeights } from "./dequantized.ts";
 
 const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
 const TARGETS = ["cpu", "webgpu"] as const;
-type TargetName = typeof TARGETS[number];
+/** "webgpu-generic": compiled for the WebGPU specification's default limits (what `--target webgpu` builds without a GPU), run on the adapter. */
+type TargetName = typeof TARGETS[number] | "webgpu-generic";
 const NO_GPU = "no WebGPU adapter on this machine";
 
 async function load(g: Golden, quantization: string, target: TargetName, opt = "O2"): Promise<{ model: Model; dir: string }> {
@@ -26,7 +27,7 @@ async function load(g: Golden, quantization: string, target: TargetName, opt = "
   await compile({
     config: g.modelDir,
     quantization,
-    target: target === "cpu" ? "cpu" : await resolveTarget("auto"),
+    target: target === "cpu" ? "cpu" : target === "webgpu-generic" ? GENERIC_WEBGPU : await resolveTarget("auto"),
     opt,
     output: `${dir}/lib`,
     warn: () => {},
@@ -103,10 +104,11 @@ const QUANT_CASES: [string, readonly GoldenVariant[], "hf" | "dequantized", numb
 
 for (const [quant, variants, refKind, tol, opt] of QUANT_CASES) {
   for (const variant of variants) {
-    for (const target of TARGETS) {
+    const targets: TargetName[] = quant === "q4f16_1" && opt === "O2" && (variant === "llama3" || variant === "qwen2") ? [...TARGETS, "webgpu-generic"] : [...TARGETS];
+    for (const target of targets) {
       Deno.test({
         name: `golden ${variant} ${quant} ${opt} ${target}: logits within ${tol} × max|logit| of the float64 reference${refKind === "dequantized" ? " on de-quantised weights" : ""}`,
-        ignore: target === "webgpu" && !adapter,
+        ignore: target !== "cpu" && !adapter,
         sanitizeResources: false,
         fn: async () => {
           const g = await loadGolden(variant);

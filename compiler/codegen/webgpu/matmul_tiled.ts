@@ -22,8 +22,8 @@ const BM = 128; // x rows per workgroup
 const WS = 128; // weight rows staged per workgroup
 const BK = 16;
 const T = 256;
-const XP = BM + 4; // padded stride of a staged K slice of x (floats)
-const WP = WS + 4; // and of the weight
+/** Padding of a staged K slice's stride (floats), against bank conflicts, where storage allows. */
+const PAD = 4;
 
 /** WGSL for a tiled `matmul`. */
 export function matmulTiled(spec: MatmulSpec, target: TargetInfo): WgslKernel {
@@ -32,6 +32,12 @@ export function matmulTiled(spec: MatmulSpec, target: TargetInfo): WgslKernel {
   const K = spec.K;
   const OUT = plan.outCols;
   const BN = silu ? WS / 2 : WS; // output columns per workgroup
+  // the padded strides need 16.5 KiB of workgroup storage; the WebGPU default limit is 16 KiB
+  const pad = 4 * BK * (BM + WS + 2 * PAD) <= target.limits.maxComputeWorkgroupStorageSize
+    ? PAD
+    : 0;
+  const XP = BM + pad; // stride of a staged K slice of x (floats)
+  const WP = WS + pad; // and of the weight
   checkTarget(spec, target, {
     workgroupSize: T,
     sharedBytes: 4 * BK * (XP + WP),
