@@ -98,6 +98,25 @@ Deno.test({
 });
 
 Deno.test({
+  name: "attentionKernel() handles head dims that are not a multiple of 4 or exceed 4 * threads",
+  ignore,
+  fn: async () => {
+    const rng = new Rng(14);
+    for (const D of [10, 1032]) {
+      await checkAttention(rng, {
+        H: 2,
+        KV: 1,
+        D,
+        window: 0,
+        qStride: 2 * D,
+        lens: [20, 70],
+        rows: [[0, 19], [1, 69], [1, 3]],
+      });
+    }
+  },
+});
+
+Deno.test({
   name: "attentionKernel() restricts each row to its sliding window",
   ignore,
   fn: async () => {
