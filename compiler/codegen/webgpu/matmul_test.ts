@@ -1,13 +1,19 @@
 import type { DenseDtype, KernelSpec, WeightFormat } from "../contract.ts";
 import { buf, dense, device, expectClose, randomWeight, Rng, runKernel } from "./test_helpers.ts";
 import { type GemvTuning, matmulGemv } from "./matmul_gemv.ts";
+import { matmulTiled } from "./matmul_tiled.ts";
 
 const ignore = !device;
 
 type MatmulSpec = Extract<KernelSpec, { op: "matmul" }>;
 
 /** Runs one matmul case and compares every output element with a float64 reference. */
-async function checkMatmul(rng: Rng, spec: MatmulSpec, R: number, tune?: GemvTuning) {
+async function checkMatmul(
+  rng: Rng,
+  spec: MatmulSpec,
+  R: number,
+  tune?: GemvTuning | "tiled16k",
+) {
   const { N, K, rowStart, rows, epilogue } = spec;
   const W = randomWeight(rng, spec.weight, rows, K); // [rows, K]
   const x = rng.normals(R * K); // [R, K]
@@ -40,7 +46,13 @@ async function checkMatmul(rng: Rng, spec: MatmulSpec, R: number, tune?: GemvTun
   if (bias) inputs.push(bias.data);
   if (residual) inputs.push(buf(residual));
   inputs.push(buf(start));
-  const source = tune ? matmulGemv(spec, device!.target, tune) : undefined;
+  const target = device!.target;
+  const small = { ...target, limits: { ...target.limits, maxComputeWorkgroupStorageSize: 16384 } };
+  const source = tune === "tiled16k"
+    ? matmulTiled(spec, small)
+    : tune
+    ? matmulGemv(spec, target, tune)
+    : undefined;
   const outs = await runKernel(spec, R, inputs, source);
   expectClose(new Float32Array(outs.at(-1)!), ref, 2e-5, `${JSON.stringify(spec)} R=${R}`);
 }
@@ -132,5 +144,21 @@ Deno.test({
         }
       }
     }
+  },
+});
+
+Deno.test({
+  name: "matmulTiled() is correct within the 16 KiB default workgroup storage limit",
+  ignore,
+  fn: async () => {
+    const rng = new Rng(10);
+    const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
+    await checkMatmul(rng, spec(q4, 70, 96, 256, { epilogue: "silu_mul" }), 130, "tiled16k");
+    await checkMatmul(
+      rng,
+      spec(q4, 130, 64, 256, { bias: "f32", epilogue: "add" }),
+      20,
+      "tiled16k",
+    );
   },
 });
