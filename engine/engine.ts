@@ -237,6 +237,10 @@ export class KilnEngine implements Engine {
       topP[r] = sp.top_p;
       uniform[r] = s.rng.next();
     });
+    const cap = this.model.runtime.fn("sample").inputs.find((i) => i.name === "entries")!.shape[0] as number;
+    if (entries.length > cap) {
+      throw new RangeError(`the batch carries ${entries.length / 4} penalty/bias entries; the sampler takes ${cap / 4}`);
+    }
     const words = new ArrayBuffer(Math.max(16, entries.length * 4));
     const u = new Uint32Array(words), f = new Float32Array(words);
     for (let i = 0; i < entries.length; i += 4) {

@@ -305,8 +305,11 @@ export function buildEmbed(cfg: ModelConfig, defs: WeightDef[]): IrFunction {
   return b.build();
 }
 
-/** Penalty/bias entries a sampler row may carry: every distinct context token plus 512 biases. */
-export const SAMPLER_ENTRIES_PER_ROW = (cfg: ModelConfig): number => cfg.context_window_size + 512;
+/**
+ * Penalty/bias entries (4 words each) the sampler takes per call: every distinct context token
+ * of each row plus 512 biases, capped at 2^20 entries (16 MiB) for the whole batch.
+ */
+export const samplerEntries = (cfg: ModelConfig, rows: number): number => Math.min(rows * (cfg.context_window_size + 512), 2 ** 20);
 
 /** GPU sampling helpers over logits [m, V]. */
 export function buildSampling(cfg: ModelConfig): IrFunction[] {
@@ -337,7 +340,7 @@ export function buildSampling(cfg: ModelConfig): IrFunction[] {
   {
     const x = sample.input("logits", ["m", V], "f32");
     const indptr = sample.input("indptr", ["m+1"]);
-    const entries = sample.input("entries", [bounds.m * SAMPLER_ENTRIES_PER_ROW(cfg) * 4]);
+    const entries = sample.input("entries", [samplerEntries(cfg, bounds.m) * 4]);
     const params = sample.input("params", ["m", 4], "f32");
     const t = sample.input("temperature", ["m"], "f32");
     const p = sample.input("top_p", ["m"], "f32");
