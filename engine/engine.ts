@@ -16,7 +16,7 @@ import type { DeviceBuffer } from "./device.ts";
 import { KvCacheFullError } from "./kv_cache.ts";
 import type { Model, SeqChunk } from "./model.ts";
 import { ChunkQueue, Sequence } from "./sequence.ts";
-import type { ChatTemplate, Engine, EngineStats, GenerateOptions, GenerationChunk, TokenLogprob, Tokenizer } from "./types.ts";
+import type { ChatTemplate, Engine, EngineStats, GenerateOptions, GenerationChunk, SamplingParams, TokenLogprob, Tokenizer } from "./types.ts";
 import { PAGE_SIZE } from "../compiler/codegen/contract.ts";
 
 /** Inputs that stay the same from one decode step of a round to the next. */
@@ -206,23 +206,29 @@ export class KilnEngine implements Engine {
       rows.forEach((r, i) => this.model.runtime.device.copy(logits, r * V * 4, src, i * V * 4, V * 4));
     }
     const logprobs = await this.#logprobs(src, seqs);
-    this.#sample(seqs, src);
-    const data = new Uint32Array(await this.model.runtime.read("sample", "tokens", seqs.length * 4));
+    const tokens = this.#sample(seqs, src);
+    const data = new Uint32Array(await this.model.runtime.device.read(tokens, seqs.length * 4));
     if (src !== logits) this.model.runtime.device.release(src);
     return Array.from(data, (token, i) => ({ token, logprob: logprobs[i] ? withToken(logprobs[i]!, token, seqs[i].opts.logprobs ?? 0, this.tokenizer) : undefined }));
   }
 
   /**
-   * Queue the sampler over `b` rows of `logits`; its tokens land in the sampler's output. With
-   * `again`, the rows are the previous call's: only the uniforms are new.
+   * Queue the sampler over `b` rows of `logits`; returns the device buffer its tokens land in.
+   * All-greedy rows with nothing to process take the one-kernel argmax. With `again`, the rows
+   * are the previous call's: only the uniforms are new.
    */
-  #sample(seqs: Sequence[], logits: DeviceBuffer, again = false): void {
+  #sample(seqs: Sequence[], logits: DeviceBuffer, again = false): DeviceBuffer {
+    const b = seqs.length;
+    const rt = this.model.runtime;
+    if (seqs.every((s) => isPlainGreedy(s.opts.sampling))) {
+      rt.run("sample_argmax", {}, { n: 1, s: 1, m: b }, { logits });
+      return rt.output("sample_argmax", "tokens");
+    }
     if (again) {
       const uniform = Float32Array.from(seqs, (s) => s.rng.next());
-      this.model.runtime.run("sample", { uniform }, { n: 1, s: 1, m: seqs.length }, { logits }, SAMPLER_KEEP);
-      return;
+      rt.run("sample", { uniform }, { n: 1, s: 1, m: b }, { logits }, SAMPLER_KEEP);
+      return rt.output("sample", "tokens");
     }
-    const b = seqs.length;
     const indptr = new Uint32Array(b + 1);
     const entries: number[] = [];
     const params = new Float32Array(b * 4), temperature = new Float32Array(b), topP = new Float32Array(b), uniform = new Float32Array(b);
@@ -249,7 +255,8 @@ export class KilnEngine implements Engine {
       u[i + 2] = entries[i + 2];
       f[i + 3] = entries[i + 3];
     }
-    this.model.runtime.run("sample", { indptr, entries: new Uint8Array(words), params, temperature, top_p: topP, uniform }, { n: 1, s: 1, m: b }, { logits });
+    rt.run("sample", { indptr, entries: new Uint8Array(words), params, temperature, top_p: topP, uniform }, { n: 1, s: 1, m: b }, { logits });
+    return rt.output("sample", "tokens");
   }
 
   /** Log-softmax of the rows whose sequences asked for logprobs (read back; one-step rounds only). */
@@ -283,7 +290,7 @@ export class KilnEngine implements Engine {
       const same = prev.seqs.length === seqs.length && prev.seqs.every((s, i) => s === seqs[i]);
       const K = Math.min(this.#ahead, ...seqs.map((s) => s.budget - prev.K));
       if (same && !host && K >= 1 && this.#waiting.length === 0 && this.#reserve(seqs, prev.K + K)) {
-        this.#inflight = this.#enqueue(seqs, K, prev.K);
+        this.#inflight = this.#enqueue(seqs, K, prev.K, prev.tokens);
       }
       return await this.#complete(prev);
     }
@@ -324,24 +331,23 @@ export class KilnEngine implements Engine {
    * round's first step reads the sampler's tokens on the device); the tokens are copied into a
    * history buffer whose readback starts at once.
    */
-  #enqueue(seqs: Sequence[], K: number, offset: number): Round {
+  #enqueue(seqs: Sequence[], K: number, offset: number, prevTokens: DeviceBuffer | null = null): Round {
     const b = seqs.length;
     const fn = b === 1 ? "decode" : "batch_decode";
     const dev = this.model.runtime.device;
-    const tokensBuf = this.model.runtime.output("sample", "tokens");
     const history = this.#histories[this.#flip ^= 1];
     const host = seqs.some((s) => s.needsHostEachStep);
-    const round: Round = { seqs, K, data: Promise.resolve(new ArrayBuffer(0)), logprobs: [] };
+    const round: Round = { seqs, K, data: Promise.resolve(new ArrayBuffer(0)), logprobs: [], tokens: prevTokens };
     const queueSteps = async () => {
       for (let k = 0; k < K; k++) {
         const fromHost = k === 0 && offset === 0;
         const chunks = seqs.map((s) => ({ seq: s.id, tokens: [fromHost ? s.lastToken : 0], start: s.position + offset + k }));
         // after the first step only the positions (and the uniforms) change; the tokens come from the sampler
-        this.model.run(fn, chunks, false, fromHost ? {} : { input_ids: tokensBuf }, k === 0 ? undefined : DECODE_KEEP);
+        this.model.run(fn, chunks, false, fromHost ? {} : { input_ids: round.tokens! }, k === 0 ? undefined : DECODE_KEEP);
         const logits = this.model.runtime.output(fn, "logits");
         if (host) round.logprobs = await this.#logprobs(logits, seqs);
-        this.#sample(seqs, logits, k > 0);
-        dev.copy(tokensBuf, 0, history, k * b * 4, b * 4);
+        round.tokens = this.#sample(seqs, logits, k > 0);
+        dev.copy(round.tokens, 0, history, k * b * 4, b * 4);
       }
       return await dev.read(history, K * b * 4);
     };
@@ -375,6 +381,13 @@ interface Round {
   K: number;
   data: Promise<ArrayBuffer>;
   logprobs: (Float32Array | null)[];
+  /** The device buffer that holds the last step's tokens (a chained round starts from it). */
+  tokens: DeviceBuffer | null;
+}
+
+function isPlainGreedy(s: SamplingParams): boolean {
+  return !(s.temperature > 0) && s.top_k <= 0 && s.logit_bias.size === 0 && s.presence_penalty === 0 &&
+    s.frequency_penalty === 0 && s.repetition_penalty === 1;
 }
 
 /** The chosen token's logprob and the `n` most likely alternatives. */
