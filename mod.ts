@@ -7,6 +7,8 @@
  *   deno run -A mod.ts --model <dir> [--quantization q4f16_1] [--target auto|webgpu|cpu]
  *       [--opt …] [--overrides …] [--host 127.0.0.1] [--port 8000] [--api-key K]
  *       [--model-root <dir>]… [--model-lib <dir>] [--prompt "…" [--max-tokens N]]
+ *       [--max-num-seq N] [--prefill-chunk-size N] [--max-total-seq-len N | --gpu-memory-gb G
+ *        [--gpu-memory-utilization 0.85]]
  *     resolve (cache hit, or compile + convert on a miss) → serve the OpenAI-compatible API
  *     (or, with --prompt, generate once and exit)
  *   deno run -A mod.ts cache ls | verify [--repair] | gc [--max-size 10G] | rm <key>
@@ -69,7 +71,11 @@ const OPTIONS = {
   "model-lib": { type: "string" },
   prompt: { type: "string" },
   "max-tokens": { type: "string", default: "128" },
-  "kv-cache-gb": { type: "string" },
+  "max-total-seq-len": { type: "string" },
+  "gpu-memory-gb": { type: "string" },
+  "gpu-memory-utilization": { type: "string" },
+  "max-num-seq": { type: "string" },
+  "prefill-chunk-size": { type: "string" },
   cors: { type: "string", multiple: true },
 } as const;
 
@@ -161,7 +167,10 @@ async function cmdRun(args: Args, env: Record<string, string | undefined>): Prom
     overrides: args.overrides || undefined,
     cacheRoot: jit.cacheRoot,
     policy: jit.policy,
-    kvCacheBytes: args["kv-cache-gb"] ? Number(args["kv-cache-gb"]) * 2 ** 30 : undefined,
+    maxTotalSequenceLength: args["max-total-seq-len"] ? Number(args["max-total-seq-len"]) : undefined,
+    deviceMemoryBytes: args["gpu-memory-gb"] ? Number(args["gpu-memory-gb"]) * 2 ** 30 : undefined,
+    gpuMemoryUtilization: args["gpu-memory-utilization"] ? Number(args["gpu-memory-utilization"]) : undefined,
+    engine: { maxNumSequence: args["max-num-seq"] ? Number(args["max-num-seq"]) : undefined, prefillChunkSize: args["prefill-chunk-size"] ? Number(args["prefill-chunk-size"]) : undefined },
     onProgress: (e) => console.error(formatProgress(e)),
   });
   console.error(`ready in ${((performance.now() - t0) / 1000).toFixed(2)} s: ${engine.modelId}, context ${engine.contextWindow}`);

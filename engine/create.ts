@@ -7,7 +7,7 @@
  */
 import { loadModelConfig } from "../compiler/mod.ts";
 import { PAGE_SIZE } from "../compiler/codegen/contract.ts";
-import type { CompileMetadata } from "../compiler/metadata.ts";
+import { type CompileMetadata, memoryEstimate } from "../compiler/metadata.ts";
 import { type JitPolicy, type ProgressEvent, resolve } from "../jit/mod.ts";
 import type { Device } from "./device.ts";
 import { createCpuDevice } from "./devices/cpu.ts";
@@ -33,8 +33,15 @@ export interface CreateEngineOptions {
   /** The served model's name (default: the folder's name). */
   modelId?: string;
   engine?: EngineConfig;
-  /** Bytes for the KV cache (default: 4 GiB on WebGPU, 1 GiB on the CPU), capped by the binding limit. */
-  kvCacheBytes?: number;
+  /**
+   * KV-cache budget: `maxTotalSequenceLength` tokens over all sequences (MLC's knob), else
+   * `gpuMemoryUtilization` × `deviceMemoryBytes` less the weights and temporary buffers, else
+   * 4 GiB on WebGPU (which cannot report its memory) and 1 GiB on the CPU; always capped by the
+   * binding limit of one layer's buffer.
+   */
+  maxTotalSequenceLength?: number;
+  deviceMemoryBytes?: number;
+  gpuMemoryUtilization?: number;
   onProgress?: (e: ProgressEvent) => void;
   /** One-line notices (why a given library was not used, no adapter → CPU). */
   notify?: (message: string) => void;
@@ -103,7 +110,14 @@ export async function createEngine(opts: CreateEngineOptions): Promise<KilnEngin
   if (!device) throw new Error(`the library ${libDir} targets WebGPU but no adapter is available; use --target cpu`);
   const maxSeqs = Math.min(opts.engine?.maxNumSequence ?? md.max_batch_size, md.max_batch_size);
   const binding = "target" in device ? (device as { target: { limits: { maxStorageBufferBindingSize: number } } }).target.limits.maxStorageBufferBindingSize : 2 ** 31 - 1;
-  const budget = opts.kvCacheBytes ?? (device.backend === "webgpu" ? 4 * 2 ** 30 : 2 ** 30);
+  const k = md.kv_cache;
+  const bytesPerToken = k.layers * 2 * k.kv_heads * k.head_dim * 4;
+  const est = memoryEstimate(md);
+  const budget = opts.maxTotalSequenceLength
+    ? opts.maxTotalSequenceLength * bytesPerToken
+    : opts.deviceMemoryBytes
+    ? Math.max(bytesPerToken * PAGE_SIZE, (opts.gpuMemoryUtilization ?? 0.85) * opts.deviceMemoryBytes - est.params - est.temp)
+    : device.backend === "webgpu" ? 4 * 2 ** 30 : 2 ** 30;
   const model = await Model.load({ lib: libDir, weights: weightsDir, device, numPages: kvPages(md, budget, binding, maxSeqs) });
   const [tokenizer, chatTemplate] = await Promise.all([loadTokenizer(opts.model), loadChatTemplate(opts.model)]);
   return new KilnEngine(model, tokenizer, chatTemplate, opts.modelId ?? basename(resolvePath(opts.model)), { ...opts.engine, maxNumSequence: maxSeqs });
