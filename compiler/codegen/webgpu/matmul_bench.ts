@@ -142,11 +142,11 @@ const decode: [string, ReturnType<typeof mm>, number][] = quick
   ];
 const tunings: GemvTuning[] = Deno.args.includes("--tune")
   ? [
-    { threadsPerCol: 32, sharedX: false, unroll: 1, wideCodes: true },
-    { threadsPerCol: 32, sharedX: false, unroll: 1, wideCodes: false },
-    { threadsPerCol: 32, sharedX: false, unroll: 2, wideCodes: false },
-    { threadsPerCol: 32, sharedX: true, unroll: 1, wideCodes: false },
-    { threadsPerCol: 64, sharedX: false, unroll: 1, wideCodes: false },
+    { threadsPerCol: 32, sharedX: false, unroll: 1, codeWords: 2 },
+    { threadsPerCol: 32, sharedX: false, unroll: 2, codeWords: 2 },
+    { threadsPerCol: 16, sharedX: false, unroll: 1, codeWords: 2 },
+    { threadsPerCol: 32, sharedX: false, unroll: 1, codeWords: 1 },
+    { threadsPerCol: 32, sharedX: false, unroll: 2, codeWords: 1 },
   ]
   : [];
 for (const [name, spec, R] of decode) {

@@ -43,20 +43,21 @@ function vec4s(n: number, elem: (e: number) => string): string[] {
 }
 
 /** How a row of a weight in format `w` is read, one wide unit at a time. */
-function weightUnit(w: WeightFormat, K: number, wideCodes: boolean): Unit {
+function weightUnit(w: WeightFormat, K: number, codeWords: 1 | 2 | 4): Unit {
   const lets = (p: string, exprs: string[], scale: string) =>
     exprs.map((x, i) => `let ${p}${i} = ${x};`).join("\n      ") + `\n      let ${p}s = ${scale};`;
   if (w.kind === "group") {
     const g = groupLayout(w, K);
     const E = g.elemsPerWord, bits = w.bits, mask = (1 << bits) - 1;
-    const wide = wideCodes && g.wordsPerRow % 4 === 0 && w.groupSize % (4 * E) === 0;
-    const words = wide ? 4 : 1;
+    const fits = g.wordsPerRow % codeWords === 0 && w.groupSize % (codeWords * E) === 0;
+    const words = fits ? codeWords : 1;
+    const wide = words > 1;
     const elems = words * E;
     const bias = `${2 ** 23 + g.maxInt}.0`;
     return {
       elems,
       units: g.wordsPerRow / words,
-      types: { q_weight: wide ? "array<vec4<u32>>" : "array<u32>" },
+      types: { q_weight: wide ? `array<vec${words}<u32>>` : "array<u32>" },
       helpers: denseReader("q_scale", w.scaleDtype),
       decode: (c, u, p) => {
         const word = (e: number) => (wide ? `${p}q.${lanes[Math.floor(e / E)]}` : `${p}q`);
@@ -150,23 +151,24 @@ export interface GemvTuning {
   sharedX: boolean;
   /** Weight units each thread loads per loop iteration (1 or 2). */
   unroll: 1 | 2;
-  /** Group formats: a thread reads 4 code words (vec4<u32>) at a time instead of one. One word
-   * keeps neighbouring threads' x reads close together (32 bytes apart, not 128). */
-  wideCodes: boolean;
+  /** Group formats: code words a thread reads at a time (u32, vec2<u32> or vec4<u32>). Fewer
+   * keep neighbouring threads' x reads closer together (one word: 32 bytes apart). */
+  codeWords: 1 | 2 | 4;
 }
 
 /**
  * Default tuning, from `matmul_bench.ts --tune` on an H100 (q4f16 decode, R = 1): one code word
- * per thread was 2.5x faster than four (x reads 32 instead of 128 bytes apart); two loads per
+ * per thread was 2.5x faster than four (x reads 32 instead of 128 bytes apart) and faster than
+ * two everywhere but gate_up (lm_head 58 vs 77 us, gate_up 38 vs 35 us); two loads per
  * iteration helped only where the loop is short and workgroups are few (4096x4096: 10 vs
  * 16 us) and cost a little elsewhere (4096x11008: 27 vs 24 us); staging x in workgroup
  * memory was slower everywhere (the whole of x per 8 columns).
  */
 export function gemvDefaults(spec: MatmulSpec): GemvTuning {
   const plan = matmulPlan(spec);
-  const unit = weightUnit(spec.weight, spec.K, false);
+  const unit = weightUnit(spec.weight, spec.K, 1);
   const short = unit.units / 32 <= 16 && plan.outCols <= 8192;
-  return { threadsPerCol: 32, sharedX: false, unroll: short ? 2 : 1, wideCodes: false };
+  return { threadsPerCol: 32, sharedX: false, unroll: short ? 2 : 1, codeWords: 1 };
 }
 
 /** WGSL for a GEMV-shaped `matmul` (best for R <= 4; correct for any R). */
@@ -179,7 +181,7 @@ export function matmulGemv(
   const K = spec.K;
   const NW = plan.weightRowsPerOut;
   const OUT = plan.outCols;
-  const unit = weightUnit(spec.weight, K, tune.wideCodes);
+  const unit = weightUnit(spec.weight, K, tune.codeWords);
   const UE = unit.elems;
   const nv = Math.ceil(UE / 4); // vec4s per unit
   const RB = Math.max(1, Math.min(spec.maxRows, 4));

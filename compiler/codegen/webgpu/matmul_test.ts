@@ -137,7 +137,8 @@ Deno.test({
     for (const threadsPerCol of [8, 32, 64]) {
       for (const sharedX of [false, true]) {
         for (const unroll of [1, 2] as const) {
-          const tune = { threadsPerCol, sharedX, unroll, wideCodes: threadsPerCol !== 32 };
+          const codeWords = threadsPerCol === 8 ? 4 : threadsPerCol === 32 ? 2 : 1;
+          const tune = { threadsPerCol, sharedX, unroll, codeWords } as const;
           await checkMatmul(rng, spec(q4, 40, 256, 4, { epilogue: "silu_mul" }), 3, tune);
           await checkMatmul(rng, spec(q3, 21, 200, 1, { bias: "f16", epilogue: "add" }), 1, tune);
           await checkMatmul(rng, spec(f16, 19, 136, 2), 2, tune);
