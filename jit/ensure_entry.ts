@@ -9,6 +9,7 @@
  * @module
  */
 import { join } from "node:path";
+import { clearFailure, recordFailure, sharedFailure } from "./build_failure.ts";
 import { CacheMissError, IntegrityError } from "./errors.ts";
 import { acquireLock, type LockOwner } from "./lock.ts";
 import type { JitPolicy } from "./options.ts";
@@ -79,10 +80,14 @@ export async function ensureEntry(o: EnsureOptions): Promise<EnsuredEntry> {
     }
   }
 
+  let waited = false;
   const lock = await acquireLock(lockPath(o.root, o.kind, o.key), {
     purpose: `build ${o.kind}/${o.key}`,
     timeoutMs: o.lockTimeoutMs,
-    onWait: (owner) => o.onEvent?.({ type: "wait", owner }),
+    onWait: (owner) => {
+      waited = true;
+      o.onEvent?.({ type: "wait", owner });
+    },
     onTakeover: (owner) => o.onEvent?.({ type: "takeover", owner }),
   });
   try {
@@ -100,6 +105,10 @@ export async function ensureEntry(o: EnsureOptions): Promise<EnsuredEntry> {
       o.onEvent?.({ type: "quarantine", movedTo, problems: v.problems });
       if (o.policy === "OFF") throw refusal(o, dir, v.problems, movedTo);
     }
+
+    // The build we waited for failed: take its error rather than failing again in turn.
+    const failed = waited ? await sharedFailure(o.root, o.kind, o.key, requestedAt) : null;
+    if (failed) throw failed;
 
     const build = await makeBuildDir(o.root, o.kind, o.key);
     try {
@@ -121,6 +130,10 @@ export async function ensureEntry(o: EnsureOptions): Promise<EnsuredEntry> {
         throw new Error(`could not publish ${what}: ${dir} appeared while the lock was held`);
       }
       o.onEvent?.({ type: "build-end", ms: buildMs });
+      await clearFailure(o.root, o.kind, o.key);
+    } catch (e) {
+      await recordFailure(o.root, o.kind, o.key, e).catch(() => {});
+      throw e;
     } finally {
       await Deno.remove(build.dir, { recursive: true }).catch(() => {});
     }

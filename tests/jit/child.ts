@@ -8,7 +8,7 @@ export interface ChildOutput {
   code: number;
   events: { stage: string; status: string; message: string }[];
   result?: { key: string; origin: string; hello: string; weights?: string };
-  error?: { name: string; message: string; stage?: string };
+  error?: { name: string; message: string; stage?: string; cause?: string };
 }
 
 export function childArgs(o: Record<string, string | number>): string[] {

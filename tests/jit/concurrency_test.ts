@@ -66,3 +66,31 @@ Deno.test("resolve() in 8 processes behind a dead process's lock: one takes over
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("resolve() in 8 processes whose compile fails: waiters get that CompileError, not a retry", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kiln-jit-conc-" });
+  try {
+    const model = await makeHfModel(join(tmp, "model"));
+    const root = join(tmp, "cache");
+    const count = join(tmp, "count");
+    const runs = await Promise.all(
+      Array.from(
+        { length: 8 },
+        () => runChild({ root, model, count, "delay-ms": 2500, "fail-stage": "lower" }),
+      ),
+    );
+    for (const r of runs) {
+      assertEquals([r.code, r.error?.name, r.error?.stage], [1, "CompileError", "lower"]);
+      assertEquals(r.error?.message, 'compile stage "lower" failed: fixture failure in lower');
+    }
+    const waiters = runs.filter((r) => r.events.some((e) => e.status === "wait"));
+    ok(waiters.length >= 1, "no child overlapped the compile");
+    for (const w of waiters) {
+      ok(w.error!.cause!.includes("while this process waited"), w.error!.cause);
+    }
+    assertEquals(await counted(count, "compile"), 8 - waiters.length);
+    assertEquals(await Array.fromAsync(Deno.readDir(join(root, "lib"))).catch(() => []), []);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

@@ -59,6 +59,7 @@ export function fixtureCompiler(o: FixtureOptions): CompilerModule {
     async compile(req: CompileRequest) {
       await count(o.countFile, "compile");
       if (o.failStage) {
+        if (o.delayMs) await new Promise((r) => setTimeout(r, o.delayMs));
         throw new CompileError(o.failStage, `fixture failure in ${o.failStage}`, {
           cause: new RangeError("hidden_size 7 is not a multiple of 4"),
         });

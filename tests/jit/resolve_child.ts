@@ -23,6 +23,8 @@ const { values: a } = parseArgs({
     quantization: { type: "string", default: "q4f16_1" },
     /** Use the real compiler (compiler/mod.ts) instead of the fixture. */
     real: { type: "string", default: "no" },
+    /** Make the fixture compiler fail in this stage. */
+    "fail-stage": { type: "string" },
   },
 });
 const out = (o: unknown) => console.log(JSON.stringify(o));
@@ -33,9 +35,11 @@ try {
     cacheRoot: a.root!,
     policy: a.policy as JitPolicy,
     target: "cpu",
-    compiler: a.real === "yes"
-      ? undefined
-      : fixtureCompiler({ countFile: a.count!, delayMs: Number(a["delay-ms"]) }),
+    compiler: a.real === "yes" ? undefined : fixtureCompiler({
+      countFile: a.count!,
+      delayMs: Number(a["delay-ms"]),
+      failStage: a["fail-stage"],
+    }),
     onProgress: (e) => out({ event: e }),
   });
   const hello = typeof r.lib.module.hello === "function"
@@ -44,6 +48,7 @@ try {
   out({ result: { key: r.lib.key, origin: r.lib.origin, hello, weights: r.weights?.origin } });
 } catch (e) {
   const err = e as Error & { stage?: string };
-  out({ error: { name: err.name, message: err.message, stage: err.stage } });
+  const cause = err.cause instanceof Error ? err.cause.message : undefined;
+  out({ error: { name: err.name, message: err.message, stage: err.stage, cause } });
   Deno.exit(1);
 }
