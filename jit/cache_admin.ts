@@ -90,8 +90,10 @@ export async function cacheVerify(
   return out;
 }
 
-/** Remove dead builds and quarantined entries; then, with `maxBytes`, evict the least recently
- * used entries until the cache fits. Entries being built (lock held) are skipped. */
+/** Remove dead builds, quarantined entries and hour-old failure records; then, with `maxBytes`,
+ * evict the least recently used entries until the cache fits. Entries being built (lock held)
+ * are skipped. Lock files and their `.guard` companions stay (removing a guard another process
+ * holds would let two processes break the same stale lock). */
 export async function cacheGc(
   root: string,
   opts: { maxBytes?: number } = {},
@@ -104,6 +106,18 @@ export async function cacheGc(
     freedBytes += await treeBytes(dir);
     await Deno.remove(dir, { recursive: true });
     removed.push(dir);
+  }
+  // Failure records are hints for processes waiting right now; stray lock temp files are
+  // left by a process killed while taking a lock. Both are safe to drop after an hour.
+  for (const [sub, match] of [["failures", /\.json$/], ["locks", /\.tmp$/]] as const) {
+    for (const name of await listDir(join(root, sub))) {
+      const p = join(root, sub, name);
+      const st = await Deno.stat(p).catch(() => null);
+      if (match.test(name) && st && Date.now() - (st.mtime?.getTime() ?? 0) > 3600_000) {
+        await Deno.remove(p).catch(() => {});
+        removed.push(p);
+      }
+    }
   }
   const entries = await cacheLs(root); // most recent first
   let keptBytes = entries.reduce((s, e) => s + e.bytes, 0);

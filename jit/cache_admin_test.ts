@@ -70,6 +70,13 @@ Deno.test("cacheGc() removes quarantine and evicts least recently used entries o
     const b = await entry(root, "b".repeat(64), 1000, 200);
     const c = await entry(root, "c".repeat(64), 1000, 100); // newest
     const one = 1000 + await recordBytes(c); // records are equal-sized
+    await Deno.mkdir(join(root, "failures"), { recursive: true });
+    const oldFailure = join(root, "failures", "lib-x.json");
+    const newFailure = join(root, "failures", "lib-y.json");
+    await Deno.writeTextFile(oldFailure, "{}");
+    await Deno.writeTextFile(newFailure, "{}");
+    const hourAgo = new Date(Date.now() - 3700_000);
+    await Deno.utime(oldFailure, hourAgo, hourAgo);
     await Deno.mkdir(join(root, "quarantine", "junk"), { recursive: true });
     await Deno.writeFile(join(root, "quarantine", "junk", "x"), new Uint8Array(50));
     // "a" is being built right now (its lock held by a live process, us): gc must skip it.
@@ -77,8 +84,11 @@ Deno.test("cacheGc() removes quarantine and evicts least recently used entries o
     const r = await cacheGc(root, { maxBytes: 2 * one });
     await held.release();
     assertEquals((await cacheLs(root)).map((e) => e.dir).sort(), [a, c]);
-    assertEquals(r.removed.filter((p) => !p.includes("quarantine")), [b]);
+    assertEquals(r.removed.filter((p) => !p.includes("quarantine") && !p.includes("failures")), [
+      b,
+    ]);
     ok(r.removed.some((p) => p.endsWith(join("quarantine", "junk"))));
+    ok(r.removed.includes(oldFailure) && !r.removed.includes(newFailure), String(r.removed));
     assertEquals([r.freedBytes, r.keptBytes], [50 + one, 2 * one]);
     const r2 = await cacheGc(root, { maxBytes: one });
     assertEquals([r2.removed, (await cacheLs(root)).map((e) => e.dir)], [[a], [c]]);

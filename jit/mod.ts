@@ -3,6 +3,15 @@
  * find the compiled library in the cache or build it on demand (once, across processes), find
  * or convert the weights, verify everything, and hand both to the engine.
  *
+ * Cache root (`jitOptionsFromEnv`): `$KILN_HOME`, else `$XDG_CACHE_HOME/kiln`, else
+ * `~/.cache/kiln`, holding `lib/<key>/` (manifest.json, metadata.json, lib.js, entry.json),
+ * `weights/<key>/` (HF weights converted to MLC format), `locks/`, `tmp/` (builds in progress),
+ * `quarantine/` (entries that failed verification), `failures/`, `digests/`.
+ * Key: sha256 of the canonical JSON of the normalised config, model type, quantization,
+ * overrides, opt flags, target fingerprint, system lib prefix, compiler and artifact versions.
+ * Policy (`KILN_JIT_POLICY`): ON (default) | OFF (never build) | REDO (always rebuild) |
+ * READONLY (never write). Every file is re-hashed before lib.js is imported.
+ *
  * ```ts
  * import { jitOptionsFromEnv, resolve } from "./jit/mod.ts";
  * const jit = jitOptionsFromEnv(Deno.env.toObject());
