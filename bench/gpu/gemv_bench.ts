@@ -21,9 +21,13 @@ export interface GemvShape {
 }
 
 export interface GemvRow extends GemvShape {
+  /** GPU µs per dispatch, many back to back in one pass. */
   us: number;
   bytes: number;
   gbs: number;
+  /** GPU µs of a dispatch alone in its own pass (median of many), as the model breakdowns time them. */
+  aloneUs: number;
+  aloneGbs: number;
   copies: number;
 }
 
@@ -73,6 +77,11 @@ export async function benchGemv(
     const b = gemvBytes(s);
     const copies = Math.max(1, Math.min(64, Math.ceil(opts.minBytes / b.total)));
     const x = dev.createBuffer(s.K * 4, "x");
+    fillSynthetic(dev.gpu, (x as unknown as { buffer: GPUBuffer }).buffer, s.K, {
+      kind: "f32norm",
+      seed: 1,
+      firstWord: 0,
+    });
     const out = dev.createBuffer(s.N * 4, "out");
     const residual = s.epilogue === "add" ? [dev.createBuffer(s.N * 4, "residual")] : [];
     const owned = [x, out, ...residual];
@@ -95,7 +104,21 @@ export async function benchGemv(
     const reps = Math.max(1, Math.ceil(opts.dispatches / copies));
     await dev.replay(timer, trace, 1); // warm-up
     const ms = await dev.replay(timer, trace, reps) / copies;
-    rows.push({ ...s, us: ms * 1000, bytes: b.total, gbs: b.total / ms / 1e6, copies });
+    const alone = (await dev.replayEach(
+      timer,
+      Array.from({ length: Math.min(64, opts.dispatches) }, (_, i) => trace[i % copies]),
+    ))
+      .sort((a, c) => a - c);
+    const aloneMs = alone[alone.length >> 1];
+    rows.push({
+      ...s,
+      us: ms * 1000,
+      bytes: b.total,
+      gbs: b.total / ms / 1e6,
+      aloneUs: aloneMs * 1000,
+      aloneGbs: b.total / aloneMs / 1e6,
+      copies,
+    });
     for (const buf of owned) dev.release(buf);
   }
   return rows;

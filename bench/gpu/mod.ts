@@ -67,7 +67,7 @@ const wanted = models.filter(([name]) =>
   !only || only.some((o) => name.endsWith(o) || name.includes(`-${o}`))
 );
 const shape = small
-  ? { promptLen: 32, decodeTokens: 8, batches: [1, 4], stepsAhead: [4], rawSteps: 4 }
+  ? { promptLen: 32, decodeTokens: 16, batches: [1, 4], stepsAhead: [4], rawSteps: 4 }
   : { promptLen: 512, decodeTokens: 128, batches: [1, 16], stepsAhead: [4, 16], rawSteps: 64 };
 
 const modelFigures: ModelFigures[] = [];

@@ -50,8 +50,10 @@ export interface DecodeFigures {
   queuedWallMs: number;
   /** GPU ms of one step's dispatches replayed back to back (no host in between). */
   kernelMs: number;
-  /** GPU ms of the sampler's dispatches for this batch, replayed alone. */
+  /** GPU ms of the sampler's dispatches for this batch (`sample`: softmax + top-p), replayed alone. */
   sampleMs: number;
+  /** GPU ms of the greedy sampler (`sample_argmax`) for this batch. */
+  argmaxMs: number;
   breakdown: Breakdown;
 }
 
@@ -272,6 +274,13 @@ export async function benchModel(
     );
     await runtime.read("sample", "tokens", 4);
     const sampleMs = await dev.replay(timer, sampleTrace, 10);
+    // the one-kernel greedy path (all-greedy batches)
+    const argmaxTrace = dev.record(() =>
+      runtime.run("sample_argmax", {}, { n: 1, s: 1, m: b }, {
+        logits: runtime.output(fn, "logits"),
+      })
+    );
+    const argmaxMs = await dev.replay(timer, argmaxTrace, 10);
     for (const s of seqs) model.kv.release(s);
     const d: DecodeFigures = {
       batch: b,
@@ -281,6 +290,7 @@ export async function benchModel(
       queuedWallMs: wallMs / o.rawSteps,
       kernelMs,
       sampleMs,
+      argmaxMs,
       breakdown: breakdown(trace, each),
     };
     figures.decode.push(d);
@@ -315,7 +325,10 @@ export async function benchModel(
         return times;
       }));
       // the window in which all b sequences decode: from the last first token to the first finish
-      const from = Math.max(...arrivals.map((a) => a[0])),
+      // (a sequence's first token can come in one burst with a round's tokens: the window starts
+      // after that burst, and the burst's tokens are not counted)
+      const burstEnd = (a: number[]) => a.filter((t) => t - a[0] < 0.5).at(-1)!;
+      const from = Math.max(...arrivals.map(burstEnd)),
         to = Math.min(...arrivals.map((a) => a.at(-1)!));
       const n = arrivals.reduce((acc, a) => acc + a.filter((x) => x > from && x <= to).length, 0);
       const e: EngineFigures = {
