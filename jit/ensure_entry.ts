@@ -10,6 +10,7 @@
  */
 import { join } from "node:path";
 import { clearFailure, recordFailure, sharedFailure } from "./build_failure.ts";
+import type { DigestMemo } from "./digest_memo.ts";
 import { CacheMissError, IntegrityError } from "./errors.ts";
 import { acquireLock, type LockOwner } from "./lock.ts";
 import type { JitPolicy } from "./options.ts";
@@ -52,6 +53,8 @@ export interface EnsureOptions {
   requestedAt?: number;
   lockTimeoutMs?: number;
   onEvent?: (e: EntryEvent) => void;
+  /** Reuse digests of unchanged files (weights); null re-hashes everything. */
+  digestMemo?: DigestMemo | null;
 }
 
 export interface EnsuredEntry {
@@ -67,7 +70,7 @@ export async function ensureEntry(o: EnsureOptions): Promise<EnsuredEntry> {
   const dir = entryDir(o.root, o.kind, o.key);
   const requestedAt = o.requestedAt ?? Date.now();
   const what = `${o.kind} entry ${o.key}`;
-  const check = () => verifyEntry(dir, o.kind, o.key, o.formatVersion);
+  const check = () => verifyEntry(dir, o.kind, o.key, o.formatVersion, o.digestMemo ?? null);
 
   if (o.policy !== "REDO") {
     const v = await check();

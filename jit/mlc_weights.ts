@@ -6,7 +6,7 @@
  * @module
  */
 import { join } from "node:path";
-import { digestFile } from "./digest.ts";
+import { type DigestMemo, rememberedDigest } from "./digest_memo.ts";
 import { exists } from "./store.ts";
 
 export const TENSOR_CACHE_FILES = ["tensor-cache.json", "ndarray-cache.json"];
@@ -36,8 +36,13 @@ export async function isMlcWeightDir(dir: string): Promise<boolean> {
   return false;
 }
 
-/** Verify an MLC weight folder. `md5: false` checks sizes only. */
-export async function checkMlcWeights(dir: string, md5 = true): Promise<MlcWeightsCheck> {
+/** Verify an MLC weight folder. `md5: false` checks sizes only; with a memo, an md5 taken
+ * earlier of an unchanged shard is reused (see digest_memo.ts). */
+export async function checkMlcWeights(
+  dir: string,
+  opts: { md5?: boolean; memo?: DigestMemo | null } = {},
+): Promise<MlcWeightsCheck> {
+  const { md5 = true, memo = null } = opts;
   const out: MlcWeightsCheck = { problems: [], index: null, shards: 0, bytes: 0, unchecked: [] };
   if (!(await exists(join(dir, "mlc-chat-config.json")))) {
     out.problems.push(`${dir}: mlc-chat-config.json is missing`);
@@ -87,7 +92,7 @@ export async function checkMlcWeights(dir: string, md5 = true): Promise<MlcWeigh
     }
     if (!s.md5sum) out.unchecked.push(s.dataPath);
     else if (md5) {
-      const got = (await digestFile("md5", path)).hex;
+      const got = (await rememberedDigest("md5", path, memo)).hex;
       if (got !== s.md5sum.toLowerCase()) {
         out.problems.push(`${s.dataPath}: md5 ${got} does not match ${s.md5sum} in ${out.index}`);
       }

@@ -51,6 +51,10 @@ export interface ResolveOptions {
   cacheRoot: string;
   /** Resolve weights too (default true). */
   weights?: boolean;
+  /** "remembered" (default): a weight file's digest taken on an earlier start is reused while
+   * the file is unchanged (size, mtime, ctime, inode); "full": re-hash every shard each time.
+   * The library is always re-hashed in full. */
+  weightsVerify?: "remembered" | "full";
   /** The compiler to build with (default: compiler/mod.ts). */
   compiler?: CompilerModule;
   lockTimeoutMs?: number;
@@ -191,6 +195,9 @@ export async function resolve(opts: ResolveOptions): Promise<Resolved> {
       root: opts.cacheRoot,
       policy,
       lockTimeoutMs: opts.lockTimeoutMs,
+      memo: opts.weightsVerify === "full"
+        ? null
+        : { root: opts.cacheRoot, remember: policy !== "READONLY" },
       onEvent: relay(emit, "convert", null),
       onConvertProgress: (done, total, name) =>
         emit({ stage: "convert", status: "progress", done, total, message: name }),

@@ -40,7 +40,7 @@ Deno.test("sourceDigests() reuses a remembered digest until the file changes", a
     );
     const forge = async () => {
       const m = JSON.parse(await Deno.readTextFile(memoFile));
-      await Deno.writeTextFile(memoFile, JSON.stringify({ ...m, sha256: "f".repeat(64) }));
+      await Deno.writeTextFile(memoFile, JSON.stringify({ ...m, hex: "f".repeat(64) }));
     };
     await forge();
     assertEquals(await sourceDigests(model, memo), { "w.bin": ABC }); // re-hashed

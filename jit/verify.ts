@@ -6,7 +6,7 @@
  */
 import { isAbsolute, join, normalize } from "node:path";
 import type { ArtifactManifest } from "./compiler_api.ts";
-import { digestFile } from "./digest.ts";
+import { type DigestMemo, rememberedDigest } from "./digest_memo.ts";
 import { ENTRY_RECORD, type EntryKind, type EntryRecord, exists } from "./store.ts";
 
 export type Verification =
@@ -14,12 +14,14 @@ export type Verification =
   | { status: "missing" }
   | { status: "bad"; problems: string[] };
 
-/** Check the entry at `dir`. `formatVersion`: the artifact format a library must have. */
+/** Check the entry at `dir`. `formatVersion`: the artifact format a library must have. With a
+ * memo, digests of unchanged files taken earlier are reused (weights only: see digest_memo.ts). */
 export async function verifyEntry(
   dir: string,
   kind: EntryKind,
   key: string,
   formatVersion?: number,
+  memo: DigestMemo | null = null,
 ): Promise<Verification> {
   if (!(await exists(dir))) return { status: "missing" };
   let record: EntryRecord;
@@ -35,7 +37,7 @@ export async function verifyEntry(
   if (typeof record.files !== "object" || record.files === null) {
     return { status: "bad", problems: [...problems, `${ENTRY_RECORD} has no file list`] };
   }
-  let bytes = await checkFiles(dir, record.files, ENTRY_RECORD, problems);
+  let bytes = await checkFiles(dir, record.files, ENTRY_RECORD, problems, memo);
   let manifest: ArtifactManifest | null = null;
   if (kind === "lib" && problems.length === 0) {
     try {
@@ -51,7 +53,7 @@ export async function verifyEntry(
       }
       const files = manifest.files ?? {};
       if (!("lib.js" in files)) problems.push("manifest.json does not list lib.js");
-      bytes += await checkFiles(dir, files, "manifest.json", problems);
+      bytes += await checkFiles(dir, files, "manifest.json", problems, null);
     }
   }
   return problems.length ? { status: "bad", problems } : { status: "ok", record, manifest, bytes };
@@ -62,6 +64,7 @@ async function checkFiles(
   files: Record<string, string>,
   listedIn: string,
   problems: string[],
+  memo: DigestMemo | null,
 ): Promise<number> {
   let bytes = 0;
   for (const [rel, want] of Object.entries(files)) {
@@ -71,7 +74,7 @@ async function checkFiles(
       continue;
     }
     try {
-      const got = await digestFile("sha256", join(dir, clean));
+      const got = await rememberedDigest("sha256", join(dir, clean), memo);
       bytes += got.bytes;
       if (got.hex !== want) {
         problems.push(`${rel}: sha256 ${got.hex} does not match ${want} in ${listedIn}`);

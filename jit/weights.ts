@@ -10,6 +10,7 @@ import { cacheKey, type WeightsKeyInputs } from "./cache_key.ts";
 import type { CompilerModule } from "./compiler_api.ts";
 import { digestFile } from "./digest.ts";
 import { ensureEntry, type EntryEvent } from "./ensure_entry.ts";
+import type { DigestMemo } from "./digest_memo.ts";
 import { checkMlcWeights } from "./mlc_weights.ts";
 import type { JitPolicy } from "./options.ts";
 import { sourceDigests } from "./source_digests.ts";
@@ -30,6 +31,8 @@ export interface WeightsContext {
   lockTimeoutMs?: number;
   onEvent?: (e: EntryEvent) => void;
   onConvertProgress?: (done: number, total: number, name: string) => void;
+  /** Reuse digests of unchanged files (null: re-hash every shard and source file). */
+  memo: DigestMemo | null;
 }
 
 /** Find (or convert) the weights of `modelDir` in the given format for `quantization`. */
@@ -39,7 +42,7 @@ export async function resolveWeights(
   ctx: WeightsContext,
 ): Promise<ResolvedWeights> {
   if (req.format === "mlc") {
-    const check = await checkMlcWeights(req.modelDir);
+    const check = await checkMlcWeights(req.modelDir, { memo: ctx.memo });
     if (check.problems.length) {
       throw new WeightError(
         `the MLC weight folder ${req.modelDir} is damaged: ${check.problems.join("; ")}. ` +
@@ -50,10 +53,7 @@ export async function resolveWeights(
   }
   const inputs: WeightsKeyInputs = {
     kind: "weights",
-    sources: await sourceDigests(req.modelDir, {
-      root: ctx.root,
-      remember: ctx.policy !== "READONLY",
-    }),
+    sources: await sourceDigests(req.modelDir, ctx.memo),
     quantization: req.quantization,
     compiler_version: compiler.COMPILER_VERSION,
   };
@@ -66,6 +66,7 @@ export async function resolveWeights(
     policy: ctx.policy,
     lockTimeoutMs: ctx.lockTimeoutMs,
     onEvent: ctx.onEvent,
+    digestMemo: ctx.memo,
     build: (out) =>
       compiler.convertWeights({
         model: req.modelDir,

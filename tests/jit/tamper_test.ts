@@ -158,3 +158,48 @@ Deno.test("resolve() rejects an MLC weight folder with a truncated or altered sh
     await Deno.remove(s.tmp, { recursive: true });
   }
 });
+
+Deno.test("resolve() reuses a remembered shard digest; weightsVerify full re-reads the shard", async () => {
+  const s = await setup();
+  try {
+    const a = await s.run();
+    const mlc = join(s.tmp, "mlc");
+    await Deno.mkdir(mlc);
+    for await (const e of Deno.readDir(a.weights!.dir)) {
+      if (e.name !== "entry.json") {
+        await Deno.copyFile(join(a.weights!.dir, e.name), join(mlc, e.name));
+      }
+    }
+    await new Promise((r) => setTimeout(r, 1100)); // older than the racy-timestamp window
+    await s.run("ON", mlc); // md5 taken and remembered
+    // Forge the remembered md5: if it is used, the (unchanged, good) shard looks altered.
+    const memoDir = join(s.root, "digests");
+    let forged = 0;
+    for await (const e of Deno.readDir(memoDir)) {
+      const m = JSON.parse(await Deno.readTextFile(join(memoDir, e.name)));
+      if (m.algorithm === "md5" && m.path.endsWith(join("mlc", "params_shard_0.bin"))) {
+        await Deno.writeTextFile(
+          join(memoDir, e.name),
+          JSON.stringify({ ...m, hex: "0".repeat(32) }),
+        );
+        forged++;
+      }
+    }
+    assertEquals(forged, 1);
+    const remembered = await s.run("ON", mlc).catch((e) => e);
+    ok(
+      remembered instanceof WeightError && remembered.message.includes(`md5 ${"0".repeat(32)}`),
+      String(remembered),
+    );
+    const full = await resolve({
+      model: mlc,
+      cacheRoot: s.root,
+      target: "cpu",
+      weightsVerify: "full",
+      compiler: fixtureCompiler({ countFile: s.count }),
+    });
+    assertEquals(full.weights!.origin, "in-place");
+  } finally {
+    await Deno.remove(s.tmp, { recursive: true });
+  }
+});
