@@ -62,9 +62,12 @@ export interface EngineFigures {
   stepsAhead: number;
   /** Mean time to first token, ms. */
   ttftMs: number;
-  /** Aggregate decode tokens/s while all `batch` sequences decode. */
+  /** Aggregate decode tokens/s: (long - short run's tokens) / (long - short run's time). */
   decodeTokS: number;
   tokens: number;
+  /** Wall ms of the short and the long run (submit to the last token of every sequence). */
+  shortMs: number;
+  longMs: number;
 }
 
 export interface ModelFigures {
@@ -245,7 +248,8 @@ export async function benchModel(
     dev.submit();
     timer.begin();
     const t = performance.now();
-    for (let i = 0; i < o.rawSteps; i++, pos++) step();
+    const rawSteps = b === 1 ? o.rawSteps : Math.max(4, o.rawSteps / 4);
+    for (let i = 0; i < rawSteps; i++, pos++) step();
     dev.submit();
     const hostMs = performance.now() - t;
     const gpuMs = await timer.end();
@@ -285,9 +289,9 @@ export async function benchModel(
     const d: DecodeFigures = {
       batch: b,
       fn,
-      queuedGpuMs: gpuMs / o.rawSteps,
-      queuedHostMs: hostMs / o.rawSteps,
-      queuedWallMs: wallMs / o.rawSteps,
+      queuedGpuMs: gpuMs / rawSteps,
+      queuedHostMs: hostMs / rawSteps,
+      queuedWallMs: wallMs / rawSteps,
       kernelMs,
       sampleMs,
       argmaxMs,
@@ -304,45 +308,54 @@ export async function benchModel(
   }
 
   // ---- end to end through KilnEngine ----
-  for (const ahead of o.stepsAhead) {
-    for (const b of o.batches) {
+  // Decode speed by difference: the same requests with a short and a long budget; the extra
+  // tokens over the extra time cancel prefill, the first readback and round pipelining.
+  const generate = async (engine: KilnEngine, b: number, decode: number) => {
+    const start = performance.now();
+    const arrivals = await Promise.all(Array.from({ length: b }, async (_, i) => {
+      const opts: GenerateOptions = {
+        prompt: tokens(o.promptLen, V, 100 + i),
+        maxTokens: decode + 1,
+        sampling: GREEDY,
+        ignoreEos: true,
+      };
+      const times: number[] = [];
+      for await (const c of engine.generate(opts)) {
+        for (const _t of c.tokens) times.push(performance.now());
+      }
+      return times;
+    }));
+    return {
+      ms: Math.max(...arrivals.map((a) => a.at(-1)!)) - start,
+      ttftMs: arrivals.reduce((acc, a) => acc + a[0] - start, 0) / b,
+      tokens: arrivals.reduce((acc, a) => acc + a.length, 0),
+    };
+  };
+  const short = Math.max(1, Math.floor(o.decodeTokens / 4));
+  for (const b of o.batches) {
+    for (const ahead of b === 1 ? o.stepsAhead : o.stepsAhead.slice(-1)) {
       const engine = new KilnEngine(model, TOKENIZER, null, o.name, {
         stepsAhead: ahead,
         maxNumSequence: Math.max(b, 1),
       });
-      const start = performance.now();
-      const arrivals = await Promise.all(Array.from({ length: b }, async (_, i) => {
-        const opts: GenerateOptions = {
-          prompt: tokens(o.promptLen, V, 100 + i),
-          maxTokens: o.decodeTokens + 1,
-          sampling: GREEDY,
-          ignoreEos: true,
-        };
-        const times: number[] = [];
-        for await (const c of engine.generate(opts)) {
-          for (const _t of c.tokens) times.push(performance.now());
-        }
-        return times;
-      }));
-      // the window in which all b sequences decode: from the last first token to the first finish
-      // (a sequence's first token can come in one burst with a round's tokens: the window starts
-      // after that burst, and the burst's tokens are not counted)
-      const burstEnd = (a: number[]) => a.filter((t) => t - a[0] < 0.5).at(-1)!;
-      const from = Math.max(...arrivals.map(burstEnd)),
-        to = Math.min(...arrivals.map((a) => a.at(-1)!));
-      const n = arrivals.reduce((acc, a) => acc + a.filter((x) => x > from && x <= to).length, 0);
+      const s = await generate(engine, b, short);
+      const l = await generate(engine, b, o.decodeTokens);
       const e: EngineFigures = {
         batch: b,
         stepsAhead: ahead,
-        ttftMs: arrivals.reduce((acc, a) => acc + a[0] - start, 0) / b,
-        decodeTokS: n / ((to - from) / 1000),
-        tokens: arrivals.reduce((acc, a) => acc + a.length, 0),
+        ttftMs: l.ttftMs,
+        decodeTokS: (l.tokens - s.tokens) / ((l.ms - s.ms) / 1000),
+        tokens: l.tokens,
+        shortMs: s.ms,
+        longMs: l.ms,
       };
       figures.engine.push(e);
       log(
         `  ${o.name}: engine b=${b} stepsAhead=${ahead}: ${
           e.decodeTokS.toFixed(1)
-        } tok/s decode, TTFT ${e.ttftMs.toFixed(0)} ms`,
+        } tok/s decode (${short} and ${o.decodeTokens} tokens in ${s.ms.toFixed(0)} and ${
+          l.ms.toFixed(0)
+        } ms), TTFT ${e.ttftMs.toFixed(0)} ms`,
       );
     }
   }
