@@ -52,7 +52,7 @@ const USAGE = `usage:
 
 const OPTIONS = {
   model: { type: "string" },
-  quantization: { type: "string", default: "q4f16_1" },
+  quantization: { type: "string" },
   target: { type: "string", default: "auto" },
   opt: { type: "string", default: "O2" },
   overrides: { type: "string", default: "" },
@@ -81,7 +81,7 @@ const OPTIONS = {
 
 type Args = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>["values"];
 
-function need(args: Args, key: "model" | "tokens" | "output"): string {
+function need(args: Args, key: "model" | "tokens" | "output" | "quantization"): string {
   const v = args[key];
   if (!v) throw new TypeError(`--${key} is required\n${USAGE}`);
   return v;
@@ -98,7 +98,7 @@ async function cmdCompile(args: Args): Promise<void> {
   const output = args.output ?? `${model}/${args.quantization}-${args.target}-lib`;
   const r = await compile({
     config: model,
-    quantization: args.quantization!,
+    quantization: need(args, "quantization"),
     modelType: args["model-type"],
     target: target(args),
     opt: args.opt,
@@ -117,7 +117,7 @@ async function cmdConvert(args: Args): Promise<void> {
   const output = need(args, "output");
   await convertWeights({
     model: need(args, "model"),
-    quantization: args.quantization!,
+    quantization: need(args, "quantization"),
     output,
     onProgress: (done, total, name) => {
       Deno.stderr.writeSync(new TextEncoder().encode(`\r[${done}/${total}] ${name.padEnd(48)}`));
@@ -138,7 +138,7 @@ async function cmdLogits(args: Args): Promise<void> {
   if (!lib) {
     tmp = await Deno.makeTempDir({ prefix: "kiln-lib-" });
     lib = `${tmp}/lib`;
-    await compile({ config: model, quantization: args.quantization!, target: target(args), opt: args.opt, overrides: args.overrides, output: lib, warn: (m) => console.error(`warning: ${m}`) });
+    await compile({ config: model, quantization: need(args, "quantization"), target: target(args), opt: args.opt, overrides: args.overrides, output: lib, warn: (m) => console.error(`warning: ${m}`) });
   }
   const m = await Model.load({ lib, weights: model });
   try {
@@ -157,11 +157,13 @@ async function cmdLogits(args: Args): Promise<void> {
 async function cmdRun(args: Args, env: Record<string, string | undefined>): Promise<number> {
   const model = need(args, "model");
   const jit = jitOptionsFromEnv(env);
+  // an HF folder defaults to q4f16_1; an MLC folder carries its own quantization
+  const isMlc = await Deno.stat(`${model}/mlc-chat-config.json`).then(() => true, () => false);
   const t0 = performance.now();
   const engine = await createEngine({
     model,
     modelLib: args["model-lib"],
-    quantization: args.quantization,
+    quantization: args.quantization ?? (isMlc ? undefined : "q4f16_1"),
     target: args.target,
     opt: args.opt,
     overrides: args.overrides || undefined,

@@ -40,9 +40,9 @@ export interface JitResolveReport {
 
 const SELF = new URL(import.meta.url).pathname;
 
-async function child(model: string, root: string, target: string): Promise<ResolveRun> {
+async function child(model: string, root: string, target: string, libOnly = false): Promise<ResolveRun> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", SELF, "--child", "--model", model, "--root", root, "--target", target],
+    args: ["run", "-A", SELF, "--child", "--model", model, "--root", root, "--target", target, ...(libOnly ? ["--lib-only"] : [])],
     stderr: "inherit",
   }).output();
   if (!out.success) throw new Error("bench child failed");
@@ -51,17 +51,20 @@ async function child(model: string, root: string, target: string): Promise<Resol
 
 /** Cold resolve, then `warm` warm resolves, of a generated `variant` model (q4f16_1). */
 export async function benchJitResolve(
-  opts: { variant?: string; warm?: number; target?: string } = {},
+  opts: { variant?: string; warm?: number; target?: string; configDir?: string } = {},
 ): Promise<JitResolveReport> {
-  const { variant = "llama2", warm: n = 5, target = "auto" } = opts;
+  const { warm: n = 5, target = "auto" } = opts;
+  // a config-only folder (e.g. bench/configs/llama3-8b) resolves the library alone
+  const variant = opts.configDir ?? opts.variant ?? "llama2";
   const tmp = await Deno.makeTempDir({ prefix: "kiln-bench-jit-" });
   try {
-    const model = join(tmp, "model");
-    await makeModel({ out: model, variant });
+    const model = opts.configDir ?? join(tmp, "model");
+    if (!opts.configDir) await makeModel({ out: model, variant });
     const root = join(tmp, "cache");
-    const cold = await child(model, root, target);
+    const libOnly = opts.configDir !== undefined;
+    const cold = await child(model, root, target, libOnly);
     const warm: ResolveRun[] = [];
-    for (let i = 0; i < n; i++) warm.push(await child(model, root, target));
+    for (let i = 0; i < n; i++) warm.push(await child(model, root, target, libOnly));
     const med = (k: keyof ResolveRun) => {
       const v = warm.map((w) => w[k] as number).sort((x, y) => x - y);
       return v[Math.floor(v.length / 2)];
@@ -110,6 +113,7 @@ if (import.meta.main) {
       child: { type: "boolean", default: false },
       model: { type: "string" },
       root: { type: "string" },
+      "lib-only": { type: "boolean", default: false },
     },
   });
   if (a.child) {
@@ -119,6 +123,7 @@ if (import.meta.main) {
       quantization: "q4f16_1",
       cacheRoot: a.root!,
       target: a.target,
+      weights: !a["lib-only"],
       notify: () => {},
     });
     const run: ResolveRun = {

@@ -5,6 +5,7 @@
  */
 import { benchCompile } from "./compile_bench.ts";
 import { benchEngine } from "./engine_bench.ts";
+import { benchJitResolve, formatJitResolve } from "./jit_resolve.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 const cores = navigator.hardwareConcurrency;
@@ -20,6 +21,18 @@ for (const [model, q] of [["llama3-8b", "q4f16_1"], ["llama2-70b", "q4f16_1"], [
   console.log(`    stages: ${Object.entries(r.stages).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(", ")} ms`);
 }
 results.compile = compiles;
+
+console.log("\nJIT resolve (fresh process each run; warm = cache hit: sha256 verify + import), q4f16_1:");
+const jits = [];
+for (const [label, opts] of [
+  ["example model (HF folder: compile + convert cold)", { variant: "example" }],
+  ["Llama-3-8B config (library only, webgpu-generic)", { configDir: `${root}bench/configs/llama3-8b`, target: "webgpu-generic" }],
+] as const) {
+  const r = await benchJitResolve({ warm: 5, ...opts });
+  jits.push({ label, ...r });
+  console.log(`  ${label}:\n    ${formatJitResolve(r).replaceAll("\n", "\n    ")}`);
+}
+results.jit = jits;
 
 console.log("\nengine, example model (hidden 64, 2 layers, vocab 128256), q4f16_1, greedy:");
 const adapter = await navigator.gpu?.requestAdapter().catch(() => null);

@@ -4,7 +4,6 @@
  * (`cpuKernel`), so the artifact runs with nothing else of the compiler.
  * @module
  */
-import * as esbuild from "esbuild-wasm";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import type { LibraryPlan } from "./codegen/plan.ts";
 import type { TargetInfo } from "./codegen/contract.ts";
@@ -18,11 +17,15 @@ export interface BuildInput {
 /** A build function returns the artifact's files (relative path → contents). */
 export type BuildFunc = (input: BuildInput) => Promise<Record<string, string | Uint8Array>>;
 
-let ready: Promise<void> | null = null;
+let ready: Promise<typeof import("esbuild-wasm")> | null = null;
 
 /** Start esbuild-wasm (its wasm compile takes a few hundred ms): call early to overlap it. */
-export function init(): Promise<void> {
-  ready ??= esbuild.initialize({});
+export function init(): Promise<typeof import("esbuild-wasm")> {
+  // imported on first use: loading the compiler (the JIT's warm path does) stays cheap
+  ready ??= import("esbuild-wasm").then(async (esbuild) => {
+    await esbuild.initialize({});
+    return esbuild;
+  });
   return ready;
 }
 
@@ -50,7 +53,7 @@ export function libSource(input: BuildInput): string {
  * JSON literal, which is a valid JS expression.
  */
 export const defaultBuild: BuildFunc = async (input) => {
-  await init();
+  const esbuild = await init();
   const result = await esbuild.build({
     stdin: { contents: libSource(input), loader: "ts", resolveDir: fromFileUrl(new URL(".", import.meta.url)) },
     bundle: true,

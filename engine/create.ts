@@ -14,6 +14,7 @@ import { createCpuDevice } from "./devices/cpu.ts";
 import { createWebGpuDevice } from "./devices/webgpu.ts";
 import { type EngineConfig, KilnEngine } from "./engine.ts";
 import { Model } from "./model.ts";
+import { type Library, libraryFromModule, loadLibrary } from "./library.ts";
 import { loadTokenizer } from "./tokenizer.ts";
 import { loadChatTemplate } from "./chat_template.ts";
 import { basename, resolve as resolvePath } from "node:path";
@@ -82,6 +83,7 @@ export function kvPages(md: CompileMetadata, budgetBytes: number, bindingLimit: 
 export async function createEngine(opts: CreateEngineOptions): Promise<KilnEngine> {
   const notify = opts.notify ?? ((m: string) => console.error(m));
   let libDir: string | null = null;
+  let lib: Library | null = null;
   let weightsDir = opts.model;
   let device: Device | null = null;
   if (opts.modelLib) {
@@ -102,10 +104,12 @@ export async function createEngine(opts: CreateEngineOptions): Promise<KilnEngin
       notify,
     });
     libDir = r.lib.dir;
+    lib = libraryFromModule(r.lib.dir, r.lib.module); // verified and imported by the JIT
     weightsDir = r.weights!.dir;
     if (r.target.backend === "webgpu") device = await createWebGpuDevice(r.adapter ? { adapter: r.adapter } : {});
   }
-  const md: CompileMetadata = JSON.parse(await Deno.readTextFile(`${libDir}/metadata.json`));
+  lib ??= await loadLibrary(libDir);
+  const md: CompileMetadata = lib.metadata;
   if (!device) device = md.target.backend === "webgpu" ? await createWebGpuDevice() : createCpuDevice();
   if (!device) throw new Error(`the library ${libDir} targets WebGPU but no adapter is available; use --target cpu`);
   const maxSeqs = Math.min(opts.engine?.maxNumSequence ?? md.max_batch_size, md.max_batch_size);
@@ -118,7 +122,7 @@ export async function createEngine(opts: CreateEngineOptions): Promise<KilnEngin
     : opts.deviceMemoryBytes
     ? Math.max(bytesPerToken * PAGE_SIZE, (opts.gpuMemoryUtilization ?? 0.85) * opts.deviceMemoryBytes - est.params - est.temp)
     : device.backend === "webgpu" ? 4 * 2 ** 30 : 2 ** 30;
-  const model = await Model.load({ lib: libDir, weights: weightsDir, device, numPages: kvPages(md, budget, binding, maxSeqs) });
+  const model = await Model.load({ lib, weights: weightsDir, device, numPages: kvPages(md, budget, binding, maxSeqs) });
   const [tokenizer, chatTemplate] = await Promise.all([loadTokenizer(opts.model), loadChatTemplate(opts.model)]);
   return new KilnEngine(model, tokenizer, chatTemplate, opts.modelId ?? basename(resolvePath(opts.model)), { ...opts.engine, maxNumSequence: maxSeqs });
 }

@@ -18,7 +18,17 @@ export interface Library {
 }
 
 export async function loadLibrary(dir: string): Promise<Library> {
-  const mod = await import(toFileUrl(`${dir}/lib.js`).href);
+  return libraryFromModule(dir, await import(toFileUrl(`${dir}/lib.js`).href));
+}
+
+/** A library from its imported `lib.js` module (e.g. one the JIT verified and imported). */
+export function libraryFromModule(dir: string, mod: Record<string, unknown>): Library {
   if (!mod.plan || !mod.metadata) throw new TypeError(`${dir}/lib.js is not a Kiln library (no plan/metadata export)`);
-  return { dir, metadata: mod.metadata, target: mod.target, plan: mod.plan, cpuKernel: mod.cpuKernel };
+  return {
+    dir,
+    metadata: mod.metadata as CompileMetadata,
+    target: mod.target as TargetInfo,
+    plan: mod.plan as LibraryPlan,
+    cpuKernel: mod.cpuKernel as Library["cpuKernel"],
+  };
 }

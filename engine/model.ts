@@ -22,8 +22,8 @@ export interface SeqChunk {
 }
 
 export interface LoadOptions {
-  /** Folder of the compiled library (lib.js, metadata.json). */
-  lib: string;
+  /** Folder of the compiled library (lib.js, metadata.json), or a library already imported. */
+  lib: string | Library;
   /** Model weights: an MLC-format folder or a Hugging Face folder. */
   weights: string;
   /** KV pages; default: enough for max(4, …) full contexts up to 64 MiB… see below. */
@@ -39,7 +39,7 @@ export class Model {
   }
 
   static async load(opts: LoadOptions): Promise<Model> {
-    const lib = await loadLibrary(opts.lib);
+    const lib = typeof opts.lib === "string" ? await loadLibrary(opts.lib) : opts.lib;
     const device = opts.device ??
       (lib.target.backend === "webgpu" ? await createWebGpuDevice() : createCpuDevice());
     if (!device) throw new Error("this library targets WebGPU but no WebGPU adapter is available; compile for --target cpu");
