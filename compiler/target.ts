@@ -30,7 +30,7 @@ export const CPU_TARGET: TargetInfo = Object.freeze({
   limits: { ...DEFAULT_WEBGPU_LIMITS, maxStorageBufferBindingSize: 2 ** 31 - 1 },
 });
 
-const FEATURES = ["shader-f16", "timestamp-query", "subgroups"] as GPUFeatureName[];
+const FEATURES = ["shader-f16", "subgroups", "subgroups-f16", "timestamp-query"] as GPUFeatureName[];
 
 /** The target of a real adapter: the features Kiln uses and the limits kernels depend on. */
 export function targetFromAdapter(adapter: GPUAdapter): TargetInfo {

@@ -5,6 +5,7 @@
  * @module
  */
 import type { TargetInfo, TargetLimits } from "../compiler/codegen/contract.ts";
+import { CPU_TARGET, DEFAULT_WEBGPU_LIMITS, targetFromAdapter as compilerTarget } from "../compiler/target.ts";
 import { canonicalJson } from "./canonical_json.ts";
 import { digestBytes } from "./digest.ts";
 import { TargetError } from "./errors.ts";
@@ -33,20 +34,9 @@ export const LIMIT_KEYS: (keyof TargetLimits)[] = [
   "minStorageBufferOffsetAlignment",
 ];
 
-/** The WebGPU specification's default limits: every adapter offers at least these. */
-const DEFAULT_LIMITS: TargetLimits = {
-  maxComputeWorkgroupSizeX: 256,
-  maxComputeInvocationsPerWorkgroup: 256,
-  maxComputeWorkgroupStorageSize: 16384,
-  maxComputeWorkgroupsPerDimension: 65535,
-  maxStorageBufferBindingSize: 134217728,
-  maxStorageBuffersPerShaderStage: 8,
-  minStorageBufferOffsetAlignment: 256,
-};
-
-/** Limits of the CPU target: the defaults, with bindings up to 2 GiB - 1 (typed arrays), as in
- * compiler/target.ts. */
-const CPU_LIMITS: TargetLimits = { ...DEFAULT_LIMITS, maxStorageBufferBindingSize: 2 ** 31 - 1 };
+/** The WebGPU specification's default limits, and the CPU target's (the compiler's own). */
+const DEFAULT_LIMITS: TargetLimits = DEFAULT_WEBGPU_LIMITS;
+const CPU_LIMITS: TargetLimits = CPU_TARGET.limits;
 
 /** Fingerprint of what changes generated code: backend, vendor, architecture, the Kiln-relevant
  * features (sorted) and the kernel-relevant limits. The description (driver version) is left out. */
@@ -123,24 +113,18 @@ export function genericWebgpuTarget(): Target {
   });
 }
 
-/** Describe a WebGPU adapter as a `Target`. */
+/** Describe a WebGPU adapter as a `Target` (features and limits as the compiler reads them). */
 export function targetFromAdapter(adapter: GPUAdapter): Target {
   const info = adapter.info;
-  const limits = {} as TargetLimits;
-  for (const k of LIMIT_KEYS) limits[k] = adapter.limits[k];
-  // A binding can be no larger than a buffer.
-  limits.maxStorageBufferBindingSize = Math.min(
-    adapter.limits.maxStorageBufferBindingSize,
-    adapter.limits.maxBufferSize,
-  );
+  const t = compilerTarget(adapter);
   return makeTarget({
     backend: "webgpu",
     vendor: info.vendor,
     architecture: info.architecture,
     description: [info.description, info.device].filter((s) => s && s !== "0").join(" ") ||
       `adapter of vendor ${info.vendor}`,
-    features: [...adapter.features],
-    limits,
+    features: t.features,
+    limits: t.limits,
   });
 }
 
