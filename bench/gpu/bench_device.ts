@@ -42,6 +42,7 @@ export class BenchDevice implements Device {
   /** Bytes filled on the GPU from placeholders. */
   syntheticBytes = 0;
   #rec: Trace | null = null;
+  readonly #live = new Set<DeviceBuffer>();
   readonly #uniforms = new Map<number, GPUBuffer>();
   readonly #groups = new WeakMap<Dispatch, GPUBindGroup>();
 
@@ -52,7 +53,19 @@ export class BenchDevice implements Device {
   }
 
   createBuffer(bytes: number, label: string): DeviceBuffer {
-    return this.inner.createBuffer(bytes, label);
+    const b = this.inner.createBuffer(bytes, label);
+    this.#live.add(b);
+    return b;
+  }
+
+  /** The buffers alive now (to free what a benchmark made afterwards: `releaseAllBut`). */
+  liveBuffers(): Set<DeviceBuffer> {
+    return new Set(this.#live);
+  }
+
+  /** Free every buffer made since `keep` was taken, so later figures see a clean memory state. */
+  releaseAllBut(keep: Set<DeviceBuffer>): void {
+    for (const b of [...this.#live]) if (!keep.has(b)) this.release(b);
   }
 
   write(buffer: DeviceBuffer, data: ArrayBufferView, byteOffset = 0): void {
@@ -103,6 +116,7 @@ export class BenchDevice implements Device {
   }
 
   release(buffer: DeviceBuffer): void {
+    this.#live.delete(buffer);
     this.inner.release(buffer);
   }
 

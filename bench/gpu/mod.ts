@@ -75,6 +75,7 @@ const errors: string[] = [];
 for (const [name, config] of wanted) {
   log(`model ${name}…`);
   const o: ModelBenchOptions = { name, config, ...shape };
+  const keep = dev.liveBuffers();
   try {
     modelFigures.push(await benchModel(dev, timer, adapter, o, log));
   } catch (e) {
@@ -82,6 +83,9 @@ for (const [name, config] of wanted) {
     errors.push(`${name}: ${(e as Error).stack ?? e}`);
     console.error(`model ${name} failed:`, e);
   }
+  // free the model's weights, KV cache and scratch: the next figures start from a clean memory state
+  await dev.read(dev.createBuffer(4, "sync"), 4);
+  dev.releaseAllBut(keep);
 }
 
 const gemvShapes: GemvShape[] = small
