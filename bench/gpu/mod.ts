@@ -6,7 +6,13 @@
  *    prefill, raw decode (kernel time vs queued GPU span vs wall), KilnEngine end to end,
  *    rooflines, dispatches, pipeline creation.
  * Prints a table last; writes JSON to `$OUT/gpu.json` when OUT is set, else `bench/out/gpu.json`.
- * Options: `--small` (tiny shapes, for lavapipe), `--models=8b,1b,0.5b`, `--no-gemv`.
+ * Options: `--small` (tiny shapes, for lavapipe), `--models=8b,1b,0.5b` (`none`: ceilings and
+ * GEMVs only), `--no-gemv`.
+ *
+ * On the GPU host (no network): carry `.gl` (Vulkan loader .debs), `.carry` (deno.xz) and a
+ * `node_modules` holding only esbuild-wasm (the full one is over the 64 MiB carry limit), and run
+ * `deno task --node-modules-dir=manual bench:gpu` (in `auto` mode Deno tries to fetch every
+ * package of the lockfile first).
  * @module
  */
 import { openBenchDevice } from "./bench_device.ts";
