@@ -30,23 +30,21 @@ export const CPU_TARGET: TargetInfo = Object.freeze({
   limits: { ...DEFAULT_WEBGPU_LIMITS, maxStorageBufferBindingSize: 2 ** 31 - 1 },
 });
 
+/** The limits kernels are specialised by (every key of `TargetLimits`). */
+export const LIMIT_KEYS = Object.keys(DEFAULT_WEBGPU_LIMITS) as (keyof TargetLimits)[];
+
 const FEATURES = ["shader-f16", "subgroups", "subgroups-f16", "timestamp-query"] as GPUFeatureName[];
 
 /** The target of a real adapter: the features Kiln uses and the limits kernels depend on. */
 export function targetFromAdapter(adapter: GPUAdapter): TargetInfo {
-  const l = adapter.limits;
+  const limits = {} as TargetLimits;
+  for (const k of LIMIT_KEYS) limits[k] = adapter.limits[k];
+  // a binding can be no larger than a buffer
+  limits.maxStorageBufferBindingSize = Math.min(limits.maxStorageBufferBindingSize, adapter.limits.maxBufferSize);
   return Object.freeze({
     backend: "webgpu" as const,
     features: FEATURES.filter((f) => adapter.features.has(f)),
-    limits: Object.freeze({
-      maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
-      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
-      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
-      maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
-      maxStorageBufferBindingSize: Math.min(l.maxStorageBufferBindingSize, l.maxBufferSize),
-      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
-      minStorageBufferOffsetAlignment: l.minStorageBufferOffsetAlignment,
-    }),
+    limits: Object.freeze(limits),
   });
 }
 

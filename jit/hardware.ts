@@ -5,7 +5,12 @@
  * @module
  */
 import type { TargetInfo, TargetLimits } from "../compiler/codegen/contract.ts";
-import { CPU_TARGET, DEFAULT_WEBGPU_LIMITS, targetFromAdapter as compilerTarget } from "../compiler/target.ts";
+import {
+  CPU_TARGET,
+  DEFAULT_WEBGPU_LIMITS,
+  LIMIT_KEYS as COMPILER_LIMIT_KEYS,
+  targetFromAdapter as compilerTarget,
+} from "../compiler/target.ts";
 import { canonicalJson } from "./canonical_json.ts";
 import { digestBytes } from "./digest.ts";
 import { TargetError } from "./errors.ts";
@@ -24,15 +29,7 @@ export interface Target extends TargetInfo {
 export const KILN_FEATURES = ["shader-f16", "subgroups", "subgroups-f16", "timestamp-query"];
 
 /** The limits kernels are specialised by (the keys of `TargetLimits`). */
-export const LIMIT_KEYS: (keyof TargetLimits)[] = [
-  "maxComputeWorkgroupSizeX",
-  "maxComputeInvocationsPerWorkgroup",
-  "maxComputeWorkgroupStorageSize",
-  "maxComputeWorkgroupsPerDimension",
-  "maxStorageBufferBindingSize",
-  "maxStorageBuffersPerShaderStage",
-  "minStorageBufferOffsetAlignment",
-];
+export const LIMIT_KEYS: (keyof TargetLimits)[] = COMPILER_LIMIT_KEYS;
 
 /** The WebGPU specification's default limits, and the CPU target's (the compiler's own). */
 const DEFAULT_LIMITS: TargetLimits = DEFAULT_WEBGPU_LIMITS;

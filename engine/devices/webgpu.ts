@@ -7,39 +7,22 @@ import {
   bindings,
   type KernelSpec,
   type TargetInfo,
-  type TargetLimits,
   type WgslKernel,
   workgroupCount,
 } from "../../compiler/codegen/contract.ts";
 import type { CpuKernel } from "../../compiler/codegen/contract.ts";
 import type { Device, DeviceBuffer, DeviceKernel } from "../device.ts";
-
-/** Limits that kernels and weight layout depend on; requested at the adapter's own values. */
-const LIMIT_NAMES = [
-  "maxComputeWorkgroupSizeX",
-  "maxComputeInvocationsPerWorkgroup",
-  "maxComputeWorkgroupStorageSize",
-  "maxComputeWorkgroupsPerDimension",
-  "maxStorageBufferBindingSize",
-  "maxStorageBuffersPerShaderStage",
-  "minStorageBufferOffsetAlignment",
-] as const satisfies readonly (keyof TargetLimits)[];
+import { LIMIT_KEYS, targetFromAdapter } from "../../compiler/target.ts";
 
 /** Bind groups kept per kernel (each distinct buffers + row count makes one). */
 const MAX_GROUPS_PER_KERNEL = 256;
 
+/** Limits requested at the adapter's own values: the ones kernels depend on, and these. */
 const EXTRA_LIMITS = ["maxBufferSize", "maxComputeWorkgroupSizeY", "maxComputeWorkgroupSizeZ"];
 
 /** The target description (features, limits) the compiler specialises kernels for. */
 export function describeAdapter(adapter: GPUAdapter): TargetInfo {
-  const src = adapter.limits as unknown as Record<string, number>;
-  const limits = {} as Record<string, number>;
-  for (const name of LIMIT_NAMES) limits[name] = src[name];
-  return {
-    backend: "webgpu",
-    features: [...adapter.features].sort(),
-    limits: limits as unknown as TargetLimits,
-  };
+  return targetFromAdapter(adapter);
 }
 
 /** A WebGPU device that also tells what it runs on. */
@@ -76,7 +59,7 @@ export async function createWebGpuDevice(
   if (!adapter) return null;
   const src = adapter.limits as unknown as Record<string, number>;
   const requiredLimits: Record<string, number> = {};
-  for (const name of [...LIMIT_NAMES, ...EXTRA_LIMITS]) {
+  for (const name of [...LIMIT_KEYS, ...EXTRA_LIMITS]) {
     if (typeof src[name] === "number") requiredLimits[name] = src[name];
   }
   const requiredFeatures: GPUFeatureName[] = adapter.features.has("shader-f16")

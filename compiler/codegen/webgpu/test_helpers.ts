@@ -19,30 +19,9 @@ import { wgslKernel } from "./mod.ts";
 /** The device the tests run on, or null (tests are then ignored). */
 export const device: WebGpuDevice | null = await createWebGpuDevice().catch(() => null);
 
-/** Seeded uniform/normal/integer draws (mulberry32). */
-export class Rng {
-  #s: number;
-  constructor(seed: number) {
-    this.#s = seed >>> 0;
-  }
-  next(): number {
-    let t = (this.#s = (this.#s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  normals(n: number, scale = 1): Float32Array {
-    const out = new Float32Array(n); // [n]
-    for (let i = 0; i < n; i++) {
-      out[i] = Math.sqrt(-2 * Math.log(1 - this.next())) * Math.cos(2 * Math.PI * this.next()) *
-        scale;
-    }
-    return out;
-  }
-}
+/** Seeded draws: the conformance suite's generator. */
+import { Rng } from "../../../tests/conformance/helpers.ts";
+export { Rng };
 
 /** Bytes of a view in a fresh ArrayBuffer padded to 4 bytes. */
 export function buf(view: ArrayBufferView): ArrayBuffer {
