@@ -14,11 +14,10 @@
 import { compile } from "../../compiler/compile.ts";
 import { targetFromAdapter } from "../../compiler/target.ts";
 import { groupLayout, PAGE_SIZE } from "../../compiler/codegen/contract.ts";
-import { KilnEngine } from "../../engine/engine.ts";
 import { type Library, loadLibrary } from "../../engine/library.ts";
 import { Model, type SeqChunk } from "../../engine/model.ts";
 import { ModelRuntime } from "../../engine/runtime.ts";
-import type { GenerateOptions, Tokenizer } from "../../engine/types.ts";
+import { benchEngine, type EngineFigures, tokens } from "./engine_bench.ts";
 import type { BenchDevice, Trace } from "./bench_device.ts";
 import type { GpuTimer } from "./gpu_timer.ts";
 import { dispatchesPerLayer, kernelLabel, stepWeightBytes } from "./plan_figures.ts";
@@ -57,19 +56,6 @@ export interface DecodeFigures {
   breakdown: Breakdown;
 }
 
-export interface EngineFigures {
-  batch: number;
-  stepsAhead: number;
-  /** Mean time to first token, ms. */
-  ttftMs: number;
-  /** Aggregate decode tokens/s: (long - short run's tokens) / (long - short run's time). */
-  decodeTokS: number;
-  tokens: number;
-  /** Wall ms of the short and the long run (submit to the last token of every sequence). */
-  shortMs: number;
-  longMs: number;
-}
-
 export interface ModelFigures {
   name: string;
   compileMs: number;
@@ -94,21 +80,6 @@ export interface ModelFigures {
   engine: EngineFigures[];
 }
 
-/** A tokenizer for synthetic models: every id has a printable text. */
-const TOKENIZER: Tokenizer = {
-  vocabSize: 0,
-  bosTokenId: null,
-  eosTokenIds: [],
-  encode: () => [],
-  decode: (ids) => ids.map((i) => `<${i}>`).join(""),
-  tokenText: (i) => `<${i}>`,
-};
-
-function tokens(n: number, vocab: number, seed: number): number[] {
-  let s = seed >>> 0;
-  return Array.from({ length: n }, () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) % vocab);
-}
-
 function breakdown(trace: Trace, us: number[]): Breakdown {
   const by = new Map<string, { count: number; us: number; bytes: number }>();
   trace.forEach((d, i) => {
@@ -126,17 +97,6 @@ function breakdown(trace: Trace, us: number[]): Breakdown {
   });
   return [...by].map(([label, e]) => ({ label, ...e })).sort((a, b) => b.us - a.us);
 }
-
-const GREEDY = {
-  temperature: 0,
-  top_p: 1,
-  top_k: 0,
-  presence_penalty: 0,
-  frequency_penalty: 0,
-  repetition_penalty: 1,
-  logit_bias: new Map(),
-  seed: 1,
-};
 
 export async function benchModel(
   dev: BenchDevice,
@@ -307,58 +267,7 @@ export async function benchModel(
     );
   }
 
-  // ---- end to end through KilnEngine ----
-  // Decode speed by difference: the same requests with a short and a long budget; the extra
-  // tokens over the extra time cancel prefill, the first readback and round pipelining.
-  const generate = async (engine: KilnEngine, b: number, decode: number) => {
-    const start = performance.now();
-    const arrivals = await Promise.all(Array.from({ length: b }, async (_, i) => {
-      const opts: GenerateOptions = {
-        prompt: tokens(o.promptLen, V, 100 + i),
-        maxTokens: decode + 1,
-        sampling: GREEDY,
-        ignoreEos: true,
-      };
-      const times: number[] = [];
-      for await (const c of engine.generate(opts)) {
-        for (const _t of c.tokens) times.push(performance.now());
-      }
-      return times;
-    }));
-    return {
-      ms: Math.max(...arrivals.map((a) => a.at(-1)!)) - start,
-      ttftMs: arrivals.reduce((acc, a) => acc + a[0] - start, 0) / b,
-      tokens: arrivals.reduce((acc, a) => acc + a.length, 0),
-    };
-  };
-  const short = Math.max(1, Math.floor(o.decodeTokens / 4));
-  for (const b of o.batches) {
-    for (const ahead of b === 1 ? o.stepsAhead : o.stepsAhead.slice(-1)) {
-      const engine = new KilnEngine(model, TOKENIZER, null, o.name, {
-        stepsAhead: ahead,
-        maxNumSequence: Math.max(b, 1),
-      });
-      const s = await generate(engine, b, short);
-      const l = await generate(engine, b, o.decodeTokens);
-      const e: EngineFigures = {
-        batch: b,
-        stepsAhead: ahead,
-        ttftMs: l.ttftMs,
-        decodeTokS: (l.tokens - s.tokens) / ((l.ms - s.ms) / 1000),
-        tokens: l.tokens,
-        shortMs: s.ms,
-        longMs: l.ms,
-      };
-      figures.engine.push(e);
-      log(
-        `  ${o.name}: engine b=${b} stepsAhead=${ahead}: ${
-          e.decodeTokS.toFixed(1)
-        } tok/s decode (${short} and ${o.decodeTokens} tokens in ${s.ms.toFixed(0)} and ${
-          l.ms.toFixed(0)
-        } ms), TTFT ${e.ttftMs.toFixed(0)} ms`,
-      );
-    }
-  }
+  figures.engine = await benchEngine(model, o, log);
   await Deno.remove(dir, { recursive: true });
   return figures;
 }

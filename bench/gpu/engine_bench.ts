@@ -1,0 +1,121 @@
+/**
+ * Decode and prefill end to end through `KilnEngine` (continuous batching, device-side
+ * sampling, rounds of `stepsAhead` decode steps read back once), greedy, on a loaded model.
+ * Decode speed comes from the difference of a short and a long run of the same requests: the
+ * extra tokens over the extra time, so prefill, the first readback and round pipelining cancel.
+ * @module
+ */
+import { KilnEngine } from "../../engine/engine.ts";
+import type { Model } from "../../engine/model.ts";
+import type { GenerateOptions, Tokenizer } from "../../engine/types.ts";
+
+export interface EngineFigures {
+  batch: number;
+  stepsAhead: number;
+  /** Mean time to first token, ms. */
+  ttftMs: number;
+  /** Aggregate decode tokens/s: (long - short run's tokens) / (long - short run's time). */
+  decodeTokS: number;
+  tokens: number;
+  /** Wall ms of the short and the long run (submit to the last token of every sequence). */
+  shortMs: number;
+  longMs: number;
+}
+
+/** A tokenizer for synthetic models: every id has a printable text. */
+const TOKENIZER: Tokenizer = {
+  vocabSize: 0,
+  bosTokenId: null,
+  eosTokenIds: [],
+  encode: () => [],
+  decode: (ids) => ids.map((i) => `<${i}>`).join(""),
+  tokenText: (i) => `<${i}>`,
+};
+
+export function tokens(n: number, vocab: number, seed: number): number[] {
+  let s = seed >>> 0;
+  return Array.from({ length: n }, () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) % vocab);
+}
+
+const GREEDY = {
+  temperature: 0,
+  top_p: 1,
+  top_k: 0,
+  presence_penalty: 0,
+  frequency_penalty: 0,
+  repetition_penalty: 1,
+  logit_bias: new Map(),
+  seed: 1,
+};
+
+export interface EngineBenchOptions {
+  name: string;
+  promptLen: number;
+  decodeTokens: number;
+  batches: number[];
+  /** Round sizes to try at batch 1 (larger batches use the last). */
+  stepsAhead: number[];
+}
+
+/** Engine figures per (batch, stepsAhead). The engines are left idle, not closed: closing one
+ * destroys the model's device, which the bench goes on using. */
+export async function benchEngine(
+  model: Model,
+  o: EngineBenchOptions,
+  log: (s: string) => void,
+): Promise<EngineFigures[]> {
+  const V = model.metadata.vocab_size;
+  const out: EngineFigures[] = [];
+  // Decode speed by difference: the same requests with a short and a long budget; the extra
+  // tokens over the extra time cancel prefill, the first readback and round pipelining.
+  const generate = async (engine: KilnEngine, b: number, decode: number) => {
+    const start = performance.now();
+    const arrivals = await Promise.all(Array.from({ length: b }, async (_, i) => {
+      const opts: GenerateOptions = {
+        prompt: tokens(o.promptLen, V, 100 + i),
+        maxTokens: decode + 1,
+        sampling: GREEDY,
+        ignoreEos: true,
+      };
+      const times: number[] = [];
+      for await (const c of engine.generate(opts)) {
+        for (const _t of c.tokens) times.push(performance.now());
+      }
+      return times;
+    }));
+    return {
+      ms: Math.max(...arrivals.map((a) => a.at(-1)!)) - start,
+      ttftMs: arrivals.reduce((acc, a) => acc + a[0] - start, 0) / b,
+      tokens: arrivals.reduce((acc, a) => acc + a.length, 0),
+    };
+  };
+  const short = Math.max(1, Math.floor(o.decodeTokens / 4));
+  for (const b of o.batches) {
+    for (const ahead of b === 1 ? o.stepsAhead : o.stepsAhead.slice(-1)) {
+      const engine = new KilnEngine(model, TOKENIZER, null, o.name, {
+        stepsAhead: ahead,
+        maxNumSequence: Math.max(b, 1),
+      });
+      const s = await generate(engine, b, short);
+      const l = await generate(engine, b, o.decodeTokens);
+      const e: EngineFigures = {
+        batch: b,
+        stepsAhead: ahead,
+        ttftMs: l.ttftMs,
+        decodeTokS: (l.tokens - s.tokens) / ((l.ms - s.ms) / 1000),
+        tokens: l.tokens,
+        shortMs: s.ms,
+        longMs: l.ms,
+      };
+      out.push(e);
+      log(
+        `  ${o.name}: engine b=${b} stepsAhead=${ahead}: ${
+          e.decodeTokS.toFixed(1)
+        } tok/s decode (${short} and ${o.decodeTokens} tokens in ${s.ms.toFixed(0)} and ${
+          l.ms.toFixed(0)
+        } ms), TTFT ${e.ttftMs.toFixed(0)} ms`,
+      );
+    }
+  }
+  return out;
+}
