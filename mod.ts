@@ -31,6 +31,7 @@ import { createEngine } from "./engine/create.ts";
 import { cacheCommand, formatProgress, jitOptionsFromEnv } from "./jit/mod.ts";
 import { ARTIFACT_FORMAT_VERSION as FORMAT } from "./compiler/version.ts";
 import { createApp, jitPrewarmer, serve } from "./server/mod.ts";
+import { GREEDY } from "./engine/sampling_params.ts";
 
 export { ARTIFACT_FORMAT_VERSION, compile, COMPILER_VERSION, keyInputs } from "./compiler/compile.ts";
 export type { CompileOptions, CompileResult } from "./compiler/compile.ts";
@@ -39,6 +40,7 @@ export { Model } from "./engine/model.ts";
 export { createEngine } from "./engine/create.ts";
 export type { CreateEngineOptions } from "./engine/create.ts";
 export { KilnEngine } from "./engine/engine.ts";
+export { GREEDY, samplingParams } from "./engine/sampling_params.ts";
 export type { Engine, GenerateOptions, GenerationChunk } from "./engine/types.ts";
 export { resolve } from "./jit/mod.ts";
 export { createApp, serve } from "./server/mod.ts";
@@ -180,8 +182,7 @@ async function cmdRun(args: Args, env: Record<string, string | undefined>): Prom
     const messages = [{ role: "user" as const, content: args.prompt }];
     const text = engine.chatTemplate ? engine.chatTemplate.render(messages, { addGenerationPrompt: true }) : args.prompt;
     const prompt = engine.tokenizer.encode(text, { addSpecialTokens: !engine.chatTemplate });
-    const sampling = { temperature: 0, top_p: 1, top_k: 0, presence_penalty: 0, frequency_penalty: 0, repetition_penalty: 1, logit_bias: new Map() };
-    for await (const c of engine.generate({ prompt, maxTokens: Number(args["max-tokens"]), sampling })) {
+    for await (const c of engine.generate({ prompt, maxTokens: Number(args["max-tokens"]), sampling: GREEDY })) {
       await Deno.stdout.write(new TextEncoder().encode(c.text));
       if (c.finishReason) console.error(`\n[${c.finishReason}: ${c.usage?.promptTokens} prompt + ${c.usage?.completionTokens} generated tokens]`);
     }

@@ -9,10 +9,9 @@ import { compile } from "../compiler/compile.ts";
 import { Model } from "../engine/model.ts";
 import { KilnEngine } from "../engine/engine.ts";
 import { loadTokenizer } from "../engine/tokenizer.ts";
-import type { SamplingParams } from "../engine/types.ts";
 import { makeModel } from "../examples/make_model.ts";
+import { GREEDY } from "../engine/sampling_params.ts";
 
-const GREEDY: SamplingParams = { temperature: 0, top_p: 1, top_k: 0, presence_penalty: 0, frequency_penalty: 0, repetition_penalty: 1, logit_bias: new Map() };
 
 export interface EngineBenchRow {
   target: string;

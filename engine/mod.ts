@@ -24,3 +24,4 @@ export { loadChatTemplate } from "./chat_template.ts";
 export { IncrementalDetokenizer } from "./detokenizer.ts";
 export { StopMatcher } from "./stop_matcher.ts";
 export type * from "./types.ts";
+export { GREEDY, samplingParams } from "./sampling_params.ts";

@@ -5,7 +5,7 @@
  *   deno run -A examples/make_model.ts --out examples/models/example
  *   deno run -A examples/library.ts examples/models/example
  */
-import { createEngine } from "../mod.ts";
+import { createEngine, samplingParams } from "../mod.ts";
 
 const dir = Deno.args[0] ?? "examples/models/example";
 const engine = await createEngine({
@@ -16,7 +16,7 @@ const engine = await createEngine({
 });
 const text = engine.chatTemplate!.render([{ role: "user", content: "What is a kiln?" }], { addGenerationPrompt: true });
 const prompt = engine.tokenizer.encode(text, { addSpecialTokens: false });
-const sampling = { temperature: 0.7, top_p: 0.9, top_k: 40, presence_penalty: 0, frequency_penalty: 0, repetition_penalty: 1, logit_bias: new Map(), seed: 1 };
+const sampling = samplingParams({ temperature: 0.7, top_p: 0.9, top_k: 40, seed: 1 });
 for await (const chunk of engine.generate({ prompt, maxTokens: 48, sampling })) {
   await Deno.stdout.write(new TextEncoder().encode(chunk.text));
   if (chunk.finishReason) console.log(`\n[${chunk.finishReason}]`);

@@ -2,10 +2,9 @@
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
 import { compile } from "../../compiler/compile.ts";
 import { createEngine } from "../../engine/create.ts";
-import type { SamplingParams } from "../../engine/types.ts";
 import { loadGolden } from "../fixtures/golden.ts";
+import { GREEDY } from "../../engine/sampling_params.ts";
 
-const GREEDY: SamplingParams = { temperature: 0, top_p: 1, top_k: 0, presence_penalty: 0, frequency_penalty: 0, repetition_penalty: 1, logit_bias: new Map() };
 
 async function modelWithTokenizer(): Promise<string> {
   const g = await loadGolden("llama3.2");

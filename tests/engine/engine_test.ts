@@ -9,20 +9,12 @@ import { resolveTarget } from "../../compiler/target.ts";
 import { Model } from "../../engine/model.ts";
 import { KilnEngine } from "../../engine/engine.ts";
 import { loadTokenizer } from "../../engine/tokenizer.ts";
-import type { GenerateOptions, SamplingParams } from "../../engine/types.ts";
+import type { GenerateOptions } from "../../engine/types.ts";
 import { loadGolden } from "../fixtures/golden.ts";
+import { GREEDY } from "../../engine/sampling_params.ts";
 
 const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
 
-const GREEDY: SamplingParams = {
-  temperature: 0,
-  top_p: 1,
-  top_k: 0,
-  presence_penalty: 0,
-  frequency_penalty: 0,
-  repetition_penalty: 1,
-  logit_bias: new Map(),
-};
 
 async function setup(target: "cpu" | "webgpu") {
   const g = await loadGolden("llama3");
