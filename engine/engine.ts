@@ -182,8 +182,7 @@ export class KilnEngine implements Engine {
       budget -= take;
       if (s.prefilled + take === s.prompt.length) done.push(s);
     }
-    const fn = chunks.length === 1 ? "prefill" : "batch_prefill";
-    const m = this.model.run(fn, chunks);
+    const { m, fn } = this.model.run(chunks.length === 1 ? "prefill" : "batch_prefill", chunks);
     chunks.forEach((c, i) => (seqs[i].prefilled += c.tokens.length));
     this.#stats.promptTokensTotal += chunks.reduce((a, c) => a + c.tokens.length, 0);
     if (done.length === 0) return;
@@ -343,8 +342,8 @@ export class KilnEngine implements Engine {
         const fromHost = k === 0 && offset === 0;
         const chunks = seqs.map((s) => ({ seq: s.id, tokens: [fromHost ? s.lastToken : 0], start: s.position + offset + k }));
         // after the first step only the positions (and the uniforms) change; the tokens come from the sampler
-        this.model.run(fn, chunks, false, fromHost ? {} : { input_ids: round.tokens! }, k === 0 ? undefined : DECODE_KEEP);
-        const logits = this.model.runtime.output(fn, "logits");
+        const ran = this.model.run(fn, chunks, false, fromHost ? {} : { input_ids: round.tokens! }, k === 0 ? undefined : DECODE_KEEP).fn;
+        const logits = this.model.runtime.output(ran, "logits");
         if (host) round.logprobs = await this.#logprobs(logits, seqs);
         round.tokens = this.#sample(seqs, logits, k > 0);
         dev.copy(round.tokens, 0, history, k * b * 4, b * 4);

@@ -91,8 +91,8 @@ export class Model {
     return out;
   }
 
-  async #call(fn: string, chunks: SeqChunk[], all: boolean): Promise<Float32Array[]> {
-    const m = this.run(fn, chunks, all);
+  async #call(name: string, chunks: SeqChunk[], all: boolean): Promise<Float32Array[]> {
+    const { m, fn } = this.run(name, chunks, all);
     const V = this.metadata.vocab_size;
     const data = new Float32Array(await this.runtime.read(fn, "logits", m * V * 4));
     return Array.from({ length: m }, (_, i) => data.subarray(i * V, (i + 1) * V));
@@ -101,10 +101,11 @@ export class Model {
   /**
    * Queue one forward call over `chunks` (reserving their KV pages); the logits of the last
    * token of each chunk (every token with `all`) stay on the device in
-   * `runtime.output(fn, "logits")`. `bind` replaces inputs by device buffers (e.g. `input_ids`
-   * by the sampler's tokens). Returns the number of logit rows.
+   * `runtime.output(fn, "logits")` of the function that ran (`fn`, or its `_small` variant when
+   * the call fits it). `bind` replaces inputs by device buffers (e.g. `input_ids` by the
+   * sampler's tokens). Returns the number of logit rows and the function.
    */
-  run(fn: string, chunks: SeqChunk[], all = false, bind: Record<string, DeviceBuffer> = {}, keep?: ReadonlySet<string>): number {
+  run(fn: string, chunks: SeqChunk[], all = false, bind: Record<string, DeviceBuffer> = {}, keep?: ReadonlySet<string>): { m: number; fn: string } {
     const n = chunks.reduce((a, c) => a + c.tokens.length, 0);
     const ids = new Uint32Array(n), positions = new Uint32Array(n), tokSeq = new Uint32Array(n);
     const indptr = new Uint32Array(chunks.length + 1);
@@ -124,6 +125,9 @@ export class Model {
       indptr[s + 1] = pages.length;
     });
     const m = lastIdx.length;
+    // a call that fits the small variant runs it (GEMV-shaped matmuls)
+    const small = this.lib.plan.functions[`${fn}_small`]?.bounds;
+    if (small && n <= small.n && chunks.length <= small.s && m <= small.m) fn = `${fn}_small`;
     this.runtime.run(fn, {
       input_ids: ids,
       positions,
@@ -132,7 +136,7 @@ export class Model {
       page_indices: new Uint32Array(pages),
       last_idx: new Uint32Array(lastIdx),
     }, { n, s: chunks.length, m }, bind, keep);
-    return m;
+    return { m, fn };
   }
 
   destroy(): void {

@@ -149,7 +149,7 @@ export class ModelRuntime {
 }
 
 const NO_KEEP: ReadonlySet<string> = new Set();
-const FORWARD = new Set(["embed", "prefill", "decode", "batch_prefill", "batch_decode"]);
+const FORWARD = new Set(["embed", "prefill", "decode", "batch_prefill", "batch_decode", "prefill_small", "batch_prefill_small", "batch_decode_small"]);
 
 /** Functions that never feed one another share scratch slots. */
 function slotGroup(fn: string): string {

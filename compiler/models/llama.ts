@@ -134,15 +134,28 @@ export function paramTable(cfg: ModelConfig, defs: WeightDef[]): ParamInfo[] {
   );
 }
 
+/**
+ * Calls of at most this many tokens get `<fn>_small` variants, compiled for the small bound so
+ * that their matmuls take the GEMV shape (weights read once for all rows) rather than the tiled
+ * one, whose cost barely depends on the row count.
+ */
+export const SMALL_ROWS = 32;
+
 /** Bounds of n (tokens), s (sequences), m (logit rows) for each forward function. */
 export function forwardBounds(cfg: ModelConfig): Record<string, Record<SymVar, number>> {
-  const chunk = cfg.prefill_chunk_size, B = cfg.max_batch_size;
-  return {
+  const chunk = cfg.prefill_chunk_size, B = cfg.max_batch_size, S = SMALL_ROWS;
+  const fns: Record<string, Record<SymVar, number>> = {
     prefill: { n: chunk, s: 1, m: 1 },
     decode: { n: 1, s: 1, m: 1 },
     batch_prefill: { n: chunk, s: B, m: B },
     batch_decode: { n: B, s: B, m: B },
   };
+  if (chunk > S) {
+    fns.prefill_small = { n: S, s: 1, m: 1 };
+    fns.batch_prefill_small = { n: S, s: Math.min(B, S), m: Math.min(B, S) };
+  }
+  if (B > S) fns.batch_decode_small = { n: S, s: S, m: S };
+  return fns;
 }
 
 /** Pages a sequence can hold, and so the bound of the page table. */

@@ -10,7 +10,7 @@ import { matmulGemv } from "./matmul_gemv.ts";
 import { matmulTiled } from "./matmul_tiled.ts";
 
 /** Largest `maxRows` that gets the GEMV shape. */
-export const GEMV_MAX_ROWS = 8;
+export const GEMV_MAX_ROWS = 32;
 
 /** WGSL for `matmul`. */
 export function matmulKernel(spec: MatmulSpec, target: TargetInfo): WgslKernel {

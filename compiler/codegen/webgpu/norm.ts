@@ -22,7 +22,7 @@ type NormSpec = Extract<KernelSpec, { op: "rms_norm" | "add_rms_norm" }>;
 export function normKernel(spec: NormSpec, target: TargetInfo): WgslKernel {
   const H = spec.hidden;
   if (!(H > 0)) throw new RangeError(`${spec.op}: hidden ${H} must be positive`);
-  const T = Math.min(reductionThreads(target, 256), 2 ** Math.ceil(Math.log2(H)));
+  const T = Math.min(reductionThreads(target, 1024), 2 ** Math.ceil(Math.log2(H)));
   const perThread = Math.ceil(H / T);
   checkTarget(spec, target, { workgroupSize: T, sharedBytes: 4 * T });
   const fused = spec.op === "add_rms_norm";
@@ -35,34 +35,30 @@ export function normKernel(spec: NormSpec, target: TargetInfo): WgslKernel {
       out: "array<f32>",
     }
     : { x: "array<f32>", w: denseType(spec.weightDtype), out: "array<f32>" };
-  const load = fused
-    ? `let v = a[base + c] + b[base + c];
-      sum[base + c] = v;`
-    : `let v = x[base + c];`;
+  // Unrolled into named registers (a run-time-indexed local array would spill to memory).
+  const idx = Array.from({ length: perThread }, (_, j) => j);
+  const guard = (j: number) => (j * T + T <= H ? "true" : `c${j} < ${H}u`);
+  const loads = idx.map((j) =>
+    `let c${j} = lid + ${j * T}u;
+  var v${j} = 0.0;
+  if (${guard(j)}) {
+    ${fused ? `v${j} = a[base + c${j}] + b[base + c${j}];
+    sum[base + c${j}] = v${j};` : `v${j} = x[base + c${j}];`}
+  }`
+  ).join("\n  ");
+  const stores = idx.map((j) => `if (${guard(j)}) { out[base + c${j}] = v${j} * inv * w_at(c${j}); }`).join("\n  ");
   const code = `${declareBindings(spec, types)}
 ${denseReader("w", spec.weightDtype)}
 var<workgroup> red: array<f32, ${T}>;
 
 ${entry(T, totalGroups(1, 1))}
   let base = wg * ${H}u;
-  var vals: array<f32, ${perThread}>;
-  var ss = 0.0;
-  for (var j = 0u; j < ${perThread}u; j++) {
-    let c = lid + j * ${T}u;
-    if (c < ${H}u) {
-      ${load}
-      vals[j] = v;
-      ss += v * v;
-    }
-  }
-  red[lid] = ss;
+  ${loads}
+  red[lid] = ${idx.map((j) => `v${j} * v${j}`).join(" + ")};
   workgroupBarrier();
   ${treeReduce("red", T, (a, b) => `${a} + ${b}`)}
   let inv = inverseSqrt(red[0] / ${H}.0 + ${lit(spec.eps)});
-  for (var j = 0u; j < ${perThread}u; j++) {
-    let c = lid + j * ${T}u;
-    if (c < ${H}u) { out[base + c] = vals[j] * inv * w_at(c); }
-  }
+  ${stores}
 }
 `;
   return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: 1 };
