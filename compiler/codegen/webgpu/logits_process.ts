@@ -20,7 +20,7 @@ export function logitsProcessKernel(
   target: TargetInfo,
 ): WgslKernel {
   const V = spec.vocab;
-  const T = reductionThreads(target, 256);
+  const T = reductionThreads(target, V >= 4096 ? 1024 : 256);
   checkTarget(spec, target, { workgroupSize: T, sharedBytes: 4 * T + 16 });
   const code = `${
     declareBindings(spec, {

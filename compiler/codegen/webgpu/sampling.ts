@@ -115,8 +115,9 @@ ${entry(T, totalGroups(1, 1))}
 export function samplingKernel(spec: SamplingSpec, target: TargetInfo): WgslKernel {
   const width = spec.op === "take_rows" ? spec.width : spec.vocab;
   if (!(width > 0)) throw new RangeError(`${spec.op}: width ${width} must be positive`);
-  const T = reductionThreads(target, 256);
-  checkTarget(spec, target, { workgroupSize: T, sharedBytes: 8 * T + 64 });
+  // one workgroup reduces a whole vocabulary row: as many threads as the target allows
+  const T = reductionThreads(target, spec.op !== "take_rows" && width >= 4096 ? 1024 : 256);
+  checkTarget(spec, target, { workgroupSize: T, sharedBytes: 12 * T + 64 });
   switch (spec.op) {
     case "take_rows":
       return takeRows(spec, T);
