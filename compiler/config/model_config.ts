@@ -3,7 +3,7 @@
  * `ModelConfig` for the Llama family (Llama 2/3/3.1/3.2, Mistral, Qwen2/2.5).
  * @module
  */
-import { ConfigError } from "../errors.ts";
+import { ConfigError, NotImplementedError } from "../errors.ts";
 import { applyOverrides, type ModelConfigOverride } from "./overrides.ts";
 
 export type RopeScaling =
@@ -179,8 +179,11 @@ function finalize(c: ModelConfig, where: string): ModelConfig {
   const out = { ...c };
   if (!(out.prefill_chunk_size > 0)) out.prefill_chunk_size = Math.min(out.context_window_size, 8192);
   out.prefill_chunk_size = Math.min(out.prefill_chunk_size, out.context_window_size);
-  if (out.attention_sink_size > 0 && out.sliding_window_size <= 0) {
-    throw new ConfigError(`${where}: attention_sink_size needs a sliding window`);
+  if (out.attention_sink_size > 0) {
+    if (out.sliding_window_size <= 0) throw new ConfigError(`${where}: attention_sink_size needs a sliding window`);
+    throw new NotImplementedError(
+      `${where}: attention_sink_size ${out.attention_sink_size}: attention sinks (StreamingLLM) are not implemented in Kiln; compile with attention_sink_size=0`,
+    );
   }
   for (const k of ["num_attention_heads", "num_key_value_heads", "intermediate_size", "vocab_size"] as const) {
     if (out[k] % out.tensor_parallel_shards !== 0) {

@@ -2,7 +2,7 @@ import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { assertRejects, assertThrows } from "../../tests/assert.ts";
 import { normalizeConfig, readModelConfig } from "./model_config.ts";
 import { parseOverrides } from "./overrides.ts";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, NotImplementedError } from "../errors.ts";
 
 const LLAMA3_8B = {
   model_type: "llama",
@@ -59,6 +59,11 @@ Deno.test("normalizeConfig() rejects bad configs with the field and file named",
   assertThrows(() => normalizeConfig({ ...LLAMA3_8B, hidden_size: "4096" }), ConfigError, "must be a number");
   assertThrows(() => normalizeConfig({ ...LLAMA3_8B, rope_scaling: { rope_type: "yarn", factor: 2 } }), ConfigError, "yarn");
   assertThrows(() => normalizeConfig({ ...LLAMA3_8B, tensor_parallel_shards: 3 }), ConfigError, "tensor_parallel_shards");
+});
+
+Deno.test("normalizeConfig() refuses attention sinks (not implemented) rather than ignoring them", () => {
+  const mistral = { ...LLAMA3_8B, model_type: "mistral", sliding_window: 4096 };
+  assertThrows(() => normalizeConfig(mistral, "x", { attention_sink_size: 4 }), NotImplementedError, "attention sinks");
 });
 
 Deno.test("parseOverrides() rejects unknown keys and non-integers", () => {
