@@ -72,6 +72,20 @@ Deno.test({
 });
 
 Deno.test({
+  name: "compile() bounds a sliding-window model's KV pages per sequence by the rolling window",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = await tmp();
+    const mistral = { model_type: "mistral", hidden_size: 64, intermediate_size: 128, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 32768, sliding_window: 4096, vocab_size: 256 };
+    const r = await compile({ config: mistral, quantization: "q0f32", target: "cpu", output: `${dir}/lib`, overrides: "prefill_chunk_size=1024", warn: () => {} });
+    // (window 4096 + chunk 1024) / 16 + 2, not 32768 / 16
+    assertEquals(r.metadata.kv_pages_per_sequence, 322);
+    await Deno.remove(dir, { recursive: true });
+  },
+});
+
+Deno.test({
   name: "compile() surfaces typed errors with their stage and leaves no output behind",
   sanitizeResources: false,
   sanitizeOps: false,

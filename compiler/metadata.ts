@@ -23,6 +23,9 @@ export interface CompileMetadata {
   vocab_size: number;
   params: ParamInfo[];
   kv_cache: { layers: number; heads: number; kv_heads: number; head_dim: number; page_size: number; dtype: "float32" };
+  /** KV pages one sequence holds at most: the context, or under a sliding window the rolling
+   * bound (the window plus one prefill chunk, and a page either side). */
+  kv_pages_per_sequence: number;
   /** Bytes of temporary and I/O buffers per function, at its bounds. */
   memory_usage: Record<string, number>;
   /** GPU dispatches of one decode step. */
@@ -72,6 +75,9 @@ export function buildMetadata(a: {
       page_size: PAGE_SIZE,
       dtype: "float32",
     },
+    kv_pages_per_sequence: c.sliding_window_size > 0
+      ? Math.min(Math.ceil(c.context_window_size / PAGE_SIZE), Math.ceil((c.sliding_window_size + c.prefill_chunk_size) / PAGE_SIZE) + 2)
+      : Math.ceil(c.context_window_size / PAGE_SIZE),
     memory_usage,
     decode_dispatches: dispatches.decode ?? 0,
     dispatches,

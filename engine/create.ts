@@ -73,7 +73,7 @@ export async function libraryMismatch(lib: string, model: string, quantization?:
 export function kvPages(md: CompileMetadata, budgetBytes: number, bindingLimit: number, maxSeqs: number): number {
   const k = md.kv_cache;
   const perLayerPage = 2 * k.kv_heads * PAGE_SIZE * k.head_dim * 4;
-  const perContext = Math.ceil(md.context_window_size / PAGE_SIZE);
+  const perContext = md.kv_pages_per_sequence;
   return Math.max(
     1,
     Math.min(perContext * maxSeqs, Math.floor(budgetBytes / (perLayerPage * k.layers)), Math.floor(bindingLimit / perLayerPage)),

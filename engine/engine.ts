@@ -157,7 +157,7 @@ export class KilnEngine implements Engine {
     while (this.#waiting.length > 0 && this.#running.length < this.#maxSeqs) {
       const s = this.#waiting[0];
       const need = Math.ceil((s.prompt.length + 1) / PAGE_SIZE);
-      const reserved = this.#running.reduce((a, r) => a + Math.max(0, Math.ceil((r.prompt.length + 1) / PAGE_SIZE) - this.model.kv.pages(r.id).length), 0);
+      const reserved = this.#running.reduce((a, r) => a + Math.max(0, Math.ceil((r.prompt.length + 1) / PAGE_SIZE) - this.model.kv.length(r.id)), 0);
       if (need + reserved > this.model.kv.freePages) {
         if (this.#running.length === 0) {
           this.#waiting.shift();

@@ -1,7 +1,9 @@
 /**
  * The paged KV cache's bookkeeping (the pages themselves are device buffers owned by the
  * runtime): a free list of pages and each sequence's page list. A sequence's position p lives in
- * its page floor(p / PAGE_SIZE), slot p % PAGE_SIZE.
+ * its page floor(p / PAGE_SIZE), slot p % PAGE_SIZE. Under a sliding window, pages that fell out
+ * of every future query's window are given back while the sequence runs (its table keeps a
+ * placeholder there, which no kernel reads): the rolling cache.
  * @module
  */
 import { PAGE_SIZE } from "../compiler/codegen/contract.ts";
@@ -10,8 +12,11 @@ export class KvCacheFullError extends Error {
   override name = "KvCacheFullError";
 }
 
+const DROPPED = -1;
+
 export class PagedKvCache {
   readonly #free: number[];
+  /** Each sequence's pages by logical page; DROPPED where the window has passed. */
   readonly #seqs = new Map<number, number[]>();
 
   constructor(readonly numPages: number) {
@@ -37,15 +42,33 @@ export class PagedKvCache {
     this.#seqs.set(seq, pages);
   }
 
+  /** The page table of `seq` (dropped pages read as page 0: never read by a kernel). */
   pages(seq: number): readonly number[] {
-    return this.#seqs.get(seq) ?? [];
+    return (this.#seqs.get(seq) ?? []).map((p) => (p === DROPPED ? 0 : p));
+  }
+
+  /** Logical pages `seq` has (held or dropped). */
+  length(seq: number): number {
+    return this.#seqs.get(seq)?.length ?? 0;
+  }
+
+  /** Give back the pages of `seq` that hold only positions before `position`. */
+  dropBefore(seq: number, position: number): void {
+    const pages = this.#seqs.get(seq);
+    if (!pages) return;
+    const end = Math.min(pages.length, Math.floor(position / PAGE_SIZE));
+    for (let i = 0; i < end; i++) {
+      if (pages[i] === DROPPED) continue;
+      this.#free.push(pages[i]);
+      pages[i] = DROPPED;
+    }
   }
 
   /** Free every page of `seq` at once. */
   release(seq: number): void {
     const pages = this.#seqs.get(seq);
     if (!pages) return;
-    this.#free.push(...pages);
+    this.#free.push(...pages.filter((p) => p !== DROPPED));
     this.#seqs.delete(seq);
   }
 }

@@ -4,7 +4,6 @@
  * batch_prefill) and splits work at the function bounds.
  * @module
  */
-import { PAGE_SIZE } from "../compiler/codegen/contract.ts";
 import type { Device, DeviceBuffer } from "./device.ts";
 import { createCpuDevice } from "./devices/cpu.ts";
 import { createWebGpuDevice } from "./devices/webgpu.ts";
@@ -44,7 +43,7 @@ export class Model {
       (lib.target.backend === "webgpu" ? await createWebGpuDevice() : createCpuDevice());
     if (!device) throw new Error("this library targets WebGPU but no WebGPU adapter is available; compile for --target cpu");
     const weights = await openWeights(opts.weights, lib.metadata);
-    const perSeq = Math.ceil(lib.metadata.context_window_size / PAGE_SIZE);
+    const perSeq = lib.metadata.kv_pages_per_sequence;
     const numPages = opts.numPages ?? Math.min(perSeq * 4, 4096);
     return new Model(lib, await ModelRuntime.create(lib, device, weights, { numPages }));
   }
@@ -112,8 +111,11 @@ export class Model {
     const pages: number[] = [];
     const lastIdx: number[] = [];
     let r = 0;
+    const window = this.metadata.sliding_window_size;
     chunks.forEach((c, s) => {
       this.kv.reserve(c.seq, c.start + c.tokens.length);
+      // rolling cache: the earliest query here sees positions from c.start - window + 1 on
+      if (window > 0) this.kv.dropBefore(c.seq, c.start - window + 1);
       c.tokens.forEach((t, j) => {
         ids[r] = t;
         positions[r] = c.start + j;

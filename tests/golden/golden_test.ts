@@ -136,3 +136,42 @@ for (const [quant, variants, refKind, tol, opt] of QUANT_CASES) {
 Deno.test({ name: "golden: WebGPU cases ran (set KILN_REQUIRE_WEBGPU=1 to fail without an adapter)", ignore: !!adapter || Deno.env.get("KILN_REQUIRE_WEBGPU") !== "1", fn: () => {
   throw new Error(NO_GPU);
 } });
+
+for (const target of TARGETS) {
+  Deno.test({
+    name: `golden mistral q0f32 ${target}: the rolling KV cache (pages past the window given back) keeps every position's logits`,
+    ignore: target === "webgpu" && !adapter,
+    sanitizeResources: false,
+    fn: async () => {
+      const g = await loadGolden("mistral"); // sliding window 16
+      const { model, dir } = await load(g, "q0f32", target);
+      try {
+        const c = g.cases[g.cases.length - 1]; // 40 tokens
+        const V = model.metadata.vocab_size;
+        let peak = 0;
+        const got = new Float32Array(c.tokens.length * V);
+        // one token at a time through decode: positions run 2.5 windows past the start
+        for (const [i, t] of c.tokens.entries()) {
+          const [row] = await model.forward([{ seq: 7, tokens: [t], start: i }]);
+          got.set(row, i * V);
+          peak = Math.max(peak, model.kv.usedPages);
+        }
+        // then 60 more (greedy, no reference): a cache that kept every page would hold 7
+        let next = argmax(got.subarray((c.tokens.length - 1) * V));
+        for (let i = c.tokens.length; i < 100; i++) {
+          const [row] = await model.forward([{ seq: 7, tokens: [next], start: i }]);
+          next = argmax(row);
+          peak = Math.max(peak, model.kv.usedPages);
+        }
+        model.kv.release(7);
+        const e = relMaxError(got, c.logits);
+        ok(e.rel <= 1e-3, `error ${e.rel.toExponential(2)} × max|logit|`);
+        // a window of 16 spans at most 2 pages of 16, plus the one being filled
+        ok(peak <= 3, `${peak} pages held at once for a 16-token window`);
+      } finally {
+        model.destroy();
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  });
+}
