@@ -16,7 +16,8 @@ import type { DeviceBuffer } from "./device.ts";
 import { KvCacheFullError } from "./kv_cache.ts";
 import type { Model, SeqChunk } from "./model.ts";
 import { ChunkQueue, Sequence } from "./sequence.ts";
-import type { ChatTemplate, Engine, EngineStats, GenerateOptions, GenerationChunk, SamplingParams, TokenLogprob, Tokenizer } from "./types.ts";
+import { isPlainGreedy, samplerInputs } from "./sampler_inputs.ts";
+import type { ChatTemplate, Engine, EngineStats, GenerateOptions, GenerationChunk, TokenLogprob, Tokenizer } from "./types.ts";
 import { PAGE_SIZE } from "../compiler/codegen/contract.ts";
 
 /** Inputs that stay the same from one decode step of a round to the next. */
@@ -228,33 +229,9 @@ export class KilnEngine implements Engine {
       rt.run("sample", { uniform }, { n: 1, s: 1, m: b }, { logits }, SAMPLER_KEEP);
       return rt.output("sample", "tokens");
     }
-    const indptr = new Uint32Array(b + 1);
-    const entries: number[] = [];
-    const params = new Float32Array(b * 4), temperature = new Float32Array(b), topP = new Float32Array(b), uniform = new Float32Array(b);
-    seqs.forEach((s, r) => {
-      const sp = s.opts.sampling;
-      const penal = sp.presence_penalty !== 0 || sp.frequency_penalty !== 0 || sp.repetition_penalty !== 1;
-      const tokens = new Set<number>([...sp.logit_bias.keys(), ...(penal ? [...s.counts.keys(), ...(sp.repetition_penalty !== 1 ? s.promptSet : [])] : [])]);
-      for (const t of tokens) entries.push(t, s.counts.get(t) ?? 0, penal && sp.repetition_penalty !== 1 && s.promptSet.has(t) ? 1 : 0, sp.logit_bias.get(t) ?? 0);
-      indptr[r + 1] = entries.length / 4;
-      params.set([sp.presence_penalty, sp.frequency_penalty, sp.repetition_penalty, sp.top_k > 0 ? sp.top_k : 0], r * 4);
-      temperature[r] = sp.temperature;
-      topP[r] = sp.top_p;
-      uniform[r] = s.rng.next();
-    });
-    const cap = this.model.runtime.fn("sample").inputs.find((i) => i.name === "entries")!.shape[0] as number;
-    if (entries.length > cap) {
-      throw new RangeError(`the batch carries ${entries.length / 4} penalty/bias entries; the sampler takes ${cap / 4}`);
-    }
-    const words = new ArrayBuffer(Math.max(16, entries.length * 4));
-    const u = new Uint32Array(words), f = new Float32Array(words);
-    for (let i = 0; i < entries.length; i += 4) {
-      u[i] = entries[i];
-      f[i + 1] = entries[i + 1];
-      u[i + 2] = entries[i + 2];
-      f[i + 3] = entries[i + 3];
-    }
-    rt.run("sample", { indptr, entries: new Uint8Array(words), params, temperature, top_p: topP, uniform }, { n: 1, s: 1, m: b }, { logits });
+    const cap = (rt.fn("sample").inputs.find((i) => i.name === "entries")!.shape[0] as number) / 4;
+    const rows = seqs.map((s) => ({ sampling: s.opts.sampling, counts: s.counts, promptSet: s.promptSet, uniform: s.rng.next() }));
+    rt.run("sample", samplerInputs(rows, cap), { n: 1, s: 1, m: b }, { logits });
     return rt.output("sample", "tokens");
   }
 
@@ -384,17 +361,20 @@ interface Round {
   tokens: DeviceBuffer | null;
 }
 
-function isPlainGreedy(s: SamplingParams): boolean {
-  return !(s.temperature > 0) && s.top_k <= 0 && s.logit_bias.size === 0 && s.presence_penalty === 0 &&
-    s.frequency_penalty === 0 && s.repetition_penalty === 1;
-}
-
 /** The chosen token's logprob and the `n` most likely alternatives. */
 function withToken(lp: Float32Array, token: number, n: number, tok: Tokenizer): TokenLogprob {
   const top: { token: number; text: string; logprob: number }[] = [];
   if (n > 0) {
-    const idx = Array.from(lp.keys()).sort((a, b) => lp[b] - lp[a] || a - b).slice(0, n);
-    for (const i of idx) top.push({ token: i, text: tok.tokenText(i), logprob: lp[i] });
+    // one pass keeping the n best (lowest id first on ties), not a sort of the vocabulary
+    const best: number[] = [];
+    for (let i = 0; i < lp.length; i++) {
+      if (best.length === n && lp[i] <= lp[best[n - 1]]) continue;
+      let at = best.length;
+      while (at > 0 && lp[best[at - 1]] < lp[i]) at--;
+      best.splice(at, 0, i);
+      if (best.length > n) best.pop();
+    }
+    for (const i of best) top.push({ token: i, text: tok.tokenText(i), logprob: lp[i] });
   }
   return { token, text: tok.tokenText(token), logprob: lp[token], top };
 }
