@@ -139,14 +139,15 @@ const decode: [string, ReturnType<typeof mm>, number][] = quick
     ["q4 32000x4096 (lm_head)", mm(q4, 32000, 4096, 1), 1],
     ["f16 4096x4096", mm(f16, 4096, 4096, 1), 1],
     ["q4 4096x4096 R=4", mm(q4, 4096, 4096, 4), 4],
+    ["q4 4096x4096 R=16", mm(q4, 4096, 4096, 16), 16],
+    ["q4 4096x4096 R=32", mm(q4, 4096, 4096, 32), 32],
   ];
 const tunings: GemvTuning[] = Deno.args.includes("--tune")
   ? [
-    { threadsPerCol: 32, sharedX: false, unroll: 1, codeWords: 2 },
-    { threadsPerCol: 32, sharedX: false, unroll: 2, codeWords: 2 },
-    { threadsPerCol: 16, sharedX: false, unroll: 1, codeWords: 2 },
-    { threadsPerCol: 32, sharedX: false, unroll: 1, codeWords: 1 },
-    { threadsPerCol: 32, sharedX: false, unroll: 2, codeWords: 1 },
+    { threadsPerCol: 64, colsPerThread: 8, rowsPerGroup: 1, unroll: 2, codeWords: 1 },
+    { threadsPerCol: 128, colsPerThread: 4, rowsPerGroup: 1, unroll: 4, codeWords: 1 },
+    { threadsPerCol: 32, colsPerThread: 8, rowsPerGroup: 1, unroll: 1, codeWords: 2 },
+    { threadsPerCol: 32, colsPerThread: 4, rowsPerGroup: 1, unroll: 1, codeWords: 4 },
   ]
   : [];
 for (const [name, spec, R] of decode) {

@@ -1,16 +1,19 @@
 /**
- * The GEMV matmul shape (decode, few rows): each workgroup computes `COLS` output columns for
- * up to 4 rows of x. The threads of a column split K and read the weight in wide units (a
- * vec4<u32> of packed codes, or vec4s of dense values), decoded into vec4<f32> registers and
- * dotted with vec4s of x; partial sums meet in workgroup memory. The code is unrolled by the
- * generator (no local arrays, which GPUs would spill).
+ * The GEMV matmul shape (decode, few rows). Each thread owns `C` output columns and a strided
+ * share of K for a block of `RB` rows of x: per loop iteration it issues the loads of `U` wide
+ * weight units of all its columns (C * U * 2 for silu_mul, independent, before any use),
+ * reads each vec4 of x once and dots it with all C columns' decoded units. Accumulators live
+ * in registers (RB * C * weight rows per column); the code is unrolled by the generator (no
+ * local arrays, which GPUs spill) and has no bounds checks in the hot loop (column and row
+ * indices are clamped outside it; K is compile-time, so the last partial iteration is masked
+ * only when the units do not divide evenly). The threads of a column meet in a tree
+ * reduction in workgroup memory, in chunks that fit the target's workgroup storage.
  * @module
  */
-import { groupLayout, type TargetInfo, type WeightFormat, type WgslKernel } from "../contract.ts";
+import type { TargetInfo, WgslKernel } from "../contract.ts";
 import {
   checkTarget,
   declareBindings,
-  denseReader,
   entry,
   pow2Floor,
   reductionThreads,
@@ -18,282 +21,221 @@ import {
   weightBindingBytes,
 } from "./common.ts";
 import { matmulPlan, type MatmulSpec } from "./matmul_epilogue.ts";
-
-interface Unit {
-  /** Real weight elements per unit (vec4 lanes past them are zero). */
-  elems: number;
-  /** Units per weight row (covering the padded K for group formats). */
-  units: number;
-  types: Record<string, string>;
-  helpers: string;
-  /** Statements defining vec4<f32> `${p}0..` (unit values) and f32 `${p}s` (their scale). */
-  decode(c: string, u: string, p: string): string;
-}
-
-const lanes = ["x", "y", "z", "w"];
-
-/** vec4<f32> expressions for `n` elements given one expression per element ("" = zero). */
-function vec4s(n: number, elem: (e: number) => string): string[] {
-  const out: string[] = [];
-  for (let e0 = 0; e0 < n; e0 += 4) {
-    const parts = [0, 1, 2, 3].map((i) => (e0 + i < n ? elem(e0 + i) : "0.0"));
-    out.push(`vec4<f32>(${parts.join(", ")})`);
-  }
-  return out;
-}
-
-/** How a row of a weight in format `w` is read, one wide unit at a time. */
-function weightUnit(w: WeightFormat, K: number, codeWords: 1 | 2 | 4): Unit {
-  const lets = (p: string, exprs: string[], scale: string) =>
-    exprs.map((x, i) => `let ${p}${i} = ${x};`).join("\n      ") + `\n      let ${p}s = ${scale};`;
-  if (w.kind === "group") {
-    const g = groupLayout(w, K);
-    const E = g.elemsPerWord, bits = w.bits, mask = (1 << bits) - 1;
-    const fits = g.wordsPerRow % codeWords === 0 && w.groupSize % (codeWords * E) === 0;
-    const words = fits ? codeWords : 1;
-    const wide = words > 1;
-    const elems = words * E;
-    const bias = `${2 ** 23 + g.maxInt}.0`;
-    return {
-      elems,
-      units: g.wordsPerRow / words,
-      types: { q_weight: wide ? `array<vec${words}<u32>>` : "array<u32>" },
-      helpers: denseReader("q_scale", w.scaleDtype),
-      decode: (c, u, p) => {
-        const word = (e: number) => (wide ? `${p}q.${lanes[Math.floor(e / E)]}` : `${p}q`);
-        const vecs: string[] = [];
-        for (let e0 = 0; e0 < elems; e0 += 4) {
-          const n = Math.min(4, elems - e0);
-          const sameWord = n === 4 && Math.floor(e0 / E) === Math.floor((e0 + 3) / E);
-          if (sameWord) {
-            const sh = [0, 1, 2, 3].map((i) => `${((e0 + i) % E) * bits}u`).join(", ");
-            // Code q as f32 via its bits: (q | 2^23's exponent) - 2^23, with maxInt folded in.
-            vecs.push(
-              `bitcast<vec4<f32>>(((vec4<u32>(${
-                word(e0)
-              }) >> vec4<u32>(${sh})) & vec4<u32>(${mask}u)) | vec4<u32>(0x4b000000u)) - ${bias}`,
-            );
-          } else {
-            vecs.push(...vecs4Scalar(e0, n));
-          }
-        }
-        function vecs4Scalar(e0: number, n: number): string[] {
-          return vec4s(n, (i) => {
-            const e = e0 + i;
-            return `bitcast<f32>(((${word(e)} >> ${
-              (e % E) * bits
-            }u) & ${mask}u) | 0x4b000000u) - ${bias}`;
-          });
-        }
-        return `let ${p}q = q_weight[${c} * ${g.wordsPerRow / words}u + ${u}];
-      ${lets(p, vecs, `q_scale_at(${c} * ${g.groups}u + (${u} * ${elems}u) / ${w.groupSize}u)`)}`;
-      },
-    };
-  }
-  if (w.dtype === "f32") {
-    if (K % 4 === 0) {
-      return {
-        elems: 4,
-        units: K / 4,
-        types: { weight: "array<vec4<f32>>" },
-        helpers: "",
-        decode: (c, u, p) => lets(p, [`weight[${c} * ${K / 4}u + ${u}]`], "1.0"),
-      };
-    }
-    return {
-      elems: 1,
-      units: K,
-      types: { weight: "array<f32>" },
-      helpers: "",
-      decode: (c, u, p) => lets(p, vec4s(1, () => `weight[${c} * ${K}u + ${u}]`), "1.0"),
-    };
-  }
-  if (K % 8 === 0) {
-    return {
-      elems: 8,
-      units: K / 8,
-      types: { weight: "array<vec4<u32>>" },
-      helpers: "",
-      decode: (c, u, p) =>
-        `let ${p}v = weight[${c} * ${K / 8}u + ${u}];
-      ${
-          lets(p, [
-            `vec4<f32>(unpack2x16float(${p}v.x), unpack2x16float(${p}v.y))`,
-            `vec4<f32>(unpack2x16float(${p}v.z), unpack2x16float(${p}v.w))`,
-          ], "1.0")
-        }`,
-    };
-  }
-  if (K % 2 === 0) {
-    return {
-      elems: 2,
-      units: K / 2,
-      types: { weight: "array<u32>" },
-      helpers: "",
-      decode: (c, u, p) =>
-        lets(p, [`vec4<f32>(unpack2x16float(weight[${c} * ${K / 2}u + ${u}]), 0.0, 0.0)`], "1.0"),
-    };
-  }
-  return {
-    elems: 1,
-    units: K,
-    types: { weight: "array<u32>" },
-    helpers: denseReader("weight", "f16"),
-    decode: (c, u, p) => lets(p, vec4s(1, () => `weight_at(${c} * ${K}u + ${u})`), "1.0"),
-  };
-}
+import { weightUnit } from "./matmul_gemv_unit.ts";
 
 /** Tuning knobs of the GEMV shape (defaults: `gemvDefaults`). */
 export interface GemvTuning {
-  /** Threads sharing one output column (a power of two). */
+  /** Threads sharing one output column's K (a power of two). */
   threadsPerCol: number;
-  /** Stage the block's rows of x in workgroup memory when they fit. */
-  sharedX: boolean;
-  /** Weight units each thread loads per loop iteration (1 or 2). */
-  unroll: 1 | 2;
-  /** Group formats: code words a thread reads at a time (u32, vec2<u32> or vec4<u32>). Fewer
-   * keep neighbouring threads' x reads closer together (one word: 32 bytes apart). */
+  /** Output columns per thread: each x vec4 read serves all of them. */
+  colsPerThread: number;
+  /** Rows of x per workgroup (1..32): the weights are read once per block of rows. */
+  rowsPerGroup: number;
+  /** Weight units per column each thread loads per loop iteration (1..4). */
+  unroll: number;
+  /** Group formats: code words per unit (u32, vec2<u32> or vec4<u32>). One word keeps
+   * neighbouring threads' x reads contiguous (32 bytes each). */
   codeWords: 1 | 2 | 4;
 }
 
+/** Accumulators a thread may hold (rows x columns x weight rows per column). */
+const MAX_ACCS = 32;
+/** Weight units a thread keeps in flight per iteration. */
+const MAX_INFLIGHT = 16;
+/** Workgroups wanted per dispatch (H100: 132 SMs, two each). */
+const WANT_GROUPS = 256;
+/** Cache (x reads) to DRAM (weight reads) bandwidth ratio assumed when picking the tile. */
+const CACHE_RATIO = 8;
+
 /**
- * Default tuning, from `matmul_bench.ts --tune` on an H100 (q4f16 decode, R = 1): one code word
- * per thread was 2.5x faster than four (x reads 32 instead of 128 bytes apart) and faster than
- * two everywhere but gate_up (lm_head 58 vs 77 us, gate_up 38 vs 35 us); two loads per
- * iteration helped only where the loop is short and workgroups are few (4096x4096: 10 vs
- * 16 us) and cost a little elsewhere (4096x11008: 27 vs 24 us); staging x in workgroup
- * memory was slower everywhere (the whole of x per 8 columns).
+ * Default tuning from a cost model: for R rows, a tile of RB rows x C columns reads the
+ * weights ceil(R / RB) times from DRAM and x R * K * 4 / C bytes per column from cache; the
+ * tile minimising the larger of the two (cache at CACHE_RATIO x DRAM bandwidth) is chosen
+ * within MAX_ACCS registers, and C is cut where fewer than WANT_GROUPS workgroups would run.
+ * Threads per column then fill a 256-thread workgroup (at least 32 where K allows).
  */
-export function gemvDefaults(spec: MatmulSpec): GemvTuning {
+export function gemvDefaults(spec: MatmulSpec, target?: TargetInfo): GemvTuning {
   const plan = matmulPlan(spec);
-  const unit = weightUnit(spec.weight, spec.K, 1);
-  const short = unit.units / 32 <= 16 && plan.outCols <= 8192;
-  return { threadsPerCol: 32, sharedX: false, unroll: short ? 2 : 1, codeWords: 1 };
+  const NW = plan.weightRowsPerOut, OUT = plan.outCols, K = spec.K;
+  const units = weightUnit(spec.weight, K, 1).units;
+  const R = Math.max(1, Math.min(spec.maxRows, 32));
+  const wBytes = weightBindingBytes(spec.weight, spec.rows, K);
+  let best = { cost: Infinity, RB: 1, C: 1 };
+  for (let RB = R; RB >= 1; RB = RB === 1 ? 0 : Math.ceil(RB / 2)) {
+    for (const C of [8, 4, 2, 1]) {
+      if (RB * C * NW > MAX_ACCS && C > 1) continue;
+      const cost = Math.max(
+        Math.ceil(R / RB) * wBytes,
+        (R * OUT * K * 4) / C / CACHE_RATIO,
+      );
+      if (cost < best.cost * 0.999) best = { cost, RB, C };
+    }
+  }
+  const rowBlocks = Math.ceil(R / best.RB);
+  const C = Math.max(1, Math.min(best.C, pow2Floor((OUT * rowBlocks) / WANT_GROUPS)));
+  const T = target ? reductionThreads(target, 256) : 256;
+  const unitsP2 = 2 ** Math.ceil(Math.log2(units));
+  const CG = Math.min(
+    pow2Floor(Math.max(1, (OUT * rowBlocks) / (WANT_GROUPS * C))),
+    Math.max(1, T / Math.min(32, unitsP2)),
+  );
+  const TPC = Math.max(1, Math.min(T / CG, unitsP2));
+  const U = Math.max(1, Math.min(4, Math.floor(MAX_INFLIGHT / (C * NW)), Math.ceil(units / TPC)));
+  return { threadsPerCol: TPC, colsPerThread: C, rowsPerGroup: best.RB, unroll: U, codeWords: 1 };
 }
 
-/** WGSL for a GEMV-shaped `matmul` (best for R <= 4; correct for any R). */
+/** WGSL for a GEMV-shaped `matmul` (best for R <= 32; correct for any R). */
 export function matmulGemv(
   spec: MatmulSpec,
   target: TargetInfo,
-  tune: GemvTuning = gemvDefaults(spec),
+  tune: GemvTuning = gemvDefaults(spec, target),
 ): WgslKernel {
   const plan = matmulPlan(spec);
   const K = spec.K;
   const NW = plan.weightRowsPerOut;
   const OUT = plan.outCols;
   const unit = weightUnit(spec.weight, K, tune.codeWords);
-  const UE = unit.elems;
+  const UE = unit.elems, UN = unit.units;
   const nv = Math.ceil(UE / 4); // vec4s per unit
-  const RB = Math.max(1, Math.min(spec.maxRows, 4));
-  const A = RB * NW;
+  const RB = Math.max(1, Math.min(Math.floor(tune.rowsPerGroup), 32));
+  const C = Math.max(1, Math.floor(tune.colsPerThread));
+  const U = Math.max(1, Math.min(Math.floor(tune.unroll), 4));
+  const A = RB * C * NW;
   const T = reductionThreads(target, 256);
-  const TPC = Math.min(pow2Floor(tune.threadsPerCol), T, 2 ** Math.ceil(Math.log2(unit.units)));
-  const COLS = pow2Floor(T / TPC);
-  const guard = unit.units * UE > K;
-  const vecX = !guard && K % 4 === 0 && UE % 4 === 0;
-  const redBytes = 4 * A * T;
-  const sharedX = tune.sharedX && vecX &&
-    redBytes + RB * K * 4 <= target.limits.maxComputeWorkgroupStorageSize;
+  const TPC = Math.min(pow2Floor(tune.threadsPerCol), T, 2 ** Math.ceil(Math.log2(UN)));
+  const CG = T / TPC; // column groups per workgroup
+  const COLS = CG * C; // output columns per workgroup
+  const budget = target.limits.maxComputeWorkgroupStorageSize;
+  // accumulators reduced per pass: whole (column, row) outputs, within workgroup storage
+  const P = Math.min(A, Math.floor(budget / (4 * T * NW)) * NW);
+  if (P < NW) {
+    throw new RangeError(
+      `matmulGemv: ${T} threads need ${
+        4 * T * NW
+      } bytes of workgroup storage, the target allows ${budget}`,
+    );
+  }
   checkTarget(spec, target, {
     workgroupSize: T,
-    sharedBytes: redBytes + (sharedX ? RB * K * 4 : 0),
+    sharedBytes: 4 * P * T,
     largestBinding: weightBindingBytes(spec.weight, spec.rows, K),
   });
   const blocks = Math.ceil(OUT / COLS);
-  // The i-th vec4 of x for row r (= r0 + rr) at unit `u`.
-  const xVec = (r: string, i: number, rr: number, u = "u", k0 = "k0") => {
-    if (sharedX) return `xs[${rr * K / 4}u + ${u} * ${UE / 4}u + ${i}u]`;
-    if (vecX) return `x[${r} * ${K / 4}u + ${u} * ${UE / 4}u + ${i}u]`;
+  const guard = UN * UE > K;
+  const vecX = !guard && K % 4 === 0 && UE % 4 === 0;
+  const exact = UN % (TPC * U) === 0;
+  // accumulator index of (column c, row rr, weight row n)
+  const acc = (c: number, rr: number, n: number) => (c * RB + rr) * NW + n;
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+  // The i-th vec4 of x for block row rr at unit `u` (first element k0).
+  const xVec = (rr: number, i: number, u: string, k0: string) => {
+    if (vecX) return `x[xr${rr} + ${u} * ${UE / 4}u + ${i}u]`;
     return `vec4<f32>(${
       [0, 1, 2, 3].map((l) => {
         const e = 4 * i + l;
         if (e >= UE) return "0.0";
         const k = `${k0} + ${e}u`;
         return guard
-          ? `select(0.0, x[${r} * ${K}u + min(${k}, ${K - 1}u)], ${k} < ${K}u)`
-          : `x[${r} * ${K}u + ${k}]`;
+          ? `select(0.0, x[xr${rr} + min(${k}, ${K - 1}u)], ${k} < ${K}u)`
+          : `x[xr${rr} + ${k}]`;
       }).join(", ")
     })`;
   };
-  const dots = (p: string, xp: string) =>
-    `${p}s * (${Array.from({ length: nv }, (_, i) => `dot(${p}${i}, ${xp}${i})`).join(" + ")})`;
-  // Weight units of this iteration: (unit index, k0, weight prefixes [gate, up]).
-  const its = [["u", "k0", "wa", "wb"], ["u1", "k1", "wc", "wd"]].slice(0, tune.unroll);
-  const rows: string[] = [];
-  for (let rr = 0; rr < RB; rr++) {
-    const body: string[] = [];
-    for (const [u, k0, p0, p1] of its) {
-      const xp = `x${u}_`;
-      body.push(
-        ...Array.from(
-          { length: nv },
-          (_, i) => `let ${xp}${i} = ${xVec(`(r0 + ${rr}u)`, i, rr, u, k0)};`,
-        ),
-        `a${rr} += ${dots(p0, xp)};`,
-      );
-      if (NW === 2) body.push(`a${RB + rr} += ${dots(p1, xp)};`);
+  const body: string[] = [];
+  for (let j = 0; j < U; j++) {
+    const uj = `u${j}`, kj = `k${j}`;
+    const masked = j > 0 && !exact;
+    body.push(
+      j === 0
+        ? `let u0 = u;`
+        : masked
+        ? `let u${j} = min(u + ${j * TPC}u, ${UN - 1}u);`
+        : `let u${j} = u + ${j * TPC}u;`,
+      `let ${kj} = ${uj} * ${UE}u;`,
+    );
+    // all loads of this sub-iteration's weight units first
+    for (let c = 0; c < C; c++) {
+      for (let n = 0; n < NW; n++) {
+        const p = `w${j}_${c}_${n}_`;
+        body.push(unit.decode(`cw${c}_${n}`, uj, p));
+        body.push(
+          masked
+            ? `let ${p}m = select(0.0, ${p}s, u + ${j * TPC}u < ${UN}u);`
+            : `let ${p}m = ${p}s;`,
+        );
+      }
     }
-    rows.push(`if (r0 + ${rr}u < R.x) {
-        ${body.join("\n        ")}
-      }`);
+    for (let rr = 0; rr < RB; rr++) {
+      const xp = `x${j}_${rr}_`;
+      for (let i = 0; i < nv; i++) body.push(`let ${xp}${i} = ${xVec(rr, i, uj, kj)};`);
+      for (let c = 0; c < C; c++) {
+        for (let n = 0; n < NW; n++) {
+          const p = `w${j}_${c}_${n}_`;
+          const dots = range(nv).map((i) => `dot(${p}${i}, ${xp}${i})`).join(" + ");
+          const a = `a${acc(c, rr, n)}`;
+          body.push(`${a} = fma(${p}m, ${dots}, ${a});`);
+        }
+      }
+    }
   }
-  const second = tune.unroll === 2
-    ? `let u1 = min(u + ${TPC}u, ${unit.units - 1}u);
-      let k1 = u1 * ${UE}u;
-      ${unit.decode("col", "u1", "wc0")}
-      ${NW === 2 ? unit.decode(`(${OUT}u + col)`, "u1", "wd0") : ""}
-      let wcs = select(0.0, wc0s, u + ${TPC}u < ${unit.units}u);
-      ${NW === 2 ? `let wds = select(0.0, wd0s, u + ${TPC}u < ${unit.units}u);` : ""}
-      ${Array.from({ length: nv }, (_, i) => `let wc${i} = wc0${i};`).join(" ")}
-      ${NW === 2 ? Array.from({ length: nv }, (_, i) => `let wd${i} = wd0${i};`).join(" ") : ""}`
-    : "";
-  const accs = Array.from({ length: A }, (_, i) => i);
-  const stores = Array.from({ length: RB }, (_, rr) =>
-    `if (r0 + ${rr}u < R.x) {
-      ${plan.store(`(r0 + ${rr}u)`, "col", `red[${rr * T}u + lid]`, `red[${(RB + rr) * T}u + lid]`)}
+  // the reduction, P accumulators (P / NW outputs) per pass
+  const passes: string[] = [];
+  for (let a0 = 0; a0 < A; a0 += P) {
+    const n = Math.min(P, A - a0);
+    const stores: string[] = [];
+    for (let a = a0; a < a0 + n; a += NW) {
+      const rr = Math.floor(a / NW) % RB, c = Math.floor(a / NW / RB);
+      const red = (k: number) => `red[${(a - a0 + k) * T}u + lid]`;
+      stores.push(`if (r0 + ${rr}u < R.x && col0 + ${c}u < ${OUT}u) {
+      ${plan.store(`(r0 + ${rr}u)`, `(col0 + ${c}u)`, red(0), NW === 2 ? red(1) : "")}
     }`);
-  const types = { ...plan.types, ...unit.types, x: vecX ? "array<vec4<f32>>" : "array<f32>" };
-  const stageX = sharedX
-    ? `for (var i = lid; i < ${RB * K / 4}u; i += ${T}u) {
-    let r = r0 + i / ${K / 4}u;
-    var v = vec4<f32>(0.0);
-    if (r < R.x) { v = x[r * ${K / 4}u + i % ${K / 4}u]; }
-    xs[i] = v;
+    }
+    passes.push(
+      `${a0 > 0 ? "workgroupBarrier();\n  " : ""}${
+        range(n).map((i) => `red[${i * T}u + lid] = a${a0 + i};`).join(" ")
+      }
+  workgroupBarrier();
+  for (var s = ${TPC >> 1}u; s > 0u; s = s >> 1u) {
+    if (t < s) {
+      ${range(n).map((i) => `red[${i * T}u + lid] += red[${i * T}u + lid + s];`).join("\n      ")}
+    }
+    workgroupBarrier();
   }
-  workgroupBarrier();`
-    : "";
+  if (t == 0u) {
+    ${stores.join("\n    ")}
+  }`,
+    );
+  }
+  const types = { ...plan.types, ...unit.types, x: vecX ? "array<vec4<f32>>" : "array<f32>" };
+  const xStride = vecX ? K / 4 : K;
   const code = `${declareBindings(spec, types)}
 ${unit.helpers}
 ${plan.prelude}
-var<workgroup> red: array<f32, ${A * T}>; // [A, T]
-${sharedX ? `var<workgroup> xs: array<vec4<f32>, ${RB * K / 4}>; // [RB, K / 4]` : ""}
+var<workgroup> red: array<f32, ${P * T}>; // [P, T]
 
 ${entry(T, totalGroups(RB, blocks))}
   let r0 = (wg / ${blocks}u) * ${RB}u;
   let t = lid % ${TPC}u;
-  let col = (wg % ${blocks}u) * ${COLS}u + lid / ${TPC}u;
-  ${accs.map((i) => `var a${i} = 0.0;`).join(" ")}
-  ${stageX}
-  if (col < ${OUT}u && lid < ${COLS * TPC}u) {
-    for (var u = t; u < ${unit.units}u; u += ${TPC * tune.unroll}u) {
-      let k0 = u * ${UE}u;
-      ${unit.decode("col", "u", "wa")}
-      ${NW === 2 ? unit.decode(`(${OUT}u + col)`, "u", "wb") : ""}
-      ${second}
-      ${rows.join("\n      ")}
-    }
+  let col0 = (wg % ${blocks}u) * ${COLS}u + (lid / ${TPC}u) * ${C}u;
+  // rows and columns past the end are clamped (read valid data) and never stored
+  ${range(RB).map((rr) => `let xr${rr} = min(r0 + ${rr}u, R.x - 1u) * ${xStride}u;`).join("\n  ")}
+  ${
+    range(C).map((c) =>
+      range(NW).map((n) =>
+        `let cw${c}_${n} = ${n ? `${OUT}u + ` : ""}min(col0 + ${c}u, ${OUT - 1}u);`
+      ).join(" ")
+    ).join("\n  ")
   }
-  ${accs.map((i) => `red[${i * T}u + lid] = a${i};`).join(" ")}
-  workgroupBarrier();
-  for (var s = ${TPC >> 1}u; s > 0u; s = s >> 1u) {
-    if (t < s) {
-      ${accs.map((i) => `red[${i * T}u + lid] += red[${i * T}u + lid + s];`).join("\n      ")}
-    }
-    workgroupBarrier();
+  ${range(A).map((i) => `var a${i} = 0.0;`).join(" ")}
+  ${
+    exact // a compile-time trip count: the compiler may unroll and hoist the next loads
+      ? `for (var it = 0u; it < ${UN / (TPC * U)}u; it++) {
+    let u = t + it * ${TPC * U}u;`
+      : `for (var u = t; u < ${UN}u; u += ${TPC * U}u) {`
   }
-  if (t == 0u && col < ${OUT}u && lid < ${COLS * TPC}u) {
-    ${stores.join("\n    ")}
+    ${body.join("\n    ")}
   }
+  ${passes.join("\n  ")}
 }
 `;
   return { code, entryPoint: "main", rowsPerGroup: RB, groupsPerRowBlock: blocks };

@@ -1,6 +1,6 @@
 import type { DenseDtype, KernelSpec, WeightFormat } from "../contract.ts";
 import { buf, dense, device, expectClose, randomWeight, Rng, runKernel } from "./test_helpers.ts";
-import { type GemvTuning, matmulGemv } from "./matmul_gemv.ts";
+import { gemvDefaults, type GemvTuning, matmulGemv } from "./matmul_gemv.ts";
 import { matmulTiled } from "./matmul_tiled.ts";
 
 const ignore = !device;
@@ -127,23 +127,76 @@ for (const [shape, maxRows, Rs] of [["GEMV", 1, [1, 3]], ["tiled", 256, [1, 150]
 }
 
 Deno.test({
-  name: "matmulGemv() is correct under every tuning (shared x, unrolled loads, threads per column)",
+  name: "matmulGemv() is correct under every tuning (columns and rows per thread, unrolled loads)",
   ignore,
   fn: async () => {
     const rng = new Rng(9);
     const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
     const q3: WeightFormat = { kind: "group", bits: 3, groupSize: 40, scaleDtype: "f16" };
     const f16: WeightFormat = { kind: "dense", dtype: "f16" };
+    const f32: WeightFormat = { kind: "dense", dtype: "f32" };
     const tunings: GemvTuning[] = [
-      { threadsPerCol: 8, sharedX: false, unroll: 1, codeWords: 4 },
-      { threadsPerCol: 32, sharedX: true, unroll: 2, codeWords: 2 },
-      { threadsPerCol: 64, sharedX: true, unroll: 1, codeWords: 1 },
-      { threadsPerCol: 16, sharedX: false, unroll: 2, codeWords: 1 },
+      { threadsPerCol: 8, colsPerThread: 1, rowsPerGroup: 4, unroll: 1, codeWords: 4 },
+      { threadsPerCol: 32, colsPerThread: 4, rowsPerGroup: 2, unroll: 2, codeWords: 2 },
+      { threadsPerCol: 64, colsPerThread: 8, rowsPerGroup: 1, unroll: 3, codeWords: 1 },
+      { threadsPerCol: 16, colsPerThread: 3, rowsPerGroup: 5, unroll: 4, codeWords: 1 },
+      { threadsPerCol: 2, colsPerThread: 2, rowsPerGroup: 3, unroll: 2, codeWords: 1 },
     ];
     for (const tune of tunings) {
       await checkMatmul(rng, spec(q4, 40, 256, 4, { epilogue: "silu_mul" }), 3, tune);
       await checkMatmul(rng, spec(q3, 21, 200, 1, { bias: "f16", epilogue: "add" }), 1, tune);
       await checkMatmul(rng, spec(f16, 19, 136, 2), 2, tune);
+      await checkMatmul(rng, spec(f32, 13, 37, 7), 7, tune);
+    }
+  },
+});
+
+Deno.test({
+  name: "matmulKernel() GEMV shape is correct for 5 to 32 rows (every epilogue, row slices)",
+  ignore,
+  fn: async () => {
+    const rng = new Rng(11);
+    const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
+    const q3: WeightFormat = { kind: "group", bits: 3, groupSize: 40, scaleDtype: "f16" };
+    for (const [maxRows, R] of [[32, 32], [32, 17], [16, 16], [8, 5]]) {
+      await checkMatmul(rng, spec(q4, 50, 128, maxRows, { epilogue: "silu_mul" }), R);
+      await checkMatmul(
+        rng,
+        spec(q4, 100, 96, maxRows, { rowStart: 30, rows: 45, bias: "f32", epilogue: "add" }),
+        R,
+      );
+      await checkMatmul(rng, spec(q3, 33, 80, maxRows, { bias: "f16" }), R);
+    }
+  },
+});
+
+Deno.test({
+  name: "gemvDefaults() reads q4 weights once for up to 32 rows within the register budget",
+  fn: () => {
+    const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
+    for (const maxRows of [1, 4, 16, 32]) {
+      for (
+        const s of [
+          spec(q4, 4096, 4096, maxRows),
+          spec(q4, 28672, 4096, maxRows, { epilogue: "silu_mul" }),
+        ]
+      ) {
+        const t = gemvDefaults(s);
+        const nw = s.epilogue === "silu_mul" ? 2 : 1;
+        const accs = t.rowsPerGroup * t.colsPerThread * nw;
+        if (!(accs <= 32 || t.colsPerThread === 1)) {
+          throw new Error(`${JSON.stringify(t)}: ${accs} accumulators`);
+        }
+        if (t.rowsPerGroup > maxRows) {
+          throw new Error(`${JSON.stringify(t)}: more rows than ${maxRows}`);
+        }
+        if (maxRows === 1 && t.colsPerThread < 4) {
+          throw new Error(`${JSON.stringify(t)}: few columns at R = 1`);
+        }
+        if (256 % t.threadsPerCol !== 0) {
+          throw new Error(`${JSON.stringify(t)}: threads per column`);
+        }
+      }
     }
   },
 });

@@ -1,0 +1,133 @@
+/**
+ * How the GEMV matmul reads one weight row: in wide units (a u32, vec2<u32> or vec4<u32> of
+ * packed codes, or vec4s of dense values), each decoded into vec4<f32> registers and a scale.
+ * Group codes become floats with the magic-number trick (no integer-to-float conversion).
+ * @module
+ */
+import { groupLayout, type WeightFormat } from "../contract.ts";
+import { denseReader } from "./common.ts";
+
+/** One wide read of a weight row. */
+export interface Unit {
+  /** Real weight elements per unit (vec4 lanes past them are zero). */
+  elems: number;
+  /** Units per weight row (covering the padded K for group formats). */
+  units: number;
+  types: Record<string, string>;
+  helpers: string;
+  /** Statements defining vec4<f32> `${p}0..` (unit values) and f32 `${p}s` (their scale). */
+  decode(c: string, u: string, p: string): string;
+}
+
+const lanes = ["x", "y", "z", "w"];
+
+/** vec4<f32> expressions for `n` elements given one expression per element ("" = zero). */
+function vec4s(n: number, elem: (e: number) => string): string[] {
+  const out: string[] = [];
+  for (let e0 = 0; e0 < n; e0 += 4) {
+    const parts = [0, 1, 2, 3].map((i) => (e0 + i < n ? elem(e0 + i) : "0.0"));
+    out.push(`vec4<f32>(${parts.join(", ")})`);
+  }
+  return out;
+}
+
+/** How a row of a weight in format `w` is read, one wide unit at a time. */
+export function weightUnit(w: WeightFormat, K: number, codeWords: 1 | 2 | 4): Unit {
+  const lets = (p: string, exprs: string[], scale: string) =>
+    exprs.map((x, i) => `let ${p}${i} = ${x};`).join("\n      ") + `\n      let ${p}s = ${scale};`;
+  if (w.kind === "group") {
+    const g = groupLayout(w, K);
+    const E = g.elemsPerWord, bits = w.bits, mask = (1 << bits) - 1;
+    const fits = g.wordsPerRow % codeWords === 0 && w.groupSize % (codeWords * E) === 0;
+    const words = fits ? codeWords : 1;
+    const wide = words > 1;
+    const elems = words * E;
+    const bias = `${2 ** 23 + g.maxInt}.0`;
+    return {
+      elems,
+      units: g.wordsPerRow / words,
+      types: { q_weight: wide ? `array<vec${words}<u32>>` : "array<u32>" },
+      helpers: denseReader("q_scale", w.scaleDtype),
+      decode: (c, u, p) => {
+        const word = (e: number) => (wide ? `${p}q.${lanes[Math.floor(e / E)]}` : `${p}q`);
+        const vecs: string[] = [];
+        for (let e0 = 0; e0 < elems; e0 += 4) {
+          const n = Math.min(4, elems - e0);
+          const sameWord = n === 4 && Math.floor(e0 / E) === Math.floor((e0 + 3) / E);
+          if (sameWord) {
+            const sh = [0, 1, 2, 3].map((i) => `${((e0 + i) % E) * bits}u`).join(", ");
+            // Code q as f32 via its bits: (q | 2^23's exponent) - 2^23, with maxInt folded in.
+            vecs.push(
+              `bitcast<vec4<f32>>(((vec4<u32>(${
+                word(e0)
+              }) >> vec4<u32>(${sh})) & vec4<u32>(${mask}u)) | vec4<u32>(0x4b000000u)) - ${bias}`,
+            );
+          } else {
+            vecs.push(...vecs4Scalar(e0, n));
+          }
+        }
+        function vecs4Scalar(e0: number, n: number): string[] {
+          return vec4s(n, (i) => {
+            const e = e0 + i;
+            return `bitcast<f32>(((${word(e)} >> ${
+              (e % E) * bits
+            }u) & ${mask}u) | 0x4b000000u) - ${bias}`;
+          });
+        }
+        return `let ${p}q = q_weight[${c} * ${g.wordsPerRow / words}u + ${u}];
+      ${lets(p, vecs, `q_scale_at(${c} * ${g.groups}u + (${u} * ${elems}u) / ${w.groupSize}u)`)}`;
+      },
+    };
+  }
+  if (w.dtype === "f32") {
+    if (K % 4 === 0) {
+      return {
+        elems: 4,
+        units: K / 4,
+        types: { weight: "array<vec4<f32>>" },
+        helpers: "",
+        decode: (c, u, p) => lets(p, [`weight[${c} * ${K / 4}u + ${u}]`], "1.0"),
+      };
+    }
+    return {
+      elems: 1,
+      units: K,
+      types: { weight: "array<f32>" },
+      helpers: "",
+      decode: (c, u, p) => lets(p, vec4s(1, () => `weight[${c} * ${K}u + ${u}]`), "1.0"),
+    };
+  }
+  if (K % 8 === 0) {
+    return {
+      elems: 8,
+      units: K / 8,
+      types: { weight: "array<vec4<u32>>" },
+      helpers: "",
+      decode: (c, u, p) =>
+        `let ${p}v = weight[${c} * ${K / 8}u + ${u}];
+      ${
+          lets(p, [
+            `vec4<f32>(unpack2x16float(${p}v.x), unpack2x16float(${p}v.y))`,
+            `vec4<f32>(unpack2x16float(${p}v.z), unpack2x16float(${p}v.w))`,
+          ], "1.0")
+        }`,
+    };
+  }
+  if (K % 2 === 0) {
+    return {
+      elems: 2,
+      units: K / 2,
+      types: { weight: "array<u32>" },
+      helpers: "",
+      decode: (c, u, p) =>
+        lets(p, [`vec4<f32>(unpack2x16float(weight[${c} * ${K / 2}u + ${u}]), 0.0, 0.0)`], "1.0"),
+    };
+  }
+  return {
+    elems: 1,
+    units: K,
+    types: { weight: "array<u32>" },
+    helpers: denseReader("weight", "f16"),
+    decode: (c, u, p) => lets(p, vec4s(1, () => `weight_at(${c} * ${K}u + ${u})`), "1.0"),
+  };
+}
