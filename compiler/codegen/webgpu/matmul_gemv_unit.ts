@@ -17,6 +17,9 @@ export interface Unit {
   helpers: string;
   /** Statements defining vec4<f32> `${p}0..` (unit values) and f32 `${p}s` (their scale). */
   decode(c: string, u: string, p: string): string;
+  /** Per vec4 of a unit: a vec4<f32> that the matching vec4 of x must be multiplied by (the
+   * decoded values carry the inverse factor), or null. */
+  xScale: (string | null)[];
 }
 
 const lanes = ["x", "y", "z", "w"];
@@ -31,8 +34,17 @@ function vec4s(n: number, elem: (e: number) => string): string[] {
   return out;
 }
 
-/** How a row of a weight in format `w` is read, one wide unit at a time. */
-export function weightUnit(w: WeightFormat, K: number, codeWords: 1 | 2 | 4): Unit {
+/**
+ * How a row of a weight in format `w` is read, one wide unit at a time. `inPlace` decodes
+ * group codes at their bit offsets (one shift per vec4 instead of one per element; x must be
+ * multiplied by `xScale`): worth it where a thread reuses each x vec4 for several columns.
+ */
+export function weightUnit(
+  w: WeightFormat,
+  K: number,
+  codeWords: 1 | 2 | 4,
+  inPlace = true,
+): Unit {
   const lets = (p: string, exprs: string[], scale: string) =>
     exprs.map((x, i) => `let ${p}${i} = ${x};`).join("\n      ") + `\n      let ${p}s = ${scale};`;
   if (w.kind === "group") {
@@ -43,7 +55,19 @@ export function weightUnit(w: WeightFormat, K: number, codeWords: 1 | 2 | 4): Un
     const wide = words > 1;
     const elems = words * E;
     const bias = `${2 ** 23 + g.maxInt}.0`;
+    // Full vec4s within one word decode with one mask per lane (codes stay at their bit
+    // offsets i * bits, so lane i is q * 2^(i * bits)); x carries the 2^-(i * bits).
+    const shiftless = (e0: number) =>
+      inPlace && 4 * bits <= 23 && e0 + 4 <= elems &&
+      Math.floor(e0 / E) === Math.floor((e0 + 3) / E);
+    const xScale: (string | null)[] = [];
+    for (let e0 = 0; e0 < elems; e0 += 4) {
+      xScale.push(
+        shiftless(e0) ? `vec4<f32>(${[0, 1, 2, 3].map((i) => 2 ** -(i * bits)).join(", ")})` : null,
+      );
+    }
     return {
+      xScale,
       elems,
       units: g.wordsPerRow / words,
       types: { q_weight: wide ? `array<vec${words}<u32>>` : "array<u32>" },
@@ -53,14 +77,17 @@ export function weightUnit(w: WeightFormat, K: number, codeWords: 1 | 2 | 4): Un
         const vecs: string[] = [];
         for (let e0 = 0; e0 < elems; e0 += 4) {
           const n = Math.min(4, elems - e0);
-          const sameWord = n === 4 && Math.floor(e0 / E) === Math.floor((e0 + 3) / E);
-          if (sameWord) {
-            const sh = [0, 1, 2, 3].map((i) => `${((e0 + i) % E) * bits}u`).join(", ");
-            // Code q as f32 via its bits: (q | 2^23's exponent) - 2^23, with maxInt folded in.
+          if (shiftless(e0)) {
+            const base = (e0 % E) * bits;
+            const src = base ? `(${word(e0)} >> ${base}u)` : word(e0);
+            const masks = [0, 1, 2, 3].map((i) => `${(mask << (i * bits)) >>> 0}u`);
+            const offs = [0, 1, 2, 3].map((i) => `${2 ** 23 + g.maxInt * 2 ** (i * bits)}.0`);
+            // Code q * 2^(i bits) as f32 via its bits: (it | 2^23's exponent) - 2^23, with
+            // maxInt * 2^(i bits) folded in: one and-or and one subtraction per element.
             vecs.push(
-              `bitcast<vec4<f32>>(((vec4<u32>(${
-                word(e0)
-              }) >> vec4<u32>(${sh})) & vec4<u32>(${mask}u)) | vec4<u32>(0x4b000000u)) - ${bias}`,
+              `bitcast<vec4<f32>>((vec4<u32>(${src}) & vec4<u32>(${
+                masks.join(", ")
+              })) | vec4<u32>(0x4b000000u)) - vec4<f32>(${offs.join(", ")})`,
             );
           } else {
             vecs.push(...vecs4Scalar(e0, n));
@@ -85,6 +112,7 @@ export function weightUnit(w: WeightFormat, K: number, codeWords: 1 | 2 | 4): Un
         elems: 4,
         units: K / 4,
         types: { weight: "array<vec4<f32>>" },
+        xScale: [],
         helpers: "",
         decode: (c, u, p) => lets(p, [`weight[${c} * ${K / 4}u + ${u}]`], "1.0"),
       };
@@ -93,6 +121,7 @@ export function weightUnit(w: WeightFormat, K: number, codeWords: 1 | 2 | 4): Un
       elems: 1,
       units: K,
       types: { weight: "array<f32>" },
+      xScale: [],
       helpers: "",
       decode: (c, u, p) => lets(p, vec4s(1, () => `weight[${c} * ${K}u + ${u}]`), "1.0"),
     };
@@ -102,6 +131,7 @@ export function weightUnit(w: WeightFormat, K: number, codeWords: 1 | 2 | 4): Un
       elems: 8,
       units: K / 8,
       types: { weight: "array<vec4<u32>>" },
+      xScale: [],
       helpers: "",
       decode: (c, u, p) =>
         `let ${p}v = weight[${c} * ${K / 8}u + ${u}];
@@ -118,6 +148,7 @@ export function weightUnit(w: WeightFormat, K: number, codeWords: 1 | 2 | 4): Un
       elems: 2,
       units: K / 2,
       types: { weight: "array<u32>" },
+      xScale: [],
       helpers: "",
       decode: (c, u, p) =>
         lets(p, [`vec4<f32>(unpack2x16float(weight[${c} * ${K / 2}u + ${u}]), 0.0, 0.0)`], "1.0"),
@@ -127,6 +158,7 @@ export function weightUnit(w: WeightFormat, K: number, codeWords: 1 | 2 | 4): Un
     elems: 1,
     units: K,
     types: { weight: "array<u32>" },
+    xScale: [],
     helpers: denseReader("weight", "f16"),
     decode: (c, u, p) => lets(p, vec4s(1, () => `weight_at(${c} * ${K}u + ${u})`), "1.0"),
   };
