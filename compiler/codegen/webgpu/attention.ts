@@ -1,8 +1,16 @@
 /**
  * `attention`: causal paged attention with GQA and an optional sliding window.
- * One workgroup per (row, head). Keys are scored a chunk of `T` positions at a time (one per
- * thread), with an online softmax (running max and sum) and each thread accumulating its
- * share of the head's output dims over the chunk's values.
+ *
+ * Head dims that are a multiple of 4 (`attentionGrouped`): one workgroup per (row, KV head,
+ * block of up to 4 of the query heads that share it), so each key and value is read once for
+ * the whole block. Keys are scored `NK` at a time, `g` threads per key, each thread reading
+ * vec4s `g` apart (`g` consecutive threads read `16 * g` contiguous bytes), the partial dot
+ * products added up through workgroup memory. Values are read by `D/4` consecutive threads per
+ * key (a whole row per warp). The `KG` key groups keep their own online softmax (running max
+ * and sum) and are merged once at the end. The next chunk's keys and values are loaded before
+ * the current chunk is reduced, so a chunk's loads overlap the previous chunk's arithmetic.
+ *
+ * Other head dims (`attentionScalar`): one workgroup per (row, head), one key per thread.
  * @module
  */
 import { type KernelSpec, PAGE_SIZE, type TargetInfo, type WgslKernel } from "../contract.ts";
@@ -37,8 +45,203 @@ export function attentionKernel(spec: AttentionSpec, target: TargetInfo): WgslKe
       `attention: heads ${H}, kvHeads ${KV}, headDim ${D}, qStride ${qStride}, window ${window} are inconsistent`,
     );
   }
+  const plan = D % 4 === 0 ? groupedPlan(spec, target) : null;
+  return plan ? attentionGrouped(spec, target, plan) : attentionScalar(spec, target);
+}
+
+/** The shape of the grouped kernel for `spec` on `target`, or null when it does not fit. */
+export function groupedPlan(spec: AttentionSpec, target: TargetInfo) {
+  const { heads: H, kvHeads: KV, headDim: D } = spec;
+  const T = reductionThreads(target, 512);
+  const D4 = D / 4;
+  const HG = H / KV; // query heads per KV head
+  const HW = Math.min(HG, 4); // query heads per workgroup
+  // threads per key: the fewest (>= 8 where possible) that divide D4 with <= 4 vec4s each
+  let g = D4;
+  for (let c = Math.min(8, D4); c <= D4; c++) {
+    if (D4 % c === 0 && D4 / c <= 4) {
+      g = c;
+      break;
+    }
+  }
+  if (D4 > T) return null;
+  const NK = Math.floor(T / g); // keys per chunk
+  const KG = Math.floor(T / D4); // key groups for values
+  const VP = Math.ceil(NK / KG); // keys per key group per chunk
+  // partial scores of key j are at part[j * GP + slice]; GP = g + 1 (g even) keeps the 16 reads
+  // of a softmax step in distinct banks
+  const GP = g % 2 === 0 ? g + 1 : g;
+  const P = Math.max(NK * GP, KG * D4);
+  const shared = 16 * (HW * D4 + P + KG * VP + 3 * KG) + 4;
+  if (shared > target.limits.maxComputeWorkgroupStorageSize) return null;
+  return { T, D4, HG, HW, HB: Math.ceil(HG / HW), g, GP, K4: D4 / g, NK, KG, VP, P, shared };
+}
+
+/** `max(max(a, b), c)...` of WGSL expressions. */
+const maxOf = (xs: string[]): string => xs.reduce((a, b) => `max(${a}, ${b})`);
+
+type Plan = NonNullable<ReturnType<typeof groupedPlan>>;
+
+/** `n` copies of `f(i)` joined by `sep`. */
+const rep = (n: number, f: (i: number) => string, sep = " ") =>
+  Array.from({ length: n }, (_, i) => f(i)).join(sep);
+
+function attentionGrouped(spec: AttentionSpec, target: TargetInfo, plan: Plan): WgslKernel {
+  const { heads: H, kvHeads: KV, headDim: D, qStride, window } = spec;
+  const { T, D4, HG, HW, HB, g, GP, K4, NK, KG, VP, P } = plan;
+  checkTarget(spec, target, { workgroupSize: T, sharedBytes: plan.shared });
+  const S = HW === 1 ? "f32" : `vec${HW}<f32>`; // one value per head of the block
+  const at = (x: string, h: number) => (HW === 1 ? x : `${x}[${h}]`);
+  const narrow = ["", ".x", ".xy", ".xyz", ""][HW]; // vec4 -> S
+  const widen = (x: string) => (HW === 4 ? x : `vec4<f32>(${x}${", 0.0".repeat(4 - HW)})`);
+  const VOFF = KV * PAGE_SIZE * D4; // V rows follow the K rows of a page
+  const code = `${declareBindings(spec, { ...TYPES, cache: "array<vec4<f32>>" })}
+var<workgroup> qs: array<vec4<f32>, ${HW * D4}>; // [HW, D4] scaled q of the block's heads
+var<workgroup> part: array<vec4<f32>, ${P}>; // [NK, ${GP}] partial scores; at the end [KG, D4] outputs
+var<workgroup> probs: array<${S}, ${KG * VP}>; // [KG * VP] exp(score - running max) of the chunk
+var<workgroup> alph: array<${S}, ${KG}>; // [KG] rescale of each key group's sums for this chunk
+var<workgroup> mfin: array<${S}, ${KG}>; // [KG] running max of each key group
+var<workgroup> lfin: array<${S}, ${KG}>; // [KG] running sum of each key group
+var<workgroup> pos_shared: u32;
+
+// vec4 index of key j's K row ([pages, 2, KV, PAGE, D]: K at part 0, V at part 1)
+fn krow(pages: u32, kvh: u32, j: u32) -> u32 {
+  let page = page_indices[pages + j / ${PAGE_SIZE}u];
+  return ((page * 2u) * ${KV * PAGE_SIZE}u + kvh * ${PAGE_SIZE}u + j % ${PAGE_SIZE}u) * ${D4}u;
+}
+
+${entry(T, totalGroups(1, KV * HB))}
+  let r = wg / ${KV * HB}u;
+  let kvh = (wg % ${KV * HB}u) / ${HB}u;
+  let hb = (wg % ${HB}u) * ${HW}u; // first head of the block within the KV head's ${HG}
+  if (lid == 0u) { pos_shared = positions[r]; }
+  for (var i = lid; i < ${HW * D4}u; i += ${T}u) {
+    var v = vec4<f32>(0.0);
+    if (hb + i / ${D4}u < ${HG}u) {
+      let qb = r * ${qStride}u + (kvh * ${HG}u + hb + i / ${D4}u) * ${D}u + 4u * (i % ${D4}u);
+      v = vec4<f32>(q[qb], q[qb + 1u], q[qb + 2u], q[qb + 3u]) * ${lit(spec.scale)};
+    }
+    qs[i] = v;
+  }
+  let p = workgroupUniformLoad(&pos_shared);
+  let pages = page_indptr[tok_seq[r]];
+  var lo = 0u;
+  ${window > 0 ? `if (p + 1u > ${window}u) { lo = p + 1u - ${window}u; }` : ""}
+  let kl = lid / ${g}u; // key of the chunk this thread scores (${NK} keys, ${g} threads each)
+  let sl = lid % ${g}u; // its slice: vec4s sl, sl + ${g}, ...
+  let kg = lid / ${D4}u; // key group whose values this thread sums (${KG} groups)
+  let d4 = lid % ${D4}u; // the vec4 of the value row it sums
+  ${rep(K4, (c) => `var k${c} = vec4<f32>(0.0);`)}
+  ${rep(VP, (i) => `var v${i} = vec4<f32>(0.0);`)}
+  ${rep(HW, (h) => `var acc${h} = vec4<f32>(0.0);`)}
+  var m = ${S}(${NEG});
+  var l = ${S}(0.0);
+  // loads of the chunk at c0: keys past p read nothing (and weigh nothing)
+  var c0 = lo;
+  ${loads("c0", "")}
+  for (; c0 <= p; c0 += ${NK}u) {
+    ${rep(K4, (c) => `var kn${c} = vec4<f32>(0.0);`)}
+    ${rep(VP, (i) => `var vn${i} = vec4<f32>(0.0);`)}
+    ${loads(`c0 + ${NK}u`, "n")}
+    if (kl < ${NK}u) {
+      var s = ${S}(0.0);
+      ${
+    rep(K4, (c) =>
+      `s += ${S}(${
+        rep(HW, (h) => `dot(qs[${h * D4}u + sl + ${c * g}u], k${c})`, ", ")
+      });`, "\n      ")
+  }
+      part[kl * ${GP}u + sl] = ${widen("s")};
+    }
+    workgroupBarrier();
+    if (lid < ${KG}u) {
+      // the online softmax of key group lid over its keys lid, lid + ${KG}, ... of the chunk
+      ${
+    rep(VP, (i) =>
+      `let j${i} = lid + ${i * KG}u;
+      var t${i} = ${S}(${NEG});
+      if (j${i} < ${NK}u && c0 + j${i} <= p) {
+        t${i} = ${S}(0.0);
+        for (var u = 0u; u < ${g}u; u++) { t${i} += part[j${i} * ${GP}u + u]${narrow}; }
+      }`, "\n      ")
+  }
+      let m_new = ${maxOf(["m", ...Array.from({ length: VP }, (_, i) => `t${i}`)])};
+      let a = exp(m - m_new);
+      ${
+    rep(VP, (i) =>
+      `let e${i} = select(${S}(0.0), exp(t${i} - m_new), j${i} < ${NK}u && c0 + j${i} <= p);
+      probs[j${i}] = e${i};`, "\n      ")
+  }
+      l = l * a + ${rep(VP, (i) => `e${i}`, " + ")};
+      m = m_new;
+      alph[lid] = a;
+    }
+    workgroupBarrier();
+    if (kg < ${KG}u) {
+      let a = alph[kg];
+      ${rep(VP, (i) => `let e${i} = probs[kg + ${i * KG}u];`, "\n      ")}
+      ${
+    rep(HW, (h) =>
+      `acc${h} = acc${h} * ${at("a", h)} + ${
+        rep(VP, (i) => `${at(`e${i}`, h)} * v${i}`, " + ")
+      };`, "\n      ")
+  }
+    }
+    ${rep(K4, (c) => `k${c} = kn${c};`)}
+    ${rep(VP, (i) => `v${i} = vn${i};`)}
+  }
+  // merge the key groups: rescale each to the common max, add up, divide by the total sum
+  if (lid < ${KG}u) { mfin[lid] = m; lfin[lid] = l; }
+  workgroupBarrier();
+  var mx = ${S}(${NEG});
+  for (var k = 0u; k < ${KG}u; k++) { mx = max(mx, mfin[k]); }
+  var f = ${S}(0.0);
+  if (kg < ${KG}u) { f = exp(mfin[kg] - mx); }
+  var total = ${S}(0.0);
+  if (lid < ${D4}u) {
+    for (var k = 0u; k < ${KG}u; k++) { total += lfin[k] * exp(mfin[k] - mx); }
+  }
+  ${
+    rep(HW, (h) =>
+      `if (kg < ${KG}u) { part[lid] = acc${h} * ${at("f", h)}; }
+  workgroupBarrier();
+  if (lid < ${D4}u && hb + ${h}u < ${HG}u) {
+    var o = vec4<f32>(0.0);
+    for (var k = 0u; k < ${KG}u; k++) { o += part[k * ${D4}u + lid]; }
+    o = o / ${at("total", h)};
+    let ob = r * ${H * D}u + (kvh * ${HG}u + hb + ${h}u) * ${D}u + 4u * lid;
+    out[ob] = o.x; out[ob + 1u] = o.y; out[ob + 2u] = o.z; out[ob + 3u] = o.w;
+  }${h < HW - 1 ? "\n  workgroupBarrier();" : ""}`, "\n  ")
+  }
+}
+`;
+  /** WGSL loading the chunk at `base` into k*, v* (suffix `n`: kn*, vn*). */
+  function loads(base: string, n: string): string {
+    return `{
+    let jk = ${base} + kl;
+    if (kl < ${NK}u && jk <= p) {
+      let kb = krow(pages, kvh, jk) + sl;
+      ${rep(K4, (c) => `k${n}${c} = cache[kb + ${c * g}u];`)}
+    }
+    ${
+      rep(
+        VP,
+        (i) =>
+          `if (kg < ${KG}u && kg + ${i * KG}u < ${NK}u && ${base} + kg + ${i * KG}u <= p) {
+      v${n}${i} = cache[krow(pages, kvh, ${base} + kg + ${i * KG}u) + ${VOFF}u + d4];
+    }`,
+        "\n    ",
+      )
+    }
+  }`;
+  }
+  return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: KV * HB };
+}
+
+/** One workgroup per (row, head), one key per thread: any head dim. */
+function attentionScalar(spec: AttentionSpec, target: TargetInfo): WgslKernel {
+  const { heads: H, kvHeads: KV, headDim: D, qStride, window } = spec;
   const T = reductionThreads(target, 64);
-  if (D % 4 === 0) return attentionVec4(spec, target, reductionThreads(target, 256));
   const dPerThread = Math.ceil(D / T);
   const shared = 4 * (D + 3 * T + 1);
   checkTarget(spec, target, { workgroupSize: T, sharedBytes: shared });
@@ -103,123 +306,6 @@ ${entry(T, totalGroups(1, H))}
   for (var i = 0u; i < ${dPerThread}u; i++) {
     let d = lid + i * ${T}u;
     if (d < ${D}u) { out[r * ${H * D}u + h * ${D}u + d] = acc[i] / l; }
-  }
-}
-`;
-  return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: H };
-}
-
-/**
- * The head-dim-multiple-of-4 form: keys and values are read as vec4s. For values, the threads
- * form G = T / (D/4) groups, each summing every G-th position of the chunk into its own vec4
- * of the output; the groups are added up at the end.
- */
-function attentionVec4(spec: AttentionSpec, target: TargetInfo, T: number): WgslKernel {
-  const { heads: H, kvHeads: KV, headDim: D, qStride, window } = spec;
-  const D4 = D / 4;
-  const G = Math.max(1, Math.floor(T / D4)); // value groups
-  const d4PerThread = Math.ceil(D4 / T); // > 1 only when D/4 > T (then G = 1)
-  const U = 4; // unroll of the key and value loops
-  const shared = 16 * D4 + 12 * T + 16 * T + 4;
-  checkTarget(spec, target, { workgroupSize: T, sharedBytes: shared });
-  const code = `${declareBindings(spec, { ...TYPES, cache: "array<vec4<f32>>" })}
-var<workgroup> qs: array<vec4<f32>, ${D4}>;
-var<workgroup> red: array<f32, ${T}>;
-var<workgroup> probs: array<f32, ${T}>;
-var<workgroup> vrow: array<u32, ${T}>; // vec4 index of each chunk position's value row
-var<workgroup> part: array<vec4<f32>, ${T}>;
-var<workgroup> pos_shared: u32;
-
-${entry(T, totalGroups(1, H))}
-  let r = wg / ${H}u;
-  let h = wg % ${H}u;
-  let kvh = h / ${H / KV}u;
-  if (lid == 0u) { pos_shared = positions[r]; }
-  for (var d = lid; d < ${D4}u; d += ${T}u) {
-    let qb = r * ${qStride}u + h * ${D}u + 4u * d;
-    qs[d] = vec4<f32>(q[qb], q[qb + 1u], q[qb + 2u], q[qb + 3u]) * ${lit(spec.scale)};
-  }
-  let p = workgroupUniformLoad(&pos_shared);
-  let pages = page_indptr[tok_seq[r]];
-  var lo = 0u;
-  ${window > 0 ? `if (p + 1u > ${window}u) { lo = p + 1u - ${window}u; }` : ""}
-  let g = lid / ${D4}u; // value group (${G} groups)
-  var m = ${NEG};
-  var l = 0.0;
-  ${Array.from({ length: d4PerThread }, (_, i) => `var acc${i} = vec4<f32>(0.0);`).join(" ")}
-  for (var c0 = lo; c0 <= p; c0 += ${T}u) {
-    let j = c0 + lid;
-    var score = ${NEG};
-    if (j <= p) {
-      let page = page_indices[pages + j / ${PAGE_SIZE}u];
-      // [pages, 2, KV, PAGE, D] in vec4s: K at part 0, V at part 1
-      let kb = ((page * 2u) * ${
-    KV * PAGE_SIZE
-  }u + kvh * ${PAGE_SIZE}u + j % ${PAGE_SIZE}u) * ${D4}u;
-      vrow[lid] = kb + ${KV * PAGE_SIZE * D4}u;
-      ${Array.from({ length: U }, (_, u) => `var s${u} = 0.0;`).join(" ")}
-      for (var d = 0u; d < ${D4 - (D4 % U)}u; d += ${U}u) {
-        ${
-    Array.from({ length: U }, (_, u) => `s${u} += dot(qs[d + ${u}u], cache[kb + d + ${u}u]);`).join(
-      " ",
-    )
-  }
-      }
-      ${
-    Array.from({ length: D4 % U }, (_, u) =>
-      `s0 += dot(qs[${D4 - (D4 % U) + u}u], cache[kb + ${D4 - (D4 % U) + u}u]);`).join(" ")
-  }
-      score = ${Array.from({ length: U }, (_, u) => `s${u}`).join(" + ")};
-    }
-    red[lid] = score;
-    workgroupBarrier();
-    ${treeReduce("red", T, (a, b) => `max(${a}, ${b})`)}
-    let m_new = max(m, red[0]);
-    workgroupBarrier();
-    let e = select(0.0, exp(score - m_new), j <= p);
-    probs[lid] = e;
-    red[lid] = e;
-    workgroupBarrier();
-    ${treeReduce("red", T, (a, b) => `${a} + ${b}`)}
-    let alpha = exp(m - m_new);
-    l = l * alpha + red[0];
-    m = m_new;
-    let n = min(${T}u, p + 1u - c0);
-    ${
-    Array.from({ length: d4PerThread }, (_, i) =>
-      `{
-      let d = lid % ${D4}u + ${i * T}u;
-      ${Array.from({ length: U }, (_, u) => `var v${u} = vec4<f32>(0.0);`).join(" ")}
-      if (g < ${G}u && d < ${D4}u) {
-        // ${U} independent loads in flight per step; positions past n weigh nothing.
-        for (var jj = g; jj < n; jj += ${U * G}u) {
-          ${
-        Array.from({ length: U }, (_, u) =>
-          `{ let j = min(jj + ${u * G}u, ${T - 1}u); let v = probs[j] * cache[vrow[j] + d];
-            v${u} += select(vec4<f32>(0.0), v, jj + ${u * G}u < n); }`).join("\n          ")
-      }
-        }
-      }
-      acc${i} = acc${i} * alpha + ${Array.from({ length: U }, (_, u) => `v${u}`).join(" + ")};
-    }`).join("\n    ")
-  }
-    workgroupBarrier();
-  }
-  ${
-    Array.from({ length: d4PerThread }, (_, i) =>
-      `{
-    part[lid] = acc${i};
-    workgroupBarrier();
-    let d = lid + ${i * T}u;
-    if (lid < ${D4}u && d < ${D4}u) {
-      var v = part[lid];
-      for (var gg = 1u; gg < ${G}u; gg++) { v += part[gg * ${D4}u + lid]; }
-      v = v / l;
-      let o = r * ${H * D}u + h * ${D}u + 4u * d;
-      out[o] = v.x; out[o + 1u] = v.y; out[o + 2u] = v.z; out[o + 3u] = v.w;
-    }
-    workgroupBarrier();
-  }`).join("\n  ")
   }
 }
 `;

@@ -1,4 +1,7 @@
-import { PAGE_SIZE } from "../contract.ts";
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { PAGE_SIZE, type TargetInfo } from "../contract.ts";
+import { GENERIC_WEBGPU } from "../../target.ts";
+import { attentionKernel, groupedPlan } from "./attention.ts";
 import { buf, device, expectClose, pagedLayout, Rng, runKernel } from "./test_helpers.ts";
 
 const ignore = !device;
@@ -13,7 +16,8 @@ interface Case {
   rows: [number, number][]; // (sequence, position) of each query row
 }
 
-async function checkAttention(rng: Rng, c: Case) {
+/** Runs `c` with the kernel compiled for `target` (the test device's own when omitted). */
+async function checkAttention(rng: Rng, c: Case, target?: TargetInfo) {
   const { H, KV, D, window, qStride, lens, rows } = c;
   const R = rows.length;
   const pg = pagedLayout(rng, lens);
@@ -65,7 +69,7 @@ async function checkAttention(rng: Rng, c: Case) {
     buf(pg.indices),
     buf(cache),
     new ArrayBuffer(R * H * D * 4),
-  ]);
+  ], target ? attentionKernel(spec, target) : undefined);
   expectClose(new Float32Array(outs[6]), ref, 1e-5, JSON.stringify({ ...c, lens: undefined }));
 }
 
@@ -102,7 +106,10 @@ Deno.test({
   ignore,
   fn: async () => {
     const rng = new Rng(14);
-    for (const D of [10, 1032]) {
+    // D=1032 at 256 threads (default limits) is past the grouped form: one key a thread
+    for (
+      const [D, target] of [[10, undefined], [1032, undefined], [1032, GENERIC_WEBGPU]] as const
+    ) {
       await checkAttention(rng, {
         H: 2,
         KV: 1,
@@ -111,7 +118,7 @@ Deno.test({
         qStride: 2 * D,
         lens: [20, 70],
         rows: [[0, 19], [1, 69], [1, 3]],
-      });
+      }, target);
     }
   },
 });
@@ -130,5 +137,113 @@ Deno.test({
       lens: [50, 9],
       rows: [[0, 49], [0, 3], [1, 8], [0, 20]],
     });
+  },
+});
+
+const H100_LIKE: TargetInfo = {
+  ...GENERIC_WEBGPU,
+  limits: {
+    ...GENERIC_WEBGPU.limits,
+    maxComputeInvocationsPerWorkgroup: 1024,
+    maxComputeWorkgroupSizeX: 1024,
+    maxComputeWorkgroupStorageSize: 49152,
+  },
+};
+
+Deno.test("attentionKernel() gives a GQA group's query heads one workgroup and coalesced key reads", () => {
+  const llama3 = {
+    op: "attention",
+    heads: 32,
+    kvHeads: 8,
+    headDim: 128,
+    qStride: 6144,
+    window: 0,
+    scale: 1 / Math.sqrt(128),
+  } as const;
+  // one workgroup per (row, KV head) reading each key once for its 4 query heads
+  assertEquals(attentionKernel(llama3, H100_LIKE).groupsPerRowBlock, 8);
+  const plan = groupedPlan(llama3, H100_LIKE)!;
+  // 512 threads: 8 threads a key (128 contiguous bytes each read), 64 keys a chunk
+  assertEquals([plan.T, plan.HW, plan.g, plan.K4, plan.NK], [512, 4, 8, 4, 64]);
+  assertEquals(groupedPlan(llama3, GENERIC_WEBGPU)!.T, 256);
+  // 7 query heads a KV head: blocks of 4 and 3
+  assertEquals(
+    attentionKernel({ ...llama3, heads: 14, kvHeads: 2, qStride: 14 * 128 }, GENERIC_WEBGPU)
+      .groupsPerRowBlock,
+    4,
+  );
+  // head dims that are not a multiple of 4 take one workgroup per (row, head)
+  assertEquals(
+    attentionKernel({ ...llama3, headDim: 10, qStride: 320 }, GENERIC_WEBGPU).groupsPerRowBlock,
+    32,
+  );
+});
+
+Deno.test({
+  name:
+    "attentionKernel() matches float64 attention across key chunks, head blocks and head dims, at 256 and 512 threads",
+  ignore,
+  fn: async () => {
+    const rng = new Rng(15);
+    const limits = device?.target.limits;
+    const targets = [GENERIC_WEBGPU];
+    if (
+      limits && limits.maxComputeInvocationsPerWorkgroup >= 512 &&
+      limits.maxComputeWorkgroupStorageSize >= 16384
+    ) {
+      targets.push({
+        ...GENERIC_WEBGPU,
+        limits: {
+          ...GENERIC_WEBGPU.limits,
+          maxComputeInvocationsPerWorkgroup: 512,
+          maxComputeWorkgroupSizeX: 512,
+        },
+      });
+    }
+    const cases: Case[] = [
+      // Llama-like group of 4 at D=128: several chunks of keys, ragged batch
+      {
+        H: 8,
+        KV: 2,
+        D: 128,
+        window: 0,
+        qStride: 8 * 128,
+        lens: [300, 65, 1],
+        rows: [[0, 299], [1, 64], [2, 0], [0, 100]],
+      },
+      // 6 heads a KV head (blocks of 4 and 2), D=80 (10 threads a key), q from a wider row
+      {
+        H: 6,
+        KV: 1,
+        D: 80,
+        window: 0,
+        qStride: 10 * 80,
+        lens: [130, 7],
+        rows: [[0, 129], [1, 6], [0, 63], [0, 64]],
+      },
+      // MQA with 8 heads, D=64, a window that starts inside a chunk
+      {
+        H: 8,
+        KV: 1,
+        D: 64,
+        window: 45,
+        qStride: 8 * 64,
+        lens: [200],
+        rows: [[0, 199], [0, 44], [0, 45], [0, 130]],
+      },
+      // MHA (one head a block), D=256
+      {
+        H: 2,
+        KV: 2,
+        D: 256,
+        window: 0,
+        qStride: 2 * 256,
+        lens: [70],
+        rows: [[0, 69], [0, 31], [0, 32]],
+      },
+    ];
+    for (const target of targets) {
+      for (const c of cases) await checkAttention(rng, c, target);
+    }
   },
 });
