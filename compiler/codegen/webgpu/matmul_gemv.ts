@@ -144,8 +144,9 @@ export function matmulGemv(
     })`;
   };
   const body: string[] = [];
+  const wp = (j: number, c: number, n: number) => `w${j}_${c}_${n}_`;
+  // every weight load of the iteration first: U * C * NW independent loads in flight
   for (let j = 0; j < U; j++) {
-    const uj = `u${j}`, kj = `k${j}`;
     const masked = j > 0 && !exact;
     body.push(
       j === 0
@@ -153,13 +154,12 @@ export function matmulGemv(
         : masked
         ? `let u${j} = min(u + ${j * TPC}u, ${UN - 1}u);`
         : `let u${j} = u + ${j * TPC}u;`,
-      `let ${kj} = ${uj} * ${UE}u;`,
+      `let k${j} = u${j} * ${UE}u;`,
     );
-    // all loads of this sub-iteration's weight units first
     for (let c = 0; c < C; c++) {
       for (let n = 0; n < NW; n++) {
-        const p = `w${j}_${c}_${n}_`;
-        body.push(unit.decode(`cw${c}_${n}`, uj, p));
+        const p = wp(j, c, n);
+        body.push(unit.load(`cw${c}_${n}`, `u${j}`, p));
         body.push(
           masked
             ? `let ${p}m = select(0.0, ${p}s, u + ${j * TPC}u < ${UN}u);`
@@ -167,19 +167,49 @@ export function matmulGemv(
         );
       }
     }
-    for (let rr = 0; rr < RB; rr++) {
-      const xp = `x${j}_${rr}_`;
+  }
+  // then the arithmetic, keeping the smaller of (x vec4s of all rows, decoded units of all
+  // columns) live
+  const xLets = (j: number, rr: number) =>
+    range(nv).map((i) => {
+      const sc = unit.xScale[i];
+      return `let x${j}_${rr}_${i} = ${xVec(rr, i, `u${j}`, `k${j}`)}${sc ? ` * ${sc}` : ""};`;
+    }).join(" ");
+  // With several rows, scaled units feed plain fma chains (8 instead of 10 per 8 elements).
+  const prescale = RB >= 4;
+  const values = (j: number, c: number, n: number) => {
+    const p = wp(j, c, n);
+    const v = unit.values(p);
+    return prescale
+      ? `${v}\n    ${range(nv).map((i) => `let ${p}f${i} = ${p}${i} * ${p}m;`).join(" ")}`
+      : v;
+  };
+  const fma = (j: number, c: number, n: number, rr: number) => {
+    const p = wp(j, c, n);
+    const a = `a${acc(c, rr, n)}`;
+    if (prescale) {
+      let e = a;
       for (let i = 0; i < nv; i++) {
-        const sc = unit.xScale[i];
-        body.push(`let ${xp}${i} = ${xVec(rr, i, uj, kj)}${sc ? ` * ${sc}` : ""};`);
-      }
-      for (let c = 0; c < C; c++) {
-        for (let n = 0; n < NW; n++) {
-          const p = `w${j}_${c}_${n}_`;
-          const dots = range(nv).map((i) => `dot(${p}${i}, ${xp}${i})`).join(" + ");
-          const a = `a${acc(c, rr, n)}`;
-          body.push(`${a} = fma(${p}m, ${dots}, ${a});`);
+        for (const l of ["x", "y", "z", "w"]) {
+          e = `fma(${p}f${i}.${l}, x${j}_${rr}_${i}.${l}, ${e})`;
         }
+      }
+      return `${a} = ${e};`;
+    }
+    const dots = range(nv).map((i) => `dot(${p}${i}, x${j}_${rr}_${i})`).join(" + ");
+    return `${a} = fma(${p}m, ${dots}, ${a});`;
+  };
+  const cols = range(C * NW).map((cn) => [Math.floor(cn / NW), cn % NW]);
+  for (let j = 0; j < U; j++) {
+    if (RB < C * NW) {
+      for (let rr = 0; rr < RB; rr++) body.push(xLets(j, rr));
+      for (const [c, n] of cols) {
+        body.push(values(j, c, n), ...range(RB).map((rr) => fma(j, c, n, rr)));
+      }
+    } else {
+      for (const [c, n] of cols) body.push(values(j, c, n));
+      for (let rr = 0; rr < RB; rr++) {
+        body.push(xLets(j, rr), ...cols.map(([c, n]) => fma(j, c, n, rr)));
       }
     }
   }

@@ -15,8 +15,10 @@ export interface Unit {
   units: number;
   types: Record<string, string>;
   helpers: string;
-  /** Statements defining vec4<f32> `${p}0..` (unit values) and f32 `${p}s` (their scale). */
-  decode(c: string, u: string, p: string): string;
+  /** Statements loading unit u of weight row c under prefix p, with f32 `${p}s` (its scale). */
+  load(c: string, u: string, p: string): string;
+  /** Statements defining vec4<f32> `${p}0..` (the unit's values) from what `load` read. */
+  values(p: string): string;
   /** Per vec4 of a unit: a vec4<f32> that the matching vec4 of x must be multiplied by (the
    * decoded values carry the inverse factor), or null. */
   xScale: (string | null)[];
@@ -45,8 +47,8 @@ export function weightUnit(
   codeWords: 1 | 2 | 4,
   inPlace = true,
 ): Unit {
-  const lets = (p: string, exprs: string[], scale: string) =>
-    exprs.map((x, i) => `let ${p}${i} = ${x};`).join("\n      ") + `\n      let ${p}s = ${scale};`;
+  const lets = (p: string, exprs: string[]) =>
+    exprs.map((x, i) => `let ${p}${i} = ${x};`).join("\n    ");
   if (w.kind === "group") {
     const g = groupLayout(w, K);
     const E = g.elemsPerWord, bits = w.bits, mask = (1 << bits) - 1;
@@ -72,7 +74,10 @@ export function weightUnit(
       units: g.wordsPerRow / words,
       types: { q_weight: wide ? `array<vec${words}<u32>>` : "array<u32>" },
       helpers: denseReader("q_scale", w.scaleDtype),
-      decode: (c, u, p) => {
+      load: (c, u, p) =>
+        `let ${p}q = q_weight[${c} * ${g.wordsPerRow / words}u + ${u}];
+    let ${p}s = q_scale_at(${c} * ${g.groups}u + (${u} * ${elems}u) / ${w.groupSize}u);`,
+      values: (p) => {
         const word = (e: number) => (wide ? `${p}q.${lanes[Math.floor(e / E)]}` : `${p}q`);
         const vecs: string[] = [];
         for (let e0 = 0; e0 < elems; e0 += 4) {
@@ -101,8 +106,7 @@ export function weightUnit(
             }u) & ${mask}u) | 0x4b000000u) - ${bias}`;
           });
         }
-        return `let ${p}q = q_weight[${c} * ${g.wordsPerRow / words}u + ${u}];
-      ${lets(p, vecs, `q_scale_at(${c} * ${g.groups}u + (${u} * ${elems}u) / ${w.groupSize}u)`)}`;
+        return lets(p, vecs);
       },
     };
   }
@@ -114,7 +118,8 @@ export function weightUnit(
         types: { weight: "array<vec4<f32>>" },
         xScale: [],
         helpers: "",
-        decode: (c, u, p) => lets(p, [`weight[${c} * ${K / 4}u + ${u}]`], "1.0"),
+        load: (c, u, p) => `${lets(p, [`weight[${c} * ${K / 4}u + ${u}]`])} let ${p}s = 1.0;`,
+        values: () => "",
       };
     }
     return {
@@ -123,7 +128,9 @@ export function weightUnit(
       types: { weight: "array<f32>" },
       xScale: [],
       helpers: "",
-      decode: (c, u, p) => lets(p, vec4s(1, () => `weight[${c} * ${K}u + ${u}]`), "1.0"),
+      load: (c, u, p) =>
+        `${lets(p, vec4s(1, () => `weight[${c} * ${K}u + ${u}]`))} let ${p}s = 1.0;`,
+      values: () => "",
     };
   }
   if (K % 8 === 0) {
@@ -133,14 +140,12 @@ export function weightUnit(
       types: { weight: "array<vec4<u32>>" },
       xScale: [],
       helpers: "",
-      decode: (c, u, p) =>
-        `let ${p}v = weight[${c} * ${K / 8}u + ${u}];
-      ${
-          lets(p, [
-            `vec4<f32>(unpack2x16float(${p}v.x), unpack2x16float(${p}v.y))`,
-            `vec4<f32>(unpack2x16float(${p}v.z), unpack2x16float(${p}v.w))`,
-          ], "1.0")
-        }`,
+      load: (c, u, p) => `let ${p}v = weight[${c} * ${K / 8}u + ${u}]; let ${p}s = 1.0;`,
+      values: (p) =>
+        lets(p, [
+          `vec4<f32>(unpack2x16float(${p}v.x), unpack2x16float(${p}v.y))`,
+          `vec4<f32>(unpack2x16float(${p}v.z), unpack2x16float(${p}v.w))`,
+        ]),
     };
   }
   if (K % 2 === 0) {
@@ -150,8 +155,8 @@ export function weightUnit(
       types: { weight: "array<u32>" },
       xScale: [],
       helpers: "",
-      decode: (c, u, p) =>
-        lets(p, [`vec4<f32>(unpack2x16float(weight[${c} * ${K / 2}u + ${u}]), 0.0, 0.0)`], "1.0"),
+      load: (c, u, p) => `let ${p}v = weight[${c} * ${K / 2}u + ${u}]; let ${p}s = 1.0;`,
+      values: (p) => lets(p, [`vec4<f32>(unpack2x16float(${p}v), 0.0, 0.0)`]),
     };
   }
   return {
@@ -160,6 +165,8 @@ export function weightUnit(
     types: { weight: "array<u32>" },
     xScale: [],
     helpers: denseReader("weight", "f16"),
-    decode: (c, u, p) => lets(p, vec4s(1, () => `weight_at(${c} * ${K}u + ${u})`), "1.0"),
+    load: (c, u, p) =>
+      `${lets(p, vec4s(1, () => `weight_at(${c} * ${K}u + ${u})`))} let ${p}s = 1.0;`,
+    values: () => "",
   };
 }

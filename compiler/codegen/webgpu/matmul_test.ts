@@ -12,7 +12,7 @@ async function checkMatmul(
   rng: Rng,
   spec: MatmulSpec,
   R: number,
-  tune?: GemvTuning | "tiled16k",
+  tune?: GemvTuning | "tiled16k" | { gemv16k: GemvTuning },
 ) {
   const { N, K, rowStart, rows, epilogue } = spec;
   const W = randomWeight(rng, spec.weight, rows, K); // [rows, K]
@@ -50,6 +50,8 @@ async function checkMatmul(
   const small = { ...target, limits: { ...target.limits, maxComputeWorkgroupStorageSize: 16384 } };
   const source = tune === "tiled16k"
     ? matmulTiled(spec, small)
+    : tune && "gemv16k" in tune
+    ? matmulGemv(spec, small, tune.gemv16k)
     : tune
     ? matmulGemv(spec, target, tune)
     : undefined;
@@ -171,7 +173,24 @@ Deno.test({
 });
 
 Deno.test({
-  name: "gemvDefaults() reads q4 weights once for up to 32 rows within the register budget",
+  name: "matmulGemv() reduces in passes within the 16 KiB default workgroup storage limit",
+  ignore,
+  fn: async () => {
+    const rng = new Rng(12);
+    const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
+    const gemv16k = { threadsPerCol: 32, colsPerThread: 4, rowsPerGroup: 8, unroll: 2 };
+    await checkMatmul(rng, spec(q4, 70, 128, 16, { epilogue: "silu_mul" }), 13, {
+      gemv16k: { ...gemv16k, codeWords: 1 },
+    });
+    await checkMatmul(rng, spec(q4, 45, 96, 16, { bias: "f32", epilogue: "add" }), 16, {
+      gemv16k: { ...gemv16k, codeWords: 2 },
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "gemvDefaults() keeps accumulators within the register budget and tiles 4+ columns at R = 1",
   fn: () => {
     const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
     for (const maxRows of [1, 4, 16, 32]) {
