@@ -49,7 +49,12 @@ export function attentionKernel(spec: AttentionSpec, target: TargetInfo): WgslKe
   return plan ? attentionGrouped(spec, target, plan) : attentionScalar(spec, target);
 }
 
-/** The shape of the grouped kernel for `spec` on `target`, or null when it does not fit. */
+/**
+ * The shape of the grouped kernel for `spec` on `target`, or null when it does not fit: `T`
+ * threads; `HW` query heads a workgroup (`HB` blocks a KV head of `HG`); `g` threads a key, each
+ * reading `K4` vec4s of it; `NK` keys a chunk; `KG` key groups of `D4` value threads, each
+ * group summing `VP` keys a chunk; `shared` bytes of workgroup memory.
+ */
 export function groupedPlan(spec: AttentionSpec, target: TargetInfo) {
   const { heads: H, kvHeads: KV, headDim: D } = spec;
   const T = reductionThreads(target, 512);
@@ -77,15 +82,13 @@ export function groupedPlan(spec: AttentionSpec, target: TargetInfo) {
   return { T, D4, HG, HW, HB: Math.ceil(HG / HW), g, GP, K4: D4 / g, NK, KG, VP, P, shared };
 }
 
-/** `max(max(a, b), c)...` of WGSL expressions. */
-const maxOf = (xs: string[]): string => xs.reduce((a, b) => `max(${a}, ${b})`);
-
 type Plan = NonNullable<ReturnType<typeof groupedPlan>>;
 
 /** `n` copies of `f(i)` joined by `sep`. */
 const rep = (n: number, f: (i: number) => string, sep = " ") =>
   Array.from({ length: n }, (_, i) => f(i)).join(sep);
 
+/** One workgroup per (row, KV head, block of `HW` query heads); see the module doc. */
 function attentionGrouped(spec: AttentionSpec, target: TargetInfo, plan: Plan): WgslKernel {
   const { heads: H, kvHeads: KV, headDim: D, qStride, window } = spec;
   const { T, D4, HG, HW, HB, g, GP, K4, NK, KG, VP, P } = plan;
@@ -155,24 +158,28 @@ ${entry(T, totalGroups(1, KV * HB))}
     }
     workgroupBarrier();
     if (lid < ${KG}u) {
-      // the online softmax of key group lid over its keys lid, lid + ${KG}, ... of the chunk
-      ${
-    rep(VP, (i) =>
-      `let j${i} = lid + ${i * KG}u;
-      var t${i} = ${S}(${NEG});
-      if (j${i} < ${NK}u && c0 + j${i} <= p) {
-        t${i} = ${S}(0.0);
-        for (var u = 0u; u < ${g}u; u++) { t${i} += part[j${i} * ${GP}u + u]${narrow}; }
-      }`, "\n      ")
-  }
-      let m_new = ${maxOf(["m", ...Array.from({ length: VP }, (_, i) => `t${i}`)])};
+      // the online softmax of key group lid over its keys lid, lid + ${KG}, ... of the chunk:
+      // scores first (kept in probs), then their exps against the new running max
+      var m_new = m;
+      for (var i = 0u; i < ${VP}u; i++) {
+        let j = lid + i * ${KG}u;
+        var t = ${S}(${NEG});
+        if (j < ${NK}u && c0 + j <= p) {
+          t = ${S}(0.0);
+          for (var u = 0u; u < ${g}u; u++) { t += part[j * ${GP}u + u]${narrow}; }
+        }
+        probs[j] = t;
+        m_new = max(m_new, t);
+      }
       let a = exp(m - m_new);
-      ${
-    rep(VP, (i) =>
-      `let e${i} = select(${S}(0.0), exp(t${i} - m_new), j${i} < ${NK}u && c0 + j${i} <= p);
-      probs[j${i}] = e${i};`, "\n      ")
-  }
-      l = l * a + ${rep(VP, (i) => `e${i}`, " + ")};
+      var sum = ${S}(0.0);
+      for (var i = 0u; i < ${VP}u; i++) {
+        let j = lid + i * ${KG}u;
+        let e = select(${S}(0.0), exp(probs[j] - m_new), j < ${NK}u && c0 + j <= p);
+        probs[j] = e;
+        sum += e;
+      }
+      l = l * a + sum;
       m = m_new;
       alph[lid] = a;
     }
