@@ -155,11 +155,12 @@ export function matmulGemv(
         ? `let u${j} = min(u + ${j * TPC}u, ${UN - 1}u);`
         : `let u${j} = u + ${j * TPC}u;`,
       `let k${j} = u${j} * ${UE}u;`,
+      unit.prep(`u${j}`, j),
     );
     for (let c = 0; c < C; c++) {
       for (let n = 0; n < NW; n++) {
         const p = wp(j, c, n);
-        body.push(unit.load(`cw${c}_${n}`, `u${j}`, p));
+        body.push(unit.load(`cw${c}_${n}`, `u${j}`, p, j));
         body.push(
           masked
             ? `let ${p}m = select(0.0, ${p}s, u + ${j * TPC}u < ${UN}u);`

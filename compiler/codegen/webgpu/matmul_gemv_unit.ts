@@ -15,8 +15,11 @@ export interface Unit {
   units: number;
   types: Record<string, string>;
   helpers: string;
-  /** Statements loading unit u of weight row c under prefix p, with f32 `${p}s` (its scale). */
-  load(c: string, u: string, p: string): string;
+  /** Column-independent statements for unit u, shared by the loads of sub-iteration j. */
+  prep(u: string, j: number): string;
+  /** Statements loading unit u of weight row c under prefix p, with f32 `${p}s` (its scale),
+   * after `prep(u, j)`. */
+  load(c: string, u: string, p: string, j: number): string;
   /** Statements defining vec4<f32> `${p}0..` (the unit's values) from what `load` read. */
   values(p: string): string;
   /** Per vec4 of a unit: a vec4<f32> that the matching vec4 of x must be multiplied by (the
@@ -57,6 +60,7 @@ export function weightUnit(
     const wide = words > 1;
     const elems = words * E;
     const bias = `${2 ** 23 + g.maxInt}.0`;
+    const halves = w.scaleDtype === "f16" && g.groups % 2 === 0;
     // Full vec4s within one word decode with one mask per lane (codes stay at their bit
     // offsets i * bits, so lane i is q * 2^(i * bits)); x carries the 2^-(i * bits).
     const shiftless = (e0: number) =>
@@ -74,9 +78,19 @@ export function weightUnit(
       units: g.wordsPerRow / words,
       types: { q_weight: wide ? `array<vec${words}<u32>>` : "array<u32>" },
       helpers: denseReader("q_scale", w.scaleDtype),
-      load: (c, u, p) =>
+      // the group of unit u (groupSize is a multiple of elems) and, for f16 scales in rows of
+      // an even number of groups, its scale's word and half (the same for every column)
+      prep: (u, j) =>
+        `let g${j} = ${u} / ${w.groupSize / elems}u;${
+          halves ? ` let gw${j} = g${j} >> 1u; let gh${j} = (g${j} & 1u) * 16u;` : ""
+        }`,
+      load: (c, u, p, j) =>
         `let ${p}q = q_weight[${c} * ${g.wordsPerRow / words}u + ${u}];
-    let ${p}s = q_scale_at(${c} * ${g.groups}u + (${u} * ${elems}u) / ${w.groupSize}u);`,
+    let ${p}s = ${
+          halves
+            ? `unpack2x16float(q_scale[${c} * ${g.groups / 2}u + gw${j}] >> gh${j}).x`
+            : `q_scale_at(${c} * ${g.groups}u + g${j})`
+        };`,
       values: (p) => {
         const word = (e: number) => (wide ? `${p}q.${lanes[Math.floor(e / E)]}` : `${p}q`);
         const vecs: string[] = [];
@@ -113,6 +127,7 @@ export function weightUnit(
   if (w.dtype === "f32") {
     if (K % 4 === 0) {
       return {
+        prep: () => "",
         elems: 4,
         units: K / 4,
         types: { weight: "array<vec4<f32>>" },
@@ -123,6 +138,7 @@ export function weightUnit(
       };
     }
     return {
+      prep: () => "",
       elems: 1,
       units: K,
       types: { weight: "array<f32>" },
@@ -135,6 +151,7 @@ export function weightUnit(
   }
   if (K % 8 === 0) {
     return {
+      prep: () => "",
       elems: 8,
       units: K / 8,
       types: { weight: "array<vec4<u32>>" },
@@ -150,6 +167,7 @@ export function weightUnit(
   }
   if (K % 2 === 0) {
     return {
+      prep: () => "",
       elems: 2,
       units: K / 2,
       types: { weight: "array<u32>" },
@@ -160,6 +178,7 @@ export function weightUnit(
     };
   }
   return {
+    prep: () => "",
     elems: 1,
     units: K,
     types: { weight: "array<u32>" },
