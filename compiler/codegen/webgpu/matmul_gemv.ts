@@ -40,8 +40,9 @@ export interface GemvTuning {
 
 /** Accumulators a thread may hold (rows x columns x weight rows per column). */
 const MAX_ACCS = 32;
-/** Weight units a thread keeps in flight per iteration. */
-const MAX_INFLIGHT = 16;
+/** Registers (of ~128 that let two 256-thread workgroups share an SM) for accumulators and
+ * in-flight loads (code word + scale per weight unit); the rest hold x, addresses, temps. */
+const LOAD_BUDGET = 48;
 /** Workgroups wanted per dispatch (H100: 132 SMs, two each). */
 const WANT_GROUPS = 256;
 /** Cache (x reads) to DRAM (weight reads) bandwidth ratio assumed when picking the tile. */
@@ -80,7 +81,11 @@ export function gemvDefaults(spec: MatmulSpec, target?: TargetInfo): GemvTuning 
     Math.max(1, T / Math.min(32, unitsP2)),
   );
   const TPC = Math.max(1, Math.min(T / CG, unitsP2));
-  const U = Math.max(1, Math.min(4, Math.floor(MAX_INFLIGHT / (C * NW)), Math.ceil(units / TPC)));
+  const A = best.RB * C * NW;
+  const U = Math.max(
+    1,
+    Math.min(4, Math.floor((LOAD_BUDGET - A) / (2 * C * NW)), Math.ceil(units / TPC)),
+  );
   return { threadsPerCol: TPC, colsPerThread: C, rowsPerGroup: best.RB, unroll: U, codeWords: 1 };
 }
 
