@@ -8,6 +8,7 @@
 import { KilnEngine } from "../../engine/engine.ts";
 import type { Model } from "../../engine/model.ts";
 import type { GenerateOptions, Tokenizer } from "../../engine/types.ts";
+import { GREEDY as GREEDY_SAMPLING } from "../../engine/sampling_params.ts";
 
 export interface EngineFigures {
   batch: number;
@@ -37,16 +38,7 @@ export function tokens(n: number, vocab: number, seed: number): number[] {
   return Array.from({ length: n }, () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) % vocab);
 }
 
-const GREEDY = {
-  temperature: 0,
-  top_p: 1,
-  top_k: 0,
-  presence_penalty: 0,
-  frequency_penalty: 0,
-  repetition_penalty: 1,
-  logit_bias: new Map(),
-  seed: 1,
-};
+const GREEDY = { ...GREEDY_SAMPLING, seed: 1 };
 
 export interface EngineBenchOptions {
   name: string;

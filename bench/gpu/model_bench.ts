@@ -202,7 +202,7 @@ export async function benchModel(
       model.run(
         fn,
         seqs.map((seq, i): SeqChunk => ({ seq, tokens: [(pos * 31 + i) % V], start: pos })),
-      );
+      ).m;
     for (let i = 0; i < 3; i++, pos++) step();
     await runtime.read(fn, "logits", 4);
     dev.submit();

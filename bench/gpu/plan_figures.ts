@@ -7,6 +7,7 @@ import type { KernelSpec } from "../../compiler/codegen/contract.ts";
 import type { LibraryPlan } from "../../compiler/codegen/plan.ts";
 import type { CompileMetadata } from "../../compiler/metadata.ts";
 import { paramBytes } from "../../compiler/metadata.ts";
+import { GEMV_MAX_ROWS } from "../../compiler/codegen/webgpu/matmul.ts";
 
 /** Weight bytes one step of `fn` reads at `rows` sequences: every param a non-embed kernel
  * binds, whole (once per step, whatever the batch), plus `rows` rows of tables only `embed` reads. */
@@ -66,5 +67,5 @@ export function dispatchesPerLayer(
 export function kernelLabel(spec: KernelSpec): string {
   if (spec.op !== "matmul") return spec.op;
   const epi = spec.epilogue === "none" ? "" : ` +${spec.epilogue}`;
-  return `matmul ${spec.rows}x${spec.K}${epi}${spec.maxRows > 8 ? " tiled" : ""}`;
+  return `matmul ${spec.rows}x${spec.K}${epi}${spec.maxRows > GEMV_MAX_ROWS ? " tiled" : ""}`;
 }

@@ -9,25 +9,13 @@
 import { PAGE_SIZE } from "../contract.ts";
 import { createWebGpuDevice } from "../../../engine/devices/webgpu.ts";
 import { wgslKernel } from "./mod.ts";
+import { timeIt as timeWith } from "./bench_timing.ts";
 
 const quick = Deno.args.includes("--quick");
+const timeIt = (run: () => void, sync: () => Promise<unknown>) => timeWith(run, sync, quick);
 const dev = await createWebGpuDevice();
 if (!dev) throw new Error("no WebGPU adapter");
 
-async function timeIt(run: () => void, sync: () => Promise<unknown>) {
-  const round = async (n: number) => {
-    for (let i = 0; i < n; i++) run();
-    const t0 = performance.now();
-    await sync();
-    return (performance.now() - t0) / 1000;
-  };
-  await round(2);
-  let n = quick ? 2 : 16;
-  while (!quick && await round(n) < 0.1 && n < 1 << 16) n *= 4;
-  const one = await round(n);
-  const two = await round(2 * n);
-  return (two - one) / n;
-}
 
 /** `seqs` sequences of `ctx` tokens; `rowsPerSeq` query rows at the last positions of each. */
 async function bench(

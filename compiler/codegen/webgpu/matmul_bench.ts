@@ -9,34 +9,17 @@
 import type { KernelSpec, WeightFormat } from "../contract.ts";
 import { createWebGpuDevice } from "../../../engine/devices/webgpu.ts";
 import { wgslKernel } from "./mod.ts";
+import { timeIt as timeWith } from "./bench_timing.ts";
 import { weightBindingBytes } from "./common.ts";
 import { type GemvTuning, matmulGemv } from "./matmul_gemv.ts";
 
 const quick = Deno.args.includes("--quick");
+const timeIt = (run: () => void, sync: () => Promise<unknown>) => timeWith(run, sync, quick);
 const dev = await createWebGpuDevice();
 if (!dev) throw new Error("no WebGPU adapter");
 const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
 const f16: WeightFormat = { kind: "dense", dtype: "f16" };
 
-/**
- * GPU seconds per dispatch of `run()`. A round encodes n dispatches, then times only the
- * submit-and-wait (`sync`); n grows until a round takes >= 100 ms, and the result is
- * (round(2n) - round(n)) / n, which cancels the fixed wait cost (Deno polls every 10 ms).
- */
-async function timeIt(run: () => void, sync: () => Promise<unknown>) {
-  const round = async (n: number) => {
-    for (let i = 0; i < n; i++) run();
-    const t0 = performance.now();
-    await sync();
-    return (performance.now() - t0) / 1000;
-  };
-  await round(2);
-  let n = quick ? 2 : 16;
-  while (!quick && await round(n) < 0.1 && n < 1 << 16) n *= 4;
-  const one = await round(n);
-  const two = await round(2 * n);
-  return (two - one) / n;
-}
 
 /** Bandwidth of a plain vec4<u32> read-and-sum kernel over `bytes`. */
 async function readRoofline(bytes: number): Promise<number> {

@@ -1,0 +1,24 @@
+/**
+ * Wall-clock GPU timing for the kernel benches (`matmul_bench.ts`, `attention_bench.ts`).
+ * @module
+ */
+
+/**
+ * GPU seconds per dispatch of `run()`. A round encodes n dispatches, then times only the
+ * submit-and-wait (`sync`); n grows until a round takes >= 100 ms (unless `quick`), and the
+ * result is (round(2n) - round(n)) / n, which cancels the fixed wait cost (Deno polls every 10 ms).
+ */
+export async function timeIt(run: () => void, sync: () => Promise<unknown>, quick = false): Promise<number> {
+  const round = async (n: number) => {
+    for (let i = 0; i < n; i++) run();
+    const t0 = performance.now();
+    await sync();
+    return (performance.now() - t0) / 1000;
+  };
+  await round(2);
+  let n = quick ? 2 : 16;
+  while (!quick && await round(n) < 0.1 && n < 1 << 16) n *= 4;
+  const one = await round(n);
+  const two = await round(2 * n);
+  return (two - one) / n;
+}
