@@ -54,6 +54,7 @@ function ropeCases(rng: Rng): ConformanceCase[] {
     [{ H: 4, KV: 1, D: 64 }, 1, [200, 200]],
     [{ H: 2, KV: 2, D: 16 }, 5, [0, 10]],
     [{ H: 1, KV: 1, D: 4 }, 70000, [0, 255]], // more rows than 65535 workgroups
+    [{ H: 32, KV: 8, D: 128 }, 3, [0, 9000]], // Llama-3-8B heads: a row spans several workgroups
   ];
   for (const [h, R, [lo, hi]] of table) {
     const width = (h.H + 2 * h.KV) * h.D;
@@ -75,6 +76,7 @@ function ropeCases(rng: Rng): ConformanceCase[] {
     [{ H: 8, KV: 2, D: 16 }, [5, 40, 17, 1], [5, 9, 1, 1]], // ragged chunked prefill + decode
     [{ H: 4, KV: 1, D: 64 }, [16, 33, 2], [1, 1, 1]], // MQA decode, page boundaries
     [{ H: 2, KV: 2, D: 32 }, [70], [1]],
+    [{ H: 32, KV: 8, D: 128 }, [600, 20], [1, 3]], // 8B heads: rows split over workgroups
   ];
   for (const [h, lens, qlens] of appends) {
     const b = batch(rng, lens, qlens);

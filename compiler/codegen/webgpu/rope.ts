@@ -1,6 +1,6 @@
 /**
  * Rotary embedding and KV-cache writes: `rope`, `kv_append`, `rope_kv_append`.
- * One workgroup per token row. Rotation follows HF rotate_half: pairs (i, i + D/2) turn by
+ * Each token row is split over up to 16 workgroups. Rotation follows HF rotate_half: pairs (i, i + D/2) turn by
  * positions[r] * invFreq[i]. The angle is reduced in turns with a split constant
  * (hi has 12 fractional bits so position * hi is exact below 2^14), keeping sin/cos accurate
  * for long positions.
@@ -28,9 +28,15 @@ function rotation(invFreq: number[], headDim: number): string {
   const turns = invFreq.map((f) => f / (2 * Math.PI));
   const hi = turns.map((t) => Math.round(t * 4096) / 4096);
   const lo = turns.map((t, i) => t - hi[i]);
-  const arr = (xs: number[]) => `array<f32, ${xs.length}>(${xs.map(lit).join(", ")})`;
-  return `var<private> turn_hi: array<f32, ${hi.length}> = ${arr(hi)};
-var<private> turn_lo: array<f32, ${lo.length}> = ${arr(lo)};
+  // The table lives in workgroup memory, written once per workgroup with constant indices
+  // (a private array with an initialiser would be copied into every invocation).
+  const init = hi.map((h, i) => `turn_hi[${i}] = ${lit(h)}; turn_lo[${i}] = ${lit(lo[i])};`).join(" ");
+  return `var<workgroup> turn_hi: array<f32, ${hi.length}>;
+var<workgroup> turn_lo: array<f32, ${lo.length}>;
+fn init_turns(lid: u32) {
+  if (lid == 0u) { ${init} }
+  workgroupBarrier();
+}
 fn rot(p: u32, i: u32) -> vec2<f32> {
   let pf = f32(p);
   var t = fract(fract(pf * turn_hi[i]) + pf * turn_lo[i]);
@@ -39,6 +45,7 @@ fn rot(p: u32, i: u32) -> vec2<f32> {
   return vec2<f32>(cos(a), sin(a));
 }`;
 }
+
 
 /** WGSL for `rope`, `kv_append` or `rope_kv_append`. */
 export function ropeKernel(spec: RopeSpec, target: TargetInfo): WgslKernel {
@@ -49,7 +56,7 @@ export function ropeKernel(spec: RopeSpec, target: TargetInfo): WgslKernel {
     );
   }
   const T = reductionThreads(target, 256);
-  checkTarget(spec, target, { workgroupSize: T, sharedBytes: 0 });
+  checkTarget(spec, target, { workgroupSize: T, sharedBytes: 8 * (D / 2) });
   const W = (H + 2 * KV) * D; // qkv row width
   const half = D / 2;
   const paged = spec.op !== "rope";
@@ -75,9 +82,17 @@ export function ropeKernel(spec: RopeSpec, target: TargetInfo): WgslKernel {
     return `if (${h} < ${H}u) { q_out[r * ${H * D}u + ${h} * ${D}u + ${i}] = ${v}; }
         else { cache[${cacheAt("0u", `(${h} - ${H}u)`, i)}] = ${v}; }`;
   };
+  // A row's work is split over G workgroups (one row would keep a single SM busy otherwise):
+  // workgroup g of the row takes items g*T + lid, g*T + lid + G*T, …
+  const nrot = spec.op === "kv_append" ? 0 : (H + KV) * half;
+  // Copies: v heads (rope, rope_kv_append) or k and v heads (kv_append).
+  const copyFrom = spec.op === "kv_append" ? H : H + KV;
+  const copyCount = (H + 2 * KV - copyFrom) * D;
+  const G = Math.max(1, Math.min(16, Math.ceil(Math.max(nrot, copyCount) / T)));
   const rotate = spec.op === "kv_append" ? "" : `
-  let nrot = ${(H + KV) * half}u;
-  for (var e = lid; e < nrot; e += ${T}u) {
+  init_turns(lid);
+  let nrot = ${nrot}u;
+  for (var e = g * ${T}u + lid; e < nrot; e += ${G * T}u) {
     let h = e / ${half}u;
     let i = e % ${half}u;
     let cs = rot(p, i);
@@ -86,9 +101,6 @@ export function ropeKernel(spec: RopeSpec, target: TargetInfo): WgslKernel {
     ${store("h", "i", "x0 * cs.x - x1 * cs.y")}
     ${store("h", `(i + ${half}u)`, "x1 * cs.x + x0 * cs.y")}
   }`;
-  // Copies: v heads (rope, rope_kv_append) or k and v heads (kv_append).
-  const copyFrom = spec.op === "kv_append" ? H : H + KV;
-  const copyCount = (H + 2 * KV - copyFrom) * D;
   const copyStore = spec.op === "rope"
     ? `out[base + ${copyFrom * D}u + e] = ${src}[base + ${copyFrom * D}u + e];`
     : `let hh = ${copyFrom - H}u + e / ${D}u; // 0..2KV: k heads then v heads
@@ -98,8 +110,9 @@ export function ropeKernel(spec: RopeSpec, target: TargetInfo): WgslKernel {
   const code = `${declareBindings(spec, types)}
 ${spec.op === "kv_append" ? "" : rotation(spec.invFreq, D)}
 
-${entry(T, totalGroups(1, 1))}
-  let r = wg;
+${entry(T, totalGroups(1, G))}
+  let r = wg / ${G}u;
+  let g = wg % ${G}u;
   let base = r * ${W}u;
   let p = positions[r];
   ${
@@ -108,10 +121,10 @@ ${entry(T, totalGroups(1, 1))}
   let slot = p % ${PAGE_SIZE}u;`
       : ""
   }${rotate}
-  for (var e = lid; e < ${copyCount}u; e += ${T}u) {
+  for (var e = g * ${T}u + lid; e < ${copyCount}u; e += ${G * T}u) {
     ${copyStore}
   }
 }
 `;
-  return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: 1 };
+  return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: G };
 }
