@@ -29,7 +29,10 @@ export interface EngineConfig {
   maxNumSequence?: number;
   /** Prompt tokens per prefill chunk (≤ the library's prefill_chunk_size). */
   prefillChunkSize?: number;
-  /** Decode steps enqueued per round. */
+  /**
+   * Most decode steps enqueued per round (default 16). Within it a round is sized so that its
+   * GPU time covers one readback (~10 ms in Deno, plus margin): fast models take longer rounds.
+   */
   stepsAhead?: number;
 }
 
@@ -48,6 +51,9 @@ export class KilnEngine implements Engine {
   #histories: [DeviceBuffer, DeviceBuffer];
   #flip = 0;
   #inflight: Round | null = null;
+  /** Estimated milliseconds per decode step (from completed rounds), and when the last completed. */
+  #stepMs = 4;
+  #lastDone = 0;
   #stats = { lastBatchSize: 0, maxBatchSize: 0, promptTokensTotal: 0, generatedTokensTotal: 0, stepsTotal: 0 };
 
   constructor(
@@ -61,7 +67,7 @@ export class KilnEngine implements Engine {
     this.contextWindow = md.context_window_size;
     this.#maxSeqs = Math.min(config.maxNumSequence ?? md.max_batch_size, md.max_batch_size);
     this.#chunk = Math.min(config.prefillChunkSize ?? md.prefill_chunk_size, md.prefill_chunk_size);
-    this.#ahead = Math.max(1, config.stepsAhead ?? 4);
+    this.#ahead = Math.max(1, config.stepsAhead ?? 16);
     const dev = model.runtime.device;
     this.#histories = [0, 1].map((i) => dev.createBuffer(this.#ahead * this.#maxSeqs * 4, `token history ${i}`)) as [DeviceBuffer, DeviceBuffer];
     this.#loop = this.#run();
@@ -264,13 +270,13 @@ export class KilnEngine implements Engine {
     if (prev) {
       this.#inflight = null;
       const same = prev.seqs.length === seqs.length && prev.seqs.every((s, i) => s === seqs[i]);
-      const K = Math.min(this.#ahead, ...seqs.map((s) => s.budget - prev.K));
+      const K = Math.min(this.#roundSteps(), ...seqs.map((s) => s.budget - prev.K));
       if (same && !host && K >= 1 && this.#waiting.length === 0 && this.#reserve(seqs, prev.K + K)) {
         this.#inflight = this.#enqueue(seqs, K, prev.K, prev.tokens);
       }
       return await this.#complete(prev);
     }
-    const K = host ? 1 : Math.max(1, Math.min(this.#ahead, ...seqs.map((s) => s.budget)));
+    const K = host ? 1 : Math.max(1, Math.min(this.#roundSteps(), ...seqs.map((s) => s.budget)));
     if (!this.#reserve(seqs, K)) {
       // sequences that cannot grow ended with "length"; the rest go on next time
       return;
@@ -313,7 +319,7 @@ export class KilnEngine implements Engine {
     const dev = this.model.runtime.device;
     const history = this.#histories[this.#flip ^= 1];
     const host = seqs.some((s) => s.needsHostEachStep);
-    const round: Round = { seqs, K, data: Promise.resolve(new ArrayBuffer(0)), logprobs: [], tokens: prevTokens };
+    const round: Round = { seqs, K, data: Promise.resolve(new ArrayBuffer(0)), logprobs: [], tokens: prevTokens, chained: offset > 0 };
     const queueSteps = async () => {
       for (let k = 0; k < K; k++) {
         const fromHost = k === 0 && offset === 0;
@@ -331,11 +337,20 @@ export class KilnEngine implements Engine {
     return round;
   }
 
+  /** Steps for the next round: enough GPU time (~16 ms) to cover a readback, within the cap. */
+  #roundSteps(): number {
+    return Math.max(2, Math.min(this.#ahead, Math.ceil(16 / this.#stepMs)));
+  }
+
   /** Wait for a round's tokens and give them to their sequences (none after a finish). */
   async #complete(round: Round): Promise<void> {
     const { seqs, K } = round;
     const b = seqs.length;
     const data = new Uint32Array(await round.data);
+    // pipelined rounds complete one after another: their spacing is K steps of GPU time
+    const now = performance.now();
+    if (this.#lastDone > 0 && round.chained) this.#stepMs = 0.7 * this.#stepMs + 0.3 * ((now - this.#lastDone) / K);
+    this.#lastDone = now;
     this.#stats.stepsTotal += K;
     this.#stats.lastBatchSize = b;
     this.#stats.maxBatchSize = Math.max(this.#stats.maxBatchSize, b);
@@ -359,6 +374,8 @@ interface Round {
   logprobs: (Float32Array | null)[];
   /** The device buffer that holds the last step's tokens (a chained round starts from it). */
   tokens: DeviceBuffer | null;
+  /** Queued behind another round (so its completion spacing measures GPU time). */
+  chained: boolean;
 }
 
 /** The chosen token's logprob and the `n` most likely alternatives. */
