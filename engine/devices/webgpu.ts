@@ -43,6 +43,8 @@ interface GpuKernel extends DeviceKernel {
   readonly pipeline: GPUComputePipeline;
   readonly layout: GPUBindGroupLayout;
   readonly source: WgslKernel;
+  /** Storage bindings the kernel takes (checked on every dispatch, computed once). */
+  readonly arity: number;
 }
 
 /**
@@ -129,7 +131,7 @@ class WebGpuDeviceImpl implements WebGpuDevice {
       compute: { module, entryPoint: wgsl.entryPoint },
     });
     this.#errors.push(this.gpu.popErrorScope());
-    return { spec, id: this.#nextId++, pipeline, layout, source: wgsl } as GpuKernel;
+    return { spec, id: this.#nextId++, pipeline, layout, source: wgsl, arity: bindings(spec).length } as GpuKernel;
   }
 
   kernels(items: { spec: KernelSpec; source: WgslKernel | CpuKernel }[]): Promise<DeviceKernel[]> {
@@ -144,7 +146,7 @@ class WebGpuDeviceImpl implements WebGpuDevice {
           cause: e,
         });
       });
-      return { spec, id: this.#nextId++, pipeline, layout, source: wgsl } as GpuKernel;
+      return { spec, id: this.#nextId++, pipeline, layout, source: wgsl, arity: bindings(spec).length } as GpuKernel;
     }));
   }
 
@@ -154,11 +156,10 @@ class WebGpuDeviceImpl implements WebGpuDevice {
     if (!Number.isInteger(rows) || rows < 0) {
       throw new RangeError(`dispatch(${k.spec.op}): rows ${rows} is not a non-negative integer`);
     }
-    const expected = bindings(k.spec);
-    if (buffers.length !== expected.length) {
+    if (buffers.length !== k.arity) {
       throw new RangeError(
-        `dispatch(${k.spec.op}): got ${buffers.length} buffers, expected ${expected.length} (${
-          expected.map((b) => b.name).join(", ")
+        `dispatch(${k.spec.op}): got ${buffers.length} buffers, expected ${k.arity} (${
+          bindings(k.spec).map((b) => b.name).join(", ")
         })`,
       );
     }
