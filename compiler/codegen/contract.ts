@@ -126,7 +126,10 @@ export type KernelSpec =
   /** Top-p (nucleus) sampling from probabilities: keep the smallest set of highest-probability
    * tokens whose mass >= top_p[r] (ties broken by lower index), renormalise, and return the
    * token at which the cumulative mass (in descending-probability order) first exceeds
-   * u[r] * kept_mass. Bindings: probs f32[R, V], top_p f32[R], u f32[R], out u32[R]. */
+   * u[r] * kept_mass. When top_p[r] >= 1 nothing is cut and no order is needed: the token is
+   * the first index at which the mass summed in index order exceeds u[r] * total mass (if none
+   * does, the last index of nonzero probability) — one pass instead of a search.
+   * Bindings: probs f32[R, V], top_p f32[R], u f32[R], out u32[R]. */
   | { op: "sample_top_p"; vocab: number };
 
 export type KernelOp = KernelSpec["op"];

@@ -101,6 +101,14 @@ function softmaxRow(x: Float32Array, o: number, V: number): Float32Array {
   return Float32Array.from({ length: V }, (_, c) => Math.exp(x[o + c] - m) / z);
 }
 
+/** Cumulative masses of row r in descending-probability order (ties by lower index). */
+function sortedCumulative(probs: Float32Array, r: number, V: number): number[] {
+  const p = Array.from(probs.subarray(r * V, (r + 1) * V));
+  const order = p.map((_, c) => c).sort((a, b) => (p[b] !== p[a] ? p[b] - p[a] : a - b));
+  let mass = 0;
+  return order.map((c) => (mass += p[c]));
+}
+
 /** True when the kept set and the sampled token of a row cannot depend on rounding, given the
  * row's cumulative masses in descending-probability order. */
 function clearOfBoundaries(
@@ -109,11 +117,11 @@ function clearOfBoundaries(
   topP: number,
   u: number,
 ): boolean {
-  let kept = cumulative.findIndex((c) => c >= topP) + 1;
+  // top_p >= 1 keeps every token, in index order (the cumulative given is in that order)
+  let kept = topP >= 1 ? cumulative.length : cumulative.findIndex((c) => c >= topP) + 1;
   if (kept === 0) kept = cumulative.length;
   const mass = cumulative[kept - 1];
-  // With top_p >= 1 the last tokens' inclusion may flip with summation order: allow for it.
-  const slack = topP >= 1 ? smallest * 2 : 0;
+  const slack = topP >= 1 ? smallest : 0;
   for (let i = 0; i < kept; i++) {
     if (topP < 1 && Math.abs(cumulative[i] - topP) <= MARGIN) return false;
     if (Math.abs(cumulative[i] - u * mass) <= MARGIN + slack) return false;
@@ -129,6 +137,7 @@ function topPCases(rng: Rng): ConformanceCase[] {
     [5000, ["random", "tie"], [0.8, 0.9], 3],
     [17, ["random"], [0.6], 3],
     [32000, ["random", "tie"], [0.9, 0.5], 5],
+    [128256, ["random", "random"], [1, 1], 6], // top_p 1 (OpenAI's default) at Llama 3's vocabulary
   ];
   return table.map(([V, kinds, topPs, scale]) => {
     const R = kinds.length;
@@ -138,8 +147,9 @@ function topPCases(rng: Rng): ConformanceCase[] {
     const u = new Float32Array(R); // [R]
     const tp = Float32Array.from(topPs); // [R]
     for (let r = 0; r < R; r++) {
-      const { cumulative } = topPRow(padded(probs), r, V, 2, 0); // keeps every token
-      const smallest = Math.min(...probs.subarray(r * V, (r + 1) * V));
+      // descending-probability order for top_p < 1, index order for top_p >= 1 (see the contract)
+      const cumulative = tp[r] >= 1 ? topPRow(padded(probs), r, V, 1, 0).cumulative : sortedCumulative(probs, r, V);
+      const smallest = probs.subarray(r * V, (r + 1) * V).reduce((a, b) => Math.min(a, b), Infinity);
       let tries = 0;
       do {
         u[r] = rng.next();

@@ -204,6 +204,19 @@ export function topPRow(
   u: number,
 ): { token: number; cumulative: number[]; kept: number; mass: number } {
   const p = Array.from({ length: V }, (_, c) => f32(probs, r * V + c));
+  if (topP >= 1) {
+    // nothing cut: index order (the contract's fast path)
+    const total = p.reduce((a, b) => a + b, 0);
+    const cumulative: number[] = [];
+    let mass = 0, token = -1, last = 0;
+    p.forEach((v, c) => {
+      mass += v;
+      cumulative.push(mass);
+      if (v > 0) last = c;
+      if (token < 0 && mass > u * total) token = c;
+    });
+    return { token: token >= 0 ? token : last, cumulative, kept: V, mass: total };
+  }
   const order = p.map((_, c) => c).sort((a, b) => (p[b] !== p[a] ? p[b] - p[a] : a - b));
   const cumulative: number[] = [];
   let mass = 0, kept = 0;

@@ -96,6 +96,20 @@ export function sampleTopPKernel(spec: SampleTopPSpec): CpuKernel {
     const out = new Uint32Array(bufs[3]); // [R]
     for (let r = 0; r < R; r++) {
       const o = r * V;
+      if (topP[r] >= 1) {
+        // nothing cut: index order
+        let total = 0, last = 0;
+        for (let c = 0; c < V; c++) total += probs[o + c];
+        const threshold = u[r] * total;
+        let cum = 0, pick = -1;
+        for (let c = 0; c < V && pick < 0; c++) {
+          if (probs[o + c] > 0) last = c;
+          cum += probs[o + c];
+          if (cum > threshold) pick = c;
+        }
+        out[r] = pick >= 0 ? pick : last;
+        continue;
+      }
       for (let c = 0; c < V; c++) {
         const b = probs[o + c] > 0 ? bits[o + c] : 0; // -0 and negatives sort as 0
         keys[c] = b * MAX_TOP_P_VOCAB + (MAX_TOP_P_VOCAB - 1 - c);

@@ -77,6 +77,17 @@ Deno.test({
 
 /** float64 top-p sampling as the contract states it. */
 function topPRef(p: ArrayLike<number>, topP: number, u: number): number {
+  if (topP >= 1) {
+    // nothing cut: index order
+    let total = 0, cum = 0, last = 0;
+    for (let c = 0; c < p.length; c++) total += p[c];
+    for (let c = 0; c < p.length; c++) {
+      if (p[c] > 0) last = c;
+      cum += p[c];
+      if (cum > u * total) return c;
+    }
+    return last;
+  }
   const order = Array.from({ length: p.length }, (_, i) => i)
     .sort((a, b) => p[b] - p[a] || a - b);
   let kept = 0, m = 0;

@@ -129,6 +129,46 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let wg = wid.x + wid.y * nwg.x;
   if (wg >= R.x) { return; }
   let base = wg * ${V}u;
+  if (top_p[wg] >= 1.0) {
+    // Nothing cut: index order. Each thread sums its contiguous chunk, an inclusive scan of the
+    // chunk sums finds the thread whose chunk crosses u * total, and it walks its chunk.
+    let start = lid * ${chunk}u;
+    let end = min(start + ${chunk}u, ${V}u);
+    var s = 0.0;
+    var last = 0u; // 1 + last index of nonzero probability in the chunk (0: none)
+    for (var c = start; c < end; c++) {
+      let pv = probs[base + c];
+      s += pv;
+      if (pv > 0.0) { last = c + 1u; }
+    }
+    red[lid] = s;
+    cnt[lid] = last;
+    workgroupBarrier();
+    for (var off = 1u; off < ${T}u; off = off << 1u) {
+      var a = 0.0;
+      var b = 0u;
+      if (lid >= off) { a = red[lid - off]; b = cnt[lid - off]; }
+      workgroupBarrier();
+      red[lid] += a;
+      cnt[lid] = max(cnt[lid], b);
+      workgroupBarrier();
+    }
+    let total = red[${T - 1}u];
+    let goal = u[wg] * total;
+    if (lid == 0u) { found = max(cnt[${T - 1}u], 1u) - 1u; }
+    workgroupBarrier();
+    let before = select(0.0, red[max(lid, 1u) - 1u], lid > 0u);
+    if (before <= goal && goal < red[lid]) {
+      var cum = before;
+      for (var c = start; c < end; c++) {
+        cum += probs[base + c];
+        if (cum > goal) { found = c; break; }
+      }
+    }
+    workgroupBarrier();
+    if (lid == 0u) { out[wg] = found; }
+    return;
+  }
   let pmax = max_row(base, lid);
   let total = mass_ge(base, 0.0, lid);
   let t1 = clamp(top_p[wg], 0.0, total);
