@@ -13,8 +13,9 @@ export interface LibKeyInputs {
   model_config: Record<string, unknown>;
   model_type: string | null;
   quantization: string;
-  overrides: string | null;
-  opt: string | null;
+  /** Parsed by the compiler where it can (canonical), else the string as given. */
+  overrides: unknown;
+  opt: unknown;
   target_fingerprint: string;
   system_lib_prefix: string | null;
   compiler_version: string;

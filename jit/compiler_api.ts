@@ -27,6 +27,10 @@ export interface CompilerModule {
     modelDir: string,
     overrides?: string,
   ): Promise<{ normalized: Record<string, unknown>; format: "hf" | "mlc" }>;
+  /** Canonical forms of the option strings (so "O2" and no flag, or reordered overrides, key
+   * alike). Optional: without them the strings enter the key as given. */
+  parseOptFlags?(opt: string | undefined): unknown;
+  parseOverrides?(overrides: string | undefined): unknown;
   convertWeights(opts: {
     model: string;
     quantization: string;

@@ -104,7 +104,8 @@ Deno.test({
         await new Promise((r) => setTimeout(r, 100));
       }
       assertEquals(state.state, "done", JSON.stringify(state));
-      ok(JSON.stringify(state).includes("cache"), `prewarm of the served model was not a cache hit: ${JSON.stringify(state)}`);
+      const result = state.result as { origin: string; weightsOrigin: string };
+      assertEquals([result.origin, result.weightsOrigin], ["cache", "cache"], JSON.stringify(state));
       const outside = await fetch(`${server.base}/v1/prewarm`, { method: "POST", headers: { authorization: "Bearer sk-test", "content-type": "application/json" }, body: JSON.stringify({ model: "/etc" }) });
       assertEquals(outside.status, 403);
       // a client that disconnects mid-stream frees its KV pages
