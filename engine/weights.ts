@@ -9,7 +9,9 @@ import type { ParamInfo } from "../compiler/ir/graph.ts";
 import type { CompileMetadata } from "../compiler/metadata.ts";
 import { getQuantization } from "../compiler/quant/mod.ts";
 import { openTensorCache } from "../compiler/weights/tensor_cache.ts";
-import { hfStoredTensors, type NamedTensor } from "../compiler/weights/hf_params.ts";
+import { type NamedTensor, readWeightValues, storeWeight } from "../compiler/weights/hf_params.ts";
+import { openSafetensors } from "../compiler/weights/safetensors.ts";
+import { storedTensors, type WeightDef, weightDefs } from "../compiler/models/llama.ts";
 
 export interface WeightSource {
   readonly kind: "mlc" | "hf";
@@ -41,20 +43,26 @@ export async function openWeights(dir: string, metadata: CompileMetadata): Promi
       },
     };
   }
-  // HF: quantise everything once, in order, keeping the stored tensors until they are asked for.
+  // HF: each weight is read and quantised when its first stored tensor is asked for, and kept
+  // only until its other stored tensors (q_weight / q_scale) are taken: one weight in memory.
   const quant = getQuantization(metadata.quantization, { tensorParallelShards: metadata.tensor_parallel_shards });
-  let all: Map<string, NamedTensor> | null = null;
+  const index = await openSafetensors(dir);
+  const defOf = new Map<string, WeightDef>();
+  for (const def of weightDefs(metadata.model_config, quant)) {
+    for (const t of storedTensors(def)) defOf.set(t.name, def);
+  }
+  const ready = new Map<string, NamedTensor>();
   return {
     kind: "hf",
     async tensor(name, info) {
-      if (!all) {
-        all = new Map();
-        for await (const t of hfStoredTensors(dir, metadata.model_config, quant)) all.set(t.name, t);
+      if (!ready.has(name)) {
+        const def = defOf.get(name);
+        if (!def) throw new WeightError(`${dir}: no HF weights make param ${name}`);
+        for (const t of storeWeight(def, await readWeightValues(index, def))) ready.set(t.name, t);
       }
-      const t = all.get(name);
-      if (!t) throw new WeightError(`${dir}: no HF weights make param ${name}`);
+      const t = ready.get(name)!;
+      ready.delete(name);
       check(t, info, dir);
-      all.delete(name);
       return t.data;
     },
   };

@@ -18,7 +18,8 @@ export interface NamedTensor {
   data: Uint8Array;
 }
 
-async function readDef(index: SafetensorsIndex, def: WeightDef): Promise<Float32Array> {
+/** A weight's float32 values: its HF tensors read and stacked along dim 0, shape-checked. */
+export async function readWeightValues(index: SafetensorsIndex, def: WeightDef): Promise<Float32Array> {
   const parts: Float32Array[] = [];
   for (const src of def.sources) {
     const e = index.byName.get(src);
@@ -62,6 +63,6 @@ export function storeWeight(def: WeightDef, values: Float32Array): NamedTensor[]
 export async function* hfStoredTensors(dir: string, config: ModelConfig, quant: QuantScheme): AsyncGenerator<NamedTensor> {
   const index = await openSafetensors(dir);
   for (const def of weightDefs(config, quant)) {
-    yield* storeWeight(def, await readDef(index, def));
+    yield* storeWeight(def, await readWeightValues(index, def));
   }
 }

@@ -8,8 +8,8 @@
 import { normalizeConfig, readModelConfig } from "../../compiler/config/model_config.ts";
 import { weightDefs } from "../../compiler/models/llama.ts";
 import { dequantizeWeight, getQuantization, type StoredTensor } from "../../compiler/quant/mod.ts";
-import { storeWeight } from "../../compiler/weights/hf_params.ts";
-import { openSafetensors, readTensorF32 } from "../../compiler/weights/safetensors.ts";
+import { readWeightValues, storeWeight } from "../../compiler/weights/hf_params.ts";
+import { openSafetensors } from "../../compiler/weights/safetensors.ts";
 import { f16ToF32 } from "../../compiler/weights/dtype.ts";
 
 export async function dequantizedWeights(dir: string, quantization: string): Promise<Map<string, Float64Array>> {
@@ -19,10 +19,7 @@ export async function dequantizedWeights(dir: string, quantization: string): Pro
   const index = await openSafetensors(dir);
   const out = new Map<string, Float64Array>();
   for (const def of weightDefs(cfg, quant)) {
-    const parts = await Promise.all(def.sources.map((s) => readTensorF32(index.byName.get(s)!)));
-    const values = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-    let off = 0;
-    for (const p of parts) values.set(p, off), off += p.length;
+    const values = await readWeightValues(index, def);
     const stored = storeWeight(def, values);
     let back: Float32Array;
     if (def.format.kind === "group") {
@@ -33,10 +30,12 @@ export async function dequantizedWeights(dir: string, quantization: string): Pro
       const buf = t.data.slice().buffer;
       back = t.dtype === "float16" ? f16ToF32(new Uint16Array(buf)) : new Float32Array(buf);
     }
-    off = 0;
-    for (let i = 0; i < def.sources.length; i++) {
-      out.set(def.sources[i], Float64Array.from(back.subarray(off, off + parts[i].length)));
-      off += parts[i].length;
+    // split back into the HF sources, each its own rows of the stacked weight
+    let off = 0;
+    for (const src of def.sources) {
+      const n = index.byName.get(src)!.shape.reduce((a, b) => a * b, 1);
+      out.set(src, Float64Array.from(back.subarray(off, off + n)));
+      off += n;
     }
   }
   return out;
