@@ -117,7 +117,7 @@ export async function compile(opts: CompileOptions): Promise<CompileResult> {
   // Overlap esbuild-wasm's start-up with the stages before the build.
   if (!opts.buildFunc) initBundler().catch(() => {});
   // 1. config + overrides
-  const overrides = await stage("config", timings, () => parseOverrides(opts.overrides));
+  const overrides = await stage("overrides", timings, () => parseOverrides(opts.overrides));
   const target = await stage("target", timings, () => resolveTarget(opts.target ?? "auto"));
   const config = await stage("config", timings, async () => {
     const src = typeof opts.config === "string"

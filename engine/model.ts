@@ -25,7 +25,7 @@ export interface LoadOptions {
   lib: string | Library;
   /** Model weights: an MLC-format folder or a Hugging Face folder. */
   weights: string;
-  /** KV pages; default: enough for max(4, …) full contexts up to 64 MiB… see below. */
+  /** KV pages (each PAGE_SIZE tokens of every layer); default: 4 sequences' worth, at most 4096. */
   numPages?: number;
   device?: Device;
 }
