@@ -26,6 +26,8 @@ export class ModelRuntime {
   /** Buffer slots by group: the forward functions share one set, every other function has its own. */
   readonly #slots = new Map<string, DeviceBuffer[]>();
   readonly kv: DeviceBuffer[] = [];
+  /** Per function, each step's buffers in binding order (slots, params, KV). */
+  readonly #stepBuffers = new Map<string, DeviceBuffer[][]>();
   #kernels: DeviceKernel[] = [];
 
   private constructor(readonly lib: Library, readonly device: Device, readonly numPages: number) {}
@@ -79,6 +81,11 @@ export class ModelRuntime {
     for (const [group, g] of sizes) {
       rt.#slots.set(group, g.map((b, i) => device.createBuffer(Math.max(b, 4), `${group}.slot${i}`)));
     }
+    // Every step's buffers, resolved once: a call only swaps in the inputs it binds itself.
+    for (const [name, fn] of Object.entries(plan.functions)) {
+      const slots = rt.#slots.get(slotGroup(name))!;
+      rt.#stepBuffers.set(name, fn.steps.map((step) => step.b.map((b) => ("slot" in b ? slots[b.slot] : rt.#buffer(b)))));
+    }
     return rt;
   }
 
@@ -120,10 +127,14 @@ export class ModelRuntime {
       }
       this.device.write(slots[io.slot], data);
     }
-    for (const step of fn.steps) {
+    const resolved = this.#stepBuffers.get(name)!;
+    fn.steps.forEach((step, i) => {
       const rows = typeof step.rows === "number" ? step.rows : vars[step.rows];
-      this.device.dispatch(this.#kernels[step.k], step.b.map((b) => ("slot" in b ? over.get(b.slot) ?? slots[b.slot] : this.#buffer(b))), rows);
-    }
+      const buffers = over.size === 0
+        ? resolved[i]
+        : step.b.map((b, j) => ("slot" in b ? over.get(b.slot) ?? resolved[i][j] : resolved[i][j]));
+      this.device.dispatch(this.#kernels[step.k], buffers, rows);
+    });
   }
 
   /** The device buffer that holds output `output` of function `name` after a call. */
