@@ -35,15 +35,24 @@ export const LIMIT_KEYS = Object.keys(DEFAULT_WEBGPU_LIMITS) as (keyof TargetLim
 
 const FEATURES = ["shader-f16", "subgroups", "subgroups-f16", "timestamp-query"] as GPUFeatureName[];
 
+/** WGSL language features kernels use (listed with the adapter's features). */
+const LANGUAGE_FEATURES = ["packed_4x8_integer_dot_product"];
+
 /** The target of a real adapter: the features Kiln uses and the limits kernels depend on. */
 export function targetFromAdapter(adapter: GPUAdapter): TargetInfo {
   const limits = {} as TargetLimits;
   for (const k of LIMIT_KEYS) limits[k] = adapter.limits[k];
   // a binding can be no larger than a buffer
   limits.maxStorageBufferBindingSize = Math.min(limits.maxStorageBufferBindingSize, adapter.limits.maxBufferSize);
+  // not in Deno's GPU typings yet
+  const wgslFeatures = (navigator.gpu as { wgslLanguageFeatures?: ReadonlySet<string> })
+    .wgslLanguageFeatures;
   return Object.freeze({
     backend: "webgpu" as const,
-    features: FEATURES.filter((f) => adapter.features.has(f)),
+    features: [
+      ...FEATURES.filter((f) => adapter.features.has(f)),
+      ...LANGUAGE_FEATURES.filter((f) => wgslFeatures?.has(f)),
+    ],
     limits: Object.freeze(limits),
   });
 }

@@ -18,6 +18,10 @@ export interface GemvShape {
   N: number;
   K: number;
   epilogue: "none" | "silu_mul" | "add";
+  /** q8 activations (the compiler's choice where the adapter has packed int8 dot products). */
+  xq8?: boolean;
+  /** Rows of x (default 1). */
+  rows?: number;
 }
 
 export interface GemvRow extends GemvShape {
@@ -49,7 +53,8 @@ export function gemvSpec(s: GemvShape): Extract<KernelSpec, { op: "matmul" }> {
     weight: Q4,
     bias: null,
     epilogue: s.epilogue,
-    maxRows: 1,
+    maxRows: s.rows ?? 1,
+    ...(s.xq8 ? { xq8: true } : {}),
   };
 }
 
@@ -58,8 +63,9 @@ export function gemvBytes(
   s: GemvShape,
 ): { weights: number; scales: number; x: number; residual: number; total: number } {
   const g = groupLayout(Q4, s.K);
-  const weights = s.N * g.wordsPerRow * 4, scales = s.N * g.groups * 2, x = s.K * 4;
-  const residual = s.epilogue === "add" ? s.N * 4 : 0;
+  const R = s.rows ?? 1;
+  const weights = s.N * g.wordsPerRow * 4, scales = s.N * g.groups * 2, x = R * s.K * 4;
+  const residual = s.epilogue === "add" ? R * s.N * 4 : 0;
   return { weights, scales, x, residual, total: weights + scales + x + residual };
 }
 
@@ -76,14 +82,15 @@ export async function benchGemv(
     const kernel = (await dev.kernels([{ spec, source: wgslKernel(spec, dev.inner.target) }]))[0];
     const b = gemvBytes(s);
     const copies = Math.max(1, Math.min(64, Math.ceil(opts.minBytes / b.total)));
-    const x = dev.createBuffer(s.K * 4, "x");
-    fillSynthetic(dev.gpu, (x as unknown as { buffer: GPUBuffer }).buffer, s.K, {
+    const R = s.rows ?? 1;
+    const x = dev.createBuffer(R * s.K * 4, "x");
+    fillSynthetic(dev.gpu, (x as unknown as { buffer: GPUBuffer }).buffer, R * s.K, {
       kind: "f32norm",
       seed: 1,
       firstWord: 0,
     });
-    const out = dev.createBuffer(s.N * 4, "out");
-    const residual = s.epilogue === "add" ? [dev.createBuffer(s.N * 4, "residual")] : [];
+    const out = dev.createBuffer(R * s.N * 4, "out");
+    const residual = s.epilogue === "add" ? [dev.createBuffer(R * s.N * 4, "residual")] : [];
     const owned = [x, out, ...residual];
     const trace: Trace = [];
     for (let c = 0; c < copies; c++) {
@@ -99,7 +106,7 @@ export async function benchGemv(
         firstWord: 0,
       });
       owned.push(qw, qs);
-      trace.push({ kernel, buffers: [x, qw, qs, ...residual, out], rows: 1 });
+      trace.push({ kernel, buffers: [x, qw, qs, ...residual, out], rows: R });
     }
     const reps = Math.max(1, Math.ceil(opts.dispatches / copies));
     await dev.replay(timer, trace, 1); // warm-up

@@ -18,6 +18,7 @@
 import { openBenchDevice } from "./bench_device.ts";
 import { measureCeilings } from "./ceilings.ts";
 import { benchGemv, type GemvShape } from "./gemv_bench.ts";
+import { PACKED_DOT } from "../../compiler/codegen/contract.ts";
 import { GpuTimer } from "./gpu_timer.ts";
 import { benchModel, type ModelBenchOptions, type ModelFigures } from "./model_bench.ts";
 import { formatReport } from "./report.ts";
@@ -112,10 +113,19 @@ const gemvShapes: GemvShape[] = small
     { name: "4096x14336 +add (down)", N: 4096, K: 14336, epilogue: "add" },
     { name: "128256x4096 (lm_head)", N: 128256, K: 4096, epilogue: "none" },
   ];
+// q8 activations (what the compiler emits where the adapter has packed int8 dot products) and
+// f32 activations side by side; and 16 rows (batch-16 decode)
+const q8 = dev.inner.target.features.includes(PACKED_DOT);
+const gemvRuns: GemvShape[] = [
+  ...gemvShapes.flatMap((s) => q8 ? [{ ...s, name: `${s.name} q8`, xq8: true }, s] : [s]),
+  ...gemvShapes.filter((s) => /o_proj|gate_up|lm_head|256x256/.test(s.name)).flatMap((s) =>
+    [{ ...s, name: `${s.name} R=16${q8 ? " q8" : ""}`, rows: 16, xq8: q8 }]
+  ),
+];
 let gemv: Awaited<ReturnType<typeof benchGemv>> = [];
 if (!Deno.args.includes("--no-gemv")) {
   log("GEMV kernels…");
-  gemv = await benchGemv(dev, timer, gemvShapes, {
+  gemv = await benchGemv(dev, timer, gemvRuns, {
     minBytes: small ? 4 << 20 : 256 << 20,
     dispatches: small ? 8 : 200,
   });

@@ -73,6 +73,12 @@ export type KernelSpec =
     epilogue: "none" | "silu_mul" | "add";
     /** Hint: the largest R this kernel will see (1 for decode: use a GEMV shape). */
     maxRows: number;
+    /** q8 activations (4-bit group weights only): each row of x is first rounded through int8
+     * codes per 32-element block of K (from k = 0; the last block may be shorter): with
+     * a = max |x| over the block, x_k becomes d * c_k, d = a / 127, c_k = round(x_k / d)
+     * with ties to even (all zero when a = 0). llama.cpp's q8 activations: on WebGPU the
+     * products become packed int8 dot products. */
+    xq8?: boolean;
   }
   /** Full dequantisation (O0 only): out f32[N, K] from q_weight, q_scale; dispatched with R = N. */
   | { op: "dequantize"; N: number; K: number; weight: WeightFormat }
@@ -191,6 +197,14 @@ export function bindings(spec: KernelSpec): Binding[] {
     case "sample_top_p":
       return [r("probs"), r("top_p"), r("u"), w("out")];
   }
+}
+
+/** The WGSL language feature (listed in `TargetInfo.features`) that q8 activations need. */
+export const PACKED_DOT = "packed_4x8_integer_dot_product";
+
+/** Whether a matmul of `weight` can take q8 activations (`xq8`): 4-bit groups of 32k elements. */
+export function q8Eligible(weight: WeightFormat): boolean {
+  return weight.kind === "group" && weight.bits === 4 && weight.groupSize % 32 === 0;
 }
 
 /** Limits and features of a target that kernels are specialised by. */

@@ -3,7 +3,7 @@
  * `OptimizationFlags.update()` does.
  * @module
  */
-import type { TargetInfo } from "../codegen/contract.ts";
+import { PACKED_DOT, type TargetInfo } from "../codegen/contract.ts";
 
 export interface OptimizationFlags {
   /** Fold dequantisation into the matmul/GEMV that reads the weight. */
@@ -20,6 +20,10 @@ export interface OptimizationFlags {
   readonly memory_planning: boolean;
   /** Let kernels use the `shader-f16` feature (WebGPU only, when the adapter has it). */
   readonly shader_f16: boolean;
+  /** Decode-shaped matmuls (<= 32 rows) of 4-bit group weights round x through int8 codes
+   * per 32 elements and use packed int8 dot products (llama.cpp's q8 activations; WebGPU
+   * targets with packed_4x8_integer_dot_product only). */
+  readonly q8_activations: boolean;
 }
 
 const ALL_ON: OptimizationFlags = {
@@ -30,6 +34,7 @@ const ALL_ON: OptimizationFlags = {
   dead_code_elimination: true,
   memory_planning: true,
   shader_f16: true,
+  q8_activations: true,
 };
 
 export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", OptimizationFlags>> = {
@@ -41,6 +46,7 @@ export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", Optimizatio
     dead_code_elimination: false,
     memory_planning: false,
     shader_f16: false,
+    q8_activations: false,
   },
   O1: {
     ...ALL_ON,
@@ -48,6 +54,7 @@ export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", Optimizatio
     fuse_gate_up_silu: false,
     fuse_rope_kv_append: false,
     shader_f16: false,
+    q8_activations: false,
   },
   O2: ALL_ON,
   O3: ALL_ON,
@@ -77,5 +84,7 @@ export function parseOptFlags(input: string | undefined): OptimizationFlags {
 export function updateForTarget(flags: OptimizationFlags, target: TargetInfo): OptimizationFlags {
   const shader_f16 = flags.shader_f16 && target.backend === "webgpu" &&
     target.features.includes("shader-f16");
-  return Object.freeze({ ...flags, shader_f16 });
+  const q8_activations = flags.q8_activations && target.backend === "webgpu" &&
+    target.features.includes(PACKED_DOT);
+  return Object.freeze({ ...flags, shader_f16, q8_activations });
 }

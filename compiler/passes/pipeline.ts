@@ -13,6 +13,7 @@ import { fuseRopeKvAppend } from "./fuse_rope_kv_append.ts";
 import { deadCodeElimination } from "./dead_code_elimination.ts";
 import { splitLargeWeights } from "./split_large_weights.ts";
 import { memoryPlanning } from "./memory_planning.ts";
+import { q8Activations } from "./q8_activations.ts";
 
 export interface Phase {
   name: string;
@@ -24,8 +25,8 @@ export const PHASES: readonly Phase[] = [
   { name: "fusion", passes: [fuseDequantizeMatmul, fuseAddNorm, fuseGateUpSilu, fuseRopeKvAppend] },
   // 2. Cleanup.
   { name: "cleanup", passes: [deadCodeElimination] },
-  // 3. Target specialisation: binding limits.
-  { name: "target", passes: [splitLargeWeights] },
+  // 3. Target specialisation: binding limits, the target's packed int8 dot products.
+  { name: "target", passes: [splitLargeWeights, q8Activations] },
   // 4. Static memory planning within the symbolic bounds.
   { name: "memory", passes: [memoryPlanning] },
 ];

@@ -7,6 +7,7 @@
  */
 import type { DenseDtype, WeightFormat } from "../../compiler/codegen/contract.ts";
 import { type ConformanceCase, TOL } from "./case.ts";
+import { PACKED_DOT } from "../../compiler/codegen/webgpu/matmul_gemv_q8.ts";
 import { F16, F32, Q3, Q4, Q4S32, sentinel } from "./cases_dense.ts";
 import { denseBuffer, formatLabel, padded, randomWeight, Rng } from "./helpers.ts";
 
@@ -24,6 +25,8 @@ interface MatmulShape {
   rows?: number;
   /** Group scale magnitude (1e-5 puts f16 scales in the subnormal range). */
   scaleMagnitude?: number;
+  /** q8 activations (the spec's `xq8`). */
+  xq8?: boolean;
 }
 
 function matmulCase(rng: Rng, m: MatmulShape): ConformanceCase {
@@ -37,7 +40,7 @@ function matmulCase(rng: Rng, m: MatmulShape): ConformanceCase {
   if (m.epilogue === "add") inputs.push(padded(rng.normals(m.R * m.N)));
   inputs.push(sentinel(m.R * outWidth));
   const split = (rows !== m.N ? ` rows=[${rowStart},${rowStart + rows})` : "") +
-    (m.scaleMagnitude ? ` scales~${m.scaleMagnitude}` : "");
+    (m.scaleMagnitude ? ` scales~${m.scaleMagnitude}` : "") + (m.xq8 ? " xq8" : "");
   return {
     name: `matmul ${formatLabel(m.weight)} N=${m.N} K=${m.K}${split} bias=${m.bias ?? "none"} ` +
       `epilogue=${m.epilogue} R=${m.R} maxRows=${m.maxRows}`,
@@ -51,10 +54,12 @@ function matmulCase(rng: Rng, m: MatmulShape): ConformanceCase {
       bias: m.bias,
       epilogue: m.epilogue,
       maxRows: m.maxRows,
+      ...(m.xq8 ? { xq8: true } : {}),
     },
     rows: m.R,
     inputs,
-    tol: TOL.f32,
+    tol: m.xq8 ? TOL.q8 : TOL.f32,
+    ...(m.xq8 ? { requires: PACKED_DOT } : {}),
   };
 }
 
@@ -124,6 +129,23 @@ function matmulCasesOf(rng: Rng): ConformanceCase[] {
     const [rowStart, rows] = split ?? [0, N];
     out.push(
       matmulCase(rng, { weight, N, K, R, maxRows, bias, epilogue, rowStart, rows, scaleMagnitude }),
+    );
+  }
+  // q8 activations: K a multiple of the 32-element block and not, shorter than one block, not
+  // a multiple of 4; every epilogue, split weights, f32 scales, rows past one row block.
+  const q8: Row[] = [
+    [Q4, 40, 128, 1, 1, null, "none"],
+    [Q4, 256, 512, 1, 1, "f16", "add"],
+    [Q4, 42, 80, 3, 4, null, "silu_mul"],
+    [Q4S32, 30, 96, 1, 1, "f32", "add", [5, 13]],
+    [Q4, 72, 80, 13, 16, "f32", "add", [40, 32]],
+    [Q4, 24, 20, 2, 2, null, "none"],
+    [Q4, 34, 70, 5, 8, "f16", "silu_mul"],
+  ];
+  for (const [weight, N, K, R, maxRows, bias, epilogue, split] of q8) {
+    const [rowStart, rows] = split ?? [0, N];
+    out.push(
+      matmulCase(rng, { weight, N, K, R, maxRows, bias, epilogue, rowStart, rows, xq8: true }),
     );
   }
   return out;

@@ -22,14 +22,20 @@ interface Backend {
 }
 
 /** Registers one test per case; `open` runs on the first test, `skip` ignores them all. */
-function suite(label: string, open: () => Backend, skip: string | null) {
+function suite(
+  label: string,
+  open: () => Backend,
+  skip: string | null,
+  has: (feature: string) => boolean = () => true,
+) {
   let backend: Backend | null = null;
   for (const [i, c] of cases.entries()) {
+    const why = skip ?? (c.requires && !has(c.requires) ? `the target lacks ${c.requires}` : null);
     Deno.test({
       name: `${label} kernel matches the float64 reference: ${c.name}${
-        skip ? ` (skipped: ${skip})` : ""
+        why ? ` (skipped: ${why})` : ""
       }`,
-      ignore: skip !== null,
+      ignore: why !== null,
       sanitizeResources: false,
       sanitizeOps: false,
       fn: async () => {
@@ -69,7 +75,7 @@ suite("wgslKernel()", () => {
     ),
   );
   return { device, kernels };
-}, gpuSkip);
+}, gpuSkip, (f) => !(gpu instanceof Error) && gpu !== null && gpu.target.features.includes(f));
 
 Deno.test({
   name: "wgslKernel() conformance cases ran (KILN_REQUIRE_WEBGPU=1 makes a missing adapter fail)",

@@ -84,10 +84,11 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
     }
     case "matmul": {
       const { N, K } = spec;
+      const xs = spec.xq8 ? q8Activations(buf.x, R, K) : null; // [R, K]
       const y = (r: number, n: number) => { // (x W^T + bias)[r, n] for local weight row n
         let s = 0;
         for (let k = 0; k < K; k++) {
-          s += x("x", r * K + k) * weightAt(spec.weight, weights, K, n, k);
+          s += (xs ? xs[r * K + k] : x("x", r * K + k)) * weightAt(spec.weight, weights, K, n, k);
         }
         const col = spec.rowStart + n;
         return s + (spec.bias ? dense(buf.bias, spec.bias, col) : 0);
@@ -348,4 +349,24 @@ function logitsProcess(V: number, buf: Record<string, ArrayBuffer>, out: RefOutp
     }
     for (let c = 0; c < V; c++) out.out[r * V + c] = row[c];
   }
+}
+
+/** x [R, K] as the contract's `xq8` rounds it: int8 codes per 32-element block, ties to even. */
+function q8Activations(data: ArrayBuffer, R: number, K: number): Float64Array {
+  const x = new Float32Array(data);
+  const out = new Float64Array(R * K);
+  for (let r = 0; r < R; r++) {
+    for (let b = 0; b < K; b += 32) {
+      const idx = Array.from({ length: Math.min(32, K - b) }, (_, i) => r * K + b + i);
+      const a = Math.max(...idx.map((i) => Math.abs(x[i])));
+      for (const i of idx) {
+        if (a === 0) continue;
+        const v = (x[i] / a) * 127;
+        const lo = Math.floor(v);
+        const code = v - lo === 0.5 ? (lo % 2 === 0 ? lo : lo + 1) : Math.round(v);
+        out[i] = code * (a / 127);
+      }
+    }
+  }
+  return out;
 }

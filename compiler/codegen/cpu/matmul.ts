@@ -20,6 +20,9 @@ const FUSED_MAX_ROWS = 2;
 /** The CPU kernel of a `matmul` spec. Bindings: x, weight (1 or 2), [bias], [residual], out. */
 export function matmulKernel(spec: MatmulSpec): CpuKernel {
   const { N, K, rowStart, rows, epilogue } = spec;
+  if (spec.xq8 && !(spec.weight.kind === "group" && spec.weight.bits === 4)) {
+    throw new RangeError(`matmul xq8 needs 4-bit group weights, got ${JSON.stringify(spec.weight)}`);
+  }
   if (epilogue === "silu_mul" && (rowStart !== 0 || rows !== N || N % 2 !== 0)) {
     throw new RangeError(
       `matmul silu_mul needs rowStart = 0 and rows = N = 2I (got rowStart ${rowStart}, rows ${rows}, N ${N})`,
@@ -56,7 +59,7 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
 
   return (bufs, R) => {
     let b = 0;
-    const x = new Float32Array(bufs[b++]); // [R, K]
+    const x = spec.xq8 ? q8Rows(new Float32Array(bufs[b++]), R, K) : new Float32Array(bufs[b++]); // [R, K]
     const weightBufs = bufs.slice(b, b + dec.buffers);
     b += dec.buffers;
     const bias = spec.bias ? denseReader(bufs[b++], spec.bias) : null; // [N]
@@ -143,4 +146,23 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
       }
     }
   };
+}
+
+/** Rows of x rounded through int8 codes per 32-element block (the contract's `xq8`). */
+function q8Rows(x: Float32Array, R: number, K: number): Float32Array {
+  const out = new Float32Array(R * K); // [R, K]
+  for (let r = 0; r < R; r++) {
+    for (let k0 = r * K; k0 < (r + 1) * K; k0 += 32) {
+      const k1 = Math.min((r + 1) * K, k0 + 32);
+      let a = 0;
+      for (let k = k0; k < k1; k++) a = Math.max(a, Math.abs(x[k]));
+      if (a === 0) continue;
+      for (let k = k0; k < k1; k++) {
+        const v = (x[k] * 127) / a, f = Math.floor(v);
+        const c = v - f > 0.5 || (v - f === 0.5 && f % 2 !== 0) ? f + 1 : f; // ties to even
+        out[k] = (c * a) / 127;
+      }
+    }
+  }
+  return out;
 }

@@ -1,0 +1,277 @@
+/**
+ * The q8-activation GEMV for 4-bit group weights (decode, few rows): `x` is quantised in the
+ * kernel to int8 per 32-element block (symmetric, d = max|x| / 127, codes round(x / d) with
+ * ties to even, as llama.cpp's q8 activations), and each 32-weight unit becomes eight
+ * `dot4I8Packed` of its nibbles against the packed codes:
+ *   sum_i w_i x_i ~= s_w * d_x * (sum_i q_i c_i - maxInt * sum_i c_i)
+ * (q_i the 4-bit codes, c_i the int8 codes of x): exact integer arithmetic inside the unit, one
+ * conversion and one fma per unit and row. This is about a quarter of the instructions of the
+ * f32 decode, so the kernel can keep up with the weights' read bandwidth.
+ *
+ * Shape: each thread owns a fixed slice of K (units t, t + TPC, ...), quantises x there once,
+ * keeps the codes in registers, and walks CPT columns of its lane (TPC threads a lane, T / TPC
+ * lanes a workgroup); a column's TPC threads read 16 contiguous bytes each (one vec4<u32>, a
+ * whole unit). The lanes' partial sums meet in workgroup memory: every thread writes its
+ * accumulators, then adds up one output's slice (conflict-free: rows padded by one word), then
+ * the slices' sums are added and stored through the epilogue.
+ *
+ * Needs the WGSL language feature packed_4x8_integer_dot_product (in the target's features).
+ * @module
+ */
+import {
+  groupLayout,
+  PACKED_DOT,
+  q8Eligible,
+  type TargetInfo,
+  type WgslKernel,
+} from "../contract.ts";
+import {
+  checkTarget,
+  declareBindings,
+  denseReader,
+  entry,
+  lit,
+  pow2Floor,
+  reductionThreads,
+  totalGroups,
+  weightBindingBytes,
+} from "./common.ts";
+import { matmulPlan, type MatmulSpec } from "./matmul_epilogue.ts";
+
+export { PACKED_DOT };
+
+/** Elements of one unit: a vec4<u32> of 4-bit codes. */
+const UE = 32;
+
+/** Tuning of the q8 GEMV. */
+export interface Q8Tuning {
+  /** Threads sharing a column's K (a power of two). */
+  threadsPerCol: number;
+  /** Columns each lane walks (a power of two). */
+  colsPerThread: number;
+  /** Rows of x per workgroup (a power of two). */
+  rowsPerGroup: number;
+  /** Columns whose loads are issued together. */
+  loadCols: number;
+}
+
+/** Whether the q8 GEMV can run `spec` on `target`. */
+export function q8GemvApplies(spec: MatmulSpec, target: TargetInfo): boolean {
+  return target.backend === "webgpu" && target.features.includes(PACKED_DOT) &&
+    q8Eligible(spec.weight);
+}
+
+/** Accumulators a thread may hold. */
+const MAX_ACCS = 32;
+/** Workgroups wanted per dispatch (H100: 132 SMs, two each). */
+const WANT_GROUPS = 264;
+
+/** Default tuning: threads per column from K, rows from the register budget, columns from
+ * the wanted workgroup count and the workgroup storage. */
+export function q8Defaults(spec: MatmulSpec, target: TargetInfo): Q8Tuning {
+  const plan = matmulPlan(spec);
+  const NW = plan.weightRowsPerOut, OUT = plan.outCols;
+  const units = Math.ceil(spec.K / UE);
+  const T = reductionThreads(target, 256);
+  const TPC = Math.min(T, Math.max(NW, 2 ** Math.ceil(Math.log2(units))));
+  const GPT = Math.ceil(units / TPC);
+  const L = T / TPC;
+  const R = Math.max(1, Math.min(spec.maxRows, 32));
+  // x codes: 10 registers a unit and row; keep them under ~40
+  const RB = Math.min(pow2Floor(R), pow2Floor(Math.max(1, Math.floor(4 / GPT))));
+  const rowBlocks = Math.ceil(R / RB);
+  const budget = target.limits.maxComputeWorkgroupStorageSize / 4 - T; // floats for `red`
+  let CPT = 1;
+  while (
+    CPT < 32 &&
+    2 * CPT * RB * NW <= Math.min(MAX_ACCS, TPC) &&
+    T * (2 * CPT * RB * NW + 1) <= budget &&
+    Math.ceil(OUT / (L * 2 * CPT)) * rowBlocks >= WANT_GROUPS
+  ) CPT *= 2;
+  return { threadsPerCol: TPC, colsPerThread: CPT, rowsPerGroup: RB, loadCols: Math.min(CPT, 8) };
+}
+
+/** WGSL for a q4 `matmul` with q8 activations. */
+export function matmulGemvQ8(
+  spec: MatmulSpec,
+  target: TargetInfo,
+  tune: Q8Tuning = q8Defaults(spec, target),
+): WgslKernel {
+  if (!q8GemvApplies(spec, target)) {
+    throw new RangeError(`matmulGemvQ8: needs 4-bit group weights and ${PACKED_DOT}`);
+  }
+  const w = spec.weight as Extract<MatmulSpec["weight"], { kind: "group" }>;
+  const plan = matmulPlan(spec);
+  const K = spec.K, NW = plan.weightRowsPerOut, OUT = plan.outCols;
+  const g = groupLayout(w, K);
+  const UN = Math.ceil(K / UE); // units a row (the padded K)
+  const unitsPerGroup = w.groupSize / UE;
+  const T = reductionThreads(target, 256);
+  const TPC = Math.max(NW, Math.min(pow2Floor(tune.threadsPerCol), T));
+  const L = T / TPC;
+  const GPT = Math.ceil(UN / TPC);
+  let RB = pow2Floor(Math.max(1, Math.min(tune.rowsPerGroup, 32)));
+  let CPT = pow2Floor(Math.max(1, tune.colsPerThread));
+  // the reduction gives each output whole threads: CPT * RB * NW accumulators, at most TPC
+  while (CPT * RB * NW > TPC && (CPT > 1 || RB > 1)) CPT > 1 ? CPT /= 2 : RB /= 2;
+  const CU = Math.max(1, Math.min(tune.loadCols, CPT));
+  const A = CPT * RB * NW; // accumulators a thread
+  const OUTS = A * L; // partial sums a workgroup reduces
+  if (A > TPC) {
+    throw new RangeError(`matmulGemvQ8: ${A} accumulators x ${L} lanes exceed ${T} threads`);
+  }
+  const SEGS = T / OUTS; // threads adding up one output
+  const PER = TPC / SEGS; // partials each of them adds
+  const sharedBytes = 4 * (T * (A + 1) + T);
+  checkTarget(spec, target, {
+    workgroupSize: T,
+    sharedBytes,
+    largestBinding: weightBindingBytes(w, spec.rows, K),
+  });
+  const COLS = L * CPT;
+  const blocks = Math.ceil(OUT / COLS);
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+  const vecX = K % 4 === 0;
+  const ragged = UN * UE !== K; // the last unit runs past K
+  const idle = GPT * TPC !== UN; // some threads' last unit is past the row
+
+  // x: quantise each owned unit of each row
+  const xq: string[] = [];
+  for (let rr = 0; rr < RB; rr++) {
+    xq.push(`let xr${rr} = min(r0 + ${rr}u, R.x - 1u) * ${vecX ? K / 4 : K}u;`);
+    for (let i = 0; i < GPT; i++) {
+      const v = `v${rr}_${i}_`;
+      const kv = (j: number) => `${UE / 4}u * u${i} + ${j}u`; // vec4 index within the row
+      const load = (j: number) => {
+        if (vecX) {
+          const e = `x[xr${rr} + ${kv(j)}]`;
+          return ragged ? `select(vec4<f32>(0.0), ${e}, 4u * (${kv(j)}) < ${K}u)` : e;
+        }
+        return `vec4<f32>(${
+          [0, 1, 2, 3].map((l) => {
+            const k = `4u * (${kv(j)}) + ${l}u`;
+            return `select(0.0, x[xr${rr} + min(${k}, ${K - 1}u)], ${k} < ${K}u)`;
+          }).join(", ")
+        })`;
+      };
+      const on = idle && i === GPT - 1 ? ` * select(0.0, 1.0, t + ${i * TPC}u < ${UN}u)` : "";
+      xq.push(
+        range(8).map((j) => `let ${v}${j} = ${load(j)}${on};`).join(" "),
+        `let ${v}m = max(max(max(abs(${v}0), abs(${v}1)), max(abs(${v}2), abs(${v}3))), max(max(abs(${v}4), abs(${v}5)), max(abs(${v}6), abs(${v}7))));`,
+        `let ${v}a = max(max(${v}m.x, ${v}m.y), max(${v}m.z, ${v}m.w));`,
+        `let xd${rr}_${i} = ${v}a * ${lit(1 / 127)};`,
+        `let ${v}inv = select(0.0, 127.0 / ${v}a, ${v}a > 0.0);`,
+        range(8).map((j) => `let ${v}q${j} = vec4<i32>(round(${v}${j} * ${v}inv));`).join(" "),
+        `let xc${rr}_${i} = ${g.maxInt} * dot(((${v}q0 + ${v}q1) + (${v}q2 + ${v}q3)) + ((${v}q4 + ${v}q5) + (${v}q6 + ${v}q7)), vec4<i32>(1));`,
+        // word w of the unit holds elements 8w..8w+7, element i at bits 4i: its low nibbles
+        // (& 0x0f0f0f0f) are elements 0, 2, 4, 6, its high nibbles 1, 3, 5, 7
+        range(4).map((wd) => {
+          const a = `${v}q${2 * wd}`, b = `${v}q${2 * wd + 1}`;
+          return `let xl${rr}_${i}_${wd} = pack4xI8(vec4<i32>(${a}.x, ${a}.z, ${b}.x, ${b}.z)); let xh${rr}_${i}_${wd} = pack4xI8(vec4<i32>(${a}.y, ${a}.w, ${b}.y, ${b}.w));`;
+        }).join("\n  "),
+      );
+    }
+  }
+
+  // the scale of (weight row expression c, unit u)
+  const halves = w.scaleDtype === "f16" && g.groups % 2 === 0;
+  const gi = (i: number) => unitsPerGroup === 1 ? `u${i}` : `(u${i} / ${unitsPerGroup}u)`;
+  const scale = (c: string, i: number) =>
+    halves
+      ? `unpack2x16float(q_scale[${c} * ${g.groups / 2}u + (${gi(i)} >> 1u)] >> ((${
+        gi(i)
+      } & 1u) * 16u)).x`
+      : `q_scale_at(${c} * ${g.groups}u + ${gi(i)})`;
+
+  // columns: loads of CU columns first, then their arithmetic
+  const body: string[] = [];
+  const acc = (j: number, rr: number, n: number) => `a${(j * RB + rr) * NW + n}`;
+  for (let j0 = 0; j0 < CPT; j0 += CU) {
+    const js = range(Math.min(CU, CPT - j0)).map((x) => j0 + x);
+    for (const j of js) {
+      body.push(`let c${j} = min(col0 + ${j}u, ${OUT - 1}u);`);
+      for (let n = 0; n < NW; n++) {
+        const c = n ? `(${OUT}u + c${j})` : `c${j}`;
+        for (let i = 0; i < GPT; i++) {
+          body.push(
+            `let w${j}_${n}_${i} = q_weight[${c} * ${UN}u + u${i}]; let s${j}_${n}_${i} = ${
+              scale(c, i)
+            };`,
+          );
+        }
+      }
+    }
+    for (const j of js) {
+      for (let n = 0; n < NW; n++) {
+        for (let i = 0; i < GPT; i++) {
+          const q = `w${j}_${n}_${i}`;
+          body.push(
+            range(4).map((wd) => {
+              const l = "xyzw"[wd];
+              return `let ${q}l${wd} = ${q}.${l} & 0x0f0f0f0fu; let ${q}h${wd} = (${q}.${l} >> 4u) & 0x0f0f0f0fu;`;
+            }).join(" "),
+          );
+          for (let rr = 0; rr < RB; rr++) {
+            const dots = range(4).map((wd) =>
+              `dot4I8Packed(${q}l${wd}, xl${rr}_${i}_${wd}) + dot4I8Packed(${q}h${wd}, xh${rr}_${i}_${wd})`
+            ).join(" + ");
+            const a = acc(j, rr, n);
+            body.push(
+              `${a} = fma(f32((${dots}) - xc${rr}_${i}), s${j}_${n}_${i} * xd${rr}_${i}, ${a});`,
+            );
+          }
+        }
+      }
+    }
+  }
+
+  // the final sums: thread lid < L * CPT * RB adds up (lane l, column j, row rr)'s slices
+  const sum = (n: number) => range(SEGS).map((s) => `part[${s * OUTS}u + p${n}]`).join(" + ");
+  const finals = `let p0 = l * ${A}u + o * ${NW}u;${NW === 2 ? " let p1 = p0 + 1u;" : ""}
+    if (r0 + rr < R.x && c < ${OUT}u) {
+      ${plan.store("(r0 + rr)", "c", sum(0), NW === 2 ? sum(1) : "")}
+    }`;
+
+  const types = {
+    ...plan.types,
+    x: vecX ? "array<vec4<f32>>" : "array<f32>",
+    q_weight: "array<vec4<u32>>",
+  };
+  const code = `${declareBindings(spec, types)}
+${halves ? "" : denseReader("q_scale", w.scaleDtype)}
+${plan.prelude}
+var<workgroup> red: array<f32, ${T * (A + 1)}>; // [T][A + 1]: thread lid's accumulators
+var<workgroup> part: array<f32, ${T}>; // [SEGS][OUTS]
+
+${entry(T, totalGroups(RB, blocks))}
+  let r0 = (wg / ${blocks}u) * ${RB}u;
+  let lane = lid / ${TPC}u;
+  let t = lid % ${TPC}u;
+  let col0 = (wg % ${blocks}u) * ${COLS}u + lane * ${CPT}u;
+  ${range(GPT).map((i) => `let u${i} = min(t + ${i * TPC}u, ${UN - 1}u);`).join(" ")}
+  ${xq.join("\n  ")}
+  ${range(A).map((i) => `var a${i} = 0.0;`).join(" ")}
+  ${body.join("\n  ")}
+  ${range(A).map((i) => `red[lid * ${A + 1}u + ${i}u] = a${i};`).join(" ")}
+  workgroupBarrier();
+  {
+    // output p = (lane l, accumulator a) of thread slice s: partials t in [s * PER, (s + 1) * PER)
+    let p = lid % ${OUTS}u;
+    let s = lid / ${OUTS}u;
+    let base = ((p / ${A}u) * ${TPC}u + s * ${PER}u) * ${A + 1}u + p % ${A}u;
+    var v = 0.0;
+    for (var i = 0u; i < ${PER}u; i++) { v += red[base + i * ${A + 1}u]; }
+    part[lid] = v;
+  }
+  workgroupBarrier();
+  if (lid < ${L * CPT * RB}u) {
+    let l = lid / ${CPT * RB}u;
+    let o = lid % ${CPT * RB}u;
+    let rr = o % ${RB}u;
+    let c = (wg % ${blocks}u) * ${COLS}u + l * ${CPT}u + o / ${RB}u;
+    ${finals}
+  }
+}
+`;
+  return { code, entryPoint: "main", rowsPerGroup: RB, groupsPerRowBlock: blocks };
+}

@@ -1,0 +1,161 @@
+import type { DenseDtype, KernelSpec, WeightFormat } from "../contract.ts";
+import { buf, dense, device, expectClose, randomWeight, Rng, runKernel } from "./test_helpers.ts";
+import { matmulGemvQ8, PACKED_DOT, q8Defaults, type Q8Tuning } from "./matmul_gemv_q8.ts";
+
+type MatmulSpec = Extract<KernelSpec, { op: "matmul" }>;
+const target = device && device.target.features.includes(PACKED_DOT) ? device.target : null;
+const ignore = !target;
+
+/** x rounded through int8 codes per 32-element block (d = max|x| / 127, ties to even), in float64. */
+function q8Values(x: Float32Array, R: number, K: number): Float64Array {
+  const out = new Float64Array(R * K);
+  for (let r = 0; r < R; r++) {
+    for (let k0 = 0; k0 < K; k0 += 32) {
+      const k1 = Math.min(K, k0 + 32);
+      let amax = 0;
+      for (let k = k0; k < k1; k++) amax = Math.max(amax, Math.abs(x[r * K + k]));
+      if (amax === 0) continue;
+      for (let k = k0; k < k1; k++) {
+        const v = (x[r * K + k] * 127) / amax;
+        const f = Math.floor(v), frac = v - f;
+        const code = frac > 0.5 || (frac === 0.5 && f % 2 !== 0) ? f + 1 : f;
+        out[r * K + k] = (code * amax) / 127;
+      }
+    }
+  }
+  return out;
+}
+
+/** Runs one case; compares with float64 on the q8-rounded x (tight) and on the exact x (loose:
+ * the activation quantisation's own error, at most half a code step per element). */
+async function check(rng: Rng, spec: MatmulSpec, R: number, tune?: Q8Tuning, small = false) {
+  const { N, K, rowStart, rows, epilogue } = spec;
+  const W = randomWeight(rng, spec.weight, rows, K); // [rows, K]
+  const x = rng.normals(R * K); // [R, K]
+  const xq = q8Values(x, R, K);
+  const bias = spec.bias ? dense(rng.normals(N), spec.bias) : null; // [N]
+  const residual = epilogue === "add" ? rng.normals(R * N) : null; // [R, N]
+  const outW = epilogue === "silu_mul" ? N / 2 : N;
+  const start = rng.normals(R * outW); // [R, outW]
+  const reference = (xs: ArrayLike<number>) => {
+    const ref = Float64Array.from(start);
+    const dot = (r: number, c: number) => {
+      let s = 0;
+      for (let k = 0; k < K; k++) s += xs[r * K + k] * W.values[c * K + k];
+      return s + (bias ? bias.values[rowStart + c] : 0);
+    };
+    for (let r = 0; r < R; r++) {
+      if (epilogue === "silu_mul") {
+        const I = N / 2;
+        for (let c = 0; c < I; c++) {
+          const g = dot(r, c), u = dot(r, I + c);
+          ref[r * I + c] = g / (1 + Math.exp(-g)) * u;
+        }
+        continue;
+      }
+      for (let c = 0; c < rows; c++) {
+        const o = r * N + rowStart + c;
+        ref[o] = dot(r, c) + (residual ? residual[o] : 0);
+      }
+    }
+    return ref;
+  };
+  const inputs = [buf(x), ...W.buffers];
+  if (bias) inputs.push(bias.data);
+  if (residual) inputs.push(buf(residual));
+  inputs.push(buf(start));
+  const t = small
+    ? { ...target!, limits: { ...target!.limits, maxComputeWorkgroupStorageSize: 16384 } }
+    : target!;
+  const outs = await runKernel(spec, R, inputs, matmulGemvQ8(spec, t, tune));
+  const got = new Float32Array(outs.at(-1)!);
+  const what = `${JSON.stringify(spec)} R=${R} ${JSON.stringify(tune ?? q8Defaults(spec, t))}`;
+  // a code that rounds the other way at a tie moves one output by |w| * d: ~1e-3 of max |ref|
+  expectClose(got, reference(xq), 2e-3, `${what} (q8 x)`);
+  expectClose(got, reference(x), 3e-2, `${what} (exact x)`);
+}
+
+const Q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
+const Q4S32: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f32" };
+const Q4G64: WeightFormat = { kind: "group", bits: 4, groupSize: 64, scaleDtype: "f16" };
+
+function spec(
+  weight: WeightFormat,
+  N: number,
+  K: number,
+  maxRows: number,
+  more: Partial<MatmulSpec> = {},
+): MatmulSpec {
+  return {
+    op: "matmul",
+    N,
+    K,
+    rowStart: 0,
+    rows: N,
+    weight,
+    bias: null as DenseDtype | null,
+    epilogue: "none",
+    maxRows,
+    ...more,
+  };
+}
+
+Deno.test({
+  name: "matmulGemvQ8() matches float64 on q8-rounded x: ragged K, units past K, every epilogue",
+  ignore,
+  fn: async () => {
+    const rng = new Rng(21);
+    for (const R of [1, 3]) {
+      await check(rng, spec(Q4, 37, 256, R), R);
+      await check(rng, spec(Q4, 40, 100, R, { bias: "f16", epilogue: "add" }), R); // K % 32 != 0
+      await check(rng, spec(Q4, 50, 70, R, { epilogue: "silu_mul" }), R); // K % 4 != 0
+      await check(rng, spec(Q4S32, 21, 96, R, { bias: "f32" }), R);
+      await check(rng, spec(Q4G64, 19, 192, R), R);
+      await check(rng, spec(Q4, 100, 64, R, { rowStart: 30, rows: 45, epilogue: "add" }), R);
+    }
+  },
+});
+
+Deno.test({
+  name: "matmulGemvQ8() is correct under other tunings, several units a thread, 16 KiB storage",
+  ignore,
+  fn: async () => {
+    const rng = new Rng(22);
+    const tunes: Q8Tuning[] = [
+      { threadsPerCol: 16, colsPerThread: 4, rowsPerGroup: 2, loadCols: 3 },
+      { threadsPerCol: 8, colsPerThread: 2, rowsPerGroup: 4, loadCols: 2 },
+      { threadsPerCol: 32, colsPerThread: 8, rowsPerGroup: 1, loadCols: 8 },
+    ];
+    for (const tune of tunes) {
+      await check(rng, spec(Q4, 40, 320, 5, { epilogue: "silu_mul" }), 5, tune);
+      await check(rng, spec(Q4, 33, 200, 3, { bias: "f16", epilogue: "add" }), 3, tune);
+    }
+    // 330 units on 256 threads: two units a thread, the second partly idle
+    await check(rng, spec(Q4, 12, 10560, 1), 1);
+    await check(rng, spec(Q4, 70, 128, 4, { epilogue: "silu_mul" }), 4, undefined, true);
+  },
+});
+
+Deno.test({
+  name: "q8Defaults() fits the register and storage budgets for the Llama-3-8B shapes",
+  ignore,
+  fn: () => {
+    for (const maxRows of [1, 4, 16, 32]) {
+      for (
+        const s of [
+          spec(Q4, 4096, 4096, maxRows),
+          spec(Q4, 28672, 4096, maxRows, { epilogue: "silu_mul" }),
+          spec(Q4, 4096, 14336, maxRows, { epilogue: "add" }),
+          spec(Q4, 32000, 4096, maxRows),
+        ]
+      ) {
+        const t = q8Defaults(s, target!);
+        const accs = t.rowsPerGroup * t.colsPerThread * (s.epilogue === "silu_mul" ? 2 : 1);
+        if (!(accs <= 32 && t.rowsPerGroup <= maxRows)) {
+          throw new Error(`${JSON.stringify(t)}: ${accs} accumulators, maxRows ${maxRows}`);
+        }
+        matmulGemvQ8(s, target!, t); // throws if it does not fit the target
+      }
+    }
+  },
+});
