@@ -9,6 +9,7 @@
 import type { KernelSpec, WeightFormat } from "../../compiler/codegen/contract.ts";
 import { groupLayout } from "../../compiler/codegen/contract.ts";
 import { wgslKernel } from "../../compiler/codegen/webgpu/mod.ts";
+import { matmulGemvQ8, type Q8Tuning } from "../../compiler/codegen/webgpu/matmul_gemv_q8.ts";
 import type { BenchDevice, Trace } from "./bench_device.ts";
 import type { GpuTimer } from "./gpu_timer.ts";
 import { fillSynthetic, seedOf } from "./synthetic_weights.ts";
@@ -22,6 +23,8 @@ export interface GemvShape {
   xq8?: boolean;
   /** Rows of x (default 1). */
   rows?: number;
+  /** A q8 tuning to time instead of the compiler's choice (implies xq8). */
+  q8?: Q8Tuning;
 }
 
 export interface GemvRow extends GemvShape {
@@ -79,7 +82,10 @@ export async function benchGemv(
   const rows: GemvRow[] = [];
   for (const s of shapes) {
     const spec = gemvSpec(s);
-    const kernel = (await dev.kernels([{ spec, source: wgslKernel(spec, dev.inner.target) }]))[0];
+    const source = s.q8
+      ? matmulGemvQ8({ ...spec, xq8: true }, dev.inner.target, s.q8)
+      : wgslKernel(spec, dev.inner.target);
+    const kernel = (await dev.kernels([{ spec: { ...spec, xq8: spec.xq8 || !!s.q8 }, source }]))[0];
     const b = gemvBytes(s);
     const copies = Math.max(1, Math.min(64, Math.ceil(opts.minBytes / b.total)));
     const R = s.rows ?? 1;

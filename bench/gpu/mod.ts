@@ -7,7 +7,7 @@
  *    rooflines, dispatches, pipeline creation.
  * Prints a table last; writes JSON to `$OUT/gpu.json` when OUT is set, else `bench/out/gpu.json`.
  * Options: `--small` (tiny shapes, for lavapipe), `--models=8b,1b,0.5b` (`none`: ceilings and
- * GEMVs only), `--no-gemv`.
+ * GEMVs only), `--no-gemv`, `--q8-sweep` (the q8 GEMV under several tunings).
  *
  * On the GPU host (no network): carry `.gl` (Vulkan loader .debs), `.carry` (deno.xz) and a
  * `node_modules` holding only esbuild-wasm (the full one is over the 64 MiB carry limit), and run
@@ -19,6 +19,7 @@ import { openBenchDevice } from "./bench_device.ts";
 import { measureCeilings } from "./ceilings.ts";
 import { benchGemv, type GemvShape } from "./gemv_bench.ts";
 import { PACKED_DOT } from "../../compiler/codegen/contract.ts";
+import type { Q8Tuning } from "../../compiler/codegen/webgpu/matmul_gemv_q8.ts";
 import { GpuTimer } from "./gpu_timer.ts";
 import { benchModel, type ModelBenchOptions, type ModelFigures } from "./model_bench.ts";
 import { formatReport } from "./report.ts";
@@ -118,10 +119,49 @@ const gemvShapes: GemvShape[] = small
 const q8 = dev.inner.target.features.includes(PACKED_DOT);
 const gemvRuns: GemvShape[] = [
   ...gemvShapes.flatMap((s) => q8 ? [{ ...s, name: `${s.name} q8`, xq8: true }, s] : [s]),
-  ...gemvShapes.filter((s) => /o_proj|gate_up|lm_head|256x256/.test(s.name)).flatMap((s) =>
-    [{ ...s, name: `${s.name} R=16${q8 ? " q8" : ""}`, rows: 16, xq8: q8 }]
-  ),
+  ...gemvShapes.filter((s) => /o_proj|gate_up|lm_head|256x256/.test(s.name)).flatMap((
+    s,
+  ) => [{ ...s, name: `${s.name} R=16${q8 ? " q8" : ""}`, rows: 16, xq8: q8 }]),
 ];
+// `--q8-sweep`: the q8 GEMV under several tunings on the 8B shapes (instead of the list above)
+if (Deno.args.includes("--q8-sweep") && q8) {
+  gemvRuns.length = 0;
+  const sweep: Q8Tuning[] = [
+    { threadsPerCol: 128, colsPerThread: 16, rowsPerGroup: 1, loadCols: 16 },
+    { threadsPerCol: 128, colsPerThread: 16, rowsPerGroup: 1, loadCols: 8, early: false },
+    { threadsPerCol: 64, colsPerThread: 16, rowsPerGroup: 1, loadCols: 8 },
+    { threadsPerCol: 256, colsPerThread: 16, rowsPerGroup: 1, loadCols: 8, threads: 512 },
+    { threadsPerCol: 512, colsPerThread: 16, rowsPerGroup: 1, loadCols: 8, threads: 512 },
+  ];
+  for (
+    const s of gemvShapes.filter((s) => /o_proj|qkv|gate_up|\+add \(down|lm_head/.test(s.name))
+  ) {
+    gemvRuns.push({ ...s, name: `${s.name} q8 default`, xq8: true });
+    for (const t of sweep) {
+      gemvRuns.push({ ...s, name: `${s.name} ${Object.values(t).join("/")}`, q8: t });
+    }
+  }
+  // 16 rows (batch-16 decode): rows per workgroup, columns, wider workgroups
+  const multi: Q8Tuning[] = [
+    { threadsPerCol: 128, colsPerThread: 1, rowsPerGroup: 8, loadCols: 1 },
+    { threadsPerCol: 128, colsPerThread: 2, rowsPerGroup: 8, loadCols: 2 },
+    { threadsPerCol: 128, colsPerThread: 4, rowsPerGroup: 4, loadCols: 4 },
+    { threadsPerCol: 128, colsPerThread: 2, rowsPerGroup: 16, loadCols: 1 },
+    { threadsPerCol: 512, colsPerThread: 1, rowsPerGroup: 8, loadCols: 1, threads: 512 },
+    { threadsPerCol: 512, colsPerThread: 2, rowsPerGroup: 8, loadCols: 2, threads: 512 },
+  ];
+  for (const s of gemvShapes.filter((s) => /o_proj|gate_up|\+add \(down/.test(s.name))) {
+    gemvRuns.push({ ...s, name: `${s.name} R=16 f32`, rows: 16 });
+    for (const t of multi) {
+      gemvRuns.push({
+        ...s,
+        name: `${s.name} R=16 ${Object.values(t).join("/")}`,
+        rows: 16,
+        q8: t,
+      });
+    }
+  }
+}
 let gemv: Awaited<ReturnType<typeof benchGemv>> = [];
 if (!Deno.args.includes("--no-gemv")) {
   log("GEMV kernels…");

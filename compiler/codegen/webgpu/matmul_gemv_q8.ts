@@ -51,8 +51,14 @@ export interface Q8Tuning {
   colsPerThread: number;
   /** Rows of x per workgroup (a power of two). */
   rowsPerGroup: number;
-  /** Columns whose loads are issued together. */
+  /** Columns whose loads are issued together (a chunk). */
   loadCols: number;
+  /** Threads a workgroup (default 256; a power of two within the target). */
+  threads?: number;
+  /** Issue the first chunk's loads before quantising x (default true). */
+  early?: boolean;
+  /** Issue each chunk's loads before the previous chunk's arithmetic (default true). */
+  pipeline?: boolean;
 }
 
 /** Whether the q8 GEMV can run `spec` on `target`. */
@@ -63,8 +69,9 @@ export function q8GemvApplies(spec: MatmulSpec, target: TargetInfo): boolean {
 
 /** Accumulators a thread may hold. */
 const MAX_ACCS = 32;
-/** Workgroups wanted per dispatch (H100: 132 SMs, two each). */
-const WANT_GROUPS = 264;
+/** Workgroups wanted per dispatch at least (H100: 132 SMs). Fewer, wider workgroups won on
+ * the H100: 16 columns a lane beat 8 by 3-16% on the 8B shapes (BENCHMARKS.md). */
+const WANT_GROUPS = 128;
 
 /** Default tuning: threads per column from K, rows from the register budget, columns from
  * the wanted workgroup count and the workgroup storage. */
@@ -83,7 +90,7 @@ export function q8Defaults(spec: MatmulSpec, target: TargetInfo): Q8Tuning {
   const budget = target.limits.maxComputeWorkgroupStorageSize / 4 - T; // floats for `red`
   let CPT = 1;
   while (
-    CPT < 32 &&
+    CPT < 16 &&
     2 * CPT * RB * NW <= Math.min(MAX_ACCS, TPC) &&
     T * (2 * CPT * RB * NW + 1) <= budget &&
     Math.ceil(OUT / (L * 2 * CPT)) * rowBlocks >= WANT_GROUPS
@@ -106,14 +113,18 @@ export function matmulGemvQ8(
   const g = groupLayout(w, K);
   const UN = Math.ceil(K / UE); // units a row (the padded K)
   const unitsPerGroup = w.groupSize / UE;
-  const T = reductionThreads(target, 256);
+  const T = reductionThreads(target, tune.threads ?? 256);
   const TPC = Math.max(NW, Math.min(pow2Floor(tune.threadsPerCol), T));
   const L = T / TPC;
   const GPT = Math.ceil(UN / TPC);
   let RB = pow2Floor(Math.max(1, Math.min(tune.rowsPerGroup, 32)));
   let CPT = pow2Floor(Math.max(1, tune.colsPerThread));
-  // the reduction gives each output whole threads: CPT * RB * NW accumulators, at most TPC
-  while (CPT * RB * NW > TPC && (CPT > 1 || RB > 1)) CPT > 1 ? CPT /= 2 : RB /= 2;
+  // the reduction gives each output whole threads (CPT * RB * NW accumulators, at most TPC)
+  // and workgroup storage for T * (accumulators + 1) + T floats
+  const fits = () =>
+    CPT * RB * NW <= TPC &&
+    4 * T * (CPT * RB * NW + 2) <= target.limits.maxComputeWorkgroupStorageSize;
+  while (!fits() && (CPT > 1 || RB > 1)) CPT > 1 ? CPT /= 2 : RB /= 2;
   const CU = Math.max(1, Math.min(tune.loadCols, CPT));
   const A = CPT * RB * NW; // accumulators a thread
   const OUTS = A * L; // partial sums a workgroup reduces
@@ -183,47 +194,55 @@ export function matmulGemvQ8(
       } & 1u) * 16u)).x`
       : `q_scale_at(${c} * ${g.groups}u + ${gi(i)})`;
 
-  // columns: loads of CU columns first, then their arithmetic
-  const body: string[] = [];
+  // columns in chunks of CU: a chunk's loads, then its arithmetic
   const acc = (j: number, rr: number, n: number) => `a${(j * RB + rr) * NW + n}`;
-  for (let j0 = 0; j0 < CPT; j0 += CU) {
-    const js = range(Math.min(CU, CPT - j0)).map((x) => j0 + x);
-    for (const j of js) {
-      body.push(`let c${j} = min(col0 + ${j}u, ${OUT - 1}u);`);
-      for (let n = 0; n < NW; n++) {
+  const loads = (js: number[]) =>
+    js.flatMap((j) => [
+      `let c${j} = min(col0 + ${j}u, ${OUT - 1}u);`,
+      ...range(NW).flatMap((n) => {
         const c = n ? `(${OUT}u + c${j})` : `c${j}`;
-        for (let i = 0; i < GPT; i++) {
-          body.push(
-            `let w${j}_${n}_${i} = q_weight[${c} * ${UN}u + u${i}]; let s${j}_${n}_${i} = ${
-              scale(c, i)
-            };`,
-          );
-        }
-      }
-    }
-    for (const j of js) {
-      for (let n = 0; n < NW; n++) {
-        for (let i = 0; i < GPT; i++) {
+        return range(GPT).map((i) =>
+          `let w${j}_${n}_${i} = q_weight[${c} * ${UN}u + u${i}]; let s${j}_${n}_${i} = ${
+            scale(c, i)
+          };`
+        );
+      }),
+    ]);
+  const math = (js: number[]) =>
+    js.flatMap((j) =>
+      range(NW).flatMap((n) =>
+        range(GPT).flatMap((i) => {
           const q = `w${j}_${n}_${i}`;
-          body.push(
+          return [
             range(4).map((wd) => {
               const l = "xyzw"[wd];
               return `let ${q}l${wd} = ${q}.${l} & 0x0f0f0f0fu; let ${q}h${wd} = (${q}.${l} >> 4u) & 0x0f0f0f0fu;`;
             }).join(" "),
-          );
-          for (let rr = 0; rr < RB; rr++) {
-            const dots = range(4).map((wd) =>
-              `dot4I8Packed(${q}l${wd}, xl${rr}_${i}_${wd}) + dot4I8Packed(${q}h${wd}, xh${rr}_${i}_${wd})`
-            ).join(" + ");
-            const a = acc(j, rr, n);
-            body.push(
-              `${a} = fma(f32((${dots}) - xc${rr}_${i}), s${j}_${n}_${i} * xd${rr}_${i}, ${a});`,
-            );
-          }
-        }
-      }
-    }
+            ...range(RB).map((rr) => {
+              const dots = range(4).map((wd) =>
+                `dot4I8Packed(${q}l${wd}, xl${rr}_${i}_${wd}) + dot4I8Packed(${q}h${wd}, xh${rr}_${i}_${wd})`
+              ).join(" + ");
+              const a = acc(j, rr, n);
+              return `${a} = fma(f32((${dots}) - xc${rr}_${i}), s${j}_${n}_${i} * xd${rr}_${i}, ${a});`;
+            }),
+          ];
+        })
+      )
+    );
+  const chunks: number[][] = [];
+  for (let j0 = 0; j0 < CPT; j0 += CU) {
+    chunks.push(range(Math.min(CU, CPT - j0)).map((x) => j0 + x));
   }
+  // the first chunk's loads go out before x is quantised; with `pipeline`, each chunk's loads
+  // are issued before the previous chunk's arithmetic (two chunks of loads in flight)
+  const early = tune.early ?? true, pipelined = tune.pipeline ?? true;
+  const head = early ? loads(chunks[0]) : [];
+  const body: string[] = early ? [] : loads(chunks[0]);
+  chunks.forEach((js, k) => {
+    if (k > 0 && !pipelined) body.push(...loads(js));
+    if (pipelined && k + 1 < chunks.length) body.push(...loads(chunks[k + 1]));
+    body.push(...math(js));
+  });
 
   // the final sums: thread lid < L * CPT * RB adds up (lane l, column j, row rr)'s slices
   const sum = (n: number) => range(SEGS).map((s) => `part[${s * OUTS}u + p${n}]`).join(" + ");
@@ -249,6 +268,7 @@ ${entry(T, totalGroups(RB, blocks))}
   let t = lid % ${TPC}u;
   let col0 = (wg % ${blocks}u) * ${COLS}u + lane * ${CPT}u;
   ${range(GPT).map((i) => `let u${i} = min(t + ${i * TPC}u, ${UN - 1}u);`).join(" ")}
+  ${head.join("\n  ")}
   ${xq.join("\n  ")}
   ${range(A).map((i) => `var a${i} = 0.0;`).join(" ")}
   ${body.join("\n  ")}
