@@ -79,6 +79,11 @@ export type KernelSpec =
      * with ties to even (all zero when a = 0). llama.cpp's q8 activations: on WebGPU the
      * products become packed int8 dot products. */
     xq8?: boolean;
+    /** RMSNorm prologue (only with `xq8`): x is not a binding; each row is computed as
+     * x = rms_norm(a (+ b)) * w (the contract's `rms_norm` / `add_rms_norm`, eps `eps`), and
+     * with `add` the sum a + b is also written to `sum` f32[R, K]. Bindings then start
+     * a f32[R, K], [b f32[R, K]], w [K] in place of x, and `sum` comes just before `out`. */
+    norm?: { eps: number; weightDtype: DenseDtype; add: boolean };
   }
   /** Full dequantisation (O0 only): out f32[N, K] from q_weight, q_scale; dispatched with R = N. */
   | { op: "dequantize"; N: number; K: number; weight: WeightFormat }
@@ -162,10 +167,11 @@ export function bindings(spec: KernelSpec): Binding[] {
       return [r("ids"), ...weightBindings(spec.weight), w("out")];
     case "matmul":
       return [
-        r("x"),
+        ...(spec.norm ? [r("a"), ...(spec.norm.add ? [r("b")] : []), r("w")] : [r("x")]),
         ...weightBindings(spec.weight),
         ...(spec.bias ? [r("bias")] : []),
         ...(spec.epilogue === "add" ? [r("residual")] : []),
+        ...(spec.norm?.add ? [w("sum")] : []),
         w("out"),
       ];
     case "dequantize":

@@ -24,6 +24,8 @@ export interface OptimizationFlags {
    * per 32 elements and use packed int8 dot products (llama.cpp's q8 activations; WebGPU
    * targets with packed_4x8_integer_dot_product only). */
   readonly q8_activations: boolean;
+  /** An RMSNorm feeding only a q8 matmul becomes that matmul's prologue (no own dispatch). */
+  readonly fuse_norm_matmul: boolean;
 }
 
 const ALL_ON: OptimizationFlags = {
@@ -35,6 +37,7 @@ const ALL_ON: OptimizationFlags = {
   memory_planning: true,
   shader_f16: true,
   q8_activations: true,
+  fuse_norm_matmul: true,
 };
 
 export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", OptimizationFlags>> = {
@@ -47,6 +50,7 @@ export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", Optimizatio
     memory_planning: false,
     shader_f16: false,
     q8_activations: false,
+    fuse_norm_matmul: false,
   },
   O1: {
     ...ALL_ON,
@@ -55,6 +59,7 @@ export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", Optimizatio
     fuse_rope_kv_append: false,
     shader_f16: false,
     q8_activations: false,
+    fuse_norm_matmul: false,
   },
   O2: ALL_ON,
   O3: ALL_ON,

@@ -14,6 +14,7 @@ import { deadCodeElimination } from "./dead_code_elimination.ts";
 import { splitLargeWeights } from "./split_large_weights.ts";
 import { memoryPlanning } from "./memory_planning.ts";
 import { q8Activations } from "./q8_activations.ts";
+import { fuseNormMatmul } from "./fuse_norm_matmul.ts";
 
 export interface Phase {
   name: string;
@@ -25,8 +26,9 @@ export const PHASES: readonly Phase[] = [
   { name: "fusion", passes: [fuseDequantizeMatmul, fuseAddNorm, fuseGateUpSilu, fuseRopeKvAppend] },
   // 2. Cleanup.
   { name: "cleanup", passes: [deadCodeElimination] },
-  // 3. Target specialisation: binding limits, the target's packed int8 dot products.
-  { name: "target", passes: [splitLargeWeights, q8Activations] },
+  // 3. Target specialisation: binding limits, the target's packed int8 dot products (and the
+  //    RMSNorm folded into the q8 GEMVs that read it).
+  { name: "target", passes: [splitLargeWeights, q8Activations, fuseNormMatmul] },
   // 4. Static memory planning within the symbolic bounds.
   { name: "memory", passes: [memoryPlanning] },
 ];

@@ -27,20 +27,28 @@ interface MatmulShape {
   scaleMagnitude?: number;
   /** q8 activations (the spec's `xq8`). */
   xq8?: boolean;
+  /** The RMSNorm prologue (the spec's `norm`, eps 1e-5). */
+  norm?: { add: boolean; weightDtype: DenseDtype };
 }
 
 function matmulCase(rng: Rng, m: MatmulShape): ConformanceCase {
   const rowStart = m.rowStart ?? 0, rows = m.rows ?? m.N;
   const outWidth = m.epilogue === "silu_mul" ? m.N / 2 : m.N;
-  const inputs = [
-    padded(rng.normals(m.R * m.K)),
-    ...randomWeight(rng, m.weight, rows, m.K, m.scaleMagnitude),
-  ];
+  const xs = m.norm
+    ? [
+      padded(rng.normals(m.R * m.K, 3)),
+      ...(m.norm.add ? [padded(rng.normals(m.R * m.K, 3))] : []),
+      denseBuffer(rng.normals(m.K, 0.5), m.norm.weightDtype),
+    ]
+    : [padded(rng.normals(m.R * m.K))];
+  const inputs = [...xs, ...randomWeight(rng, m.weight, rows, m.K, m.scaleMagnitude)];
   if (m.bias) inputs.push(denseBuffer(rng.normals(m.N, 0.5), m.bias));
   if (m.epilogue === "add") inputs.push(padded(rng.normals(m.R * m.N)));
+  if (m.norm?.add) inputs.push(sentinel(m.R * m.K));
   inputs.push(sentinel(m.R * outWidth));
   const split = (rows !== m.N ? ` rows=[${rowStart},${rowStart + rows})` : "") +
-    (m.scaleMagnitude ? ` scales~${m.scaleMagnitude}` : "") + (m.xq8 ? " xq8" : "");
+    (m.scaleMagnitude ? ` scales~${m.scaleMagnitude}` : "") + (m.xq8 ? " xq8" : "") +
+    (m.norm ? ` norm(${m.norm.add ? "a+b" : "a"}, w ${m.norm.weightDtype})` : "");
   return {
     name: `matmul ${formatLabel(m.weight)} N=${m.N} K=${m.K}${split} bias=${m.bias ?? "none"} ` +
       `epilogue=${m.epilogue} R=${m.R} maxRows=${m.maxRows}`,
@@ -55,6 +63,7 @@ function matmulCase(rng: Rng, m: MatmulShape): ConformanceCase {
       epilogue: m.epilogue,
       maxRows: m.maxRows,
       ...(m.xq8 ? { xq8: true } : {}),
+      ...(m.norm ? { norm: { eps: 1e-5, ...m.norm } } : {}),
     },
     rows: m.R,
     inputs,
@@ -147,6 +156,31 @@ function matmulCasesOf(rng: Rng): ConformanceCase[] {
     out.push(
       matmulCase(rng, { weight, N, K, R, maxRows, bias, epilogue, rowStart, rows, xq8: true }),
     );
+  }
+  // q8 with the RMSNorm prologue: with and without the residual sum, f16 and f32 norm weights,
+  // ragged K, several rows, a bias and a split weight
+  const normed: [Row, boolean, DenseDtype][] = [
+    [[Q4, 40, 128, 1, 1, null, "none"], true, "f16"],
+    [[Q4, 42, 96, 1, 1, null, "silu_mul"], false, "f32"],
+    [[Q4, 30, 80, 3, 4, "f32", "add", [5, 13]], true, "f32"],
+    [[Q4S32, 34, 70, 2, 2, "f16", "silu_mul"], true, "f16"],
+    [[Q4, 256, 512, 1, 1, null, "none"], true, "f16"],
+  ];
+  for (const [[weight, N, K, R, maxRows, bias, epilogue, split], add, weightDtype] of normed) {
+    const [rowStart, rows] = split ?? [0, N];
+    out.push(matmulCase(rng, {
+      weight,
+      N,
+      K,
+      R,
+      maxRows,
+      bias,
+      epilogue,
+      rowStart,
+      rows,
+      xq8: true,
+      norm: { add, weightDtype },
+    }));
   }
   return out;
 }

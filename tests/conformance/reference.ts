@@ -84,11 +84,27 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
     }
     case "matmul": {
       const { N, K } = spec;
-      const xs = spec.xq8 ? q8Activations(buf.x, R, K) : null; // [R, K]
+      // the RMSNorm prologue: x = rms_norm(a (+ b)) * w, and sum = a + b
+      let xin: ArrayLike<number> = new Float32Array(buf.x ?? new ArrayBuffer(0));
+      if (spec.norm) {
+        const nx = new Float64Array(R * K);
+        for (let r = 0; r < R; r++) {
+          const v: number[] = [];
+          for (let k = 0; k < K; k++) {
+            const o = r * K + k;
+            v.push(x("a", o) + (spec.norm.add ? x("b", o) : 0));
+            if (spec.norm.add) out.sum[o] = v[k];
+          }
+          const rms = Math.sqrt(v.reduce((s, e) => s + e * e, 0) / K + spec.norm.eps);
+          for (let k = 0; k < K; k++) nx[r * K + k] = (v[k] / rms) * dense(buf.w, spec.norm.weightDtype, k);
+        }
+        xin = nx;
+      }
+      const xs = spec.xq8 ? q8Activations(xin, R, K) : null; // [R, K]
       const y = (r: number, n: number) => { // (x W^T + bias)[r, n] for local weight row n
         let s = 0;
         for (let k = 0; k < K; k++) {
-          s += (xs ? xs[r * K + k] : x("x", r * K + k)) * weightAt(spec.weight, weights, K, n, k);
+          s += (xs ? xs[r * K + k] : xin[r * K + k]) * weightAt(spec.weight, weights, K, n, k);
         }
         const col = spec.rowStart + n;
         return s + (spec.bias ? dense(buf.bias, spec.bias, col) : 0);
@@ -352,8 +368,7 @@ function logitsProcess(V: number, buf: Record<string, ArrayBuffer>, out: RefOutp
 }
 
 /** x [R, K] as the contract's `xq8` rounds it: int8 codes per 32-element block, ties to even. */
-function q8Activations(data: ArrayBuffer, R: number, K: number): Float64Array {
-  const x = new Float32Array(data);
+function q8Activations(x: ArrayLike<number>, R: number, K: number): Float64Array {
   const out = new Float64Array(R * K);
   for (let r = 0; r < R; r++) {
     for (let b = 0; b < K; b += 32) {

@@ -21,7 +21,9 @@ const FUSED_MAX_ROWS = 2;
 export function matmulKernel(spec: MatmulSpec): CpuKernel {
   const { N, K, rowStart, rows, epilogue } = spec;
   if (spec.xq8 && !(spec.weight.kind === "group" && spec.weight.bits === 4)) {
-    throw new RangeError(`matmul xq8 needs 4-bit group weights, got ${JSON.stringify(spec.weight)}`);
+    throw new RangeError(
+      `matmul xq8 needs 4-bit group weights, got ${JSON.stringify(spec.weight)}`,
+    );
   }
   if (epilogue === "silu_mul" && (rowStart !== 0 || rows !== N || N % 2 !== 0)) {
     throw new RangeError(
@@ -59,11 +61,36 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
 
   return (bufs, R) => {
     let b = 0;
-    const x = spec.xq8 ? q8Rows(new Float32Array(bufs[b++]), R, K) : new Float32Array(bufs[b++]); // [R, K]
+    let x: Float32Array; // [R, K]
+    let normed: ((sum: Float32Array | null) => void) | null = null;
+    if (spec.norm) { // the RMSNorm prologue: x = rms_norm(a (+ b)) * w, sum = a + b
+      const { eps, weightDtype, add } = spec.norm;
+      const a = new Float32Array(bufs[b++]);
+      const bb = add ? new Float32Array(bufs[b++]) : null;
+      const w = denseReader(bufs[b++], weightDtype);
+      x = new Float32Array(R * K);
+      normed = (sum) => {
+        for (let r = 0; r < R; r++) {
+          let ss = 0;
+          for (let k = r * K; k < (r + 1) * K; k++) {
+            const v = bb ? Math.fround(a[k] + bb[k]) : a[k];
+            if (sum) sum[k] = v;
+            x[k] = v, ss += v * v;
+          }
+          const inv = 1 / Math.sqrt(ss / K + eps);
+          for (let k = 0; k < K; k++) x[r * K + k] = x[r * K + k] * inv * w(k);
+        }
+        if (spec.xq8) x = q8Rows(x, R, K);
+      };
+    } else {
+      x = new Float32Array(bufs[b++]);
+      if (spec.xq8) x = q8Rows(x, R, K);
+    }
     const weightBufs = bufs.slice(b, b + dec.buffers);
     b += dec.buffers;
     const bias = spec.bias ? denseReader(bufs[b++], spec.bias) : null; // [N]
     const res = epilogue === "add" ? new Float32Array(bufs[b++]) : null; // [R, N]
+    if (normed) normed(spec.norm!.add ? new Float32Array(bufs[b++]) : null);
     const out = new Float32Array(bufs[b]); // [R, N] or [R, I]
 
     if (R <= FUSED_MAX_ROWS) { // decode shape: fused decode-and-dot, nothing materialised

@@ -16,5 +16,6 @@ export const GEMV_MAX_ROWS = 32;
 /** WGSL for `matmul`. */
 export function matmulKernel(spec: MatmulSpec, target: TargetInfo): WgslKernel {
   if (spec.xq8) return matmulGemvQ8(spec, target);
+  if (spec.norm) throw new RangeError("matmul: the RMSNorm prologue needs q8 activations (xq8)");
   return spec.maxRows <= GEMV_MAX_ROWS ? matmulGemv(spec, target) : matmulTiled(spec, target);
 }

@@ -29,6 +29,7 @@ import {
   checkTarget,
   declareBindings,
   denseReader,
+  denseType,
   entry,
   lit,
   pow2Floor,
@@ -146,28 +147,97 @@ export function matmulGemvQ8(
   const ragged = UN * UE !== K; // the last unit runs past K
   const idle = GPT * TPC !== UN; // some threads' last unit is past the row
 
-  // x: quantise each owned unit of each row
+  // x: each owned unit of each row (with the RMSNorm prologue: a (+ b), normalised below)
+  const norm = spec.norm ?? null;
+  const src = norm ? "a" : "x";
   const xq: string[] = [];
+  const loadsX: string[] = [];
+  const normLines: string[] = [];
+  const kv = (i: number, j: number) => `${UE / 4}u * u${i} + ${j}u`; // vec4 index within the row
+  const load = (buf: string, rr: number, i: number, j: number) => {
+    if (vecX) {
+      const e = `${buf}[xr${rr} + ${kv(i, j)}]`;
+      return ragged ? `select(vec4<f32>(0.0), ${e}, 4u * (${kv(i, j)}) < ${K}u)` : e;
+    }
+    return `vec4<f32>(${
+      [0, 1, 2, 3].map((l) => {
+        const k = `4u * (${kv(i, j)}) + ${l}u`;
+        return `select(0.0, ${buf}[xr${rr} + min(${k}, ${K - 1}u)], ${k} < ${K}u)`;
+      }).join(", ")
+    })`;
+  };
   for (let rr = 0; rr < RB; rr++) {
-    xq.push(`let xr${rr} = min(r0 + ${rr}u, R.x - 1u) * ${vecX ? K / 4 : K}u;`);
+    loadsX.push(`let xr${rr} = min(r0 + ${rr}u, R.x - 1u) * ${vecX ? K / 4 : K}u;`);
     for (let i = 0; i < GPT; i++) {
       const v = `v${rr}_${i}_`;
-      const kv = (j: number) => `${UE / 4}u * u${i} + ${j}u`; // vec4 index within the row
-      const load = (j: number) => {
-        if (vecX) {
-          const e = `x[xr${rr} + ${kv(j)}]`;
-          return ragged ? `select(vec4<f32>(0.0), ${e}, 4u * (${kv(j)}) < ${K}u)` : e;
-        }
-        return `vec4<f32>(${
-          [0, 1, 2, 3].map((l) => {
-            const k = `4u * (${kv(j)}) + ${l}u`;
-            return `select(0.0, x[xr${rr} + min(${k}, ${K - 1}u)], ${k} < ${K}u)`;
-          }).join(", ")
-        })`;
-      };
       const on = idle && i === GPT - 1 ? ` * select(0.0, 1.0, t + ${i * TPC}u < ${UN}u)` : "";
+      const raw = norm ? `${v}s` : v;
+      loadsX.push(
+        range(8).map((j) =>
+          norm?.add
+            ? `let ${raw}${j} = (${load(src, rr, i, j)} + ${load("b", rr, i, j)})${on};`
+            : `let ${raw}${j} = ${load(src, rr, i, j)}${on};`
+        ).join(" "),
+      );
+      if (norm) {
+        normLines.push(
+          `ss${rr} += ${range(8).map((j) => `dot(${raw}${j}, ${raw}${j})`).join(" + ")};`,
+        );
+        if (norm.add) {
+          // the sum (the new residual) from the first column block's first lane
+          const stores = range(8).map((j) =>
+            vecX
+              ? `if (4u * (${kv(i, j)}) < ${K}u) { sum[xr${rr} + ${kv(i, j)}] = ${raw}${j}; }`
+              : [0, 1, 2, 3].map((l) => {
+                const k = `4u * (${kv(i, j)}) + ${l}u`;
+                return `if (${k} < ${K}u) { sum[xr${rr} + ${k}] = ${raw}${j}[${l}]; }`;
+              }).join(" ")
+          ).join("\n      ");
+          normLines.push(
+            `if (writeSum && r0 + ${rr}u < R.x && t + ${
+              i * TPC
+            }u < ${UN}u) {\n      ${stores}\n    }`,
+          );
+        }
+      }
+    }
+  }
+  if (norm) {
+    // every lane holds the whole row: the workgroup's total is L times the row's
+    normLines.unshift(range(RB).map((rr) => `var ss${rr} = 0.0;`).join(" "));
+    normLines.push(
+      range(RB).map((rr) => `red[${rr * T}u + lid] = ss${rr};`).join(" "),
+      `workgroupBarrier();`,
+      `for (var st = ${T >> 1}u; st > 0u; st = st >> 1u) {
+    if (lid < st) { ${
+        range(RB).map((rr) => `red[${rr * T}u + lid] += red[${rr * T}u + lid + st];`).join(" ")
+      } }
+    workgroupBarrier();
+  }`,
+      range(RB).map((rr) =>
+        `let inv${rr} = inverseSqrt(red[${rr * T}u] * ${lit(1 / (L * K))} + ${lit(norm.eps)});`
+      ).join(" "),
+      `workgroupBarrier();`,
+    );
+    for (let rr = 0; rr < RB; rr++) {
+      for (let i = 0; i < GPT; i++) {
+        const v = `v${rr}_${i}_`;
+        normLines.push(
+          range(8).map((j) => {
+            const k0 = `4u * (${kv(i, j)})`;
+            const wv = `vec4<f32>(${
+              [0, 1, 2, 3].map((l) => `w_at(min(${k0} + ${l}u, ${K - 1}u))`).join(", ")
+            })`;
+            return `let ${v}${j} = ${v}s${j} * inv${rr} * ${wv};`;
+          }).join("\n  "),
+        );
+      }
+    }
+  }
+  for (let rr = 0; rr < RB; rr++) {
+    for (let i = 0; i < GPT; i++) {
+      const v = `v${rr}_${i}_`;
       xq.push(
-        range(8).map((j) => `let ${v}${j} = ${load(j)}${on};`).join(" "),
         `let ${v}m = max(max(max(abs(${v}0), abs(${v}1)), max(abs(${v}2), abs(${v}3))), max(max(abs(${v}4), abs(${v}5)), max(abs(${v}6), abs(${v}7))));`,
         `let ${v}a = max(max(${v}m.x, ${v}m.y), max(${v}m.z, ${v}m.w));`,
         `let xd${rr}_${i} = ${v}a * ${lit(1 / 127)};`,
@@ -254,10 +324,15 @@ export function matmulGemvQ8(
   const types = {
     ...plan.types,
     x: vecX ? "array<vec4<f32>>" : "array<f32>",
+    a: vecX ? "array<vec4<f32>>" : "array<f32>",
+    b: vecX ? "array<vec4<f32>>" : "array<f32>",
+    sum: vecX ? "array<vec4<f32>>" : "array<f32>",
+    w: denseType(norm?.weightDtype ?? "f32"),
     q_weight: "array<vec4<u32>>",
   };
   const code = `${declareBindings(spec, types)}
 ${halves ? "" : denseReader("q_scale", w.scaleDtype)}
+${norm ? denseReader("w", norm.weightDtype) : ""}
 ${plan.prelude}
 var<workgroup> red: array<f32, ${T * (A + 1)}>; // [T][A + 1]: thread lid's accumulators
 var<workgroup> part: array<f32, ${T}>; // [SEGS][OUTS]
@@ -267,8 +342,11 @@ ${entry(T, totalGroups(RB, blocks))}
   let lane = lid / ${TPC}u;
   let t = lid % ${TPC}u;
   let col0 = (wg % ${blocks}u) * ${COLS}u + lane * ${CPT}u;
+  ${norm?.add ? `let writeSum = wg % ${blocks}u == 0u && lane == 0u;` : ""}
   ${range(GPT).map((i) => `let u${i} = min(t + ${i * TPC}u, ${UN - 1}u);`).join(" ")}
   ${head.join("\n  ")}
+  ${loadsX.join("\n  ")}
+  ${normLines.join("\n  ")}
   ${xq.join("\n  ")}
   ${range(A).map((i) => `var a${i} = 0.0;`).join(" ")}
   ${body.join("\n  ")}
