@@ -37,15 +37,40 @@ export function tiledSharedBytes(t: TiledTuning): number {
   return (t.double ? 2 : 1) * t.bk * (t.rows + t.wrows) * 4;
 }
 
+/** Floats of padding on each staged k of x (against bank conflicts of its vec4 stores). */
+const X_PAD = 4;
+
 /**
- * The tuning for a spec on a target: 128 x 128 tiles with 8 x 8 per thread and 16-wide K
- * slices, double-buffered where the workgroup storage allows (32 KiB), else one buffer
- * (16 KiB, the WebGPU default limit).
+ * The tuning for a spec on a target: 128 x 128 tiles with 8 x 8 per thread, in 32-wide K
+ * slices where the workgroup storage allows (33 KiB), else 16-wide (16 KiB: the WebGPU default
+ * limit) in one buffer, or in two where that fits.
  */
 export function tiledDefaults(_spec: MatmulSpec, target: TargetInfo): TiledTuning {
+  const limit = target.limits.maxComputeWorkgroupStorageSize;
+  const wide: TiledTuning = {
+    rows: 128,
+    wrows: 128,
+    tm: 8,
+    tn: 8,
+    bk: 32,
+    double: false,
+    unroll: 32,
+  };
+  if (tiledSharedBytes(wide) <= limit) return wide;
   const t: TiledTuning = { rows: 128, wrows: 128, tm: 8, tn: 8, bk: 16, double: true, unroll: 16 };
-  if (tiledSharedBytes(t) > target.limits.maxComputeWorkgroupStorageSize) t.double = false;
+  if (tiledSharedBytes(t) > limit) t.double = false;
   return t;
+}
+
+/**
+ * WGSL for the thread's place (ty < TY, tx < TX) in the grid of threads. A warp of 32 covers
+ * 4 ty x 8 tx where the grid allows, so that its vec4 reads of a staged k touch 4 x vec4s and
+ * 8 weight vec4s (one 128-byte wavefront each) rather than 2 and 16 in a 2 x 16 layout.
+ */
+function threadGrid(TY: number, TX: number): string {
+  if (TX % 8 !== 0 || TY % 4 !== 0) return `let ty = lid / ${TX}u;\n  let tx = lid % ${TX}u;`;
+  return `let ty = (lid / ${4 * TX}u) * 4u + (lid % 32u) / 8u;
+  let tx = ((lid / 32u) % ${TX / 8}u) * 8u + lid % 8u;`;
 }
 
 /** WGSL for a tiled `matmul`. */
@@ -66,14 +91,16 @@ export function matmulTiled(
   ) {
     throw new RangeError(`matmulTiled: tuning ${JSON.stringify(tune)} does not fit its rules`);
   }
+  const NB = tune.double ? 2 : 1;
+  const padded = tiledSharedBytes(tune) + NB * BK * X_PAD * 4;
+  const XP = BM + (padded <= target.limits.maxComputeWorkgroupStorageSize ? X_PAD : 0);
   checkTarget(spec, target, {
     workgroupSize: T,
-    sharedBytes: tiledSharedBytes(tune),
+    sharedBytes: NB * BK * (XP + WS) * 4,
     largestBinding: weightBindingBytes(spec.weight, spec.rows, K),
   });
   const BN = silu ? WS / 2 : WS; // output columns per workgroup
   const blocks = Math.ceil(OUT / BN);
-  const NB = tune.double ? 2 : 1;
 
   // Staged weight row n: output column c0 + n, or for silu_mul gate row c0 + n (n < BN) and
   // up row OUT + c0 + n - BN.
@@ -147,14 +174,13 @@ export function matmulTiled(
   const code = `${declareBindings(spec, types)}
 ${wst.prelude}
 ${plan.prelude}
-var<workgroup> xs: ${slice(BM)}; // [buffer, BK, rows / 4] of x rows
+var<workgroup> xs: ${slice(XP)}; // [buffer, BK, rows / 4 (+ padding)] of x rows
 var<workgroup> ws: ${slice(WS)}; // [buffer, BK, wrows / 4] of weight rows
 
 ${entry(T, totalGroups(BM, blocks))}
   let r0 = (wg / ${blocks}u) * ${BM}u;
   let c0 = (wg % ${blocks}u) * ${BN}u;
-  let ty = lid / ${TX}u;
-  let tx = lid % ${TX}u;
+  ${threadGrid(TY, TX)}
   ${decls.join(" ")}
   ${xs.decls}
   ${wst.decls}

@@ -5,9 +5,10 @@
  * multiply-adds of the current one) and `store` decodes those registers (dequantises: codes
  * times their group's scale) and writes them to workgroup memory afterwards.
  *
- * Every staging unit is a run of consecutive k of one row (a vec4 of x, a word or vecN of
- * weight words); unit u of a thread is row u % rows, run u / rows, so that the 32 threads of
- * a warp write 32 consecutive rows of one k (conflict-free scalar stores).
+ * x is staged in units of 4 rows (transposed in registers, stored as vec4s); a weight unit is
+ * a run of consecutive k of one row (a word or vecN of words, or one element), unit u of a
+ * thread being row u % rows, run u / rows, so that the 32 threads of a warp write 32
+ * consecutive rows of one k (conflict-free scalar stores).
  * @module
  */
 import { groupLayout, type WeightFormat } from "../contract.ts";
@@ -53,37 +54,51 @@ function units(
 const slot = (dst: string, k: string, row: string) => `${dst}[${k}][${row} / 4u][${row} % 4u]`;
 
 /**
- * Staging of x f32[R, K] rows r0 .. r0 + rows: vec4 reads when K % 4 == 0, else scalars.
- * Rows past R and k past K read as zero.
+ * Staging of x f32[R, K] rows r0 .. r0 + rows. A unit is 4 rows x 4 k (vec4 reads, K % 4 == 0)
+ * or 4 rows x 1 k (scalar reads), transposed in registers into vec4s of 4 rows a k; the units
+ * of a row group are on consecutive threads, so a warp reads whole runs of each row. Rows past
+ * R and k past K read as zero. `dst` is `dst[k][row group]` (its stride padded by the caller
+ * against bank conflicts of these stores).
  */
 export function stageX(s: StageShape, K: number): Stage {
   const vec = K % 4 === 0;
   const E = vec ? 4 : 1;
-  const perRow = s.bk / E;
-  const count = Math.ceil((s.rows * perRow) / s.threads);
-  const reg = (v: number) => `px${v}`;
+  const perGroup = s.bk / E;
+  const total = (s.rows / 4) * perGroup;
+  const count = Math.ceil(total / s.threads);
+  const zero = vec ? "vec4<f32>()" : "0.0";
+  const reg = (v: number, i: number) => `px${v}_${i}`;
   const decls = Array.from(
     { length: count },
-    (_, v) => `var ${reg(v)} = ${vec ? "vec4<f32>()" : "0.0"};`,
+    (_, v) => [0, 1, 2, 3].map((i) => `var ${reg(v, i)} = ${zero};`).join(" "),
   ).join(" ");
+  const each = (body: (v: number, group: string, run: string) => string) => {
+    const out: string[] = [];
+    for (let v = 0; v < count; v++) {
+      const u = `(lid + ${v * s.threads}u)`;
+      const code = body(v, `(${u} / ${perGroup}u)`, `(${u} % ${perGroup}u)`);
+      out.push((v + 1) * s.threads > total ? `if (${u} < ${total}u) { ${code} }` : code);
+    }
+    return out.join("\n    ");
+  };
   const load = (k0: string) =>
-    units(s, perRow, (v, row, run) => {
+    each((v, group, run) => {
       const k = `(${k0} + ${E}u * ${run})`;
-      const at = vec ? `(r0 + ${row}) * ${K / 4}u + ${k} / 4u` : `(r0 + ${row}) * ${K}u + ${k}`;
-      return `${reg(v)} = ${
-        vec ? "vec4<f32>()" : "0.0"
-      }; if (r0 + ${row} < R.x && ${k} < ${K}u) { ${reg(v)} = x[${at}]; }`;
-    }).join("\n    ");
+      return [0, 1, 2, 3].map((i) => {
+        const r = `(r0 + 4u * ${group} + ${i}u)`;
+        const at = vec ? `${r} * ${K / 4}u + ${k} / 4u` : `${r} * ${K}u + ${k}`;
+        return `${reg(v, i)} = ${zero}; if (${r} < R.x && ${k} < ${K}u) { ${
+          reg(v, i)
+        } = x[${at}]; }`;
+      }).join(" ");
+    });
   const store = (dst: string) =>
-    units(
-      s,
-      perRow,
-      (v, row, run) =>
-        vec
-          ? [0, 1, 2, 3].map((e) => `${slot(dst, `4u * ${run} + ${e}u`, row)} = ${reg(v)}[${e}];`)
-            .join(" ")
-          : `${slot(dst, run, row)} = ${reg(v)};`,
-    ).join("\n    ");
+    each((v, group, run) =>
+      Array.from({ length: E }, (_, e) => {
+        const lanes = [0, 1, 2, 3].map((i) => `${reg(v, i)}${vec ? `[${e}]` : ""}`).join(", ");
+        return `${dst}[${E}u * ${run} + ${e}u][${group}] = vec4<f32>(${lanes});`;
+      }).join(" ")
+    );
   return {
     decls,
     load,
@@ -107,17 +122,29 @@ export interface WeightRows {
 export function stageWeight(s: StageShape, w: WeightFormat, K: number, rows: WeightRows): Stage {
   if (w.kind === "group") {
     const g = groupLayout(w, K);
-    const V = [4, 2, 1].find((v) =>
-      s.bk % (g.elemsPerWord * v) === 0 && g.wordsPerRow % v === 0 &&
-      (v === 1 || w.groupSize % (g.elemsPerWord * v) === 0)
+    const V = widest(
+      s,
+      g.elemsPerWord,
+      (v) =>
+        s.bk % (g.elemsPerWord * v) === 0 && g.wordsPerRow % v === 0 &&
+        (v === 1 || w.groupSize % (g.elemsPerWord * v) === 0),
     );
     if (V !== undefined) return stageGroup(s, w, K, rows, V);
   }
   if (w.kind === "dense" && w.dtype === "f16") {
-    const V = [4, 2, 1].find((v) => K % (2 * v) === 0 && s.bk % (2 * v) === 0);
+    const V = widest(s, 2, (v) => K % (2 * v) === 0 && s.bk % (2 * v) === 0);
     if (V !== undefined) return stageF16(s, K, rows, V);
   }
   return stageElements(s, w, K, rows);
+}
+
+/**
+ * Words per unit: the widest of 4, 2, 1 that `fits` and still gives every thread a unit
+ * (else the narrowest that fits), `elems` elements a word.
+ */
+function widest(s: StageShape, elems: number, fits: (v: number) => boolean): number | undefined {
+  const ok = [4, 2, 1].filter(fits);
+  return ok.find((v) => (s.rows * s.bk) / (elems * v) >= s.threads) ?? ok.at(-1);
 }
 
 const vecType = (V: number) => (V === 1 ? "u32" : `vec${V}<u32>`);
