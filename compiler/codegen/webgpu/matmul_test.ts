@@ -259,9 +259,14 @@ Deno.test({
       { rows: 128, wrows: 64, tm: 8, tn: 8, bk: 16, double: true, unroll: 2 },
       { rows: 64, wrows: 64, tm: 4, tn: 4, bk: 12, double: false, unroll: 3 },
       { rows: 32, wrows: 64, tm: 8, tn: 8, bk: 4, double: true, unroll: 4 },
+      { rows: 128, wrows: 128, tm: 4, tn: 8, bk: 16, double: false, unroll: 16 },
+      { rows: 128, wrows: 256, tm: 8, tn: 8, bk: 8, double: false, unroll: 8 },
     ];
-    const limit = device!.target.limits.maxComputeWorkgroupStorageSize;
-    for (const tiled of tunings.filter((t) => tiledSharedBytes(t) <= limit)) {
+    const { maxComputeWorkgroupStorageSize: bytes, maxComputeInvocationsPerWorkgroup: threads } =
+      device!.target.limits;
+    const fits = (t: TiledTuning) =>
+      tiledSharedBytes(t) <= bytes && (t.rows / t.tm) * (t.wrows / t.tn) <= threads;
+    for (const tiled of tunings.filter(fits)) {
       const t = { tiled };
       const silu = tiled.tn === 8 ? "silu_mul" : "none"; // silu_mul needs 8 weight rows a thread
       // N, K and R ragged against every tile; every staging path (vec4/vec2/word codes,
