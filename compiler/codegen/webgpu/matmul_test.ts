@@ -260,6 +260,8 @@ Deno.test({
       { rows: 64, wrows: 64, tm: 4, tn: 4, bk: 12, double: false, unroll: 3 },
       { rows: 32, wrows: 64, tm: 8, tn: 8, bk: 4, double: true, unroll: 4 },
       { rows: 128, wrows: 128, tm: 4, tn: 8, bk: 16, double: false, unroll: 16 },
+      { rows: 64, wrows: 96, tm: 8, tn: 8, bk: 16, double: false, unroll: 16, prefetch: false },
+      { rows: 128, wrows: 128, tm: 8, tn: 8, bk: 8, double: true, unroll: 8, prefetch: false },
       { rows: 128, wrows: 256, tm: 8, tn: 8, bk: 8, double: false, unroll: 8 },
     ];
     const { maxComputeWorkgroupStorageSize: bytes, maxComputeInvocationsPerWorkgroup: threads } =

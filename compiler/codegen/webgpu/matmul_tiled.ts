@@ -30,6 +30,11 @@ export interface TiledTuning {
   double: boolean;
   /** Slice steps unrolled in the generated code (a divisor of bk). */
   unroll: number;
+  /**
+   * Read the next slice into registers before the multiply-adds of the current one (default
+   * true); false reads it after them (fewer live registers, the read latency exposed).
+   */
+  prefetch?: boolean;
 }
 
 /** Bytes of workgroup storage a tuning takes. */
@@ -158,8 +163,12 @@ export function matmulTiled(
   const types = { ...plan.types, ...xs.types, ...wst.types };
   const slice = (n: number) => `array<array<array<vec4<f32>, ${n / 4}>, ${BK}>, ${NB}>`;
   const next = `k0 + ${BK}u < ${K}u`;
+  const pre = tune.prefetch ?? true;
+  const fetch = pre ? "" : `${xs.load(`(k0 + ${BK}u)`)}
+    ${wst.load(`(k0 + ${BK}u)`)}`;
   const refill = tune.double
     ? `if (${next}) {
+    ${fetch}
     ${xs.store("xs[1u - b]")}
     ${wst.store("ws[1u - b]")}
     }
@@ -167,6 +176,7 @@ export function matmulTiled(
     b = 1u - b;`
     : `workgroupBarrier();
     if (${next}) {
+    ${fetch}
     ${xs.store("xs[0]")}
     ${wst.store("ws[0]")}
     }
@@ -193,10 +203,14 @@ ${entry(T, totalGroups(BM, blocks))}
   workgroupBarrier();
   var b = 0u;
   for (var k0 = 0u; k0 < ${K}u; k0 += ${BK}u) {
-    if (${next}) {
+    ${
+    pre
+      ? `if (${next}) {
     ${xs.load(`(k0 + ${BK}u)`)}
     ${wst.load(`(k0 + ${BK}u)`)}
-    }
+    }`
+      : ""
+  }
     ${multiply}
     ${refill}
   }
