@@ -252,7 +252,7 @@ Deno.test({
     const f32: WeightFormat = { kind: "dense", dtype: "f32" };
     const tunings: TiledTuning[] = [
       { rows: 128, wrows: 128, tm: 8, tn: 8, bk: 16, double: true, unroll: 16 },
-      { rows: 128, wrows: 128, tm: 8, tn: 8, bk: 16, double: false, unroll: 4 },
+      { rows: 128, wrows: 128, tm: 8, tn: 8, bk: 16, double: false, unroll: 4, vectorAcc: false },
       { rows: 128, wrows: 128, tm: 8, tn: 8, bk: 8, double: true, unroll: 8 },
       { rows: 128, wrows: 128, tm: 8, tn: 8, bk: 32, double: false, unroll: 8 },
       { rows: 64, wrows: 128, tm: 4, tn: 8, bk: 16, double: true, unroll: 16 },

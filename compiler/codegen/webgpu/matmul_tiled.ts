@@ -35,6 +35,8 @@ export interface TiledTuning {
    * true); false reads it after them (fewer live registers, the read latency exposed).
    */
   prefetch?: boolean;
+  /** Accumulate in vec4s (default true: a quarter of the statements to compile) or scalars. */
+  vectorAcc?: boolean;
 }
 
 /** Bytes of workgroup storage a tuning takes. */
@@ -122,21 +124,27 @@ export function matmulTiled(
   const rowOff = (i: number) => `${(i >> 2) * TY * 4 + (i & 3)}u + ty * 4u`;
   const colOff = (j: number) => `${(j >> 2) * TX * 4 + (j & 3)}u + tx * 4u`;
   const lanes = ["x", "y", "z", "w"];
-  const acc = (i: number, j: number) => `a${i}_${j}`;
+  // Accumulators: scalars a{i}_{j}, or (vectorAcc) vec4s a{i}_{c} of weight rows 4c .. 4c + 3,
+  // which take a quarter of the multiply-add statements (the same arithmetic once compiled).
+  const vecAcc = tune.vectorAcc ?? true;
+  const acc = (i: number, j: number) => (vecAcc ? `a${i}_${j >> 2}.${lanes[j & 3]}` : `a${i}_${j}`);
   const decls: string[] = [];
   for (let i = 0; i < TM; i++) {
-    for (let j = 0; j < TN; j++) decls.push(`var ${acc(i, j)} = 0.0;`);
+    for (let j = 0; j < TN; j += vecAcc ? 4 : 1) {
+      decls.push(vecAcc ? `var a${i}_${j >> 2} = vec4<f32>();` : `var a${i}_${j} = 0.0;`);
+    }
   }
   const step = (kk: string) => {
     const lines: string[] = [];
     for (let a = 0; a < TM / 4; a++) lines.push(`let xa${a} = xs[b][${kk}][${a * TY}u + ty];`);
     for (let c = 0; c < TN / 4; c++) lines.push(`let wb${c} = ws[b][${kk}][${c * TX}u + tx];`);
     for (let i = 0; i < TM; i++) {
-      for (let j = 0; j < TN; j++) {
+      const xi = `xa${i >> 2}.${lanes[i & 3]}`;
+      for (let j = 0; j < TN; j += vecAcc ? 4 : 1) {
         lines.push(
-          `${acc(i, j)} = fma(xa${i >> 2}.${lanes[i & 3]}, wb${j >> 2}.${lanes[j & 3]}, ${
-            acc(i, j)
-          });`,
+          vecAcc
+            ? `a${i}_${j >> 2} = fma(vec4<f32>(${xi}), wb${j >> 2}, a${i}_${j >> 2});`
+            : `a${i}_${j} = fma(${xi}, wb${j >> 2}.${lanes[j & 3]}, a${i}_${j});`,
         );
       }
     }
