@@ -165,9 +165,7 @@ const prefill: [string, ReturnType<typeof mm>, number][] = quick
 const tiles: tiled.TiledTuning[] = Deno.args.includes("--tiles")
   ? [
     { rows: 128, wrows: 128, tm: 8, tn: 8, bk: 32, double: false, unroll: 32, vectorAcc: false },
-    { rows: 128, wrows: 128, tm: 8, tn: 8, bk: 32, double: false, unroll: 16 },
     { rows: 64, wrows: 128, tm: 8, tn: 8, bk: 16, double: false, unroll: 16, prefetch: false },
-    { rows: 64, wrows: 128, tm: 8, tn: 8, bk: 8, double: true, unroll: 8, prefetch: false },
     { rows: 64, wrows: 64, tm: 8, tn: 8, bk: 16, double: false, unroll: 16, prefetch: false },
     { rows: 64, wrows: 128, tm: 4, tn: 8, bk: 16, double: false, unroll: 16, prefetch: false },
   ].filter((t) => tiled.tiledSharedBytes(t) <= dev!.target.limits.maxComputeWorkgroupStorageSize)
