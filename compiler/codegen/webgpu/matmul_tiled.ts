@@ -16,7 +16,7 @@ import { stageWeight, stageX } from "./matmul_tiled_stage.ts";
 
 /** Tile sizes of the tiled matmul. */
 export interface TiledTuning {
-  /** x rows per workgroup (a multiple of 4 * tm / 4 threads). */
+  /** x rows per workgroup (a multiple of tm). */
   rows: number;
   /** Weight rows staged per workgroup. */
   wrows: number;
@@ -49,8 +49,9 @@ const X_PAD = 4;
 
 /**
  * The tuning for a spec on a target: 128 x 128 tiles with 8 x 8 per thread, in 32-wide K
- * slices where the workgroup storage allows (33 KiB), else 16-wide (16 KiB: the WebGPU default
- * limit) in one buffer, or in two where that fits.
+ * slices where the workgroup storage allows (32 KiB, 33 with x's padding), else 16-wide
+ * (16 KiB: the WebGPU default limit) in one buffer, or in two where that fits. On the H100
+ * this measured fastest of the tunings `matmul_bench.ts --tiles` tries (BENCHMARKS.md).
  */
 export function tiledDefaults(_spec: MatmulSpec, target: TargetInfo): TiledTuning {
   const limit = target.limits.maxComputeWorkgroupStorageSize;
