@@ -1,8 +1,9 @@
 /**
  * Matmul speed on the machine's WebGPU adapter, as a ratio to a plain read kernel (bandwidth
  * roofline, measured the same way) for decode GEMVs and as TFLOP/s for prefill tiles.
- * Run: `deno run -A --no-check compiler/codegen/webgpu/matmul_bench.ts [--quick] [--tune]`
- * (`--tune` also times each GEMV tuning).
+ * Run: `deno run -A --no-check compiler/codegen/webgpu/matmul_bench.ts [--quick] [--tune]
+ * [--prefill] [--tiles]` (`--tune` also times each GEMV tuning, `--prefill` times only the
+ * prefill shapes (Llama-3-8B's at 512 rows), `--tiles` also times each tiled tuning).
  * Times are GPU time per dispatch from submit-and-wait rounds (see `timeIt`).
  * @module
  */
@@ -12,6 +13,7 @@ import { wgslKernel } from "./mod.ts";
 import { timeIt as timeWith } from "./bench_timing.ts";
 import { weightBindingBytes } from "./common.ts";
 import { type GemvTuning, matmulGemv } from "./matmul_gemv.ts";
+import * as tiled from "./matmul_tiled.ts";
 
 const quick = Deno.args.includes("--quick");
 const timeIt = (run: () => void, sync: () => Promise<unknown>) => timeWith(run, sync, quick);
@@ -19,7 +21,6 @@ const dev = await createWebGpuDevice();
 if (!dev) throw new Error("no WebGPU adapter");
 const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
 const f16: WeightFormat = { kind: "dense", dtype: "f16" };
-
 
 /** Bandwidth of a plain vec4<u32> read-and-sum kernel over `bytes`. */
 async function readRoofline(bytes: number): Promise<number> {
@@ -69,10 +70,14 @@ async function readRoofline(bytes: number): Promise<number> {
 async function bench(
   spec: Extract<KernelSpec, { op: "matmul" }>,
   R: number,
-  tune?: GemvTuning,
+  tune?: GemvTuning | tiled.TiledTuning,
 ) {
   const d = dev!;
-  const src = tune ? matmulGemv(spec, d.target, tune) : wgslKernel(spec, d.target);
+  const src = !tune
+    ? wgslKernel(spec, d.target)
+    : "bk" in tune
+    ? tiled.matmulTiled(spec, d.target, tune)
+    : matmulGemv(spec, d.target, tune);
   const k = d.kernel(spec, src);
   const wBufs = spec.weight.kind === "dense"
     ? [d.createBuffer(weightBindingBytes(spec.weight, spec.rows, spec.K), "w")]
@@ -109,11 +114,16 @@ const mm = (
   maxRows,
 });
 
-const roof = await readRoofline(quick ? 16 << 20 : 256 << 20);
+const prefillOnly = Deno.args.includes("--prefill");
+const roof = prefillOnly ? 0 : await readRoofline(quick ? 16 << 20 : 256 << 20);
 console.log(
-  `read roofline: ${(roof / 1e9).toFixed(0)} GB/s (${dev.target.features.length} features)`,
+  `read roofline: ${
+    (roof / 1e9).toFixed(0)
+  } GB/s (${dev.target.features.length} features, ${dev.target.limits.maxComputeWorkgroupStorageSize} B workgroup storage)`,
 );
-const decode: [string, ReturnType<typeof mm>, number][] = quick
+const decode: [string, ReturnType<typeof mm>, number][] = prefillOnly
+  ? []
+  : quick
   ? [["q4 256x512", mm(q4, 256, 512, 1), 1]]
   : [
     ["q4 4096x4096 (o_proj)", mm(q4, 4096, 4096, 1, "add"), 1],
@@ -146,14 +156,29 @@ for (const [name, spec, R] of decode) {
 const prefill: [string, ReturnType<typeof mm>, number][] = quick
   ? [["q4 256x512 R=70", mm(q4, 256, 512, 128), 70]]
   : [
-    ["q4 4096x4096 R=512", mm(q4, 4096, 4096, 512), 512],
-    ["q4 22016x4096 silu R=512", mm(q4, 22016, 4096, 512, "silu_mul"), 512],
+    ["q4 28672x4096 silu R=512 (8B gate_up)", mm(q4, 28672, 4096, 512, "silu_mul"), 512],
+    ["q4 4096x14336 add R=512 (8B down)", mm(q4, 4096, 14336, 512, "add"), 512],
+    ["q4 6144x4096 R=512 (8B qkv)", mm(q4, 6144, 4096, 512), 512],
+    ["q4 4096x4096 add R=512 (8B o_proj)", mm(q4, 4096, 4096, 512, "add"), 512],
     ["f16 4096x4096 R=512", mm(f16, 4096, 4096, 512), 512],
   ];
+const tiles: tiled.TiledTuning[] = Deno.args.includes("--tiles")
+  ? [
+    { rows: 128, wrows: 128, tm: 8, tn: 8, bk: 32, double: false, unroll: 32, vectorAcc: false },
+    { rows: 64, wrows: 128, tm: 8, tn: 8, bk: 16, double: false, unroll: 16, prefetch: false },
+    { rows: 64, wrows: 64, tm: 8, tn: 8, bk: 16, double: false, unroll: 16, prefetch: false },
+    { rows: 64, wrows: 128, tm: 4, tn: 8, bk: 16, double: false, unroll: 16, prefetch: false },
+  ].filter((t) => tiled.tiledSharedBytes(t) <= dev!.target.limits.maxComputeWorkgroupStorageSize)
+  : [];
 for (const [name, spec, R] of prefill) {
-  const r = await bench(spec, R);
-  console.log(
-    `prefill ${name}: ${(r.s * 1e3).toFixed(2)} ms, ${(r.flops / r.s / 1e12).toFixed(1)} TFLOP/s`,
-  );
+  for (const tune of [undefined, ...tiles]) {
+    if (tune && spec.epilogue === "silu_mul" && tune.tn !== 8) continue;
+    const r = await bench(spec, R, tune);
+    console.log(
+      `prefill ${name}${tune ? ` ${JSON.stringify(tune)}` : ""}: ${(r.s * 1e3).toFixed(2)} ms, ${
+        (r.flops / r.s / 1e12).toFixed(1)
+      } TFLOP/s`,
+    );
+  }
 }
 dev.destroy();

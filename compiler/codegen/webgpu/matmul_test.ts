@@ -1,7 +1,8 @@
 import type { DenseDtype, KernelSpec, WeightFormat } from "../contract.ts";
 import { buf, dense, device, expectClose, randomWeight, Rng, runKernel } from "./test_helpers.ts";
 import { gemvDefaults, type GemvTuning, matmulGemv } from "./matmul_gemv.ts";
-import { matmulTiled } from "./matmul_tiled.ts";
+import { matmulTiled, tiledDefaults, tiledSharedBytes, type TiledTuning } from "./matmul_tiled.ts";
+import { GENERIC_WEBGPU } from "../../target.ts";
 
 const ignore = !device;
 
@@ -12,7 +13,7 @@ async function checkMatmul(
   rng: Rng,
   spec: MatmulSpec,
   R: number,
-  tune?: GemvTuning | "tiled16k" | { gemv16k: GemvTuning },
+  tune?: GemvTuning | "tiled16k" | { gemv16k: GemvTuning } | { tiled: TiledTuning },
 ) {
   const { N, K, rowStart, rows, epilogue } = spec;
   const W = randomWeight(rng, spec.weight, rows, K); // [rows, K]
@@ -50,6 +51,8 @@ async function checkMatmul(
   const small = { ...target, limits: { ...target.limits, maxComputeWorkgroupStorageSize: 16384 } };
   const source = tune === "tiled16k"
     ? matmulTiled(spec, small)
+    : tune && "tiled" in tune
+    ? matmulTiled(spec, target, tune.tiled)
     : tune && "gemv16k" in tune
     ? matmulGemv(spec, small, tune.gemv16k)
     : tune
@@ -233,5 +236,81 @@ Deno.test({
       20,
       "tiled16k",
     );
+  },
+});
+
+Deno.test({
+  name:
+    "matmulTiled() is correct under every tuning (tile shapes, K slices, buffers, staging paths)",
+  ignore,
+  fn: async () => {
+    const rng = new Rng(13);
+    const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
+    const q4s32: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f32" };
+    const q3: WeightFormat = { kind: "group", bits: 3, groupSize: 40, scaleDtype: "f16" };
+    const f16: WeightFormat = { kind: "dense", dtype: "f16" };
+    const f32: WeightFormat = { kind: "dense", dtype: "f32" };
+    const tunings: TiledTuning[] = [
+      { rows: 128, wrows: 128, tm: 8, tn: 8, bk: 16, double: true, unroll: 16 },
+      { rows: 128, wrows: 128, tm: 8, tn: 8, bk: 16, double: false, unroll: 4, vectorAcc: false },
+      { rows: 128, wrows: 128, tm: 8, tn: 8, bk: 8, double: true, unroll: 8 },
+      { rows: 128, wrows: 128, tm: 8, tn: 8, bk: 32, double: false, unroll: 8 },
+      { rows: 64, wrows: 128, tm: 4, tn: 8, bk: 16, double: true, unroll: 16 },
+      { rows: 128, wrows: 64, tm: 8, tn: 8, bk: 16, double: true, unroll: 2 },
+      { rows: 64, wrows: 64, tm: 4, tn: 4, bk: 12, double: false, unroll: 3 },
+      { rows: 32, wrows: 64, tm: 8, tn: 8, bk: 4, double: true, unroll: 4 },
+      { rows: 128, wrows: 128, tm: 4, tn: 8, bk: 16, double: false, unroll: 16 },
+      { rows: 64, wrows: 96, tm: 8, tn: 8, bk: 16, double: false, unroll: 16, prefetch: false },
+      { rows: 128, wrows: 128, tm: 8, tn: 8, bk: 8, double: true, unroll: 8, prefetch: false },
+      { rows: 128, wrows: 256, tm: 8, tn: 8, bk: 8, double: false, unroll: 8 },
+    ];
+    const { maxComputeWorkgroupStorageSize: bytes, maxComputeInvocationsPerWorkgroup: threads } =
+      device!.target.limits;
+    const fits = (t: TiledTuning) =>
+      tiledSharedBytes(t) <= bytes && (t.rows / t.tm) * (t.wrows / t.tn) <= threads;
+    for (const tiled of tunings.filter(fits)) {
+      const t = { tiled };
+      const silu = tiled.tn === 8 ? "silu_mul" : "none"; // silu_mul needs 8 weight rows a thread
+      // N, K and R ragged against every tile; every staging path (vec4/vec2/word codes,
+      // f16 in vec4/word/element steps, f32 and q3 element by element, x by vec4 and scalar).
+      await checkMatmul(rng, spec(q4, 140, 160, 256, { epilogue: silu }), 133, t);
+      await checkMatmul(rng, spec(q4, 150, 128, 256, { bias: "f16", epilogue: "add" }), 70, t);
+      await checkMatmul(rng, spec(q4s32, 70, 96, 256), 129, t);
+      await checkMatmul(rng, spec(q3, 67, 120, 256, { bias: "f32" }), 35, t);
+      await checkMatmul(rng, spec(f16, 132, 72, 256, { bias: "f32", epilogue: silu }), 66, t);
+      await checkMatmul(rng, spec(f16, 45, 36, 256), 17, t);
+      await checkMatmul(rng, spec(f16, 33, 23, 256, { epilogue: "add" }), 9, t);
+      await checkMatmul(rng, spec(f32, 29, 37, 256, { bias: "f16" }), 130, t);
+      await checkMatmul(
+        rng,
+        spec(q4, 300, 64, 256, { rowStart: 70, rows: 150, bias: "f32", epilogue: "add" }),
+        65,
+        t,
+      );
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "tiledDefaults() fits the WebGPU default limits and takes wider K slices where storage allows",
+  fn: () => {
+    const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
+    const s = spec(q4, 4096, 4096, 512);
+    const small = tiledDefaults(s, GENERIC_WEBGPU);
+    if (tiledSharedBytes(small) > GENERIC_WEBGPU.limits.maxComputeWorkgroupStorageSize) {
+      throw new Error(`${JSON.stringify(small)} exceeds the default workgroup storage`);
+    }
+    if ((small.rows / small.tm) * (small.wrows / small.tn) > 256) {
+      throw new Error(`${JSON.stringify(small)} exceeds 256 invocations`);
+    }
+    const big = {
+      ...GENERIC_WEBGPU,
+      limits: { ...GENERIC_WEBGPU.limits, maxComputeWorkgroupStorageSize: 49152 },
+    };
+    if (tiledDefaults(s, big).bk <= small.bk) {
+      throw new Error("48 KiB of storage: expected wider slices");
+    }
+    matmulTiled(s, GENERIC_WEBGPU);
   },
 });

@@ -1,137 +1,227 @@
 /**
- * The tiled matmul shape (prefill): a workgroup of 16x16 threads computes a 128-row tile of x
- * against 128 staged weight rows (128 output columns, or 64 for silu_mul: their gate and up
- * rows), staging 16-wide K slices of x and of the dequantised weight in workgroup memory.
- * Each thread accumulates 8 rows x 8 weight rows in f32 registers, reading its operands from
- * workgroup memory as vec4s (rows ty*4.. and 64+ty*4.., weight rows tx*4.. and 64+tx*4..);
- * the next K slice is loaded into registers while the current one is multiplied.
+ * The tiled matmul shape (prefill). A workgroup computes `rows` rows of x against `wrows`
+ * staged weight rows (that many output columns, or half as many for silu_mul: their gate and
+ * up rows), walking K in slices of `bk` that are staged in workgroup memory k-major (see
+ * `matmul_tiled_stage.ts`: the weight is dequantised once per slice, scales applied there).
+ * Each thread accumulates `tm` rows x `tn` weight rows in f32 registers, reading its operands
+ * as vec4s: rows ty*4.. + i*(rows*4/tm), weight rows tx*4.. + j*(wrows*4/tn). The next slice
+ * is read into registers while the current one is multiplied; with `double` the slices
+ * alternate between two buffers (one barrier a slice), else one buffer is reused (two).
  * @module
  */
 import type { TargetInfo, WgslKernel } from "../contract.ts";
-import {
-  checkTarget,
-  declareBindings,
-  entry,
-  totalGroups,
-  weightBindingBytes,
-  weightReader,
-} from "./common.ts";
+import { checkTarget, declareBindings, entry, totalGroups, weightBindingBytes } from "./common.ts";
 import { matmulPlan, type MatmulSpec } from "./matmul_epilogue.ts";
+import { stageWeight, stageX } from "./matmul_tiled_stage.ts";
 
-const BM = 128; // x rows per workgroup
-const WS = 128; // weight rows staged per workgroup
-const BK = 16;
-const T = 256;
-/** Padding of a staged K slice's stride (floats), against bank conflicts, where storage allows. */
-const PAD = 4;
+/** Tile sizes of the tiled matmul. */
+export interface TiledTuning {
+  /** x rows per workgroup (a multiple of tm). */
+  rows: number;
+  /** Weight rows staged per workgroup. */
+  wrows: number;
+  /** Rows per thread: 4 or 8. */
+  tm: number;
+  /** Weight rows per thread: 4 or 8 (8 for silu_mul: gate and up halves). */
+  tn: number;
+  /** K slice staged at a time (a multiple of 4). */
+  bk: number;
+  /** Two staging buffers (needs twice the workgroup storage). */
+  double: boolean;
+  /** Slice steps unrolled in the generated code (a divisor of bk). */
+  unroll: number;
+  /**
+   * Read the next slice into registers before the multiply-adds of the current one (default
+   * true); false reads it after them (fewer live registers, the read latency exposed).
+   */
+  prefetch?: boolean;
+  /** Accumulate in vec4s (default true: a quarter of the statements to compile) or scalars. */
+  vectorAcc?: boolean;
+}
+
+/** Bytes of workgroup storage a tuning takes. */
+export function tiledSharedBytes(t: TiledTuning): number {
+  return (t.double ? 2 : 1) * t.bk * (t.rows + t.wrows) * 4;
+}
+
+/** Floats of padding on each staged k of x (against bank conflicts of its vec4 stores). */
+const X_PAD = 4;
+
+/**
+ * The tuning for a spec on a target: 128 x 128 tiles with 8 x 8 per thread, in 32-wide K
+ * slices where the workgroup storage allows (32 KiB, 33 with x's padding), else 16-wide
+ * (16 KiB: the WebGPU default limit) in one buffer, or in two where that fits. On the H100
+ * this measured fastest of the tunings `matmul_bench.ts --tiles` tries (BENCHMARKS.md).
+ */
+export function tiledDefaults(_spec: MatmulSpec, target: TargetInfo): TiledTuning {
+  const limit = target.limits.maxComputeWorkgroupStorageSize;
+  const wide: TiledTuning = {
+    rows: 128,
+    wrows: 128,
+    tm: 8,
+    tn: 8,
+    bk: 32,
+    double: false,
+    unroll: 32,
+  };
+  if (tiledSharedBytes(wide) <= limit) return wide;
+  const t: TiledTuning = { rows: 128, wrows: 128, tm: 8, tn: 8, bk: 16, double: true, unroll: 16 };
+  if (tiledSharedBytes(t) > limit) t.double = false;
+  return t;
+}
+
+/**
+ * WGSL for the thread's place (ty < TY, tx < TX) in the grid of threads. A warp of 32 covers
+ * 4 ty x 8 tx where the grid allows, so that its vec4 reads of a staged k touch 4 x vec4s and
+ * 8 weight vec4s (one 128-byte wavefront each) rather than 2 and 16 in a 2 x 16 layout.
+ */
+function threadGrid(TY: number, TX: number): string {
+  if (TX % 8 !== 0 || TY % 4 !== 0) return `let ty = lid / ${TX}u;\n  let tx = lid % ${TX}u;`;
+  return `let ty = (lid / ${4 * TX}u) * 4u + (lid % 32u) / 8u;
+  let tx = ((lid / 32u) % ${TX / 8}u) * 8u + lid % 8u;`;
+}
 
 /** WGSL for a tiled `matmul`. */
-export function matmulTiled(spec: MatmulSpec, target: TargetInfo): WgslKernel {
+export function matmulTiled(
+  spec: MatmulSpec,
+  target: TargetInfo,
+  tune: TiledTuning = tiledDefaults(spec, target),
+): WgslKernel {
   const plan = matmulPlan(spec);
   const silu = plan.weightRowsPerOut === 2;
+  const { rows: BM, wrows: WS, tm: TM, tn: TN, bk: BK } = tune;
   const K = spec.K;
   const OUT = plan.outCols;
-  const BN = silu ? WS / 2 : WS; // output columns per workgroup
-  // the padded strides need 16.5 KiB of workgroup storage; the WebGPU default limit is 16 KiB
-  const pad = 4 * BK * (BM + WS + 2 * PAD) <= target.limits.maxComputeWorkgroupStorageSize
-    ? PAD
-    : 0;
-  const XP = BM + pad; // stride of a staged K slice of x (floats)
-  const WP = WS + pad; // and of the weight
+  const TY = BM / TM, TX = WS / TN, T = TY * TX;
+  if (
+    ![4, 8].includes(TM) || ![4, 8].includes(TN) || !Number.isInteger(TY) ||
+    !Number.isInteger(TX) || BK % 4 !== 0 || BK % tune.unroll !== 0 || (silu && TN !== 8)
+  ) {
+    throw new RangeError(`matmulTiled: tuning ${JSON.stringify(tune)} does not fit its rules`);
+  }
+  const NB = tune.double ? 2 : 1;
+  const padded = tiledSharedBytes(tune) + NB * BK * X_PAD * 4;
+  const XP = BM + (padded <= target.limits.maxComputeWorkgroupStorageSize ? X_PAD : 0);
   checkTarget(spec, target, {
     workgroupSize: T,
-    sharedBytes: 4 * BK * (XP + WP),
+    sharedBytes: NB * BK * (XP + WS) * 4,
     largestBinding: weightBindingBytes(spec.weight, spec.rows, K),
   });
+  const BN = silu ? WS / 2 : WS; // output columns per workgroup
   const blocks = Math.ceil(OUT / BN);
-  // Thread-local rows i (0..8) and weight rows j (0..8) as tile offsets.
-  const rowOff = (i: number) => `${(i >> 2) * 64 + (i & 3)}u + ty * 4u`;
-  const colOff = (j: number) => `${(j >> 2) * 64 + (j & 3)}u + tx * 4u`;
-  const lane = ["x", "y", "z", "w"];
-  const acc = (i: number, j: number) => `a${i}_${j}`;
+
+  // Staged weight row n: output column c0 + n, or for silu_mul gate row c0 + n (n < BN) and
+  // up row OUT + c0 + n - BN.
+  const wrowsOf = silu
+    ? {
+      row: (n: string) => `select(c0 + ${n}, ${OUT}u + c0 + ${n} - ${BN}u, ${n} >= ${BN}u)`,
+      valid: (n: string) => `c0 + ${n} % ${BN}u < ${OUT}u`,
+    }
+    : { row: (n: string) => `(c0 + ${n})`, valid: (n: string) => `c0 + ${n} < ${OUT}u` };
+  const xs = stageX({ rows: BM, bk: BK, threads: T }, K);
+  const wst = stageWeight({ rows: WS, bk: BK, threads: T }, spec.weight, K, wrowsOf);
+
+  // Thread-local rows i and weight rows j: vec4 chunk i >> 2 (spaced rows * 4 / tm apart).
+  const rowOff = (i: number) => `${(i >> 2) * TY * 4 + (i & 3)}u + ty * 4u`;
+  const colOff = (j: number) => `${(j >> 2) * TX * 4 + (j & 3)}u + tx * 4u`;
+  const lanes = ["x", "y", "z", "w"];
+  // Accumulators: scalars a{i}_{j}, or (vectorAcc) vec4s a{i}_{c} of weight rows 4c .. 4c + 3,
+  // which take a quarter of the multiply-add statements (the same arithmetic once compiled).
+  const vecAcc = tune.vectorAcc ?? true;
+  const acc = (i: number, j: number) => (vecAcc ? `a${i}_${j >> 2}.${lanes[j & 3]}` : `a${i}_${j}`);
   const decls: string[] = [];
-  const fmas: string[] = [];
-  for (let i = 0; i < 8; i++) {
-    for (let j = 0; j < 8; j++) {
-      decls.push(`var ${acc(i, j)} = 0.0;`);
-      fmas.push(
-        `${acc(i, j)} = fma(xa${i >> 2}.${lane[i & 3]}, wb${j >> 2}.${lane[j & 3]}, ${acc(i, j)});`,
-      );
+  for (let i = 0; i < TM; i++) {
+    for (let j = 0; j < TN; j += vecAcc ? 4 : 1) {
+      decls.push(vecAcc ? `var a${i}_${j >> 2} = vec4<f32>();` : `var a${i}_${j} = 0.0;`);
     }
   }
+  const step = (kk: string) => {
+    const lines: string[] = [];
+    for (let a = 0; a < TM / 4; a++) lines.push(`let xa${a} = xs[b][${kk}][${a * TY}u + ty];`);
+    for (let c = 0; c < TN / 4; c++) lines.push(`let wb${c} = ws[b][${kk}][${c * TX}u + tx];`);
+    for (let i = 0; i < TM; i++) {
+      const xi = `xa${i >> 2}.${lanes[i & 3]}`;
+      for (let j = 0; j < TN; j += vecAcc ? 4 : 1) {
+        lines.push(
+          vecAcc
+            ? `a${i}_${j >> 2} = fma(vec4<f32>(${xi}), wb${j >> 2}, a${i}_${j >> 2});`
+            : `a${i}_${j} = fma(${xi}, wb${j >> 2}.${lanes[j & 3]}, a${i}_${j});`,
+        );
+      }
+    }
+    return `{\n      ${lines.join("\n      ")}\n    }`;
+  };
+  const U = tune.unroll;
+  const body = Array.from({ length: U }, (_, u) => step(U === BK ? `${u}u` : `kb + ${u}u`));
+  const multiply = U === BK
+    ? body.join("\n    ")
+    : `for (var kb = 0u; kb < ${BK}u; kb += ${U}u) {\n    ${body.join("\n    ")}\n    }`;
+
   const stores: string[] = [];
-  for (let i = 0; i < 8; i++) {
+  for (let i = 0; i < TM; i++) {
     const r = `(r0 + ${rowOff(i)})`;
-    const cols = silu ? 4 : 8;
-    for (let j = 0; j < cols; j++) {
+    for (let j = 0; j < (silu ? TN / 2 : TN); j++) {
       const c = `(c0 + ${colOff(j)})`;
       stores.push(
         `if (${r} < R.x && ${c} < ${OUT}u) { ${
-          plan.store(r, c, acc(i, j), silu ? acc(i, j + 4) : "")
+          plan.store(r, c, acc(i, j), silu ? acc(i, j + TN / 2) : "")
         } }`,
       );
     }
   }
-  // Staging: thread (kk = lid % 16, q = lid / 16) holds x rows / weight rows 4 * (q + 16e) + l
-  // (e < 2, l < 4) at k0 + kk in registers, prefetched a K slice ahead, and stores each four
-  // as one vec4 (conflict-free: the padded stride is 33 vec4s).
-  const loads: string[] = [];
-  const storesX: string[] = [];
-  for (let e = 0; e < 2; e++) {
-    for (let l = 0; l < 4; l++) {
-      const v = 4 * e + l;
-      const m = `(4u * (q + ${16 * e}u) + ${l}u)`;
-      loads.push(
-        `px${v} = 0.0; if (r0 + ${m} < R.x && k < ${K}u) { px${v} = x[(r0 + ${m}) * ${K}u + k]; }`,
-      );
-      const n = m;
-      const col = silu ? `(${n} % ${BN}u)` : n;
-      const row = silu
-        ? `select(c0 + ${n}, ${OUT}u + c0 + ${n} - ${BN}u, ${n} >= ${BN}u)`
-        : `c0 + ${n}`;
-      loads.push(
-        `pw${v} = 0.0; if (c0 + ${col} < ${OUT}u && k < ${K}u) { pw${v} = w_at(${row}, k); }`,
-      );
+  const types = { ...plan.types, ...xs.types, ...wst.types };
+  const slice = (n: number) => `array<array<array<vec4<f32>, ${n / 4}>, ${BK}>, ${NB}>`;
+  const next = `k0 + ${BK}u < ${K}u`;
+  const pre = tune.prefetch ?? true;
+  const fetch = pre ? "" : `${xs.load(`(k0 + ${BK}u)`)}
+    ${wst.load(`(k0 + ${BK}u)`)}`;
+  const refill = tune.double
+    ? `if (${next}) {
+    ${fetch}
+    ${xs.store("xs[1u - b]")}
+    ${wst.store("ws[1u - b]")}
     }
-    const xsv = [0, 1, 2, 3].map((l) => `px${4 * e + l}`).join(", ");
-    const wsv = [0, 1, 2, 3].map((l) => `pw${4 * e + l}`).join(", ");
-    storesX.push(`xs[kk * ${XP / 4}u + q + ${16 * e}u] = vec4<f32>(${xsv});`);
-    storesX.push(`ws[kk * ${WP / 4}u + q + ${16 * e}u] = vec4<f32>(${wsv});`);
-  }
-  const load = (k0: string) =>
-    `{
-      let k = ${k0} + kk;
-      ${loads.join("\n      ")}
-    }`;
-  const regs = Array.from({ length: 8 }, (_, v) => `var px${v} = 0.0; var pw${v} = 0.0;`);
-  const code = `${declareBindings(spec, plan.types)}
-${weightReader(spec.weight, K)}
+    workgroupBarrier();
+    b = 1u - b;`
+    : `workgroupBarrier();
+    if (${next}) {
+    ${fetch}
+    ${xs.store("xs[0]")}
+    ${wst.store("ws[0]")}
+    }
+    workgroupBarrier();`;
+  const code = `${declareBindings(spec, types)}
+${wst.prelude}
 ${plan.prelude}
-var<workgroup> xs: array<vec4<f32>, ${(BK * XP) / 4}>; // [BK, XP]
-var<workgroup> ws: array<vec4<f32>, ${(BK * WP) / 4}>; // [BK, WP]
+var<workgroup> xs: ${slice(XP)}; // [buffer, BK, rows / 4 (+ padding)] of x rows
+var<workgroup> ws: ${slice(WS)}; // [buffer, BK, wrows / 4] of weight rows
 
 ${entry(T, totalGroups(BM, blocks))}
   let r0 = (wg / ${blocks}u) * ${BM}u;
   let c0 = (wg % ${blocks}u) * ${BN}u;
-  let ty = lid / 16u;
-  let tx = lid % 16u;
-  let kk = lid % ${BK}u;
-  let q = lid / ${BK}u;
+  ${threadGrid(TY, TX)}
   ${decls.join(" ")}
-  ${regs.join(" ")}
-  ${load("0u")}
+  ${xs.decls}
+  ${wst.decls}
+  {
+    ${xs.load("0u")}
+    ${wst.load("0u")}
+    ${xs.store("xs[0]")}
+    ${wst.store("ws[0]")}
+  }
+  workgroupBarrier();
+  var b = 0u;
   for (var k0 = 0u; k0 < ${K}u; k0 += ${BK}u) {
-    ${storesX.join("\n    ")}
-    workgroupBarrier();
-    if (k0 + ${BK}u < ${K}u) ${load(`(k0 + ${BK}u)`)}
-    for (var j = 0u; j < ${BK}u; j++) {
-      let xa0 = xs[j * ${XP / 4}u + ty];
-      let xa1 = xs[j * ${XP / 4}u + 16u + ty];
-      let wb0 = ws[j * ${WP / 4}u + tx];
-      let wb1 = ws[j * ${WP / 4}u + 16u + tx];
-      ${fmas.join("\n      ")}
-    }
-    workgroupBarrier();
+    ${
+    pre
+      ? `if (${next}) {
+    ${xs.load(`(k0 + ${BK}u)`)}
+    ${wst.load(`(k0 + ${BK}u)`)}
+    }`
+      : ""
+  }
+    ${multiply}
+    ${refill}
   }
   ${stores.join("\n  ")}
 }
