@@ -70,9 +70,9 @@ export function q8GemvApplies(spec: MatmulSpec, target: TargetInfo): boolean {
 
 /** Accumulators a thread may hold. */
 const MAX_ACCS = 32;
-/** Workgroups wanted per dispatch at least (H100: 132 SMs). Fewer, wider workgroups won on
- * the H100: 16 columns a lane beat 8 by 3-16% on the 8B shapes (BENCHMARKS.md). */
-const WANT_GROUPS = 128;
+/** Workgroups wanted per dispatch (H100: 132 SMs, two each). 16 columns a lane (128
+ * workgroups) won in the GEMV sweep but lost inside the 8B decode step (BENCHMARKS.md). */
+const WANT_GROUPS = 264;
 
 /** Default tuning: threads per column from K, rows from the register budget, columns from
  * the wanted workgroup count and the workgroup storage. */
