@@ -119,6 +119,41 @@ export type KernelSpec =
     window: number;
     scale: number;
   }
+  /** Decode attention split over the KV positions (flash-decoding), step 1 of 2; `rope_kv_append`
+   * and `attention` in one for calls in which every row is the only token of its sequence.
+   * Row r (p = positions[r], lo as for `attention`) attends to lo..p split into the row's own
+   * `used` splits of `len` positions: n = p + 1 - lo, len = roundUp(ceil(n / splits),
+   * splitAlign), used = ceil(n / len); split s covers [lo + s*len, min(lo + (s+1)*len, p + 1)).
+   * The q heads and the new k head are rotated as `rope_kv_append` does (k and v of qkv row r are
+   * the token at p); k and v are written to the cache at p, and position p's key and value are
+   * those. Per split s < used and head h, over the split's positions j with scores
+   * t_j = scale * rope(q_h) . k_j: part_lse[r, s, h] = log(sum_j exp(t_j)) and
+   * part_o[r, s, h, :] = sum_j softmax(t)_j v_j; splits s >= used are not written.
+   * Bindings: qkv f32[R, (H + 2KV) * D], positions, tok_seq, page_indptr, page_indices,
+   * cache (read_write), part_o f32[R, splits * H * D], part_lse f32[R, splits * H]. */
+  | {
+    op: "attention_decode";
+    heads: number;
+    kvHeads: number;
+    headDim: number;
+    window: number;
+    scale: number;
+    invFreq: number[];
+    splits: number;
+    splitAlign: number;
+  }
+  /** Step 2 of 2: combines the splits of `attention_decode` (same heads, headDim, window, splits,
+   * splitAlign): with M = max_s part_lse[r, s, h] over the row's used splits,
+   * out[r, h*D + d] = sum_s exp(lse_s - M) part_o[r, s, h, d] / sum_s exp(lse_s - M).
+   * Bindings: positions u32[R], part_o, part_lse, out f32[R, H*D]. */
+  | {
+    op: "attention_merge";
+    heads: number;
+    headDim: number;
+    window: number;
+    splits: number;
+    splitAlign: number;
+  }
   /** out[r, :] = x[idx[r], :].  Bindings: x f32[*, width], idx u32[R], out f32[R, width]. */
   | { op: "take_rows"; width: number }
   /** Logit processing for sampling, row r over its sparse entries e in [indptr[r], indptr[r+1])
@@ -192,6 +227,10 @@ export function bindings(spec: KernelSpec): Binding[] {
       return [r("qkv"), ...PAGED, w("cache"), w("q_out")];
     case "attention":
       return [r("q"), ...PAGED, r("cache"), w("out")];
+    case "attention_decode":
+      return [r("qkv"), ...PAGED, w("cache"), w("part_o"), w("part_lse")];
+    case "attention_merge":
+      return [r("positions"), r("part_o"), r("part_lse"), w("out")];
     case "take_rows":
       return [r("x"), r("idx"), w("out")];
     case "argmax":
@@ -211,6 +250,18 @@ export const PACKED_DOT = "packed_4x8_integer_dot_product";
 /** Whether a matmul of `weight` can take q8 activations (`xq8`): 4-bit groups of 32k elements. */
 export function q8Eligible(weight: WeightFormat): boolean {
   return weight.kind === "group" && weight.bits === 4 && weight.groupSize % 32 === 0;
+}
+
+/** The splits of `attention_decode` for a row at position p: positions lo..p, `len` a split,
+ * `used` splits (see the op's contract). */
+export function decodeSplits(
+  spec: { window: number; splits: number; splitAlign: number },
+  p: number,
+): { lo: number; len: number; used: number } {
+  const lo = spec.window > 0 ? Math.max(0, p - spec.window + 1) : 0;
+  const n = p + 1 - lo;
+  const len = Math.ceil(Math.ceil(n / spec.splits) / spec.splitAlign) * spec.splitAlign;
+  return { lo, len, used: Math.ceil(n / len) };
 }
 
 /** Limits and features of a target that kernels are specialised by. */

@@ -14,6 +14,9 @@ export interface OptimizationFlags {
   readonly fuse_gate_up_silu: boolean;
   /** RoPE + KV-cache append in one kernel. */
   readonly fuse_rope_kv_append: boolean;
+  /** In decode functions, RoPE + KV append + attention as split-KV (flash-decoding) attention
+   * and a merge of the splits; acts on the fused RoPE + KV append. */
+  readonly split_kv_decode: boolean;
   /** Remove nodes whose outputs nobody reads. */
   readonly dead_code_elimination: boolean;
   /** Share temporary buffers between values whose lifetimes do not overlap. */
@@ -34,6 +37,7 @@ const ALL_ON: OptimizationFlags = {
   fuse_add_norm: true,
   fuse_gate_up_silu: true,
   fuse_rope_kv_append: true,
+  split_kv_decode: true,
   dead_code_elimination: true,
   memory_planning: true,
   shader_f16: true,
@@ -49,6 +53,7 @@ export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", Optimizatio
     fuse_add_norm: false,
     fuse_gate_up_silu: false,
     fuse_rope_kv_append: false,
+    split_kv_decode: false,
     dead_code_elimination: false,
     memory_planning: false,
     shader_f16: false,
@@ -60,6 +65,7 @@ export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", Optimizatio
     fuse_add_norm: false,
     fuse_gate_up_silu: false,
     fuse_rope_kv_append: false,
+    split_kv_decode: false,
     shader_f16: false,
     q8_activations: false,
     fuse_norm_matmul: false,

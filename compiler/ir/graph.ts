@@ -43,6 +43,9 @@ export interface IrFunction {
   name: string;
   /** Upper bounds of the symbolic vars. */
   bounds: Record<SymVar, number>;
+  /** Every call runs one row per sequence, its only (newest) token (decode): row r is the token
+   * at positions[r] of sequence tok_seq[r] and no other row of the call is of that sequence. */
+  rowPerSequence?: boolean;
   values: Value[];
   nodes: Node[];
   /** Byte size of each buffer slot at the bounds (set by memory planning). */
@@ -85,7 +88,12 @@ export class FunctionBuilder {
   #params = new Map<string, number>();
   #kv = new Map<number, number>();
 
-  constructor(readonly name: string, readonly bounds: Record<SymVar, number>) {}
+  constructor(
+    readonly name: string,
+    readonly bounds: Record<SymVar, number>,
+    /** See `IrFunction.rowPerSequence`. */
+    readonly rowPerSequence = false,
+  ) {}
 
   value(kind: ValueKind, name: string, shape: Dim[], dtype: Dtype): number {
     const id = this.values.length;
@@ -130,6 +138,7 @@ export class FunctionBuilder {
   }
 
   build(): IrFunction {
-    return { name: this.name, bounds: this.bounds, values: this.values, nodes: this.nodes };
+    const { name, bounds, values, nodes } = this;
+    return { name, bounds, ...(this.rowPerSequence ? { rowPerSequence: true } : {}), values, nodes };
   }
 }

@@ -7,9 +7,10 @@
  * - norm:         rms_norm, add_rms_norm
  * - elementwise:  add, silu_mul
  * - position/kv:  rope, kv_append, rope_kv_append
- * - attention:    attention (paged, causal, GQA, sliding window)
+ * - attention:    attention (paged, causal, GQA, sliding window); for decode calls
+ *                 attention_decode (rope + KV append + split-KV partials) and attention_merge
  * - sampling:     argmax, softmax_temp, sample_top_p
  * @module
  */
-export { bindings, PAGE_SIZE } from "../codegen/contract.ts";
+export { bindings, decodeSplits, PAGE_SIZE } from "../codegen/contract.ts";
 export type { Binding, KernelOp, KernelSpec, WeightFormat } from "../codegen/contract.ts";

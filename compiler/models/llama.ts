@@ -141,7 +141,8 @@ export function paramTable(cfg: ModelConfig, defs: WeightDef[]): ParamInfo[] {
  */
 export const SMALL_ROWS = 32;
 
-/** Bounds of n (tokens), s (sequences), m (logit rows) for each forward function. */
+/** Bounds of n (tokens), s (sequences), m (logit rows) for each forward function. The decode
+ * functions (`DECODE_FUNCTIONS`) run one row per sequence: its newest token. */
 export function forwardBounds(cfg: ModelConfig): Record<string, Record<SymVar, number>> {
   const chunk = cfg.prefill_chunk_size, B = cfg.max_batch_size, S = SMALL_ROWS;
   const fns: Record<string, Record<SymVar, number>> = {
@@ -157,6 +158,9 @@ export function forwardBounds(cfg: ModelConfig): Record<string, Record<SymVar, n
   if (B > S) fns.batch_decode_small = { n: S, s: S, m: S };
   return fns;
 }
+
+/** Forward functions whose every call runs one row per sequence (`IrFunction.rowPerSequence`). */
+export const DECODE_FUNCTIONS: ReadonlySet<string> = new Set(["decode", "batch_decode", "batch_decode_small"]);
 
 /** Pages a sequence can hold, and so the bound of the page table. */
 export function pagesPerSequence(cfg: ModelConfig): number {
@@ -240,7 +244,7 @@ export function buildForward(
   cfg: ModelConfig,
   defs: WeightDef[],
 ): IrFunction {
-  const b = new FunctionBuilder(name, bounds);
+  const b = new FunctionBuilder(name, bounds, DECODE_FUNCTIONS.has(name));
   const e = new Emitter(b, cfg, new Map(defs.map((d) => [d.base, d])));
   const { hidden_size: E, intermediate_size: I, head_dim: D, vocab_size: V } = cfg;
   const H = cfg.num_attention_heads, KV = cfg.num_key_value_heads;

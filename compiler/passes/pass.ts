@@ -6,6 +6,7 @@ import type { ModelConfig } from "../config/model_config.ts";
 import type { OptimizationFlags } from "../config/opt_flags.ts";
 import type { TargetInfo } from "../codegen/contract.ts";
 import type { IrFunction, Node } from "../ir/graph.ts";
+import { bindings } from "../ir/ops.ts";
 
 export interface PassContext {
   readonly config: ModelConfig;
@@ -40,12 +41,9 @@ export function readers(fn: IrFunction, id: number): number[] {
   return index.get(id) ?? [];
 }
 
-const WRITES = new Set(["out", "sum", "cache", "q_out"]);
-
 /** Whether binding `name` of a node is written (the contract's read_write bindings). */
 export function isWrite(node: Node, name: string): boolean {
-  if (name === "cache") return node.spec.op === "kv_append" || node.spec.op === "rope_kv_append";
-  return WRITES.has(name);
+  return bindings(node.spec).some((b) => b.name === name && b.access === "read_write");
 }
 
 /** The function with nodes at `drop` removed and `replace` applied (index → node). */

@@ -10,6 +10,7 @@ import { fuseDequantizeMatmul } from "./fuse_dequantize_matmul.ts";
 import { fuseAddNorm } from "./fuse_add_norm.ts";
 import { fuseGateUpSilu } from "./fuse_gate_up_silu.ts";
 import { fuseRopeKvAppend } from "./fuse_rope_kv_append.ts";
+import { splitKvDecode } from "./split_kv_decode.ts";
 import { deadCodeElimination } from "./dead_code_elimination.ts";
 import { splitLargeWeights } from "./split_large_weights.ts";
 import { memoryPlanning } from "./memory_planning.ts";
@@ -23,7 +24,10 @@ export interface Phase {
 
 export const PHASES: readonly Phase[] = [
   // 1. Fusion: fewer dispatches, fewer intermediates.
-  { name: "fusion", passes: [fuseDequantizeMatmul, fuseAddNorm, fuseGateUpSilu, fuseRopeKvAppend] },
+  {
+    name: "fusion",
+    passes: [fuseDequantizeMatmul, fuseAddNorm, fuseGateUpSilu, fuseRopeKvAppend, splitKvDecode],
+  },
   // 2. Cleanup.
   { name: "cleanup", passes: [deadCodeElimination] },
   // 3. Target specialisation: binding limits, the target's packed int8 dot products (and the

@@ -6,6 +6,7 @@ import { getModel } from "../models/registry.ts";
 import type { IrFunction } from "../ir/graph.ts";
 import { IrVerifyError, verifyFunction } from "../ir/verify.ts";
 import { PHASES, runPipeline } from "./pipeline.ts";
+import { decodeSplitCount, SPLIT_ALIGN } from "./split_kv_decode.ts";
 import { CPU_TARGET, GENERIC_WEBGPU } from "../target.ts";
 import { assertThrows } from "../../tests/assert.ts";
 
@@ -42,23 +43,56 @@ Deno.test("runPipeline() at O0 keeps every op unfused and the IR verifies", () =
   ok(ops(d).includes("dequantize") && ops(d).includes("rope") && ops(d).includes("silu_mul"));
 });
 
-Deno.test("runPipeline() at O2 fuses dequantize, add+norm, gate/up+SiLU and RoPE+KV append", () => {
-  const d = decode(run("O2"));
+Deno.test("runPipeline() at O2 fuses dequantize, add+norm, gate/up+SiLU and RoPE+KV append+attention", () => {
+  const fns = run("O2");
+  const d = decode(fns);
   const o: string[] = ops(d);
-  for (const gone of ["dequantize", "rope", "kv_append", "silu_mul", "add"]) ok(!o.includes(gone), `${gone} left after fusion`);
-  for (const fused of ["add_rms_norm", "rope_kv_append"]) ok(o.includes(fused), `${fused} missing`);
+  for (const gone of ["dequantize", "rope", "kv_append", "rope_kv_append", "attention", "silu_mul", "add"]) {
+    ok(!o.includes(gone), `${gone} left after fusion`);
+  }
+  for (const fused of ["add_rms_norm", "attention_decode", "attention_merge"]) ok(o.includes(fused), `${fused} missing`);
   ok(d.nodes.some((n) => n.spec.op === "matmul" && n.spec.epilogue === "silu_mul"));
-  // embed, rms_norm, then per layer 8 (qkv, rope_kv_append, attention, o, add_norm, gate_up,
-  // down, add_norm with the next layer's (or the final) norm), then take_rows, lm_head
+  // embed, rms_norm, then per layer 8 (qkv, attention_decode, attention_merge, o, add_norm,
+  // gate_up, down, add_norm with the next layer's (or the final) norm), then take_rows, lm_head
   assertEquals(d.nodes.length, 2 + 2 * 8 + 2);
+  // prefill functions keep rope_kv_append + attention; every decode function splits
+  for (const fn of fns) {
+    const has = (op: string) => fn.nodes.some((n) => n.spec.op === op);
+    if (fn.name.includes("prefill")) ok(has("rope_kv_append") && has("attention") && !has("attention_decode"), fn.name);
+    if (fn.name.includes("decode")) ok(has("attention_decode") && !has("attention"), fn.name);
+  }
 });
 
 Deno.test("each fusion flag switches its own fusion only", () => {
   const d = decode(run("fuse_gate_up_silu=0"));
   ok(ops(d).includes("silu_mul"));
-  ok(ops(d).includes("rope_kv_append"));
+  ok(ops(d).includes("attention_decode"));
   const e = decode(run("fuse_rope_kv_append=0"));
   ok(ops(e).includes("rope") && ops(e).includes("kv_append") && !ops(e).includes("rope_kv_append"));
+  ok(ops(e).includes("attention") && !ops(e).includes("attention_decode"));
+  const f = decode(run("split_kv_decode=0"));
+  ok(ops(f).includes("rope_kv_append") && ops(f).includes("attention") && !ops(f).includes("attention_merge"));
+  assertEquals(f.nodes.length, 2 + 2 * 8 + 2);
+});
+
+Deno.test("split_kv_decode gives a decode row enough splits and plans their partials as temps", () => {
+  // hidden 64, 4 heads of 16, 2 KV heads, context 128 (the RAW config)
+  for (const fn of run("O2").filter((f) => f.rowPerSequence)) {
+    const node = fn.nodes.find((n) => n.spec.op === "attention_decode")!;
+    if (node.spec.op !== "attention_decode") throw new Error("no attention_decode");
+    const want = decodeSplitCount(fn.bounds.n, 4, 2, 128);
+    assertEquals(node.spec.splits, want);
+    const partO = fn.values[node.args.part_o];
+    assertEquals([partO.kind, partO.shape], ["temp", ["n", want * 4 * 16]]);
+    ok(partO.slot !== undefined && fn.values[node.args.part_lse].slot !== undefined);
+  }
+  // Llama-3-8B heads at context 8192: 64 splits x 8 KV heads for one row (512 workgroups),
+  // 2 splits a row at 32 rows; a split never shorter than SPLIT_ALIGN positions
+  assertEquals(decodeSplitCount(1, 32, 8, 8192), 64);
+  assertEquals(decodeSplitCount(16, 32, 8, 8192), 4);
+  assertEquals(decodeSplitCount(32, 32, 8, 8192), 2);
+  assertEquals(decodeSplitCount(256, 32, 8, 8192), 1);
+  assertEquals(decodeSplitCount(1, 32, 8, 2 * SPLIT_ALIGN), 2);
 });
 
 Deno.test("memory_planning shares slots between values whose lifetimes do not overlap", () => {

@@ -1,5 +1,6 @@
 /**
- * Conformance cases of the position-aware kernels: rope, kv_append, rope_kv_append, attention.
+ * Conformance cases of the position-aware kernels: rope, kv_append, rope_kv_append, attention,
+ * attention_decode and attention_merge (split-KV decode: ragged splits, empty ones, windows).
  * Batches hold several sequences of ragged lengths whose pages are shuffled over a cache with
  * spare (never referenced) pages; MHA, GQA and MQA head layouts; sliding windows; q read with
  * a stride from a fused qkv row.
@@ -10,12 +11,12 @@ import { type ConformanceCase, TOL } from "./case.ts";
 import { padded, Rng } from "./helpers.ts";
 
 /** HF rotary inverse frequencies theta^(-2i/D). */
-const invFreq = (D: number, theta = 10000) =>
+export const invFreq = (D: number, theta = 10000) =>
   Array.from({ length: D / 2 }, (_, i) => theta ** (-(2 * i) / D));
 
 /** A batch: sequence s has total length lens[s] after this step and its last qlens[s] tokens
  * are this step's rows. Pages are a random permutation of the cache's pages (plus spares). */
-function batch(rng: Rng, lens: number[], qlens: number[]) {
+export function batch(rng: Rng, lens: number[], qlens: number[]) {
   const counts = lens.map((l) => Math.ceil(l / PAGE_SIZE));
   const used = counts.reduce((a, b) => a + b, 0);
   const numPages = used + 3; // spare pages hold values no sequence may read
@@ -147,8 +148,87 @@ function attentionCases(rng: Rng): ConformanceCase[] {
   });
 }
 
+/** A split-KV decode layout: `splits` ranges a row, each a multiple of `align` positions. */
+interface Splits {
+  splits: number;
+  align: number;
+}
+
+/** Decode batches (one row per sequence, at its last position) for `attention_decode`. */
+const DECODE_TABLE: [string, Heads, number[], number, Splits][] = [
+  // label, heads, lens, window, splits
+  ["8B heads ragged", { H: 32, KV: 8, D: 128 }, [577, 20, 1], 0, { splits: 32, align: 32 }],
+  ["GQA one token", { H: 8, KV: 2, D: 64 }, [1], 0, { splits: 4, align: 16 }],
+  ["GQA blocks of 4 and 2", { H: 12, KV: 2, D: 32 }, [130, 33, 16, 17], 0, {
+    splits: 8,
+    align: 16,
+  }],
+  ["MQA head blocks", { H: 8, KV: 1, D: 32 }, [70, 5], 0, { splits: 3, align: 1 }],
+  ["MHA", { H: 4, KV: 4, D: 64 }, [45, 64, 2], 0, { splits: 4, align: 8 }],
+  ["sliding window", { H: 4, KV: 2, D: 32 }, [100, 7, 21], 20, { splits: 4, align: 4 }],
+  ["window inside a long context", { H: 4, KV: 1, D: 16 }, [300, 40], 33, { splits: 2, align: 32 }],
+  ["one split", { H: 4, KV: 2, D: 32 }, [90, 3], 0, { splits: 1, align: 32 }],
+  ["more splits than positions", { H: 2, KV: 1, D: 16 }, [5, 2], 0, { splits: 16, align: 1 }],
+  ["D=10 scalar form", { H: 4, KV: 2, D: 10 }, [37, 1, 80], 0, { splits: 4, align: 8 }],
+  ["D=6 MQA window", { H: 3, KV: 1, D: 6 }, [50, 9], 12, { splits: 3, align: 2 }],
+  ["D=34 long", { H: 2, KV: 2, D: 34 }, [200], 0, { splits: 5, align: 7 }],
+];
+
+function decodeCases(rng: Rng): ConformanceCase[] {
+  return DECODE_TABLE.flatMap(([label, h, lens, window, { splits, align }]) => {
+    const b = batch(rng, lens, lens.map(() => 1));
+    const width = (h.H + 2 * h.KV) * h.D;
+    const cacheLen = b.numPages * 2 * h.KV * PAGE_SIZE * h.D;
+    const layout = { window, splits, splitAlign: align };
+    const what = `${label} ${headsLabel(h)} window=${window} splits=${splits}x${align} ${b.label}`;
+    // partial outputs: random where a row's splits would be, huge where they are not (unused)
+    const partLse = new Float32Array(b.R * splits * h.H).fill(1e30); // [R, splits, H]
+    const partO = rng.normals(b.R * splits * h.H * h.D); // [R, splits, H, D]
+    const positions = new Uint32Array(b.paged[0]);
+    for (let r = 0; r < b.R; r++) {
+      const p = positions[r], lo = window > 0 ? Math.max(0, p - window + 1) : 0;
+      const len = Math.ceil(Math.ceil((p + 1 - lo) / splits) / align) * align;
+      for (let s = 0; s < Math.ceil((p + 1 - lo) / len); s++) {
+        for (let hh = 0; hh < h.H; hh++) partLse[(r * splits + s) * h.H + hh] = 4 * rng.normal();
+      }
+    }
+    return [{
+      name: `attention_decode ${what} R=${b.R}`,
+      spec: {
+        op: "attention_decode",
+        heads: h.H,
+        kvHeads: h.KV,
+        headDim: h.D,
+        scale: 1 / Math.sqrt(h.D),
+        invFreq: invFreq(h.D, 500000),
+        ...layout,
+      },
+      rows: b.R,
+      inputs: [
+        padded(rng.normals(b.R * width, 2)), // scaled so the softmax is peaked, not flat
+        ...b.paged,
+        padded(rng.normals(cacheLen)),
+        padded(new Float32Array(b.R * splits * h.H * h.D).fill(-7)),
+        padded(new Float32Array(b.R * splits * h.H).fill(-7)),
+      ],
+      tol: TOL.f32,
+    }, {
+      name: `attention_merge ${what} R=${b.R}`,
+      spec: { op: "attention_merge", heads: h.H, headDim: h.D, ...layout },
+      rows: b.R,
+      inputs: [
+        b.paged[0],
+        padded(partO),
+        padded(partLse),
+        padded(new Float32Array(b.R * h.H * h.D).fill(-7)),
+      ],
+      tol: TOL.f32,
+    }];
+  });
+}
+
 /** Cases of the position-aware kernels, generated from `seed`. */
 export function pagedCases(seed: number): ConformanceCase[] {
   const rng = new Rng(seed);
-  return [...ropeCases(rng), ...attentionCases(rng)];
+  return [...ropeCases(rng), ...attentionCases(rng), ...decodeCases(rng)];
 }

@@ -101,6 +101,8 @@ const EVERY_OP: Record<KernelOp, true> = {
   kv_append: true,
   rope_kv_append: true,
   attention: true,
+  attention_decode: true,
+  attention_merge: true,
   take_rows: true,
   logits_process: true,
   argmax: true,

@@ -166,6 +166,12 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
     case "attention":
       attention(spec, buf, out, R);
       break;
+    case "attention_decode":
+      attentionDecode(spec, buf, out, R);
+      break;
+    case "attention_merge":
+      attentionMerge(spec, buf, out, R);
+      break;
     case "take_rows":
       for (let r = 0; r < R; r++) {
         for (let c = 0; c < spec.width; c++) {
@@ -252,7 +258,10 @@ export function topPRow(
   return { token, cumulative, kept, mass };
 }
 
-type PagedSpec = Extract<KernelSpec, { op: "rope" | "kv_append" | "rope_kv_append" | "attention" }>;
+type PagedSpec = Extract<
+  KernelSpec,
+  { op: "rope" | "kv_append" | "rope_kv_append" | "attention" | "attention_decode" }
+>;
 
 /** Index of element d of (token row r, k-or-v, kv head h) in the paged cache. */
 function cacheIndex(
@@ -338,6 +347,104 @@ function attention(
             f32(buf.cache, cacheIndex(spec, buf, seq, j, 1, kvh, d));
         }
         out.out[r * H * D + h * D + d] = acc;
+      }
+    }
+  }
+}
+
+/** Head `hh` (D values from `at`) of a qkv row rotated to position `pos` (HF rotate_half). */
+function rotated(b: ArrayBuffer, at: number, D: number, pos: number, invFreq: number[]): number[] {
+  const v = Array.from({ length: D }, (_, d) => f32(b, at + d));
+  return v.map((_, d) => {
+    const a = pos * invFreq[d % (D / 2)];
+    return d < D / 2
+      ? v[d] * Math.cos(a) - v[d + D / 2] * Math.sin(a)
+      : v[d] * Math.cos(a) + v[d - D / 2] * Math.sin(a);
+  });
+}
+
+/** The splits of a decode row at p, from the contract's text: positions lo..p in `used` splits
+ * of `len` (the last one shorter). */
+function splitsOf(spec: { window: number; splits: number; splitAlign: number }, p: number) {
+  const lo = spec.window > 0 ? Math.max(0, p - spec.window + 1) : 0;
+  const n = p + 1 - lo;
+  const len = Math.ceil(Math.ceil(n / spec.splits) / spec.splitAlign) * spec.splitAlign;
+  return { lo, len, used: Math.ceil(n / len) };
+}
+
+function attentionDecode(
+  spec: Extract<KernelSpec, { op: "attention_decode" }>,
+  buf: Record<string, ArrayBuffer>,
+  out: RefOutputs,
+  R: number,
+) {
+  const { heads: H, kvHeads: KV, headDim: D, splits: S } = spec;
+  const W = (H + 2 * KV) * D;
+  for (let r = 0; r < R; r++) {
+    const p = u32(buf.positions, r);
+    const seq = u32(buf.tok_seq, r);
+    const kNew = Array.from(
+      { length: KV },
+      (_, h) => rotated(buf.qkv, r * W + (H + h) * D, D, p, spec.invFreq),
+    );
+    const vNew = Array.from(
+      { length: KV },
+      (_, h) => Array.from({ length: D }, (_, d) => f32(buf.qkv, r * W + (H + KV + h) * D + d)),
+    );
+    for (let h = 0; h < KV; h++) {
+      for (let d = 0; d < D; d++) {
+        out.cache[cacheIndex(spec, buf, seq, p, 0, h, d)] = kNew[h][d];
+        out.cache[cacheIndex(spec, buf, seq, p, 1, h, d)] = vNew[h][d];
+      }
+    }
+    // key / value element d of position j (p: the new ones; below p: the cache as it was)
+    const key = (j: number, kvh: number, d: number) =>
+      j === p ? kNew[kvh][d] : f32(buf.cache, cacheIndex(spec, buf, seq, j, 0, kvh, d));
+    const value = (j: number, kvh: number, d: number) =>
+      j === p ? vNew[kvh][d] : f32(buf.cache, cacheIndex(spec, buf, seq, j, 1, kvh, d));
+    const { lo, len, used } = splitsOf(spec, p);
+    for (let h = 0; h < H; h++) {
+      const kvh = Math.floor((h * KV) / H);
+      const q = rotated(buf.qkv, r * W + h * D, D, p, spec.invFreq);
+      for (let s = 0; s < used; s++) {
+        const js: number[] = [];
+        for (let j = lo + s * len; j < Math.min(lo + (s + 1) * len, p + 1); j++) js.push(j);
+        const t = js.map((j) => spec.scale * q.reduce((a, qd, d) => a + qd * key(j, kvh, d), 0));
+        const m = Math.max(...t);
+        const lse = m + Math.log(t.reduce((a, v) => a + Math.exp(v - m), 0));
+        const part = (r * S + s) * H + h;
+        out.part_lse[part] = lse;
+        for (let d = 0; d < D; d++) {
+          out.part_o[part * D + d] = js.reduce(
+            (a, j, i) => a + Math.exp(t[i] - lse) * value(j, kvh, d),
+            0,
+          );
+        }
+      }
+    }
+  }
+}
+
+function attentionMerge(
+  spec: Extract<KernelSpec, { op: "attention_merge" }>,
+  buf: Record<string, ArrayBuffer>,
+  out: RefOutputs,
+  R: number,
+) {
+  const { heads: H, headDim: D, splits: S } = spec;
+  for (let r = 0; r < R; r++) {
+    const { used } = splitsOf(spec, u32(buf.positions, r));
+    for (let h = 0; h < H; h++) {
+      const lse = Array.from({ length: used }, (_, s) => f32(buf.part_lse, (r * S + s) * H + h));
+      const m = Math.max(...lse);
+      const w = lse.map((v) => Math.exp(v - m));
+      const z = w.reduce((a, b) => a + b, 0);
+      for (let d = 0; d < D; d++) {
+        const o = w.reduce(
+          (a, ws, s) => a + ws * f32(buf.part_o, ((r * S + s) * H + h) * D + d),
+          0,
+        );
+        out.out[r * H * D + h * D + d] = o / z;
       }
     }
   }

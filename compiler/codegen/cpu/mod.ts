@@ -15,6 +15,7 @@
  */
 import type { CpuKernel, KernelSpec } from "../contract.ts";
 import { attentionKernel } from "./attention.ts";
+import { attentionDecodeKernel, attentionMergeKernel } from "./attention_decode.ts";
 import { dequantizeKernel } from "./dequantize.ts";
 import { addKernel, siluMulKernel } from "./elementwise.ts";
 import { embedKernel } from "./embed.ts";
@@ -49,6 +50,10 @@ export function cpuKernel(spec: KernelSpec): CpuKernel {
       return ropeKvAppendKernel(spec);
     case "attention":
       return attentionKernel(spec);
+    case "attention_decode":
+      return attentionDecodeKernel(spec);
+    case "attention_merge":
+      return attentionMergeKernel(spec);
     case "take_rows":
       return takeRowsKernel(spec);
     case "argmax":

@@ -11,7 +11,7 @@ type KvAppendSpec = Extract<KernelSpec, { op: "kv_append" }>;
 type RopeKvAppendSpec = Extract<KernelSpec, { op: "rope_kv_append" }>;
 
 /** Rotates one head of D values from src[so..] into dst[dOff..] (in-place safe). */
-function rotator(headDim: number, invFreq: number[]) {
+export function rotator(headDim: number, invFreq: number[]) {
   const half = headDim / 2;
   if (!Number.isInteger(half) || invFreq.length !== half) {
     throw new RangeError(

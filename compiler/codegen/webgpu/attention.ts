@@ -1,7 +1,9 @@
 /**
- * `attention`: causal paged attention with GQA and an optional sliding window.
+ * `attention`: causal paged attention with GQA and an optional sliding window; the kernel bodies
+ * here are shared with `attention_decode` (`attention_decode.ts`), which changes where a
+ * workgroup's keys start and end, where q and the newest key come from, and what it writes.
  *
- * Head dims that are a multiple of 4 (`attentionGrouped`): one workgroup per (row, KV head,
+ * Head dims that are a multiple of 4 (`groupedKernel`): one workgroup per (row, KV head,
  * block of up to 4 of the query heads that share it), so each key and value is read once for
  * the whole block. Keys are scored `NK` at a time, `g` threads per key, each thread reading
  * vec4s `g` apart (`g` consecutive threads read `16 * g` contiguous bytes), the partial dot
@@ -10,7 +12,7 @@
  * and sum) and are merged once at the end. The next chunk's keys and values are loaded before
  * the current chunk is reduced, so a chunk's loads overlap the previous chunk's arithmetic.
  *
- * Other head dims (`attentionScalar`): one workgroup per (row, head), one key per thread.
+ * Other head dims (`scalarKernel`): one workgroup per (row, head), one key per thread.
  * @module
  */
 import { type KernelSpec, PAGE_SIZE, type TargetInfo, type WgslKernel } from "../contract.ts";
@@ -25,6 +27,8 @@ import {
 } from "./common.ts";
 
 type AttentionSpec = Extract<KernelSpec, { op: "attention" }>;
+/** The head layout the kernel bodies depend on. */
+export type HeadDims = { heads: number; kvHeads: number; headDim: number };
 
 const TYPES = {
   q: "array<f32>",
@@ -35,7 +39,7 @@ const TYPES = {
   cache: "array<f32>",
   out: "array<f32>",
 };
-const NEG = "-3.0e38";
+export const NEG = "-3.0e38";
 
 /** WGSL for `attention`. */
 export function attentionKernel(spec: AttentionSpec, target: TargetInfo): WgslKernel {
@@ -46,18 +50,65 @@ export function attentionKernel(spec: AttentionSpec, target: TargetInfo): WgslKe
     );
   }
   const plan = D % 4 === 0 ? groupedPlan(spec, target) : null;
-  return plan ? attentionGrouped(spec, target, plan) : attentionScalar(spec, target);
+  const range = `let pages = page_indptr[tok_seq[r]];
+  var jb = 0u; // keys jb..je-1
+  ${window > 0 ? `if (p + 1u > ${window}u) { jb = p + 1u - ${window}u; }` : ""}
+  let je = p + 1u;`;
+  if (plan) {
+    const { D4, HG, HW, HB } = plan;
+    return groupedKernel(spec, target, plan, {
+      types: { ...TYPES, cache: "array<vec4<f32>>" },
+      decls: "",
+      groupsPerRow: KV * HB,
+      start: `let r = wg / ${KV * HB}u;
+  let kvh = (wg % ${KV * HB}u) / ${HB}u;
+  let hb = (wg % ${HB}u) * ${HW}u; // first head of the block within the KV head's ${HG}
+  if (lid == 0u) { pos_shared = positions[r]; }
+  for (var i = lid; i < ${HW * D4}u; i += ${plan.T}u) {
+    var v = vec4<f32>(0.0);
+    if (hb + i / ${D4}u < ${HG}u) {
+      let qb = r * ${qStride}u + (kvh * ${HG}u + hb + i / ${D4}u) * ${D}u + 4u * (i % ${D4}u);
+      v = vec4<f32>(q[qb], q[qb + 1u], q[qb + 2u], q[qb + 3u]) * ${lit(spec.scale)};
+    }
+    qs[i] = v;
+  }
+  let p = workgroupUniformLoad(&pos_shared);
+  ${range}`,
+      newKey: false,
+      store: (h) =>
+        `let ob = r * ${H * D}u + (kvh * ${HG}u + hb + ${h}u) * ${D}u + 4u * lid;
+    out[ob] = o.x; out[ob + 1u] = o.y; out[ob + 2u] = o.z; out[ob + 3u] = o.w;`,
+    });
+  }
+  const T = reductionThreads(target, 64);
+  return scalarKernel(spec, target, T, {
+    types: TYPES,
+    decls: "",
+    groupsPerRow: H,
+    start: `let r = wg / ${H}u;
+  let h = wg % ${H}u;
+  let kvh = h / ${H / KV}u;
+  if (lid == 0u) { pos_shared = positions[r]; }
+  for (var d = lid; d < ${D}u; d += ${T}u) {
+    qs[d] = q[r * ${qStride}u + h * ${D}u + d] * ${lit(spec.scale)};
+  }
+  let p = workgroupUniformLoad(&pos_shared);
+  ${range}`,
+    newKey: false,
+    store: (d, o) => `out[r * ${H * D}u + h * ${D}u + ${d}] = ${o};`,
+  });
 }
 
 /**
- * The shape of the grouped kernel for `spec` on `target`, or null when it does not fit: `T`
- * threads; `HW` query heads a workgroup (`HB` blocks a KV head of `HG`); `g` threads a key, each
- * reading `K4` vec4s of it; `NK` keys a chunk; `KG` key groups of `D4` value threads, each
- * group summing `VP` keys a chunk; `shared` bytes of workgroup memory.
+ * The shape of the grouped kernel for `dims` on `target` at up to `threads` threads (plus
+ * `extraShared` bytes of workgroup memory), or null when it does not fit: `T` threads; `HW`
+ * query heads a workgroup (`HB` blocks a KV head of `HG`); `g` threads a key, each reading `K4`
+ * vec4s of it; `NK` keys a chunk; `KG` key groups of `D4` value threads, each group summing
+ * `VP` keys a chunk; `shared` bytes of workgroup memory.
  */
-export function groupedPlan(spec: AttentionSpec, target: TargetInfo) {
-  const { heads: H, kvHeads: KV, headDim: D } = spec;
-  const T = reductionThreads(target, 512);
+export function groupedPlan(dims: HeadDims, target: TargetInfo, threads = 512, extraShared = 0) {
+  const { heads: H, kvHeads: KV, headDim: D } = dims;
+  const T = reductionThreads(target, threads);
   const D4 = D / 4;
   const HG = H / KV; // query heads per KV head
   const HW = Math.min(HG, 4); // query heads per workgroup
@@ -77,28 +128,55 @@ export function groupedPlan(spec: AttentionSpec, target: TargetInfo) {
   // of a softmax step in distinct banks
   const GP = g % 2 === 0 ? g + 1 : g;
   const P = Math.max(NK * GP, KG * D4);
-  const shared = 16 * (HW * D4 + P + KG * VP + 3 * KG) + 4;
+  const shared = 16 * (HW * D4 + P + KG * VP + 3 * KG) + 4 + extraShared;
   if (shared > target.limits.maxComputeWorkgroupStorageSize) return null;
   return { T, D4, HG, HW, HB: Math.ceil(HG / HW), g, GP, K4: D4 / g, NK, KG, VP, P, shared };
 }
 
-type Plan = NonNullable<ReturnType<typeof groupedPlan>>;
+export type Plan = NonNullable<ReturnType<typeof groupedPlan>>;
+
+/** What the caller of a kernel body supplies (`attention` or `attention_decode`). */
+export interface Variant<Store> {
+  /** WGSL types of the bindings. */
+  types: Record<string, string>;
+  /** Extra module-scope WGSL (workgroup arrays, functions). */
+  decls: string;
+  groupsPerRow: number;
+  /** Statements from the workgroup id `wg` on: define `r`, `kvh` (and `hb`, the block's first
+   * head, for the grouped body; `h` for the scalar one), the uniform position `p`, `pages`
+   * (the sequence's first page-table entry) and the uniform key range `jb`..`je - 1`, and fill
+   * `qs` with the scaled q, visible to every thread (after a barrier). */
+  start: string;
+  /** Key p is `knew` and value p `vnew` (workgroup arrays the start fills), not the cache. */
+  newKey: boolean;
+  store: Store;
+}
 
 /** `n` copies of `f(i)` joined by `sep`. */
-const rep = (n: number, f: (i: number) => string, sep = " ") =>
+export const rep = (n: number, f: (i: number) => string, sep = " ") =>
   Array.from({ length: n }, (_, i) => f(i)).join(sep);
 
-/** One workgroup per (row, KV head, block of `HW` query heads); see the module doc. */
-function attentionGrouped(spec: AttentionSpec, target: TargetInfo, plan: Plan): WgslKernel {
-  const { heads: H, kvHeads: KV, headDim: D, qStride, window } = spec;
-  const { T, D4, HG, HW, HB, g, GP, K4, NK, KG, VP, P } = plan;
+/** The specs whose kernels these bodies render. */
+export type BodySpec = Extract<KernelSpec, { op: "attention" | "attention_decode" }>;
+
+/** One workgroup per (row, KV head, block of `HW` query heads, ...); see the module doc.
+ * `store(h)` writes head `h` of the block from `o` (vec4 `lid` of its output), `mx_h` and
+ * `total_h` (its max score and sum of exps: `mx_h + log(total_h)` is its log-sum-exp). */
+export function groupedKernel(
+  spec: BodySpec,
+  target: TargetInfo,
+  plan: Plan,
+  v: Variant<(h: number) => string>,
+): WgslKernel {
+  const { kvHeads: KV } = spec;
+  const { T, D4, HG, HW, g, GP, K4, NK, KG, VP, P } = plan;
   checkTarget(spec, target, { workgroupSize: T, sharedBytes: plan.shared });
   const S = HW === 1 ? "f32" : `vec${HW}<f32>`; // one value per head of the block
   const at = (x: string, h: number) => (HW === 1 ? x : `${x}[${h}]`);
   const narrow = ["", ".x", ".xy", ".xyz", ""][HW]; // vec4 -> S
   const widen = (x: string) => (HW === 4 ? x : `vec4<f32>(${x}${", 0.0".repeat(4 - HW)})`);
   const VOFF = KV * PAGE_SIZE * D4; // V rows follow the K rows of a page
-  const code = `${declareBindings(spec, { ...TYPES, cache: "array<vec4<f32>>" })}
+  const code = `${declareBindings(spec, v.types)}
 var<workgroup> qs: array<vec4<f32>, ${HW * D4}>; // [HW, D4] scaled q of the block's heads
 var<workgroup> part: array<vec4<f32>, ${P}>; // [NK, ${GP}] partial scores; at the end [KG, D4] outputs
 var<workgroup> probs: array<${S}, ${KG * VP}>; // [KG * VP] exp(score - running max) of the chunk
@@ -106,6 +184,7 @@ var<workgroup> alph: array<${S}, ${KG}>; // [KG] rescale of each key group's sum
 var<workgroup> mfin: array<${S}, ${KG}>; // [KG] running max of each key group
 var<workgroup> lfin: array<${S}, ${KG}>; // [KG] running sum of each key group
 var<workgroup> pos_shared: u32;
+${v.decls}
 
 // vec4 index of key j's K row ([pages, 2, KV, PAGE, D]: K at part 0, V at part 1)
 fn krow(pages: u32, kvh: u32, j: u32) -> u32 {
@@ -113,23 +192,8 @@ fn krow(pages: u32, kvh: u32, j: u32) -> u32 {
   return ((page * 2u) * ${KV * PAGE_SIZE}u + kvh * ${PAGE_SIZE}u + j % ${PAGE_SIZE}u) * ${D4}u;
 }
 
-${entry(T, totalGroups(1, KV * HB))}
-  let r = wg / ${KV * HB}u;
-  let kvh = (wg % ${KV * HB}u) / ${HB}u;
-  let hb = (wg % ${HB}u) * ${HW}u; // first head of the block within the KV head's ${HG}
-  if (lid == 0u) { pos_shared = positions[r]; }
-  for (var i = lid; i < ${HW * D4}u; i += ${T}u) {
-    var v = vec4<f32>(0.0);
-    if (hb + i / ${D4}u < ${HG}u) {
-      let qb = r * ${qStride}u + (kvh * ${HG}u + hb + i / ${D4}u) * ${D}u + 4u * (i % ${D4}u);
-      v = vec4<f32>(q[qb], q[qb + 1u], q[qb + 2u], q[qb + 3u]) * ${lit(spec.scale)};
-    }
-    qs[i] = v;
-  }
-  let p = workgroupUniformLoad(&pos_shared);
-  let pages = page_indptr[tok_seq[r]];
-  var lo = 0u;
-  ${window > 0 ? `if (p + 1u > ${window}u) { lo = p + 1u - ${window}u; }` : ""}
+${entry(T, totalGroups(1, v.groupsPerRow))}
+  ${v.start}
   let kl = lid / ${g}u; // key of the chunk this thread scores (${NK} keys, ${g} threads each)
   let sl = lid % ${g}u; // its slice: vec4s sl, sl + ${g}, ...
   let kg = lid / ${D4}u; // key group whose values this thread sums (${KG} groups)
@@ -139,10 +203,10 @@ ${entry(T, totalGroups(1, KV * HB))}
   ${rep(HW, (h) => `var acc${h} = vec4<f32>(0.0);`)}
   var m = ${S}(${NEG});
   var l = ${S}(0.0);
-  // loads of the chunk at c0: keys past p read nothing (and weigh nothing)
-  var c0 = lo;
+  // loads of the chunk at c0: keys at je and past read nothing (and weigh nothing)
+  var c0 = jb;
   ${loads("c0", "")}
-  for (; c0 <= p; c0 += ${NK}u) {
+  for (; c0 < je; c0 += ${NK}u) {
     ${rep(K4, (c) => `var kn${c} = vec4<f32>(0.0);`)}
     ${rep(VP, (i) => `var vn${i} = vec4<f32>(0.0);`)}
     ${loads(`c0 + ${NK}u`, "n")}
@@ -164,7 +228,7 @@ ${entry(T, totalGroups(1, KV * HB))}
       for (var i = 0u; i < ${VP}u; i++) {
         let j = lid + i * ${KG}u;
         var t = ${S}(${NEG});
-        if (j < ${NK}u && c0 + j <= p) {
+        if (j < ${NK}u && c0 + j < je) {
           t = ${S}(0.0);
           for (var u = 0u; u < ${g}u; u++) { t += part[j * ${GP}u + u]${narrow}; }
         }
@@ -175,7 +239,7 @@ ${entry(T, totalGroups(1, KV * HB))}
       var sum = ${S}(0.0);
       for (var i = 0u; i < ${VP}u; i++) {
         let j = lid + i * ${KG}u;
-        let e = select(${S}(0.0), exp(probs[j] - m_new), j < ${NK}u && c0 + j <= p);
+        let e = select(${S}(0.0), exp(probs[j] - m_new), j < ${NK}u && c0 + j < je);
         probs[j] = e;
         sum += e;
       }
@@ -216,74 +280,96 @@ ${entry(T, totalGroups(1, KV * HB))}
     var o = vec4<f32>(0.0);
     for (var k = 0u; k < ${KG}u; k++) { o += part[k * ${D4}u + lid]; }
     o = o / ${at("total", h)};
-    let ob = r * ${H * D}u + (kvh * ${HG}u + hb + ${h}u) * ${D}u + 4u * lid;
-    out[ob] = o.x; out[ob + 1u] = o.y; out[ob + 2u] = o.z; out[ob + 3u] = o.w;
+    let mx_h = ${at("mx", h)};
+    let total_h = ${at("total", h)};
+    ${v.store(h)}
   }${h < HW - 1 ? "\n  workgroupBarrier();" : ""}`, "\n  ")
   }
 }
 `;
   /** WGSL loading the chunk at `base` into k*, v* (suffix `n`: kn*, vn*). */
   function loads(base: string, n: string): string {
+    const key = v.newKey
+      ? `if (jk == p) {
+        ${rep(K4, (c) => `k${n}${c} = knew[sl + ${c * g}u];`)}
+      } else {
+        let kb = krow(pages, kvh, jk) + sl;
+        ${rep(K4, (c) => `k${n}${c} = cache[kb + ${c * g}u];`)}
+      }`
+      : `let kb = krow(pages, kvh, jk) + sl;
+      ${rep(K4, (c) => `k${n}${c} = cache[kb + ${c * g}u];`)}`;
+    const value = (i: number) => {
+      const j = `${base} + kg + ${i * KG}u`;
+      const read = `v${n}${i} = cache[krow(pages, kvh, ${j}) + ${VOFF}u + d4];`;
+      // (value p may be being written to the cache by this workgroup: not read from there)
+      return v.newKey ? `if (${j} == p) { v${n}${i} = vnew[d4]; } else { ${read} }` : read;
+    };
     return `{
     let jk = ${base} + kl;
-    if (kl < ${NK}u && jk <= p) {
-      let kb = krow(pages, kvh, jk) + sl;
-      ${rep(K4, (c) => `k${n}${c} = cache[kb + ${c * g}u];`)}
+    if (kl < ${NK}u && jk < je) {
+      ${key}
     }
     ${
       rep(
         VP,
         (i) =>
-          `if (kg < ${KG}u && kg + ${i * KG}u < ${NK}u && ${base} + kg + ${i * KG}u <= p) {
-      v${n}${i} = cache[krow(pages, kvh, ${base} + kg + ${i * KG}u) + ${VOFF}u + d4];
+          `if (kg < ${KG}u && kg + ${i * KG}u < ${NK}u && ${base} + kg + ${i * KG}u < je) {
+      ${value(i)}
     }`,
         "\n    ",
       )
     }
   }`;
   }
-  return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: KV * HB };
+  return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: v.groupsPerRow };
 }
 
-/** One workgroup per (row, head), one key per thread: any head dim. */
-function attentionScalar(spec: AttentionSpec, target: TargetInfo): WgslKernel {
-  const { heads: H, kvHeads: KV, headDim: D, qStride, window } = spec;
-  const T = reductionThreads(target, 64);
+/** One workgroup per (row, head, ...) of `T` threads, one key per thread: any head dim.
+ * `store(d, o)` writes element `d` of the head's output, `o`; `m` and `l` are its max score and
+ * sum of exps. */
+export function scalarKernel(
+  spec: BodySpec,
+  target: TargetInfo,
+  T: number,
+  v: Variant<(d: string, o: string) => string>,
+): WgslKernel {
+  const { kvHeads: KV, headDim: D } = spec;
   const dPerThread = Math.ceil(D / T);
-  const shared = 4 * (D + 3 * T + 1);
+  const shared = 4 * (D + 3 * T + 1) + (v.newKey ? 12 * D : 0);
   checkTarget(spec, target, { workgroupSize: T, sharedBytes: shared });
-  const code = `${declareBindings(spec, TYPES)}
+  const NEW = "0xffffffffu"; // vrow of key p when it is vnew
+  const code = `${declareBindings(spec, v.types)}
 var<workgroup> qs: array<f32, ${D}>;
 var<workgroup> red: array<f32, ${T}>;
 var<workgroup> probs: array<f32, ${T}>;
 var<workgroup> vrow: array<u32, ${T}>;
 var<workgroup> pos_shared: u32;
+${v.decls}
 
-${entry(T, totalGroups(1, H))}
-  let r = wg / ${H}u;
-  let h = wg % ${H}u;
-  let kvh = h / ${H / KV}u;
-  if (lid == 0u) { pos_shared = positions[r]; }
-  for (var d = lid; d < ${D}u; d += ${T}u) {
-    qs[d] = q[r * ${qStride}u + h * ${D}u + d] * ${lit(spec.scale)};
-  }
-  let p = workgroupUniformLoad(&pos_shared);
-  let pages = page_indptr[tok_seq[r]];
-  var lo = 0u;
-  ${window > 0 ? `if (p + 1u > ${window}u) { lo = p + 1u - ${window}u; }` : ""}
+${entry(T, totalGroups(1, v.groupsPerRow))}
+  ${v.start}
   var m = ${NEG};
   var l = 0.0;
   var acc: array<f32, ${dPerThread}>;
-  for (var c0 = lo; c0 <= p; c0 += ${T}u) {
+  for (var c0 = jb; c0 < je; c0 += ${T}u) {
     let j = c0 + lid;
     var score = ${NEG};
-    if (j <= p) {
+    if (j < je) {
       let page = page_indices[pages + j / ${PAGE_SIZE}u];
       // [pages, 2, KV, PAGE, D]: K at part 0, V at part 1
       let kb = ((page * 2u) * ${KV * PAGE_SIZE}u + kvh * ${PAGE_SIZE}u + j % ${PAGE_SIZE}u) * ${D}u;
       vrow[lid] = kb + ${KV * PAGE_SIZE * D}u;
       var s = 0.0;
-      for (var d = 0u; d < ${D}u; d++) { s += qs[d] * cache[kb + d]; }
+      ${
+    v.newKey
+      ? `if (j == p) {
+        vrow[lid] = ${NEW};
+        for (var d = 0u; d < ${D}u; d++) { s += qs[d] * knew[d]; }
+      } else {
+        for (var d = 0u; d < ${D}u; d++) { s += qs[d] * cache[kb + d]; }
+      }`
+      : `for (var d = 0u; d < ${D}u; d++) { s += qs[d] * cache[kb + d]; }`
+  }
       score = s;
     }
     red[lid] = score;
@@ -291,7 +377,7 @@ ${entry(T, totalGroups(1, H))}
     ${treeReduce("red", T, (a, b) => `max(${a}, ${b})`)}
     let m_new = max(m, red[0]);
     workgroupBarrier();
-    let e = select(0.0, exp(score - m_new), j <= p);
+    let e = select(0.0, exp(score - m_new), j < je);
     probs[lid] = e;
     red[lid] = e;
     workgroupBarrier();
@@ -299,12 +385,19 @@ ${entry(T, totalGroups(1, H))}
     let alpha = exp(m - m_new);
     l = l * alpha + red[0];
     m = m_new;
-    let n = min(${T}u, p + 1u - c0);
+    let n = min(${T}u, je - c0);
     for (var i = 0u; i < ${dPerThread}u; i++) {
       let d = lid + i * ${T}u;
       if (d < ${D}u) {
         var a = acc[i] * alpha;
-        for (var jj = 0u; jj < n; jj++) { a += probs[jj] * cache[vrow[jj] + d]; }
+        for (var jj = 0u; jj < n; jj++) {
+          ${
+    v.newKey
+      ? `let vr = vrow[jj];
+          if (vr == ${NEW}) { a += probs[jj] * vnew[d]; } else { a += probs[jj] * cache[vr + d]; }`
+      : "a += probs[jj] * cache[vrow[jj] + d];"
+  }
+        }
         acc[i] = a;
       }
     }
@@ -312,9 +405,9 @@ ${entry(T, totalGroups(1, H))}
   }
   for (var i = 0u; i < ${dPerThread}u; i++) {
     let d = lid + i * ${T}u;
-    if (d < ${D}u) { out[r * ${H * D}u + h * ${D}u + d] = acc[i] / l; }
+    if (d < ${D}u) { ${v.store("d", "acc[i] / l")} }
   }
 }
 `;
-  return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: H };
+  return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: v.groupsPerRow };
 }

@@ -7,6 +7,7 @@
  */
 import type { KernelSpec, TargetInfo, WgslKernel } from "../contract.ts";
 import { attentionKernel } from "./attention.ts";
+import { attentionDecodeKernel, attentionMergeKernel } from "./attention_decode.ts";
 import { dequantizeKernel } from "./dequantize.ts";
 import { elementwiseKernel } from "./elementwise.ts";
 import { embedKernel } from "./embed.ts";
@@ -37,6 +38,10 @@ export function wgslKernel(spec: KernelSpec, target: TargetInfo): WgslKernel {
       return ropeKernel(spec, target);
     case "attention":
       return attentionKernel(spec, target);
+    case "attention_decode":
+      return attentionDecodeKernel(spec, target);
+    case "attention_merge":
+      return attentionMergeKernel(spec, target);
     case "take_rows":
     case "argmax":
     case "softmax_temp":

@@ -19,7 +19,7 @@ import {
 type RopeSpec = Extract<KernelSpec, { op: "rope" | "kv_append" | "rope_kv_append" }>;
 
 /** `fn rot(p: u32, i: u32) -> vec2<f32>`: (cos, sin) of position p times invFreq[i]. */
-function rotation(invFreq: number[], headDim: number): string {
+export function rotation(invFreq: number[], headDim: number): string {
   if (invFreq.length !== headDim / 2) {
     throw new RangeError(
       `rope: invFreq has ${invFreq.length} entries, expected headDim/2 = ${headDim / 2}`,

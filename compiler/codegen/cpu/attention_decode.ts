@@ -1,0 +1,108 @@
+/**
+ * CPU split-KV decode attention: `attention_decode` (RoPE of the row's q and new k, the KV
+ * append, and one partial softmax-weighted sum with its log-sum-exp per split and head) and
+ * `attention_merge` (the splits combined). The splits follow `decodeSplits` of the contract, so
+ * the partials match the WebGPU kernels'. Softmax in f64.
+ * @module
+ */
+import { type CpuKernel, decodeSplits, type KernelSpec, PAGE_SIZE } from "../contract.ts";
+import { rotator } from "./rope.ts";
+
+type DecodeSpec = Extract<KernelSpec, { op: "attention_decode" }>;
+type MergeSpec = Extract<KernelSpec, { op: "attention_merge" }>;
+
+/** The CPU kernel of an `attention_decode` spec. Bindings: qkv [R, (H + 2KV) * D], positions,
+ * tok_seq, page_indptr, page_indices, cache, part_o [R, S * H * D], part_lse [R, S * H]. */
+export function attentionDecodeKernel(spec: DecodeSpec): CpuKernel {
+  const { heads: H, kvHeads: KV, headDim: D, scale, splits: S } = spec;
+  if (H % KV !== 0) {
+    throw new RangeError(`attention_decode heads ${H} is not a multiple of kvHeads ${KV}`);
+  }
+  const group = H / KV;
+  const rotate = rotator(D, spec.invFreq);
+  const width = (H + 2 * KV) * D;
+  const pageStride = 2 * KV * PAGE_SIZE * D;
+  const q = new Float32Array(H * D); // [H, D] the row's rotated q
+  const acc = new Float64Array(D); // [D]
+  let scores = new Float64Array(256); // [split length] grows on demand
+  return (bufs, R) => {
+    const qkv = new Float32Array(bufs[0]); // [R, width]
+    const positions = new Uint32Array(bufs[1]); // [R]
+    const tokSeq = new Uint32Array(bufs[2]); // [R]
+    const indptr = new Uint32Array(bufs[3]); // [b + 1]
+    const indices = new Uint32Array(bufs[4]); // [total pages]
+    const cache = new Float32Array(bufs[5]); // [pages, 2, KV, PAGE_SIZE, D]
+    const partO = new Float32Array(bufs[6]); // [R, S, H, D]
+    const partLse = new Float32Array(bufs[7]); // [R, S, H]
+    for (let r = 0; r < R; r++) {
+      const p = positions[r], o = r * width;
+      const pages = indptr[tokSeq[r]];
+      // Offset of K (kv = 0) or V (kv = 1) of KV head kvh at position j.
+      const at = (j: number, kv: number, kvh: number) =>
+        indices[pages + Math.floor(j / PAGE_SIZE)] * pageStride +
+        ((kv * KV + kvh) * PAGE_SIZE + (j % PAGE_SIZE)) * D;
+      for (let h = 0; h < H; h++) rotate(qkv, o + h * D, q, h * D, p);
+      for (let kvh = 0; kvh < KV; kvh++) {
+        rotate(qkv, o + (H + kvh) * D, cache, at(p, 0, kvh), p);
+        const v = o + (H + KV + kvh) * D;
+        cache.set(qkv.subarray(v, v + D), at(p, 1, kvh));
+      }
+      const { lo, len, used } = decodeSplits(spec, p);
+      if (scores.length < len) scores = new Float64Array(len);
+      for (let s = 0; s < used; s++) {
+        const begin = lo + s * len, end = Math.min(begin + len, p + 1);
+        for (let h = 0; h < H; h++) {
+          const kvh = Math.floor(h / group);
+          let max = -Infinity;
+          for (let j = begin; j < end; j++) {
+            const ko = at(j, 0, kvh);
+            let t = 0;
+            for (let d = 0; d < D; d++) t += q[h * D + d] * cache[ko + d];
+            t *= scale;
+            scores[j - begin] = t;
+            if (t > max) max = t;
+          }
+          let sum = 0;
+          acc.fill(0);
+          for (let j = begin; j < end; j++) {
+            const e = Math.exp(scores[j - begin] - max);
+            sum += e;
+            const vo = at(j, 1, kvh);
+            for (let d = 0; d < D; d++) acc[d] += e * cache[vo + d];
+          }
+          const part = (r * S + s) * H + h;
+          partLse[part] = max + Math.log(sum);
+          for (let d = 0; d < D; d++) partO[part * D + d] = acc[d] / sum;
+        }
+      }
+    }
+  };
+}
+
+/** The CPU kernel of an `attention_merge` spec. Bindings: positions, part_o, part_lse,
+ * out [R, H * D]. */
+export function attentionMergeKernel(spec: MergeSpec): CpuKernel {
+  const { heads: H, headDim: D, splits: S } = spec;
+  const weight = new Float64Array(S); // [S]
+  return (bufs, R) => {
+    const positions = new Uint32Array(bufs[0]); // [R]
+    const partO = new Float32Array(bufs[1]); // [R, S, H, D]
+    const partLse = new Float32Array(bufs[2]); // [R, S, H]
+    const out = new Float32Array(bufs[3]); // [R, H * D]
+    for (let r = 0; r < R; r++) {
+      const { used } = decodeSplits(spec, positions[r]);
+      for (let h = 0; h < H; h++) {
+        let max = -Infinity, sum = 0;
+        for (let s = 0; s < used; s++) max = Math.max(max, partLse[(r * S + s) * H + h]);
+        for (let s = 0; s < used; s++) {
+          sum += weight[s] = Math.exp(partLse[(r * S + s) * H + h] - max);
+        }
+        for (let d = 0; d < D; d++) {
+          let acc = 0;
+          for (let s = 0; s < used; s++) acc += weight[s] * partO[((r * S + s) * H + h) * D + d];
+          out[r * H * D + h * D + d] = acc / sum;
+        }
+      }
+    }
+  };
+}

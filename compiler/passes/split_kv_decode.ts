@@ -1,0 +1,91 @@
+/**
+ * In a function that runs one row per sequence (decode), rope_kv_append(qkv) → q, cache and
+ * attention(q) → out become attention_decode(qkv) → cache, partials over `splits` ranges of
+ * the positions, and attention_merge(partials) → out: the same two dispatches, but a row's
+ * attention is spread over `splits` times as many workgroups (flash-decoding). Prefill
+ * functions keep rope_kv_append + attention: their rows already give enough workgroups.
+ * @module
+ */
+import type { Node } from "../ir/graph.ts";
+import { type Pass, readers, rewrite } from "./pass.ts";
+
+/** Workgroups a decode attention dispatch aims for at the function's row bound: a few per SM
+ * of a large GPU (132 on an H100), so that one sequence's attention is not left to 8 of them. */
+export const DECODE_WORKGROUPS = 512;
+/** At most this many splits a row. */
+export const MAX_SPLITS = 64;
+/** A split's length is a multiple of this many positions (one pass of the WebGPU kernel's key
+ * loop at head dim 128), so short contexts use fewer splits rather than shorter ones. */
+export const SPLIT_ALIGN = 32;
+
+/** Splits of a row for `rows` rows of `kvHeads` KV heads (each split of a KV head is about one
+ * workgroup per 4 query heads), within `context` positions. */
+export function decodeSplitCount(
+  rows: number,
+  heads: number,
+  kvHeads: number,
+  context: number,
+): number {
+  const perSplit = rows * kvHeads * Math.ceil(heads / kvHeads / 4);
+  const want = Math.max(1, Math.floor(DECODE_WORKGROUPS / perSplit));
+  const most = Math.min(MAX_SPLITS, Math.max(1, Math.ceil(context / SPLIT_ALIGN)));
+  return 2 ** Math.floor(Math.log2(Math.min(want, most)));
+}
+
+export const splitKvDecode: Pass = {
+  name: "split_kv_decode",
+  flag: "split_kv_decode",
+  run(fn, ctx) {
+    if (!fn.rowPerSequence) return fn;
+    const replace = new Map<number, Node>();
+    const values = [...fn.values];
+    fn.nodes.forEach((app, i) => {
+      if (app.spec.op !== "rope_kv_append") return;
+      const users = readers(fn, app.args.q_out);
+      const att = fn.nodes[users[0]];
+      if (users.length !== 1 || att.spec.op !== "attention" || att.args.q !== app.args.q_out) {
+        return;
+      }
+      if (att.args.cache !== app.args.cache || att.args.positions !== app.args.positions) return;
+      const { heads, kvHeads, headDim, invFreq } = app.spec;
+      const { window, scale } = att.spec;
+      const rows = typeof app.rows === "number" ? app.rows : fn.bounds[app.rows];
+      const context = window > 0
+        ? Math.min(window, ctx.config.context_window_size)
+        : ctx.config.context_window_size;
+      const splits = decodeSplitCount(rows, heads, kvHeads, context);
+      const layout = { window, splits, splitAlign: SPLIT_ALIGN };
+      const name = fn.values[att.args.out].name;
+      const temp = (suffix: string, width: number) => {
+        const id = values.length;
+        values.push({
+          id,
+          name: `${name}_${suffix}`,
+          kind: "temp",
+          shape: [app.rows, width],
+          dtype: "f32",
+        });
+        return id;
+      };
+      const partO = temp("part_o", splits * heads * headDim); // [n, splits * H * D]
+      const partLse = temp("part_lse", splits * heads); // [n, splits * H]
+      const { q_out: _, ...paged } = app.args; // qkv, positions, tok_seq, page_indptr, page_indices, cache
+      replace.set(i, {
+        spec: { op: "attention_decode", heads, kvHeads, headDim, scale, invFreq, ...layout },
+        rows: app.rows,
+        args: { ...paged, part_o: partO, part_lse: partLse },
+      });
+      replace.set(users[0], {
+        spec: { op: "attention_merge", heads, headDim, ...layout },
+        rows: att.rows,
+        args: {
+          positions: att.args.positions,
+          part_o: partO,
+          part_lse: partLse,
+          out: att.args.out,
+        },
+      });
+    });
+    return rewrite({ ...fn, values }, replace, new Set());
+  },
+};
