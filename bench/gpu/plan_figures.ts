@@ -36,14 +36,14 @@ export function stepWeightBytes(
   return bytes;
 }
 
-/** Dispatches of `fn` per layer (steps binding a layer's params or KV cache) and the rest. */
+/** Dispatches of `fn` per layer (steps binding a layer's params or KV cache, and steps that
+ * bind neither between two steps of the same layer, e.g. `attention_merge`) and the rest. */
 export function dispatchesPerLayer(
   plan: LibraryPlan,
   fn: string,
 ): { total: number; layers: number; maxPerLayer: number; constant: number } {
-  const perLayer = new Map<number, number>();
   const steps = plan.functions[fn].steps;
-  for (const step of steps) {
+  const layerOf = steps.map((step) => {
     let layer = -1;
     for (const b of step.b) {
       if ("kv" in b) layer = b.kv;
@@ -52,8 +52,18 @@ export function dispatchesPerLayer(
         if (m) layer = Number(m[1]);
       }
     }
-    if (layer >= 0) perLayer.set(layer, (perLayer.get(layer) ?? 0) + 1);
-  }
+    return layer;
+  });
+  const perLayer = new Map<number, number>();
+  layerOf.forEach((layer, i) => {
+    if (layer < 0) {
+      const before = layerOf.slice(0, i).findLast((l) => l >= 0);
+      const after = layerOf.slice(i + 1).find((l) => l >= 0);
+      if (before === undefined || before !== after) return;
+      layer = before;
+    }
+    perLayer.set(layer, (perLayer.get(layer) ?? 0) + 1);
+  });
   const inLayers = [...perLayer.values()].reduce((a, b) => a + b, 0);
   return {
     total: steps.length,

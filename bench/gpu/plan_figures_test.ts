@@ -47,6 +47,8 @@ const plan = (lmWeight: string): LibraryPlan => ({
         },
         { k: 1, rows: "n", b: [{ slot: 1 }, { param: "layers.0.norm" }, { slot: 2 }] },
         { k: 1, rows: "n", b: [{ slot: 1 }, { kv: 0 }, { slot: 2 }] },
+        { k: 1, rows: "n", b: [{ slot: 2 }, { slot: 3 }] }, // within layer 0 (a merge)
+        { k: 1, rows: "n", b: [{ slot: 1 }, { param: "layers.0.norm" }, { slot: 2 }] },
         {
           k: 2,
           rows: "n",
@@ -66,11 +68,11 @@ Deno.test("stepWeightBytes() counts embed tables per row and other params whole"
   assertEquals(stepWeightBytes(plan("embed"), { params }, "decode", 3), 128 + 3600);
 });
 
-Deno.test("dispatchesPerLayer() groups steps by layer params and KV, the rest is constant", () => {
+Deno.test("dispatchesPerLayer() groups steps by layer params and KV (and unbound steps inside a layer), the rest is constant", () => {
   assertEquals(dispatchesPerLayer(plan("lm"), "decode"), {
-    total: 4,
+    total: 6,
     layers: 1,
-    maxPerLayer: 2,
+    maxPerLayer: 4,
     constant: 2,
   });
 });

@@ -87,11 +87,11 @@ fn rope_at(b: u32, d: u32, p: u32) -> f32 {
   return qkv[b + d] * cs.x + qkv[b + d - ${half}u] * cs.y;
 }`;
   const prologue = `if (lid == 0u) { pos_shared = positions[r]; }
-  init_turns(lid);
   let p = workgroupUniformLoad(&pos_shared);
-  let pages = page_indptr[tok_seq[r]];
   ${splitRange(spec)}
-  if (split >= used) { return; }
+  if (split >= used) { return; } // (before anything else: short contexts leave many splits idle)
+  init_turns(lid);
+  let pages = page_indptr[tok_seq[r]];
   let jb = lo + split * len; // keys jb..je-1; the last split's end is p + 1
   let je = min(jb + len, p + 1u);
   let base = r * ${W}u;`;
