@@ -172,6 +172,10 @@ const DECODE_TABLE: [string, Heads, number[], number, Splits][] = [
   ["D=10 scalar form", { H: 4, KV: 2, D: 10 }, [37, 1, 80], 0, { splits: 4, align: 8 }],
   ["D=6 MQA window", { H: 3, KV: 1, D: 6 }, [50, 9], 12, { splits: 3, align: 2 }],
   ["D=34 long", { H: 2, KV: 2, D: 34 }, [200], 0, { splits: 5, align: 7 }],
+  ["D=258: a head row wider than a workgroup", { H: 2, KV: 1, D: 258 }, [40, 3], 0, {
+    splits: 4,
+    align: 8,
+  }],
 ];
 
 function decodeCases(rng: Rng): ConformanceCase[] {

@@ -136,11 +136,10 @@ async function decodeStep(seqs: number, ctx: number, maxRows: number) {
   const picked = decodeSplitCount(maxRows, H, KV, 8192);
   const configs: [number, number, number][] = [[picked, SPLIT_ALIGN, DECODE_THREADS]]; // splits, align, threads
   if (sweep) {
-    for (const s of [2, 4, 8, 16, 32, 64]) {
+    for (const s of [1, 2, 4, 8, 16, 32, 64]) {
       if (s !== picked) configs.push([s, SPLIT_ALIGN, DECODE_THREADS]);
     }
-    for (const a of [16, 64]) configs.push([picked, a, DECODE_THREADS]);
-    for (const t of [128, 512]) configs.push([picked, SPLIT_ALIGN, t]);
+    configs.push([picked, SPLIT_ALIGN, 512]);
   }
   for (const [splits, splitAlign, threads] of configs) {
     const layout = { window: 0, splits, splitAlign };
@@ -173,6 +172,7 @@ if (quick) {
 } else {
   for (const ctx of [576, 4096]) {
     await decodeStep(1, ctx, 1);
+    if (sweep) await decodeStep(4, ctx, SMALL_ROWS);
     await decodeStep(16, ctx, SMALL_ROWS);
   }
   await bench("decode H=32 KV=32 D=128 ctx=2048 x1", 32, 32, 128, 1, 2048, 1);

@@ -79,55 +79,69 @@ export function attentionDecodeKernel(
   const W = (H + 2 * KV) * D; // qkv row width
   const HG = H / KV;
   const half = D / 2;
-  const decls = `${rotation(spec.invFreq, D)}
-// element d of head row b of qkv (q or k), rotated to position p (pairs (i, i + ${half}))
-fn rope_at(b: u32, d: u32, p: u32) -> f32 {
-  let cs = rot(p, d % ${half}u);
-  if (d < ${half}u) { return qkv[b + d] * cs.x - qkv[b + d + ${half}u] * cs.y; }
-  return qkv[b + d] * cs.x + qkv[b + d - ${half}u] * cs.y;
-}`;
-  const prologue = `if (lid == 0u) { pos_shared = positions[r]; }
-  let p = workgroupUniformLoad(&pos_shared);
+  // Before the position is known: the page table's start and (grouped form) the raw q, k, v of
+  // this thread, so that those loads overlap the position's; the turn table with it.
+  const pre = `let base = r * ${W}u;
+  if (lid == 0u) { pos_shared = positions[r]; fill_turns(); }
+  let pages = page_indptr[tok_seq[r]];`;
+  const range = `let p = workgroupUniformLoad(&pos_shared);
   ${splitRange(spec)}
-  if (split >= used) { return; } // (before anything else: short contexts leave many splits idle)
-  init_turns(lid);
-  let pages = page_indptr[tok_seq[r]];
+  if (split >= used) { return; } // (short contexts leave splits idle: they stop here)
   let jb = lo + split * len; // keys jb..je-1; the last split's end is p + 1
-  let je = min(jb + len, p + 1u);
-  let base = r * ${W}u;`;
+  let je = min(jb + len, p + 1u);`;
   const plan = D % 4 === 0 ? groupedPlan(spec, target, threads, 12 * D) : null;
   if (plan) {
     const { T, D4, HW, HB } = plan;
     const G = S * KV * HB;
-    const rope4 = (b: string, d: string) =>
-      `vec4<f32>(${rep(4, (c) => `rope_at(${b}, ${d} + ${c}u, p)`, ", ")})`;
+    const items = (HW + 2) * D4; // vec4s of q (HW heads), k and v this workgroup rotates or copies
+    const passes = Math.ceil(items / T);
+    const ld = (b: string, d: (c: number) => string) =>
+      `vec4<f32>(${rep(4, (c) => `qkv[${b} + ${d(c)}]`, ", ")})`;
+    // raw values of item i (x) and their rotation partners (y): q heads, then k, then v
+    const raw = (n: number) =>
+      `var x${n} = vec4<f32>(0.0);
+  var y${n} = vec4<f32>(0.0);
+  {
+    let i = lid + ${n * T}u;
+    let d = 4u * (i % ${D4}u);
+    var b = base + ${H * D}u + kvh * ${D}u; // k
+    if (i < ${HW * D4}u) { b = base + (kvh * ${HG}u + hb + i / ${D4}u) * ${D}u; }
+    if (i >= ${(HW + 1) * D4}u) { b = base + ${(H + KV) * D}u + kvh * ${D}u; }
+    if (i < ${items}u && (i >= ${HW * D4}u || hb + i / ${D4}u < ${HG}u)) {
+      x${n} = ${ld("b", (c) => `d + ${c}u`)};
+      if (i < ${(HW + 1) * D4}u) { y${n} = ${ld("b", (c) => `pair(d + ${c}u)`)}; }
+    }
+  }`;
+    const rotate = (n: number) =>
+      `{
+    let i = lid + ${n * T}u;
+    let d = 4u * (i % ${D4}u);
+    let o = vec4<f32>(${rep(4, (c) => `turn(x${n}[${c}], y${n}[${c}], d + ${c}u, p)`, ", ")});
+    if (i < ${HW * D4}u) { qs[i] = o * ${lit(scale)}; }
+    else if (i < ${(HW + 1) * D4}u) { knew[i - ${HW * D4}u] = o; }
+    else if (i < ${items}u) { vnew[i - ${(HW + 1) * D4}u] = x${n}; }
+  }`;
     return groupedKernel(spec, target, plan, {
       types: { ...TYPES, cache: "array<vec4<f32>>", part_o: "array<vec4<f32>>" },
       decls: `var<workgroup> knew: array<vec4<f32>, ${D4}>; // [D4] rotated key p
 var<workgroup> vnew: array<vec4<f32>, ${D4}>; // [D4] value p
-${decls}`,
+${rotation(spec.invFreq, D)}
+// the element that element d is rotated with (pairs (i, i + ${half}))
+fn pair(d: u32) -> u32 { return select(d - ${half}u, d + ${half}u, d < ${half}u); }
+// element d (value x, its pair's value y) rotated to position p
+fn turn(x: f32, y: f32, d: u32, p: u32) -> f32 {
+  let cs = rot(p, d % ${half}u);
+  return x * cs.x + select(y, -y, d < ${half}u) * cs.y;
+}`,
       groupsPerRow: G,
       start: `let r = wg / ${G}u;
   let split = (wg % ${G}u) / ${KV * HB}u;
   let kvh = (wg % ${KV * HB}u) / ${HB}u;
   let hb = (wg % ${HB}u) * ${HW}u; // first head of the block within the KV head's ${HG}
-  ${prologue}
-  for (var i = lid; i < ${(HW + 2) * D4}u; i += ${T}u) {
-    if (i < ${HW * D4}u) {
-      var qv = vec4<f32>(0.0);
-      if (hb + i / ${D4}u < ${HG}u) {
-        qv = ${rope4(`base + (kvh * ${HG}u + hb + i / ${D4}u) * ${D}u`, `4u * (i % ${D4}u)`)} * ${
-        lit(scale)
-      };
-      }
-      qs[i] = qv;
-    } else if (i < ${(HW + 1) * D4}u) {
-      knew[i - ${HW * D4}u] = ${rope4(`base + ${H * D}u + kvh * ${D}u`, `4u * (i - ${HW * D4}u)`)};
-    } else {
-      let vb = base + ${(H + KV) * D}u + kvh * ${D}u + 4u * (i - ${(HW + 1) * D4}u);
-      vnew[i - ${(HW + 1) * D4}u] = vec4<f32>(qkv[vb], qkv[vb + 1u], qkv[vb + 2u], qkv[vb + 3u]);
-    }
-  }
+  ${pre}
+  ${rep(passes, raw, "\n  ")}
+  ${range}
+  ${rep(passes, rotate, "\n  ")}
   workgroupBarrier();
   if (je == p + 1u && hb == 0u && lid < ${D4}u) {
     let kr = krow(pages, kvh, p) + lid;
@@ -147,13 +161,20 @@ ${decls}`,
     types: TYPES,
     decls: `var<workgroup> knew: array<f32, ${D}>; // [D] rotated key p
 var<workgroup> vnew: array<f32, ${D}>; // [D] value p
-${decls}`,
+${rotation(spec.invFreq, D)}
+// element d of head row b of qkv (q or k), rotated to position p (pairs (i, i + ${half}))
+fn rope_at(b: u32, d: u32, p: u32) -> f32 {
+  let cs = rot(p, d % ${half}u);
+  if (d < ${half}u) { return qkv[b + d] * cs.x - qkv[b + d + ${half}u] * cs.y; }
+  return qkv[b + d] * cs.x + qkv[b + d - ${half}u] * cs.y;
+}`,
     groupsPerRow: G,
     start: `let r = wg / ${G}u;
   let split = (wg % ${G}u) / ${H}u;
   let h = wg % ${H}u;
   let kvh = h / ${HG}u;
-  ${prologue}
+  ${pre}
+  ${range}
   for (var d = lid; d < ${D}u; d += ${T}u) {
     qs[d] = rope_at(base + h * ${D}u, d, p) * ${lit(scale)};
     knew[d] = rope_at(base + ${H * D}u + kvh * ${D}u, d, p);
@@ -176,7 +197,16 @@ ${decls}`,
   });
 }
 
-/** WGSL for `attention_merge`: one thread per element of out [R, H * D]. */
+/** WGSL: the max `mx` of the row's used splits' log-sum-exps and `den`, the sum of their exps. */
+const reduce = `var mx = ${NEG};
+  for (var s = 0u; s < used; s++) { mx = max(mx, lse_sh[s]); }
+  var den = 0.0;
+  for (var s = 0u; s < used; s++) { den += exp(lse_sh[s] - mx); }`;
+
+/** WGSL for `attention_merge`: one workgroup per (row, head). Each thread reads one vec4 (one
+ * element when the head dim is not a multiple of 4) of the outputs of every `SG`-th split, all
+ * loads issued at once; the splits' log-sum-exps go through workgroup memory and the `SG`
+ * partial sums are added there. Head rows longer than the workgroup loop over the splits. */
 export function attentionMergeKernel(spec: MergeSpec, target: TargetInfo): WgslKernel {
   const { heads: H, headDim: D, splits: S } = spec;
   if (!(H > 0 && D > 0)) {
@@ -184,35 +214,85 @@ export function attentionMergeKernel(spec: MergeSpec, target: TargetInfo): WgslK
   }
   checkSplits(spec.op, spec);
   const T = reductionThreads(target, 256);
-  const G = Math.ceil((H * D) / T);
-  checkTarget(spec, target, { workgroupSize: T, sharedBytes: 0 });
+  const V = D % 4 === 0 ? 4 : 1; // elements a thread reads from a split's row
+  const DV = D / V;
+  const vt = V === 4 ? "vec4<f32>" : "f32";
+  const SG = DV <= T ? Math.max(1, Math.min(S, Math.floor(T / DV))) : 1; // split groups
+  const SPT = Math.ceil(S / SG); // splits a thread reads at most
+  const unrolled = DV <= T && SPT <= 16;
+  checkTarget(spec, target, {
+    workgroupSize: T,
+    sharedBytes: 4 * S + (SG > 1 ? 4 * V * SG * DV : 0),
+  });
+  const weighted = unrolled
+    ? `${rep(SPT, (i) => `var o${i} = ${vt}(0.0);`)}
+  if (lid < ${SG * DV}u) {
+    ${
+      rep(
+        SPT,
+        (i) => `if (sg + ${i * SG}u < used) { o${i} = part_o[at + ${i * SG * H * DV}u]; }`,
+        "\n    ",
+      )
+    }
+  }
+  workgroupBarrier();
+  ${reduce}
+  var acc = ${vt}(0.0);
+  ${
+      rep(
+        SPT,
+        (i) => `if (sg + ${i * SG}u < used) { acc += exp(lse_sh[sg + ${i * SG}u] - mx) * o${i}; }`,
+        "\n  ",
+      )
+    }`
+    : `workgroupBarrier();
+  ${reduce}`;
   const code = `${
     declareBindings(spec, {
       positions: "array<u32>",
-      part_o: "array<f32>",
+      part_o: `array<${vt}>`,
       part_lse: "array<f32>",
-      out: "array<f32>",
+      out: `array<${vt}>`,
     })
   }
+var<workgroup> lse_sh: array<f32, ${S}>; // [S] log-sum-exp of each split of the row's head
+${
+    SG > 1
+      ? `var<workgroup> red: array<${vt}, ${SG * DV}>; // [SG, DV] partial sums of the split groups`
+      : ""
+  }
 
-${entry(T, totalGroups(1, G))}
-  let r = wg / ${G}u;
-  let e = (wg % ${G}u) * ${T}u + lid; // element of the row's H * D
-  if (e >= ${H * D}u) { return; }
+${entry(T, totalGroups(1, H))}
+  let r = wg / ${H}u;
+  let h = wg % ${H}u;
   let p = positions[r];
   ${splitRange(spec)}
-  let lb = r * ${S * H}u + e / ${D}u; // part_lse of split s: lb + s * ${H}
-  var mx = ${NEG};
-  for (var s = 0u; s < used; s++) { mx = max(mx, part_lse[lb + s * ${H}u]); }
-  var num = 0.0;
-  var den = 0.0;
-  for (var s = 0u; s < used; s++) {
-    let w = exp(part_lse[lb + s * ${H}u] - mx);
-    den += w;
-    num += w * part_o[(lb + s * ${H}u) * ${D}u + e % ${D}u];
+  let lb = r * ${S * H}u + h; // part_lse of split s: lb + s * ${H}
+  for (var s = lid; s < used; s += ${T}u) { lse_sh[s] = part_lse[lb + s * ${H}u]; }
+  let sg = lid / ${Math.min(DV, T)}u; // split group: splits sg, sg + ${SG}, ...
+  let dv = lid % ${Math.min(DV, T)}u;
+  let at = (lb + sg * ${H}u) * ${DV}u + dv; // part_o of split sg, this thread's ${vt}
+  ${weighted}
+  ${
+    unrolled
+      ? SG > 1
+        ? `if (lid < ${SG * DV}u) { red[lid] = acc; }
+  workgroupBarrier();
+  if (lid < ${DV}u) {
+    var sum = red[lid];
+    for (var k = 1u; k < ${SG}u; k++) { sum += red[k * ${DV}u + lid]; }
+    out[r * ${H * DV}u + h * ${DV}u + lid] = sum / den;
+  }`
+        : `if (lid < ${DV}u) { out[r * ${H * DV}u + h * ${DV}u + lid] = acc / den; }`
+      : `for (var e = lid; e < ${DV}u; e += ${T}u) {
+    var acc = ${vt}(0.0);
+    for (var s = 0u; s < used; s++) {
+      acc += exp(lse_sh[s] - mx) * part_o[(lb + s * ${H}u) * ${DV}u + e];
+    }
+    out[r * ${H * DV}u + h * ${DV}u + e] = acc / den;
+  }`
   }
-  out[r * ${H * D}u + e] = num / den;
 }
 `;
-  return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: G };
+  return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: H };
 }

@@ -18,7 +18,9 @@ import {
 
 type RopeSpec = Extract<KernelSpec, { op: "rope" | "kv_append" | "rope_kv_append" }>;
 
-/** `fn rot(p: u32, i: u32) -> vec2<f32>`: (cos, sin) of position p times invFreq[i]. */
+/** `fn rot(p: u32, i: u32) -> vec2<f32>`: (cos, sin) of position p times invFreq[i], from a turn
+ * table in workgroup memory that `init_turns(lid)` fills (or one thread's `fill_turns()`, before a
+ * barrier). */
 export function rotation(invFreq: number[], headDim: number): string {
   if (invFreq.length !== headDim / 2) {
     throw new RangeError(
@@ -33,8 +35,9 @@ export function rotation(invFreq: number[], headDim: number): string {
   const init = hi.map((h, i) => `turn_hi[${i}] = ${lit(h)}; turn_lo[${i}] = ${lit(lo[i])};`).join(" ");
   return `var<workgroup> turn_hi: array<f32, ${hi.length}>;
 var<workgroup> turn_lo: array<f32, ${lo.length}>;
+fn fill_turns() { ${init} }
 fn init_turns(lid: u32) {
-  if (lid == 0u) { ${init} }
+  if (lid == 0u) { fill_turns(); }
   workgroupBarrier();
 }
 fn rot(p: u32, i: u32) -> vec2<f32> {
