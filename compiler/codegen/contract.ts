@@ -121,9 +121,11 @@ export type KernelSpec =
   }
   /** Decode attention split over the KV positions (flash-decoding), step 1 of 2; `rope_kv_append`
    * and `attention` in one for calls in which every row is the only token of its sequence.
-   * Row r (p = positions[r], lo as for `attention`) attends to lo..p split into the row's own
-   * `used` splits of `len` positions: n = p + 1 - lo, len = roundUp(ceil(n / splits),
-   * splitAlign), used = ceil(n / len); split s covers [lo + s*len, min(lo + (s+1)*len, p + 1)).
+   * A dispatch of R rows gives each row S_R = clamp(floor(splitRows / R), 1, splits) splits (the
+   * fewer the rows, the more splits a row: about as many splits in all whatever the batch).
+   * Row r (p = positions[r], lo as for `attention`) attends to lo..p in its `used`
+   * splits of `len` positions: n = p + 1 - lo, len = roundUp(ceil(n / S_R), splitAlign),
+   * used = ceil(n / len); split s covers [lo + s*len, min(lo + (s+1)*len, p + 1)).
    * The q heads and the new k head are rotated as `rope_kv_append` does (k and v of qkv row r are
    * the token at p); k and v are written to the cache at p, and position p's key and value are
    * those. Per split s < used and head h, over the split's positions j with scores
@@ -140,10 +142,11 @@ export type KernelSpec =
     scale: number;
     invFreq: number[];
     splits: number;
+    splitRows: number;
     splitAlign: number;
   }
   /** Step 2 of 2: combines the splits of `attention_decode` (same heads, headDim, window, splits,
-   * splitAlign): with M = max_s part_lse[r, s, h] over the row's used splits,
+   * splitRows, splitAlign, and R): with M = max_s part_lse[r, s, h] over the row's used splits,
    * out[r, h*D + d] = sum_s exp(lse_s - M) part_o[r, s, h, d] / sum_s exp(lse_s - M).
    * Bindings: positions u32[R], part_o, part_lse, out f32[R, H*D]. */
   | {
@@ -152,6 +155,7 @@ export type KernelSpec =
     headDim: number;
     window: number;
     splits: number;
+    splitRows: number;
     splitAlign: number;
   }
   /** out[r, :] = x[idx[r], :].  Bindings: x f32[*, width], idx u32[R], out f32[R, width]. */
@@ -252,15 +256,17 @@ export function q8Eligible(weight: WeightFormat): boolean {
   return weight.kind === "group" && weight.bits === 4 && weight.groupSize % 32 === 0;
 }
 
-/** The splits of `attention_decode` for a row at position p: positions lo..p, `len` a split,
- * `used` splits (see the op's contract). */
+/** The splits of `attention_decode` for a row at position p in a dispatch of R rows: positions
+ * lo..p, `len` a split, `used` splits (see the op's contract). */
 export function decodeSplits(
-  spec: { window: number; splits: number; splitAlign: number },
+  spec: { window: number; splits: number; splitRows: number; splitAlign: number },
   p: number,
+  R: number,
 ): { lo: number; len: number; used: number } {
   const lo = spec.window > 0 ? Math.max(0, p - spec.window + 1) : 0;
   const n = p + 1 - lo;
-  const len = Math.ceil(Math.ceil(n / spec.splits) / spec.splitAlign) * spec.splitAlign;
+  const perRow = Math.min(spec.splits, Math.max(1, Math.floor(spec.splitRows / R)));
+  const len = Math.ceil(Math.ceil(n / perRow) / spec.splitAlign) * spec.splitAlign;
   return { lo, len, used: Math.ceil(n / len) };
 }
 

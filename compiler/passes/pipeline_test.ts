@@ -6,7 +6,7 @@ import { getModel } from "../models/registry.ts";
 import type { IrFunction } from "../ir/graph.ts";
 import { IrVerifyError, verifyFunction } from "../ir/verify.ts";
 import { PHASES, runPipeline } from "./pipeline.ts";
-import { decodeSplitCount, SPLIT_ALIGN } from "./split_kv_decode.ts";
+import { decodeSplitLayout, SPLIT_ALIGN } from "./split_kv_decode.ts";
 import { CPU_TARGET, GENERIC_WEBGPU } from "../target.ts";
 import { assertThrows } from "../../tests/assert.ts";
 
@@ -80,19 +80,21 @@ Deno.test("split_kv_decode gives a decode row enough splits and plans their part
   for (const fn of run("O2").filter((f) => f.rowPerSequence)) {
     const node = fn.nodes.find((n) => n.spec.op === "attention_decode")!;
     if (node.spec.op !== "attention_decode") throw new Error("no attention_decode");
-    const want = decodeSplitCount(fn.bounds.n, 4, 2, 128);
-    assertEquals(node.spec.splits, want);
+    const want = decodeSplitLayout(fn.bounds.n, 4, 2, 128);
+    assertEquals([node.spec.splits, node.spec.splitRows], [want.splits, want.splitRows]);
     const partO = fn.values[node.args.part_o];
-    assertEquals([partO.kind, partO.shape], ["temp", ["n", want * 4 * 16]]);
+    assertEquals([partO.kind, partO.shape], ["temp", ["n", want.splits * 4 * 16]]);
     ok(partO.slot !== undefined && fn.values[node.args.part_lse].slot !== undefined);
   }
-  // Llama-3-8B heads at context 8192: 64 splits x 8 KV heads for one row (512 workgroups),
-  // 2 splits a row at 32 rows; a split never shorter than SPLIT_ALIGN positions
-  assertEquals(decodeSplitCount(1, 32, 8, 8192), 64);
-  assertEquals(decodeSplitCount(16, 32, 8, 8192), 4);
-  assertEquals(decodeSplitCount(32, 32, 8, 8192), 2);
-  assertEquals(decodeSplitCount(256, 32, 8, 8192), 1);
-  assertEquals(decodeSplitCount(1, 32, 8, 2 * SPLIT_ALIGN), 2);
+  // Llama-3-8B heads: 32 rows' worth of splits (256 workgroups of 8 KV heads): 32 a row for
+  // decode, up to 8 a row (and 1 at 32 rows) for 32-row batches, up to 2 for 128-row ones;
+  // never more than the context has SPLIT_ALIGN positions
+  assertEquals(decodeSplitLayout(1, 32, 8, 8192), { splits: 32, splitRows: 32 });
+  assertEquals(decodeSplitLayout(32, 32, 8, 8192), { splits: 8, splitRows: 32 });
+  assertEquals(decodeSplitLayout(128, 32, 8, 8192), { splits: 2, splitRows: 32 });
+  assertEquals(decodeSplitLayout(1, 32, 8, 2 * SPLIT_ALIGN).splits, 2);
+  // 7 query heads a KV head: 2 workgroups a KV head's split
+  assertEquals(decodeSplitLayout(1, 14, 2, 32768), { splits: 64, splitRows: 64 });
 });
 
 Deno.test("memory_planning shares slots between values whose lifetimes do not overlap", () => {

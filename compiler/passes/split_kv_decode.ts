@@ -2,34 +2,42 @@
  * In a function that runs one row per sequence (decode), rope_kv_append(qkv) → q, cache and
  * attention(q) → out become attention_decode(qkv) → cache, partials over `splits` ranges of
  * the positions, and attention_merge(partials) → out: the same two dispatches, but a row's
- * attention is spread over `splits` times as many workgroups (flash-decoding). Prefill
+ * attention is spread over up to `splits` times as many workgroups (flash-decoding), fewer
+ * the more rows a dispatch has (`splitRows`). Prefill
  * functions keep rope_kv_append + attention: their rows already give enough workgroups.
  * @module
  */
 import type { Node } from "../ir/graph.ts";
 import { type Pass, readers, rewrite } from "./pass.ts";
 
-/** Workgroups a decode attention dispatch aims for at the function's row bound: a few per SM
- * of a large GPU (132 on an H100), so that one sequence's attention is not left to 8 of them. */
-export const DECODE_WORKGROUPS = 512;
+/** Workgroups a decode attention dispatch aims for, whatever its rows: two per SM of an H100
+ * (132) at 256 threads. Measured there with Llama-3-8B heads (BENCHMARKS.md): 256 working
+ * workgroups were best or within noise of it at 1, 4 and 16 rows and 576 and 4096 positions. */
+export const DECODE_WORKGROUPS = 256;
 /** At most this many splits a row. */
 export const MAX_SPLITS = 64;
 /** A split's length is a multiple of this many positions (one pass of the WebGPU kernel's key
  * loop at head dim 128), so short contexts use fewer splits rather than shorter ones. */
 export const SPLIT_ALIGN = 32;
+/** The grid (rows x splits) at the row bound is at most this many times `DECODE_WORKGROUPS`:
+ * splits past a dispatch's share return at once, which is nearly free but not quite. */
+const GRID_FACTOR = 8;
 
-/** Splits of a row for `rows` rows of `kvHeads` KV heads (each split of a KV head is about one
- * workgroup per 4 query heads), within `context` positions. */
-export function decodeSplitCount(
+/** Split layout of `attention_decode` for a function of up to `rows` rows with `kvHeads` KV heads
+ * (a row's split is about one workgroup per KV head and 4 query heads), within `context`
+ * positions: `splitRows` rows' worth of splits shared by the dispatch's rows, at most `splits`
+ * a row. */
+export function decodeSplitLayout(
   rows: number,
   heads: number,
   kvHeads: number,
   context: number,
-): number {
-  const perSplit = rows * kvHeads * Math.ceil(heads / kvHeads / 4);
-  const want = Math.max(1, Math.floor(DECODE_WORKGROUPS / perSplit));
-  const most = Math.min(MAX_SPLITS, Math.max(1, Math.ceil(context / SPLIT_ALIGN)));
-  return 2 ** Math.floor(Math.log2(Math.min(want, most)));
+): { splits: number; splitRows: number } {
+  const pow2 = (x: number) => 2 ** Math.floor(Math.log2(Math.max(1, x)));
+  const perSplit = kvHeads * Math.ceil(heads / kvHeads / 4);
+  const splitRows = pow2(DECODE_WORKGROUPS / perSplit);
+  const most = Math.min(MAX_SPLITS, splitRows, Math.ceil(context / SPLIT_ALIGN));
+  return { splits: pow2(Math.min(most, (GRID_FACTOR * splitRows) / rows)), splitRows };
 }
 
 export const splitKvDecode: Pass = {
@@ -53,8 +61,8 @@ export const splitKvDecode: Pass = {
       const context = window > 0
         ? Math.min(window, ctx.config.context_window_size)
         : ctx.config.context_window_size;
-      const splits = decodeSplitCount(rows, heads, kvHeads, context);
-      const layout = { window, splits, splitAlign: SPLIT_ALIGN };
+      const { splits, splitRows } = decodeSplitLayout(rows, heads, kvHeads, context);
+      const layout = { window, splits, splitRows, splitAlign: SPLIT_ALIGN };
       const name = fn.values[att.args.out].name;
       const temp = (suffix: string, width: number) => {
         const id = values.length;

@@ -148,50 +148,69 @@ function attentionCases(rng: Rng): ConformanceCase[] {
   });
 }
 
-/** A split-KV decode layout: `splits` ranges a row, each a multiple of `align` positions. */
+/** A split-KV decode layout: up to `splits` ranges a row, `rows` rows' worth shared by the
+ * dispatch's rows, each a multiple of `align` positions. */
 interface Splits {
   splits: number;
+  rows: number;
   align: number;
 }
 
 /** Decode batches (one row per sequence, at its last position) for `attention_decode`. */
 const DECODE_TABLE: [string, Heads, number[], number, Splits][] = [
-  // label, heads, lens, window, splits
-  ["8B heads ragged", { H: 32, KV: 8, D: 128 }, [577, 20, 1], 0, { splits: 32, align: 32 }],
-  ["GQA one token", { H: 8, KV: 2, D: 64 }, [1], 0, { splits: 4, align: 16 }],
+  // label, heads, lens, window, split layout (a row gets min(splits, rows / R) splits)
+  ["8B heads ragged", { H: 32, KV: 8, D: 128 }, [577, 20, 1], 0, {
+    splits: 32,
+    rows: 32,
+    align: 32,
+  }],
+  ["GQA one token", { H: 8, KV: 2, D: 64 }, [1], 0, { splits: 4, rows: 64, align: 16 }],
   ["GQA blocks of 4 and 2", { H: 12, KV: 2, D: 32 }, [130, 33, 16, 17], 0, {
     splits: 8,
+    rows: 12,
     align: 16,
   }],
-  ["MQA head blocks", { H: 8, KV: 1, D: 32 }, [70, 5], 0, { splits: 3, align: 1 }],
-  ["MHA", { H: 4, KV: 4, D: 64 }, [45, 64, 2], 0, { splits: 4, align: 8 }],
-  ["sliding window", { H: 4, KV: 2, D: 32 }, [100, 7, 21], 20, { splits: 4, align: 4 }],
-  ["window inside a long context", { H: 4, KV: 1, D: 16 }, [300, 40], 33, { splits: 2, align: 32 }],
-  ["one split", { H: 4, KV: 2, D: 32 }, [90, 3], 0, { splits: 1, align: 32 }],
-  ["more splits than positions", { H: 2, KV: 1, D: 16 }, [5, 2], 0, { splits: 16, align: 1 }],
-  ["D=10 scalar form", { H: 4, KV: 2, D: 10 }, [37, 1, 80], 0, { splits: 4, align: 8 }],
-  ["D=6 MQA window", { H: 3, KV: 1, D: 6 }, [50, 9], 12, { splits: 3, align: 2 }],
-  ["D=34 long", { H: 2, KV: 2, D: 34 }, [200], 0, { splits: 5, align: 7 }],
+  ["MQA head blocks", { H: 8, KV: 1, D: 32 }, [70, 5], 0, { splits: 3, rows: 64, align: 1 }],
+  ["MHA", { H: 4, KV: 4, D: 64 }, [45, 64, 2], 0, { splits: 4, rows: 6, align: 8 }],
+  ["sliding window", { H: 4, KV: 2, D: 32 }, [100, 7, 21], 20, { splits: 4, rows: 64, align: 4 }],
+  ["window inside a long context", { H: 4, KV: 1, D: 16 }, [300, 40], 33, {
+    splits: 2,
+    rows: 1,
+    align: 32,
+  }],
+  ["one split", { H: 4, KV: 2, D: 32 }, [90, 3], 0, { splits: 1, rows: 64, align: 32 }],
+  ["more splits than positions", { H: 2, KV: 1, D: 16 }, [5, 2], 0, {
+    splits: 16,
+    rows: 64,
+    align: 1,
+  }],
+  ["D=10 scalar form", { H: 4, KV: 2, D: 10 }, [37, 1, 80], 0, { splits: 4, rows: 9, align: 8 }],
+  ["D=6 MQA window", { H: 3, KV: 1, D: 6 }, [50, 9], 12, { splits: 3, rows: 64, align: 2 }],
+  ["D=34 long", { H: 2, KV: 2, D: 34 }, [200], 0, { splits: 5, rows: 64, align: 7 }],
   ["D=258: a head row wider than a workgroup", { H: 2, KV: 1, D: 258 }, [40, 3], 0, {
     splits: 4,
+    rows: 4,
     align: 8,
   }],
 ];
 
 function decodeCases(rng: Rng): ConformanceCase[] {
-  return DECODE_TABLE.flatMap(([label, h, lens, window, { splits, align }]) => {
+  return DECODE_TABLE.flatMap(([label, h, lens, window, { splits, rows, align }]) => {
     const b = batch(rng, lens, lens.map(() => 1));
     const width = (h.H + 2 * h.KV) * h.D;
     const cacheLen = b.numPages * 2 * h.KV * PAGE_SIZE * h.D;
-    const layout = { window, splits, splitAlign: align };
-    const what = `${label} ${headsLabel(h)} window=${window} splits=${splits}x${align} ${b.label}`;
+    const layout = { window, splits, splitRows: rows, splitAlign: align };
+    const perRow = Math.min(splits, Math.max(1, Math.floor(rows / b.R)));
+    const what = `${label} ${
+      headsLabel(h)
+    } window=${window} splits=${perRow}/${splits}x${align} ${b.label}`;
     // partial outputs: random where a row's splits would be, huge where they are not (unused)
     const partLse = new Float32Array(b.R * splits * h.H).fill(1e30); // [R, splits, H]
     const partO = rng.normals(b.R * splits * h.H * h.D); // [R, splits, H, D]
     const positions = new Uint32Array(b.paged[0]);
     for (let r = 0; r < b.R; r++) {
       const p = positions[r], lo = window > 0 ? Math.max(0, p - window + 1) : 0;
-      const len = Math.ceil(Math.ceil((p + 1 - lo) / splits) / align) * align;
+      const len = Math.ceil(Math.ceil((p + 1 - lo) / perRow) / align) * align;
       for (let s = 0; s < Math.ceil((p + 1 - lo) / len); s++) {
         for (let hh = 0; hh < h.H; hh++) partLse[(r * splits + s) * h.H + hh] = 4 * rng.normal();
       }

@@ -363,12 +363,17 @@ function rotated(b: ArrayBuffer, at: number, D: number, pos: number, invFreq: nu
   });
 }
 
-/** The splits of a decode row at p, from the contract's text: positions lo..p in `used` splits
- * of `len` (the last one shorter). */
-function splitsOf(spec: { window: number; splits: number; splitAlign: number }, p: number) {
+/** The splits of a decode row at p in a dispatch of R rows, from the contract's text:
+ * positions lo..p in `used` splits of `len` (the last one shorter). */
+function splitsOf(
+  spec: { window: number; splits: number; splitRows: number; splitAlign: number },
+  p: number,
+  R: number,
+) {
   const lo = spec.window > 0 ? Math.max(0, p - spec.window + 1) : 0;
   const n = p + 1 - lo;
-  const len = Math.ceil(Math.ceil(n / spec.splits) / spec.splitAlign) * spec.splitAlign;
+  const perRow = Math.min(spec.splits, Math.max(1, Math.floor(spec.splitRows / R)));
+  const len = Math.ceil(Math.ceil(n / perRow) / spec.splitAlign) * spec.splitAlign;
   return { lo, len, used: Math.ceil(n / len) };
 }
 
@@ -402,7 +407,7 @@ function attentionDecode(
       j === p ? kNew[kvh][d] : f32(buf.cache, cacheIndex(spec, buf, seq, j, 0, kvh, d));
     const value = (j: number, kvh: number, d: number) =>
       j === p ? vNew[kvh][d] : f32(buf.cache, cacheIndex(spec, buf, seq, j, 1, kvh, d));
-    const { lo, len, used } = splitsOf(spec, p);
+    const { lo, len, used } = splitsOf(spec, p, R);
     for (let h = 0; h < H; h++) {
       const kvh = Math.floor((h * KV) / H);
       const q = rotated(buf.qkv, r * W + h * D, D, p, spec.invFreq);
@@ -433,7 +438,7 @@ function attentionMerge(
 ) {
   const { heads: H, headDim: D, splits: S } = spec;
   for (let r = 0; r < R; r++) {
-    const { used } = splitsOf(spec, u32(buf.positions, r));
+    const { used } = splitsOf(spec, u32(buf.positions, r), R);
     for (let h = 0; h < H; h++) {
       const lse = Array.from({ length: used }, (_, s) => f32(buf.part_lse, (r * S + s) * H + h));
       const m = Math.max(...lse);

@@ -9,7 +9,7 @@ import { ok } from "node:assert/strict";
 import { type KernelSpec, PAGE_SIZE } from "../../compiler/codegen/contract.ts";
 import { cpuKernel } from "../../compiler/codegen/cpu/mod.ts";
 import { wgslKernel } from "../../compiler/codegen/webgpu/mod.ts";
-import { decodeSplitCount, SPLIT_ALIGN } from "../../compiler/passes/split_kv_decode.ts";
+import { decodeSplitLayout, SPLIT_ALIGN } from "../../compiler/passes/split_kv_decode.ts";
 import type { Device } from "../../engine/device.ts";
 import { createCpuDevice } from "../../engine/devices/cpu.ts";
 import { createWebGpuDevice } from "../../engine/devices/webgpu.ts";
@@ -26,20 +26,24 @@ interface Case {
   lens: number[];
   window: number;
   splits: number;
+  splitRows: number;
   align: number;
 }
 
-const SHAPES: Omit<Case, "splits" | "align">[] = [
+const SHAPES: Omit<Case, "splits" | "splitRows" | "align">[] = [
   { H: 32, KV: 8, D: 128, lens: [577, 33, 1, 100], window: 0 }, // Llama-3-8B heads
   { H: 14, KV: 2, D: 64, lens: [300, 17], window: 0 }, // 7 heads a KV head
   { H: 4, KV: 1, D: 32, lens: [90, 40, 5], window: 24 }, // MQA, sliding window
   { H: 4, KV: 2, D: 10, lens: [61, 2], window: 0 }, // head dim not a multiple of 4
 ];
 
-/** Each shape with the split count the compiler picks for its rows, and a ragged layout. */
+/** Each shape with the split layout the compiler picks for a decode function of 1 and of 32
+ * rows, and ragged ones (fewer splits a row than the most; an odd count and alignment). */
 const CASES: Case[] = SHAPES.flatMap((s) => [
-  { ...s, splits: decodeSplitCount(s.lens.length, s.H, s.KV, 4096), align: SPLIT_ALIGN },
-  { ...s, splits: 5, align: 3 },
+  { ...s, ...decodeSplitLayout(1, s.H, s.KV, 4096), align: SPLIT_ALIGN },
+  { ...s, ...decodeSplitLayout(32, s.H, s.KV, 4096), align: SPLIT_ALIGN },
+  { ...s, splits: 5, splitRows: 9, align: 3 },
+  { ...s, splits: 7, splitRows: 64, align: 1 },
 ]);
 
 /** out and cache of `rope_kv_append` then `attention` in the float64 reference. */
@@ -67,7 +71,12 @@ async function check(device: Device, compile: (s: KernelSpec) => Parameters<Devi
   for (const c of CASES) {
     const b = batch(rng, c.lens, c.lens.map(() => 1));
     const R = b.R, W = (c.H + 2 * c.KV) * c.D;
-    const layout = { window: c.window, splits: c.splits, splitAlign: c.align };
+    const layout = {
+      window: c.window,
+      splits: c.splits,
+      splitRows: c.splitRows,
+      splitAlign: c.align,
+    };
     const dec: KernelSpec = {
       op: "attention_decode",
       heads: c.H,

@@ -47,7 +47,7 @@ export function attentionDecodeKernel(spec: DecodeSpec): CpuKernel {
         const v = o + (H + KV + kvh) * D;
         cache.set(qkv.subarray(v, v + D), at(p, 1, kvh));
       }
-      const { lo, len, used } = decodeSplits(spec, p);
+      const { lo, len, used } = decodeSplits(spec, p, R);
       if (scores.length < len) scores = new Float64Array(len);
       for (let s = 0; s < used; s++) {
         const begin = lo + s * len, end = Math.min(begin + len, p + 1);
@@ -90,7 +90,7 @@ export function attentionMergeKernel(spec: MergeSpec): CpuKernel {
     const partLse = new Float32Array(bufs[2]); // [R, S, H]
     const out = new Float32Array(bufs[3]); // [R, H * D]
     for (let r = 0; r < R; r++) {
-      const { used } = decodeSplits(spec, positions[r]);
+      const { used } = decodeSplits(spec, positions[r], R);
       for (let h = 0; h < H; h++) {
         let max = -Infinity, sum = 0;
         for (let s = 0; s < used; s++) max = Math.max(max, partLse[(r * S + s) * H + h]);

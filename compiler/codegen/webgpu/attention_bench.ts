@@ -14,7 +14,7 @@ import { createWebGpuDevice } from "../../../engine/devices/webgpu.ts";
 import type { DeviceBuffer } from "../../../engine/device.ts";
 import { wgslKernel } from "./mod.ts";
 import { attentionDecodeKernel, DECODE_THREADS } from "./attention_decode.ts";
-import { decodeSplitCount, SPLIT_ALIGN } from "../../passes/split_kv_decode.ts";
+import { decodeSplitLayout, SPLIT_ALIGN } from "../../passes/split_kv_decode.ts";
 import { SMALL_ROWS } from "../../models/llama.ts";
 import { timeIt as timeWith } from "./bench_timing.ts";
 
@@ -133,16 +133,16 @@ async function decodeStep(seqs: number, ctx: number, maxRows: number) {
       } us a 32-layer step, ${(p.kvBytes / s / 1e9).toFixed(0)} GB/s`,
     );
   line("rope_kv_append + attention", old);
-  const picked = decodeSplitCount(maxRows, H, KV, 8192);
-  const configs: [number, number, number][] = [[picked, SPLIT_ALIGN, DECODE_THREADS]]; // splits, align, threads
+  // the layout the compiler picks for the function, then (--sweep) fixed splits a row
+  const picked = decodeSplitLayout(maxRows, H, KV, 8192);
+  const configs: [number, number, number][] = [[picked.splits, picked.splitRows, DECODE_THREADS]]; // splits, splitRows, threads
   if (sweep) {
-    for (const s of [1, 2, 4, 8, 16, 32, 64]) {
-      if (s !== picked) configs.push([s, SPLIT_ALIGN, DECODE_THREADS]);
-    }
-    configs.push([picked, SPLIT_ALIGN, 512]);
+    for (const s of [1, 2, 4, 8, 16, 32, 64]) configs.push([s, s * p.R, DECODE_THREADS]);
+    configs.push([picked.splits, picked.splitRows, 512]);
   }
-  for (const [splits, splitAlign, threads] of configs) {
-    const layout = { window: 0, splits, splitAlign };
+  for (const [splits, splitRows, threads] of configs) {
+    const layout = { window: 0, splits, splitRows, splitAlign: SPLIT_ALIGN };
+    const perRow = Math.min(splits, Math.max(1, Math.floor(splitRows / p.R)));
     const dec = {
       op: "attention_decode" as const,
       heads: H,
@@ -159,7 +159,7 @@ async function decodeStep(seqs: number, ctx: number, maxRows: number) {
       [dec, attentionDecodeKernel(dec, d.target, threads), [qkv, ...PAGED, cache, partO, partLse]],
       [merge, wgslKernel(merge, d.target), [positions, partO, partLse, out]],
     ], p.R);
-    line(`attention_decode + merge (splits ${splits}, align ${splitAlign}, ${threads} threads)`, s);
+    line(`attention_decode + merge (${perRow} splits a row of ${splits}, ${threads} threads)`, s);
     d.release(partO);
     d.release(partLse);
   }
@@ -172,7 +172,7 @@ if (quick) {
 } else {
   for (const ctx of [576, 4096]) {
     await decodeStep(1, ctx, 1);
-    if (sweep) await decodeStep(4, ctx, SMALL_ROWS);
+    await decodeStep(4, ctx, SMALL_ROWS);
     await decodeStep(16, ctx, SMALL_ROWS);
   }
   await bench("decode H=32 KV=32 D=128 ctx=2048 x1", 32, 32, 128, 1, 2048, 1);

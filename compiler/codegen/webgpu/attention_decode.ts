@@ -43,22 +43,31 @@ const TYPES = {
  * `SPLIT_ALIGN` of the pass. */
 export const DECODE_THREADS = 256;
 
-/** WGSL defining `lo`, `len` and `used` of the row at uniform position `p` (the contract's
- * `decodeSplits`). */
-function splitRange(s: { window: number; splits: number; splitAlign: number }): string {
-  const { window: W, splits: S, splitAlign: A } = s;
+/** WGSL defining `lo`, `len` and `used` of the row at position `p` (the contract's
+ * `decodeSplits`; `R.x` is the dispatch's row count). */
+function splitRange(
+  s: { window: number; splits: number; splitRows: number; splitAlign: number },
+): string {
+  const { window: W, splits: S, splitRows: SR, splitAlign: A } = s;
   return `var lo = 0u;
   ${W > 0 ? `if (p + 1u > ${W}u) { lo = p + 1u - ${W}u; }` : ""}
   let n_pos = p + 1u - lo;
-  let len = ((n_pos + ${S - 1}u) / ${S}u + ${A - 1}u) / ${A}u * ${A}u;
+  let per_row = clamp(${SR}u / R.x, 1u, ${S}u); // splits a row at R.x rows
+  let len = ((n_pos + per_row - 1u) / per_row + ${A - 1}u) / ${A}u * ${A}u;
   let used = (n_pos + len - 1u) / len;`;
 }
 
-function checkSplits(op: string, s: { window: number; splits: number; splitAlign: number }) {
+function checkSplits(
+  op: string,
+  s: { window: number; splits: number; splitRows: number; splitAlign: number },
+) {
   const ok = (x: number) => Number.isInteger(x) && x >= 1;
-  if (!(ok(s.splits) && ok(s.splitAlign) && Number.isInteger(s.window) && s.window >= 0)) {
+  if (
+    !(ok(s.splits) && ok(s.splitRows) && ok(s.splitAlign) && Number.isInteger(s.window) &&
+      s.window >= 0)
+  ) {
     throw new RangeError(
-      `${op}: splits ${s.splits} and splitAlign ${s.splitAlign} must be positive integers, window ${s.window} >= 0`,
+      `${op}: splits ${s.splits}, splitRows ${s.splitRows} and splitAlign ${s.splitAlign} must be positive integers, window ${s.window} >= 0`,
     );
   }
 }
