@@ -43,16 +43,18 @@ const TYPES = {
  * `SPLIT_ALIGN` of the pass. */
 export const DECODE_THREADS = 256;
 
-/** WGSL defining `lo`, `len` and `used` of the row at position `p` (the contract's
- * `decodeSplits`; `R.x` is the dispatch's row count). */
-function splitRange(
-  s: { window: number; splits: number; splitRows: number; splitAlign: number },
-): string {
-  const { window: W, splits: S, splitRows: SR, splitAlign: A } = s;
+/** WGSL defining `per_row`, the splits a row of a dispatch of `R.x` rows has (uniform). */
+function perRow(s: { splits: number; splitRows: number }): string {
+  return `let per_row = clamp(${s.splitRows}u / R.x, 1u, ${s.splits}u); // splits a row at R.x rows`;
+}
+
+/** WGSL defining `lo`, `len` and `used` of the row at position `p` with `per_row` splits (the
+ * contract's `decodeSplits`). */
+function splitRange(s: { window: number; splitAlign: number }): string {
+  const { window: W, splitAlign: A } = s;
   return `var lo = 0u;
   ${W > 0 ? `if (p + 1u > ${W}u) { lo = p + 1u - ${W}u; }` : ""}
   let n_pos = p + 1u - lo;
-  let per_row = clamp(${SR}u / R.x, 1u, ${S}u); // splits a row at R.x rows
   let len = ((n_pos + per_row - 1u) / per_row + ${A - 1}u) / ${A}u * ${A}u;
   let used = (n_pos + len - 1u) / len;`;
 }
@@ -90,7 +92,10 @@ export function attentionDecodeKernel(
   const half = D / 2;
   // Before the position is known: the page table's start and (grouped form) the raw q, k, v of
   // this thread, so that those loads overlap the position's; the turn table with it.
-  const pre = `let base = r * ${W}u;
+  // Splits past the dispatch's share (many rows) stop at once, before any load.
+  const pre = `${perRow(spec)}
+  if (split >= per_row) { return; }
+  let base = r * ${W}u;
   if (lid == 0u) { pos_shared = positions[r]; fill_turns(); }
   let pages = page_indptr[tok_seq[r]];`;
   const range = `let p = workgroupUniformLoad(&pos_shared);
@@ -275,6 +280,7 @@ ${entry(T, totalGroups(1, H))}
   let r = wg / ${H}u;
   let h = wg % ${H}u;
   let p = positions[r];
+  ${perRow(spec)}
   ${splitRange(spec)}
   let lb = r * ${S * H}u + h; // part_lse of split s: lb + s * ${H}
   for (var s = lid; s < used; s += ${T}u) { lse_sh[s] = part_lse[lb + s * ${H}u]; }
