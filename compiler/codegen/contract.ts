@@ -123,8 +123,8 @@ export type KernelSpec =
    * and `attention` in one for calls in which every row is the only token of its sequence.
    * A dispatch of R rows gives each row S_R = clamp(floor(splitRows / R), 1, splits) splits (the
    * fewer the rows, the more splits a row: about as many splits in all whatever the batch).
-   * Row r (p = positions[r], lo as for `attention`) attends to lo..p in its `used`
-   * splits of `len` positions: n = p + 1 - lo, len = roundUp(ceil(n / S_R), splitAlign),
+   * Row r (p = positions[r], lo as for `attention`) attends to lo..p in its `used` splits of
+   * `len` positions: n = p + 1 - lo, len = roundUp(ceil(n / S_R), splitAlign),
    * used = ceil(n / len); split s covers [lo + s*len, min(lo + (s+1)*len, p + 1)).
    * The q heads and the new k head are rotated as `rope_kv_append` does (k and v of qkv row r are
    * the token at p); k and v are written to the cache at p, and position p's key and value are

@@ -8,9 +8,10 @@
  * and value p from workgroup memory rather than the cache, and the one split that holds p
  * (its last) writes them to the cache, so that the other splits, which read only positions
  * below p, need not wait for it. Each writes its heads' normalised partial output and
- * log-sum-exp. Splits past the row's `used` (short contexts) return at once.
+ * log-sum-exp. Splits past the dispatch's share (many rows) return before any load; splits past
+ * the row's `used` (short contexts) once the position is known.
  *
- * `attention_merge`: one thread per output element, over the row's used splits.
+ * `attention_merge`: one workgroup per (row, head), the splits read in parallel.
  * @module
  */
 import { type KernelSpec, PAGE_SIZE, type TargetInfo, type WgslKernel } from "../contract.ts";
