@@ -50,52 +50,7 @@ log(
   } TFLOP/s f32`,
 );
 
-const tiny = (model_type: string, tie: boolean): Record<string, unknown> => ({
-  architectures: [model_type === "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM"],
-  model_type,
-  hidden_act: "silu",
-  hidden_size: 256,
-  intermediate_size: 512,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  vocab_size: 2048,
-  max_position_embeddings: 1024,
-  rms_norm_eps: 1e-5,
-  rope_theta: 10000,
-  tie_word_embeddings: tie,
-});
-const models: [string, string | Record<string, unknown>][] = small
-  ? [["tiny-llama", tiny("llama", false)], ["tiny-qwen2", tiny("qwen2", true)]]
-  : [["llama3-8b", `${root}bench/configs/llama3-8b`], [
-    "llama3.2-1b",
-    `${root}bench/configs/llama3.2-1b`,
-  ], ["qwen2.5-0.5b", `${root}bench/configs/qwen2.5-0.5b`]];
-const wanted = models.filter(([name]) =>
-  !only || only.some((o) => name.endsWith(o) || name.includes(`-${o}`))
-);
-const shape = small
-  ? { promptLen: 32, decodeTokens: 16, batches: [1, 4], stepsAhead: [4], rawSteps: 4 }
-  : { promptLen: 512, decodeTokens: 128, batches: [1, 16], stepsAhead: [4, 16], rawSteps: 64 };
-
-const modelFigures: ModelFigures[] = [];
-const errors: string[] = [];
-for (const [name, config] of wanted) {
-  log(`model ${name}…`);
-  const o: ModelBenchOptions = { name, config, ...shape };
-  const keep = dev.liveBuffers();
-  try {
-    modelFigures.push(await benchModel(dev, timer, adapter, o, log));
-  } catch (e) {
-    // keep the other figures: report the failure and go on
-    errors.push(`${name}: ${(e as Error).stack ?? e}`);
-    console.error(`model ${name} failed:`, e);
-  }
-  // free the model's weights, KV cache and scratch: the next figures start from a clean memory state
-  await dev.read(dev.createBuffer(4, "sync"), 4);
-  dev.releaseAllBut(keep);
-}
-
+// the GEMVs first, on a clean memory state (after the models' runs, some measured 2-3x slower)
 const gemvShapes: GemvShape[] = small
   ? [{ name: "256x256", N: 256, K: 256, epilogue: "none" }, {
     name: "1024x256 silu",
@@ -169,6 +124,52 @@ if (!Deno.args.includes("--no-gemv")) {
     minBytes: small ? 4 << 20 : 256 << 20,
     dispatches: small ? 8 : 200,
   });
+}
+
+const tiny = (model_type: string, tie: boolean): Record<string, unknown> => ({
+  architectures: [model_type === "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM"],
+  model_type,
+  hidden_act: "silu",
+  hidden_size: 256,
+  intermediate_size: 512,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  vocab_size: 2048,
+  max_position_embeddings: 1024,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000,
+  tie_word_embeddings: tie,
+});
+const models: [string, string | Record<string, unknown>][] = small
+  ? [["tiny-llama", tiny("llama", false)], ["tiny-qwen2", tiny("qwen2", true)]]
+  : [["llama3-8b", `${root}bench/configs/llama3-8b`], [
+    "llama3.2-1b",
+    `${root}bench/configs/llama3.2-1b`,
+  ], ["qwen2.5-0.5b", `${root}bench/configs/qwen2.5-0.5b`]];
+const wanted = models.filter(([name]) =>
+  !only || only.some((o) => name.endsWith(o) || name.includes(`-${o}`))
+);
+const shape = small
+  ? { promptLen: 32, decodeTokens: 16, batches: [1, 4], stepsAhead: [4], rawSteps: 4 }
+  : { promptLen: 512, decodeTokens: 128, batches: [1, 16], stepsAhead: [4, 16], rawSteps: 64 };
+
+const modelFigures: ModelFigures[] = [];
+const errors: string[] = [];
+for (const [name, config] of wanted) {
+  log(`model ${name}…`);
+  const o: ModelBenchOptions = { name, config, ...shape };
+  const keep = dev.liveBuffers();
+  try {
+    modelFigures.push(await benchModel(dev, timer, adapter, o, log));
+  } catch (e) {
+    // keep the other figures: report the failure and go on
+    errors.push(`${name}: ${(e as Error).stack ?? e}`);
+    console.error(`model ${name} failed:`, e);
+  }
+  // free the model's weights, KV cache and scratch: the next figures start from a clean memory state
+  await dev.read(dev.createBuffer(4, "sync"), 4);
+  dev.releaseAllBut(keep);
 }
 
 const results = {

@@ -11,6 +11,7 @@
  *   `stepsAhead` steps read back once): time to first token and decode tok/s.
  * @module
  */
+import type { KernelSpec } from "../../compiler/codegen/contract.ts";
 import { compile } from "../../compiler/compile.ts";
 import { targetFromAdapter } from "../../compiler/target.ts";
 import { groupLayout, PAGE_SIZE } from "../../compiler/codegen/contract.ts";
@@ -61,6 +62,8 @@ export interface ModelFigures {
   compileMs: number;
   kernels: number;
   pipelineMs: number;
+  /** The same pipelines created a second time (the driver's shader cache warm). */
+  pipelineWarmMs: number;
   runtimeCreateMs: number;
   paramBytes: number;
   /** Weight bytes a decode step reads (b = 1). */
@@ -127,6 +130,10 @@ export async function benchModel(
   await dev.read(runtime.kv[0], 4); // wait for the fills
   const runtimeCreateMs = performance.now() - t0;
   const pipelineMs = dev.pipelineMs.at(-1)!.ms;
+  // the same pipelines again: a second start, with the driver's shader cache warm
+  await dev.kernels(lib.plan.kernels.map((k) => ({ spec: k.spec as KernelSpec, source: k.wgsl! })));
+  const pipelineWarmMs = dev.pipelineMs.at(-1)!.ms;
+  log(`  ${o.name}: pipelines again (driver cache warm) in ${pipelineWarmMs.toFixed(0)} ms`);
   log(
     `  ${o.name}: compiled in ${compileMs.toFixed(0)} ms; runtime in ${
       runtimeCreateMs.toFixed(0)
@@ -145,6 +152,7 @@ export async function benchModel(
     compileMs,
     kernels: lib.plan.kernels.length,
     pipelineMs,
+    pipelineWarmMs,
     runtimeCreateMs,
     paramBytes: md.params.reduce(
       (a, p) => a + p.shape.reduce((x, y) => x * y, 1) * (p.dtype === "float16" ? 2 : 4),

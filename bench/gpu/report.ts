@@ -185,10 +185,10 @@ export function formatReport(r: GpuBenchResults): string {
       `≤ 8 per layer + constant: ${mark(dd.perLayer <= 8)}`,
     ]);
     rows.push([
-      `pipeline creation (${m.kernels} kernels)`,
-      `${f(m.pipelineMs)} ms`,
+      `pipeline creation (${m.kernels} kernels): fresh machine / again with the driver's shader cache warm`,
+      `${f(m.pipelineMs)} / ${f(m.pipelineWarmMs)} ms`,
       "",
-      tgt(`≤ 1 s: ${mark(m.pipelineMs <= 1000)}`),
+      tgt(`≤ 1 s: ${mark(m.pipelineMs <= 1000)} / ${mark(m.pipelineWarmMs <= 1000)}`),
     ]);
     rows.push([
       `compile() / runtime create (GPU fill)`,
