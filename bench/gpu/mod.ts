@@ -20,6 +20,7 @@ import { measureCeilings } from "./ceilings.ts";
 import { benchGemv, type GemvShape } from "./gemv_bench.ts";
 import { PACKED_DOT } from "../../compiler/codegen/contract.ts";
 import type { Q8Tuning } from "../../compiler/codegen/webgpu/matmul_gemv_q8.ts";
+import type { Q8RowsTuning } from "../../compiler/codegen/webgpu/matmul_gemv_q8_rows.ts";
 import { GpuTimer } from "./gpu_timer.ts";
 import { benchModel, type ModelBenchOptions, type ModelFigures } from "./model_bench.ts";
 import { formatReport } from "./report.ts";
@@ -82,11 +83,7 @@ const gemvRuns: GemvShape[] = [
 if (Deno.args.includes("--q8-sweep") && q8) {
   gemvRuns.length = 0;
   const sweep: Q8Tuning[] = [
-    { threadsPerCol: 128, colsPerThread: 16, rowsPerGroup: 1, loadCols: 16 },
-    { threadsPerCol: 128, colsPerThread: 16, rowsPerGroup: 1, loadCols: 8, early: false },
-    { threadsPerCol: 64, colsPerThread: 16, rowsPerGroup: 1, loadCols: 8 },
-    { threadsPerCol: 256, colsPerThread: 16, rowsPerGroup: 1, loadCols: 8, threads: 512 },
-    { threadsPerCol: 512, colsPerThread: 16, rowsPerGroup: 1, loadCols: 8, threads: 512 },
+    { threadsPerCol: 128, colsPerThread: 16, rowsPerGroup: 1, loadCols: 8 },
   ];
   for (
     const s of gemvShapes.filter((s) => /o_proj|qkv|gate_up|\+add \(down|lm_head/.test(s.name))
@@ -96,14 +93,13 @@ if (Deno.args.includes("--q8-sweep") && q8) {
       gemvRuns.push({ ...s, name: `${s.name} ${Object.values(t).join("/")}`, q8: t });
     }
   }
-  // 16 rows (batch-16 decode): rows per workgroup, columns, wider workgroups
-  const multi: Q8Tuning[] = [
-    { threadsPerCol: 128, colsPerThread: 1, rowsPerGroup: 8, loadCols: 1 },
-    { threadsPerCol: 128, colsPerThread: 2, rowsPerGroup: 8, loadCols: 2 },
-    { threadsPerCol: 128, colsPerThread: 4, rowsPerGroup: 4, loadCols: 4 },
-    { threadsPerCol: 128, colsPerThread: 2, rowsPerGroup: 16, loadCols: 1 },
-    { threadsPerCol: 512, colsPerThread: 1, rowsPerGroup: 8, loadCols: 1, threads: 512 },
-    { threadsPerCol: 512, colsPerThread: 2, rowsPerGroup: 8, loadCols: 2, threads: 512 },
+  // 16 rows (batch-16 decode): the multi-row q8 kernel's chunk, columns and rows
+  const multi: Q8RowsTuning[] = [
+    { chunkUnits: 64, colsPerThread: 1, rowsPerGroup: 16 },
+    { chunkUnits: 32, colsPerThread: 1, rowsPerGroup: 16 },
+    { chunkUnits: 16, colsPerThread: 1, rowsPerGroup: 16 },
+    { chunkUnits: 64, colsPerThread: 2, rowsPerGroup: 16 },
+    { chunkUnits: 32, colsPerThread: 1, rowsPerGroup: 8 },
   ];
   for (const s of gemvShapes.filter((s) => /o_proj|gate_up|\+add \(down/.test(s.name))) {
     gemvRuns.push({ ...s, name: `${s.name} R=16 f32`, rows: 16 });
@@ -112,7 +108,7 @@ if (Deno.args.includes("--q8-sweep") && q8) {
         ...s,
         name: `${s.name} R=16 ${Object.values(t).join("/")}`,
         rows: 16,
-        q8: t,
+        q8rows: t,
       });
     }
   }

@@ -9,7 +9,9 @@ export const deadCodeElimination: Pass = {
   name: "dead_code_elimination",
   flag: "dead_code_elimination",
   run(fn) {
-    const live = new Set(fn.values.filter((v) => v.kind === "output" || v.kind === "kv").map((v) => v.id));
+    const live = new Set(
+      fn.values.filter((v) => v.kind === "output" || v.kind === "kv").map((v) => v.id),
+    );
     const keep = new Array<boolean>(fn.nodes.length).fill(false);
     for (let i = fn.nodes.length - 1; i >= 0; i--) {
       const node = fn.nodes[i];

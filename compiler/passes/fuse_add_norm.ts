@@ -18,9 +18,16 @@ export const fuseAddNorm: Pass = {
         .find(([u, n]) => n.spec.op === "rms_norm" && n.args.x === add.args.out && !drop.has(u));
       if (!norm) return;
       const [u, n] = norm;
-      if (n.spec.op !== "rms_norm" || n.spec.hidden !== add.spec.width || n.rows !== add.rows) return;
+      if (n.spec.op !== "rms_norm" || n.spec.hidden !== add.spec.width || n.rows !== add.rows) {
+        return;
+      }
       replace.set(i, {
-        spec: { op: "add_rms_norm", hidden: n.spec.hidden, eps: n.spec.eps, weightDtype: n.spec.weightDtype },
+        spec: {
+          op: "add_rms_norm",
+          hidden: n.spec.hidden,
+          eps: n.spec.eps,
+          weightDtype: n.spec.weightDtype,
+        },
         rows: add.rows,
         args: { a: add.args.a, b: add.args.b, w: n.args.w, sum: add.args.out, out: n.args.out },
       });

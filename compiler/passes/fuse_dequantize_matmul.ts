@@ -13,7 +13,9 @@ export const fuseDequantizeMatmul: Pass = {
     fn.nodes.forEach((node, i) => {
       if (node.spec.op !== "dequantize") return;
       const users = readers(fn, node.args.out);
-      const ok = users.every((u) => fn.nodes[u].spec.op === "matmul" && fn.nodes[u].args.weight === node.args.out);
+      const ok = users.every((u) =>
+        fn.nodes[u].spec.op === "matmul" && fn.nodes[u].args.weight === node.args.out
+      );
       if (!ok || users.length === 0) return;
       for (const u of users) {
         const m = fn.nodes[u];

@@ -19,8 +19,14 @@ export const fuseGateUpSilu: Pass = {
       if (silu.spec.op !== "silu_mul" || 2 * silu.spec.inter !== mm.spec.N) return;
       if (mm.spec.rowStart !== 0 || mm.spec.rows !== mm.spec.N) return;
       // A weight over the binding limit must be split by rows, which this epilogue cannot be.
-      const weights = ["weight", "q_weight", "q_scale"].filter((a) => a in mm.args).map((a) => fn.values[mm.args[a]]);
-      if (weights.some((w) => valueBytes(w, fn.bounds) > ctx.target.limits.maxStorageBufferBindingSize)) return;
+      const weights = ["weight", "q_weight", "q_scale"].filter((a) => a in mm.args).map((a) =>
+        fn.values[mm.args[a]]
+      );
+      if (
+        weights.some((w) =>
+          valueBytes(w, fn.bounds) > ctx.target.limits.maxStorageBufferBindingSize
+        )
+      ) return;
       replace.set(i, {
         ...mm,
         spec: { ...mm.spec, epilogue: "silu_mul" },

@@ -24,7 +24,13 @@ export const fuseRopeKvAppend: Pass = {
       const qId = fn.values.length;
       fn = {
         ...fn,
-        values: [...fn.values, { id: qId, name: src.name.replace(/qkv_rope$/, "q_rope"), kind: "temp", shape: [src.shape[0], heads * headDim], dtype: "f32" }],
+        values: [...fn.values, {
+          id: qId,
+          name: src.name.replace(/qkv_rope$/, "q_rope"),
+          kind: "temp",
+          shape: [src.shape[0], heads * headDim],
+          dtype: "f32",
+        }],
       };
       const { qkv: _, cache, ...paged } = an.args;
       replace.set(i, {
@@ -32,7 +38,11 @@ export const fuseRopeKvAppend: Pass = {
         rows: rope.rows,
         args: { qkv: rope.args.x, ...paged, cache, q_out: qId },
       });
-      replace.set(ti, { ...tn, spec: { ...tn.spec, qStride: heads * headDim }, args: { ...tn.args, q: qId } });
+      replace.set(ti, {
+        ...tn,
+        spec: { ...tn.spec, qStride: heads * headDim },
+        args: { ...tn.args, q: qId },
+      });
       drop.add(ai);
     });
     return rewrite(fn, replace, drop);

@@ -45,7 +45,9 @@ export function planMemory(fn: IrFunction, share: boolean): IrFunction {
     // Release temps whose last use is this node (after its outputs were placed).
     for (const id of new Set(Object.values(node.args))) {
       const v = values[id];
-      if (share && v.kind === "temp" && v.slot !== undefined && lastUse.get(id) === i) free.push(v.slot);
+      if (share && v.kind === "temp" && v.slot !== undefined && lastUse.get(id) === i) {
+        free.push(v.slot);
+      }
     }
   });
   return { ...fn, values, slots };

@@ -26,7 +26,12 @@ function build(quant = "q4f16_1", raw: Record<string, unknown> = RAW): IrFunctio
   return getModel("llama").build(config, getQuantization(quant)).functions;
 }
 
-function run(opt: string, target = CPU_TARGET, quant = "q4f16_1", raw: Record<string, unknown> = RAW) {
+function run(
+  opt: string,
+  target = CPU_TARGET,
+  quant = "q4f16_1",
+  raw: Record<string, unknown> = RAW,
+) {
   const config = normalizeConfig(raw);
   return runPipeline(build(quant, raw), { config, target, flags: parseOptFlags(opt) });
 }
@@ -47,10 +52,22 @@ Deno.test("runPipeline() at O2 fuses dequantize, add+norm, gate/up+SiLU and RoPE
   const fns = run("O2");
   const d = decode(fns);
   const o: string[] = ops(d);
-  for (const gone of ["dequantize", "rope", "kv_append", "rope_kv_append", "attention", "silu_mul", "add"]) {
+  for (
+    const gone of [
+      "dequantize",
+      "rope",
+      "kv_append",
+      "rope_kv_append",
+      "attention",
+      "silu_mul",
+      "add",
+    ]
+  ) {
     ok(!o.includes(gone), `${gone} left after fusion`);
   }
-  for (const fused of ["add_rms_norm", "attention_decode", "attention_merge"]) ok(o.includes(fused), `${fused} missing`);
+  for (const fused of ["add_rms_norm", "attention_decode", "attention_merge"]) {
+    ok(o.includes(fused), `${fused} missing`);
+  }
   ok(d.nodes.some((n) => n.spec.op === "matmul" && n.spec.epilogue === "silu_mul"));
   // embed, rms_norm, then per layer 8 (qkv, attention_decode, attention_merge, o, add_norm,
   // gate_up, down, add_norm with the next layer's (or the final) norm), then take_rows, lm_head
@@ -58,7 +75,9 @@ Deno.test("runPipeline() at O2 fuses dequantize, add+norm, gate/up+SiLU and RoPE
   // prefill functions keep rope_kv_append + attention; every decode function splits
   for (const fn of fns) {
     const has = (op: string) => fn.nodes.some((n) => n.spec.op === op);
-    if (fn.name.includes("prefill")) ok(has("rope_kv_append") && has("attention") && !has("attention_decode"), fn.name);
+    if (fn.name.includes("prefill")) {
+      ok(has("rope_kv_append") && has("attention") && !has("attention_decode"), fn.name);
+    }
     if (fn.name.includes("decode")) ok(has("attention_decode") && !has("attention"), fn.name);
   }
 });
@@ -71,7 +90,10 @@ Deno.test("each fusion flag switches its own fusion only", () => {
   ok(ops(e).includes("rope") && ops(e).includes("kv_append") && !ops(e).includes("rope_kv_append"));
   ok(ops(e).includes("attention") && !ops(e).includes("attention_decode"));
   const f = decode(run("split_kv_decode=0"));
-  ok(ops(f).includes("rope_kv_append") && ops(f).includes("attention") && !ops(f).includes("attention_merge"));
+  ok(
+    ops(f).includes("rope_kv_append") && ops(f).includes("attention") &&
+      !ops(f).includes("attention_merge"),
+  );
   assertEquals(f.nodes.length, 2 + 2 * 8 + 2);
 });
 
@@ -104,7 +126,9 @@ Deno.test("memory_planning shares slots between values whose lifetimes do not ov
   ok(sum(planned) < sum(unplanned) / 2, `${sum(planned)} vs ${sum(unplanned)}`);
   // no two temps live at once share a slot
   const last = new Map<number, number>(), first = new Map<number, number>();
-  planned.nodes.forEach((n, i) => Object.values(n.args).forEach((id) => (first.has(id) || first.set(id, i), last.set(id, i))));
+  planned.nodes.forEach((n, i) =>
+    Object.values(n.args).forEach((id) => (first.has(id) || first.set(id, i), last.set(id, i)))
+  );
   const temps = planned.values.filter((v) => v.kind === "temp" && v.slot !== undefined);
   for (const a of temps) {
     for (const b of temps) {
@@ -117,18 +141,33 @@ Deno.test("memory_planning shares slots between values whose lifetimes do not ov
 });
 
 Deno.test("split_large_weights splits weights past the binding limit into row ranges", () => {
-  const tiny = { ...GENERIC_WEBGPU, limits: { ...GENERIC_WEBGPU.limits, maxStorageBufferBindingSize: 16 * 1024 } };
+  const tiny = {
+    ...GENERIC_WEBGPU,
+    limits: { ...GENERIC_WEBGPU.limits, maxStorageBufferBindingSize: 16 * 1024 },
+  };
   const d = decode(run("O2", tiny, "q0f32"));
   // lm_head: 512 × 64 f32 = 128 KiB → 8 parts of ≤ 16 KiB; embed likewise
   const head = d.nodes.filter((n) => n.spec.op === "matmul" && n.spec.N === 512);
   assertEquals(head.length, 8);
-  assertEquals(head.map((n) => n.spec.op === "matmul" && n.spec.rowStart), [0, 64, 128, 192, 256, 320, 384, 448]);
+  assertEquals(head.map((n) => n.spec.op === "matmul" && n.spec.rowStart), [
+    0,
+    64,
+    128,
+    192,
+    256,
+    320,
+    384,
+    448,
+  ]);
   assertEquals(d.nodes.filter((n) => n.spec.op === "embed").length, 8);
 });
 
 Deno.test("verifyFunction() rejects a node with a missing binding and a read before write", () => {
   const d = decode(run("O2"));
-  const broken = { ...d, nodes: d.nodes.map((n, i) => (i === 1 ? { ...n, args: { x: n.args.x } } : n)) };
+  const broken = {
+    ...d,
+    nodes: d.nodes.map((n, i) => (i === 1 ? { ...n, args: { x: n.args.x } } : n)),
+  };
   assertThrows(() => verifyFunction(broken), IrVerifyError, "declares");
   const swapped = { ...d, nodes: [d.nodes[1], d.nodes[0], ...d.nodes.slice(2)] };
   assertThrows(() => verifyFunction(swapped), IrVerifyError, "before anything writes it");

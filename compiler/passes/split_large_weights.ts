@@ -29,7 +29,13 @@ export const splitLargeWeights: Pass = {
       const have = partIds.get(key);
       if (have !== undefined) return have;
       const nid = values.length;
-      values.push({ ...v, id: nid, name: `${v.name}#${rowStart}`, shape: [rows, ...v.shape.slice(1)], part: { of: v.name, rowStart, rows } });
+      values.push({
+        ...v,
+        id: nid,
+        name: `${v.name}#${rowStart}`,
+        shape: [rows, ...v.shape.slice(1)],
+        part: { of: v.name, rowStart, rows },
+      });
       partIds.set(key, nid);
       return nid;
     };
@@ -52,7 +58,9 @@ export const splitLargeWeights: Pass = {
         continue;
       }
       if (spec.op === "matmul" && spec.epilogue === "silu_mul") {
-        throw new RangeError(`${fn.name}: a silu_mul matmul weight of ${N} rows exceeds the binding limit`);
+        throw new RangeError(
+          `${fn.name}: a silu_mul matmul weight of ${N} rows exceeds the binding limit`,
+        );
       }
       const parts = Math.ceil(N / maxRows), per = Math.ceil(N / parts);
       for (let r0 = 0; r0 < N; r0 += per) {
@@ -71,7 +79,9 @@ export function checkBindingSizes(fn: IrFunction, limit: number): string | null 
   for (const v of fn.values) {
     if (v.kind === "param" || v.kind === "kv" || v.slot === undefined) continue;
     const bytes = valueBytes(v, fn.bounds);
-    if (bytes > limit) return `${fn.name}: ${v.name} needs ${bytes} bytes, over the binding limit ${limit}`;
+    if (bytes > limit) {
+      return `${fn.name}: ${v.name} needs ${bytes} bytes, over the binding limit ${limit}`;
+    }
   }
   return null;
 }

@@ -8,7 +8,11 @@
  * submit-and-wait (`sync`); n grows until a round takes >= 100 ms (unless `quick`), and the
  * result is (round(2n) - round(n)) / n, which cancels the fixed wait cost (Deno polls every 10 ms).
  */
-export async function timeIt(run: () => void, sync: () => Promise<unknown>, quick = false): Promise<number> {
+export async function timeIt(
+  run: () => void,
+  sync: () => Promise<unknown>,
+  quick = false,
+): Promise<number> {
   const round = async (n: number) => {
     for (let i = 0; i < n; i++) run();
     const t0 = performance.now();

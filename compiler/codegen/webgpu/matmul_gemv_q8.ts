@@ -128,12 +128,9 @@ export function matmulGemvQ8(
   while (!fits() && (CPT > 1 || RB > 1)) CPT > 1 ? CPT /= 2 : RB /= 2;
   const CU = Math.max(1, Math.min(tune.loadCols, CPT));
   const A = CPT * RB * NW; // accumulators a thread
-  const OUTS = A * L; // partial sums a workgroup reduces
   if (A > TPC) {
     throw new RangeError(`matmulGemvQ8: ${A} accumulators x ${L} lanes exceed ${T} threads`);
   }
-  const SEGS = T / OUTS; // threads adding up one output
-  const PER = TPC / SEGS; // partials each of them adds
   const sharedBytes = 4 * (T * (A + 1) + T);
   checkTarget(spec, target, {
     workgroupSize: T,
@@ -314,13 +311,7 @@ export function matmulGemvQ8(
     body.push(...math(js));
   });
 
-  // the final sums: thread lid < L * CPT * RB adds up (lane l, column j, row rr)'s slices
-  const sum = (n: number) => range(SEGS).map((s) => `part[${s * OUTS}u + p${n}]`).join(" + ");
-  const finals = `let p0 = l * ${A}u + o * ${NW}u;${NW === 2 ? " let p1 = p0 + 1u;" : ""}
-    if (r0 + rr < R.x && c < ${OUT}u) {
-      ${plan.store("(r0 + rr)", "c", sum(0), NW === 2 ? sum(1) : "")}
-    }`;
-
+  const reduce = q8Reduction({ T, TPC, CPT, RB, NW, OUT, COLS, blocks, plan });
   const types = {
     ...plan.types,
     x: vecX ? "array<vec4<f32>>" : "array<f32>",
@@ -334,8 +325,7 @@ export function matmulGemvQ8(
 ${halves ? "" : denseReader("q_scale", w.scaleDtype)}
 ${norm ? denseReader("w", norm.weightDtype) : ""}
 ${plan.prelude}
-var<workgroup> red: array<f32, ${T * (A + 1)}>; // [T][A + 1]: thread lid's accumulators
-var<workgroup> part: array<f32, ${T}>; // [SEGS][OUTS]
+${reduce.decls}
 
 ${entry(T, totalGroups(RB, blocks))}
   let r0 = (wg / ${blocks}u) * ${RB}u;
@@ -350,7 +340,41 @@ ${entry(T, totalGroups(RB, blocks))}
   ${xq.join("\n  ")}
   ${range(A).map((i) => `var a${i} = 0.0;`).join(" ")}
   ${body.join("\n  ")}
-  ${range(A).map((i) => `red[lid * ${A + 1}u + ${i}u] = a${i};`).join(" ")}
+  ${reduce.code}
+}
+`;
+  return { code, entryPoint: "main", rowsPerGroup: RB, groupsPerRowBlock: blocks };
+}
+
+/**
+ * The end of both q8 GEMVs: each thread's A = CPT * RB * NW accumulators (a0..) are added up
+ * over the TPC threads of its lane in workgroup memory (every thread writes its row of `red`,
+ * padded by one word against bank conflicts; then T threads each add one output's slice; then
+ * the slices' sums are added and stored through the epilogue). `decls` declares the workgroup
+ * arrays (red: T * (A + 1) floats, part: T), `code` runs after the main loop.
+ */
+export function q8Reduction(o: {
+  T: number;
+  TPC: number;
+  CPT: number;
+  RB: number;
+  NW: number;
+  OUT: number;
+  COLS: number;
+  blocks: number;
+  plan: ReturnType<typeof matmulPlan>;
+}): { decls: string; code: string } {
+  const { T, TPC, CPT, RB, NW, OUT, COLS, blocks, plan } = o;
+  const L = T / TPC, A = CPT * RB * NW, OUTS = A * L;
+  if (A > TPC) throw new RangeError(`q8Reduction: ${A} accumulators exceed ${TPC} threads a lane`);
+  const SEGS = T / OUTS; // threads adding up one output
+  const PER = TPC / SEGS; // partials each of them adds
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+  const sum = (n: number) => range(SEGS).map((s) => `part[${s * OUTS}u + p${n}]`).join(" + ");
+  return {
+    decls: `var<workgroup> red: array<f32, ${T * (A + 1)}>; // [T][A + 1]: thread lid's accumulators
+var<workgroup> part: array<f32, ${T}>; // [SEGS][OUTS]`,
+    code: `${range(A).map((i) => `red[lid * ${A + 1}u + ${i}u] = a${i};`).join(" ")}
   workgroupBarrier();
   {
     // output p = (lane l, accumulator a) of thread slice s: partials t in [s * PER, (s + 1) * PER)
@@ -363,13 +387,15 @@ ${entry(T, totalGroups(RB, blocks))}
   }
   workgroupBarrier();
   if (lid < ${L * CPT * RB}u) {
+    // (lane l, column j, row rr) adds up its slices
     let l = lid / ${CPT * RB}u;
     let o = lid % ${CPT * RB}u;
     let rr = o % ${RB}u;
     let c = (wg % ${blocks}u) * ${COLS}u + l * ${CPT}u + o / ${RB}u;
-    ${finals}
-  }
-}
-`;
-  return { code, entryPoint: "main", rowsPerGroup: RB, groupsPerRowBlock: blocks };
+    let p0 = l * ${A}u + o * ${NW}u;${NW === 2 ? " let p1 = p0 + 1u;" : ""}
+    if (r0 + rr < R.x && c < ${OUT}u) {
+      ${plan.store("(r0 + rr)", "c", sum(0), NW === 2 ? sum(1) : "")}
+    }
+  }`,
+  };
 }

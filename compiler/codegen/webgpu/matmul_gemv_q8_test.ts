@@ -1,6 +1,7 @@
 import type { DenseDtype, KernelSpec, WeightFormat } from "../contract.ts";
 import { buf, dense, device, expectClose, randomWeight, Rng, runKernel } from "./test_helpers.ts";
 import { matmulGemvQ8, PACKED_DOT, q8Defaults, type Q8Tuning } from "./matmul_gemv_q8.ts";
+import { matmulGemvQ8Rows, type Q8RowsTuning } from "./matmul_gemv_q8_rows.ts";
 
 type MatmulSpec = Extract<KernelSpec, { op: "matmul" }>;
 const target = device && device.target.features.includes(PACKED_DOT) ? device.target : null;
@@ -28,7 +29,13 @@ function q8Values(x: Float32Array, R: number, K: number): Float64Array {
 
 /** Runs one case; compares with float64 on the q8-rounded x (tight) and on the exact x (loose:
  * the activation quantisation's own error, at most half a code step per element). */
-async function check(rng: Rng, spec: MatmulSpec, R: number, tune?: Q8Tuning, small = false) {
+async function check(
+  rng: Rng,
+  spec: MatmulSpec,
+  R: number,
+  tune?: Q8Tuning | { rows: Q8RowsTuning | null },
+  small = false,
+) {
   const { N, K, rowStart, rows, epilogue } = spec;
   const W = randomWeight(rng, spec.weight, rows, K); // [rows, K]
   const x = rng.normals(R * K); // [R, K]
@@ -67,7 +74,10 @@ async function check(rng: Rng, spec: MatmulSpec, R: number, tune?: Q8Tuning, sma
   const t = small
     ? { ...target!, limits: { ...target!.limits, maxComputeWorkgroupStorageSize: 16384 } }
     : target!;
-  const outs = await runKernel(spec, R, inputs, matmulGemvQ8(spec, t, tune));
+  const source = tune && "rows" in tune
+    ? matmulGemvQ8Rows(spec, t, tune.rows ?? undefined)
+    : matmulGemvQ8(spec, t, tune);
+  const outs = await runKernel(spec, R, inputs, source);
   const got = new Float32Array(outs.at(-1)!);
   const what = `${JSON.stringify(spec)} R=${R} ${JSON.stringify(tune ?? q8Defaults(spec, t))}`;
   // a code that rounds the other way at a tie moves one output by |w| * d: ~1e-3 of max |ref|
@@ -156,6 +166,38 @@ Deno.test({
         }
         matmulGemvQ8(s, target!, t); // throws if it does not fit the target
       }
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "matmulGemvQ8Rows() matches float64 on q8-rounded x: several chunks, ragged K and R, every epilogue",
+  ignore,
+  fn: async () => {
+    const rng = new Rng(23);
+    const rows = (r: Q8RowsTuning | null) => ({ rows: r });
+    for (const R of [1, 5, 16, 20]) {
+      await check(rng, spec(Q4, 37, 256, 16), R, rows(null));
+      await check(rng, spec(Q4, 40, 2240, 32, { bias: "f16", epilogue: "add" }), R, rows(null)); // 70 units
+      await check(rng, spec(Q4, 50, 70, 16, { epilogue: "silu_mul" }), R, rows(null)); // K % 4 != 0
+      await check(rng, spec(Q4S32, 21, 100, 8, { bias: "f32" }), R, rows(null));
+      await check(rng, spec(Q4G64, 19, 192, 16), R, rows(null));
+      await check(
+        rng,
+        spec(Q4, 100, 64, 16, { rowStart: 30, rows: 45, epilogue: "add" }),
+        R,
+        rows(null),
+      );
+    }
+    const tunes: Q8RowsTuning[] = [
+      { chunkUnits: 4, colsPerThread: 2, rowsPerGroup: 2 },
+      { chunkUnits: 16, colsPerThread: 1, rowsPerGroup: 8 },
+      { chunkUnits: 64, colsPerThread: 2, rowsPerGroup: 16 },
+    ];
+    for (const tune of tunes) {
+      await check(rng, spec(Q4, 40, 1100, 16, { epilogue: "silu_mul" }), 11, rows(tune));
+      await check(rng, spec(Q4, 33, 200, 16, { bias: "f16", epilogue: "add" }), 16, rows(tune));
     }
   },
 });

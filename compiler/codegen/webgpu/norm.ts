@@ -42,11 +42,17 @@ export function normKernel(spec: NormSpec, target: TargetInfo): WgslKernel {
     `let c${j} = lid + ${j * T}u;
   var v${j} = 0.0;
   if (${guard(j)}) {
-    ${fused ? `v${j} = a[base + c${j}] + b[base + c${j}];
-    sum[base + c${j}] = v${j};` : `v${j} = x[base + c${j}];`}
+    ${
+      fused
+        ? `v${j} = a[base + c${j}] + b[base + c${j}];
+    sum[base + c${j}] = v${j};`
+        : `v${j} = x[base + c${j}];`
+    }
   }`
   ).join("\n  ");
-  const stores = idx.map((j) => `if (${guard(j)}) { out[base + c${j}] = v${j} * inv * w_at(c${j}); }`).join("\n  ");
+  const stores = idx.map((j) =>
+    `if (${guard(j)}) { out[base + c${j}] = v${j} * inv * w_at(c${j}); }`
+  ).join("\n  ");
   const code = `${declareBindings(spec, types)}
 ${denseReader("w", spec.weightDtype)}
 var<workgroup> red: array<f32, ${T}>;

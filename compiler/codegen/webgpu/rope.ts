@@ -32,7 +32,9 @@ export function rotation(invFreq: number[], headDim: number): string {
   const lo = turns.map((t, i) => t - hi[i]);
   // The table lives in workgroup memory, written once per workgroup with constant indices
   // (a private array with an initialiser would be copied into every invocation).
-  const init = hi.map((h, i) => `turn_hi[${i}] = ${lit(h)}; turn_lo[${i}] = ${lit(lo[i])};`).join(" ");
+  const init = hi.map((h, i) => `turn_hi[${i}] = ${lit(h)}; turn_lo[${i}] = ${lit(lo[i])};`).join(
+    " ",
+  );
   return `var<workgroup> turn_hi: array<f32, ${hi.length}>;
 var<workgroup> turn_lo: array<f32, ${lo.length}>;
 fn fill_turns() { ${init} }
@@ -48,7 +50,6 @@ fn rot(p: u32, i: u32) -> vec2<f32> {
   return vec2<f32>(cos(a), sin(a));
 }`;
 }
-
 
 /** WGSL for `rope`, `kv_append` or `rope_kv_append`. */
 export function ropeKernel(spec: RopeSpec, target: TargetInfo): WgslKernel {
