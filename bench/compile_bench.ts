@@ -18,17 +18,43 @@ export interface CompileBenchRow {
 }
 
 /** Run inside the child process: compile once, print the figures as JSON. */
-async function child(model: string, quantization: string, target: "webgpu" | "cpu" | "auto"): Promise<void> {
+async function child(
+  model: string,
+  quantization: string,
+  target: "webgpu" | "cpu" | "auto",
+): Promise<void> {
   const out = await Deno.makeTempDir({ prefix: "kiln-bench-" });
   const t0 = performance.now();
-  const r = await compile({ config: model, quantization, target, output: `${out}/lib`, warn: () => {} });
+  const r = await compile({
+    config: model,
+    quantization,
+    target,
+    output: `${out}/lib`,
+    warn: () => {},
+  });
   const ms = performance.now() - t0;
   await Deno.remove(out, { recursive: true });
-  console.log(JSON.stringify({ compileMs: ms, decodeDispatches: r.metadata.decode_dispatches, stages: r.timings }));
+  console.log(
+    JSON.stringify({
+      compileMs: ms,
+      decodeDispatches: r.metadata.decode_dispatches,
+      stages: r.timings,
+    }),
+  );
 }
 
-export async function benchCompile(model: string, quantization: string, target: "webgpu" | "cpu" | "auto", runs = 3): Promise<CompileBenchRow> {
-  const rows: { compileMs: number; processMs: number; decodeDispatches: number; stages: Record<string, number> }[] = [];
+export async function benchCompile(
+  model: string,
+  quantization: string,
+  target: "webgpu" | "cpu" | "auto",
+  runs = 3,
+): Promise<CompileBenchRow> {
+  const rows: {
+    compileMs: number;
+    processMs: number;
+    decodeDispatches: number;
+    stages: Record<string, number>;
+  }[] = [];
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now();
     const p = await new Deno.Command(Deno.execPath(), {

@@ -12,7 +12,6 @@ import { loadTokenizer } from "../engine/tokenizer.ts";
 import { makeModel } from "../examples/make_model.ts";
 import { GREEDY } from "../engine/sampling_params.ts";
 
-
 export interface EngineBenchRow {
   target: string;
   device: string;
@@ -22,11 +21,21 @@ export interface EngineBenchRow {
   maxBatchSize: number;
 }
 
-export async function benchEngine(target: "cpu" | "webgpu", device: string): Promise<EngineBenchRow> {
+export async function benchEngine(
+  target: "cpu" | "webgpu",
+  device: string,
+): Promise<EngineBenchRow> {
   const dir = await Deno.makeTempDir({ prefix: "kiln-engine-bench-" });
   try {
     await makeModel({ out: dir, variant: "example" });
-    await compile({ config: dir, quantization: "q4f16_1", target: target === "cpu" ? "cpu" : "auto", output: `${dir}/lib`, overrides: "max_batch_size=16", warn: () => {} });
+    await compile({
+      config: dir,
+      quantization: "q4f16_1",
+      target: target === "cpu" ? "cpu" : "auto",
+      output: `${dir}/lib`,
+      overrides: "max_batch_size=16",
+      warn: () => {},
+    });
     const model = await Model.load({ lib: `${dir}/lib`, weights: dir, numPages: 256 });
     const tok = await loadTokenizer(dir);
     const engine = new KilnEngine(model, tok, null, "example", { stepsAhead: 8 });
@@ -34,7 +43,9 @@ export async function benchEngine(target: "cpu" | "webgpu", device: string): Pro
     const run = async (maxTokens: number) => {
       const t0 = performance.now();
       let first = 0, n = 0;
-      for await (const c of engine.generate({ prompt, maxTokens, sampling: GREEDY, ignoreEos: true })) {
+      for await (
+        const c of engine.generate({ prompt, maxTokens, sampling: GREEDY, ignoreEos: true })
+      ) {
         if (n === 0 && c.tokens.length > 0) first = performance.now() - t0;
         n += c.tokens.length;
       }
@@ -49,7 +60,14 @@ export async function benchEngine(target: "cpu" | "webgpu", device: string): Pro
     const agg = all.reduce((a, r) => a + r.n, 0) / ((performance.now() - t0) / 1000);
     const maxBatch = engine.stats().maxBatchSize;
     await engine.close();
-    return { target, device, ttftMs: ttft, decodeTokPerSecB1: decodeB1, aggregateTokPerSecB16: agg, maxBatchSize: maxBatch };
+    return {
+      target,
+      device,
+      ttftMs: ttft,
+      decodeTokPerSecB1: decodeB1,
+      aggregateTokPerSecB16: agg,
+      maxBatchSize: maxBatch,
+    };
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -40,9 +40,26 @@ export interface JitResolveReport {
 
 const SELF = new URL(import.meta.url).pathname;
 
-async function child(model: string, root: string, target: string, libOnly = false): Promise<ResolveRun> {
+async function child(
+  model: string,
+  root: string,
+  target: string,
+  libOnly = false,
+): Promise<ResolveRun> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", SELF, "--child", "--model", model, "--root", root, "--target", target, ...(libOnly ? ["--lib-only"] : [])],
+    args: [
+      "run",
+      "-A",
+      SELF,
+      "--child",
+      "--model",
+      model,
+      "--root",
+      root,
+      "--target",
+      target,
+      ...(libOnly ? ["--lib-only"] : []),
+    ],
     stderr: "inherit",
   }).output();
   if (!out.success) throw new Error("bench child failed");

@@ -32,7 +32,10 @@ export async function writeArtifact(
   debug: [string, string][],
   debugDump?: string,
 ): Promise<Record<string, unknown>> {
-  const all: Record<string, string | Uint8Array> = { ...files, "metadata.json": JSON.stringify(metadata, null, 1) };
+  const all: Record<string, string | Uint8Array> = {
+    ...files,
+    "metadata.json": JSON.stringify(metadata, null, 1),
+  };
   for (const [name, text] of debug) all[`debug/${name}`] = text;
   await Deno.mkdir(dirname(output), { recursive: true });
   const tmp = `${output}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;

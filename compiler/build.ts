@@ -55,7 +55,11 @@ export function libSource(input: BuildInput): string {
 export const defaultBuild: BuildFunc = async (input) => {
   const esbuild = await init();
   const result = await esbuild.build({
-    stdin: { contents: libSource(input), loader: "ts", resolveDir: fromFileUrl(new URL(".", import.meta.url)) },
+    stdin: {
+      contents: libSource(input),
+      loader: "ts",
+      resolveDir: fromFileUrl(new URL(".", import.meta.url)),
+    },
     bundle: true,
     format: "esm",
     platform: "neutral",
@@ -66,7 +70,9 @@ export const defaultBuild: BuildFunc = async (input) => {
   });
   const code = result.outputFiles[0].text;
   const at = code.indexOf(DATA);
-  if (at < 0 || code.indexOf(DATA, at + 1) >= 0) throw new Error("bundle lost the library data placeholder");
+  if (at < 0 || code.indexOf(DATA, at + 1) >= 0) {
+    throw new Error("bundle lost the library data placeholder");
+  }
   const data = JSON.stringify({ metadata: input.metadata, target: input.target, plan: input.plan });
   return { "lib.js": code.slice(0, at) + data + code.slice(at + DATA.length) };
 };

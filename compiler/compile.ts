@@ -77,7 +77,11 @@ export function keyInputs(a: {
   };
 }
 
-async function stage<T>(name: string, timings: Record<string, number>, f: () => T | Promise<T>): Promise<T> {
+async function stage<T>(
+  name: string,
+  timings: Record<string, number>,
+  f: () => T | Promise<T>,
+): Promise<T> {
   const t0 = performance.now();
   try {
     return await f();
@@ -92,20 +96,30 @@ async function stage<T>(name: string, timings: Record<string, number>, f: () => 
 /** Clamp prefill_chunk_size / max_batch_size so every activation fits one storage binding. */
 function fitToTarget(cfg: ModelConfig, target: TargetInfo, warn: (m: string) => void): ModelConfig {
   const limit = target.limits.maxStorageBufferBindingSize;
-  const widest = Math.max(2 * cfg.intermediate_size, (cfg.num_attention_heads + 2 * cfg.num_key_value_heads) * cfg.head_dim, cfg.hidden_size) * 4;
+  const widest = Math.max(
+    2 * cfg.intermediate_size,
+    (cfg.num_attention_heads + 2 * cfg.num_key_value_heads) * cfg.head_dim,
+    cfg.hidden_size,
+  ) * 4;
   const out = { ...cfg };
   const maxTokens = Math.floor(limit / widest);
   if (out.prefill_chunk_size > maxTokens) {
-    warn(`prefill_chunk_size ${out.prefill_chunk_size} → ${maxTokens}: a ${widest}-byte activation row times the chunk must fit the target's storage-binding limit (${limit} bytes)`);
+    warn(
+      `prefill_chunk_size ${out.prefill_chunk_size} → ${maxTokens}: a ${widest}-byte activation row times the chunk must fit the target's storage-binding limit (${limit} bytes)`,
+    );
     out.prefill_chunk_size = maxTokens;
   }
   const maxRows = Math.min(maxTokens, Math.floor(limit / (cfg.vocab_size * 4)));
   if (out.max_batch_size > maxRows) {
-    warn(`max_batch_size ${out.max_batch_size} → ${maxRows}: the logits of a batch must fit the storage-binding limit (${limit} bytes)`);
+    warn(
+      `max_batch_size ${out.max_batch_size} → ${maxRows}: the logits of a batch must fit the storage-binding limit (${limit} bytes)`,
+    );
     out.max_batch_size = maxRows;
   }
   if (out.max_batch_size < 1 || out.prefill_chunk_size < 1) {
-    throw new RangeError(`the model's activations do not fit the target's storage-binding limit (${limit} bytes)`);
+    throw new RangeError(
+      `the model's activations do not fit the target's storage-binding limit (${limit} bytes)`,
+    );
   }
   return Object.freeze(out);
 }
@@ -129,8 +143,12 @@ export async function compile(opts: CompileOptions): Promise<CompileResult> {
   });
   const flags = updateForTarget(parseOptFlags(opts.opt), target);
   // 2. quantization
-  const quant: QuantScheme = await stage("quantization", timings, () =>
-    getQuantization(opts.quantization, { tensorParallelShards: config.tensor_parallel_shards }));
+  const quant: QuantScheme = await stage(
+    "quantization",
+    timings,
+    () =>
+      getQuantization(opts.quantization, { tensorParallelShards: config.tensor_parallel_shards }),
+  );
   // 3–5. IR export with annotations and bounds
   const model = getModel(config.model_type);
   const { functions, params } = await stage("export", timings, () => model.build(config, quant));
@@ -138,11 +156,17 @@ export async function compile(opts: CompileOptions): Promise<CompileResult> {
   const dumps: [string, string][] = [];
   const optimized: IrFunction[] = await stage("optimize", timings, () => {
     const fns = runPipeline(functions, { config, target, flags }, (phase, fns) => {
-      if (opts.debugDump) dumps.push([`${dumps.length}_${phase}.ir`, fns.map(printFunction).join("\n\n") + "\n"]);
+      if (opts.debugDump) {
+        dumps.push([`${dumps.length}_${phase}.ir`, fns.map(printFunction).join("\n\n") + "\n"]);
+      }
     });
     for (const fn of fns) {
       const problem = checkBindingSizes(fn, target.limits.maxStorageBufferBindingSize);
-      if (problem) throw new RangeError(`${problem}; use a higher opt level (O1+) or a smaller prefill_chunk_size`);
+      if (problem) {
+        throw new RangeError(
+          `${problem}; use a higher opt level (O1+) or a smaller prefill_chunk_size`,
+        );
+      }
     }
     return fns;
   });
@@ -150,12 +174,28 @@ export async function compile(opts: CompileOptions): Promise<CompileResult> {
   const metadata = buildMetadata({ config, quant, params, functions: optimized, target, flags });
   // 8. build
   // Kernels may use shader-f16 only where the flag (and so the tolerance) allows it.
-  const codegenTarget = flags.shader_f16 ? target : { ...target, features: target.features.filter((f) => f !== "shader-f16") };
+  const codegenTarget = flags.shader_f16
+    ? target
+    : { ...target, features: target.features.filter((f) => f !== "shader-f16") };
   const plan = await stage("codegen", timings, () => lowerToPlan(optimized, codegenTarget));
-  const files = await stage("build", timings, () => (opts.buildFunc ?? defaultBuild)({ plan, metadata: { ...metadata }, target }));
-  const inputs = keyInputs({ config, quantization: quant.name, overrides, flags, target, systemLibPrefix });
-  const manifest = await stage("write", timings, () =>
-    writeArtifact(opts.output, files, metadata, inputs, dumps, opts.debugDump));
+  const files = await stage(
+    "build",
+    timings,
+    () => (opts.buildFunc ?? defaultBuild)({ plan, metadata: { ...metadata }, target }),
+  );
+  const inputs = keyInputs({
+    config,
+    quantization: quant.name,
+    overrides,
+    flags,
+    target,
+    systemLibPrefix,
+  });
+  const manifest = await stage(
+    "write",
+    timings,
+    () => writeArtifact(opts.output, files, metadata, inputs, dumps, opts.debugDump),
+  );
   return { output: opts.output, metadata, manifest, timings };
 }
 

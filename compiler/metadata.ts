@@ -22,7 +22,14 @@ export interface CompileMetadata {
   max_batch_size: number;
   vocab_size: number;
   params: ParamInfo[];
-  kv_cache: { layers: number; heads: number; kv_heads: number; head_dim: number; page_size: number; dtype: "float32" };
+  kv_cache: {
+    layers: number;
+    heads: number;
+    kv_heads: number;
+    head_dim: number;
+    page_size: number;
+    dtype: "float32";
+  };
   /** KV pages one sequence holds at most: the context, or under a sliding window the rolling
    * bound (the window plus one prefill chunk, and a page either side). */
   kv_pages_per_sequence: number;
@@ -76,7 +83,10 @@ export function buildMetadata(a: {
       dtype: "float32",
     },
     kv_pages_per_sequence: c.sliding_window_size > 0
-      ? Math.min(Math.ceil(c.context_window_size / PAGE_SIZE), Math.ceil((c.sliding_window_size + c.prefill_chunk_size) / PAGE_SIZE) + 2)
+      ? Math.min(
+        Math.ceil(c.context_window_size / PAGE_SIZE),
+        Math.ceil((c.sliding_window_size + c.prefill_chunk_size) / PAGE_SIZE) + 2,
+      )
       : Math.ceil(c.context_window_size / PAGE_SIZE),
     memory_usage,
     decode_dispatches: dispatches.decode ?? 0,
@@ -92,7 +102,9 @@ export function paramBytes(p: { shape: number[]; dtype: string }): number {
 }
 
 /** Parameters, temporary buffers (the largest function), KV bytes per token, total for the context. */
-export function memoryEstimate(m: CompileMetadata): { params: number; temp: number; kvPerToken: number; total: number } {
+export function memoryEstimate(
+  m: CompileMetadata,
+): { params: number; temp: number; kvPerToken: number; total: number } {
   const params = m.params.reduce((s, p) => s + paramBytes(p), 0);
   const temp = Math.max(0, ...Object.values(m.memory_usage));
   const k = m.kv_cache;

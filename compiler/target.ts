@@ -33,7 +33,12 @@ export const CPU_TARGET: TargetInfo = Object.freeze({
 /** The limits kernels are specialised by (every key of `TargetLimits`). */
 export const LIMIT_KEYS = Object.keys(DEFAULT_WEBGPU_LIMITS) as (keyof TargetLimits)[];
 
-const FEATURES = ["shader-f16", "subgroups", "subgroups-f16", "timestamp-query"] as GPUFeatureName[];
+const FEATURES = [
+  "shader-f16",
+  "subgroups",
+  "subgroups-f16",
+  "timestamp-query",
+] as GPUFeatureName[];
 
 /** WGSL language features kernels use (listed with the adapter's features). */
 const LANGUAGE_FEATURES = ["packed_4x8_integer_dot_product"];
@@ -43,7 +48,10 @@ export function targetFromAdapter(adapter: GPUAdapter): TargetInfo {
   const limits = {} as TargetLimits;
   for (const k of LIMIT_KEYS) limits[k] = adapter.limits[k];
   // a binding can be no larger than a buffer
-  limits.maxStorageBufferBindingSize = Math.min(limits.maxStorageBufferBindingSize, adapter.limits.maxBufferSize);
+  limits.maxStorageBufferBindingSize = Math.min(
+    limits.maxStorageBufferBindingSize,
+    adapter.limits.maxBufferSize,
+  );
   // not in Deno's GPU typings yet
   const wgslFeatures = (navigator.gpu as { wgslLanguageFeatures?: ReadonlySet<string> })
     .wgslLanguageFeatures;
@@ -58,7 +66,9 @@ export function targetFromAdapter(adapter: GPUAdapter): TargetInfo {
 }
 
 /** "cpu" | "webgpu" (generic) | "auto" (the adapter here, else CPU) | a TargetInfo. */
-export async function resolveTarget(t: TargetInfo | "auto" | "webgpu" | "cpu"): Promise<TargetInfo> {
+export async function resolveTarget(
+  t: TargetInfo | "auto" | "webgpu" | "cpu",
+): Promise<TargetInfo> {
   if (typeof t === "object") return t;
   if (t === "cpu") return CPU_TARGET;
   if (t === "webgpu") return GENERIC_WEBGPU;

@@ -16,7 +16,9 @@ function sourceDigest(): string {
   const walk = (dir: URL, rel: string) => {
     for (const e of Deno.readDirSync(dir)) {
       if (e.isDirectory) walk(new URL(`${e.name}/`, dir), `${rel}${e.name}/`);
-      else if (e.name.endsWith(".ts") && !e.name.endsWith("_test.ts")) files.push(`${rel}${e.name}`);
+      else if (e.name.endsWith(".ts") && !e.name.endsWith("_test.ts")) {
+        files.push(`${rel}${e.name}`);
+      }
     }
   };
   try {
@@ -25,7 +27,9 @@ function sourceDigest(): string {
     return "unreadable";
   }
   const h = createHash("sha256");
-  for (const f of files.sort()) h.update(f).update("\0").update(Deno.readFileSync(new URL(f, root))).update("\0");
+  for (const f of files.sort()) {
+    h.update(f).update("\0").update(Deno.readFileSync(new URL(f, root))).update("\0");
+  }
   return h.digest("hex").slice(0, 16);
 }
 

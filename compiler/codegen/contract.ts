@@ -54,7 +54,14 @@ export function groupLayout(
 export type KernelSpec =
   /** out[r, :] = table[ids[r], :] for ids in [rowStart, rowStart+rows); other rows untouched.
    * Bindings: ids u32[R], weight (dense [rows, H] | q_weight, q_scale), out f32[R, H]. */
-  | { op: "embed"; vocab: number; hidden: number; rowStart: number; rows: number; weight: WeightFormat }
+  | {
+    op: "embed";
+    vocab: number;
+    hidden: number;
+    rowStart: number;
+    rows: number;
+    weight: WeightFormat;
+  }
   /** out[r, rowStart + c] = sum_k x[r, k] * W[c, k] (+ bias[c]) for c in [0, rows).
    * W holds weight rows [rowStart, rowStart+rows) of an [N, K] matrix.
    * epilogue "silu_mul": W is [2I, K] (gate rows then up rows, rows = N = 2I, rowStart = 0) and

@@ -13,11 +13,15 @@ import { wgslKernel } from "./webgpu/mod.ts";
 function ref(v: Value & { part?: ParamPart }, fn: string): BindRef {
   switch (v.kind) {
     case "param":
-      return v.part ? { param: v.part.of, rowStart: v.part.rowStart, rows: v.part.rows } : { param: v.name };
+      return v.part
+        ? { param: v.part.of, rowStart: v.part.rowStart, rows: v.part.rows }
+        : { param: v.name };
     case "kv":
       return { kv: v.layer! };
     default:
-      if (v.slot === undefined) throw new Error(`${fn}: value ${v.name} has no slot (memory planning did not run)`);
+      if (v.slot === undefined) {
+        throw new Error(`${fn}: value ${v.name} has no slot (memory planning did not run)`);
+      }
       return { slot: v.slot };
   }
 }
@@ -30,7 +34,9 @@ export function lowerToPlan(fns: IrFunction[], target: TargetInfo): LibraryPlan 
     let k = index.get(key);
     if (k === undefined) {
       k = kernels.length;
-      kernels.push(target.backend === "webgpu" ? { spec, wgsl: wgslKernel(spec, target) } : { spec });
+      kernels.push(
+        target.backend === "webgpu" ? { spec, wgsl: wgslKernel(spec, target) } : { spec },
+      );
       index.set(key, k);
     }
     return k;
@@ -49,7 +55,13 @@ export function lowerToPlan(fns: IrFunction[], target: TargetInfo): LibraryPlan 
       rows: node.rows,
       b: bindings(node.spec).map((b) => ref(fn.values[node.args[b.name]], fn.name)),
     }));
-    functions[fn.name] = { bounds: fn.bounds, inputs: io("input"), outputs: io("output"), slots: fn.slots ?? [], steps };
+    functions[fn.name] = {
+      bounds: fn.bounds,
+      inputs: io("input"),
+      outputs: io("output"),
+      slots: fn.slots ?? [],
+      steps,
+    };
   }
   return { kernels, functions };
 }

@@ -133,7 +133,8 @@ export function normalizeConfig(
   const headDim = posInt(raw, "head_dim", where, Math.floor(hidden / heads));
   if (headDim % 2 !== 0) throw new ConfigError(`${where}: head_dim must be even, got ${headDim}`);
   const ctx = (raw.context_window_size as number | undefined) ??
-    (raw.max_position_embeddings as number | undefined) ?? (raw.max_sequence_length as number | undefined);
+    (raw.max_position_embeddings as number | undefined) ??
+    (raw.max_sequence_length as number | undefined);
   if (typeof ctx !== "number" || !(ctx > 0)) {
     throw new ConfigError(
       `${where}: cannot find the context window (context_window_size or max_position_embeddings)`,
@@ -177,18 +178,31 @@ export function normalizeConfig(
 /** Derived defaults, recomputed after overrides, and cross-field checks. */
 function finalize(c: ModelConfig, where: string): ModelConfig {
   const out = { ...c };
-  if (!(out.prefill_chunk_size > 0)) out.prefill_chunk_size = Math.min(out.context_window_size, 8192);
+  if (!(out.prefill_chunk_size > 0)) {
+    out.prefill_chunk_size = Math.min(out.context_window_size, 8192);
+  }
   out.prefill_chunk_size = Math.min(out.prefill_chunk_size, out.context_window_size);
   if (out.attention_sink_size > 0) {
-    if (out.sliding_window_size <= 0) throw new ConfigError(`${where}: attention_sink_size needs a sliding window`);
+    if (out.sliding_window_size <= 0) {
+      throw new ConfigError(`${where}: attention_sink_size needs a sliding window`);
+    }
     throw new NotImplementedError(
       `${where}: attention_sink_size ${out.attention_sink_size}: attention sinks (StreamingLLM) are not implemented in Kiln; compile with attention_sink_size=0`,
     );
   }
-  for (const k of ["num_attention_heads", "num_key_value_heads", "intermediate_size", "vocab_size"] as const) {
+  for (
+    const k of [
+      "num_attention_heads",
+      "num_key_value_heads",
+      "intermediate_size",
+      "vocab_size",
+    ] as const
+  ) {
     if (out[k] % out.tensor_parallel_shards !== 0) {
       throw new ConfigError(
-        `${where}: ${k} (${out[k]}) is not divisible by tensor_parallel_shards (${out.tensor_parallel_shards})`,
+        `${where}: ${k} (${
+          out[k]
+        }) is not divisible by tensor_parallel_shards (${out.tensor_parallel_shards})`,
       );
     }
   }

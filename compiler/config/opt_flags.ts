@@ -83,7 +83,9 @@ export function parseOptFlags(input: string | undefined): OptimizationFlags {
     const [k, v] = kv.split("=").map((x) => x.trim());
     if (!(k in ALL_ON)) {
       throw new TypeError(
-        `unknown optimisation flag "${k}"; use O0..O3 or k=v;… with k in ${Object.keys(ALL_ON).join(", ")}`,
+        `unknown optimisation flag "${k}"; use O0..O3 or k=v;… with k in ${
+          Object.keys(ALL_ON).join(", ")
+        }`,
       );
     }
     if (!["0", "1", "true", "false"].includes(v ?? "")) {

@@ -17,5 +17,8 @@ Deno.test("parseOptFlags() reads presets and k=v on top of O2", () => {
 Deno.test("updateForTarget() switches shader_f16 off where it does not apply", () => {
   assertEquals(updateForTarget(OPT_PRESETS.O2, CPU_TARGET).shader_f16, false);
   assertEquals(updateForTarget(OPT_PRESETS.O2, GENERIC_WEBGPU).shader_f16, false);
-  assertEquals(updateForTarget(OPT_PRESETS.O2, { ...GENERIC_WEBGPU, features: ["shader-f16"] }).shader_f16, true);
+  assertEquals(
+    updateForTarget(OPT_PRESETS.O2, { ...GENERIC_WEBGPU, features: ["shader-f16"] }).shader_f16,
+    true,
+  );
 });

@@ -26,7 +26,9 @@ export const OVERRIDE_FIELDS = [
 ] as const;
 
 /** Parse `"k=v;k=v"` (or accept an object); unknown keys and non-integers are TypeErrors. */
-export function parseOverrides(input: string | ModelConfigOverride | undefined): ModelConfigOverride {
+export function parseOverrides(
+  input: string | ModelConfigOverride | undefined,
+): ModelConfigOverride {
   if (input === undefined || input === "") return {};
   const entries: [string, unknown][] = typeof input === "string"
     ? input.split(";").filter((s) => s.trim() !== "").map((kv) => {

@@ -139,6 +139,12 @@ export class FunctionBuilder {
 
   build(): IrFunction {
     const { name, bounds, values, nodes } = this;
-    return { name, bounds, ...(this.rowPerSequence ? { rowPerSequence: true } : {}), values, nodes };
+    return {
+      name,
+      bounds,
+      ...(this.rowPerSequence ? { rowPerSequence: true } : {}),
+      values,
+      nodes,
+    };
   }
 }

@@ -30,7 +30,9 @@ export function verifyFunction(fn: IrFunction): void {
         if (v.kind === "param" || v.kind === "input") fail(i, `writes ${v.kind} ${v.name}`);
         // A weight split by rows (split_large_weights) writes disjoint parts of one output.
         const part = "rowStart" in node.spec && node.spec.rowStart > 0;
-        if (v.kind === "temp" && written.has(v.id) && !part) fail(i, `writes temp ${v.name} a second time`);
+        if (v.kind === "temp" && written.has(v.id) && !part) {
+          fail(i, `writes temp ${v.name} a second time`);
+        }
       } else if ((v.kind === "temp" || v.kind === "output") && !written.has(v.id)) {
         fail(i, `reads ${v.name} before anything writes it`);
       }

@@ -11,7 +11,13 @@
 import type { ModelConfig } from "../config/model_config.ts";
 import type { WeightFormat } from "../codegen/contract.ts";
 import { PAGE_SIZE } from "../ir/ops.ts";
-import { type Dtype, FunctionBuilder, type IrFunction, type ParamInfo, type SymVar } from "../ir/graph.ts";
+import {
+  type Dtype,
+  FunctionBuilder,
+  type IrFunction,
+  type ParamInfo,
+  type SymVar,
+} from "../ir/graph.ts";
 import { type QuantScheme, storedShapes } from "../quant/mod.ts";
 import { ropeInvFreq } from "./rope.ts";
 
@@ -56,7 +62,14 @@ export function weightDefs(cfg: ModelConfig, q: QuantScheme): WeightDef[] {
     const p = `model.layers.${i}`, s = stage(i);
     const qkvRows = [H * D, KV * D, KV * D];
     defs.push(
-      { base: `${p}.input_layernorm`, shape: [E], format: dense, sources: [`${p}.input_layernorm.weight`], shard: null, stage: s },
+      {
+        base: `${p}.input_layernorm`,
+        shape: [E],
+        format: dense,
+        sources: [`${p}.input_layernorm.weight`],
+        shard: null,
+        stage: s,
+      },
       {
         base: `${p}.self_attn.qkv_proj`,
         shape: [(H + 2 * KV) * D, E],
@@ -77,8 +90,22 @@ export function weightDefs(cfg: ModelConfig, q: QuantScheme): WeightDef[] {
       });
     }
     defs.push(
-      { base: `${p}.self_attn.o_proj`, shape: [E, H * D], format: q.linear, sources: [`${p}.self_attn.o_proj.weight`], shard: { dim: 1 }, stage: s },
-      { base: `${p}.post_attention_layernorm`, shape: [E], format: dense, sources: [`${p}.post_attention_layernorm.weight`], shard: null, stage: s },
+      {
+        base: `${p}.self_attn.o_proj`,
+        shape: [E, H * D],
+        format: q.linear,
+        sources: [`${p}.self_attn.o_proj.weight`],
+        shard: { dim: 1 },
+        stage: s,
+      },
+      {
+        base: `${p}.post_attention_layernorm`,
+        shape: [E],
+        format: dense,
+        sources: [`${p}.post_attention_layernorm.weight`],
+        shard: null,
+        stage: s,
+      },
       {
         base: `${p}.mlp.gate_up_proj`,
         shape: [2 * I, E],
@@ -87,18 +114,41 @@ export function weightDefs(cfg: ModelConfig, q: QuantScheme): WeightDef[] {
         shard: { dim: 0, segments: [I, I] },
         stage: s,
       },
-      { base: `${p}.mlp.down_proj`, shape: [E, I], format: q.linear, sources: [`${p}.mlp.down_proj.weight`], shard: { dim: 1 }, stage: s },
+      {
+        base: `${p}.mlp.down_proj`,
+        shape: [E, I],
+        format: q.linear,
+        sources: [`${p}.mlp.down_proj.weight`],
+        shard: { dim: 1 },
+        stage: s,
+      },
     );
   }
-  defs.push({ base: "model.norm", shape: [E], format: dense, sources: ["model.norm.weight"], shard: null, stage: last });
+  defs.push({
+    base: "model.norm",
+    shape: [E],
+    format: dense,
+    sources: ["model.norm.weight"],
+    shard: null,
+    stage: last,
+  });
   if (!cfg.tie_word_embeddings) {
-    defs.push({ base: "lm_head", shape: [cfg.vocab_size, E], format: q.linear, sources: ["lm_head.weight"], shard: null, stage: last });
+    defs.push({
+      base: "lm_head",
+      shape: [cfg.vocab_size, E],
+      format: q.linear,
+      sources: ["lm_head.weight"],
+      shard: null,
+      stage: last,
+    });
   }
   return defs;
 }
 
 /** Stored tensors of a weight: `[name, shape, dtype]` (vectors are stored as they are). */
-export function storedTensors(def: WeightDef): { name: string; shape: number[]; dtype: string; suffix: string }[] {
+export function storedTensors(
+  def: WeightDef,
+): { name: string; shape: number[]; dtype: string; suffix: string }[] {
   if (def.shape.length === 1) {
     const dtype = def.format.kind === "dense" && def.format.dtype === "f32" ? "float32" : "float16";
     // a bias's base already ends in ".bias"; a norm's stored name is "<base>.weight"
@@ -160,7 +210,11 @@ export function forwardBounds(cfg: ModelConfig): Record<string, Record<SymVar, n
 }
 
 /** Forward functions whose every call runs one row per sequence (`IrFunction.rowPerSequence`). */
-export const DECODE_FUNCTIONS: ReadonlySet<string> = new Set(["decode", "batch_decode", "batch_decode_small"]);
+export const DECODE_FUNCTIONS: ReadonlySet<string> = new Set([
+  "decode",
+  "batch_decode",
+  "batch_decode_small",
+]);
 
 /** Pages a sequence can hold, and so the bound of the page table. */
 export function pagesPerSequence(cfg: ModelConfig): number {
@@ -179,19 +233,33 @@ class Emitter {
     const def = this.defs.get(base);
     if (!def) throw new Error(`no weight ${base}`);
     const out: Record<string, number> = {};
-    for (const t of storedTensors(def)) out[t.suffix] = this.b.param(t.name, t.shape, storedDtype(t.dtype));
+    for (const t of storedTensors(def)) {
+      out[t.suffix] = this.b.param(t.name, t.shape, storedDtype(t.dtype));
+    }
     return out;
   }
 
   /** y = x · Wᵀ (+ bias). Group-quantised weights are dequantised first (fused later). */
-  linear(x: number, base: string, N: number, K: number, rows: SymVar, name: string, bias?: string): number {
+  linear(
+    x: number,
+    base: string,
+    N: number,
+    K: number,
+    rows: SymVar,
+    name: string,
+    bias?: string,
+  ): number {
     const def = this.defs.get(base)!;
     const p = this.params(base);
     let weight: WeightFormat = def.format;
     let wArgs: Record<string, number>;
     if (weight.kind === "group") {
       const w = this.b.temp(`${name}.w`, [N, K]);
-      this.b.node({ op: "dequantize", N, K, weight }, N, { q_weight: p.q_weight, q_scale: p.q_scale, out: w });
+      this.b.node({ op: "dequantize", N, K, weight }, N, {
+        q_weight: p.q_weight,
+        q_scale: p.q_scale,
+        out: w,
+      });
       weight = { kind: "dense", dtype: "f32" };
       wArgs = { weight: w };
     } else {
@@ -222,11 +290,15 @@ class Emitter {
     const E = this.cfg.hidden_size;
     const out = this.b.temp(name, [rows, E]);
     const fmt = this.defs.get(base)!.format as { dtype: "f32" | "f16" };
-    this.b.node({ op: "rms_norm", hidden: E, eps: this.cfg.rms_norm_eps, weightDtype: fmt.dtype }, rows, {
-      x,
-      w: this.params(base).weight,
-      out,
-    });
+    this.b.node(
+      { op: "rms_norm", hidden: E, eps: this.cfg.rms_norm_eps, weightDtype: fmt.dtype },
+      rows,
+      {
+        x,
+        w: this.params(base).weight,
+        out,
+      },
+    );
     return out;
   }
 
@@ -270,11 +342,27 @@ export function buildForward(
   for (let i = 0; i < cfg.num_hidden_layers; i++) {
     const p = `model.layers.${i}`;
     const x = e.rmsNorm(h, `${p}.input_layernorm`, "n", `${p}.attn_in`); // [n, E]
-    const qkv = e.linear(x, `${p}.self_attn.qkv_proj`, QKV, E, "n", `${p}.qkv`, cfg.qkv_bias ? `${p}.self_attn.qkv_proj.bias` : undefined); // [n, (H+2KV)D]
+    const qkv = e.linear(
+      x,
+      `${p}.self_attn.qkv_proj`,
+      QKV,
+      E,
+      "n",
+      `${p}.qkv`,
+      cfg.qkv_bias ? `${p}.self_attn.qkv_proj.bias` : undefined,
+    ); // [n, (H+2KV)D]
     const roped = b.temp(`${p}.qkv_rope`, ["n", QKV]); // [n, (H+2KV)D]
-    b.node({ op: "rope", heads: H, kvHeads: KV, headDim: D, invFreq }, "n", { x: qkv, positions: paged.positions, out: roped });
+    b.node({ op: "rope", heads: H, kvHeads: KV, headDim: D, invFreq }, "n", {
+      x: qkv,
+      positions: paged.positions,
+      out: roped,
+    });
     const cache = b.kv(i, kvShape);
-    b.node({ op: "kv_append", heads: H, kvHeads: KV, headDim: D }, "n", { qkv: roped, ...paged, cache });
+    b.node({ op: "kv_append", heads: H, kvHeads: KV, headDim: D }, "n", {
+      qkv: roped,
+      ...paged,
+      cache,
+    });
     const attn = b.temp(`${p}.attn`, ["n", H * D]); // [n, H*D]
     b.node(
       {
@@ -314,7 +402,14 @@ export function buildEmbed(cfg: ModelConfig, defs: WeightDef[]): IrFunction {
   const out = b.temp("embeddings", ["n", cfg.hidden_size]);
   const e = new Emitter(b, cfg, new Map(defs.map((d) => [d.base, d])));
   b.node(
-    { op: "embed", vocab: cfg.vocab_size, hidden: cfg.hidden_size, rowStart: 0, rows: cfg.vocab_size, weight: defs[0].format },
+    {
+      op: "embed",
+      vocab: cfg.vocab_size,
+      hidden: cfg.hidden_size,
+      rowStart: 0,
+      rows: cfg.vocab_size,
+      weight: defs[0].format,
+    },
     "n",
     { ids, ...e.params("model.embed_tokens"), out },
   );
@@ -326,7 +421,8 @@ export function buildEmbed(cfg: ModelConfig, defs: WeightDef[]): IrFunction {
  * Penalty/bias entries (4 words each) the sampler takes per call: every distinct context token
  * of each row plus 512 biases, capped at 2^20 entries (16 MiB) for the whole batch.
  */
-export const samplerEntries = (cfg: ModelConfig, rows: number): number => Math.min(rows * (cfg.context_window_size + 512), 2 ** 20);
+export const samplerEntries = (cfg: ModelConfig, rows: number): number =>
+  Math.min(rows * (cfg.context_window_size + 512), 2 ** 20);
 
 /** GPU sampling helpers over logits [m, V]. */
 export function buildSampling(cfg: ModelConfig): IrFunction[] {
@@ -363,9 +459,19 @@ export function buildSampling(cfg: ModelConfig): IrFunction[] {
     const p = sample.input("top_p", ["m"], "f32");
     const u = sample.input("uniform", ["m"], "f32");
     const processed = sample.temp("processed", ["m", V]);
-    sample.node({ op: "logits_process", vocab: V }, "m", { x, indptr, entries, params, out: processed });
+    sample.node({ op: "logits_process", vocab: V }, "m", {
+      x,
+      indptr,
+      entries,
+      params,
+      out: processed,
+    });
     const probs = sample.temp("probs", ["m", V]);
-    sample.node({ op: "softmax_temp", vocab: V }, "m", { x: processed, temperature: t, out: probs });
+    sample.node({ op: "softmax_temp", vocab: V }, "m", {
+      x: processed,
+      temperature: t,
+      out: probs,
+    });
     const out = sample.output(sample.temp("tokens", ["m"], "u32"));
     sample.node({ op: "sample_top_p", vocab: V }, "m", { probs, top_p: p, u, out });
   }

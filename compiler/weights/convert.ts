@@ -17,12 +17,24 @@ export interface ConvertOptions {
   onProgress?: (done: number, total: number, name: string) => void;
 }
 
-const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json", "special_tokens_map.json", "chat_template.jinja", "generation_config.json"];
+const TOKENIZER_FILES = [
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "tokenizer.model",
+  "vocab.json",
+  "merges.txt",
+  "added_tokens.json",
+  "special_tokens_map.json",
+  "chat_template.jinja",
+  "generation_config.json",
+];
 
 export async function convertWeights(opts: ConvertOptions): Promise<void> {
   const src = await readModelConfig(opts.model);
   const config = normalizeConfig(src.raw, src.path);
-  const quant = getQuantization(opts.quantization, { tensorParallelShards: config.tensor_parallel_shards });
+  const quant = getQuantization(opts.quantization, {
+    tensorParallelShards: config.tensor_parallel_shards,
+  });
   const tmp = `${opts.output}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   try {
     const writer = await TensorCacheWriter.create(tmp);

@@ -19,18 +19,27 @@ export interface NamedTensor {
 }
 
 /** A weight's float32 values: its HF tensors read and stacked along dim 0, shape-checked. */
-export async function readWeightValues(index: SafetensorsIndex, def: WeightDef): Promise<Float32Array> {
+export async function readWeightValues(
+  index: SafetensorsIndex,
+  def: WeightDef,
+): Promise<Float32Array> {
   const parts: Float32Array[] = [];
   for (const src of def.sources) {
     const e = index.byName.get(src);
-    if (!e) throw new WeightError(`${index.dir}: tensor "${src}" (for ${def.base}) is missing from the safetensors files`);
+    if (!e) {
+      throw new WeightError(
+        `${index.dir}: tensor "${src}" (for ${def.base}) is missing from the safetensors files`,
+      );
+    }
     parts.push(await readTensorF32(e));
   }
   const total = parts.reduce((a, p) => a + p.length, 0);
   const want = def.shape.reduce((a, b) => a * b, 1);
   if (total !== want) {
     throw new WeightError(
-      `${index.dir}: ${def.sources.join(" + ")} hold ${total} values but ${def.base} needs [${def.shape}] = ${want}; the weights do not match config.json`,
+      `${index.dir}: ${
+        def.sources.join(" + ")
+      } hold ${total} values but ${def.base} needs [${def.shape}] = ${want}; the weights do not match config.json`,
     );
   }
   if (parts.length === 1) return parts[0];
@@ -56,11 +65,20 @@ export function storeWeight(def: WeightDef, values: Float32Array): NamedTensor[]
     return [{ name: t.name, dtype: t.dtype, shape: t.shape, data }];
   }
   const stored: StoredTensor[] = quantizeWeight(def.format, values, def.shape[0], def.shape[1]);
-  return stored.map((s) => ({ name: `${def.base}.${s.suffix}`, dtype: s.dtype, shape: s.shape, data: s.data }));
+  return stored.map((s) => ({
+    name: `${def.base}.${s.suffix}`,
+    dtype: s.dtype,
+    shape: s.shape,
+    data: s.data,
+  }));
 }
 
 /** Every stored tensor of the model, weight by weight. */
-export async function* hfStoredTensors(dir: string, config: ModelConfig, quant: QuantScheme): AsyncGenerator<NamedTensor> {
+export async function* hfStoredTensors(
+  dir: string,
+  config: ModelConfig,
+  quant: QuantScheme,
+): AsyncGenerator<NamedTensor> {
   const index = await openSafetensors(dir);
   for (const def of weightDefs(config, quant)) {
     yield* storeWeight(def, await readWeightValues(index, def));
