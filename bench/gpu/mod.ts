@@ -84,6 +84,11 @@ if (Deno.args.includes("--q8-sweep") && q8) {
   gemvRuns.length = 0;
   const sweep: Q8Tuning[] = [
     { threadsPerCol: 128, colsPerThread: 16, rowsPerGroup: 1, loadCols: 8 },
+    { threadsPerCol: 128, colsPerThread: 8, rowsPerGroup: 1, loadCols: 8, persistent: 132 },
+    { threadsPerCol: 128, colsPerThread: 8, rowsPerGroup: 1, loadCols: 8, persistent: 264 },
+    { threadsPerCol: 128, colsPerThread: 8, rowsPerGroup: 1, loadCols: 8, persistent: 528 },
+    { threadsPerCol: 128, colsPerThread: 4, rowsPerGroup: 1, loadCols: 4, persistent: 264 },
+    { threadsPerCol: 256, colsPerThread: 8, rowsPerGroup: 1, loadCols: 8, persistent: 264 },
   ];
   for (
     const s of gemvShapes.filter((s) => /o_proj|qkv|gate_up|\+add \(down|lm_head/.test(s.name))
@@ -101,7 +106,7 @@ if (Deno.args.includes("--q8-sweep") && q8) {
     { chunkUnits: 64, colsPerThread: 2, rowsPerGroup: 16 },
     { chunkUnits: 32, colsPerThread: 1, rowsPerGroup: 8 },
   ];
-  for (const s of gemvShapes.filter((s) => /o_proj|gate_up|\+add \(down/.test(s.name))) {
+  for (const s of gemvShapes.filter((s) => Deno.args.includes("--q8-rows") && /o_proj|gate_up|\+add \(down/.test(s.name))) {
     gemvRuns.push({ ...s, name: `${s.name} R=16 f32`, rows: 16 });
     for (const t of multi) {
       gemvRuns.push({

@@ -54,6 +54,9 @@ export interface Q8Tuning {
   rowsPerGroup: number;
   /** Columns whose loads are issued together (a chunk). */
   loadCols: number;
+  /** Persistent shape: at most this many workgroups a row block, each walking column blocks
+   * (0 or absent: one workgroup a column block). Not with the RMSNorm prologue. */
+  persistent?: number;
   /** Threads a workgroup (default 256; a power of two within the target). */
   threads?: number;
   /** Issue the first chunk's loads before quantising x (default true). */
@@ -263,13 +266,15 @@ export function matmulGemvQ8(
 
   // columns in chunks of CU: a chunk's loads, then its arithmetic
   const acc = (j: number, rr: number, n: number) => `a${(j * RB + rr) * NW + n}`;
-  const loads = (js: number[]) =>
+  // `assign`: into loop-carried vars (the persistent shape's first chunk)
+  const loads = (js: number[], assign = false) =>
     js.flatMap((j) => [
       `let c${j} = min(col0 + ${j}u, ${OUT - 1}u);`,
       ...range(NW).flatMap((n) => {
         const c = n ? `(${OUT}u + c${j})` : `c${j}`;
+        const decl = assign ? "" : "let ";
         return range(GPT).map((i) =>
-          `let w${j}_${n}_${i} = q_weight[${c} * ${UN}u + u${i}]; let s${j}_${n}_${i} = ${
+          `${decl}w${j}_${n}_${i} = q_weight[${c} * ${UN}u + u${i}]; ${decl}s${j}_${n}_${i} = ${
             scale(c, i)
           };`
         );
@@ -302,8 +307,11 @@ export function matmulGemvQ8(
   }
   // the first chunk's loads go out before x is quantised; with `pipeline`, each chunk's loads
   // are issued before the previous chunk's arithmetic (two chunks of loads in flight)
-  const early = tune.early ?? true, pipelined = tune.pipeline ?? true;
-  const head = early ? loads(chunks[0]) : [];
+  // persistent: PG workgroups a row block walk the column blocks (x quantised once; the next
+  // block's first loads issued before this block's reduction)
+  const PG = tune.persistent && !norm ? Math.min(blocks, tune.persistent) : 0;
+  const early = PG > 0 || (tune.early ?? true), pipelined = tune.pipeline ?? true;
+  const head = early && !PG ? loads(chunks[0]) : [];
   const body: string[] = early ? [] : loads(chunks[0]);
   chunks.forEach((js, k) => {
     if (k > 0 && !pipelined) body.push(...loads(js));
@@ -311,7 +319,45 @@ export function matmulGemvQ8(
     body.push(...math(js));
   });
 
-  const reduce = q8Reduction({ T, TPC, CPT, RB, NW, OUT, COLS, blocks, plan });
+  const reduce = q8Reduction({
+    T,
+    TPC,
+    CPT,
+    RB,
+    NW,
+    OUT,
+    COLS,
+    blocks,
+    plan,
+    block: PG ? "blk" : undefined,
+  });
+  const main = PG
+    ? `${
+      chunks[0].flatMap((j) =>
+        range(NW).flatMap((n) =>
+          range(GPT).map((i) => `var w${j}_${n}_${i}: vec4<u32>; var s${j}_${n}_${i}: f32;`)
+        )
+      ).join(" ")
+    }
+  var blk = wg % ${PG}u;
+  { let col0 = blk * ${COLS}u + lane * ${CPT}u; ${loads(chunks[0], true).join(" ")} }
+  loop {
+    if (blk >= ${blocks}u) { break; }
+    let col0 = blk * ${COLS}u + lane * ${CPT}u;
+    ${range(A).map((i) => `var a${i} = 0.0;`).join(" ")}
+    ${body.join("\n    ")}
+    {
+      let col0 = min(blk + ${PG}u, ${blocks - 1}u) * ${COLS}u + lane * ${CPT}u;
+      ${loads(chunks[0], true).join(" ")}
+    }
+    ${reduce.code}
+    workgroupBarrier(); // part and red are reused by the next block
+    blk += ${PG}u;
+  }`
+    : `${range(A).map((i) => `var a${i} = 0.0;`).join(" ")}
+  ${body.join("\n  ")}
+  ${reduce.code}`;
+  const groups = PG || blocks;
   const types = {
     ...plan.types,
     x: vecX ? "array<vec4<f32>>" : "array<f32>",
@@ -327,8 +373,8 @@ ${norm ? denseReader("w", norm.weightDtype) : ""}
 ${plan.prelude}
 ${reduce.decls}
 
-${entry(T, totalGroups(RB, blocks))}
-  let r0 = (wg / ${blocks}u) * ${RB}u;
+${entry(T, totalGroups(RB, groups))}
+  let r0 = (wg / ${groups}u) * ${RB}u;
   let lane = lid / ${TPC}u;
   let t = lid % ${TPC}u;
   let col0 = (wg % ${blocks}u) * ${COLS}u + lane * ${CPT}u;
@@ -338,12 +384,10 @@ ${entry(T, totalGroups(RB, blocks))}
   ${loadsX.join("\n  ")}
   ${normLines.join("\n  ")}
   ${xq.join("\n  ")}
-  ${range(A).map((i) => `var a${i} = 0.0;`).join(" ")}
-  ${body.join("\n  ")}
-  ${reduce.code}
+  ${main}
 }
 `;
-  return { code, entryPoint: "main", rowsPerGroup: RB, groupsPerRowBlock: blocks };
+  return { code, entryPoint: "main", rowsPerGroup: RB, groupsPerRowBlock: groups };
 }
 
 /**
@@ -363,8 +407,11 @@ export function q8Reduction(o: {
   COLS: number;
   blocks: number;
   plan: ReturnType<typeof matmulPlan>;
+  /** WGSL for the column block being stored (default `wg % blocks`). */
+  block?: string;
 }): { decls: string; code: string } {
   const { T, TPC, CPT, RB, NW, OUT, COLS, blocks, plan } = o;
+  const block = o.block ?? `(wg % ${blocks}u)`;
   const L = T / TPC, A = CPT * RB * NW, OUTS = A * L;
   if (A > TPC) throw new RangeError(`q8Reduction: ${A} accumulators exceed ${TPC} threads a lane`);
   const SEGS = T / OUTS; // threads adding up one output
@@ -391,7 +438,7 @@ var<workgroup> part: array<f32, ${T}>; // [SEGS][OUTS]`,
     let l = lid / ${CPT * RB}u;
     let o = lid % ${CPT * RB}u;
     let rr = o % ${RB}u;
-    let c = (wg % ${blocks}u) * ${COLS}u + l * ${CPT}u + o / ${RB}u;
+    let c = ${block} * ${COLS}u + l * ${CPT}u + o / ${RB}u;
     let p0 = l * ${A}u + o * ${NW}u;${NW === 2 ? " let p1 = p0 + 1u;" : ""}
     if (r0 + rr < R.x && c < ${OUT}u) {
       ${plan.store("(r0 + rr)", "c", sum(0), NW === 2 ? sum(1) : "")}

@@ -135,11 +135,18 @@ Deno.test({
       { threadsPerCol: 16, colsPerThread: 4, rowsPerGroup: 2, loadCols: 3 },
       { threadsPerCol: 8, colsPerThread: 2, rowsPerGroup: 4, loadCols: 2 },
       { threadsPerCol: 32, colsPerThread: 8, rowsPerGroup: 1, loadCols: 8 },
+      // persistent: 3 workgroups a row block walk every column block
+      { threadsPerCol: 16, colsPerThread: 4, rowsPerGroup: 2, loadCols: 2, persistent: 3 },
+      { threadsPerCol: 64, colsPerThread: 2, rowsPerGroup: 1, loadCols: 1, persistent: 1 },
     ];
     for (const tune of tunes) {
       await check(rng, spec(Q4, 40, 320, 5, { epilogue: "silu_mul" }), 5, tune);
       await check(rng, spec(Q4, 33, 200, 3, { bias: "f16", epilogue: "add" }), 3, tune);
     }
+    // persistent: 5 column blocks walked by 3 workgroups a row block (two rows blocks)
+    const walk = { threadsPerCol: 8, colsPerThread: 2, rowsPerGroup: 1, loadCols: 1, persistent: 3 };
+    await check(rng, spec(Q4, 300, 256, 1, { bias: "f32", epilogue: "add" }), 2, walk);
+    await check(rng, spec(Q4, 600, 96, 1, { epilogue: "silu_mul" }), 1, walk);
     // 330 units on 256 threads: two units a thread, the second partly idle
     await check(rng, spec(Q4, 12, 10560, 1), 1);
     await check(rng, spec(Q4, 70, 128, 4, { epilogue: "silu_mul" }), 4, undefined, true);
