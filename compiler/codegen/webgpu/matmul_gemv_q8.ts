@@ -99,7 +99,15 @@ export function q8Defaults(spec: MatmulSpec, target: TargetInfo): Q8Tuning {
     T * (2 * CPT * RB * NW + 1) <= budget &&
     Math.ceil(OUT / (L * 2 * CPT)) * rowBlocks >= WANT_GROUPS
   ) CPT *= 2;
-  return { threadsPerCol: TPC, colsPerThread: CPT, rowsPerGroup: RB, loadCols: Math.min(CPT, 8) };
+  // many column blocks (gate_up, lm_head): a fixed set of workgroups walks them
+  const blocks = Math.ceil(OUT / (L * CPT)) * rowBlocks;
+  return {
+    threadsPerCol: TPC,
+    colsPerThread: CPT,
+    rowsPerGroup: RB,
+    loadCols: Math.min(CPT, 8),
+    ...(blocks >= 2 * WANT_GROUPS ? { persistent: WANT_GROUPS } : {}),
+  };
 }
 
 /** WGSL for a q4 `matmul` with q8 activations. */
