@@ -7,7 +7,7 @@
  *    rooflines, dispatches, pipeline creation.
  * Prints a table last; writes JSON to `$OUT/gpu.json` when OUT is set, else `bench/out/gpu.json`.
  * Options: `--small` (tiny shapes, for lavapipe), `--models=8b,1b,0.5b` (`none`: ceilings and
- * GEMVs only), `--no-gemv`, `--q8-sweep` (the q8 GEMV under several tunings).
+ * GEMVs only), `--no-gemv`, `--opt=<flags>` (compile flags, e.g. `fuse_norm_matmul=1`), `--q8-sweep` (the q8 GEMV under several tunings).
  *
  * On the GPU host (no network): carry `.gl` (Vulkan loader .debs), `.carry` (deno.xz) and a
  * `node_modules` holding only esbuild-wasm (the full one is over the 64 MiB carry limit), and run
@@ -26,6 +26,8 @@ import { benchModel, type ModelBenchOptions, type ModelFigures } from "./model_b
 import { formatReport } from "./report.ts";
 
 const small = Deno.args.includes("--small");
+/** `--opt=<flags>`: compile the models with these optimisation flags instead of O2. */
+const opt = Deno.args.find((a) => a.startsWith("--opt="))?.slice(6);
 const only = Deno.args.find((a) => a.startsWith("--models="))?.slice(9).split(",");
 const root = new URL("../../", import.meta.url).pathname;
 const log = (s: string) => console.log(s);
@@ -106,7 +108,11 @@ if (Deno.args.includes("--q8-sweep") && q8) {
     { chunkUnits: 64, colsPerThread: 2, rowsPerGroup: 16 },
     { chunkUnits: 32, colsPerThread: 1, rowsPerGroup: 8 },
   ];
-  for (const s of gemvShapes.filter((s) => Deno.args.includes("--q8-rows") && /o_proj|gate_up|\+add \(down/.test(s.name))) {
+  for (
+    const s of gemvShapes.filter((s) =>
+      Deno.args.includes("--q8-rows") && /o_proj|gate_up|\+add \(down/.test(s.name)
+    )
+  ) {
     gemvRuns.push({ ...s, name: `${s.name} R=16 f32`, rows: 16 });
     for (const t of multi) {
       gemvRuns.push({
@@ -159,7 +165,7 @@ const modelFigures: ModelFigures[] = [];
 const errors: string[] = [];
 for (const [name, config] of wanted) {
   log(`model ${name}…`);
-  const o: ModelBenchOptions = { name, config, ...shape };
+  const o: ModelBenchOptions = { name, config, ...shape, ...(opt ? { opt } : {}) };
   const keep = dev.liveBuffers();
   try {
     modelFigures.push(await benchModel(dev, timer, adapter, o, log));

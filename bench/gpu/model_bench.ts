@@ -27,6 +27,8 @@ import { syntheticWeights } from "./synthetic_weights.ts";
 export interface ModelBenchOptions {
   name: string;
   config: string | Record<string, unknown>;
+  /** Optimisation flags for compile (default O2). */
+  opt?: string;
   promptLen: number;
   decodeTokens: number;
   batches: number[];
@@ -114,6 +116,7 @@ export async function benchModel(
     config: o.config,
     quantization: "q4f16_1",
     target: targetFromAdapter(adapter),
+    ...(o.opt ? { opt: o.opt } : {}),
     output: `${dir}/lib`,
     warn: () => {},
   });

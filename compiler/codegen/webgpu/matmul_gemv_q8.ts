@@ -55,7 +55,7 @@ export interface Q8Tuning {
   /** Columns whose loads are issued together (a chunk). */
   loadCols: number;
   /** Persistent shape: at most this many workgroups a row block, each walking column blocks
-   * (0 or absent: one workgroup a column block). Not with the RMSNorm prologue. */
+   * (0 or absent: one workgroup a column block). */
   persistent?: number;
   /** Threads a workgroup (default 256; a power of two within the target). */
   threads?: number;
@@ -106,7 +106,8 @@ export function q8Defaults(spec: MatmulSpec, target: TargetInfo): Q8Tuning {
     colsPerThread: CPT,
     rowsPerGroup: RB,
     loadCols: Math.min(CPT, 8),
-    ...(blocks >= 2 * WANT_GROUPS ? { persistent: WANT_GROUPS } : {}),
+    // and with the RMSNorm prologue, so that each workgroup normalises its row once
+    ...(blocks >= 2 * WANT_GROUPS || spec.norm ? { persistent: WANT_GROUPS } : {}),
   };
 }
 
@@ -211,20 +212,22 @@ export function matmulGemvQ8(
     }
   }
   if (norm) {
-    // every lane holds the whole row: the workgroup's total is L times the row's
     normLines.unshift(range(RB).map((rr) => `var ss${rr} = 0.0;`).join(" "));
     normLines.push(
+      // lane 0's TPC partials hold the whole row: every thread adds them up (broadcast reads,
+      // four chains), two barriers instead of a tree's log2(T)
       range(RB).map((rr) => `red[${rr * T}u + lid] = ss${rr};`).join(" "),
       `workgroupBarrier();`,
-      `for (var st = ${T >> 1}u; st > 0u; st = st >> 1u) {
-    if (lid < st) { ${
-        range(RB).map((rr) => `red[${rr * T}u + lid] += red[${rr * T}u + lid + st];`).join(" ")
-      } }
-    workgroupBarrier();
-  }`,
-      range(RB).map((rr) =>
-        `let inv${rr} = inverseSqrt(red[${rr * T}u] * ${lit(1 / (L * K))} + ${lit(norm.eps)});`
-      ).join(" "),
+      range(RB).map((rr) => {
+        const chains = Math.min(4, TPC);
+        return `var sq${rr} = vec4<f32>(0.0);
+  for (var st = 0u; st < ${TPC}u; st += ${chains}u) {
+    sq${rr} += vec4<f32>(${
+          range(4).map((c) => c < chains ? `red[${rr * T}u + st + ${c}u]` : "0.0").join(", ")
+        });
+  }
+  let inv${rr} = inverseSqrt(dot(sq${rr}, vec4<f32>(1.0)) * ${lit(1 / K)} + ${lit(norm.eps)});`;
+      }).join("\n  "),
       `workgroupBarrier();`,
     );
     for (let rr = 0; rr < RB; rr++) {
@@ -317,7 +320,7 @@ export function matmulGemvQ8(
   // are issued before the previous chunk's arithmetic (two chunks of loads in flight)
   // persistent: PG workgroups a row block walk the column blocks (x quantised once; the next
   // block's first loads issued before this block's reduction)
-  const PG = tune.persistent && !norm ? Math.min(blocks, tune.persistent) : 0;
+  const PG = tune.persistent ? Math.min(blocks, tune.persistent) : 0;
   const early = PG > 0 || (tune.early ?? true), pipelined = tune.pipeline ?? true;
   const head = early && !PG ? loads(chunks[0]) : [];
   const body: string[] = early ? [] : loads(chunks[0]);
@@ -386,7 +389,7 @@ ${entry(T, totalGroups(RB, groups))}
   let lane = lid / ${TPC}u;
   let t = lid % ${TPC}u;
   let col0 = (wg % ${blocks}u) * ${COLS}u + lane * ${CPT}u;
-  ${norm?.add ? `let writeSum = wg % ${blocks}u == 0u && lane == 0u;` : ""}
+  ${norm?.add ? `let writeSum = wg % ${PG || blocks}u == 0u && lane == 0u;` : ""}
   ${range(GPT).map((i) => `let u${i} = min(t + ${i * TPC}u, ${UN - 1}u);`).join(" ")}
   ${head.join("\n  ")}
   ${loadsX.join("\n  ")}

@@ -144,7 +144,13 @@ Deno.test({
       await check(rng, spec(Q4, 33, 200, 3, { bias: "f16", epilogue: "add" }), 3, tune);
     }
     // persistent: 5 column blocks walked by 3 workgroups a row block (two rows blocks)
-    const walk = { threadsPerCol: 8, colsPerThread: 2, rowsPerGroup: 1, loadCols: 1, persistent: 3 };
+    const walk = {
+      threadsPerCol: 8,
+      colsPerThread: 2,
+      rowsPerGroup: 1,
+      loadCols: 1,
+      persistent: 3,
+    };
     await check(rng, spec(Q4, 300, 256, 1, { bias: "f32", epilogue: "add" }), 2, walk);
     await check(rng, spec(Q4, 600, 96, 1, { epilogue: "silu_mul" }), 1, walk);
     // 330 units on 256 threads: two units a thread, the second partly idle
