@@ -1,6 +1,6 @@
 /**
  * RMS norm kernels: `rms_norm` and `add_rms_norm` (residual add fused, the sum written too).
- * One workgroup per row; the sum of squares is reduced in workgroup memory in two levels.
+ * One workgroup per row; the sum of squares is reduced in workgroup memory.
  * @module
  */
 import type { KernelSpec, TargetInfo, WgslKernel } from "../contract.ts";
@@ -13,6 +13,7 @@ import {
   lit,
   reductionThreads,
   totalGroups,
+  treeReduce,
 } from "./common.ts";
 
 type NormSpec = Extract<KernelSpec, { op: "rms_norm" | "add_rms_norm" }>;
@@ -52,34 +53,17 @@ export function normKernel(spec: NormSpec, target: TargetInfo): WgslKernel {
   const stores = idx.map((j) =>
     `if (${guard(j)}) { out[base + c${j}] = v${j} * inv * w_at(c${j}); }`
   ).join("\n  ");
-  // the sum of squares: with more than 32 threads, 32 of them add up T / 32 partials each
-  // (conflict-free: partial i * 32 + lid), then every thread adds those 32 (broadcast reads):
-  // two barriers where a tree over 1024 threads takes ten
-  const G = Math.min(32, T), per = T / G;
-  const reduce = T <= 32
-    ? `var total = 0.0;
-  for (var i = 0u; i < ${T}u; i++) { total += red[i]; }`
-    : `if (lid < ${G}u) {
-    var s = 0.0;
-    for (var i = 0u; i < ${per}u; i++) { s += red[i * ${G}u + lid]; }
-    red2[lid] = s;
-  }
-  workgroupBarrier();
-  var q = vec4<f32>(0.0);
-  for (var i = 0u; i < ${G}u; i += 4u) { q += vec4<f32>(red2[i], red2[i + 1u], red2[i + 2u], red2[i + 3u]); }
-  let total = dot(q, vec4<f32>(1.0));`;
   const code = `${declareBindings(spec, types)}
 ${denseReader("w", spec.weightDtype)}
 var<workgroup> red: array<f32, ${T}>;
-var<workgroup> red2: array<f32, 32>;
 
 ${entry(T, totalGroups(1, 1))}
   let base = wg * ${H}u;
   ${loads}
   red[lid] = ${idx.map((j) => `v${j} * v${j}`).join(" + ")};
   workgroupBarrier();
-  ${reduce}
-  let inv = inverseSqrt(total / ${H}.0 + ${lit(spec.eps)});
+  ${treeReduce("red", T, (a, b) => `${a} + ${b}`)}
+  let inv = inverseSqrt(red[0] / ${H}.0 + ${lit(spec.eps)});
   ${stores}
 }
 `;
