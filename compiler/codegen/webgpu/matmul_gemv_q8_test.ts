@@ -1,5 +1,15 @@
-import type { DenseDtype, KernelSpec, WeightFormat } from "../contract.ts";
-import { buf, dense, device, expectClose, randomWeight, Rng, runKernel } from "./test_helpers.ts";
+import type { KernelSpec, WeightFormat } from "../contract.ts";
+import {
+  buf,
+  dense,
+  device,
+  expectClose,
+  matmulReference,
+  matmulSpec,
+  randomWeight,
+  Rng,
+  runKernel,
+} from "./test_helpers.ts";
 import { matmulGemvQ8, PACKED_DOT, q8Defaults, type Q8Tuning } from "./matmul_gemv_q8.ts";
 import { matmulGemvQ8Rows, type Q8RowsTuning } from "./matmul_gemv_q8_rows.ts";
 
@@ -36,7 +46,7 @@ async function check(
   tune?: Q8Tuning | { rows: Q8RowsTuning | null },
   small = false,
 ) {
-  const { N, K, rowStart, rows, epilogue } = spec;
+  const { N, K, rows, epilogue } = spec;
   const W = randomWeight(rng, spec.weight, rows, K); // [rows, K]
   const x = rng.normals(R * K); // [R, K]
   const xq = q8Values(x, R, K);
@@ -44,29 +54,8 @@ async function check(
   const residual = epilogue === "add" ? rng.normals(R * N) : null; // [R, N]
   const outW = epilogue === "silu_mul" ? N / 2 : N;
   const start = rng.normals(R * outW); // [R, outW]
-  const reference = (xs: ArrayLike<number>) => {
-    const ref = Float64Array.from(start);
-    const dot = (r: number, c: number) => {
-      let s = 0;
-      for (let k = 0; k < K; k++) s += xs[r * K + k] * W.values[c * K + k];
-      return s + (bias ? bias.values[rowStart + c] : 0);
-    };
-    for (let r = 0; r < R; r++) {
-      if (epilogue === "silu_mul") {
-        const I = N / 2;
-        for (let c = 0; c < I; c++) {
-          const g = dot(r, c), u = dot(r, I + c);
-          ref[r * I + c] = g / (1 + Math.exp(-g)) * u;
-        }
-        continue;
-      }
-      for (let c = 0; c < rows; c++) {
-        const o = r * N + rowStart + c;
-        ref[o] = dot(r, c) + (residual ? residual[o] : 0);
-      }
-    }
-    return ref;
-  };
+  const reference = (xs: ArrayLike<number>) =>
+    matmulReference(spec, R, xs, W.values, bias?.values ?? null, residual, start);
   const inputs = [buf(x), ...W.buffers];
   if (bias) inputs.push(bias.data);
   if (residual) inputs.push(buf(residual));
@@ -89,26 +78,7 @@ const Q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f
 const Q4S32: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f32" };
 const Q4G64: WeightFormat = { kind: "group", bits: 4, groupSize: 64, scaleDtype: "f16" };
 
-function spec(
-  weight: WeightFormat,
-  N: number,
-  K: number,
-  maxRows: number,
-  more: Partial<MatmulSpec> = {},
-): MatmulSpec {
-  return {
-    op: "matmul",
-    N,
-    K,
-    rowStart: 0,
-    rows: N,
-    weight,
-    bias: null as DenseDtype | null,
-    epilogue: "none",
-    maxRows,
-    ...more,
-  };
-}
+const spec = matmulSpec;
 
 Deno.test({
   name: "matmulGemvQ8() matches float64 on q8-rounded x: ragged K, units past K, every epilogue",

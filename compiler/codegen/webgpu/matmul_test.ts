@@ -1,5 +1,15 @@
-import type { DenseDtype, KernelSpec, WeightFormat } from "../contract.ts";
-import { buf, dense, device, expectClose, randomWeight, Rng, runKernel } from "./test_helpers.ts";
+import type { KernelSpec, WeightFormat } from "../contract.ts";
+import {
+  buf,
+  dense,
+  device,
+  expectClose,
+  matmulReference,
+  matmulSpec,
+  randomWeight,
+  Rng,
+  runKernel,
+} from "./test_helpers.ts";
 import { gemvDefaults, type GemvTuning, matmulGemv } from "./matmul_gemv.ts";
 import { matmulTiled, tiledDefaults, tiledSharedBytes, type TiledTuning } from "./matmul_tiled.ts";
 import { GENERIC_WEBGPU } from "../../target.ts";
@@ -15,34 +25,14 @@ async function checkMatmul(
   R: number,
   tune?: GemvTuning | "tiled16k" | { gemv16k: GemvTuning } | { tiled: TiledTuning },
 ) {
-  const { N, K, rowStart, rows, epilogue } = spec;
+  const { N, K, rows, epilogue } = spec;
   const W = randomWeight(rng, spec.weight, rows, K); // [rows, K]
   const x = rng.normals(R * K); // [R, K]
   const bias = spec.bias ? dense(rng.normals(N), spec.bias) : null; // [N]
   const residual = epilogue === "add" ? rng.normals(R * N) : null; // [R, N]
   const outW = epilogue === "silu_mul" ? N / 2 : N;
   const start = rng.normals(R * outW); // [R, outW]: columns outside the slice keep these
-  const ref = Float64Array.from(start);
-  const dot = (r: number, c: number) => {
-    let s = 0;
-    for (let k = 0; k < K; k++) s += x[r * K + k] * W.values[c * K + k];
-    return s;
-  };
-  for (let r = 0; r < R; r++) {
-    if (epilogue === "silu_mul") {
-      const I = N / 2;
-      for (let c = 0; c < I; c++) {
-        const g = dot(r, c) + (bias ? bias.values[c] : 0);
-        const u = dot(r, I + c) + (bias ? bias.values[I + c] : 0);
-        ref[r * I + c] = g / (1 + Math.exp(-g)) * u;
-      }
-      continue;
-    }
-    for (let c = 0; c < rows; c++) {
-      const o = r * N + rowStart + c;
-      ref[o] = dot(r, c) + (bias ? bias.values[rowStart + c] : 0) + (residual ? residual[o] : 0);
-    }
-  }
+  const ref = matmulReference(spec, R, x, W.values, bias?.values ?? null, residual, start);
   const inputs = [buf(x), ...W.buffers];
   if (bias) inputs.push(bias.data);
   if (residual) inputs.push(buf(residual));
@@ -70,26 +60,7 @@ const FORMATS: WeightFormat[] = [
   { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f32" },
 ];
 
-function spec(
-  weight: WeightFormat,
-  N: number,
-  K: number,
-  maxRows: number,
-  more: Partial<MatmulSpec> = {},
-): MatmulSpec {
-  return {
-    op: "matmul",
-    N,
-    K,
-    rowStart: 0,
-    rows: N,
-    weight,
-    bias: null as DenseDtype | null,
-    epilogue: "none",
-    maxRows,
-    ...more,
-  };
-}
+const spec = matmulSpec;
 
 for (const [shape, maxRows, Rs] of [["GEMV", 1, [1, 3]], ["tiled", 256, [1, 150]]] as const) {
   Deno.test({
