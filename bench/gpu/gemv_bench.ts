@@ -10,10 +10,6 @@ import type { KernelSpec, WeightFormat } from "../../compiler/codegen/contract.t
 import { groupLayout } from "../../compiler/codegen/contract.ts";
 import { wgslKernel } from "../../compiler/codegen/webgpu/mod.ts";
 import { matmulGemvQ8, type Q8Tuning } from "../../compiler/codegen/webgpu/matmul_gemv_q8.ts";
-import {
-  matmulGemvQ8Rows,
-  type Q8RowsTuning,
-} from "../../compiler/codegen/webgpu/matmul_gemv_q8_rows.ts";
 import type { BenchDevice, Trace } from "./bench_device.ts";
 import type { GpuTimer } from "./gpu_timer.ts";
 import { fillSynthetic, seedOf } from "./synthetic_weights.ts";
@@ -29,8 +25,6 @@ export interface GemvShape {
   rows?: number;
   /** A q8 tuning to time instead of the compiler's choice (implies xq8). */
   q8?: Q8Tuning;
-  /** A multi-row q8 tuning to time (implies xq8). */
-  q8rows?: Q8RowsTuning;
 }
 
 export interface GemvRow extends GemvShape {
@@ -90,10 +84,8 @@ export async function benchGemv(
     const spec = gemvSpec(s);
     const source = s.q8
       ? matmulGemvQ8({ ...spec, xq8: true }, dev.inner.target, s.q8)
-      : s.q8rows
-      ? matmulGemvQ8Rows({ ...spec, xq8: true }, dev.inner.target, s.q8rows)
       : wgslKernel(spec, dev.inner.target);
-    const xq8 = spec.xq8 || !!s.q8 || !!s.q8rows;
+    const xq8 = spec.xq8 || !!s.q8;
     const kernel = (await dev.kernels([{ spec: { ...spec, xq8 }, source }]))[0];
     const b = gemvBytes(s);
     const copies = Math.max(1, Math.min(64, Math.ceil(opts.minBytes / b.total)));

@@ -20,7 +20,6 @@ import { measureCeilings } from "./ceilings.ts";
 import { benchGemv, type GemvShape } from "./gemv_bench.ts";
 import { PACKED_DOT } from "../../compiler/codegen/contract.ts";
 import type { Q8Tuning } from "../../compiler/codegen/webgpu/matmul_gemv_q8.ts";
-import type { Q8RowsTuning } from "../../compiler/codegen/webgpu/matmul_gemv_q8_rows.ts";
 import { GpuTimer } from "./gpu_timer.ts";
 import { benchModel, type ModelBenchOptions, type ModelFigures } from "./model_bench.ts";
 import { formatReport } from "./report.ts";
@@ -98,29 +97,6 @@ if (Deno.args.includes("--q8-sweep") && q8) {
     gemvRuns.push({ ...s, name: `${s.name} q8 default`, xq8: true });
     for (const t of sweep) {
       gemvRuns.push({ ...s, name: `${s.name} ${Object.values(t).join("/")}`, q8: t });
-    }
-  }
-  // 16 rows (batch-16 decode): the multi-row q8 kernel's chunk, columns and rows
-  const multi: Q8RowsTuning[] = [
-    { chunkUnits: 64, colsPerThread: 1, rowsPerGroup: 16 },
-    { chunkUnits: 32, colsPerThread: 1, rowsPerGroup: 16 },
-    { chunkUnits: 16, colsPerThread: 1, rowsPerGroup: 16 },
-    { chunkUnits: 64, colsPerThread: 2, rowsPerGroup: 16 },
-    { chunkUnits: 32, colsPerThread: 1, rowsPerGroup: 8 },
-  ];
-  for (
-    const s of gemvShapes.filter((s) =>
-      Deno.args.includes("--q8-rows") && /o_proj|gate_up|\+add \(down/.test(s.name)
-    )
-  ) {
-    gemvRuns.push({ ...s, name: `${s.name} R=16 f32`, rows: 16 });
-    for (const t of multi) {
-      gemvRuns.push({
-        ...s,
-        name: `${s.name} R=16 ${Object.values(t).join("/")}`,
-        rows: 16,
-        q8rows: t,
-      });
     }
   }
 }

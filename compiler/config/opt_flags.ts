@@ -32,7 +32,8 @@ export interface OptimizationFlags {
   readonly fuse_norm_matmul: boolean;
 }
 
-const ALL_ON: OptimizationFlags = {
+/** O2 (and O3): every optimisation except the ones measured slower (fuse_norm_matmul). */
+const O2_FLAGS: OptimizationFlags = {
   fuse_dequantize_matmul: true,
   fuse_add_norm: true,
   fuse_gate_up_silu: true,
@@ -42,8 +43,8 @@ const ALL_ON: OptimizationFlags = {
   memory_planning: true,
   shader_f16: true,
   q8_activations: true,
-  // measured slower on the H100 (the prologue's row reduction costs more than the dispatch it
-  // saves: 8B decode 4.46 → 4.88 ms a step, BENCHMARKS.md); kept for adapters where it wins
+  // measured slower on the H100 (the prologue costs more than the dispatch it saves: 8B decode
+  // 3.53 → 4.19 ms a step, BENCHMARKS.md)
   fuse_norm_matmul: false,
 };
 
@@ -61,17 +62,16 @@ export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", Optimizatio
     fuse_norm_matmul: false,
   },
   O1: {
-    ...ALL_ON,
+    ...O2_FLAGS,
     fuse_add_norm: false,
     fuse_gate_up_silu: false,
     fuse_rope_kv_append: false,
     split_kv_decode: false,
     shader_f16: false,
     q8_activations: false,
-    fuse_norm_matmul: false,
   },
-  O2: ALL_ON,
-  O3: ALL_ON,
+  O2: O2_FLAGS,
+  O3: O2_FLAGS,
 };
 
 /** Parse "O2" or "fuse_add_norm=0;memory_planning=1" (on top of O2). */
@@ -81,10 +81,10 @@ export function parseOptFlags(input: string | undefined): OptimizationFlags {
   const out: Record<string, boolean> = { ...OPT_PRESETS.O2 };
   for (const kv of s.split(";").filter((x) => x.trim() !== "")) {
     const [k, v] = kv.split("=").map((x) => x.trim());
-    if (!(k in ALL_ON)) {
+    if (!(k in O2_FLAGS)) {
       throw new TypeError(
         `unknown optimisation flag "${k}"; use O0..O3 or k=v;… with k in ${
-          Object.keys(ALL_ON).join(", ")
+          Object.keys(O2_FLAGS).join(", ")
         }`,
       );
     }

@@ -22,10 +22,7 @@ export const fuseNormMatmul: Pass = {
       if (users.length !== 1 || users[0] <= i) return;
       const j = users[0], m = fn.nodes[j];
       const ms = m.spec;
-      // the single-row kernel has the prologue; the multi-row one does not
-      if (ms.op !== "matmul" || !ms.xq8 || ms.norm || ms.maxRows > 1 || m.args.x !== n.args.out) {
-        return;
-      }
+      if (ms.op !== "matmul" || !ms.xq8 || ms.norm || m.args.x !== n.args.out) return;
       if (ms.K !== s.hidden || m.rows !== n.rows || replace.has(j)) return;
       const add = s.op === "add_rms_norm";
       // the sum is now written at the matmul's place: nothing before it may read the sum

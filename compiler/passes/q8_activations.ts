@@ -8,10 +8,10 @@ import { PACKED_DOT, q8Eligible } from "../codegen/contract.ts";
 import type { Node } from "../ir/graph.ts";
 import { type Pass, rewrite } from "./pass.ts";
 
-/** The largest `maxRows` that gets q8 activations: single-row decode. With 16 rows neither q8
- * kernel beat the f32 GEMV on the H100 (BENCHMARKS.md): the register kernel spills, and the
- * workgroup-memory one re-quantises all of x in every workgroup (as much work as the dot
- * products at 16 rows). Prefill chunks keep f32 activations too. */
+/** The largest `maxRows` that gets q8 activations: single-row decode. At 16 rows the q8 GEMV
+ * (codes in registers) spills, and a variant with the codes in workgroup memory (tried and
+ * removed) re-quantised all of x in every workgroup: both lost to the f32 GEMV on the H100
+ * (BENCHMARKS.md). Prefill chunks keep f32 activations too. */
 export const Q8_MAX_ROWS = 1;
 
 export const q8Activations: Pass = {

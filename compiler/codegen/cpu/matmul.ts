@@ -60,37 +60,15 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
   }
 
   return (bufs, R) => {
+    // bindings: x (or a, [b], w for the norm prologue), weight, [bias], [residual], [sum], out
     let b = 0;
-    let x: Float32Array; // [R, K]
-    let normed: ((sum: Float32Array | null) => void) | null = null;
-    if (spec.norm) { // the RMSNorm prologue: x = rms_norm(a (+ b)) * w, sum = a + b
-      const { eps, weightDtype, add } = spec.norm;
-      const a = new Float32Array(bufs[b++]);
-      const bb = add ? new Float32Array(bufs[b++]) : null;
-      const w = denseReader(bufs[b++], weightDtype);
-      x = new Float32Array(R * K);
-      normed = (sum) => {
-        for (let r = 0; r < R; r++) {
-          let ss = 0;
-          for (let k = r * K; k < (r + 1) * K; k++) {
-            const v = bb ? Math.fround(a[k] + bb[k]) : a[k];
-            if (sum) sum[k] = v;
-            x[k] = v, ss += v * v;
-          }
-          const inv = 1 / Math.sqrt(ss / K + eps);
-          for (let k = 0; k < K; k++) x[r * K + k] = x[r * K + k] * inv * w(k);
-        }
-        if (spec.xq8) x = q8Rows(x, R, K);
-      };
-    } else {
-      x = new Float32Array(bufs[b++]);
-      if (spec.xq8) x = q8Rows(x, R, K);
-    }
-    const weightBufs = bufs.slice(b, b + dec.buffers);
-    b += dec.buffers;
+    const xIn = bufs.slice(b, b += spec.norm ? (spec.norm.add ? 3 : 2) : 1);
+    const weightBufs = bufs.slice(b, b += dec.buffers);
     const bias = spec.bias ? denseReader(bufs[b++], spec.bias) : null; // [N]
     const res = epilogue === "add" ? new Float32Array(bufs[b++]) : null; // [R, N]
-    if (normed) normed(spec.norm!.add ? new Float32Array(bufs[b++]) : null);
+    const sum = spec.norm?.add ? new Float32Array(bufs[b++]) : null; // [R, K]
+    let x = spec.norm ? normRows(spec.norm, xIn, sum, R, K) : new Float32Array(xIn[0]); // [R, K]
+    if (spec.xq8) x = q8Rows(x, R, K);
     const out = new Float32Array(bufs[b]); // [R, N] or [R, I]
 
     if (R <= FUSED_MAX_ROWS) { // decode shape: fused decode-and-dot, nothing materialised
@@ -192,4 +170,29 @@ function q8Rows(x: Float32Array, R: number, K: number): Float32Array {
     }
   }
   return out;
+}
+
+/** The RMSNorm prologue: rows of rms_norm(a (+ b)) * w, writing a + b to `sum` when given. */
+function normRows(
+  norm: { eps: number; weightDtype: "f32" | "f16"; add: boolean },
+  [aBuf, ...rest]: ArrayBuffer[],
+  sum: Float32Array | null,
+  R: number,
+  K: number,
+): Float32Array {
+  const a = new Float32Array(aBuf);
+  const b = norm.add ? new Float32Array(rest[0]) : null;
+  const w = denseReader(rest.at(-1)!, norm.weightDtype);
+  const x = new Float32Array(R * K); // [R, K]
+  for (let r = 0; r < R; r++) {
+    let ss = 0;
+    for (let k = r * K; k < (r + 1) * K; k++) {
+      const v = b ? Math.fround(a[k] + b[k]) : a[k];
+      if (sum) sum[k] = v;
+      x[k] = v, ss += v * v;
+    }
+    const inv = 1 / Math.sqrt(ss / K + norm.eps);
+    for (let k = 0; k < K; k++) x[r * K + k] = x[r * K + k] * inv * w(k);
+  }
+  return x;
 }

@@ -1,29 +1,22 @@
 /**
  * `matmul`: picks the GEMV shape when the kernel sees few rows (decode) and the tiled shape
- * otherwise (prefill); q8 activations (`xq8`) take the packed-int8 GEMV. The first two handle dense f32/f16 and group-quantised q3/q4 weights and the
- * bias, add and silu_mul epilogues, for any R.
+ * otherwise (prefill); q8 activations (`xq8`) take the packed-int8 GEMV. The first two handle
+ * dense f32/f16 and group-quantised q3/q4 weights and the bias, add and silu_mul epilogues,
+ * for any R.
  * @module
  */
 import type { TargetInfo, WgslKernel } from "../contract.ts";
 import type { MatmulSpec } from "./matmul_epilogue.ts";
 import { matmulGemv } from "./matmul_gemv.ts";
 import { matmulGemvQ8 } from "./matmul_gemv_q8.ts";
-import { matmulGemvQ8Rows } from "./matmul_gemv_q8_rows.ts";
 import { matmulTiled } from "./matmul_tiled.ts";
-
-/** Smallest `maxRows` whose q8 matmul keeps x codes in workgroup memory (below: registers). */
-export const Q8_ROWS_FROM = 4;
 
 /** Largest `maxRows` that gets the GEMV shape. */
 export const GEMV_MAX_ROWS = 32;
 
 /** WGSL for `matmul`. */
 export function matmulKernel(spec: MatmulSpec, target: TargetInfo): WgslKernel {
-  if (spec.xq8) {
-    return spec.maxRows >= Q8_ROWS_FROM && !spec.norm
-      ? matmulGemvQ8Rows(spec, target)
-      : matmulGemvQ8(spec, target);
-  }
+  if (spec.xq8) return matmulGemvQ8(spec, target);
   if (spec.norm) throw new RangeError("matmul: the RMSNorm prologue needs q8 activations (xq8)");
   return spec.maxRows <= GEMV_MAX_ROWS ? matmulGemv(spec, target) : matmulTiled(spec, target);
 }

@@ -139,10 +139,7 @@ export function matmulGemvQ8(
     4 * T * (CPT * RB * NW + 2) <= target.limits.maxComputeWorkgroupStorageSize;
   while (!fits() && (CPT > 1 || RB > 1)) CPT > 1 ? CPT /= 2 : RB /= 2;
   const CU = Math.max(1, Math.min(tune.loadCols, CPT));
-  const A = CPT * RB * NW; // accumulators a thread
-  if (A > TPC) {
-    throw new RangeError(`matmulGemvQ8: ${A} accumulators x ${L} lanes exceed ${T} threads`);
-  }
+  const A = CPT * RB * NW; // accumulators a thread (q8Reduction checks A <= TPC)
   const sharedBytes = 4 * (T * (A + 1) + T);
   checkTarget(spec, target, {
     workgroupSize: T,

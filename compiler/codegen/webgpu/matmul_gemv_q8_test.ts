@@ -10,32 +10,12 @@ import {
   Rng,
   runKernel,
 } from "./test_helpers.ts";
+import { q8Activations } from "../../../tests/conformance/reference.ts";
 import { matmulGemvQ8, PACKED_DOT, q8Defaults, type Q8Tuning } from "./matmul_gemv_q8.ts";
-import { matmulGemvQ8Rows, type Q8RowsTuning } from "./matmul_gemv_q8_rows.ts";
 
 type MatmulSpec = Extract<KernelSpec, { op: "matmul" }>;
 const target = device && device.target.features.includes(PACKED_DOT) ? device.target : null;
 const ignore = !target;
-
-/** x rounded through int8 codes per 32-element block (d = max|x| / 127, ties to even), in float64. */
-function q8Values(x: Float32Array, R: number, K: number): Float64Array {
-  const out = new Float64Array(R * K);
-  for (let r = 0; r < R; r++) {
-    for (let k0 = 0; k0 < K; k0 += 32) {
-      const k1 = Math.min(K, k0 + 32);
-      let amax = 0;
-      for (let k = k0; k < k1; k++) amax = Math.max(amax, Math.abs(x[r * K + k]));
-      if (amax === 0) continue;
-      for (let k = k0; k < k1; k++) {
-        const v = (x[r * K + k] * 127) / amax;
-        const f = Math.floor(v), frac = v - f;
-        const code = frac > 0.5 || (frac === 0.5 && f % 2 !== 0) ? f + 1 : f;
-        out[r * K + k] = (code * amax) / 127;
-      }
-    }
-  }
-  return out;
-}
 
 /** Runs one case; compares with float64 on the q8-rounded x (tight) and on the exact x (loose:
  * the activation quantisation's own error, at most half a code step per element). */
@@ -43,13 +23,13 @@ async function check(
   rng: Rng,
   spec: MatmulSpec,
   R: number,
-  tune?: Q8Tuning | { rows: Q8RowsTuning | null },
+  tune?: Q8Tuning,
   small = false,
 ) {
   const { N, K, rows, epilogue } = spec;
   const W = randomWeight(rng, spec.weight, rows, K); // [rows, K]
   const x = rng.normals(R * K); // [R, K]
-  const xq = q8Values(x, R, K);
+  const xq = q8Activations(x, R, K);
   const bias = spec.bias ? dense(rng.normals(N), spec.bias) : null; // [N]
   const residual = epilogue === "add" ? rng.normals(R * N) : null; // [R, N]
   const outW = epilogue === "silu_mul" ? N / 2 : N;
@@ -63,10 +43,7 @@ async function check(
   const t = small
     ? { ...target!, limits: { ...target!.limits, maxComputeWorkgroupStorageSize: 16384 } }
     : target!;
-  const source = tune && "rows" in tune
-    ? matmulGemvQ8Rows(spec, t, tune.rows ?? undefined)
-    : matmulGemvQ8(spec, t, tune);
-  const outs = await runKernel(spec, R, inputs, source);
+  const outs = await runKernel(spec, R, inputs, matmulGemvQ8(spec, t, tune));
   const got = new Float32Array(outs.at(-1)!);
   const what = `${JSON.stringify(spec)} R=${R} ${JSON.stringify(tune ?? q8Defaults(spec, t))}`;
   // a code that rounds the other way at a tie moves one output by |w| * d: ~1e-3 of max |ref|
@@ -149,38 +126,6 @@ Deno.test({
         }
         matmulGemvQ8(s, target!, t); // throws if it does not fit the target
       }
-    }
-  },
-});
-
-Deno.test({
-  name:
-    "matmulGemvQ8Rows() matches float64 on q8-rounded x: several chunks, ragged K and R, every epilogue",
-  ignore,
-  fn: async () => {
-    const rng = new Rng(23);
-    const rows = (r: Q8RowsTuning | null) => ({ rows: r });
-    for (const R of [1, 5, 16, 20]) {
-      await check(rng, spec(Q4, 37, 256, 16), R, rows(null));
-      await check(rng, spec(Q4, 40, 2240, 32, { bias: "f16", epilogue: "add" }), R, rows(null)); // 70 units
-      await check(rng, spec(Q4, 50, 70, 16, { epilogue: "silu_mul" }), R, rows(null)); // K % 4 != 0
-      await check(rng, spec(Q4S32, 21, 100, 8, { bias: "f32" }), R, rows(null));
-      await check(rng, spec(Q4G64, 19, 192, 16), R, rows(null));
-      await check(
-        rng,
-        spec(Q4, 100, 64, 16, { rowStart: 30, rows: 45, epilogue: "add" }),
-        R,
-        rows(null),
-      );
-    }
-    const tunes: Q8RowsTuning[] = [
-      { chunkUnits: 4, colsPerThread: 2, rowsPerGroup: 2 },
-      { chunkUnits: 16, colsPerThread: 1, rowsPerGroup: 8 },
-      { chunkUnits: 64, colsPerThread: 2, rowsPerGroup: 16 },
-    ];
-    for (const tune of tunes) {
-      await check(rng, spec(Q4, 40, 1100, 16, { epilogue: "silu_mul" }), 11, rows(tune));
-      await check(rng, spec(Q4, 33, 200, 16, { bias: "f16", epilogue: "add" }), 16, rows(tune));
     }
   },
 });
