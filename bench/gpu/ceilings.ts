@@ -18,6 +18,11 @@ export interface Ceilings {
   dispatchCpuUs: number;
   fmaF32Tflops: number;
   fmaF16Tflops: number | null;
+  /**
+   * `dot4I8Packed` rate in tera-ops/s (each call 4 multiplies and 4 adds, the accumulate
+   * included), or null where the WGSL feature `packed_4x8_integer_dot_product` is missing.
+   */
+  dp4aTops: number | null;
 }
 
 function pipeline(gpu: GPUDevice, code: string): GPUComputePipeline {
@@ -142,6 +147,40 @@ export async function measureCeilings(
     const ms = (await run(3)) / 3;
     return wgs * 256 * iters * 4 * 4 * 2 / ms / 1e9;
   };
+  // Eight independent chains a thread, each call's operand its previous result (nothing to hoist).
+  // (with `add`, each call's result plus a constant, as a dot-product accumulation compiles)
+  const dp4a = async (add: boolean) => {
+    const iters = 4096, wgs = Math.min(sms * 64, 65535);
+    const chains = [0, 1, 2, 3, 4, 5, 6, 7];
+    const pl = pipeline(
+      gpu,
+      `@group(0) @binding(0) var<storage, read_write> o: array<f32>;
+@compute @workgroup_size(256) fn main(@builtin(global_invocation_id) g: vec3u) {
+  ${chains.map((c) => `var a${c} = g.x * ${2 * c + 1}u + ${c}u;`).join(" ")}
+  let m = 0x01ff7f03u + (g.x & 1u); ${add ? "let k = i32(g.x & 3u) + 1;" : ""}
+  for (var i = 0u; i < ${iters}u; i++) {
+    ${chains.map((c) => `a${c} = bitcast<u32>(dot4I8Packed(a${c}, m)${add ? " + k" : ""});`).join(" ")}
+  }
+  o[g.x & 0xffffu] = f32(${chains.map((c) => `a${c}`).join(" ^ ")}); }`,
+    );
+    const bg = group(gpu, pl, [out]);
+    const run = (reps: number) =>
+      timer.pass((p) => {
+        p.setPipeline(pl);
+        p.setBindGroup(0, bg);
+        for (let r = 0; r < reps; r++) p.dispatchWorkgroups(wgs);
+      });
+    await run(1);
+    const ms = (await run(3)) / 3;
+    return wgs * 256 * iters * chains.length * 8 / ms / 1e9;
+  };
+  const dp4aBoth = async () => {
+    const [plain, acc] = [await dp4a(false), await dp4a(true)];
+    console.log(`  dot4I8Packed: ${plain.toFixed(1)} TOP/s alone, ${acc.toFixed(1)} with an add`);
+    return Math.max(plain, acc);
+  };
+  const hasDp4a = (navigator.gpu as unknown as { wgslLanguageFeatures?: Set<string> })
+    .wgslLanguageFeatures?.has("packed_4x8_integer_dot_product") ?? false;
   const result: Ceilings = {
     readBytes: size,
     readGBs,
@@ -150,6 +189,7 @@ export async function measureCeilings(
     dispatchCpuUs: cpuUs,
     fmaF32Tflops: await fma("f32"),
     fmaF16Tflops: gpu.features.has("shader-f16") ? await fma("f16") : null,
+    dp4aTops: hasDp4a ? await dp4aBoth() : null,
   };
   src.destroy();
   out.destroy();

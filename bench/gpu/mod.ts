@@ -49,7 +49,7 @@ log(
     ceilings.dispatchGpuUs.toFixed(2)
   } µs GPU, ${ceilings.dispatchCpuUs.toFixed(2)} µs CPU; FMA ${
     ceilings.fmaF32Tflops.toFixed(1)
-  } TFLOP/s f32`,
+  } TFLOP/s f32; dot4I8Packed ${ceilings.dp4aTops?.toFixed(1) ?? "n/a"} TOP/s`,
 );
 
 // the GEMVs first, on a clean memory state (after the models' runs, some measured 2-3x slower)

@@ -60,6 +60,10 @@ export function formatReport(r: GpuBenchResults): string {
       "FMA f32 / f16",
       `${f(c.fmaF32Tflops, 1)} / ${c.fmaF16Tflops === null ? "n/a" : f(c.fmaF16Tflops, 1)} TFLOP/s`,
     ],
+    [
+      "`dot4I8Packed` (4 multiply-adds a call)",
+      c.dp4aTops == null ? "n/a" : `${f(c.dp4aTops, 1)} TOP/s`,
+    ],
   ]));
   if (r.gemv.length) {
     out.push("\n**q4f16_1 decode GEMV alone** (target ≥ 85% of read bandwidth)\n");

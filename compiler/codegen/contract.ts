@@ -125,6 +125,9 @@ export type KernelSpec =
     qStride: number;
     window: number;
     scale: number;
+    /** Hint: the largest R this kernel will see (absent: any). Many rows (prefill) take a
+     * tiled kernel that reads each key once for a tile of rows. */
+    maxRows?: number;
   }
   /** Decode attention split over the KV positions (flash-decoding), step 1 of 2; `rope_kv_append`
    * and `attention` in one for calls in which every row is the only token of its sequence.

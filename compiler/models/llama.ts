@@ -373,6 +373,7 @@ export function buildForward(
         qStride: QKV,
         window: cfg.sliding_window_size > 0 ? cfg.sliding_window_size : 0,
         scale: 1 / Math.sqrt(D),
+        maxRows: b.bounds.n,
       },
       "n",
       { q: roped, ...paged, cache, out: attn },

@@ -2,6 +2,8 @@ import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { PAGE_SIZE, type TargetInfo } from "../contract.ts";
 import { GENERIC_WEBGPU } from "../../target.ts";
 import { attentionKernel, groupedPlan } from "./attention.ts";
+import { attentionPrefillKernel, PREFILL_MIN_ROWS, prefillPlan } from "./attention_prefill.ts";
+import { wgslKernel } from "./mod.ts";
 import { buf, device, expectClose, pagedLayout, Rng, runKernel } from "./test_helpers.ts";
 
 const ignore = !device;
@@ -14,11 +16,12 @@ interface Case {
   qStride: number;
   lens: number[]; // tokens in the cache per sequence
   rows: [number, number][]; // (sequence, position) of each query row
+  maxRows?: number; // the spec's hint (many rows: the tiled prefill kernel where it fits)
 }
 
 /** Runs `c` with the kernel compiled for `target` (the test device's own when omitted). */
 async function checkAttention(rng: Rng, c: Case, target?: TargetInfo) {
-  const { H, KV, D, window, qStride, lens, rows } = c;
+  const { H, KV, D, window, qStride, lens, rows, maxRows } = c;
   const R = rows.length;
   const pg = pagedLayout(rng, lens);
   const cache = rng.normals(pg.numPages * 2 * KV * PAGE_SIZE * D); // [pages, 2, KV, PAGE, D]
@@ -60,6 +63,7 @@ async function checkAttention(rng: Rng, c: Case, target?: TargetInfo) {
     qStride,
     window,
     scale,
+    ...(maxRows ? { maxRows } : {}),
   } as const;
   const outs = await runKernel(spec, R, [
     buf(q),
@@ -69,7 +73,7 @@ async function checkAttention(rng: Rng, c: Case, target?: TargetInfo) {
     buf(pg.indices),
     buf(cache),
     new ArrayBuffer(R * H * D * 4),
-  ], target ? attentionKernel(spec, target) : undefined);
+  ], target ? wgslKernel(spec, target) : undefined);
   expectClose(new Float32Array(outs[6]), ref, 1e-5, JSON.stringify({ ...c, lens: undefined }));
 }
 
@@ -244,6 +248,98 @@ Deno.test({
     ];
     for (const target of targets) {
       for (const c of cases) await checkAttention(rng, c, target);
+    }
+  },
+});
+
+/** Rows 0..n-1 of sequence s at positions from..from+n-1. */
+const run = (s: number, from: number, n: number) =>
+  Array.from({ length: n }, (_, i) => [s, from + i] as [number, number]);
+
+Deno.test("attention with many rows takes the tiled prefill kernel where it fits", () => {
+  const llama3 = {
+    op: "attention",
+    heads: 32,
+    kvHeads: 8,
+    headDim: 128,
+    qStride: 6144,
+    window: 0,
+    scale: 1 / Math.sqrt(128),
+    maxRows: 512,
+  } as const;
+  // tiles of 8 rows x 4 query heads; a workgroup per (tile, KV head)
+  const k = wgslKernel(llama3, H100_LIKE);
+  assertEquals([k.rowsPerGroup, k.groupsPerRowBlock], [8, 8]);
+  assertEquals(k, attentionPrefillKernel(llama3, H100_LIKE));
+  // 16 KiB of workgroup storage (the WebGPU default) is too little at D = 128: the row kernel
+  assertEquals(prefillPlan(llama3, GENERIC_WEBGPU), null);
+  assertEquals(wgslKernel(llama3, GENERIC_WEBGPU).rowsPerGroup, 1);
+  // few rows (decode, the _small functions) keep the row kernel
+  assertEquals(wgslKernel({ ...llama3, maxRows: PREFILL_MIN_ROWS }, H100_LIKE).rowsPerGroup, 1);
+  // head dims not a multiple of 64 keep the row kernel
+  assertEquals(prefillPlan({ ...llama3, headDim: 80, qStride: 48 * 80 }, H100_LIKE), null);
+  // 7 query heads a KV head (Qwen2.5-0.5B): blocks of 4 and 3, tiles of 8 rows
+  const qwen = { ...llama3, heads: 14, kvHeads: 2, headDim: 64, qStride: 18 * 64 };
+  const kq = wgslKernel(qwen, H100_LIKE);
+  assertEquals([kq.rowsPerGroup, kq.groupsPerRowBlock], [8, 4]);
+});
+
+Deno.test({
+  name:
+    "tiled prefill attention matches float64 attention: long prompts, several sequences in a tile, windows, GQA 1/3/4/7",
+  ignore: ignore || !device || !prefillPlan({
+    op: "attention",
+    heads: 4,
+    kvHeads: 1,
+    headDim: 64,
+    qStride: 256,
+    window: 0,
+    scale: 1,
+  }, device.target),
+  fn: async () => {
+    const rng = new Rng(16);
+    const cases: Case[] = [
+      // one sequence, 100 rows after 37 cached tokens (a second prefill chunk); 4 heads a KV head
+      { H: 8, KV: 2, D: 64, window: 0, qStride: 12 * 64, lens: [137], rows: run(0, 37, 100) },
+      // batched prefill: three sequences, the boundaries inside tiles (tiles of 8 rows)
+      {
+        H: 4,
+        KV: 1,
+        D: 64,
+        window: 0,
+        qStride: 4 * 64,
+        lens: [45, 3, 70],
+        rows: [...run(0, 0, 45), ...run(1, 0, 3), ...run(2, 50, 20)],
+      },
+      // rows of two sequences interleaved (each tile alternates), out of order
+      {
+        H: 2,
+        KV: 2,
+        D: 64,
+        window: 0,
+        qStride: 6 * 64,
+        lens: [40, 40],
+        rows: Array.from({ length: 40 }, (_, i) => [i % 2, 39 - i] as [number, number]),
+      },
+      // sliding window starting inside a key chunk; 3 heads a KV head (blocks of 2 and 1)
+      { H: 6, KV: 2, D: 64, window: 21, qStride: 6 * 64, lens: [90], rows: run(0, 0, 90) },
+      // 7 heads a KV head (Qwen2.5-0.5B) with a ragged last tile
+      { H: 14, KV: 2, D: 64, window: 0, qStride: 18 * 64, lens: [53], rows: run(0, 0, 53) },
+      // D = 128 (Llama-3), where the target's workgroup storage allows it
+      { H: 8, KV: 2, D: 128, window: 0, qStride: 12 * 128, lens: [75], rows: run(0, 0, 75) },
+    ];
+    for (const c of cases) {
+      const spec = {
+        op: "attention",
+        heads: c.H,
+        kvHeads: c.KV,
+        headDim: c.D,
+        qStride: c.qStride,
+        window: c.window,
+        scale: 1,
+      } as const;
+      if (!prefillPlan(spec, device!.target)) continue;
+      await checkAttention(rng, { ...c, maxRows: 512 });
     }
   },
 });

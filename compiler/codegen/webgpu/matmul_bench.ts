@@ -114,7 +114,7 @@ const mm = (
   maxRows,
 });
 
-const prefillOnly = Deno.args.includes("--prefill");
+const prefillOnly = Deno.args.includes("--prefill") || Deno.args.includes("--batch16");
 const roof = prefillOnly ? 0 : await readRoofline(quick ? 16 << 20 : 256 << 20);
 console.log(
   `read roofline: ${
@@ -153,7 +153,9 @@ for (const [name, spec, R] of decode) {
     );
   }
 }
-const prefill: [string, ReturnType<typeof mm>, number][] = quick
+const prefill: [string, ReturnType<typeof mm>, number][] = Deno.args.includes("--batch16")
+  ? []
+  : quick
   ? [["q4 256x512 R=70", mm(q4, 256, 512, 128), 70]]
   : [
     ["q4 28672x4096 silu R=512 (8B gate_up)", mm(q4, 28672, 4096, 512, "silu_mul"), 512],
@@ -162,12 +164,45 @@ const prefill: [string, ReturnType<typeof mm>, number][] = quick
     ["q4 4096x4096 add R=512 (8B o_proj)", mm(q4, 4096, 4096, 512, "add"), 512],
     ["f16 4096x4096 R=512", mm(f16, 4096, 4096, 512), 512],
   ];
+// --batch16: the decode functions' 16-row matmuls, GEMV default against small tiles.
+if (Deno.args.includes("--batch16")) {
+  for (const [name, spec] of [
+    ["q4 28672x4096 silu (8B gate_up)", mm(q4, 28672, 4096, 32, "silu_mul")],
+    ["q4 4096x14336 add (8B down)", mm(q4, 4096, 14336, 32, "add")],
+    ["q4 6144x4096 (8B qkv)", mm(q4, 6144, 4096, 32)],
+    ["q4 4096x4096 add (8B o_proj)", mm(q4, 4096, 4096, 32, "add")],
+  ] as const) {
+    for (
+      const tune of [
+        undefined,
+        { rows: 16, wrows: 128, tm: 4, tn: 8, bk: 32, double: false, unroll: 32 },
+        { rows: 16, wrows: 256, tm: 4, tn: 8, bk: 32, double: false, unroll: 32 },
+        { rows: 16, wrows: 64, tm: 4, tn: 8, bk: 32, double: false, unroll: 32 },
+        { rows: 16, wrows: 128, tm: 8, tn: 8, bk: 32, double: false, unroll: 32 },
+        { rows: 16, wrows: 128, tm: 4, tn: 4, bk: 32, double: false, unroll: 32 },
+        { rows: 16, wrows: 128, tm: 4, tn: 8, bk: 64, double: false, unroll: 32 },
+        { rows: 32, wrows: 128, tm: 8, tn: 8, bk: 32, double: false, unroll: 32 },
+      ] as (tiled.TiledTuning | undefined)[]
+    ) {
+      if (tune && spec.epilogue === "silu_mul" && tune.tn !== 8) continue;
+      const r = await bench(spec, 16, tune);
+      console.log(
+        `batch16 ${name} ${tune ? JSON.stringify(tune) : "GEMV default"}: ${
+          (r.s * 1e6).toFixed(1)
+        } us, ${(r.flops / r.s / 1e12).toFixed(1)} TFLOP/s`,
+      );
+    }
+  }
+}
 const tiles: tiled.TiledTuning[] = Deno.args.includes("--tiles")
   ? [
     { rows: 128, wrows: 128, tm: 8, tn: 8, bk: 32, double: false, unroll: 32, vectorAcc: false },
     { rows: 64, wrows: 128, tm: 8, tn: 8, bk: 16, double: false, unroll: 16, prefetch: false },
     { rows: 64, wrows: 64, tm: 8, tn: 8, bk: 16, double: false, unroll: 16, prefetch: false },
     { rows: 64, wrows: 128, tm: 4, tn: 8, bk: 16, double: false, unroll: 16, prefetch: false },
+    { rows: 64, wrows: 128, tm: 4, tn: 8, bk: 32, double: false, unroll: 32 },
+    { rows: 64, wrows: 128, tm: 8, tn: 8, bk: 32, double: false, unroll: 32 },
+    { rows: 128, wrows: 64, tm: 8, tn: 8, bk: 32, double: false, unroll: 32 },
   ].filter((t) => tiled.tiledSharedBytes(t) <= dev!.target.limits.maxComputeWorkgroupStorageSize)
   : [];
 for (const [name, spec, R] of prefill) {

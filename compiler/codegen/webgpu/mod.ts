@@ -7,6 +7,7 @@
  */
 import type { KernelSpec, TargetInfo, WgslKernel } from "../contract.ts";
 import { attentionKernel } from "./attention.ts";
+import { attentionPrefillKernel, PREFILL_MIN_ROWS, prefillPlan } from "./attention_prefill.ts";
 import { attentionDecodeKernel, attentionMergeKernel } from "./attention_decode.ts";
 import { dequantizeKernel } from "./dequantize.ts";
 import { elementwiseKernel } from "./elementwise.ts";
@@ -37,7 +38,9 @@ export function wgslKernel(spec: KernelSpec, target: TargetInfo): WgslKernel {
     case "rope_kv_append":
       return ropeKernel(spec, target);
     case "attention":
-      return attentionKernel(spec, target);
+      return (spec.maxRows ?? 0) > PREFILL_MIN_ROWS && prefillPlan(spec, target)
+        ? attentionPrefillKernel(spec, target)
+        : attentionKernel(spec, target);
     case "attention_decode":
       return attentionDecodeKernel(spec, target);
     case "attention_merge":
