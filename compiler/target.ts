@@ -43,6 +43,26 @@ const FEATURES = [
 /** WGSL language features kernels use (listed with the adapter's features). */
 const LANGUAGE_FEATURES = ["packed_4x8_integer_dot_product"];
 
+/** Every feature name a target lists that can change generated code. */
+export const KILN_FEATURES: readonly string[] = [...FEATURES, ...LANGUAGE_FEATURES];
+
+/**
+ * Compute units (NVIDIA SMs) of adapters known by name; WebGPU does not report the count.
+ * Tile shapes use it to avoid a last wave of workgroups that leaves most units idle.
+ */
+const COMPUTE_UNITS: [RegExp, number][] = [
+  [/H100 PCIe/i, 114],
+  [/H100|H200|GH200/i, 132],
+  [/A100/i, 108],
+  [/L40S?\b/i, 142],
+  [/RTX 4090/i, 128],
+];
+
+/** The compute units of an adapter named `name` (its description), where known. */
+export function computeUnitsOf(name: string): number | undefined {
+  return COMPUTE_UNITS.find(([re]) => re.test(name))?.[1];
+}
+
 /** The target of a real adapter: the features Kiln uses and the limits kernels depend on. */
 export function targetFromAdapter(adapter: GPUAdapter): TargetInfo {
   const limits = {} as TargetLimits;
@@ -55,6 +75,7 @@ export function targetFromAdapter(adapter: GPUAdapter): TargetInfo {
   // not in Deno's GPU typings yet
   const wgslFeatures = (navigator.gpu as { wgslLanguageFeatures?: ReadonlySet<string> })
     .wgslLanguageFeatures;
+  const units = computeUnitsOf(`${adapter.info.description} ${adapter.info.device}`);
   return Object.freeze({
     backend: "webgpu" as const,
     features: [
@@ -62,6 +83,7 @@ export function targetFromAdapter(adapter: GPUAdapter): TargetInfo {
       ...LANGUAGE_FEATURES.filter((f) => wgslFeatures?.has(f)),
     ],
     limits: Object.freeze(limits),
+    ...(units ? { computeUnits: units } : {}),
   });
 }
 

@@ -8,6 +8,7 @@ import type { TargetInfo, TargetLimits } from "../compiler/codegen/contract.ts";
 import {
   CPU_TARGET,
   DEFAULT_WEBGPU_LIMITS,
+  KILN_FEATURES as COMPILER_FEATURES,
   LIMIT_KEYS as COMPILER_LIMIT_KEYS,
   targetFromAdapter as compilerTarget,
 } from "../compiler/target.ts";
@@ -21,12 +22,14 @@ export interface Target extends TargetInfo {
   architecture: string;
   /** Human-readable adapter name (driver string); not part of the fingerprint. */
   description: string;
-  /** sha256 hex of the canonical JSON of backend, vendor, architecture, features, limits. */
+  /** sha256 hex of the canonical JSON of backend, vendor, architecture, features, limits
+   * (and compute units, where known). */
   fingerprint: string;
 }
 
-/** Features Kiln's code generator looks at; others an adapter reports are ignored. */
-export const KILN_FEATURES = ["shader-f16", "subgroups", "subgroups-f16", "timestamp-query"];
+/** Features (and WGSL language features) Kiln's code generator looks at; others an adapter
+ * reports are ignored. */
+export const KILN_FEATURES: readonly string[] = COMPILER_FEATURES;
 
 /** The limits kernels are specialised by (the keys of `TargetLimits`). */
 export const LIMIT_KEYS: (keyof TargetLimits)[] = COMPILER_LIMIT_KEYS;
@@ -38,7 +41,7 @@ const CPU_LIMITS: TargetLimits = CPU_TARGET.limits;
 /** Fingerprint of what changes generated code: backend, vendor, architecture, the Kiln-relevant
  * features (sorted) and the kernel-relevant limits. The description (driver version) is left out. */
 export function targetFingerprint(
-  t: Pick<Target, "backend" | "vendor" | "architecture" | "features" | "limits">,
+  t: Pick<Target, "backend" | "vendor" | "architecture" | "features" | "limits" | "computeUnits">,
 ): string {
   const limits: Record<string, number> = {};
   for (const k of LIMIT_KEYS) limits[k] = t.limits[k];
@@ -50,6 +53,7 @@ export function targetFingerprint(
       architecture: t.architecture,
       features: t.features.filter((f) => KILN_FEATURES.includes(f)).sort(),
       limits,
+      ...(t.computeUnits ? { computeUnits: t.computeUnits } : {}),
     }),
   );
 }
@@ -58,6 +62,7 @@ export function targetFingerprint(
 export function makeTarget(
   t: Pick<Target, "backend" | "vendor" | "architecture" | "features" | "limits"> & {
     description?: string;
+    computeUnits?: number;
   },
 ): Target {
   if (t.backend !== "webgpu" && t.backend !== "cpu") {
@@ -75,6 +80,12 @@ export function makeTarget(
     }
     limits[k] = v;
   }
+  const cu = t.computeUnits;
+  if (cu !== undefined && !(Number.isInteger(cu) && cu > 0)) {
+    throw new TargetError(
+      `target computeUnits must be a positive integer, got ${JSON.stringify(cu)}`,
+    );
+  }
   const features = [...new Set(t.features.filter((f) => KILN_FEATURES.includes(f)))].sort();
   const base = {
     backend: t.backend,
@@ -82,6 +93,7 @@ export function makeTarget(
     architecture: String(t.architecture ?? ""),
     features,
     limits,
+    ...(cu ? { computeUnits: cu } : {}),
   };
   return { ...base, description: t.description ?? "", fingerprint: targetFingerprint(base) };
 }
@@ -122,6 +134,7 @@ export function targetFromAdapter(adapter: GPUAdapter): Target {
       `adapter of vendor ${info.vendor}`,
     features: t.features,
     limits: t.limits,
+    computeUnits: t.computeUnits,
   });
 }
 

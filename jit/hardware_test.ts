@@ -6,6 +6,7 @@ import {
 } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { TargetError } from "./errors.ts";
+import { computeUnitsOf } from "../compiler/target.ts";
 import { cpuTarget, detectTarget, LIMIT_KEYS, makeTarget, targetFingerprint } from "./hardware.ts";
 
 const limits = {
@@ -54,6 +55,8 @@ Deno.test("targetFingerprint() changes with each part that changes generated cod
     { architecture: "ampere" },
     { features: [] },
     { features: ["shader-f16", "subgroups"] },
+    { features: ["shader-f16", "packed_4x8_integer_dot_product"] },
+    { computeUnits: 132 },
     ...LIMIT_KEYS.map((k) => ({ limits: { ...limits, [k]: limits[k] * 2 } })),
   ];
   const seen = new Set([base]);
@@ -63,6 +66,33 @@ Deno.test("targetFingerprint() changes with each part that changes generated cod
     seen.add(f);
   }
   assertEquals(seen.size, changes.length + 1);
+});
+
+Deno.test("makeTarget() keeps the WGSL language features and compute units the compiler uses", () => {
+  // the q8 decode kernels depend on packed_4x8_integer_dot_product: a JIT target that dropped
+  // it would compile them out
+  const t = makeTarget({
+    ...gpu,
+    features: ["packed_4x8_integer_dot_product", "shader-f16"],
+    computeUnits: 132,
+  });
+  assertEquals(t.features, ["packed_4x8_integer_dot_product", "shader-f16"]);
+  assertEquals(t.computeUnits, 132);
+  assertEquals(
+    ["NVIDIA H100 80GB HBM3", "NVIDIA H100 PCIe", "NVIDIA H200", "llvmpipe (LLVM 15.0.6)"].map(
+      computeUnitsOf,
+    ),
+    [132, 114, 132, undefined],
+  );
+  ok(
+    (() => {
+      try {
+        makeTarget({ ...gpu, computeUnits: 0 });
+      } catch (e) {
+        return e instanceof TargetError && e.message.includes("computeUnits");
+      }
+    })(),
+  );
 });
 
 Deno.test("makeTarget() rejects a bad backend or a missing limit, naming it", () => {

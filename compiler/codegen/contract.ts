@@ -295,6 +295,8 @@ export interface TargetInfo {
   backend: "webgpu" | "cpu";
   features: string[]; // e.g. "shader-f16", "timestamp-query"
   limits: TargetLimits;
+  /** Compute units (SMs), where known from the adapter's name: tile shapes use it. */
+  computeUnits?: number;
 }
 
 /** A generated WebGPU kernel. The dispatch of `R` rows launches

@@ -3,7 +3,8 @@
  * the bandwidth of the unique K/V bytes read, prefill as time; and a decode step's attention
  * both ways: `rope_kv_append` + `attention` against `attention_decode` + `attention_merge` at
  * the split count the compiler picks (and, with `--sweep`, other split counts and threads).
- * Run: `deno run -A --no-check compiler/codegen/webgpu/attention_bench.ts [--quick] [--sweep]`.
+ * Run: `deno run -A --no-check compiler/codegen/webgpu/attention_bench.ts [--quick] [--sweep]
+ * [--prefill]` (`--prefill`: only prefill attention, the row kernel against the tiled one).
  * Times are GPU time per dispatch (or per pair): rounds of n and 2n queued dispatches, timed
  * from submit to the readback, differenced (the fixed wait cancels); n grows until a round
  * takes >= 100 ms. One layer's cache is read over and over: at short contexts it sits in L2.
@@ -13,6 +14,8 @@ import { type KernelSpec, PAGE_SIZE, type WgslKernel } from "../contract.ts";
 import { createWebGpuDevice } from "../../../engine/devices/webgpu.ts";
 import type { DeviceBuffer } from "../../../engine/device.ts";
 import { wgslKernel } from "./mod.ts";
+import { attentionKernel } from "./attention.ts";
+import { attentionPrefillKernel, prefillPlan } from "./attention_prefill.ts";
 import { attentionDecodeKernel, DECODE_THREADS } from "./attention_decode.ts";
 import { decodeSplitLayout, SPLIT_ALIGN } from "../../passes/split_kv_decode.ts";
 import { SMALL_ROWS } from "../../models/llama.ts";
@@ -166,7 +169,49 @@ async function decodeStep(seqs: number, ctx: number, maxRows: number) {
   for (const b of [qkv, q, out, ...p.bufs]) d.release(b);
 }
 
-if (quick) {
+/** Prefill attention of one `rows`-token prompt: the row kernel against the tiled one (both
+ * softmax shapes), in µs a layer and TFLOP/s of the causal score and value products. */
+async function prefill(name: string, H: number, KV: number, D: number, rows: number) {
+  const d = dev!;
+  const spec = {
+    op: "attention" as const,
+    heads: H,
+    kvHeads: KV,
+    headDim: D,
+    qStride: H * D,
+    window: 0,
+    scale: 1 / Math.sqrt(D),
+    maxRows: rows,
+  };
+  const p = paged(1, rows, rows, KV, D);
+  const q = d.createBuffer(p.R * H * D * 4, "q"), out = d.createBuffer(p.R * H * D * 4, "out");
+  const flops = 4 * H * D * (rows * (rows + 1)) / 2;
+  const variants: [string, WgslKernel][] = [["row kernel", attentionKernel(spec, d.target)]];
+  if (prefillPlan(spec, d.target)) {
+    for (const t of [32, 128] as const) {
+      variants.push([
+        `tiled, ${t}-thread softmax`,
+        attentionPrefillKernel(spec, d.target, { softmaxThreads: t }),
+      ]);
+    }
+  }
+  for (const [what, src] of variants) {
+    const s = await time([[spec, src, [q, ...p.bufs, out]]], p.R);
+    console.log(
+      `prefill ${name} ${rows} rows, ${what}: ${(s * 1e6).toFixed(1)} us a layer, ${
+        (flops / s / 1e12).toFixed(1)
+      } TFLOP/s`,
+    );
+  }
+  for (const b of [q, out, ...p.bufs]) d.release(b);
+}
+
+if (Deno.args.includes("--prefill")) {
+  await prefill("H=32 KV=8 D=128 (Llama-3-8B)", 32, 8, 128, 512);
+  await prefill("H=32 KV=8 D=64 (Llama-3.2-1B)", 32, 8, 64, 512);
+  await prefill("H=14 KV=2 D=64 (Qwen2.5-0.5B)", 14, 2, 64, 512);
+  await prefill("H=32 KV=8 D=128 (Llama-3-8B)", 32, 8, 128, 2048);
+} else if (quick) {
   await bench("decode H=4 KV=2 D=64 ctx=64 x2", 4, 2, 64, 2, 64, 1);
   await decodeStep(1, 40, 1);
 } else {

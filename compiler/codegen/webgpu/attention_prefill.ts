@@ -58,12 +58,17 @@ export function prefillPlan(spec: AttentionSpec, target: TargetInfo) {
 }
 
 /** WGSL for the tiled prefill `attention`; `prefillPlan(spec, target)` must not be null. */
-export function attentionPrefillKernel(spec: AttentionSpec, target: TargetInfo): WgslKernel {
+export function attentionPrefillKernel(
+  spec: AttentionSpec,
+  target: TargetInfo,
+  opts: { softmaxThreads?: 32 | 128 } = {},
+): WgslKernel {
+  const wide = (opts.softmaxThreads ?? 32) === 128;
   const plan = prefillPlan(spec, target);
   if (!plan) throw new RangeError(`attentionPrefillKernel: ${JSON.stringify(spec)} does not fit`);
   const { heads: H, kvHeads: KV, headDim: D, qStride, window: W } = spec;
   const { D4, HG, HW, HB, BQ, S, VPT } = plan;
-  checkTarget(spec, target, { workgroupSize: T, sharedBytes: plan.shared });
+  checkTarget(spec, target, { workgroupSize: T, sharedBytes: plan.shared + (wide ? 16 * M : 0) });
   const GPB = KV * HB; // workgroups a tile
   const M4 = M / 4;
   const UNITS = (BK * D4) / T; // vec4s of a chunk's keys (or values) a thread reads
@@ -98,16 +103,19 @@ export function attentionPrefillKernel(spec: AttentionSpec, target: TargetInfo):
       ), "\n      ")
   }
     }`;
-  // step 2: query vector lid; its row's mask bit, window start and position
-  const softmax = `if (lid < ${M}u) {
-      let i = lid / ${HW}u;
+  // step 2 (the online softmax), by 32 threads (one a query vector) or all 128 (four a query
+  // vector, 8 keys each: partial maxima and sums through workgroup memory, one more barrier)
+  const maskOk = `inseg && j >= jlo && j <= jhi`;
+  const rowOf = (qv: string) => `let i = ${qv} / ${HW}u;
       let inseg = ((seg.w >> i) & 1u) != 0u;
       let jlo = rlo[i];
-      let jhi = rp[i];
+      let jhi = rp[i];`;
+  const softmax32 = `if (lid < ${M}u) {
+      ${rowOf("lid")}
       var mx = ${NEG};
       for (var k = 0u; k < ${BK}u; k++) {
         let j = c0 + k;
-        if (inseg && j >= jlo && j <= jhi) { mx = max(mx, pt[k * ${M4}u + lid / 4u][lid % 4u]); }
+        if (${maskOk}) { mx = max(mx, pt[k * ${M4}u + lid / 4u][lid % 4u]); }
       }
       let mn = max(m_q, mx);
       let a = exp(m_q - mn);
@@ -116,13 +124,45 @@ export function attentionPrefillKernel(spec: AttentionSpec, target: TargetInfo):
         let j = c0 + k;
         let at = k * ${M4}u + lid / 4u;
         var e = 0.0;
-        if (inseg && j >= jlo && j <= jhi) { e = exp(pt[at][lid % 4u] - mn); }
+        if (${maskOk}) { e = exp(pt[at][lid % 4u] - mn); }
         pt[at][lid % 4u] = e;
         sum += e;
       }
       l_q = l_q * a + sum;
       m_q = mn;
       al[lid / 4u][lid % 4u] = a;
+    }`;
+  const KP = BK / 4; // keys a thread in the 128-thread softmax
+  const softmax128 = (half: 1 | 2) =>
+    half === 1
+      ? `{
+      ${rowOf("qv")}
+      var mx = ${NEG};
+      for (var kk = 0u; kk < ${KP}u; kk++) {
+        let k = part * ${KP}u + kk;
+        let j = c0 + k;
+        if (${maskOk}) { mx = max(mx, pt[k * ${M4}u + qv / 4u][qv % 4u]); }
+      }
+      pm[qv][part] = mx;
+    }`
+      : `{
+      ${rowOf("qv")}
+      let pq = pm[qv];
+      let mn = max(m_q, max(max(pq.x, pq.y), max(pq.z, pq.w)));
+      let a = exp(m_q - mn);
+      var sum = 0.0;
+      for (var kk = 0u; kk < ${KP}u; kk++) {
+        let k = part * ${KP}u + kk;
+        let j = c0 + k;
+        let at = k * ${M4}u + qv / 4u;
+        var e = 0.0;
+        if (${maskOk}) { e = exp(pt[at][qv % 4u] - mn); }
+        pt[at][qv % 4u] = e;
+        sum += e;
+      }
+      l_q = l_q * a + sum;
+      m_q = mn;
+      if (part == 0u) { al[qv / 4u][qv % 4u] = a; }
     }`;
   // step 3: thread (og, dg) updates query vectors 4og .. 4og + 3 at vec4s dg + 16v
   const accs = rep(4, (i) => rep(VPT, (v) => `var o${i}_${v} = vec4<f32>(0.0);`));
@@ -162,7 +202,8 @@ export function attentionPrefillKernel(spec: AttentionSpec, target: TargetInfo):
 var<workgroup> qs: array<vec4<f32>, ${M * S}>; // [M, D4 + 1] scaled q vectors (row i, head hh at i * ${HW} + hh)
 var<workgroup> kv: array<vec4<f32>, ${BK * S}>; // [BK, D4 + 1] the chunk's keys, then its values
 var<workgroup> pt: array<vec4<f32>, ${BK * M4}>; // [BK, M] scores, then probabilities
-var<workgroup> al: array<vec4<f32>, ${M4}>; // [M] rescale of the sums this chunk; at the end 1 / sum
+var<workgroup> al: array<vec4<f32>, ${M4}>;
+${wide ? `var<workgroup> pm: array<vec4<f32>, ${M}>; // [M, 4] partial maxima, at the end partial sums` : ""} // [M] rescale of the sums this chunk; at the end 1 / sum
 var<workgroup> rp: array<u32, ${BQ}>; // position of each row of the segment
 var<workgroup> rlo: array<u32, ${BQ}>; // its first key (window)
 var<workgroup> seg_shared: vec4<u32>; // segment: sequence, first key, last key + 1, row mask
@@ -192,6 +233,8 @@ ${entry(T, totalGroups(BQ, GPB))}
   }
   let og = lid / ${TD}u;
   let dg = lid % ${TD}u;
+  let qv = lid / 4u; // (the 128-thread softmax) query vector and quarter of the keys
+  let part = lid % 4u;
   var todo = 0u; // (thread 0) rows of the tile not yet attended
   if (lid == 0u) {
     for (var i = 0u; i < ${BQ}u; i++) { if (r0 + i < R.x) { todo |= 1u << i; } }
@@ -239,14 +282,25 @@ ${entry(T, totalGroups(BQ, GPB))}
       ${scores}
       workgroupBarrier();
       ${chunkStore("vr")}
-      ${softmax}
+      ${wide ? `${softmax128(1)}
+      workgroupBarrier();
+      ${softmax128(2)}` : softmax32}
       c0n = c0 + ${BK}u;
       ${chunkRead("kr", "")}
       workgroupBarrier();
       ${update}
       workgroupBarrier();
     }
-    if (lid < ${M}u) { al[lid / 4u][lid % 4u] = select(0.0, 1.0 / l_q, l_q > 0.0); }
+    ${
+    wide
+      ? `pm[qv][part] = l_q;
+    workgroupBarrier();
+    if (part == 0u) {
+      let t = dot(pm[qv], vec4<f32>(1.0));
+      al[qv / 4u][qv % 4u] = select(0.0, 1.0 / t, t > 0.0);
+    }`
+      : `if (lid < ${M}u) { al[lid / 4u][lid % 4u] = select(0.0, 1.0 / l_q, l_q > 0.0); }`
+  }
     workgroupBarrier();
     let inv = al[og];
     ${store}

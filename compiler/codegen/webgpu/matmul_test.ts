@@ -232,6 +232,7 @@ Deno.test({
       { rows: 32, wrows: 64, tm: 8, tn: 8, bk: 4, double: true, unroll: 4 },
       { rows: 128, wrows: 128, tm: 4, tn: 8, bk: 16, double: false, unroll: 16 },
       { rows: 64, wrows: 96, tm: 8, tn: 8, bk: 16, double: false, unroll: 16, prefetch: false },
+      { rows: 64, wrows: 128, tm: 8, tn: 8, bk: 16, double: false, unroll: 16, prefetch: false },
       { rows: 128, wrows: 128, tm: 8, tn: 8, bk: 8, double: true, unroll: 8, prefetch: false },
       { rows: 128, wrows: 256, tm: 8, tn: 8, bk: 8, double: false, unroll: 8 },
     ];
@@ -283,5 +284,15 @@ Deno.test({
       throw new Error("48 KiB of storage: expected wider slices");
     }
     matmulTiled(s, GENERIC_WEBGPU);
+    // with 132 compute units: 64-row tiles where 128 x 128 would end on a wave under half full
+    const h100 = { ...big, computeUnits: 132 };
+    const rows = (N: number, K: number, epilogue: "none" | "silu_mul" = "none") =>
+      tiledDefaults(spec(q4, N, K, 512, { epilogue }), h100).rows;
+    if (rows(6144, 4096) !== 64) throw new Error("qkv (192 tiles, 1.45 waves): expected 64 rows");
+    if (rows(4096, 4096) !== 128) throw new Error("o_proj (128 tiles, 1 wave): expected 128 rows");
+    if (rows(28672, 4096, "silu_mul") !== 128) throw new Error("gate_up (6.8 waves): 128 rows");
+    if (tiledDefaults(spec(q4, 6144, 4096, 512), big).rows !== 128) {
+      throw new Error("compute units unknown: expected 128 rows");
+    }
   },
 });
