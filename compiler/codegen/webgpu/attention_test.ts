@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { type KernelSpec, PAGE_SIZE, type TargetInfo, type WgslKernel } from "../contract.ts";
+import { PAGE_SIZE, type TargetInfo } from "../contract.ts";
 import { GENERIC_WEBGPU } from "../../target.ts";
 import { attentionKernel, groupedPlan } from "./attention.ts";
 import { attentionPrefillKernel, PREFILL_MIN_ROWS, prefillPlan } from "./attention_prefill.ts";
@@ -7,7 +7,6 @@ import { wgslKernel } from "./mod.ts";
 import { buf, device, expectClose, pagedLayout, Rng, runKernel } from "./test_helpers.ts";
 
 const ignore = !device;
-type AttentionSpec = Extract<KernelSpec, { op: "attention" }>;
 
 interface Case {
   H: number;
@@ -21,12 +20,7 @@ interface Case {
 }
 
 /** Runs `c` with the kernel compiled for `target` (the test device's own when omitted). */
-async function checkAttention(
-  rng: Rng,
-  c: Case,
-  target?: TargetInfo,
-  kernel?: (spec: AttentionSpec) => WgslKernel,
-) {
+async function checkAttention(rng: Rng, c: Case, target?: TargetInfo) {
   const { H, KV, D, window, qStride, lens, rows, maxRows } = c;
   const R = rows.length;
   const pg = pagedLayout(rng, lens);
@@ -79,7 +73,7 @@ async function checkAttention(
     buf(pg.indices),
     buf(cache),
     new ArrayBuffer(R * H * D * 4),
-  ], kernel ? kernel(spec) : target ? wgslKernel(spec, target) : undefined);
+  ], target ? wgslKernel(spec, target) : undefined);
   expectClose(new Float32Array(outs[6]), ref, 1e-5, JSON.stringify({ ...c, lens: undefined }));
 }
 
@@ -346,12 +340,6 @@ Deno.test({
       } as const;
       if (!prefillPlan(spec, device!.target)) continue;
       await checkAttention(rng, { ...c, maxRows: 512 });
-      await checkAttention(
-        rng,
-        c,
-        undefined,
-        (s) => attentionPrefillKernel(s, device!.target, { softmaxThreads: 128 }),
-      );
     }
   },
 });

@@ -166,12 +166,14 @@ const prefill: [string, ReturnType<typeof mm>, number][] = Deno.args.includes("-
   ];
 // --batch16: the decode functions' 16-row matmuls, GEMV default against small tiles.
 if (Deno.args.includes("--batch16")) {
-  for (const [name, spec] of [
-    ["q4 28672x4096 silu (8B gate_up)", mm(q4, 28672, 4096, 32, "silu_mul")],
-    ["q4 4096x14336 add (8B down)", mm(q4, 4096, 14336, 32, "add")],
-    ["q4 6144x4096 (8B qkv)", mm(q4, 6144, 4096, 32)],
-    ["q4 4096x4096 add (8B o_proj)", mm(q4, 4096, 4096, 32, "add")],
-  ] as const) {
+  for (
+    const [name, spec] of [
+      ["q4 28672x4096 silu (8B gate_up)", mm(q4, 28672, 4096, 32, "silu_mul")],
+      ["q4 4096x14336 add (8B down)", mm(q4, 4096, 14336, 32, "add")],
+      ["q4 6144x4096 (8B qkv)", mm(q4, 6144, 4096, 32)],
+      ["q4 4096x4096 add (8B o_proj)", mm(q4, 4096, 4096, 32, "add")],
+    ] as const
+  ) {
     for (
       const tune of [
         undefined,
