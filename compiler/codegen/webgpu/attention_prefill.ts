@@ -4,7 +4,7 @@
  * `M` = BQ x HW = 32 query vectors, staged once in workgroup memory (scaled). Keys and values
  * come `BK` = 32 at a time into one workgroup buffer (K, then V over it); each chunk is
  *
- * 1. S = Q K^T: every thread 2 query vectors x 4 keys, vec4 dot products over the head dim;
+ * 1. S = Q K^T: every thread 2 query vectors x 4 keys, vec4 multiply-adds over the head dim;
  * 2. the online softmax: four threads a query vector, 8 of the chunk's scores each (its causal
  *    and window mask applied), leaving exp(s - running max) in place and the rescale of its
  *    sums (one thread a query vector over all 32 measured 1.3x slower on the H100);
@@ -84,11 +84,11 @@ export function attentionPrefillKernel(spec: AttentionSpec, target: TargetInfo):
   const scores = `{
       let ty = lid / 8u;
       let tx = lid % 8u;
-      ${rep(2, (a) => rep(4, (c) => `var s${a}${c} = 0.0;`))}
+      ${rep(2, (a) => rep(4, (c) => `var s${a}${c} = vec4<f32>(0.0);`))}
       for (var d4 = 0u; d4 < ${D4}u; d4++) {
         ${rep(2, (a) => `let q${a} = qs[(ty + ${16 * a}u) * ${S}u + d4];`)}
         ${rep(4, (c) => `let k${c} = kv[(tx + ${8 * c}u) * ${S}u + d4];`)}
-        ${rep(2, (a) => rep(4, (c) => `s${a}${c} += dot(q${a}, k${c});`), "\n        ")}
+        ${rep(2, (a) => rep(4, (c) => `s${a}${c} = fma(q${a}, k${c}, s${a}${c});`), "\n        ")}
       }
       ${
     rep(2, (a) =>
@@ -97,7 +97,7 @@ export function attentionPrefillKernel(spec: AttentionSpec, target: TargetInfo):
         (c) =>
           `pt[(tx + ${8 * c}u) * ${M4}u + (ty + ${16 * a}u) / 4u][(ty + ${
             16 * a
-          }u) % 4u] = s${a}${c};`,
+          }u) % 4u] = dot(s${a}${c}, vec4<f32>(1.0));`,
       ), "\n      ")
   }
     }`;
