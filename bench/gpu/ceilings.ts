@@ -124,6 +124,18 @@ export async function measureCeilings(
   }
   const cpuUs = (performance.now() - t0) / 20 / 500 * 1000;
   await gpu.queue.onSubmittedWorkDone();
+  // GPU ms of one dispatch of a compute-bound loop kernel (after a warm-up, mean of 3)
+  const loopMs = async (pl: GPUComputePipeline, wgs: number) => {
+    const bg = group(gpu, pl, [out]);
+    const run = (reps: number) =>
+      timer.pass((p) => {
+        p.setPipeline(pl);
+        p.setBindGroup(0, bg);
+        for (let r = 0; r < reps; r++) p.dispatchWorkgroups(wgs);
+      });
+    await run(1);
+    return (await run(3)) / 3;
+  };
   const fma = async (ty: "f32" | "f16") => {
     const iters = 4096, wgs = Math.min(sms * 64, 65535);
     const pl = pipeline(
@@ -136,16 +148,7 @@ export async function measureCeilings(
   for (var i = 0u; i < ${iters}u; i++) { a = fma(a, m, k); b = fma(b, m, k); c = fma(c, m, k); d = fma(d, m, k); }
   o[g.x & 0xffffu] = f32((a + b + c + d).x); }`,
     );
-    const bg = group(gpu, pl, [out]);
-    const run = (reps: number) =>
-      timer.pass((p) => {
-        p.setPipeline(pl);
-        p.setBindGroup(0, bg);
-        for (let r = 0; r < reps; r++) p.dispatchWorkgroups(wgs);
-      });
-    await run(1);
-    const ms = (await run(3)) / 3;
-    return wgs * 256 * iters * 4 * 4 * 2 / ms / 1e9;
+    return wgs * 256 * iters * 4 * 4 * 2 / await loopMs(pl, wgs) / 1e9;
   };
   // Eight independent chains a thread, each call's operand its previous result (nothing to hoist).
   // (with `add`, each call's result plus a constant, as a dot-product accumulation compiles)
@@ -167,16 +170,7 @@ export async function measureCeilings(
   }
   o[g.x & 0xffffu] = f32(${chains.map((c) => `a${c}`).join(" ^ ")}); }`,
     );
-    const bg = group(gpu, pl, [out]);
-    const run = (reps: number) =>
-      timer.pass((p) => {
-        p.setPipeline(pl);
-        p.setBindGroup(0, bg);
-        for (let r = 0; r < reps; r++) p.dispatchWorkgroups(wgs);
-      });
-    await run(1);
-    const ms = (await run(3)) / 3;
-    return wgs * 256 * iters * chains.length * 8 / ms / 1e9;
+    return wgs * 256 * iters * chains.length * 8 / await loopMs(pl, wgs) / 1e9;
   };
   const dp4aBoth = async () => {
     const [plain, acc] = [await dp4a(false), await dp4a(true)];

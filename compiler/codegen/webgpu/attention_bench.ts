@@ -68,6 +68,17 @@ async function time(steps: [KernelSpec, WgslKernel, DeviceBuffer[]][], R: number
   );
 }
 
+/** An `attention` spec reading a compact q (no window). */
+const attention = (H: number, KV: number, D: number) => ({
+  op: "attention" as const,
+  heads: H,
+  kvHeads: KV,
+  headDim: D,
+  qStride: H * D,
+  window: 0,
+  scale: 1 / Math.sqrt(D),
+});
+
 /** The old attention alone, `rowsPerSeq` rows a sequence. */
 async function bench(
   name: string,
@@ -79,15 +90,7 @@ async function bench(
   rowsPerSeq: number,
 ) {
   const d = dev!;
-  const spec = {
-    op: "attention" as const,
-    heads: H,
-    kvHeads: KV,
-    headDim: D,
-    qStride: H * D,
-    window: 0,
-    scale: 1 / Math.sqrt(D),
-  };
+  const spec = attention(H, KV, D);
   const p = paged(seqs, ctx, rowsPerSeq, KV, D);
   const q = d.createBuffer(p.R * H * D * 4, "q"), out = d.createBuffer(p.R * H * D * 4, "out");
   const s = await time([[spec, wgslKernel(spec, d.target), [q, ...p.bufs, out]]], p.R);
@@ -113,15 +116,7 @@ async function decodeStep(seqs: number, ctx: number, maxRows: number) {
   const q = d.createBuffer(p.R * H * D * 4, "q"), out = d.createBuffer(p.R * H * D * 4, "out");
   const PAGED = [positions, tokSeq, indptr, indices];
   const app = { op: "rope_kv_append" as const, heads: H, kvHeads: KV, headDim: D, invFreq };
-  const att = {
-    op: "attention" as const,
-    heads: H,
-    kvHeads: KV,
-    headDim: D,
-    qStride: H * D,
-    window: 0,
-    scale,
-  };
+  const att = attention(H, KV, D);
   const old = await time([
     [app, wgslKernel(app, d.target), [qkv, ...PAGED, cache, q]],
     [att, wgslKernel(att, d.target), [q, ...PAGED, cache, out]],
@@ -173,16 +168,7 @@ async function decodeStep(seqs: number, ctx: number, maxRows: number) {
  * layer and TFLOP/s of the causal score and value products. */
 async function prefill(name: string, H: number, KV: number, D: number, rows: number) {
   const d = dev!;
-  const spec = {
-    op: "attention" as const,
-    heads: H,
-    kvHeads: KV,
-    headDim: D,
-    qStride: H * D,
-    window: 0,
-    scale: 1 / Math.sqrt(D),
-    maxRows: rows,
-  };
+  const spec = { ...attention(H, KV, D), maxRows: rows };
   const p = paged(1, rows, rows, KV, D);
   const q = d.createBuffer(p.R * H * D * 4, "q"), out = d.createBuffer(p.R * H * D * 4, "out");
   const flops = 4 * H * D * (rows * (rows + 1)) / 2;

@@ -154,16 +154,19 @@ const H100_LIKE: TargetInfo = {
   },
 };
 
+/** Llama-3-8B's attention, q read from the roped qkv row. */
+const LLAMA3 = {
+  op: "attention",
+  heads: 32,
+  kvHeads: 8,
+  headDim: 128,
+  qStride: 6144,
+  window: 0,
+  scale: 1 / Math.sqrt(128),
+} as const;
+
 Deno.test("attentionKernel() gives a GQA group's query heads one workgroup and coalesced key reads", () => {
-  const llama3 = {
-    op: "attention",
-    heads: 32,
-    kvHeads: 8,
-    headDim: 128,
-    qStride: 6144,
-    window: 0,
-    scale: 1 / Math.sqrt(128),
-  } as const;
+  const llama3 = LLAMA3;
   // one workgroup per (row, KV head) reading each key once for its 4 query heads
   assertEquals(attentionKernel(llama3, H100_LIKE).groupsPerRowBlock, 8);
   const plan = groupedPlan(llama3, H100_LIKE)!;
@@ -257,16 +260,7 @@ const run = (s: number, from: number, n: number) =>
   Array.from({ length: n }, (_, i) => [s, from + i] as [number, number]);
 
 Deno.test("attention with many rows takes the tiled prefill kernel where it fits", () => {
-  const llama3 = {
-    op: "attention",
-    heads: 32,
-    kvHeads: 8,
-    headDim: 128,
-    qStride: 6144,
-    window: 0,
-    scale: 1 / Math.sqrt(128),
-    maxRows: 512,
-  } as const;
+  const llama3 = { ...LLAMA3, maxRows: 512 };
   // tiles of 8 rows x 4 query heads; a workgroup per (tile, KV head)
   const k = wgslKernel(llama3, H100_LIKE);
   assertEquals([k.rowsPerGroup, k.groupsPerRowBlock], [8, 8]);

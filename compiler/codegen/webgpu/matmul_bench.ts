@@ -202,9 +202,10 @@ const tiles: tiled.TiledTuning[] = Deno.args.includes("--tiles")
     { rows: 64, wrows: 128, tm: 8, tn: 8, bk: 16, double: false, unroll: 16, prefetch: false },
     { rows: 64, wrows: 64, tm: 8, tn: 8, bk: 16, double: false, unroll: 16, prefetch: false },
     { rows: 64, wrows: 128, tm: 4, tn: 8, bk: 16, double: false, unroll: 16, prefetch: false },
-    { rows: 64, wrows: 128, tm: 4, tn: 8, bk: 32, double: false, unroll: 32 },
-    { rows: 64, wrows: 128, tm: 8, tn: 8, bk: 32, double: false, unroll: 32 },
-    { rows: 128, wrows: 64, tm: 8, tn: 8, bk: 32, double: false, unroll: 32 },
+    { rows: 128, wrows: 128, tm: 8, tn: 8, bk: 16, double: true, unroll: 16 },
+    { rows: 128, wrows: 128, tm: 8, tn: 8, bk: 16, double: false, unroll: 16 },
+    { rows: 128, wrows: 128, tm: 8, tn: 8, bk: 32, double: false, unroll: 32, prefetch: false },
+    { rows: 128, wrows: 128, tm: 8, tn: 8, bk: 32, double: false, unroll: 16 },
   ].filter((t) => tiled.tiledSharedBytes(t) <= dev!.target.limits.maxComputeWorkgroupStorageSize)
   : [];
 for (const [name, spec, R] of prefill) {
