@@ -90,6 +90,11 @@ if (Deno.args.includes("--q8-sweep") && q8) {
     { threadsPerCol: 128, colsPerThread: 8, rowsPerGroup: 1, loadCols: 8, persistent: 528 },
     { threadsPerCol: 128, colsPerThread: 4, rowsPerGroup: 1, loadCols: 4, persistent: 264 },
     { threadsPerCol: 256, colsPerThread: 8, rowsPerGroup: 1, loadCols: 8, persistent: 264 },
+    { threadsPerCol: 128, colsPerThread: 4, rowsPerGroup: 1, loadCols: 4 },
+    { threadsPerCol: 64, colsPerThread: 4, rowsPerGroup: 1, loadCols: 4 },
+    { threadsPerCol: 64, colsPerThread: 8, rowsPerGroup: 1, loadCols: 4 },
+    { threadsPerCol: 64, colsPerThread: 4, rowsPerGroup: 1, loadCols: 4, persistent: 264 },
+    { threadsPerCol: 32, colsPerThread: 4, rowsPerGroup: 1, loadCols: 2 },
   ];
   for (
     const s of gemvShapes.filter((s) => /o_proj|qkv|gate_up|\+add \(down|lm_head/.test(s.name))
