@@ -3,7 +3,8 @@
  * a `matmul` spec with maxRows 1, q4 group 32, f16 scales): GPU time per dispatch from timestamp
  * queries around many back-to-back dispatches, bytes read (weights + scales + x, + residual for
  * the "add" epilogue) and GB/s. The weights are cycled over enough copies that they cannot sit
- * in the L2 cache between dispatches.
+ * in the L2 cache between dispatches. Each shape is timed in replays of >= 50 ms of work after
+ * ~0.3 s of them, so that the GPU's clock has ramped up from idle and stays up.
  * @module
  */
 import type { KernelSpec, WeightFormat } from "../../compiler/codegen/contract.ts";
@@ -73,6 +74,11 @@ export function gemvBytes(
   return { weights, scales, x, residual, total: weights + scales + x + residual };
 }
 
+/** Wall milliseconds of load before a shape is timed (the GPU's clock ramp). */
+const WARM_MS = 300;
+/** GPU milliseconds of work in each timed replay (against the readback's idle time). */
+const REPLAY_MS = 50;
+
 /** `minBytes`: weight bytes cycled over (copies of the weights), at least 2× the L2. */
 export async function benchGemv(
   dev: BenchDevice,
@@ -82,8 +88,7 @@ export async function benchGemv(
 ): Promise<GemvRow[]> {
   const rows: GemvRow[] = [];
   // Weight copies by size, made once and shared by every run of that size (the tunings of a
-  // shape, its q8 and f32 runs). Not the cause of the order-dependent timings BENCHMARKS.md
-  // notes: they came out the same with a fresh set per run.
+  // shape, its q8 and f32 runs).
   const weightSets = new Map<string, [DeviceBuffer, DeviceBuffer][]>();
   const weightsFor = (weights: number, scales: number, copies: number) => {
     const key = `${weights}/${scales}/${copies}`;
@@ -130,8 +135,14 @@ export async function benchGemv(
     for (const [qw, qs] of weightsFor(b.weights, b.scales, copies)) {
       trace.push({ kernel, buffers: [x, qw, qs, ...residual, out], rows: R });
     }
-    const reps = Math.max(1, Math.ceil(opts.dispatches / copies));
-    await dev.replay(timer, trace, 1); // warm-up
+    // The H100's SM clock follows its load: 345 MHz idle, 1,980 under steady work, and in
+    // between when the GPU idles part of the time (each replay ends in a readback of >= 10
+    // ms). So every replay holds >= REPLAY_MS of work and the timing follows >= WARM_MS of
+    // them; with short replays the GEMVs came out 2-4x slower, by where they fell in the run.
+    const perPass = await dev.replay(timer, trace, 1);
+    const reps = Math.max(1, Math.ceil(opts.dispatches / copies), Math.ceil(REPLAY_MS / perPass));
+    const warmFrom = performance.now();
+    do await dev.replay(timer, trace, reps); while (performance.now() - warmFrom < WARM_MS);
     const ms = await dev.replay(timer, trace, reps) / copies;
     const alone = (await dev.replayEach(
       timer,

@@ -73,12 +73,19 @@ export function q8GemvApplies(spec: MatmulSpec, target: TargetInfo): boolean {
 
 /** Accumulators a thread may hold. */
 const MAX_ACCS = 32;
-/** Workgroups wanted per dispatch (H100: 132 SMs, two each). 16 columns a lane (128
- * workgroups) won in the GEMV sweep but lost inside the 8B decode step (BENCHMARKS.md). */
+/** Workgroups wanted per dispatch (H100: 132 SMs, two each); also the persistent shape's. */
 const WANT_GROUPS = 264;
+/** Weight rows a lane of the persistent shape walks at a time (columns x rows a column). */
+const PERSISTENT_ROWS = 8;
 
-/** Default tuning: threads per column from K, rows from the register budget, columns from
- * the wanted workgroup count and the workgroup storage. */
+/**
+ * Default tuning: threads per column from K, rows from the register budget. Where lanes of 8
+ * weight rows leave at least 2 x 264 column blocks (gate_up, lm_head), 264 workgroups walk
+ * them (the persistent shape): 8B gate_up+silu 1,568 -> 1,145 µs a decode step against 16
+ * columns a lane in 448 workgroups. Otherwise the columns a lane grow (up to 16) while 264
+ * blocks remain: fewer, wider workgroups won back to back but lost inside the decode step
+ * (BENCHMARKS.md).
+ */
 export function q8Defaults(spec: MatmulSpec, target: TargetInfo): Q8Tuning {
   const plan = matmulPlan(spec);
   const NW = plan.weightRowsPerOut, OUT = plan.outCols;
@@ -92,23 +99,21 @@ export function q8Defaults(spec: MatmulSpec, target: TargetInfo): Q8Tuning {
   const RB = Math.min(pow2Floor(R), pow2Floor(Math.max(1, Math.floor(4 / GPT))));
   const rowBlocks = Math.ceil(R / RB);
   const budget = target.limits.maxComputeWorkgroupStorageSize / 4 - T; // floats for `red`
+  // accumulators a thread (cpt * RB * NW) within MAX_ACCS, TPC and the reduction's storage
+  const fits = (cpt: number) =>
+    cpt * RB * NW <= Math.min(MAX_ACCS, TPC) && T * (cpt * RB * NW + 1) <= budget;
+  const blocksAt = (cpt: number) => Math.ceil(OUT / (L * cpt)) * rowBlocks;
+  const base = { threadsPerCol: TPC, rowsPerGroup: RB };
+  const walk = Math.max(1, PERSISTENT_ROWS / NW);
+  if (spec.norm || (fits(walk) && blocksAt(walk) >= 2 * WANT_GROUPS)) {
+    // (with the RMSNorm prologue too, so that each workgroup normalises its row once)
+    let CPT = 1;
+    while (CPT < walk && fits(CPT * 2)) CPT *= 2;
+    return { ...base, colsPerThread: CPT, loadCols: Math.min(CPT, 8), persistent: WANT_GROUPS };
+  }
   let CPT = 1;
-  while (
-    CPT < 16 &&
-    2 * CPT * RB * NW <= Math.min(MAX_ACCS, TPC) &&
-    T * (2 * CPT * RB * NW + 1) <= budget &&
-    Math.ceil(OUT / (L * 2 * CPT)) * rowBlocks >= WANT_GROUPS
-  ) CPT *= 2;
-  // many column blocks (gate_up, lm_head): a fixed set of workgroups walks them
-  const blocks = Math.ceil(OUT / (L * CPT)) * rowBlocks;
-  return {
-    threadsPerCol: TPC,
-    colsPerThread: CPT,
-    rowsPerGroup: RB,
-    loadCols: Math.min(CPT, 8),
-    // and with the RMSNorm prologue, so that each workgroup normalises its row once
-    ...(blocks >= 2 * WANT_GROUPS || spec.norm ? { persistent: WANT_GROUPS } : {}),
-  };
+  while (CPT < 16 && fits(CPT * 2) && blocksAt(CPT * 2) >= WANT_GROUPS) CPT *= 2;
+  return { ...base, colsPerThread: CPT, loadCols: Math.min(CPT, 8) };
 }
 
 /** WGSL for a q4 `matmul` with q8 activations. */
