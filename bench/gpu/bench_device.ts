@@ -147,6 +147,16 @@ export class BenchDevice implements Device {
     return ms / reps;
   }
 
+  /**
+   * Replays `trace` `reps` times a round for at least `ms` of wall time, so that the GPU's clock
+   * is up before a timing: the H100's SM clock idles at 345 MHz (pipeline creation, buffer
+   * fills, readback waits) and takes ~0.2 s of steady work to reach 1,980 MHz.
+   */
+  async warm(timer: GpuTimer, trace: Trace, reps: number, ms = 300): Promise<void> {
+    const from = performance.now();
+    do await this.replay(timer, trace, reps); while (performance.now() - from < ms);
+  }
+
   /** GPU milliseconds of each dispatch of `trace`, each alone in its own pass. */
   async replayEach(timer: GpuTimer, trace: Trace): Promise<number[]> {
     this.inner.submit();

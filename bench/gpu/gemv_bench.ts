@@ -141,8 +141,7 @@ export async function benchGemv(
     // them; with short replays the GEMVs came out 2-4x slower, by where they fell in the run.
     const perPass = await dev.replay(timer, trace, 1);
     const reps = Math.max(1, Math.ceil(opts.dispatches / copies), Math.ceil(REPLAY_MS / perPass));
-    const warmFrom = performance.now();
-    do await dev.replay(timer, trace, reps); while (performance.now() - warmFrom < WARM_MS);
+    await dev.warm(timer, trace, reps, WARM_MS);
     const ms = await dev.replay(timer, trace, reps) / copies;
     const alone = (await dev.replayEach(
       timer,
