@@ -131,22 +131,45 @@ class WebGpuDeviceImpl implements WebGpuDevice {
       compute: { module, entryPoint: wgsl.entryPoint },
     });
     this.#errors.push(this.gpu.popErrorScope());
-    return { spec, id: this.#nextId++, pipeline, layout, source: wgsl, arity: bindings(spec).length } as GpuKernel;
+    return {
+      spec,
+      id: this.#nextId++,
+      pipeline,
+      layout,
+      source: wgsl,
+      arity: bindings(spec).length,
+    } as GpuKernel;
   }
 
   kernels(items: { spec: KernelSpec; source: WgslKernel | CpuKernel }[]): Promise<DeviceKernel[]> {
+    // Specs whose WGSL and bindings come out the same (a tiled matmul compiled for two row
+    // bounds) share one pipeline: their bind group layouts are equivalent.
+    const shared = new Map<string, Promise<GPUComputePipeline>>();
     return Promise.all(items.map(async ({ spec, source }) => {
       const { module, layout, wgsl, moduleError } = this.#prepare(spec, source);
-      const pipeline = await this.gpu.createComputePipelineAsync({
-        layout: this.gpu.createPipelineLayout({ bindGroupLayouts: [layout] }),
-        compute: { module, entryPoint: wgsl.entryPoint },
-      }).catch(async (e) => {
+      const key = `${wgsl.entryPoint}\0${bindings(spec).map((b) => b.access).join()}\0${wgsl.code}`;
+      let made = shared.get(key);
+      if (!made) {
+        made = this.gpu.createComputePipelineAsync({
+          layout: this.gpu.createPipelineLayout({ bindGroupLayouts: [layout] }),
+          compute: { module, entryPoint: wgsl.entryPoint },
+        });
+        shared.set(key, made);
+      }
+      const pipeline = await made.catch(async (e) => {
         const detail = (await moduleError)?.message ?? String(e);
         throw new Error(`kernels(): pipeline for op "${spec.op}" failed to compile: ${detail}`, {
           cause: e,
         });
       });
-      return { spec, id: this.#nextId++, pipeline, layout, source: wgsl, arity: bindings(spec).length } as GpuKernel;
+      return {
+        spec,
+        id: this.#nextId++,
+        pipeline,
+        layout,
+        source: wgsl,
+        arity: bindings(spec).length,
+      } as GpuKernel;
     }));
   }
 

@@ -38,6 +38,53 @@ Deno.test({
 });
 
 Deno.test({
+  name: "kernels() gives specs with the same WGSL one pipeline, and each kernel still runs",
+  ignore,
+  fn: async () => {
+    const dev = device!;
+    // two matmul specs that differ only in their row bound: the same tiled kernel
+    const q = {
+      op: "matmul",
+      N: 8,
+      K: 8,
+      rowStart: 0,
+      rows: 8,
+      bias: null,
+      epilogue: "none",
+    } as const;
+    const a = { ...q, weight: { kind: "dense", dtype: "f32" }, maxRows: 200 } as const;
+    const b = { ...a, maxRows: 300 };
+    const add = { op: "add", width: 3 } as const;
+    const [ka, kb, kc] = await dev.kernels([
+      { spec: a, source: wgslKernel(a, dev.target) },
+      { spec: b, source: wgslKernel(b, dev.target) },
+      { spec: add, source: wgslKernel(add, dev.target) },
+    ]);
+    type Piped = { pipeline: GPUComputePipeline };
+    if (wgslKernel(a, dev.target).code !== wgslKernel(b, dev.target).code) {
+      throw new Error("expected the same WGSL for both row bounds");
+    }
+    if ((ka as unknown as Piped).pipeline !== (kb as unknown as Piped).pipeline) {
+      throw new Error("the same WGSL got two pipelines");
+    }
+    if ((ka as unknown as Piped).pipeline === (kc as unknown as Piped).pipeline) {
+      throw new Error("different WGSL shares a pipeline");
+    }
+    // x = ones, W = identity * 2: out = 2 for both kernels
+    const x = dev.createBuffer(4 * 8, "x"), w = dev.createBuffer(4 * 64, "w");
+    const out = dev.createBuffer(4 * 8, "out");
+    dev.write(x, new Float32Array(8).fill(1));
+    dev.write(w, Float32Array.from({ length: 64 }, (_, i) => (i % 9 === 0 ? 2 : 0)));
+    for (const k of [ka, kb]) {
+      dev.write(out, new Float32Array(8));
+      dev.dispatch(k, [x, w, out], 1);
+      expectEqual(new Float32Array(await dev.read(out)), new Array(8).fill(2), "x W^T");
+    }
+    for (const buf of [x, w, out]) dev.release(buf);
+  },
+});
+
+Deno.test({
   name: "createWebGpuDevice() device keeps dispatch, write and read order across row counts",
   ignore,
   fn: async () => {

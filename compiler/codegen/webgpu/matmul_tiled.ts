@@ -47,14 +47,19 @@ export function tiledSharedBytes(t: TiledTuning): number {
 /** Floats of padding on each staged k of x (against bank conflicts of its vec4 stores). */
 const X_PAD = 4;
 
+/** The rows the tile choice is made for: a prompt of a few hundred tokens, where the last wave
+ * of workgroups is a large part of the time (a long prompt has many waves; R is only known at
+ * run time). */
+const TYPICAL_ROWS = 512;
+
 /**
  * The tuning for a spec on a target: 128 x 128 tiles with 8 x 8 per thread, in 32-wide K
  * slices where the workgroup storage allows (32 KiB, 33 with x's padding), else 16-wide
  * (16 KiB: the WebGPU default limit) in one buffer, or in two where that fits. On the H100
  * this measured fastest of the tunings `matmul_bench.ts --tiles` tries (BENCHMARKS.md).
  *
- * Where the target's compute units are known and the 128 x 128 grid at `maxRows` would end
- * on a wave less than half full (one workgroup a unit: 192 workgroups on 132 SMs is 1.45
+ * Where the target's compute units are known and the 128 x 128 grid at `TYPICAL_ROWS` rows
+ * (or `maxRows`, if fewer) would end on a wave less than half full (one workgroup a unit: 192 workgroups on 132 SMs is 1.45
  * waves, as Llama-3-8B's qkv at 512 rows), 64-row tiles in 16-wide slices are taken instead:
  * twice the workgroups, half the size (qkv: 0.90 → 0.69 ms on the H100).
  */
@@ -74,7 +79,8 @@ export function tiledDefaults(spec: MatmulSpec, target: TargetInfo): TiledTuning
     if (units) {
       const plan = matmulPlan(spec);
       const cols = plan.weightRowsPerOut === 2 ? wide.wrows / 2 : wide.wrows;
-      const waves = Math.ceil(spec.maxRows / wide.rows) * Math.ceil(plan.outCols / cols) / units;
+      const rows = Math.min(spec.maxRows, TYPICAL_ROWS);
+      const waves = Math.ceil(rows / wide.rows) * Math.ceil(plan.outCols / cols) / units;
       const half: TiledTuning = { ...wide, rows: 64, bk: 16, unroll: 16, prefetch: false };
       if (waves > 1 && waves % 1 > 0 && waves % 1 <= 0.5) return half;
     }
