@@ -177,17 +177,21 @@ if (Deno.args.includes("--batch16")) {
     for (
       const tune of [
         undefined,
-        { rows: 16, wrows: 128, tm: 4, tn: 8, bk: 32, double: false, unroll: 32 },
-        { rows: 16, wrows: 256, tm: 4, tn: 8, bk: 32, double: false, unroll: 32 },
         { rows: 16, wrows: 64, tm: 4, tn: 8, bk: 32, double: false, unroll: 32 },
-        { rows: 16, wrows: 128, tm: 8, tn: 8, bk: 32, double: false, unroll: 32 },
-        { rows: 16, wrows: 128, tm: 4, tn: 4, bk: 32, double: false, unroll: 32 },
-        { rows: 16, wrows: 128, tm: 4, tn: 8, bk: 64, double: false, unroll: 32 },
-        { rows: 32, wrows: 128, tm: 8, tn: 8, bk: 32, double: false, unroll: 32 },
-      ] as (tiled.TiledTuning | undefined)[]
+        { threadsPerCol: 32, colsPerThread: 2, rowsPerGroup: 8, unroll: 2, codeWords: 1 },
+        { threadsPerCol: 32, colsPerThread: 4, rowsPerGroup: 8, unroll: 2, codeWords: 1 },
+        { threadsPerCol: 32, colsPerThread: 4, rowsPerGroup: 8, unroll: 4, codeWords: 1 },
+        { threadsPerCol: 16, colsPerThread: 4, rowsPerGroup: 8, unroll: 2, codeWords: 1 },
+        { threadsPerCol: 32, colsPerThread: 8, rowsPerGroup: 8, unroll: 4, codeWords: 1 },
+        { threadsPerCol: 16, colsPerThread: 8, rowsPerGroup: 8, unroll: 2, codeWords: 1 },
+      ] as (tiled.TiledTuning | GemvTuning | undefined)[]
     ) {
-      if (tune && spec.epilogue === "silu_mul" && tune.tn !== 8) continue;
-      const r = await bench(spec, 16, tune);
+      if (tune && "tn" in tune && spec.epilogue === "silu_mul" && tune.tn !== 8) continue;
+      const r = await bench(spec, 16, tune).catch((e) => {
+        console.log(`batch16 ${name} ${JSON.stringify(tune)}: ${(e as Error).message}`);
+        return null;
+      });
+      if (!r) continue;
       console.log(
         `batch16 ${name} ${tune ? JSON.stringify(tune) : "GEMV default"}: ${
           (r.s * 1e6).toFixed(1)
