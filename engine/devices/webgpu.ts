@@ -131,14 +131,7 @@ class WebGpuDeviceImpl implements WebGpuDevice {
       compute: { module, entryPoint: wgsl.entryPoint },
     });
     this.#errors.push(this.gpu.popErrorScope());
-    return {
-      spec,
-      id: this.#nextId++,
-      pipeline,
-      layout,
-      source: wgsl,
-      arity: bindings(spec).length,
-    } as GpuKernel;
+    return this.#made(spec, pipeline, layout, wgsl);
   }
 
   kernels(items: { spec: KernelSpec; source: WgslKernel | CpuKernel }[]): Promise<DeviceKernel[]> {
@@ -162,15 +155,24 @@ class WebGpuDeviceImpl implements WebGpuDevice {
           cause: e,
         });
       });
-      return {
-        spec,
-        id: this.#nextId++,
-        pipeline,
-        layout,
-        source: wgsl,
-        arity: bindings(spec).length,
-      } as GpuKernel;
+      return this.#made(spec, pipeline, layout, wgsl);
     }));
+  }
+
+  #made(
+    spec: KernelSpec,
+    pipeline: GPUComputePipeline,
+    layout: GPUBindGroupLayout,
+    wgsl: WgslKernel,
+  ): GpuKernel {
+    return {
+      spec,
+      id: this.#nextId++,
+      pipeline,
+      layout,
+      source: wgsl,
+      arity: bindings(spec).length,
+    };
   }
 
   dispatch(kernel: DeviceKernel, buffers: DeviceBuffer[], rows: number): void {
