@@ -44,6 +44,9 @@ const CASES: Case[] = SHAPES.flatMap((s) => [
   { ...s, ...decodeSplitLayout(32, s.H, s.KV, 4096), align: SPLIT_ALIGN },
   { ...s, splits: 5, splitRows: 9, align: 3 },
   { ...s, splits: 7, splitRows: 64, align: 1 },
+]).concat([
+  // one row at MAX_SPLITS splits (more splits than the row's positions fill at this alignment)
+  { H: 32, KV: 8, D: 128, lens: [577], window: 0, splits: 64, splitRows: 64, align: SPLIT_ALIGN },
 ]);
 
 /** out and cache of `rope_kv_append` then `attention` in the float64 reference. */
