@@ -22,6 +22,7 @@ import {
   entry,
   lit,
   reductionThreads,
+  rep,
   totalGroups,
   treeReduce,
 } from "./common.ts";
@@ -100,6 +101,22 @@ export function attentionKernel(spec: AttentionSpec, target: TargetInfo): WgslKe
 }
 
 /**
+ * The paged cache's addressing ([pages, 2, KV, PAGE_SIZE, D]: a page holds KV heads' K rows,
+ * then their V rows) in units of `row` per head row (D4 vec4s or D floats): WGSL
+ * `fn krow(pages, kvh, j)`, the index of key j's K row (`pages`: the sequence's first
+ * page-table entry), and `vOffset`, the distance from a K row to its V row.
+ */
+export function pagedRows(KV: number, row: number): { fn: string; vOffset: number } {
+  return {
+    fn: `fn krow(pages: u32, kvh: u32, j: u32) -> u32 {
+  let page = page_indices[pages + j / ${PAGE_SIZE}u];
+  return ((page * 2u) * ${KV * PAGE_SIZE}u + kvh * ${PAGE_SIZE}u + j % ${PAGE_SIZE}u) * ${row}u;
+}`,
+    vOffset: KV * PAGE_SIZE * row,
+  };
+}
+
+/**
  * The shape of the grouped kernel for `dims` on `target` at up to `threads` threads (plus
  * `extraShared` bytes of workgroup memory), or null when it does not fit: `T` threads; `HW`
  * query heads a workgroup (`HB` blocks a KV head of `HG`); `g` threads a key, each reading `K4`
@@ -152,10 +169,6 @@ export interface Variant<Store> {
   store: Store;
 }
 
-/** `n` copies of `f(i)` joined by `sep`. */
-export const rep = (n: number, f: (i: number) => string, sep = " ") =>
-  Array.from({ length: n }, (_, i) => f(i)).join(sep);
-
 /** The specs whose kernels these bodies render. */
 export type BodySpec = Extract<KernelSpec, { op: "attention" | "attention_decode" }>;
 
@@ -175,7 +188,7 @@ export function groupedKernel(
   const at = (x: string, h: number) => (HW === 1 ? x : `${x}[${h}]`);
   const narrow = ["", ".x", ".xy", ".xyz", ""][HW]; // vec4 -> S
   const widen = (x: string) => (HW === 4 ? x : `vec4<f32>(${x}${", 0.0".repeat(4 - HW)})`);
-  const VOFF = KV * PAGE_SIZE * D4; // V rows follow the K rows of a page
+  const VOFF = pagedRows(KV, D4).vOffset;
   const code = `${declareBindings(spec, v.types)}
 var<workgroup> qs: array<vec4<f32>, ${HW * D4}>; // [HW, D4] scaled q of the block's heads
 var<workgroup> part: array<vec4<f32>, ${P}>; // [NK, ${GP}] partial scores; at the end [KG, D4] outputs
@@ -186,11 +199,7 @@ var<workgroup> lfin: array<${S}, ${KG}>; // [KG] running sum of each key group
 var<workgroup> pos_shared: u32;
 ${v.decls}
 
-// vec4 index of key j's K row ([pages, 2, KV, PAGE, D]: K at part 0, V at part 1)
-fn krow(pages: u32, kvh: u32, j: u32) -> u32 {
-  let page = page_indices[pages + j / ${PAGE_SIZE}u];
-  return ((page * 2u) * ${KV * PAGE_SIZE}u + kvh * ${PAGE_SIZE}u + j % ${PAGE_SIZE}u) * ${D4}u;
-}
+${pagedRows(KV, D4).fn}
 
 ${entry(T, totalGroups(1, v.groupsPerRow))}
   ${v.start}
@@ -346,6 +355,8 @@ var<workgroup> vrow: array<u32, ${T}>;
 var<workgroup> pos_shared: u32;
 ${v.decls}
 
+${pagedRows(KV, D).fn}
+
 ${entry(T, totalGroups(1, v.groupsPerRow))}
   ${v.start}
   var m = ${NEG};
@@ -355,10 +366,8 @@ ${entry(T, totalGroups(1, v.groupsPerRow))}
     let j = c0 + lid;
     var score = ${NEG};
     if (j < je) {
-      let page = page_indices[pages + j / ${PAGE_SIZE}u];
-      // [pages, 2, KV, PAGE, D]: K at part 0, V at part 1
-      let kb = ((page * 2u) * ${KV * PAGE_SIZE}u + kvh * ${PAGE_SIZE}u + j % ${PAGE_SIZE}u) * ${D}u;
-      vrow[lid] = kb + ${KV * PAGE_SIZE * D}u;
+      let kb = krow(pages, kvh, j);
+      vrow[lid] = kb + ${pagedRows(KV, D).vOffset}u;
       var s = 0.0;
       ${
     v.newKey

@@ -14,16 +14,17 @@
  * `attention_merge`: one workgroup per (row, head), the splits read in parallel.
  * @module
  */
-import { type KernelSpec, PAGE_SIZE, type TargetInfo, type WgslKernel } from "../contract.ts";
+import type { KernelSpec, TargetInfo, WgslKernel } from "../contract.ts";
 import {
   checkTarget,
   declareBindings,
   entry,
   lit,
   reductionThreads,
+  rep,
   totalGroups,
 } from "./common.ts";
-import { groupedKernel, groupedPlan, NEG, rep, scalarKernel } from "./attention.ts";
+import { groupedKernel, groupedPlan, NEG, pagedRows, scalarKernel } from "./attention.ts";
 import { rotation } from "./rope.ts";
 
 type DecodeSpec = Extract<KernelSpec, { op: "attention_decode" }>;
@@ -161,7 +162,7 @@ fn turn(x: f32, y: f32, d: u32, p: u32) -> f32 {
   if (je == p + 1u && hb == 0u && lid < ${D4}u) {
     let kr = krow(pages, kvh, p) + lid;
     cache[kr] = knew[lid];
-    cache[kr + ${KV * PAGE_SIZE * D4}u] = vnew[lid];
+    cache[kr + ${pagedRows(KV, D4).vOffset}u] = vnew[lid];
   }`,
       newKey: true,
       store: (h) =>
@@ -197,11 +198,10 @@ fn rope_at(b: u32, d: u32, p: u32) -> f32 {
   }
   workgroupBarrier();
   if (je == p + 1u && h % ${HG}u == 0u) {
-    let page = page_indices[pages + p / ${PAGE_SIZE}u];
-    let kb = ((page * 2u) * ${KV * PAGE_SIZE}u + kvh * ${PAGE_SIZE}u + p % ${PAGE_SIZE}u) * ${D}u;
+    let kb = krow(pages, kvh, p);
     for (var d = lid; d < ${D}u; d += ${T}u) {
       cache[kb + d] = knew[d];
-      cache[kb + ${KV * PAGE_SIZE * D}u + d] = vnew[d];
+      cache[kb + ${pagedRows(KV, D).vOffset}u + d] = vnew[d];
     }
   }`,
     newKey: true,

@@ -23,9 +23,9 @@
  * (D = 64 and 128 at 48 KiB); `attention.ts` takes the rest.
  * @module
  */
-import { type KernelSpec, PAGE_SIZE, type TargetInfo, type WgslKernel } from "../contract.ts";
-import { checkTarget, declareBindings, entry, lit, pow2Floor, totalGroups } from "./common.ts";
-import { NEG, rep } from "./attention.ts";
+import type { KernelSpec, TargetInfo, WgslKernel } from "../contract.ts";
+import { checkTarget, declareBindings, entry, lit, pow2Floor, rep, totalGroups } from "./common.ts";
+import { NEG, pagedRows } from "./attention.ts";
 
 type AttentionSpec = Extract<KernelSpec, { op: "attention" }>;
 
@@ -68,7 +68,7 @@ export function attentionPrefillKernel(spec: AttentionSpec, target: TargetInfo):
   const GPB = KV * HB; // workgroups a tile
   const M4 = M / 4;
   const UNITS = (BK * D4) / T; // vec4s of a chunk's keys (or values) a thread reads
-  const VOFF = KV * PAGE_SIZE * D4; // V rows follow the K rows of a page
+  const VOFF = pagedRows(KV, D4).vOffset;
   const chunkRead = (dst: string, part: string) =>
     rep(UNITS, (u) => {
       const unit = `lid + ${u * T}u`;
@@ -187,11 +187,7 @@ var<workgroup> rp: array<u32, ${BQ}>; // position of each row of the segment
 var<workgroup> rlo: array<u32, ${BQ}>; // its first key (window)
 var<workgroup> seg_shared: vec4<u32>; // segment: sequence, first key, last key + 1, row mask
 
-// vec4 index of key j's K row ([pages, 2, KV, PAGE, D]: K at part 0, V at part 1)
-fn krow(pages: u32, kvh: u32, j: u32) -> u32 {
-  let page = page_indices[pages + j / ${PAGE_SIZE}u];
-  return ((page * 2u) * ${KV * PAGE_SIZE}u + kvh * ${PAGE_SIZE}u + j % ${PAGE_SIZE}u) * ${D4}u;
-}
+${pagedRows(KV, D4).fn}
 
 ${entry(T, totalGroups(BQ, GPB))}
   let tiles = (R.x + ${BQ - 1}u) / ${BQ}u;

@@ -126,6 +126,10 @@ export function checkTarget(
   }
 }
 
+/** `n` copies of `f(i)` joined by `sep` (unrolled WGSL). */
+export const rep = (n: number, f: (i: number) => string, sep = " ") =>
+  Array.from({ length: n }, (_, i) => f(i)).join(sep);
+
 /** The largest power of two <= n (n >= 1). */
 export function pow2Floor(n: number): number {
   return 2 ** Math.floor(Math.log2(Math.max(1, n)));
