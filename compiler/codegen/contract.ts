@@ -299,6 +299,11 @@ export interface TargetInfo {
   computeUnits?: number;
 }
 
+/** The largest power of two <= n (n >= 1). */
+export function pow2Floor(n: number): number {
+  return 2 ** Math.floor(Math.log2(Math.max(1, n)));
+}
+
 /** A generated WebGPU kernel. The dispatch of `R` rows launches
  * `ceil(R / rowsPerGroup) * groupsPerRowBlock` workgroups, laid out by `grid2d`; the shader
  * recovers the linear workgroup id as `wid.x + wid.y * nwg.x` and must ignore ids past the

@@ -9,6 +9,7 @@
  */
 import type { Node } from "../ir/graph.ts";
 import { type Pass, readers, rewrite } from "./pass.ts";
+import { pow2Floor } from "../codegen/contract.ts";
 
 /** Workgroups a decode attention dispatch aims for, whatever its rows: two per SM of an H100
  * (132) at 256 threads. Measured there with Llama-3-8B heads (BENCHMARKS.md): 256 working
@@ -33,11 +34,10 @@ export function decodeSplitLayout(
   kvHeads: number,
   context: number,
 ): { splits: number; splitRows: number } {
-  const pow2 = (x: number) => 2 ** Math.floor(Math.log2(Math.max(1, x)));
   const perSplit = kvHeads * Math.ceil(heads / kvHeads / 4);
-  const splitRows = pow2(DECODE_WORKGROUPS / perSplit);
+  const splitRows = pow2Floor(DECODE_WORKGROUPS / perSplit);
   const most = Math.min(MAX_SPLITS, splitRows, Math.ceil(context / SPLIT_ALIGN));
-  return { splits: pow2(Math.min(most, (GRID_FACTOR * splitRows) / rows)), splitRows };
+  return { splits: pow2Floor(Math.min(most, (GRID_FACTOR * splitRows) / rows)), splitRows };
 }
 
 export const splitKvDecode: Pass = {

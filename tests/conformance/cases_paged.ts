@@ -9,6 +9,7 @@
 import { PAGE_SIZE } from "../../compiler/codegen/contract.ts";
 import { type ConformanceCase, TOL } from "./case.ts";
 import { padded, Rng } from "./helpers.ts";
+import { splitsOf } from "./reference.ts";
 
 /** HF rotary inverse frequencies theta^(-2i/D). */
 export const invFreq = (D: number, theta = 10000) =>
@@ -200,7 +201,7 @@ function decodeCases(rng: Rng): ConformanceCase[] {
     const width = (h.H + 2 * h.KV) * h.D;
     const cacheLen = b.numPages * 2 * h.KV * PAGE_SIZE * h.D;
     const layout = { window, splits, splitRows: rows, splitAlign: align };
-    const perRow = Math.min(splits, Math.max(1, Math.floor(rows / b.R)));
+    const perRow = splitsOf(layout, 0, b.R).perRow;
     const what = `${label} ${
       headsLabel(h)
     } window=${window} splits=${perRow}/${splits}x${align} ${b.label}`;
@@ -209,9 +210,8 @@ function decodeCases(rng: Rng): ConformanceCase[] {
     const partO = rng.normals(b.R * splits * h.H * h.D); // [R, splits, H, D]
     const positions = new Uint32Array(b.paged[0]);
     for (let r = 0; r < b.R; r++) {
-      const p = positions[r], lo = window > 0 ? Math.max(0, p - window + 1) : 0;
-      const len = Math.ceil(Math.ceil((p + 1 - lo) / perRow) / align) * align;
-      for (let s = 0; s < Math.ceil((p + 1 - lo) / len); s++) {
+      const { used } = splitsOf(layout, positions[r], b.R);
+      for (let s = 0; s < used; s++) {
         for (let hh = 0; hh < h.H; hh++) partLse[(r * splits + s) * h.H + hh] = 4 * rng.normal();
       }
     }

@@ -96,7 +96,9 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
             if (spec.norm.add) out.sum[o] = v[k];
           }
           const rms = Math.sqrt(v.reduce((s, e) => s + e * e, 0) / K + spec.norm.eps);
-          for (let k = 0; k < K; k++) nx[r * K + k] = (v[k] / rms) * dense(buf.w, spec.norm.weightDtype, k);
+          for (let k = 0; k < K; k++) {
+            nx[r * K + k] = (v[k] / rms) * dense(buf.w, spec.norm.weightDtype, k);
+          }
         }
         xin = nx;
       }
@@ -289,15 +291,11 @@ function ropeAndAppend(
   for (let r = 0; r < R; r++) {
     const pos = u32(buf.positions, r);
     const head = (hh: number): number[] => { // head hh of row r, rotated if it is q or k
-      const v = Array.from({ length: D }, (_, d) => f32(buf[src], r * W + hh * D + d));
-      if (spec.op === "kv_append" || hh >= H + KV) return v;
-      return v.map((_, d) => {
-        const i = d % (D / 2);
-        const a = pos * spec.invFreq[i];
-        return d < D / 2
-          ? v[d] * Math.cos(a) - v[d + D / 2] * Math.sin(a)
-          : v[d] * Math.cos(a) + v[d - D / 2] * Math.sin(a);
-      });
+      const at = r * W + hh * D;
+      if (spec.op === "kv_append" || hh >= H + KV) {
+        return Array.from({ length: D }, (_, d) => f32(buf[src], at + d));
+      }
+      return rotated(buf[src], at, D, pos, spec.invFreq);
     };
     if (spec.op === "rope") {
       for (let hh = 0; hh < H + 2 * KV; hh++) {
@@ -364,8 +362,8 @@ function rotated(b: ArrayBuffer, at: number, D: number, pos: number, invFreq: nu
 }
 
 /** The splits of a decode row at p in a dispatch of R rows, from the contract's text:
- * positions lo..p in `used` splits of `len` (the last one shorter). */
-function splitsOf(
+ * positions lo..p in `used` splits of `len` (the last one shorter), `perRow` splits a row. */
+export function splitsOf(
   spec: { window: number; splits: number; splitRows: number; splitAlign: number },
   p: number,
   R: number,
@@ -374,7 +372,7 @@ function splitsOf(
   const n = p + 1 - lo;
   const perRow = Math.min(spec.splits, Math.max(1, Math.floor(spec.splitRows / R)));
   const len = Math.ceil(Math.ceil(n / perRow) / spec.splitAlign) * spec.splitAlign;
-  return { lo, len, used: Math.ceil(n / len) };
+  return { lo, len, used: Math.ceil(n / len), perRow };
 }
 
 function attentionDecode(

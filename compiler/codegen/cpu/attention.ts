@@ -9,6 +9,44 @@ import { type CpuKernel, type KernelSpec, PAGE_SIZE } from "../contract.ts";
 
 type AttentionSpec = Extract<KernelSpec, { op: "attention" }>;
 
+/**
+ * Softmax-weighted sum (f64) of the values of keys `begin` .. `end - 1` for the query at
+ * `q[qo .. qo + D)` (D = `acc.length`): `acc` gets the sum of exp(score - max) * v, `scores`
+ * (at least end - begin long) the scores; returns the max score and the sum of the exps.
+ * `at(j, kv)` is the cache offset of key j's K (kv 0) or V (kv 1) row.
+ */
+export function attendRange(
+  q: Float32Array,
+  qo: number,
+  cache: Float32Array,
+  at: (j: number, kv: number) => number,
+  begin: number,
+  end: number,
+  scale: number,
+  scores: Float64Array,
+  acc: Float64Array,
+): { max: number; sum: number } {
+  const D = acc.length;
+  let max = -Infinity;
+  for (let j = begin; j < end; j++) {
+    const ko = at(j, 0);
+    let t = 0;
+    for (let d = 0; d < D; d++) t += q[qo + d] * cache[ko + d];
+    t *= scale;
+    scores[j - begin] = t;
+    if (t > max) max = t;
+  }
+  let sum = 0;
+  acc.fill(0);
+  for (let j = begin; j < end; j++) {
+    const e = Math.exp(scores[j - begin] - max);
+    sum += e;
+    const vo = at(j, 1);
+    for (let d = 0; d < D; d++) acc[d] += e * cache[vo + d];
+  }
+  return { max, sum };
+}
+
 /** The CPU kernel of an `attention` spec. Bindings: q, positions, tok_seq, page_indptr,
  * page_indices, cache, out [R, H * D]. */
 export function attentionKernel(spec: AttentionSpec): CpuKernel {
@@ -38,25 +76,9 @@ export function attentionKernel(spec: AttentionSpec): CpuKernel {
         const at = (j: number, kv: number) =>
           indices[pages + Math.floor(j / PAGE_SIZE)] * pageStride +
           ((kv * KV + kvh) * PAGE_SIZE + (j % PAGE_SIZE)) * D;
-        let max = -Infinity;
-        for (let j = lo; j <= p; j++) {
-          const ko = at(j, 0);
-          let s = 0;
-          for (let d = 0; d < D; d++) s += q[qo + d] * cache[ko + d];
-          s *= scale;
-          scores[j] = s;
-          if (s > max) max = s;
-        }
-        let denom = 0;
-        acc.fill(0);
-        for (let j = lo; j <= p; j++) {
-          const e = Math.exp(scores[j] - max);
-          denom += e;
-          const vo = at(j, 1);
-          for (let d = 0; d < D; d++) acc[d] += e * cache[vo + d];
-        }
+        const { sum } = attendRange(q, qo, cache, at, lo, p + 1, scale, scores, acc);
         const oo = r * H * D + h * D;
-        for (let d = 0; d < D; d++) out[oo + d] = acc[d] / denom;
+        for (let d = 0; d < D; d++) out[oo + d] = acc[d] / sum;
       }
     }
   };

@@ -6,6 +6,7 @@
  * @module
  */
 import { type CpuKernel, decodeSplits, type KernelSpec, PAGE_SIZE } from "../contract.ts";
+import { attendRange } from "./attention.ts";
 import { rotator } from "./rope.ts";
 
 type DecodeSpec = Extract<KernelSpec, { op: "attention_decode" }>;
@@ -53,23 +54,8 @@ export function attentionDecodeKernel(spec: DecodeSpec): CpuKernel {
         const begin = lo + s * len, end = Math.min(begin + len, p + 1);
         for (let h = 0; h < H; h++) {
           const kvh = Math.floor(h / group);
-          let max = -Infinity;
-          for (let j = begin; j < end; j++) {
-            const ko = at(j, 0, kvh);
-            let t = 0;
-            for (let d = 0; d < D; d++) t += q[h * D + d] * cache[ko + d];
-            t *= scale;
-            scores[j - begin] = t;
-            if (t > max) max = t;
-          }
-          let sum = 0;
-          acc.fill(0);
-          for (let j = begin; j < end; j++) {
-            const e = Math.exp(scores[j - begin] - max);
-            sum += e;
-            const vo = at(j, 1, kvh);
-            for (let d = 0; d < D; d++) acc[d] += e * cache[vo + d];
-          }
+          const kv = (j: number, part: number) => at(j, part, kvh);
+          const { max, sum } = attendRange(q, h * D, cache, kv, begin, end, scale, scores, acc);
           const part = (r * S + s) * H + h;
           partLse[part] = max + Math.log(sum);
           for (let d = 0; d < D; d++) partO[part * D + d] = acc[d] / sum;

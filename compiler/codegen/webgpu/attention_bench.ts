@@ -200,6 +200,14 @@ if (Deno.args.includes("--prefill")) {
     await decodeStep(16, ctx, SMALL_ROWS);
   }
   await bench("decode H=32 KV=32 D=128 ctx=2048 x1", 32, 32, 128, 1, 2048, 1);
-  await bench("prefill H=32 KV=8 D=128 ctx=512 rows=512", 32, 8, 128, 1, 512, 512);
+  await bench(
+    "row kernel, 512 rows H=32 KV=8 D=128 ctx=512 (prefill: --prefill)",
+    32,
+    8,
+    128,
+    1,
+    512,
+    512,
+  );
 }
 dev.destroy();

@@ -69,10 +69,11 @@ export function attentionPrefillKernel(spec: AttentionSpec, target: TargetInfo):
   const M4 = M / 4;
   const UNITS = (BK * D4) / T; // vec4s of a chunk's keys (or values) a thread reads
   const VOFF = pagedRows(KV, D4).vOffset;
-  const chunkRead = (dst: string, part: string) =>
+  // the chunk of keys from c0 (a WGSL expression) into registers dst0.. (part: K or V rows)
+  const chunkRead = (dst: string, c0: string, part: string) =>
     rep(UNITS, (u) => {
       const unit = `lid + ${u * T}u`;
-      return `{ let j = c0n + (${unit}) / ${D4}u; ${dst}${u} = vec4<f32>(0.0);
+      return `{ let j = ${c0} + (${unit}) / ${D4}u; ${dst}${u} = vec4<f32>(0.0);
         if (j < hi) { ${dst}${u} = cache[krow(pages, kvh, j) + ${part}(${unit}) % ${D4}u]; } }`;
     }, "\n      ");
   const chunkStore = (src: string) =>
@@ -181,8 +182,8 @@ var<workgroup> qs: array<vec4<f32>, ${
   }>; // [M, D4 + 1] scaled q vectors (row i, head hh at i * ${HW} + hh)
 var<workgroup> kv: array<vec4<f32>, ${BK * S}>; // [BK, D4 + 1] the chunk's keys, then its values
 var<workgroup> pt: array<vec4<f32>, ${BK * M4}>; // [BK, M] scores, then probabilities
-var<workgroup> al: array<vec4<f32>, ${M4}>;
-var<workgroup> pm: array<vec4<f32>, ${M}>; // [M, 4] partial maxima; at the end partial sums // [M] rescale of the sums this chunk; at the end 1 / sum
+var<workgroup> al: array<vec4<f32>, ${M4}>; // [M] rescale of the sums this chunk; at the end 1 / sum
+var<workgroup> pm: array<vec4<f32>, ${M}>; // [M, 4] partial maxima; at the end partial sums
 var<workgroup> rp: array<u32, ${BQ}>; // position of each row of the segment
 var<workgroup> rlo: array<u32, ${BQ}>; // its first key (window)
 var<workgroup> seg_shared: vec4<u32>; // segment: sequence, first key, last key + 1, row mask
@@ -247,12 +248,10 @@ ${entry(T, totalGroups(BQ, GPB))}
     var l_q = 0.0;
     ${accs}
     ${rep(UNITS, (u) => `var kr${u} = vec4<f32>(0.0); var vr${u} = vec4<f32>(0.0);`)}
-    var c0n = seg.y;
-    ${chunkRead("kr", "")}
+    ${chunkRead("kr", "seg.y", "")}
     for (var c0 = seg.y; c0 < hi; c0 += ${BK}u) {
       ${chunkStore("kr")}
-      c0n = c0;
-      ${chunkRead("vr", `${VOFF}u + `)}
+      ${chunkRead("vr", "c0", `${VOFF}u + `)}
       workgroupBarrier();
       ${scores}
       workgroupBarrier();
@@ -260,8 +259,7 @@ ${entry(T, totalGroups(BQ, GPB))}
       ${softmax(1)}
       workgroupBarrier();
       ${softmax(2)}
-      c0n = c0 + ${BK}u;
-      ${chunkRead("kr", "")}
+      ${chunkRead("kr", `(c0 + ${BK}u)`, "")}
       workgroupBarrier();
       ${update}
       workgroupBarrier();

@@ -166,22 +166,21 @@ const LLAMA3 = {
 } as const;
 
 Deno.test("attentionKernel() gives a GQA group's query heads one workgroup and coalesced key reads", () => {
-  const llama3 = LLAMA3;
   // one workgroup per (row, KV head) reading each key once for its 4 query heads
-  assertEquals(attentionKernel(llama3, H100_LIKE).groupsPerRowBlock, 8);
-  const plan = groupedPlan(llama3, H100_LIKE)!;
+  assertEquals(attentionKernel(LLAMA3, H100_LIKE).groupsPerRowBlock, 8);
+  const plan = groupedPlan(LLAMA3, H100_LIKE)!;
   // 512 threads: 8 threads a key (128 contiguous bytes each read), 64 keys a chunk
   assertEquals([plan.T, plan.HW, plan.g, plan.K4, plan.NK], [512, 4, 8, 4, 64]);
-  assertEquals(groupedPlan(llama3, GENERIC_WEBGPU)!.T, 256);
+  assertEquals(groupedPlan(LLAMA3, GENERIC_WEBGPU)!.T, 256);
   // 7 query heads a KV head: blocks of 4 and 3
   assertEquals(
-    attentionKernel({ ...llama3, heads: 14, kvHeads: 2, qStride: 14 * 128 }, GENERIC_WEBGPU)
+    attentionKernel({ ...LLAMA3, heads: 14, kvHeads: 2, qStride: 14 * 128 }, GENERIC_WEBGPU)
       .groupsPerRowBlock,
     4,
   );
   // head dims that are not a multiple of 4 take one workgroup per (row, head)
   assertEquals(
-    attentionKernel({ ...llama3, headDim: 10, qStride: 320 }, GENERIC_WEBGPU).groupsPerRowBlock,
+    attentionKernel({ ...LLAMA3, headDim: 10, qStride: 320 }, GENERIC_WEBGPU).groupsPerRowBlock,
     32,
   );
 });
@@ -281,7 +280,7 @@ Deno.test("attention with many rows takes the tiled prefill kernel where it fits
 Deno.test({
   name:
     "tiled prefill attention matches float64 attention: long prompts, several sequences in a tile, windows, GQA 1/3/4/7",
-  ignore: ignore || !device || !prefillPlan({
+  ignore: ignore || !prefillPlan({
     op: "attention",
     heads: 4,
     kvHeads: 1,
@@ -289,7 +288,7 @@ Deno.test({
     qStride: 256,
     window: 0,
     scale: 1,
-  }, device.target),
+  }, device!.target),
   fn: async () => {
     const rng = new Rng(16);
     const cases: Case[] = [

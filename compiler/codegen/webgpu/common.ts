@@ -9,6 +9,7 @@ import {
   type DenseDtype,
   groupLayout,
   type KernelSpec,
+  pow2Floor,
   type TargetInfo,
   type WeightFormat,
 } from "../contract.ts";
@@ -130,10 +131,7 @@ export function checkTarget(
 export const rep = (n: number, f: (i: number) => string, sep = " ") =>
   Array.from({ length: n }, (_, i) => f(i)).join(sep);
 
-/** The largest power of two <= n (n >= 1). */
-export function pow2Floor(n: number): number {
-  return 2 ** Math.floor(Math.log2(Math.max(1, n)));
-}
+export { pow2Floor };
 
 /** Threads for a one-workgroup-per-row reduction: a power of two within the target. */
 export function reductionThreads(target: TargetInfo, want = 256): number {
