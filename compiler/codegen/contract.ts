@@ -261,6 +261,11 @@ export function bindings(spec: KernelSpec): Binding[] {
 /** The WGSL language feature (listed in `TargetInfo.features`) that q8 activations need. */
 export const PACKED_DOT = "packed_4x8_integer_dot_product";
 
+/** Whether `target` runs the q8-activation kernels (WebGPU with `PACKED_DOT`). */
+export function hasPackedDot(target: TargetInfo): boolean {
+  return target.backend === "webgpu" && target.features.includes(PACKED_DOT);
+}
+
 /** Whether a matmul of `weight` can take q8 activations (`xq8`): 4-bit groups of 32k elements. */
 export function q8Eligible(weight: WeightFormat): boolean {
   return weight.kind === "group" && weight.bits === 4 && weight.groupSize % 32 === 0;

@@ -3,7 +3,7 @@
  * `OptimizationFlags.update()` does.
  * @module
  */
-import { PACKED_DOT, type TargetInfo } from "../codegen/contract.ts";
+import { hasPackedDot, type TargetInfo } from "../codegen/contract.ts";
 
 export interface OptimizationFlags {
   /** Fold dequantisation into the matmul/GEMV that reads the weight. */
@@ -100,7 +100,6 @@ export function parseOptFlags(input: string | undefined): OptimizationFlags {
 export function updateForTarget(flags: OptimizationFlags, target: TargetInfo): OptimizationFlags {
   const shader_f16 = flags.shader_f16 && target.backend === "webgpu" &&
     target.features.includes("shader-f16");
-  const q8_activations = flags.q8_activations && target.backend === "webgpu" &&
-    target.features.includes(PACKED_DOT);
+  const q8_activations = flags.q8_activations && hasPackedDot(target);
   return Object.freeze({ ...flags, shader_f16, q8_activations });
 }

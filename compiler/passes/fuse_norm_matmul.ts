@@ -23,7 +23,7 @@ export const fuseNormMatmul: Pass = {
       const j = users[0], m = fn.nodes[j];
       const ms = m.spec;
       if (ms.op !== "matmul" || !ms.xq8 || ms.norm || m.args.x !== n.args.out) return;
-      if (ms.K !== s.hidden || m.rows !== n.rows || replace.has(j)) return;
+      if (ms.K !== s.hidden || m.rows !== n.rows) return;
       const add = s.op === "add_rms_norm";
       // the sum is now written at the matmul's place: nothing before it may read the sum
       if (add && readers(fn, n.args.sum).some((u) => u <= j)) return;

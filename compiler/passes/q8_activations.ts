@@ -4,7 +4,7 @@
  * weights' read bandwidth. Prefill-shaped matmuls keep f32 activations.
  * @module
  */
-import { PACKED_DOT, q8Eligible } from "../codegen/contract.ts";
+import { hasPackedDot, q8Eligible } from "../codegen/contract.ts";
 import type { Node } from "../ir/graph.ts";
 import { type Pass, rewrite } from "./pass.ts";
 
@@ -18,7 +18,7 @@ export const q8Activations: Pass = {
   name: "q8_activations",
   flag: "q8_activations",
   run(fn, ctx) {
-    if (!(ctx.target.backend === "webgpu" && ctx.target.features.includes(PACKED_DOT))) return fn;
+    if (!hasPackedDot(ctx.target)) return fn;
     const replace = new Map<number, Node>();
     fn.nodes.forEach((n, i) => {
       const s = n.spec;

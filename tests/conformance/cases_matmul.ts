@@ -7,7 +7,7 @@
  */
 import type { DenseDtype, WeightFormat } from "../../compiler/codegen/contract.ts";
 import { type ConformanceCase, TOL } from "./case.ts";
-import { PACKED_DOT } from "../../compiler/codegen/webgpu/matmul_gemv_q8.ts";
+import { PACKED_DOT } from "../../compiler/codegen/contract.ts";
 import { F16, F32, Q3, Q4, Q4S32, sentinel } from "./cases_dense.ts";
 import { denseBuffer, formatLabel, padded, randomWeight, Rng } from "./helpers.ts";
 

@@ -6,7 +6,7 @@
  * One or two rows (decode) take the fused decode-and-dot path of `row_dot.ts` instead.
  * @module
  */
-import type { CpuKernel, KernelSpec } from "../contract.ts";
+import { type CpuKernel, type KernelSpec, q8Eligible } from "../contract.ts";
 import { denseReader } from "./half.ts";
 import { rowDot } from "./row_dot.ts";
 import { weightRows } from "./weight_rows.ts";
@@ -20,9 +20,9 @@ const FUSED_MAX_ROWS = 2;
 /** The CPU kernel of a `matmul` spec. Bindings: x, weight (1 or 2), [bias], [residual], out. */
 export function matmulKernel(spec: MatmulSpec): CpuKernel {
   const { N, K, rowStart, rows, epilogue } = spec;
-  if (spec.xq8 && !(spec.weight.kind === "group" && spec.weight.bits === 4)) {
+  if (spec.xq8 && !q8Eligible(spec.weight)) {
     throw new RangeError(
-      `matmul xq8 needs 4-bit group weights, got ${JSON.stringify(spec.weight)}`,
+      `matmul xq8 needs 4-bit group weights in groups of 32k, got ${JSON.stringify(spec.weight)}`,
     );
   }
   if (epilogue === "silu_mul" && (rowStart !== 0 || rows !== N || N % 2 !== 0)) {

@@ -1,5 +1,5 @@
 /**
- * What the two matmul shapes share: binding types, the output width and the epilogue
+ * What the matmul kernels (GEMV, q8 GEMV, tiled) share: binding types, the output width and the epilogue
  * (bias, residual add, silu_mul) applied to a finished dot product.
  * @module
  */

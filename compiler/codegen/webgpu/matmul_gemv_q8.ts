@@ -20,6 +20,7 @@
  */
 import {
   groupLayout,
+  hasPackedDot,
   PACKED_DOT,
   q8Eligible,
   type TargetInfo,
@@ -39,8 +40,6 @@ import {
 } from "./common.ts";
 import { matmulPlan, type MatmulSpec } from "./matmul_epilogue.ts";
 
-export { PACKED_DOT };
-
 /** Elements of one unit: a vec4<u32> of 4-bit codes. */
 const UE = 32;
 
@@ -57,18 +56,11 @@ export interface Q8Tuning {
   /** Persistent shape: at most this many workgroups a row block, each walking column blocks
    * (0 or absent: one workgroup a column block). */
   persistent?: number;
-  /** Threads a workgroup (default 256; a power of two within the target). */
-  threads?: number;
-  /** Issue the first chunk's loads before quantising x (default true). */
-  early?: boolean;
-  /** Issue each chunk's loads before the previous chunk's arithmetic (default true). */
-  pipeline?: boolean;
 }
 
 /** Whether the q8 GEMV can run `spec` on `target`. */
 export function q8GemvApplies(spec: MatmulSpec, target: TargetInfo): boolean {
-  return target.backend === "webgpu" && target.features.includes(PACKED_DOT) &&
-    q8Eligible(spec.weight);
+  return hasPackedDot(target) && q8Eligible(spec.weight);
 }
 
 /** Accumulators a thread may hold. */
@@ -98,10 +90,10 @@ export function q8Defaults(spec: MatmulSpec, target: TargetInfo): Q8Tuning {
   // x codes: 10 registers a unit and row; keep them under ~40
   const RB = Math.min(pow2Floor(R), pow2Floor(Math.max(1, Math.floor(4 / GPT))));
   const rowBlocks = Math.ceil(R / RB);
-  const budget = target.limits.maxComputeWorkgroupStorageSize / 4 - T; // floats for `red`
+  const storage = target.limits.maxComputeWorkgroupStorageSize;
   // accumulators a thread (cpt * RB * NW) within MAX_ACCS, TPC and the reduction's storage
   const fits = (cpt: number) =>
-    cpt * RB * NW <= Math.min(MAX_ACCS, TPC) && T * (cpt * RB * NW + 1) <= budget;
+    cpt * RB * NW <= Math.min(MAX_ACCS, TPC) && reductionBytes(T, cpt * RB * NW) <= storage;
   const blocksAt = (cpt: number) => Math.ceil(OUT / (L * cpt)) * rowBlocks;
   const base = { threadsPerCol: TPC, rowsPerGroup: RB };
   const walk = Math.max(1, PERSISTENT_ROWS / NW);
@@ -131,7 +123,7 @@ export function matmulGemvQ8(
   const g = groupLayout(w, K);
   const UN = Math.ceil(K / UE); // units a row (the padded K)
   const unitsPerGroup = w.groupSize / UE;
-  const T = reductionThreads(target, tune.threads ?? 256);
+  const T = reductionThreads(target, 256);
   const TPC = Math.max(NW, Math.min(pow2Floor(tune.threadsPerCol), T));
   const L = T / TPC;
   const GPT = Math.ceil(UN / TPC);
@@ -141,11 +133,11 @@ export function matmulGemvQ8(
   // and workgroup storage for T * (accumulators + 1) + T floats
   const fits = () =>
     CPT * RB * NW <= TPC &&
-    4 * T * (CPT * RB * NW + 2) <= target.limits.maxComputeWorkgroupStorageSize;
+    reductionBytes(T, CPT * RB * NW) <= target.limits.maxComputeWorkgroupStorageSize;
   while (!fits() && (CPT > 1 || RB > 1)) CPT > 1 ? CPT /= 2 : RB /= 2;
   const CU = Math.max(1, Math.min(tune.loadCols, CPT));
   const A = CPT * RB * NW; // accumulators a thread (q8Reduction checks A <= TPC)
-  const sharedBytes = 4 * (T * (A + 1) + T);
+  const sharedBytes = reductionBytes(T, A);
   checkTarget(spec, target, {
     workgroupSize: T,
     sharedBytes,
@@ -318,17 +310,15 @@ export function matmulGemvQ8(
   for (let j0 = 0; j0 < CPT; j0 += CU) {
     chunks.push(range(Math.min(CU, CPT - j0)).map((x) => j0 + x));
   }
-  // the first chunk's loads go out before x is quantised; with `pipeline`, each chunk's loads
-  // are issued before the previous chunk's arithmetic (two chunks of loads in flight)
-  // persistent: PG workgroups a row block walk the column blocks (x quantised once; the next
-  // block's first loads issued before this block's reduction)
+  // the first chunk's loads go out before x is quantised, and each chunk's loads before the
+  // previous chunk's arithmetic (two chunks of loads in flight); persistent: PG workgroups a
+  // row block walk the column blocks (x quantised once; the next block's first loads issued
+  // before this block's reduction)
   const PG = tune.persistent ? Math.min(blocks, tune.persistent) : 0;
-  const early = PG > 0 || (tune.early ?? true), pipelined = tune.pipeline ?? true;
-  const head = early && !PG ? loads(chunks[0]) : [];
-  const body: string[] = early ? [] : loads(chunks[0]);
+  const head = PG ? [] : loads(chunks[0]);
+  const body: string[] = [];
   chunks.forEach((js, k) => {
-    if (k > 0 && !pipelined) body.push(...loads(js));
-    if (pipelined && k + 1 < chunks.length) body.push(...loads(chunks[k + 1]));
+    if (k + 1 < chunks.length) body.push(...loads(chunks[k + 1]));
     body.push(...math(js));
   });
 
@@ -403,14 +393,19 @@ ${entry(T, totalGroups(RB, groups))}
   return { code, entryPoint: "main", rowsPerGroup: RB, groupsPerRowBlock: groups };
 }
 
+/** Workgroup storage of `q8Reduction` for T threads of A accumulators (red and part). */
+function reductionBytes(T: number, A: number): number {
+  return 4 * (T * (A + 1) + T);
+}
+
 /**
- * The end of both q8 GEMVs: each thread's A = CPT * RB * NW accumulators (a0..) are added up
+ * The end of the q8 GEMV: each thread's A = CPT * RB * NW accumulators (a0..) are added up
  * over the TPC threads of its lane in workgroup memory (every thread writes its row of `red`,
  * padded by one word against bank conflicts; then T threads each add one output's slice; then
  * the slices' sums are added and stored through the epilogue). `decls` declares the workgroup
  * arrays (red: T * (A + 1) floats, part: T), `code` runs after the main loop.
  */
-export function q8Reduction(o: {
+function q8Reduction(o: {
   T: number;
   TPC: number;
   CPT: number;
