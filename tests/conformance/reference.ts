@@ -478,7 +478,7 @@ function logitsProcess(V: number, buf: Record<string, ArrayBuffer>, out: RefOutp
 }
 
 /** x [R, K] as the contract's `xq8` rounds it: int8 codes per 32-element block, ties to even. */
-export function q8Activations(x: ArrayLike<number>, R: number, K: number): Float64Array {
+function q8Activations(x: ArrayLike<number>, R: number, K: number): Float64Array {
   const out = new Float64Array(R * K);
   for (let r = 0; r < R; r++) {
     for (let b = 0; b < K; b += 32) {

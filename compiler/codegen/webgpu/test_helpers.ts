@@ -163,39 +163,3 @@ export function matmulSpec(
     ...more,
   };
 }
-
-/** The float64 `matmul` of x [R, K] with weight values W [rows, K] (bias [N], residual [R, N]),
- * over a starting output `start` (columns outside the slice keep it). */
-export function matmulReference(
-  spec: MatmulSpec,
-  R: number,
-  x: ArrayLike<number>,
-  W: ArrayLike<number>,
-  bias: ArrayLike<number> | null,
-  residual: ArrayLike<number> | null,
-  start: ArrayLike<number>,
-): Float64Array {
-  const { N, K, rowStart, rows, epilogue } = spec;
-  const ref = Float64Array.from(start);
-  const dot = (r: number, c: number) => {
-    let s = 0;
-    for (let k = 0; k < K; k++) s += x[r * K + k] * W[c * K + k];
-    return s;
-  };
-  for (let r = 0; r < R; r++) {
-    if (epilogue === "silu_mul") {
-      const I = N / 2;
-      for (let c = 0; c < I; c++) {
-        const g = dot(r, c) + (bias ? bias[c] : 0);
-        const u = dot(r, I + c) + (bias ? bias[I + c] : 0);
-        ref[r * I + c] = g / (1 + Math.exp(-g)) * u;
-      }
-      continue;
-    }
-    for (let c = 0; c < rows; c++) {
-      const o = r * N + rowStart + c;
-      ref[o] = dot(r, c) + (bias ? bias[rowStart + c] : 0) + (residual ? residual[o] : 0);
-    }
-  }
-  return ref;
-}
