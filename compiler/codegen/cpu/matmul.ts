@@ -7,7 +7,8 @@
  * @module
  */
 import { type CpuKernel, type KernelSpec, q8Eligible } from "../contract.ts";
-import { denseReader } from "./half.ts";
+import { denseReader, denseVector } from "./half.ts";
+import { normRow } from "./norm.ts";
 import { rowDot } from "./row_dot.ts";
 import { weightRows } from "./weight_rows.ts";
 
@@ -182,17 +183,11 @@ function normRows(
 ): Float32Array {
   const a = new Float32Array(aBuf);
   const b = norm.add ? new Float32Array(rest[0]) : null;
-  const w = denseReader(rest.at(-1)!, norm.weightDtype);
+  const w = denseVector(rest.at(-1)!, norm.weightDtype, K);
+  // the row to normalise: a, or a + b (written to `sum` as well)
+  const src = b ? (sum ?? new Float32Array(R * K)) : a;
+  if (b) { for (let k = 0; k < R * K; k++) src[k] = a[k] + b[k]; }
   const x = new Float32Array(R * K); // [R, K]
-  for (let r = 0; r < R; r++) {
-    let ss = 0;
-    for (let k = r * K; k < (r + 1) * K; k++) {
-      const v = b ? Math.fround(a[k] + b[k]) : a[k];
-      if (sum) sum[k] = v;
-      x[k] = v, ss += v * v;
-    }
-    const inv = 1 / Math.sqrt(ss / K + norm.eps);
-    for (let k = 0; k < K; k++) x[r * K + k] = x[r * K + k] * inv * w(k);
-  }
+  for (let r = 0; r < R; r++) normRow(src, w, x, r * K, K, norm.eps);
   return x;
 }

@@ -9,8 +9,8 @@ import { denseVector } from "./half.ts";
 type RmsNormSpec = Extract<KernelSpec, { op: "rms_norm" }>;
 type AddRmsNormSpec = Extract<KernelSpec, { op: "add_rms_norm" }>;
 
-// out[o .. o+H) = x[o .. o+H) * inv_rms * w
-function normRow(
+/** out[o .. o+H) = x[o .. o+H) * inv_rms * w (the sum of squares in f64). */
+export function normRow(
   x: Float32Array,
   w: Float32Array,
   out: Float32Array,
