@@ -4,7 +4,7 @@
  * any adapter (and compiling needs no GPU).
  * @module
  */
-import type { TargetInfo, TargetLimits } from "./codegen/contract.ts";
+import { PACKED_DOT, type TargetInfo, type TargetLimits } from "./codegen/contract.ts";
 
 /** The WebGPU specification's default limits. */
 export const DEFAULT_WEBGPU_LIMITS: TargetLimits = Object.freeze({
@@ -41,7 +41,7 @@ const FEATURES = [
 ] as GPUFeatureName[];
 
 /** WGSL language features kernels use (listed with the adapter's features). */
-const LANGUAGE_FEATURES = ["packed_4x8_integer_dot_product"];
+const LANGUAGE_FEATURES = [PACKED_DOT];
 
 /** Every feature name a target lists that can change generated code. */
 export const KILN_FEATURES: readonly string[] = [...FEATURES, ...LANGUAGE_FEATURES];

@@ -160,11 +160,12 @@ export class ModelRuntime {
 }
 
 const NO_KEEP: ReadonlySet<string> = new Set();
-const FORWARD = new Set(["embed", "prefill", "decode", "batch_prefill", "batch_decode", "prefill_small", "batch_prefill_small", "batch_decode_small"]);
+const FORWARD = new Set(["embed", "prefill", "decode", "batch_prefill", "batch_decode"]);
 
-/** Functions that never feed one another share scratch slots. */
+/** Functions that never feed one another share scratch slots (the forward functions and their
+ * `_small` variants). */
 function slotGroup(fn: string): string {
-  return FORWARD.has(fn) ? "forward" : fn;
+  return FORWARD.has(fn.replace(/_small$/, "")) ? "forward" : fn;
 }
 
 function paramKey(b: { param?: string; name?: string; rowStart?: number; rows?: number }): string {

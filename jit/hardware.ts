@@ -8,7 +8,7 @@ import type { TargetInfo, TargetLimits } from "../compiler/codegen/contract.ts";
 import {
   CPU_TARGET,
   DEFAULT_WEBGPU_LIMITS,
-  KILN_FEATURES as COMPILER_FEATURES,
+  KILN_FEATURES,
   LIMIT_KEYS as COMPILER_LIMIT_KEYS,
   targetFromAdapter as compilerTarget,
 } from "../compiler/target.ts";
@@ -29,7 +29,7 @@ export interface Target extends TargetInfo {
 
 /** Features (and WGSL language features) Kiln's code generator looks at; others an adapter
  * reports are ignored. */
-export const KILN_FEATURES: readonly string[] = COMPILER_FEATURES;
+export { KILN_FEATURES };
 
 /** The limits kernels are specialised by (the keys of `TargetLimits`). */
 export const LIMIT_KEYS: (keyof TargetLimits)[] = COMPILER_LIMIT_KEYS;

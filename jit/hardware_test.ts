@@ -7,6 +7,7 @@ import {
 import { createHash } from "node:crypto";
 import { TargetError } from "./errors.ts";
 import { computeUnitsOf } from "../compiler/target.ts";
+import { assertThrows } from "../tests/assert.ts";
 import { cpuTarget, detectTarget, LIMIT_KEYS, makeTarget, targetFingerprint } from "./hardware.ts";
 
 const limits = {
@@ -84,15 +85,7 @@ Deno.test("makeTarget() keeps the WGSL language features and compute units the c
     ),
     [132, 114, 132, undefined],
   );
-  ok(
-    (() => {
-      try {
-        makeTarget({ ...gpu, computeUnits: 0 });
-      } catch (e) {
-        return e instanceof TargetError && e.message.includes("computeUnits");
-      }
-    })(),
-  );
+  assertThrows(() => makeTarget({ ...gpu, computeUnits: 0 }), TargetError, "computeUnits");
 });
 
 Deno.test("makeTarget() rejects a bad backend or a missing limit, naming it", () => {

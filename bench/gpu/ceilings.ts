@@ -39,11 +39,12 @@ function group(gpu: GPUDevice, pl: GPUComputePipeline, buffers: GPUBuffer[]): GP
   });
 }
 
-/** `bytes` is the read buffer's size (clamped to the binding limit); `sms` scales the workgroup counts. */
+/** `bytes` is the read buffer's size (clamped to the binding limit); `sms` scales the workgroup
+ * counts; `dp4a`: the target has `dot4I8Packed` (measured only then). */
 export async function measureCeilings(
   gpu: GPUDevice,
   timer: GpuTimer,
-  opts: { bytes: number; sms?: number },
+  opts: { bytes: number; sms?: number; dp4a: boolean },
 ): Promise<Ceilings> {
   const sms = opts.sms ?? 132;
   const size = Math.floor(
@@ -177,8 +178,6 @@ export async function measureCeilings(
     console.log(`  dot4I8Packed: ${plain.toFixed(1)} TOP/s alone, ${acc.toFixed(1)} with an add`);
     return Math.max(plain, acc);
   };
-  const hasDp4a = (navigator.gpu as unknown as { wgslLanguageFeatures?: Set<string> })
-    .wgslLanguageFeatures?.has("packed_4x8_integer_dot_product") ?? false;
   const result: Ceilings = {
     readBytes: size,
     readGBs,
@@ -187,7 +186,7 @@ export async function measureCeilings(
     dispatchCpuUs: cpuUs,
     fmaF32Tflops: await fma("f32"),
     fmaF16Tflops: gpu.features.has("shader-f16") ? await fma("f16") : null,
-    dp4aTops: hasDp4a ? await dp4aBoth() : null,
+    dp4aTops: opts.dp4a ? await dp4aBoth() : null,
   };
   src.destroy();
   out.destroy();

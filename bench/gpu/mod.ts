@@ -40,9 +40,11 @@ const deviceLine = `${
 log(`device: ${deviceLine}`);
 
 log("ceilings…");
+const q8 = dev.inner.target.features.includes(PACKED_DOT);
 const ceilings = await measureCeilings(dev.gpu, timer, {
   bytes: small ? 64 << 20 : 2 ** 31,
-  sms: small ? 2 : 132,
+  sms: small ? 2 : dev.inner.target.computeUnits ?? 132,
+  dp4a: q8,
 });
 log(
   `  read ${ceilings.readGBs.toFixed(0)} GB/s (${ceilings.readBest}); dispatch ${
@@ -73,7 +75,6 @@ const gemvShapes: GemvShape[] = small
   ];
 // q8 activations (what the compiler emits where the adapter has packed int8 dot products) and
 // f32 activations side by side; and 16 rows (batch-16 decode)
-const q8 = dev.inner.target.features.includes(PACKED_DOT);
 const gemvRuns: GemvShape[] = [
   ...gemvShapes.flatMap((s) => q8 ? [{ ...s, name: `${s.name} q8`, xq8: true }, s] : [s]),
   ...gemvShapes.filter((s) => /o_proj|gate_up|lm_head|256x256/.test(s.name)).flatMap((

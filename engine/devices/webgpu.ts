@@ -136,26 +136,31 @@ class WebGpuDeviceImpl implements WebGpuDevice {
 
   kernels(items: { spec: KernelSpec; source: WgslKernel | CpuKernel }[]): Promise<DeviceKernel[]> {
     // Specs whose WGSL and bindings come out the same (a tiled matmul compiled for two row
-    // bounds) share one pipeline: their bind group layouts are equivalent.
-    const shared = new Map<string, Promise<GPUComputePipeline>>();
+    // bounds) share one shader module, layout and pipeline.
+    const shared = new Map<
+      string,
+      { layout: GPUBindGroupLayout; pipeline: Promise<GPUComputePipeline> }
+    >();
     return Promise.all(items.map(async ({ spec, source }) => {
-      const { module, layout, wgsl, moduleError } = this.#prepare(spec, source);
-      const key = `${wgsl.entryPoint}\0${bindings(spec).map((b) => b.access).join()}\0${wgsl.code}`;
-      let made = shared.get(key);
+      const key = typeof source === "function"
+        ? null
+        : `${source.entryPoint}\0${bindings(spec).map((b) => b.access).join()}\0${source.code}`;
+      let made = key === null ? undefined : shared.get(key);
       if (!made) {
-        made = this.gpu.createComputePipelineAsync({
+        const { module, layout, wgsl, moduleError } = this.#prepare(spec, source);
+        const pipeline = this.gpu.createComputePipelineAsync({
           layout: this.gpu.createPipelineLayout({ bindGroupLayouts: [layout] }),
           compute: { module, entryPoint: wgsl.entryPoint },
+        }).catch(async (e) => {
+          const detail = (await moduleError)?.message ?? String(e);
+          throw new Error(`kernels(): pipeline for op "${spec.op}" failed to compile: ${detail}`, {
+            cause: e,
+          });
         });
-        shared.set(key, made);
+        made = { layout, pipeline };
+        if (key !== null) shared.set(key, made);
       }
-      const pipeline = await made.catch(async (e) => {
-        const detail = (await moduleError)?.message ?? String(e);
-        throw new Error(`kernels(): pipeline for op "${spec.op}" failed to compile: ${detail}`, {
-          cause: e,
-        });
-      });
-      return this.#made(spec, pipeline, layout, wgsl);
+      return this.#made(spec, await made.pipeline, made.layout, source as WgslKernel);
     }));
   }
 
