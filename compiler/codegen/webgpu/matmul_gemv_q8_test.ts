@@ -1,14 +1,5 @@
 import type { KernelSpec, WeightFormat } from "../contract.ts";
-import {
-  buf,
-  dense,
-  device,
-  expectClose,
-  matmulSpec,
-  randomWeight,
-  Rng,
-  runKernel,
-} from "./test_helpers.ts";
+import { device, expectClose, matmulInputs, matmulSpec, Rng, runKernel } from "./test_helpers.ts";
 import { reference } from "../../../tests/conformance/reference.ts";
 import { TOL } from "../../../tests/conformance/case.ts";
 import { matmulGemvQ8, q8Defaults, type Q8Tuning } from "./matmul_gemv_q8.ts";
@@ -28,17 +19,7 @@ async function check(
   tune?: Q8Tuning,
   small = false,
 ) {
-  const { N, K, rows, epilogue } = spec;
-  const W = randomWeight(rng, spec.weight, rows, K); // [rows, K]
-  const x = rng.normals(R * K); // [R, K]
-  const bias = spec.bias ? dense(rng.normals(N), spec.bias) : null; // [N]
-  const residual = epilogue === "add" ? rng.normals(R * N) : null; // [R, N]
-  const outW = epilogue === "silu_mul" ? N / 2 : N;
-  const start = rng.normals(R * outW); // [R, outW]
-  const inputs = [buf(x), ...W.buffers];
-  if (bias) inputs.push(bias.data);
-  if (residual) inputs.push(buf(residual));
-  inputs.push(buf(start));
+  const inputs = matmulInputs(rng, spec, R);
   const t = small
     ? { ...target!, limits: { ...target!.limits, maxComputeWorkgroupStorageSize: 16384 } }
     : target!;

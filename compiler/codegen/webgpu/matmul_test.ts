@@ -1,11 +1,9 @@
 import type { KernelSpec, WeightFormat } from "../contract.ts";
 import {
-  buf,
-  dense,
   device,
   expectClose,
+  matmulInputs,
   matmulSpec,
-  randomWeight,
   Rng,
   runKernel,
 } from "./test_helpers.ts";
@@ -25,17 +23,7 @@ async function checkMatmul(
   R: number,
   tune?: GemvTuning | "tiled16k" | { gemv16k: GemvTuning } | { tiled: TiledTuning },
 ) {
-  const { N, K, rows, epilogue } = spec;
-  const W = randomWeight(rng, spec.weight, rows, K); // [rows, K]
-  const x = rng.normals(R * K); // [R, K]
-  const bias = spec.bias ? dense(rng.normals(N), spec.bias) : null; // [N]
-  const residual = epilogue === "add" ? rng.normals(R * N) : null; // [R, N]
-  const outW = epilogue === "silu_mul" ? N / 2 : N;
-  const start = rng.normals(R * outW); // [R, outW]: columns outside the slice keep these
-  const inputs = [buf(x), ...W.buffers];
-  if (bias) inputs.push(bias.data);
-  if (residual) inputs.push(buf(residual));
-  inputs.push(buf(start));
+  const inputs = matmulInputs(rng, spec, R);
   const ref = reference(spec, inputs, R).out as Float64Array;
   const target = device!.target;
   const small = { ...target, limits: { ...target.limits, maxComputeWorkgroupStorageSize: 16384 } };

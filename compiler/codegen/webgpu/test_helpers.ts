@@ -142,6 +142,19 @@ export function pagedLayout(rng: Rng, lens: number[]) {
 
 type MatmulSpec = Extract<KernelSpec, { op: "matmul" }>;
 
+/** Random inputs of a matmul case over R rows, in binding order: x [R, K], the weight's
+ * buffers, [bias [N]], [residual [R, N]], and out's starting contents (columns outside the
+ * slice keep them). */
+export function matmulInputs(rng: Rng, spec: MatmulSpec, R: number): ArrayBuffer[] {
+  const { N, K, rows, epilogue } = spec;
+  const W = randomWeight(rng, spec.weight, rows, K); // [rows, K]
+  const inputs = [buf(rng.normals(R * K)), ...W.buffers];
+  if (spec.bias) inputs.push(dense(rng.normals(N), spec.bias).data);
+  if (epilogue === "add") inputs.push(buf(rng.normals(R * N)));
+  inputs.push(buf(rng.normals(R * (epilogue === "silu_mul" ? N / 2 : N))));
+  return inputs;
+}
+
 /** A `matmul` spec of the whole weight (rowStart 0, no bias, no epilogue unless `more`). */
 export function matmulSpec(
   weight: WeightFormat,
