@@ -5,6 +5,8 @@ import { TOL } from "../../../tests/conformance/case.ts";
 import { matmulGemvQ8, q8Defaults, type Q8Tuning } from "./matmul_gemv_q8.ts";
 import { PACKED_DOT } from "../contract.ts";
 import { GENERIC_WEBGPU } from "../../target.ts";
+import { matmulKernel } from "../cpu/matmul.ts";
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
 
 type MatmulSpec = Extract<KernelSpec, { op: "matmul" }>;
 const target = device && device.target.features.includes(PACKED_DOT) ? device.target : null;
@@ -110,4 +112,31 @@ Deno.test({
       }
     }
   },
+});
+
+Deno.test("q8 activations round ties to even (known answers: CPU kernel, reference, WebGPU)", async () => {
+  // one 32-element block with max |x| = 127, so d = 1 and the codes are x rounded: ties at
+  // 2.5, 3.5, -2.5 and 0.5 go to 2, 4, -2 and 0 (half away from zero would give 3, 4, -3, 1)
+  const K = 32;
+  const x = new Float32Array(K);
+  x.set([127, 2.5, 3.5, -2.5, 0.5, -1.25]);
+  const want = [127, 2, 4, -2, 0, -1];
+  // weight row n picks element n: code 8 there, 7 (zero) elsewhere, scale 1 (f16 0x3c00)
+  const N = want.length;
+  const words = new Uint32Array(N * (K / 8)); // [N, K / 8]
+  for (let n = 0; n < N; n++) {
+    for (let k = 0; k < K; k++) words[n * (K / 8) + (k >> 3)] |= (k === n ? 8 : 7) << (4 * (k & 7));
+  }
+  const scales = new Uint16Array(N).fill(0x3c00); // [N, 1]
+  const s = { ...spec(Q4, N, K, 1), xq8: true };
+  const inputs =
+    () => [x.slice().buffer, words.slice().buffer, scales.slice().buffer, new ArrayBuffer(N * 4)];
+  const cpu = inputs();
+  matmulKernel(s)(cpu, 1);
+  assertEquals(Array.from(new Float32Array(cpu[3])), want, "CPU kernel");
+  assertEquals(Array.from(reference(s, inputs(), 1).out as Float64Array), want, "reference");
+  if (target) {
+    const outs = await runKernel(s, 1, inputs(), matmulGemvQ8(s, target));
+    assertEquals(Array.from(new Float32Array(outs[3])), want, "WebGPU q8 GEMV");
+  }
 });
