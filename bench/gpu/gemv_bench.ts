@@ -16,6 +16,8 @@ import type { DeviceBuffer } from "../../engine/device.ts";
 import type { GpuTimer } from "./gpu_timer.ts";
 import { fillSynthetic, seedOf } from "./synthetic_weights.ts";
 
+const raw = (b: DeviceBuffer) => (b as unknown as { buffer: GPUBuffer }).buffer;
+
 export interface GemvShape {
   name: string;
   N: number;
@@ -38,6 +40,9 @@ export interface GemvRow extends GemvShape {
   aloneUs: number;
   aloneGbs: number;
   copies: number;
+  /** GPU µs per dispatch of a plain read of the same weight and scale buffers (no arithmetic),
+   * back to back under the same barriers: the floor a kernel of this size can reach. */
+  readUs: number;
 }
 
 const Q4 = {
@@ -74,6 +79,70 @@ export function gemvBytes(
   return { weights, scales, x, residual, total: weights + scales + x + residual };
 }
 
+/** A read of the q4 words and scales of a GEMV and nothing else: each thread XORs `U` vec4s
+ * of each buffer (consecutive threads read consecutive vec4s); the store, never taken in
+ * practice, keeps the loads and puts `o` (read_write) between dispatches, as a GEMV's output is. */
+function readKernel(U: number): string {
+  const walk = (buf: string) =>
+    `{ let n = arrayLength(&${buf}); for (var k = 0u; k < ${U}u; k++) { let i = g.x + k * T; if (i < n) { acc ^= ${buf}[i]; } } }`;
+  return `@group(0) @binding(0) var<storage, read> qw: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read> qs: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read_write> o: array<u32>;
+@compute @workgroup_size(256) fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let T = nwg.x * 256u; var acc = vec4<u32>(0u);
+  ${walk("qw")} ${walk("qs")}
+  if (acc.x == 0x9e3779b9u && acc.y == 0x7f4a7c15u) { o[0] = acc.z ^ acc.w; } }`;
+}
+
+/** µs per dispatch of the best `readKernel` over the weight copies `set` (weights bytes of
+ * q4 words, whole vec4s of scales), timed like the GEMVs (warm clock, >= REPLAY_MS replays). */
+async function readFloor(
+  dev: BenchDevice,
+  timer: GpuTimer,
+  set: [DeviceBuffer, DeviceBuffer][],
+  weights: number,
+  scales: number,
+): Promise<number> {
+  const gpu = dev.gpu;
+  const out = gpu.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE });
+  let best = Infinity;
+  for (const U of [1, 2, 4, 8]) {
+    const pl = gpu.createComputePipeline({
+      layout: "auto",
+      compute: { module: gpu.createShaderModule({ code: readKernel(U) }), entryPoint: "main" },
+    });
+    const groups = Math.ceil(weights / 16 / 256 / U);
+    if (groups > gpu.limits.maxComputeWorkgroupsPerDimension) continue;
+    const bgs = set.map(([qw, qs]) =>
+      gpu.createBindGroup({
+        layout: pl.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: { buffer: raw(qw), size: weights } },
+          { binding: 1, resource: { buffer: raw(qs), size: Math.floor(scales / 16) * 16 } },
+          { binding: 2, resource: { buffer: out } },
+        ],
+      })
+    );
+    const run = (reps: number) =>
+      timer.pass((p) => {
+        p.setPipeline(pl);
+        for (let r = 0; r < reps; r++) {
+          for (const bg of bgs) {
+            p.setBindGroup(0, bg);
+            p.dispatchWorkgroups(groups);
+          }
+        }
+      });
+    const per = await run(1) / bgs.length;
+    const reps = Math.max(1, Math.ceil(REPLAY_MS / (per * bgs.length)));
+    const from = performance.now();
+    do await run(reps); while (performance.now() - from < WARM_MS);
+    best = Math.min(best, (await run(reps)) / (reps * bgs.length) * 1000);
+  }
+  out.destroy();
+  return best;
+}
+
 /** Wall milliseconds of load before a shape is timed (the GPU's clock ramp). */
 const WARM_MS = 300;
 /** GPU milliseconds of work in each timed replay (against the readback's idle time). */
@@ -87,6 +156,7 @@ export async function benchGemv(
   opts: { minBytes: number; dispatches: number },
 ): Promise<GemvRow[]> {
   const rows: GemvRow[] = [];
+  const floors = new Map<string, number>(); // read floor by weight set
   // Weight copies by size, made once and shared by every run of that size (the tunings of a
   // shape, its q8 and f32 runs).
   const weightSets = new Map<string, [DeviceBuffer, DeviceBuffer][]>();
@@ -96,12 +166,12 @@ export async function benchGemv(
     if (!set) {
       set = Array.from({ length: copies }, (_, c) => {
         const qw = dev.createBuffer(weights, `qw${c}`), qs = dev.createBuffer(scales, `qs${c}`);
-        fillSynthetic(dev.gpu, (qw as unknown as { buffer: GPUBuffer }).buffer, weights / 4, {
+        fillSynthetic(dev.gpu, raw(qw), weights / 4, {
           kind: "bits",
           seed: seedOf(`qw${c}`),
           firstWord: 0,
         });
-        fillSynthetic(dev.gpu, (qs as unknown as { buffer: GPUBuffer }).buffer, scales / 4, {
+        fillSynthetic(dev.gpu, raw(qs), scales / 4, {
           kind: "scale",
           seed: seedOf(`qs${c}`),
           firstWord: 0,
@@ -111,6 +181,14 @@ export async function benchGemv(
       weightSets.set(key, set);
     }
     return set;
+  };
+  const floorOf = async (weights: number, scales: number, copies: number) => {
+    const key = `${weights}/${scales}/${copies}`;
+    if (!floors.has(key)) {
+      const set = weightsFor(weights, scales, copies);
+      floors.set(key, await readFloor(dev, timer, set, weights, scales));
+    }
+    return floors.get(key)!;
   };
   for (const s of shapes) {
     const spec = gemvSpec(s);
@@ -123,7 +201,7 @@ export async function benchGemv(
     const copies = Math.max(1, Math.min(64, Math.ceil(opts.minBytes / b.total)));
     const R = s.rows ?? 1;
     const x = dev.createBuffer(R * s.K * 4, "x");
-    fillSynthetic(dev.gpu, (x as unknown as { buffer: GPUBuffer }).buffer, R * s.K, {
+    fillSynthetic(dev.gpu, raw(x), R * s.K, {
       kind: "f32norm",
       seed: 1,
       firstWord: 0,
@@ -157,6 +235,7 @@ export async function benchGemv(
       aloneUs: aloneMs * 1000,
       aloneGbs: b.total / aloneMs / 1e6,
       copies,
+      readUs: await floorOf(b.weights, b.scales, copies),
     });
     for (const buf of owned) dev.release(buf);
   }

@@ -78,6 +78,7 @@ export function formatReport(r: GpuBenchResults): string {
           "µs alone",
           "GB/s alone",
           "of read ceiling",
+          "plain read of its weights, µs",
           "target",
         ],
         r.gemv.map((g) => [
@@ -89,6 +90,7 @@ export function formatReport(r: GpuBenchResults): string {
           f(g.aloneUs, 1),
           f(g.aloneGbs),
           pct(g.aloneGbs / bw),
+          `${f(g.readUs, 1)} (${pct(g.readUs / g.us)} of back to back)`,
           mark(Math.max(g.gbs, g.aloneGbs) / bw >= 0.85),
         ]),
       ),
