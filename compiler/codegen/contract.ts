@@ -86,11 +86,18 @@ export type KernelSpec =
      * with ties to even (all zero when a = 0). llama.cpp's q8 activations: on WebGPU the
      * products become packed int8 dot products. */
     xq8?: boolean;
-    /** RMSNorm prologue (only with `xq8`): x is not a binding; each row is computed as
-     * x = rms_norm(a (+ b)) * w (the contract's `rms_norm` / `add_rms_norm`, eps `eps`), and
-     * with `add` the sum a + b is also written to `sum` f32[R, K]. Bindings then start
-     * a f32[R, K], [b f32[R, K]], w [K] in place of x, and `sum` comes just before `out`. */
-    norm?: { eps: number; weightDtype: DenseDtype; add: boolean };
+    /** RMSNorm folded in, the reading side (only with `xq8`): x arrives already multiplied by
+     * the norm weight, and `x_ssq` f32[R, ceil(K / 4)] holds the sums of squares of the
+     * un-weighted row in chunks of 4 elements (as a `normOut` matmul writes them); the product
+     * uses x[r] * inv_r, inv_r = 1 / sqrt(sum_j x_ssq[r, j] / K + eps) (with `xq8`, the codes
+     * of that row). Bindings: `x_ssq` right after x. */
+    norm?: { eps: number };
+    /** RMSNorm folded in, the writing side (only with `xq8`, rowStart 0, rows N, no silu_mul):
+     * besides out, writes out_w[r, c] = out[r, c] * norm_w[c] and out_ssq[r, j] = sum of
+     * out[r, c]^2 over c in [4j, 4j + 4) within N, the next `norm` matmul's x and x_ssq.
+     * Bindings: `norm_w` [N] just before out, `out_w` f32[R, N] and `out_ssq` f32[R, ceil(N / 4)]
+     * after it. */
+    normOut?: { weightDtype: DenseDtype };
   }
   /** Full dequantisation (O0 only): out f32[N, K] from q_weight, q_scale; dispatched with R = N. */
   | { op: "dequantize"; N: number; K: number; weight: WeightFormat }
@@ -216,12 +223,12 @@ export function bindings(spec: KernelSpec): Binding[] {
       return [r("ids"), ...weightBindings(spec.weight), w("out")];
     case "matmul":
       return [
-        ...(spec.norm ? [r("a"), ...(spec.norm.add ? [r("b")] : []), r("w")] : [r("x")]),
+        r("x"),
+        ...(spec.norm ? [r("x_ssq")] : []),
         ...weightBindings(spec.weight),
         ...(spec.bias ? [r("bias")] : []),
         ...(spec.epilogue === "add" ? [r("residual")] : []),
-        ...(spec.norm?.add ? [w("sum")] : []),
-        w("out"),
+        ...(spec.normOut ? [r("norm_w"), w("out"), w("out_w"), w("out_ssq")] : [w("out")]),
       ];
     case "dequantize":
       return [...weightBindings(spec.weight), w("out")];

@@ -1,9 +1,15 @@
 /**
- * rms_norm / add_rms_norm whose normalised output only feeds one q8 matmul (`xq8`) becomes
- * that matmul's RMSNorm prologue (`norm`): every workgroup of the GEMV normalises the row it
- * already reads (one extra pass over a 4096-float row from cache) and one writes the residual
- * sum, so the norm's own dispatch (a single-workgroup reduction per row, ~8 µs on an H100) is
- * gone. Runs after `q8_activations`.
+ * Folds the RMSNorm between two q8 matmuls into them: matmul P → t, add_rms_norm(residual, t)
+ * → sum, out, matmul C(out) become
+ *   P with the add epilogue (t + residual is the new residual `sum`) and `normOut`: it also
+ *     writes sum * w (`xw`) and the sums of squares of sum in chunks of 4 (`ssq`), and
+ *   C with `norm`: it reads xw and ssq, and scales its products by the row's 1 / rms.
+ * The norm's dispatch (a single-workgroup reduction per row, ~8 µs alone on an H100) is gone,
+ * and neither matmul normalises a row itself: P's sums of squares come from the outputs it
+ * already holds, and C adds up 4 / 32 of a float a weight row's element, in its reduction.
+ * Applies where t and out feed nothing else and P computes the whole row (o_proj and down
+ * into the next qkv, gate_up and lm_head in the q8 decode function). Runs after
+ * `q8_activations`.
  * @module
  */
 import type { Node } from "../ir/graph.ts";
@@ -14,31 +20,53 @@ export const fuseNormMatmul: Pass = {
   flag: "fuse_norm_matmul",
   run(fn) {
     const replace = new Map<number, Node>(), drop = new Set<number>();
+    const values = [...fn.values];
+    const temp = (name: string, rows: Node["rows"], width: number) => {
+      const id = values.length;
+      values.push({ id, name, kind: "temp", shape: [rows, width], dtype: "f32" });
+      return id;
+    };
     fn.nodes.forEach((n, i) => {
       const s = n.spec;
-      if (s.op !== "rms_norm" && s.op !== "add_rms_norm") return;
-      if (fn.values[n.args.out].kind !== "temp") return;
+      if (s.op !== "add_rms_norm" || fn.values[n.args.out].kind !== "temp") return;
+      // the producer: the matmul that wrote a or b, read by this norm only
+      const [t, residual] = [[n.args.b, n.args.a], [n.args.a, n.args.b]].find(([v]) => {
+        const w = fn.nodes.findIndex((m) => m.args.out === v);
+        return w >= 0 && w < i && fn.nodes[w].spec.op === "matmul";
+      }) ?? [-1, -1];
+      if (t < 0 || fn.values[t].kind !== "temp" || readers(fn, t).length !== 1) return;
+      const p = fn.nodes.findIndex((m) => m.args.out === t), pn = fn.nodes[p];
+      const ps = pn.spec;
+      if (
+        ps.op !== "matmul" || !ps.xq8 || ps.normOut || ps.epilogue !== "none" ||
+        ps.rowStart !== 0 || ps.rows !== ps.N || ps.N !== s.hidden || pn.rows !== n.rows ||
+        replace.has(p)
+      ) return;
+      // the consumer: the only reader of the normalised row
       const users = readers(fn, n.args.out);
       if (users.length !== 1 || users[0] <= i) return;
-      const j = users[0], m = fn.nodes[j];
-      const ms = m.spec;
-      if (ms.op !== "matmul" || !ms.xq8 || ms.norm || m.args.x !== n.args.out) return;
-      if (ms.K !== s.hidden || m.rows !== n.rows) return;
-      const add = s.op === "add_rms_norm";
-      // the sum is now written at the matmul's place: nothing before it may read the sum
-      if (add && readers(fn, n.args.sum).some((u) => u <= j)) return;
-      const { x: _x, ...rest } = m.args;
-      replace.set(j, {
-        ...m,
-        spec: { ...ms, norm: { eps: s.eps, weightDtype: s.weightDtype, add } },
-        args: {
-          ...rest,
-          ...(add ? { a: n.args.a, b: n.args.b, sum: n.args.sum } : { a: n.args.x }),
-          w: n.args.w,
-        },
+      const c = users[0], cn = fn.nodes[c], cs = cn.spec;
+      if (
+        cs.op !== "matmul" || !cs.xq8 || cs.norm || cn.args.x !== n.args.out ||
+        cs.K !== s.hidden || cn.rows !== n.rows
+      ) return;
+      // nothing between P and the norm may read the sum (it is now written at P's place)
+      if (readers(fn, n.args.sum).some((u) => u < i)) return;
+      const name = fn.values[n.args.out].name;
+      const xw = temp(`${name}_w`, n.rows, s.hidden);
+      const ssq = temp(`${name}_ssq`, n.rows, Math.ceil(s.hidden / 4));
+      replace.set(p, {
+        ...pn,
+        spec: { ...ps, epilogue: "add", normOut: { weightDtype: s.weightDtype } },
+        args: { ...pn.args, residual, norm_w: n.args.w, out: n.args.sum, out_w: xw, out_ssq: ssq },
+      });
+      replace.set(c, {
+        ...cn,
+        spec: { ...cs, norm: { eps: s.eps } },
+        args: { ...cn.args, x: xw, x_ssq: ssq },
       });
       drop.add(i);
     });
-    return rewrite(fn, replace, drop);
+    return rewrite({ ...fn, values }, replace, drop);
   },
 };

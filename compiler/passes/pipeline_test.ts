@@ -8,6 +8,7 @@ import { IrVerifyError, verifyFunction } from "../ir/verify.ts";
 import { PHASES, runPipeline } from "./pipeline.ts";
 import { decodeSplitLayout, SPLIT_ALIGN } from "./split_kv_decode.ts";
 import { CPU_TARGET, GENERIC_WEBGPU } from "../target.ts";
+import { PACKED_DOT } from "../codegen/contract.ts";
 import { assertThrows } from "../../tests/assert.ts";
 
 const RAW = {
@@ -177,4 +178,25 @@ Deno.test("the phases are listed in order and every pass has a name", () => {
   assertEquals(PHASES.map((p) => p.name), ["fusion", "cleanup", "target", "memory"]);
   for (const p of PHASES) for (const pass of p.passes) ok(pass.name.length > 0);
   ok(OPT_PRESETS.O0.memory_planning === false);
+});
+
+Deno.test("fuse_norm_matmul folds the norms between q8 matmuls into them (o_proj, down → qkv, gate_up)", () => {
+  const q8 = { ...GENERIC_WEBGPU, features: [...GENERIC_WEBGPU.features, PACKED_DOT] };
+  const d = decode(run("fuse_norm_matmul=1", q8));
+  const mm = d.nodes.filter((n) => n.spec.op === "matmul");
+  const out = mm.filter((n) => n.spec.op === "matmul" && n.spec.normOut);
+  const into = mm.filter((n) => n.spec.op === "matmul" && n.spec.norm);
+  // writers: o_proj of both layers and layer 0's down; readers: both gate_ups and layer 1's
+  // qkv. Layer 0's qkv reads the embedding's rms_norm, and the final norm feeds take_rows.
+  assertEquals([out.length, into.length], [3, 3]);
+  for (const n of out) {
+    ok(n.spec.op === "matmul" && n.spec.epilogue === "add" && n.args.residual !== undefined);
+  }
+  // the readers take what the writers wrote
+  assertEquals(new Set(into.map((n) => n.args.x)), new Set(out.map((n) => n.args.out_w)));
+  assertEquals(new Set(into.map((n) => n.args.x_ssq)), new Set(out.map((n) => n.args.out_ssq)));
+  assertEquals(ops(d).filter((o) => o === "add_rms_norm").length, 1);
+  assertEquals(d.nodes.length, 2 + 2 * 6 + 3);
+  // without q8 matmuls nothing is folded
+  assertEquals(decode(run("fuse_norm_matmul=1", GENERIC_WEBGPU)).nodes.length, 2 + 2 * 8 + 2);
 });

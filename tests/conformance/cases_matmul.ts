@@ -27,28 +27,32 @@ interface MatmulShape {
   scaleMagnitude?: number;
   /** q8 activations (the spec's `xq8`). */
   xq8?: boolean;
-  /** The RMSNorm prologue (the spec's `norm`, eps 1e-5). */
-  norm?: { add: boolean; weightDtype: DenseDtype };
+  /** A folded RMSNorm read (the spec's `norm`, eps 1e-5): x weighted, x_ssq its chunks. */
+  norm?: boolean;
+  /** A folded RMSNorm written (the spec's `normOut`, norm weight of this dtype). */
+  normOut?: DenseDtype;
 }
 
 function matmulCase(rng: Rng, m: MatmulShape): ConformanceCase {
   const rowStart = m.rowStart ?? 0, rows = m.rows ?? m.N;
   const outWidth = m.epilogue === "silu_mul" ? m.N / 2 : m.N;
-  const xs = m.norm
-    ? [
-      padded(rng.normals(m.R * m.K, 3)),
-      ...(m.norm.add ? [padded(rng.normals(m.R * m.K, 3))] : []),
-      denseBuffer(rng.normals(m.K, 0.5), m.norm.weightDtype),
-    ]
-    : [padded(rng.normals(m.R * m.K))];
+  // with a folded norm: x (a weighted row) and x_ssq, the squares of some row u by 4s
+  const xs = [padded(rng.normals(m.R * m.K, 3))];
+  if (m.norm) {
+    const u = rng.normals(m.R * m.K, 3), C = Math.ceil(m.K / 4);
+    const ssq = new Float32Array(m.R * C); // [R, C]
+    u.forEach((v, i) => ssq[Math.floor(i / m.K) * C + ((i % m.K) >> 2)] += v * v);
+    xs.push(padded(ssq));
+  }
   const inputs = [...xs, ...randomWeight(rng, m.weight, rows, m.K, m.scaleMagnitude)];
   if (m.bias) inputs.push(denseBuffer(rng.normals(m.N, 0.5), m.bias));
   if (m.epilogue === "add") inputs.push(padded(rng.normals(m.R * m.N)));
-  if (m.norm?.add) inputs.push(sentinel(m.R * m.K));
+  if (m.normOut) inputs.push(denseBuffer(rng.normals(m.N, 0.5), m.normOut));
   inputs.push(sentinel(m.R * outWidth));
+  if (m.normOut) inputs.push(sentinel(m.R * m.N), sentinel(m.R * Math.ceil(m.N / 4)));
   const split = (rows !== m.N ? ` rows=[${rowStart},${rowStart + rows})` : "") +
     (m.scaleMagnitude ? ` scales~${m.scaleMagnitude}` : "") + (m.xq8 ? " xq8" : "") +
-    (m.norm ? ` norm(${m.norm.add ? "a+b" : "a"}, w ${m.norm.weightDtype})` : "");
+    (m.norm ? " norm" : "") + (m.normOut ? ` normOut(w ${m.normOut})` : "");
   return {
     name: `matmul ${formatLabel(m.weight)} N=${m.N} K=${m.K}${split} bias=${m.bias ?? "none"} ` +
       `epilogue=${m.epilogue} R=${m.R} maxRows=${m.maxRows}`,
@@ -63,7 +67,8 @@ function matmulCase(rng: Rng, m: MatmulShape): ConformanceCase {
       epilogue: m.epilogue,
       maxRows: m.maxRows,
       ...(m.xq8 ? { xq8: true } : {}),
-      ...(m.norm ? { norm: { eps: 1e-5, ...m.norm } } : {}),
+      ...(m.norm ? { norm: { eps: 1e-5 } } : {}),
+      ...(m.normOut ? { normOut: { weightDtype: m.normOut } } : {}),
     },
     rows: m.R,
     inputs,
@@ -157,17 +162,17 @@ function matmulCasesOf(rng: Rng): ConformanceCase[] {
       matmulCase(rng, { weight, N, K, R, maxRows, bias, epilogue, rowStart, rows, xq8: true }),
     );
   }
-  // q8 with the RMSNorm prologue: with and without the residual sum, f16 and f32 norm weights,
-  // ragged K, several rows, a bias and a split weight
-  const normed: [Row, boolean, DenseDtype][] = [
-    [[Q4, 40, 128, 1, 1, null, "none"], true, "f16"],
-    [[Q4, 42, 96, 1, 1, null, "silu_mul"], false, "f32"],
-    [[Q4, 30, 80, 3, 4, "f32", "add", [5, 13]], true, "f32"],
-    [[Q4S32, 34, 70, 2, 2, "f16", "silu_mul"], true, "f16"],
-    [[Q4, 256, 512, 1, 1, null, "none"], true, "f16"],
+  // q8 with a folded RMSNorm, read (norm), written (normOut: N not a multiple of 4 too) or
+  // both; f16 and f32 norm weights, ragged K, several rows, a bias, the add epilogue
+  const folded: [Row, boolean, DenseDtype | null][] = [
+    [[Q4, 40, 128, 1, 1, null, "none"], true, null],
+    [[Q4, 42, 96, 1, 1, null, "silu_mul"], true, null],
+    [[Q4, 30, 80, 3, 4, "f32", "add"], true, "f32"],
+    [[Q4S32, 34, 70, 2, 2, "f16", "none"], false, "f16"],
+    [[Q4, 256, 512, 1, 1, null, "add"], false, "f16"],
+    [[Q4, 128, 256, 1, 1, null, "add"], true, "f32"],
   ];
-  for (const [[weight, N, K, R, maxRows, bias, epilogue, split], add, weightDtype] of normed) {
-    const [rowStart, rows] = split ?? [0, N];
+  for (const [[weight, N, K, R, maxRows, bias, epilogue], norm, normOut] of folded) {
     out.push(matmulCase(rng, {
       weight,
       N,
@@ -176,10 +181,9 @@ function matmulCasesOf(rng: Rng): ConformanceCase[] {
       maxRows,
       bias,
       epilogue,
-      rowStart,
-      rows,
       xq8: true,
-      norm: { add, weightDtype },
+      norm,
+      ...(normOut ? { normOut } : {}),
     }));
   }
   return out;

@@ -84,21 +84,15 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
     }
     case "matmul": {
       const { N, K } = spec;
-      // the RMSNorm prologue: x = rms_norm(a (+ b)) * w, and sum = a + b
-      let xin: ArrayLike<number> = new Float32Array(buf.x ?? new ArrayBuffer(0));
+      // a folded RMSNorm: x arrives weighted, its row's sum of squares in chunks of 4
+      let xin: ArrayLike<number> = new Float32Array(buf.x);
       if (spec.norm) {
-        const nx = new Float64Array(R * K);
+        const nx = new Float64Array(R * K), C = Math.ceil(K / 4);
         for (let r = 0; r < R; r++) {
-          const v: number[] = [];
-          for (let k = 0; k < K; k++) {
-            const o = r * K + k;
-            v.push(x("a", o) + (spec.norm.add ? x("b", o) : 0));
-            if (spec.norm.add) out.sum[o] = v[k];
-          }
-          const rms = Math.sqrt(v.reduce((s, e) => s + e * e, 0) / K + spec.norm.eps);
-          for (let k = 0; k < K; k++) {
-            nx[r * K + k] = (v[k] / rms) * dense(buf.w, spec.norm.weightDtype, k);
-          }
+          let ss = 0;
+          for (let j = 0; j < C; j++) ss += x("x_ssq", r * C + j);
+          const rms = Math.sqrt(ss / K + spec.norm.eps);
+          for (let k = 0; k < K; k++) nx[r * K + k] = x("x", r * K + k) / rms;
         }
         xin = nx;
       }
@@ -120,6 +114,16 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
         for (let c = 0; c < spec.rows; c++) {
           const o = r * N + spec.rowStart + c;
           out.out[o] = y(r, c) + (spec.epilogue === "add" ? x("residual", o) : 0);
+        }
+        if (spec.normOut) {
+          // the next matmul's folded RMSNorm: the row weighted, its squares in chunks of 4
+          const C = Math.ceil(N / 4);
+          out.out_ssq.fill(0, r * C, (r + 1) * C);
+          for (let c = 0; c < N; c++) {
+            const o = r * N + c;
+            out.out_w[o] = out.out[o] * dense(buf.norm_w, spec.normOut.weightDtype, c);
+            out.out_ssq[r * C + (c >> 2)] += out.out[o] * out.out[o];
+          }
         }
       }
       break;

@@ -8,7 +8,6 @@
  */
 import { type CpuKernel, type KernelSpec, q8Eligible } from "../contract.ts";
 import { denseReader, denseVector } from "./half.ts";
-import { normRow } from "./norm.ts";
 import { rowDot } from "./row_dot.ts";
 import { weightRows } from "./weight_rows.ts";
 
@@ -60,15 +59,15 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
     dots[4] = r0, dots[5] = r1, dots[6] = r2, dots[7] = r3;
   }
 
-  return (bufs, R) => {
-    // bindings: x (or a, [b], w for the norm prologue), weight, [bias], [residual], [sum], out
+  const run = (bufs: ArrayBuffer[], R: number) => {
+    // bindings: x, [x_ssq], weight, [bias], [residual], [norm_w], out, [out_w, out_ssq]
     let b = 0;
-    const xIn = bufs.slice(b, b += spec.norm ? (spec.norm.add ? 3 : 2) : 1);
+    let x: Float32Array = new Float32Array(bufs[b++]); // [R, K]
+    if (spec.norm) x = normRows(spec.norm.eps, x, new Float32Array(bufs[b++]), R, K);
     const weightBufs = bufs.slice(b, b += dec.buffers);
     const bias = spec.bias ? denseReader(bufs[b++], spec.bias) : null; // [N]
     const res = epilogue === "add" ? new Float32Array(bufs[b++]) : null; // [R, N]
-    const sum = spec.norm?.add ? new Float32Array(bufs[b++]) : null; // [R, K]
-    let x = spec.norm ? normRows(spec.norm, xIn, sum, R, K) : new Float32Array(xIn[0]); // [R, K]
+    if (spec.normOut) b++; // norm_w: see the wrapper below
     if (spec.xq8) x = q8Rows(x, R, K);
     const out = new Float32Array(bufs[b]); // [R, N] or [R, I]
 
@@ -152,6 +151,30 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
       }
     }
   };
+  if (!spec.normOut) return run;
+  const { weightDtype } = spec.normOut;
+  if (epilogue === "silu_mul" || rowStart !== 0 || rows !== N) {
+    throw new RangeError("matmul normOut needs the whole output (rowStart 0, rows N, no silu_mul)");
+  }
+  return (bufs, R) => {
+    run(bufs, R);
+    // the next matmul's folded RMSNorm: out weighted by norm_w, its squares in chunks of 4
+    const n = bufs.length;
+    const w = denseVector(bufs[n - 4], weightDtype, N);
+    const out = new Float32Array(bufs[n - 3]), outW = new Float32Array(bufs[n - 2]);
+    const ssq = new Float32Array(bufs[n - 1]), C = Math.ceil(N / 4);
+    for (let r = 0; r < R; r++) {
+      for (let j = 0; j < C; j++) {
+        let s = 0;
+        for (let c = 4 * j; c < Math.min(4 * j + 4, N); c++) {
+          const v = out[r * N + c];
+          outW[r * N + c] = v * w[c];
+          s += v * v;
+        }
+        ssq[r * C + j] = s;
+      }
+    }
+  };
 }
 
 /** Rows of x rounded through int8 codes per 32-element block (the contract's `xq8`). */
@@ -173,21 +196,20 @@ function q8Rows(x: Float32Array, R: number, K: number): Float32Array {
   return out;
 }
 
-/** The RMSNorm prologue: rows of rms_norm(a (+ b)) * w, writing a + b to `sum` when given. */
+/** A folded RMSNorm's rows: x[r] * inv_r, inv_r = 1 / sqrt(sum of the row's x_ssq / K + eps). */
 function normRows(
-  norm: { eps: number; weightDtype: "f32" | "f16"; add: boolean },
-  [aBuf, ...rest]: ArrayBuffer[],
-  sum: Float32Array | null,
+  eps: number,
+  x: Float32Array,
+  ssq: Float32Array,
   R: number,
   K: number,
 ): Float32Array {
-  const a = new Float32Array(aBuf);
-  const b = norm.add ? new Float32Array(rest[0]) : null;
-  const w = denseVector(rest.at(-1)!, norm.weightDtype, K);
-  // the row to normalise: a, or a + b (written to `sum` as well)
-  const src = b ? (sum ?? new Float32Array(R * K)) : a;
-  if (b) { for (let k = 0; k < R * K; k++) src[k] = a[k] + b[k]; }
-  const x = new Float32Array(R * K); // [R, K]
-  for (let r = 0; r < R; r++) normRow(src, w, x, r * K, K, norm.eps);
-  return x;
+  const out = new Float32Array(R * K), C = Math.ceil(K / 4); // [R, K]
+  for (let r = 0; r < R; r++) {
+    let s = 0;
+    for (let j = 0; j < C; j++) s += ssq[r * C + j];
+    const inv = 1 / Math.sqrt(s / K + eps);
+    for (let k = 0; k < K; k++) out[r * K + k] = x[r * K + k] * inv;
+  }
+  return out;
 }

@@ -19,6 +19,10 @@ export interface MatmulPlan {
   prelude: string;
   /** Statements storing row r, output column c (local) from dot products a0 (and a1). */
   store(r: string, c: string, a0: string, a1: string): string;
+  /** Without silu_mul: the index into out of (r, c), and the value `store` writes there
+   * (`residual`: the add epilogue's residual value, if already loaded). */
+  outIndex(r: string, c: string): string;
+  value(r: string, c: string, a0: string, residual?: string): string;
 }
 
 /** Validates a matmul spec and describes its output and epilogue. */
@@ -44,20 +48,23 @@ export function matmulPlan(spec: MatmulSpec): MatmulPlan {
   };
   if (spec.bias) types.bias = denseType(spec.bias);
   const bias = (i: string) => (spec.bias ? ` + bias_at(${i})` : "");
+  const outIndex = (r: string, c: string) => `${r} * ${N}u + ${rowStart}u + ${c}`;
+  const value = (r: string, c: string, a0: string, res?: string) =>
+    `${a0}${bias(`${rowStart}u + ${c}`)}${
+      epilogue === "add" ? ` + ${res ?? `residual[${outIndex(r, c)}]`}` : ""
+    }`;
   const store = silu
     ? (r: string, c: string, a0: string, a1: string) =>
       `{ let g = ${a0}${bias(c)}; let u = ${a1}${bias(`${I}u + ${c}`)};
         out[${r} * ${I}u + ${c}] = g / (1.0 + exp(-g)) * u; }`
-    : (r: string, c: string, a0: string) => {
-      const o = `${r} * ${N}u + ${rowStart}u + ${c}`;
-      const res = epilogue === "add" ? ` + residual[${o}]` : "";
-      return `out[${o}] = ${a0}${bias(`${rowStart}u + ${c}`)}${res};`;
-    };
+    : (r: string, c: string, a0: string) => `out[${outIndex(r, c)}] = ${value(r, c, a0)};`;
   return {
     outCols: silu ? I : rows,
     weightRowsPerOut: silu ? 2 : 1,
     types,
     prelude: spec.bias ? denseReader("bias", spec.bias) : "",
     store,
+    outIndex,
+    value,
   };
 }

@@ -15,6 +15,13 @@
  * accumulators, then adds up one output's slice (conflict-free: rows padded by one word), then
  * the slices' sums are added and stored through the epilogue.
  *
+ * A folded RMSNorm (`fuse_norm_matmul`): reading one (`norm`), each thread also adds up the
+ * x_ssq chunks of its units; lane 0's sums ride the reduction's two barriers and the stored
+ * outputs are scaled by the row's 1 / rms (the codes of the weighted row are those of the
+ * normalised one). Writing one (`normOut`), the storing threads also write out * norm_w and
+ * their squares, added by 4s after one more barrier; the norm weight and residual they need
+ * are loaded at the start. A persistent workgroup finds 1 / rms in its first block only.
+ *
  * Needs the WGSL language feature packed_4x8_integer_dot_product (in the target's features).
  * @module
  */
@@ -93,17 +100,25 @@ export function q8Defaults(spec: MatmulSpec, target: TargetInfo): Q8Tuning {
   const storage = target.limits.maxComputeWorkgroupStorageSize;
   // accumulators a thread (cpt * RB * NW) within MAX_ACCS, TPC and the reduction's storage
   const fits = (cpt: number) =>
-    cpt * RB * NW <= Math.min(MAX_ACCS, TPC) && reductionBytes(T, cpt * RB * NW) <= storage;
+    cpt * RB * NW <= Math.min(MAX_ACCS, TPC) &&
+    reductionBytes(T, cpt * RB * NW, {
+        norm: !!spec.norm,
+        normOut: !!spec.normOut,
+        RB,
+        TPC,
+        COLS: L * cpt,
+      }) <= storage;
+  // (normOut sums its outputs' squares by 4s within a block: at least 4 columns a block)
+  const least = spec.normOut ? Math.max(1, 4 / L) : 1;
   const blocksAt = (cpt: number) => Math.ceil(OUT / (L * cpt)) * rowBlocks;
   const base = { threadsPerCol: TPC, rowsPerGroup: RB };
   const walk = Math.max(1, PERSISTENT_ROWS / NW);
-  if (spec.norm || (fits(walk) && blocksAt(walk) >= 2 * WANT_GROUPS)) {
-    // (with the RMSNorm prologue too, so that each workgroup normalises its row once)
-    let CPT = 1;
+  if (fits(walk) && blocksAt(walk) >= 2 * WANT_GROUPS) {
+    let CPT = least;
     while (CPT < walk && fits(CPT * 2)) CPT *= 2;
     return { ...base, colsPerThread: CPT, loadCols: Math.min(CPT, 8), persistent: WANT_GROUPS };
   }
-  let CPT = 1;
+  let CPT = least;
   while (CPT < 16 && fits(CPT * 2) && blocksAt(CPT * 2) >= WANT_GROUPS) CPT *= 2;
   return { ...base, colsPerThread: CPT, loadCols: Math.min(CPT, 8) };
 }
@@ -131,13 +146,19 @@ export function matmulGemvQ8(
   let CPT = pow2Floor(Math.max(1, tune.colsPerThread));
   // the reduction gives each output whole threads (CPT * RB * NW accumulators, at most TPC)
   // and workgroup storage for T * (accumulators + 1) + T floats
+  const fold = () => ({ norm: !!spec.norm, normOut: !!spec.normOut, RB, TPC, COLS: L * CPT });
   const fits = () =>
     CPT * RB * NW <= TPC &&
-    reductionBytes(T, CPT * RB * NW) <= target.limits.maxComputeWorkgroupStorageSize;
+    reductionBytes(T, CPT * RB * NW, fold()) <= target.limits.maxComputeWorkgroupStorageSize;
   while (!fits() && (CPT > 1 || RB > 1)) CPT > 1 ? CPT /= 2 : RB /= 2;
   const CU = Math.max(1, Math.min(tune.loadCols, CPT));
   const A = CPT * RB * NW; // accumulators a thread (q8Reduction checks A <= TPC)
-  const sharedBytes = reductionBytes(T, A);
+  const sharedBytes = reductionBytes(T, A, fold());
+  if (spec.normOut && (L * CPT) % 4 !== 0) {
+    throw new RangeError(
+      `matmulGemvQ8: normOut needs a multiple of 4 columns a block, got ${L * CPT}`,
+    );
+  }
   checkTarget(spec, target, {
     workgroupSize: T,
     sharedBytes,
@@ -150,92 +171,42 @@ export function matmulGemvQ8(
   const ragged = UN * UE !== K; // the last unit runs past K
   const idle = GPT * TPC !== UN; // some threads' last unit is past the row
 
-  // x: each owned unit of each row (with the RMSNorm prologue: a (+ b), normalised below)
+  // x: each owned unit of each row; with a folded norm (x arrives weighted), each thread's
+  // share of the row's sum of squares too: x_ssq's 8 chunks of each of its units
   const norm = spec.norm ?? null;
-  const src = norm ? "a" : "x";
+  const C = Math.ceil(K / 4); // x_ssq chunks a row
   const xq: string[] = [];
   const loadsX: string[] = [];
   const normLines: string[] = [];
   const kv = (i: number, j: number) => `${UE / 4}u * u${i} + ${j}u`; // vec4 index within the row
-  const load = (buf: string, rr: number, i: number, j: number) => {
+  const load = (rr: number, i: number, j: number) => {
     if (vecX) {
-      const e = `${buf}[xr${rr} + ${kv(i, j)}]`;
+      const e = `x[xr${rr} + ${kv(i, j)}]`;
       return ragged ? `select(vec4<f32>(0.0), ${e}, 4u * (${kv(i, j)}) < ${K}u)` : e;
     }
     return `vec4<f32>(${
       [0, 1, 2, 3].map((l) => {
         const k = `4u * (${kv(i, j)}) + ${l}u`;
-        return `select(0.0, ${buf}[xr${rr} + min(${k}, ${K - 1}u)], ${k} < ${K}u)`;
+        return `select(0.0, x[xr${rr} + min(${k}, ${K - 1}u)], ${k} < ${K}u)`;
       }).join(", ")
     })`;
   };
+  if (norm) normLines.push(range(RB).map((rr) => `var ss${rr} = 0.0;`).join(" "));
   for (let rr = 0; rr < RB; rr++) {
     loadsX.push(`let xr${rr} = min(r0 + ${rr}u, R.x - 1u) * ${vecX ? K / 4 : K}u;`);
     for (let i = 0; i < GPT; i++) {
       const v = `v${rr}_${i}_`;
-      const on = idle && i === GPT - 1 ? ` * select(0.0, 1.0, t + ${i * TPC}u < ${UN}u)` : "";
-      const raw = norm ? `${v}s` : v;
-      loadsX.push(
-        range(8).map((j) =>
-          norm?.add
-            ? `let ${raw}${j} = (${load(src, rr, i, j)} + ${load("b", rr, i, j)})${on};`
-            : `let ${raw}${j} = ${load(src, rr, i, j)}${on};`
-        ).join(" "),
-      );
+      const live = idle && i === GPT - 1 ? `t + ${i * TPC}u < ${UN}u` : "";
+      const on = live ? ` * select(0.0, 1.0, ${live})` : "";
+      loadsX.push(range(8).map((j) => `let ${v}${j} = ${load(rr, i, j)}${on};`).join(" "));
       if (norm) {
-        normLines.push(
-          `ss${rr} += ${range(8).map((j) => `dot(${raw}${j}, ${raw}${j})`).join(" + ")};`,
-        );
-        if (norm.add) {
-          // the sum (the new residual) from the first column block's first lane
-          const stores = range(8).map((j) =>
-            vecX
-              ? `if (4u * (${kv(i, j)}) < ${K}u) { sum[xr${rr} + ${kv(i, j)}] = ${raw}${j}; }`
-              : [0, 1, 2, 3].map((l) => {
-                const k = `4u * (${kv(i, j)}) + ${l}u`;
-                return `if (${k} < ${K}u) { sum[xr${rr} + ${k}] = ${raw}${j}[${l}]; }`;
-              }).join(" ")
-          ).join("\n      ");
-          normLines.push(
-            `if (writeSum && r0 + ${rr}u < R.x && t + ${
-              i * TPC
-            }u < ${UN}u) {\n      ${stores}\n    }`,
-          );
-        }
-      }
-    }
-  }
-  if (norm) {
-    normLines.unshift(range(RB).map((rr) => `var ss${rr} = 0.0;`).join(" "));
-    normLines.push(
-      // lane 0's TPC partials hold the whole row: every thread adds them up (broadcast reads,
-      // four chains), two barriers instead of a tree's log2(T)
-      range(RB).map((rr) => `red[${rr * T}u + lid] = ss${rr};`).join(" "),
-      `workgroupBarrier();`,
-      range(RB).map((rr) => {
-        const chains = Math.min(4, TPC);
-        return `var sq${rr} = vec4<f32>(0.0);
-  for (var st = 0u; st < ${TPC}u; st += ${chains}u) {
-    sq${rr} += vec4<f32>(${
-          range(4).map((c) => c < chains ? `red[${rr * T}u + st + ${c}u]` : "0.0").join(", ")
-        });
-  }
-  let inv${rr} = inverseSqrt(dot(sq${rr}, vec4<f32>(1.0)) * ${lit(1 / K)} + ${lit(norm.eps)});`;
-      }).join("\n  "),
-      `workgroupBarrier();`,
-    );
-    for (let rr = 0; rr < RB; rr++) {
-      for (let i = 0; i < GPT; i++) {
-        const v = `v${rr}_${i}_`;
-        normLines.push(
-          range(8).map((j) => {
-            const k0 = `4u * (${kv(i, j)})`;
-            const wv = `vec4<f32>(${
-              [0, 1, 2, 3].map((l) => `w_at(min(${k0} + ${l}u, ${K - 1}u))`).join(", ")
-            })`;
-            return `let ${v}${j} = ${v}s${j} * inv${rr} * ${wv};`;
-          }).join("\n  "),
-        );
+        const chunks = range(8).map((j) => {
+          const q = `${UE / 4}u * u${i} + ${j}u`;
+          return `select(0.0, x_ssq[min(r0 + ${rr}u, R.x - 1u) * ${C}u + min(${q}, ${
+            C - 1
+          }u)], ${q} < ${C}u)`;
+        }).join(" + ");
+        normLines.push(live ? `if (${live}) { ss${rr} += ${chunks}; }` : `ss${rr} += ${chunks};`);
       }
     }
   }
@@ -333,6 +304,10 @@ export function matmulGemvQ8(
     blocks,
     plan,
     block: PG ? "blk" : undefined,
+    norm: norm ? { K, eps: norm.eps } : undefined,
+    normOut: !!spec.normOut,
+    residual: spec.epilogue === "add",
+    first: PG ? "first_blk" : undefined,
   });
   const main = PG
     ? `${
@@ -344,6 +319,9 @@ export function matmulGemvQ8(
     }
   var blk = wg % ${PG}u;
   { let col0 = blk * ${COLS}u + lane * ${CPT}u; ${loads(chunks[0], true).join(" ")} }
+  ${reduce.init}
+  ${reduce.prefetch("blk")}
+  var first_blk = true;
   loop {
     if (blk >= ${blocks}u) { break; }
     let col0 = blk * ${COLS}u + lane * ${CPT}u;
@@ -354,25 +332,29 @@ export function matmulGemvQ8(
       ${loads(chunks[0], true).join(" ")}
     }
     ${reduce.code}
+    ${reduce.prefetch(`min(blk + ${PG}u, ${blocks - 1}u)`)}
+    first_blk = false;
     workgroupBarrier(); // part and red are reused by the next block
     blk += ${PG}u;
   }`
-    : `${range(A).map((i) => `var a${i} = 0.0;`).join(" ")}
+    : `${reduce.init}
+  ${reduce.prefetch(`(wg % ${blocks}u)`)}
+  ${range(A).map((i) => `var a${i} = 0.0;`).join(" ")}
   ${body.join("\n  ")}
   ${reduce.code}`;
   const groups = PG || blocks;
   const types = {
     ...plan.types,
     x: vecX ? "array<vec4<f32>>" : "array<f32>",
-    a: vecX ? "array<vec4<f32>>" : "array<f32>",
-    b: vecX ? "array<vec4<f32>>" : "array<f32>",
-    sum: vecX ? "array<vec4<f32>>" : "array<f32>",
-    w: denseType(norm?.weightDtype ?? "f32"),
+    x_ssq: "array<f32>",
+    norm_w: denseType(spec.normOut?.weightDtype ?? "f32"),
+    out_w: "array<f32>",
+    out_ssq: "array<f32>",
     q_weight: "array<vec4<u32>>",
   };
   const code = `${declareBindings(spec, types)}
 ${halves ? "" : denseReader("q_scale", w.scaleDtype)}
-${norm ? denseReader("w", norm.weightDtype) : ""}
+${spec.normOut ? denseReader("norm_w", spec.normOut.weightDtype) : ""}
 ${plan.prelude}
 ${reduce.decls}
 
@@ -381,7 +363,6 @@ ${entry(T, totalGroups(RB, groups))}
   let lane = lid / ${TPC}u;
   let t = lid % ${TPC}u;
   let col0 = (wg % ${blocks}u) * ${COLS}u + lane * ${CPT}u;
-  ${norm?.add ? `let writeSum = wg % ${PG || blocks}u == 0u && lane == 0u;` : ""}
   ${range(GPT).map((i) => `let u${i} = min(t + ${i * TPC}u, ${UN - 1}u);`).join(" ")}
   ${head.join("\n  ")}
   ${loadsX.join("\n  ")}
@@ -393,9 +374,20 @@ ${entry(T, totalGroups(RB, groups))}
   return { code, entryPoint: "main", rowsPerGroup: RB, groupsPerRowBlock: groups };
 }
 
-/** Workgroup storage of `q8Reduction` for T threads of A accumulators (red and part). */
-function reductionBytes(T: number, A: number): number {
-  return 4 * (T * (A + 1) + T);
+/** Slices of a folded norm's sum of squares (a row) in `q8Reduction`. */
+const SS_SLICES = 32;
+
+/** Workgroup storage of `q8Reduction` for T threads of A accumulators (red and part), with a
+ * folded norm read the sums of squares of RB rows over TPC threads (ssq and pss), with one
+ * written the squares of the block's RB x COLS outputs (hsq). */
+function reductionBytes(
+  T: number,
+  A: number,
+  f?: { norm: boolean; normOut: boolean; RB: number; TPC: number; COLS: number },
+): number {
+  const ss = f?.norm ? f.RB * (f.TPC + Math.min(SS_SLICES, f.TPC)) : 0;
+  const hsq = f?.normOut ? f.RB * f.COLS : 0;
+  return 4 * (T * (A + 1) + T + ss + hsq);
 }
 
 /**
@@ -403,7 +395,9 @@ function reductionBytes(T: number, A: number): number {
  * over the TPC threads of its lane in workgroup memory (every thread writes its row of `red`,
  * padded by one word against bank conflicts; then T threads each add one output's slice; then
  * the slices' sums are added and stored through the epilogue). `decls` declares the workgroup
- * arrays (red: T * (A + 1) floats, part: T), `code` runs after the main loop.
+ * arrays (red: T * (A + 1) floats, part: T), `code` runs after the main loop. With `norm`, lane
+ * 0's sums of squares (`ss<rr>`) ride along the same two barriers (ssq, then SS_SLICES slices
+ * in pss) and each output is multiplied by its row's 1 / rms.
  */
 function q8Reduction(o: {
   T: number;
@@ -417,7 +411,16 @@ function q8Reduction(o: {
   plan: ReturnType<typeof matmulPlan>;
   /** WGSL for the column block being stored (default `wg % blocks`). */
   block?: string;
-}): { decls: string; code: string } {
+  /** A folded norm read: the row length and eps (the outputs are scaled here). */
+  norm?: { K: number; eps: number };
+  /** A folded norm written: out_w and out_ssq besides out (the epilogue without silu_mul). */
+  normOut?: boolean;
+  /** The add epilogue (its residual is loaded early with a folded norm written). */
+  residual?: boolean;
+  /** Persistent shape: the name of a bool that is true in the first block only (the row's
+   * 1 / rms of a folded norm is computed there and kept). */
+  first?: string;
+}): { decls: string; code: string; init: string; prefetch: (block: string) => string } {
   const { T, TPC, CPT, RB, NW, OUT, COLS, blocks, plan } = o;
   const block = o.block ?? `(wg % ${blocks}u)`;
   const L = T / TPC, A = CPT * RB * NW, OUTS = A * L;
@@ -425,11 +428,76 @@ function q8Reduction(o: {
   const SEGS = T / OUTS; // threads adding up one output
   const PER = TPC / SEGS; // partials each of them adds
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-  const sum = (n: number) => range(SEGS).map((s) => `part[${s * OUTS}u + p${n}]`).join(" + ");
+  const norm = o.norm;
+  const SS = Math.min(SS_SLICES, TPC), SSV = Math.ceil(SS / 4);
+  const once = (code: string) => (o.first && code
+    ? `
+  if (${o.first}) {${code}
+  }`
+    : code);
+  const scaled = (e: string) => norm ? `(${e}) * inv` : e;
+  // the storing thread's (row, column) of a block, for loads its epilogue can issue early
+  const at = (blk: string) =>
+    `${blk} * ${COLS}u + (lid / ${CPT * RB}u) * ${CPT}u + (lid % ${CPT * RB}u) / ${RB}u`;
+  const atRow = `(r0 + (lid % ${CPT * RB}u) % ${RB}u)`;
+  const res = !!(o.normOut && o.residual);
+  const sum = (n: number) =>
+    scaled(range(SEGS).map((s) => `part[${s * OUTS}u + p${n}]`).join(" + "));
+  const ssDecls = norm
+    ? `
+var<workgroup> ssq: array<f32, ${RB * TPC}>; // [RB][TPC] lane 0's sums of squares
+var<workgroup> pss: array<vec4<f32>, ${RB * SSV}>; // [RB][${SSV}] their ${SS} slices' sums`
+    : "";
+  const ssWrite = norm
+    ? once(`
+  if (lid < ${TPC}u) { ${range(RB).map((rr) => `ssq[${rr * TPC}u + lid] = ss${rr};`).join(" ")} }`)
+    : "";
+  const ssSlices = norm
+    ? once(`
+  if (lid < ${RB * SS}u) {
+    // slice s of row rr: lane 0's threads s, s + ${SS}, ... (conflict-free)
+    let rs = lid / ${SS}u;
+    let sl = lid % ${SS}u;
+    var v = 0.0;
+    for (var i = 0u; i < ${TPC / SS}u; i++) { v += ssq[rs * ${TPC}u + sl + i * ${SS}u]; }
+    pss[rs * ${SSV}u + sl / 4u][sl % 4u] = v;
+  }`)
+    : "";
+  const tree = (xs: string[]): string =>
+    xs.length === 1
+      ? xs[0]
+      : `(${tree(xs.slice(0, xs.length >> 1))} + ${tree(xs.slice(xs.length >> 1))})`;
+  const ssInv = norm
+    ? once(`
+    inv = inverseSqrt(dot(${
+      tree(range(SSV).map((k) => `pss[rr * ${SSV}u + ${k}u]`))
+    }, vec4<f32>(1.0)) * ${lit(1 / norm.K)} + ${lit(norm.eps)});`)
+    : "";
+  const prefetch = (blk: string) =>
+    o.normOut
+      ? `if (lid < ${L * CPT * RB}u) {
+    let c = min(${at(blk)}, ${OUT - 1}u);
+    pre_nw = norm_w_at(c);${
+        res
+          ? `
+    pre_res = residual[${plan.outIndex(`min(${atRow}, R.x - 1u)`, "c")}];`
+          : ""
+      }
+  }`
+      : "";
+  const init = [
+    norm ? "var inv = 0.0; // the row's 1 / rms (a storing thread's row)" : "",
+    o.normOut ? `var pre_nw = 0.0;${res ? " var pre_res = 0.0;" : ""}` : "",
+  ].filter(Boolean).join("\n  ");
   return {
     decls: `var<workgroup> red: array<f32, ${T * (A + 1)}>; // [T][A + 1]: thread lid's accumulators
-var<workgroup> part: array<f32, ${T}>; // [SEGS][OUTS]`,
-    code: `${range(A).map((i) => `red[lid * ${A + 1}u + ${i}u] = a${i};`).join(" ")}
+var<workgroup> part: array<f32, ${T}>; // [SEGS][OUTS]${ssDecls}${
+      o.normOut
+        ? `
+var<workgroup> hsq: array<f32, ${COLS * RB}>; // [COLS][RB] squares of the block's outputs`
+        : ""
+    }`,
+    code: `${range(A).map((i) => `red[lid * ${A + 1}u + ${i}u] = a${i};`).join(" ")}${ssWrite}
   workgroupBarrier();
   {
     // output p = (lane l, accumulator a) of thread slice s: partials t in [s * PER, (s + 1) * PER)
@@ -439,7 +507,7 @@ var<workgroup> part: array<f32, ${T}>; // [SEGS][OUTS]`,
     var v = 0.0;
     for (var i = 0u; i < ${PER}u; i++) { v += red[base + i * ${A + 1}u]; }
     part[lid] = v;
-  }
+  }${ssSlices}
   workgroupBarrier();
   if (lid < ${L * CPT * RB}u) {
     // (lane l, column j, row rr) adds up its slices
@@ -447,10 +515,39 @@ var<workgroup> part: array<f32, ${T}>; // [SEGS][OUTS]`,
     let o = lid % ${CPT * RB}u;
     let rr = o % ${RB}u;
     let c = ${block} * ${COLS}u + l * ${CPT}u + o / ${RB}u;
-    let p0 = l * ${A}u + o * ${NW}u;${NW === 2 ? " let p1 = p0 + 1u;" : ""}
+    let p0 = l * ${A}u + o * ${NW}u;${NW === 2 ? " let p1 = p0 + 1u;" : ""}${ssInv}
+    ${
+      o.normOut
+        ? `var y = 0.0;
     if (r0 + rr < R.x && c < ${OUT}u) {
-      ${plan.store("(r0 + rr)", "c", sum(0), NW === 2 ? sum(1) : "")}
+      y = ${plan.value("(r0 + rr)", "c", sum(0), "pre_res")};
+      let oi = ${plan.outIndex("(r0 + rr)", "c")};
+      out[oi] = y;
+      out_w[oi] = y * pre_nw;
     }
-  }`,
+    hsq[lid] = y * y; // lid = (column of the block) * ${RB} + rr`
+        : `if (r0 + rr < R.x && c < ${OUT}u) {
+      ${plan.store("(r0 + rr)", "c", sum(0), NW === 2 ? sum(1) : "")}
+    }`
+    }
+  }${
+      o.normOut
+        ? `
+  workgroupBarrier();
+  if (lid < ${(COLS / 4) * RB}u) {
+    // chunk q (block columns 4q..4q+3) of row rr: its sum of squares
+    let rr = lid % ${RB}u;
+    let q = lid / ${RB}u;
+    let cq = ${block} * ${COLS / 4}u + q;
+    if (r0 + rr < R.x && 4u * cq < ${OUT}u) {
+      out_ssq[(r0 + rr) * ${Math.ceil(OUT / 4)}u + cq] = ${
+          range(4).map((k) => `hsq[(4u * q + ${k}u) * ${RB}u + rr]`).join(" + ")
+        };
+    }
+  }`
+        : ""
+    }`,
+    init,
+    prefetch,
   };
 }

@@ -3,7 +3,7 @@ import { device, expectClose, matmulInputs, matmulSpec, Rng, runKernel } from ".
 import { reference } from "../../../tests/conformance/reference.ts";
 import { TOL } from "../../../tests/conformance/case.ts";
 import { matmulGemvQ8, q8Defaults, type Q8Tuning } from "./matmul_gemv_q8.ts";
-import { PACKED_DOT } from "../contract.ts";
+import { bindings, PACKED_DOT } from "../contract.ts";
 import { GENERIC_WEBGPU } from "../../target.ts";
 import { matmulKernel } from "../cpu/matmul.ts";
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
@@ -86,6 +86,63 @@ Deno.test({
     // 330 units on 256 threads: two units a thread, the second partly idle
     await check(rng, spec(Q4, 12, 10560, 1), 1);
     await check(rng, spec(Q4, 70, 128, 4, { epilogue: "silu_mul" }), 4, undefined, true);
+  },
+});
+
+Deno.test({
+  name: "matmulGemvQ8() with a folded norm read and written, persistent or not, matches float64",
+  ignore,
+  fn: async () => {
+    const rng = new Rng(23);
+    const tunes: (Q8Tuning | undefined)[] = [
+      undefined,
+      { threadsPerCol: 16, colsPerThread: 4, rowsPerGroup: 2, loadCols: 2, persistent: 3 },
+      { threadsPerCol: 8, colsPerThread: 4, rowsPerGroup: 1, loadCols: 1, persistent: 5 },
+      { threadsPerCol: 32, colsPerThread: 2, rowsPerGroup: 4, loadCols: 2 },
+    ];
+    for (const tune of tunes) {
+      for (
+        const [s, R] of [
+          [
+            spec(Q4, 96, 256, 3, { xq8: true, epilogue: "add", normOut: { weightDtype: "f16" } }),
+            3,
+          ],
+          [
+            spec(Q4, 100, 160, 1, {
+              xq8: true,
+              bias: "f32",
+              norm: { eps: 1e-5 },
+              normOut: { weightDtype: "f32" },
+            }),
+            1,
+          ],
+          [spec(Q4, 64, 96, 2, { xq8: true, epilogue: "silu_mul", norm: { eps: 1e-6 } }), 2],
+          [
+            spec(Q4, 300, 128, 1, {
+              xq8: true,
+              epilogue: "add",
+              norm: { eps: 1e-5 },
+              normOut: { weightDtype: "f16" },
+            }),
+            1,
+          ],
+        ] as const
+      ) {
+        const inputs = matmulInputs(rng, s, R);
+        const outs = await runKernel(s, R, inputs, matmulGemvQ8(s, target!, tune));
+        const ref = reference(s, inputs, R);
+        const names = bindings(s).filter((b) => b.access === "read_write").map((b) => b.name);
+        const written = outs.slice(outs.length - names.length);
+        names.forEach((name, i) =>
+          expectClose(
+            new Float32Array(written[i]),
+            ref[name] as Float64Array,
+            TOL.q8,
+            `${JSON.stringify(s)} R=${R} ${JSON.stringify(tune ?? "default")}: ${name}`,
+          )
+        );
+      }
+    }
   },
 });
 

@@ -148,10 +148,16 @@ type MatmulSpec = Extract<KernelSpec, { op: "matmul" }>;
 export function matmulInputs(rng: Rng, spec: MatmulSpec, R: number): ArrayBuffer[] {
   const { N, K, rows, epilogue } = spec;
   const W = randomWeight(rng, spec.weight, rows, K); // [rows, K]
-  const inputs = [buf(rng.normals(R * K)), ...W.buffers];
+  const inputs = [buf(rng.normals(R * K))];
+  // a folded norm read: x_ssq, sums of squares (positive) of a row in chunks of 4
+  if (spec.norm) inputs.push(buf(rng.normals(R * Math.ceil(K / 4)).map((v) => 4 * v * v)));
+  inputs.push(...W.buffers);
   if (spec.bias) inputs.push(dense(rng.normals(N), spec.bias).data);
   if (epilogue === "add") inputs.push(buf(rng.normals(R * N)));
+  if (spec.normOut) inputs.push(dense(rng.normals(N), spec.normOut.weightDtype).data);
   inputs.push(buf(rng.normals(R * (epilogue === "silu_mul" ? N / 2 : N))));
+  // a folded norm written: out_w and out_ssq (start as noise)
+  if (spec.normOut) inputs.push(buf(rng.normals(R * N)), buf(rng.normals(R * Math.ceil(N / 4))));
   return inputs;
 }
 
