@@ -29,14 +29,14 @@ export const fuseNormMatmul: Pass = {
     fn.nodes.forEach((n, i) => {
       const s = n.spec;
       if (s.op !== "add_rms_norm" || fn.values[n.args.out].kind !== "temp") return;
-      // the producer: the matmul that wrote a or b, read by this norm only
-      const [t, residual] = [[n.args.b, n.args.a], [n.args.a, n.args.b]].find(([v]) => {
-        const w = fn.nodes.findIndex((m) => m.args.out === v);
-        return w >= 0 && w < i && fn.nodes[w].spec.op === "matmul";
-      }) ?? [-1, -1];
-      if (t < 0 || fn.values[t].kind !== "temp" || readers(fn, t).length !== 1) return;
-      const p = fn.nodes.findIndex((m) => m.args.out === t), pn = fn.nodes[p];
-      const ps = pn.spec;
+      // the producer: the matmul before this norm that wrote a or b, read by the norm only
+      const found = [[n.args.b, n.args.a], [n.args.a, n.args.b]]
+        .map(([t, residual]) => ({ t, residual, p: fn.nodes.findIndex((m) => m.args.out === t) }))
+        .find(({ p }) => p >= 0 && p < i && fn.nodes[p].spec.op === "matmul");
+      if (!found) return;
+      const { t, residual, p } = found;
+      if (fn.values[t].kind !== "temp" || readers(fn, t).length !== 1) return;
+      const pn = fn.nodes[p], ps = pn.spec;
       if (
         ps.op !== "matmul" || !ps.xq8 || ps.normOut || ps.epilogue !== "none" ||
         ps.rowStart !== 0 || ps.rows !== ps.N || ps.N !== s.hidden || pn.rows !== n.rows ||

@@ -17,7 +17,8 @@ const TILE = 4;
 /** Up to this many activation rows, the fused decode-and-dot path beats decoding a tile. */
 const FUSED_MAX_ROWS = 2;
 
-/** The CPU kernel of a `matmul` spec. Bindings: x, weight (1 or 2), [bias], [residual], out. */
+/** The CPU kernel of a `matmul` spec. Bindings: x, [x_ssq], weight (1 or 2), [bias], [residual],
+ * [norm_w], out, [out_w, out_ssq] (the contract's `norm` and `normOut`). */
 export function matmulKernel(spec: MatmulSpec): CpuKernel {
   const { N, K, rowStart, rows, epilogue } = spec;
   if (spec.xq8 && !q8Eligible(spec.weight)) {

@@ -31,12 +31,17 @@ type AttentionSpec = Extract<KernelSpec, { op: "attention" }>;
 /** The head layout the kernel bodies depend on. */
 export type HeadDims = { heads: number; kvHeads: number; headDim: number };
 
-const TYPES = {
-  q: "array<f32>",
+/** Binding types of the paged-cache metadata (attention, attention_decode, kv_append). */
+export const PAGED_TYPES = {
   positions: "array<u32>",
   tok_seq: "array<u32>",
   page_indptr: "array<u32>",
   page_indices: "array<u32>",
+};
+
+const TYPES = {
+  q: "array<f32>",
+  ...PAGED_TYPES,
   cache: "array<f32>",
   out: "array<f32>",
 };

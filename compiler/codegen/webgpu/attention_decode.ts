@@ -24,7 +24,14 @@ import {
   rep,
   totalGroups,
 } from "./common.ts";
-import { groupedKernel, groupedPlan, NEG, pagedRows, scalarKernel } from "./attention.ts";
+import {
+  groupedKernel,
+  groupedPlan,
+  NEG,
+  PAGED_TYPES,
+  pagedRows,
+  scalarKernel,
+} from "./attention.ts";
 import { rotation } from "./rope.ts";
 
 type DecodeSpec = Extract<KernelSpec, { op: "attention_decode" }>;
@@ -32,10 +39,7 @@ type MergeSpec = Extract<KernelSpec, { op: "attention_merge" }>;
 
 const TYPES = {
   qkv: "array<f32>",
-  positions: "array<u32>",
-  tok_seq: "array<u32>",
-  page_indptr: "array<u32>",
-  page_indices: "array<u32>",
+  ...PAGED_TYPES,
   cache: "array<f32>",
   part_o: "array<f32>",
   part_lse: "array<f32>",

@@ -436,10 +436,12 @@ function q8Reduction(o: {
   }`
     : code);
   const scaled = (e: string) => norm ? `(${e}) * inv` : e;
-  // the storing thread's (row, column) of a block, for loads its epilogue can issue early
+  // storing thread lid = (lane l, o = column j * RB + row rr): its column of block `blk` and
+  // its row (also where its epilogue's loads are issued early)
   const at = (blk: string) =>
     `${blk} * ${COLS}u + (lid / ${CPT * RB}u) * ${CPT}u + (lid % ${CPT * RB}u) / ${RB}u`;
-  const atRow = `(r0 + (lid % ${CPT * RB}u) % ${RB}u)`;
+  const rowOf = `(lid % ${RB}u)`; // (CPT * RB is a multiple of RB)
+  const atRow = `(r0 + ${rowOf})`;
   const res = !!(o.normOut && o.residual);
   const sum = (n: number) =>
     scaled(range(SEGS).map((s) => `part[${s * OUTS}u + p${n}]`).join(" + "));
@@ -513,8 +515,8 @@ var<workgroup> hsq: array<f32, ${COLS * RB}>; // [COLS][RB] squares of the block
     // (lane l, column j, row rr) adds up its slices
     let l = lid / ${CPT * RB}u;
     let o = lid % ${CPT * RB}u;
-    let rr = o % ${RB}u;
-    let c = ${block} * ${COLS}u + l * ${CPT}u + o / ${RB}u;
+    let rr = ${rowOf};
+    let c = ${at(block)};
     let p0 = l * ${A}u + o * ${NW}u;${NW === 2 ? " let p1 = p0 + 1u;" : ""}${ssInv}
     ${
       o.normOut

@@ -15,6 +15,7 @@ import {
   reductionThreads,
   totalGroups,
 } from "./common.ts";
+import { PAGED_TYPES } from "./attention.ts";
 
 type RopeSpec = Extract<KernelSpec, { op: "rope" | "kv_append" | "rope_kv_append" }>;
 
@@ -68,10 +69,7 @@ export function ropeKernel(spec: RopeSpec, target: TargetInfo): WgslKernel {
     ? { x: "array<f32>", positions: "array<u32>", out: "array<f32>" }
     : {
       qkv: "array<f32>",
-      positions: "array<u32>",
-      tok_seq: "array<u32>",
-      page_indptr: "array<u32>",
-      page_indices: "array<u32>",
+      ...PAGED_TYPES,
       cache: "array<f32>",
       q_out: "array<f32>",
     };
