@@ -7,7 +7,8 @@
  *    rooflines, dispatches, pipeline creation.
  * Prints a table last; writes JSON to `$OUT/gpu.json` when OUT is set, else `bench/out/gpu.json`.
  * Options: `--small` (tiny shapes, for lavapipe), `--models=8b,1b,0.5b` (`none`: ceilings and
- * GEMVs only), `--no-gemv`, `--opt=<flags>` (compile flags, e.g. `fuse_norm_matmul=0`), `--q8-sweep` (the q8 GEMV under several tunings).
+ * GEMVs only), `--no-gemv`, `--opt=<flags>` (compile flags, e.g. `fuse_norm_matmul=0`), `--q8-sweep` (the q8 GEMV under several tunings),
+ * `--batches=1,16` (the decode batches timed), `--no-engine` (no KilnEngine runs).
  *
  * On the GPU host (no network): carry `.gl` (Vulkan loader .debs), `.carry` (deno.xz) and a
  * `node_modules` holding only esbuild-wasm (the full one is over the 64 MiB carry limit), and run
@@ -142,6 +143,10 @@ const wanted = models.filter(([name]) =>
 const shape = small
   ? { promptLen: 32, decodeTokens: 16, batches: [1, 4], stepsAhead: [4], rawSteps: 4 }
   : { promptLen: 512, decodeTokens: 128, batches: [1, 16], stepsAhead: [4, 16], rawSteps: 64 };
+// `--batches=1`: only these decode batches; `--no-engine`: no KilnEngine runs (quick comparisons)
+const batches = Deno.args.find((a) => a.startsWith("--batches="))?.slice(10).split(",").map(Number);
+if (batches) shape.batches = batches;
+if (Deno.args.includes("--no-engine")) shape.stepsAhead = [];
 
 const modelFigures: ModelFigures[] = [];
 const errors: string[] = [];

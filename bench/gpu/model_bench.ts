@@ -38,8 +38,16 @@ export interface ModelBenchOptions {
   rawSteps: number;
 }
 
-/** GPU µs per kernel label (summed over its dispatches in one call); `bytes`: weight bytes read. */
-export type Breakdown = { label: string; count: number; us: number; bytes: number }[];
+/** GPU µs per kernel label (summed over its dispatches in one call, each alone); `bytes`: weight
+ * bytes read; `stepUs`: what the step's back-to-back replay loses without that label's
+ * dispatches (their cost inside the step: no pass of their own, overlap and barriers included). */
+export type Breakdown = {
+  label: string;
+  count: number;
+  us: number;
+  bytes: number;
+  stepUs?: number;
+}[];
 
 export interface DecodeFigures {
   batch: number;
@@ -103,6 +111,28 @@ function breakdown(trace: Trace, us: number[]): Breakdown {
   return [...by].map(([label, e]) => ({ label, ...e })).sort((a, b) => b.us - a.us);
 }
 
+/**
+ * Each label's cost inside the step: the trace replayed back to back (`reps` a pass, best of
+ * two) with and without that label's dispatches. The data the removed kernels would have
+ * written is stale, which leaves the other kernels' timing alone (no data-dependent control
+ * flow in their loops but the positions, which the removal does not touch).
+ */
+async function inStep(
+  dev: BenchDevice,
+  timer: GpuTimer,
+  trace: Trace,
+  b: Breakdown,
+  reps: number,
+): Promise<void> {
+  const best = async (t: Trace) =>
+    Math.min(await dev.replay(timer, t, reps), await dev.replay(timer, t, reps));
+  const full = await best(trace);
+  for (const e of b) {
+    const rest = trace.filter((d) => kernelLabel(d.kernel.spec) !== e.label);
+    e.stepUs = (full - await best(rest)) * 1000;
+  }
+}
+
 export async function benchModel(
   dev: BenchDevice,
   timer: GpuTimer,
@@ -125,7 +155,7 @@ export async function benchModel(
   const md = lib.metadata;
   const maxB = Math.max(...o.batches);
   const perSeq = Math.ceil(
-    (o.promptLen + o.decodeTokens + o.rawSteps + Math.max(...o.stepsAhead) + 8) / PAGE_SIZE,
+    (o.promptLen + o.decodeTokens + o.rawSteps + Math.max(0, ...o.stepsAhead) + 8) / PAGE_SIZE,
   );
   const numPages = (maxB + 1) * perSeq + 8;
   t0 = performance.now();
@@ -198,6 +228,7 @@ export async function benchModel(
   figures.prefill.wallMs = pre.ms;
   figures.prefill.kernelMs = await dev.replay(timer, pre.trace, 2);
   figures.prefill.breakdown = breakdown(pre.trace, await dev.replayEach(timer, pre.trace));
+  await inStep(dev, timer, pre.trace, figures.prefill.breakdown, 1);
   log(
     `  ${o.name}: prefill ${o.promptLen} tokens: wall ${pre.ms.toFixed(1)} ms, kernels ${
       figures.prefill.kernelMs.toFixed(1)
@@ -277,6 +308,7 @@ export async function benchModel(
       argmaxMs,
       breakdown: breakdown(trace, each),
     };
+    await inStep(dev, timer, trace, d.breakdown, 10);
     figures.decode.push(d);
     log(
       `  ${o.name}: raw ${fn} b=${b}: kernels ${kernelMs.toFixed(3)} ms/step, queued GPU ${

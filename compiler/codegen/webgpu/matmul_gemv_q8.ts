@@ -8,8 +8,10 @@
  * conversion and one fma per unit and row. This is about a quarter of the instructions of the
  * f32 decode, so the kernel can keep up with the weights' read bandwidth.
  *
- * Shape: each thread owns a fixed slice of K (units t, t + TPC, ...), quantises x there once,
- * keeps the codes in registers, and walks CPT columns of its lane (TPC threads a lane, T / TPC
+ * Shape: each thread owns a fixed slice of K (units t, t + TPC, ...), quantises x there once
+ * (or, where a thread would read at most 2 vec4s of x, the workgroup quantises the row together
+ * with coalesced reads and hands each thread its units' codes: `sharedX`), keeps the codes in
+ * registers, and walks CPT columns of its lane (TPC threads a lane, T / TPC
  * lanes a workgroup); a column's TPC threads read 16 contiguous bytes each (one vec4<u32>, a
  * whole unit). The lanes' partial sums meet in workgroup memory: every thread writes its
  * accumulators, then adds up one output's slice (conflict-free: rows padded by one word), then
@@ -63,6 +65,10 @@ export interface Q8Tuning {
   /** Persistent shape: at most this many workgroups a row block, each walking column blocks
    * (0 or absent: one workgroup a column block). */
   persistent?: number;
+  /** x quantised by the whole workgroup through workgroup memory (coalesced reads) rather
+   * than by each thread for its own units (one row a workgroup, K a multiple of 32, within the
+   * workgroup storage; default: where a thread reads at most `SHARED_X_LOADS` vec4s of x). */
+  sharedX?: boolean;
 }
 
 /** Whether the q8 GEMV can run `spec` on `target`. */
@@ -74,6 +80,16 @@ export function q8GemvApplies(spec: MatmulSpec, target: TargetInfo): boolean {
 const MAX_ACCS = 32;
 /** Workgroups wanted per dispatch (H100: 132 SMs, two each); also the persistent shape's. */
 const WANT_GROUPS = 264;
+/** Column blocks the non-persistent shape keeps at least while its lanes widen: about two
+ * per SM of an H100. Measured inside the 8B decode step there: o_proj at 8 columns a lane
+ * (256 blocks) and down at 16 (256 blocks) took 33 and 70-94 µs less a step than at 4 and 8
+ * (512 blocks each); fewer blocks still (down at 32 columns, 128 blocks) lost 350 µs. */
+const SPREAD_GROUPS = 256;
+/** x is quantised by the whole workgroup (`sharedX`) by default where that takes each thread
+ * at most this many vec4 reads of x. Inside the decode step on the H100: Llama-3.2-1B (K 2048
+ * and 8192) 0.909 -> 0.849 ms, Qwen2.5-0.5B (K 896 and 4864) 1.066 -> 0.955 ms, but Llama-3-8B
+ * (K 4096 and 14336) 2.848 -> 3.465 ms (BENCHMARKS.md). */
+const SHARED_X_LOADS = 2;
 /** Weight rows a lane of the persistent shape walks at a time (columns x rows a column). */
 const PERSISTENT_ROWS = 8;
 
@@ -81,8 +97,8 @@ const PERSISTENT_ROWS = 8;
  * Default tuning: threads per column from K, rows from the register budget. Where lanes of 8
  * weight rows leave at least 2 x 264 column blocks (gate_up, lm_head), 264 workgroups walk
  * them (the persistent shape): 8B gate_up+silu 1,568 -> 1,145 µs a decode step against 16
- * columns a lane in 448 workgroups. Otherwise the columns a lane grow (up to 16) while 264
- * blocks remain: fewer, wider workgroups won back to back but lost inside the decode step
+ * columns a lane in 448 workgroups. Otherwise the columns a lane grow (up to 16) while
+ * `SPREAD_GROUPS` (256) blocks remain; fewer, wider workgroups lost inside the decode step
  * (BENCHMARKS.md).
  */
 export function q8Defaults(spec: MatmulSpec, target: TargetInfo): Q8Tuning {
@@ -119,7 +135,7 @@ export function q8Defaults(spec: MatmulSpec, target: TargetInfo): Q8Tuning {
     return { ...base, colsPerThread: CPT, loadCols: Math.min(CPT, 8), persistent: WANT_GROUPS };
   }
   let CPT = least;
-  while (CPT < 16 && fits(CPT * 2) && blocksAt(CPT * 2) >= WANT_GROUPS) CPT *= 2;
+  while (CPT < 16 && fits(CPT * 2) && blocksAt(CPT * 2) >= SPREAD_GROUPS) CPT *= 2;
   return { ...base, colsPerThread: CPT, loadCols: Math.min(CPT, 8) };
 }
 
@@ -153,7 +169,17 @@ export function matmulGemvQ8(
   while (!fits() && (CPT > 1 || RB > 1)) CPT > 1 ? CPT /= 2 : RB /= 2;
   const CU = Math.max(1, Math.min(tune.loadCols, CPT));
   const A = CPT * RB * NW; // accumulators a thread (q8Reduction checks A <= TPC)
-  const sharedBytes = reductionBytes(T, A, fold());
+  const vecX = K % 4 === 0;
+  const ragged = UN * UE !== K; // the last unit runs past K
+  // x quantised by the workgroup together (one row, whole units): V vec4s of x, their codes
+  // in workgroup memory with a word of padding every 8 (a unit's 8 words start 9 apart, so
+  // the threads reading their units hit distinct banks), and each unit's |x| max
+  const V = K / 4;
+  const XS = V + V / 8;
+  const sharedXBytes = 4 * (XS + UN + Math.max(0, V - T * (A + 1)));
+  const sharedX = (tune.sharedX ?? Math.ceil(V / T) <= SHARED_X_LOADS) && RB === 1 && !ragged &&
+    reductionBytes(T, A, fold()) + sharedXBytes <= target.limits.maxComputeWorkgroupStorageSize;
+  const sharedBytes = reductionBytes(T, A, fold()) + (sharedX ? sharedXBytes : 0);
   if (spec.normOut && (L * CPT) % 4 !== 0) {
     throw new RangeError(
       `matmulGemvQ8: normOut needs a multiple of 4 columns a block, got ${L * CPT}`,
@@ -167,8 +193,6 @@ export function matmulGemvQ8(
   const COLS = L * CPT;
   const blocks = Math.ceil(OUT / COLS);
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-  const vecX = K % 4 === 0;
-  const ragged = UN * UE !== K; // the last unit runs past K
   const idle = GPT * TPC !== UN; // some threads' last unit is past the row
 
   // x: each owned unit of each row; with a folded norm (x arrives weighted), each thread's
@@ -192,13 +216,16 @@ export function matmulGemvQ8(
     })`;
   };
   if (norm) normLines.push(range(RB).map((rr) => `var ss${rr} = 0.0;`).join(" "));
+  if (sharedX) xq.push(sharedQuantise({ V, UN, T, TPC, GPT, idle, maxInt: g.maxInt }));
   for (let rr = 0; rr < RB; rr++) {
     loadsX.push(`let xr${rr} = min(r0 + ${rr}u, R.x - 1u) * ${vecX ? K / 4 : K}u;`);
     for (let i = 0; i < GPT; i++) {
       const v = `v${rr}_${i}_`;
       const live = idle && i === GPT - 1 ? `t + ${i * TPC}u < ${UN}u` : "";
       const on = live ? ` * select(0.0, 1.0, ${live})` : "";
-      loadsX.push(range(8).map((j) => `let ${v}${j} = ${load(rr, i, j)}${on};`).join(" "));
+      if (!sharedX) {
+        loadsX.push(range(8).map((j) => `let ${v}${j} = ${load(rr, i, j)}${on};`).join(" "));
+      }
       if (norm) {
         const chunks = range(8).map((j) => {
           const q = `${UE / 4}u * u${i} + ${j}u`;
@@ -210,7 +237,7 @@ export function matmulGemvQ8(
       }
     }
   }
-  for (let rr = 0; rr < RB; rr++) {
+  for (let rr = 0; rr < (sharedX ? 0 : RB); rr++) {
     for (let i = 0; i < GPT; i++) {
       const v = `v${rr}_${i}_`;
       xq.push(
@@ -308,6 +335,7 @@ export function matmulGemvQ8(
     normOut: !!spec.normOut,
     residual: spec.epilogue === "add",
     first: PG ? "first_blk" : undefined,
+    redMin: sharedX ? V : 0,
   });
   const main = PG
     ? `${
@@ -356,7 +384,13 @@ export function matmulGemvQ8(
 ${halves ? "" : denseReader("q_scale", w.scaleDtype)}
 ${spec.normOut ? denseReader("norm_w", spec.normOut.weightDtype) : ""}
 ${plan.prelude}
-${reduce.decls}
+${reduce.decls}${
+    sharedX
+      ? `
+var<workgroup> xs: array<u32, ${XS}>; // the int8 codes of x's vec4s (padded)
+var<workgroup> xa: array<f32, ${UN}>; // each unit's |x| max`
+      : ""
+  }
 
 ${entry(T, totalGroups(RB, groups))}
   let r0 = (wg / ${groups}u) * ${RB}u;
@@ -372,6 +406,67 @@ ${entry(T, totalGroups(RB, groups))}
 }
 `;
   return { code, entryPoint: "main", rowsPerGroup: RB, groupsPerRowBlock: groups };
+}
+
+/**
+ * WGSL quantising row `xr0` of x (V vec4s, UN units of 8) by the whole workgroup, with the
+ * same codes and scales as the per-thread form: (1) each thread reads vec4s lid, lid + T, ...
+ * (coalesced) and stores each one's |x| max in `red`; (2) it reads them again (cache hits),
+ * takes its unit's max from the 8 in `red`, and stores the int8 codes in `xs` (padded: a word
+ * every 8, so that a unit's 8 words start 9 apart and the threads reading units hit distinct
+ * banks) and, for a unit's first vec4, the unit's max in `xa`; (3) each thread takes its units
+ * t, t + TPC, ... (GPT of them) as the GEMV wants them: `xl`/`xh` (elements 0, 2, 4, 6 and 1,
+ * 3, 5, 7 of each 8), `xc` (maxInt times the codes' sum) and `xd` (the scale; 0 for a unit past
+ * the row, which the idle threads' clamped unit index reads).
+ */
+function sharedQuantise(
+  o: { V: number; UN: number; T: number; TPC: number; GPT: number; idle: boolean; maxInt: number },
+): string {
+  const { V, UN, T, TPC, GPT } = o;
+  const NV = Math.ceil(V / T);
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+  const guard = (n: number, body: string) =>
+    (n + 1) * T > V ? `if (xi${n} < ${V}u) { ${body} }` : `{ ${body} }`;
+  const load = (n: number) => `x[xr0 + min(xi${n}, ${V - 1}u)]`;
+  const max8 = (b: string) =>
+    `max(max(max(red[${b}], red[${b} + 1u]), max(red[${b} + 2u], red[${b} + 3u])), max(max(red[${b} + 4u], red[${b} + 5u]), max(red[${b} + 6u], red[${b} + 7u])))`;
+  const phase1 = range(NV).map((n) =>
+    `let xi${n} = lid + ${n * T}u;
+  ${guard(n, `let m = abs(${load(n)}); red[xi${n}] = max(max(m.x, m.y), max(m.z, m.w));`)}`
+  ).join("\n  ");
+  const phase2 = range(NV).map((n) =>
+    guard(
+      n,
+      `let a = ${max8(`(xi${n} & ~7u)`)};
+    xs[xi${n} + (xi${n} >> 3u)] = pack4xI8(vec4<i32>(round(${
+        load(n)
+      } * select(0.0, 127.0 / a, a > 0.0))));
+    if ((xi${n} & 7u) == 0u) { xa[xi${n} >> 3u] = a; }`,
+    )
+  ).join("\n  ");
+  const owned = range(GPT).map((i) => {
+    const w = (k: number) => `xw${i}_${k}`;
+    const live = o.idle && i === GPT - 1 ? `t + ${i * TPC}u < ${UN}u` : "";
+    return [
+      `let xb${i} = 9u * u${i};`,
+      range(8).map((k) => `let ${w(k)} = xs[xb${i} + ${k}u];`).join(" "),
+      `let xd0_${i} = ${live ? `select(0.0, xa[u${i}], ${live})` : `xa[u${i}]`} * ${lit(1 / 127)};`,
+      `let xc0_${i} = ${o.maxInt} * (${
+        range(8).map((k) => `dot4I8Packed(${w(k)}, 0x01010101u)`).join(" + ")
+      });`,
+      // word wd pairs vec4s 2wd (A) and 2wd + 1 (B): xl = bytes (A0, A2, B0, B2), xh = (A1, A3, B1, B3)
+      range(4).map((wd) => {
+        const a = w(2 * wd), b = w(2 * wd + 1);
+        return `let xl0_${i}_${wd} = (${a} & 0xffu) | ((${a} >> 8u) & 0xff00u) | ((${b} & 0xffu) << 16u) | ((${b} << 8u) & 0xff000000u); let xh0_${i}_${wd} = ((${a} >> 8u) & 0xffu) | ((${a} >> 16u) & 0xff00u) | ((${b} << 8u) & 0xff0000u) | (${b} & 0xff000000u);`;
+      }).join("\n  "),
+    ].join("\n  ");
+  }).join("\n  ");
+  return `// x quantised by the workgroup (coalesced reads; maxima and codes through workgroup memory)
+  ${phase1}
+  workgroupBarrier();
+  ${phase2}
+  workgroupBarrier();
+  ${owned}`;
 }
 
 /** Slices of a folded norm's sum of squares (a row) in `q8Reduction`. */
@@ -420,6 +515,8 @@ function q8Reduction(o: {
   /** Persistent shape: the name of a bool that is true in the first block only (the row's
    * 1 / rms of a folded norm is computed there and kept). */
   first?: string;
+  /** `red` holds at least this many floats (the workgroup-quantised x's maxima use it first). */
+  redMin?: number;
 }): { decls: string; code: string; init: string; prefetch: (block: string) => string } {
   const { T, TPC, CPT, RB, NW, OUT, COLS, blocks, plan } = o;
   const block = o.block ?? `(wg % ${blocks}u)`;
@@ -492,7 +589,9 @@ var<workgroup> pss: array<vec4<f32>, ${RB * SSV}>; // [RB][${SSV}] their ${SS} s
     o.normOut ? `var pre_nw = 0.0;${res ? " var pre_res = 0.0;" : ""}` : "",
   ].filter(Boolean).join("\n  ");
   return {
-    decls: `var<workgroup> red: array<f32, ${T * (A + 1)}>; // [T][A + 1]: thread lid's accumulators
+    decls: `var<workgroup> red: array<f32, ${
+      Math.max(T * (A + 1), o.redMin ?? 0)
+    }>; // [T][A + 1]: thread lid's accumulators (first x's maxima, where x is quantised here)
 var<workgroup> part: array<f32, ${T}>; // [SEGS][OUTS]${ssDecls}${
       o.normOut
         ? `

@@ -39,6 +39,14 @@ const Q4S32: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype:
 const Q4G64: WeightFormat = { kind: "group", bits: 4, groupSize: 64, scaleDtype: "f16" };
 
 const spec = matmulSpec;
+/** A persistent tuning: 3 workgroups a row block walk the column blocks (2 columns a lane). */
+const WALK: Q8Tuning = {
+  threadsPerCol: 8,
+  colsPerThread: 2,
+  rowsPerGroup: 1,
+  loadCols: 1,
+  persistent: 3,
+};
 
 Deno.test({
   name: "matmulGemvQ8() matches float64 on q8-rounded x: ragged K, units past K, every epilogue",
@@ -74,15 +82,8 @@ Deno.test({
       await check(rng, spec(Q4, 33, 200, 3, { bias: "f16", epilogue: "add" }), 3, tune);
     }
     // persistent: 5 column blocks walked by 3 workgroups a row block (two rows blocks)
-    const walk = {
-      threadsPerCol: 8,
-      colsPerThread: 2,
-      rowsPerGroup: 1,
-      loadCols: 1,
-      persistent: 3,
-    };
-    await check(rng, spec(Q4, 300, 256, 1, { bias: "f32", epilogue: "add" }), 2, walk);
-    await check(rng, spec(Q4, 600, 96, 1, { epilogue: "silu_mul" }), 1, walk);
+    await check(rng, spec(Q4, 300, 256, 1, { bias: "f32", epilogue: "add" }), 2, WALK);
+    await check(rng, spec(Q4, 600, 96, 1, { epilogue: "silu_mul" }), 1, WALK);
     // 330 units on 256 threads: two units a thread, the second partly idle
     await check(rng, spec(Q4, 12, 10560, 1), 1);
     await check(rng, spec(Q4, 70, 128, 4, { epilogue: "silu_mul" }), 4, undefined, true);
@@ -147,6 +148,49 @@ Deno.test({
 });
 
 Deno.test({
+  name: "matmulGemvQ8(): x quantised by the workgroup gives the per-thread outputs bit for bit",
+  ignore,
+  fn: async () => {
+    const rng = new Rng(24);
+    const cases: [MatmulSpec, number, Q8Tuning | undefined][] = [
+      [spec(Q4, 64, 4096, 1), 1, undefined], // 1024 vec4s: 4 a thread
+      [spec(Q4, 12, 10560, 1), 2, undefined], // 330 units on 256 threads (idle ones), 2640 vec4s
+      [spec(Q4G64, 19, 192, 1, { bias: "f16" }), 1, undefined],
+      [spec(Q4, 600, 96, 1, { epilogue: "silu_mul" }), 2, WALK],
+      [
+        spec(Q4, 96, 256, 1, { xq8: true, epilogue: "add", normOut: { weightDtype: "f16" } }),
+        1,
+        WALK,
+      ],
+      [spec(Q4, 64, 96, 1, { xq8: true, epilogue: "silu_mul", norm: { eps: 1e-6 } }), 3, undefined],
+    ];
+    for (const [s, R, tune] of cases) {
+      const base = tune ?? q8Defaults(s, target!);
+      const shared = matmulGemvQ8(s, target!, { ...base, sharedX: true });
+      const own = matmulGemvQ8(s, target!, { ...base, sharedX: false });
+      if (!/var<workgroup> xs/.test(shared.code) || /var<workgroup> xs/.test(own.code)) {
+        throw new Error(`${JSON.stringify(s)}: sharedX did not pick the kernel form`);
+      }
+      const inputs = matmulInputs(rng, s, R);
+      const a = await runKernel(s, R, inputs, shared);
+      const b = await runKernel(s, R, inputs, own);
+      const what = `${JSON.stringify(s)} R=${R} ${JSON.stringify(base)}`;
+      const names = bindings(s).filter((x) => x.access === "read_write").map((x) => x.name);
+      names.forEach((name, i) => {
+        const got = new Float32Array(a[a.length - names.length + i]);
+        assertEquals(got, new Float32Array(b[b.length - names.length + i]), `${what}: ${name}`);
+        expectClose(
+          got,
+          reference({ ...s, xq8: true }, inputs, R)[name] as Float64Array,
+          TOL.q8,
+          `${what}: ${name}`,
+        );
+      });
+    }
+  },
+});
+
+Deno.test({
   name: "q8Defaults() fits the register and storage budgets for the Llama-3-8B shapes",
   fn: () => {
     // no GPU needed: the WebGPU default limits with the packed dot product
@@ -193,7 +237,14 @@ Deno.test("q8 activations round ties to even (known answers: CPU kernel, referen
   assertEquals(Array.from(new Float32Array(cpu[3])), want, "CPU kernel");
   assertEquals(Array.from(reference(s, inputs(), 1).out as Float64Array), want, "reference");
   if (target) {
-    const outs = await runKernel(s, 1, inputs(), matmulGemvQ8(s, target));
-    assertEquals(Array.from(new Float32Array(outs[3])), want, "WebGPU q8 GEMV");
+    for (const sharedX of [true, false]) {
+      const tune = { ...q8Defaults(s, target), sharedX };
+      const outs = await runKernel(s, 1, inputs(), matmulGemvQ8(s, target, tune));
+      assertEquals(
+        Array.from(new Float32Array(outs[3])),
+        want,
+        `WebGPU q8 GEMV, sharedX ${sharedX}`,
+      );
+    }
   }
 });
