@@ -7,8 +7,9 @@
  *    rooflines, dispatches, pipeline creation.
  * Prints a table last; writes JSON to `$OUT/gpu.json` when OUT is set, else `bench/out/gpu.json`.
  * Options: `--small` (tiny shapes, for lavapipe), `--models=8b,1b,0.5b` (`none`: ceilings and
- * GEMVs only), `--no-gemv`, `--opt=<flags>` (compile flags, e.g. `fuse_norm_matmul=0`), `--q8-sweep` (the q8 GEMV under several tunings),
- * `--batches=1,16` (the decode batches timed), `--no-engine` (no KilnEngine runs).
+ * GEMVs only), `--no-gemv`, `--opt=<flags>` (compile flags, e.g. `fuse_norm_matmul=0`),
+ * `--q8-sweep` (the q8 GEMV under several tunings), `--batches=1,16` (the decode batches timed),
+ * `--no-engine` (no KilnEngine runs).
  *
  * On the GPU host (no network): carry `.gl` (Vulkan loader .debs), `.carry` (deno.xz) and a
  * `node_modules` holding only esbuild-wasm (the full one is over the 64 MiB carry limit), and run

@@ -50,6 +50,21 @@ export function weightDefs(cfg: ModelConfig, q: QuantScheme): WeightDef[] {
   const dense: WeightFormat = { kind: "dense", dtype: q.modelDtype };
   const stage = (layer: number) => Math.floor((layer * cfg.pipeline_parallel_stages) / L);
   const last = cfg.pipeline_parallel_stages - 1;
+  // a weight read from the one HF tensor `<base>.weight`: an RMSNorm vector, or a linear layer
+  const norm = (base: string, stage: number): WeightDef => ({
+    base,
+    shape: [E],
+    format: dense,
+    sources: [`${base}.weight`],
+    shard: null,
+    stage,
+  });
+  const linear = (
+    base: string,
+    shape: number[],
+    shard: WeightDef["shard"],
+    stage: number,
+  ): WeightDef => ({ base, shape, format: q.linear, sources: [`${base}.weight`], shard, stage });
   const defs: WeightDef[] = [{
     base: "model.embed_tokens",
     shape: [cfg.vocab_size, E],
@@ -62,14 +77,7 @@ export function weightDefs(cfg: ModelConfig, q: QuantScheme): WeightDef[] {
     const p = `model.layers.${i}`, s = stage(i);
     const qkvRows = [H * D, KV * D, KV * D];
     defs.push(
-      {
-        base: `${p}.input_layernorm`,
-        shape: [E],
-        format: dense,
-        sources: [`${p}.input_layernorm.weight`],
-        shard: null,
-        stage: s,
-      },
+      norm(`${p}.input_layernorm`, s),
       {
         base: `${p}.self_attn.qkv_proj`,
         shape: [(H + 2 * KV) * D, E],
@@ -90,22 +98,8 @@ export function weightDefs(cfg: ModelConfig, q: QuantScheme): WeightDef[] {
       });
     }
     defs.push(
-      {
-        base: `${p}.self_attn.o_proj`,
-        shape: [E, H * D],
-        format: q.linear,
-        sources: [`${p}.self_attn.o_proj.weight`],
-        shard: { dim: 1 },
-        stage: s,
-      },
-      {
-        base: `${p}.post_attention_layernorm`,
-        shape: [E],
-        format: dense,
-        sources: [`${p}.post_attention_layernorm.weight`],
-        shard: null,
-        stage: s,
-      },
+      linear(`${p}.self_attn.o_proj`, [E, H * D], { dim: 1 }, s),
+      norm(`${p}.post_attention_layernorm`, s),
       {
         base: `${p}.mlp.gate_up_proj`,
         shape: [2 * I, E],
@@ -114,34 +108,11 @@ export function weightDefs(cfg: ModelConfig, q: QuantScheme): WeightDef[] {
         shard: { dim: 0, segments: [I, I] },
         stage: s,
       },
-      {
-        base: `${p}.mlp.down_proj`,
-        shape: [E, I],
-        format: q.linear,
-        sources: [`${p}.mlp.down_proj.weight`],
-        shard: { dim: 1 },
-        stage: s,
-      },
+      linear(`${p}.mlp.down_proj`, [E, I], { dim: 1 }, s),
     );
   }
-  defs.push({
-    base: "model.norm",
-    shape: [E],
-    format: dense,
-    sources: ["model.norm.weight"],
-    shard: null,
-    stage: last,
-  });
-  if (!cfg.tie_word_embeddings) {
-    defs.push({
-      base: "lm_head",
-      shape: [cfg.vocab_size, E],
-      format: q.linear,
-      sources: ["lm_head.weight"],
-      shard: null,
-      stage: last,
-    });
-  }
+  defs.push(norm("model.norm", last));
+  if (!cfg.tie_word_embeddings) defs.push(linear("lm_head", [cfg.vocab_size, E], null, last));
   return defs;
 }
 

@@ -13,7 +13,7 @@
  * @module
  */
 import type { Node } from "../ir/graph.ts";
-import { type Pass, readers, rewrite } from "./pass.ts";
+import { addTemp, type Pass, readers, rewrite } from "./pass.ts";
 
 export const fuseNormMatmul: Pass = {
   name: "fuse_norm_matmul",
@@ -21,11 +21,6 @@ export const fuseNormMatmul: Pass = {
   run(fn) {
     const replace = new Map<number, Node>(), drop = new Set<number>();
     const values = [...fn.values];
-    const temp = (name: string, rows: Node["rows"], width: number) => {
-      const id = values.length;
-      values.push({ id, name, kind: "temp", shape: [rows, width], dtype: "f32" });
-      return id;
-    };
     fn.nodes.forEach((n, i) => {
       const s = n.spec;
       if (s.op !== "add_rms_norm" || fn.values[n.args.out].kind !== "temp") return;
@@ -53,8 +48,8 @@ export const fuseNormMatmul: Pass = {
       // nothing between P and the norm may read the sum (it is now written at P's place)
       if (readers(fn, n.args.sum).some((u) => u < i)) return;
       const name = fn.values[n.args.out].name;
-      const xw = temp(`${name}_w`, n.rows, s.hidden);
-      const ssq = temp(`${name}_ssq`, n.rows, Math.ceil(s.hidden / 4));
+      const xw = addTemp(values, `${name}_w`, n.rows, s.hidden);
+      const ssq = addTemp(values, `${name}_ssq`, n.rows, Math.ceil(s.hidden / 4));
       replace.set(p, {
         ...pn,
         spec: { ...ps, epilogue: "add", normOut: { weightDtype: s.weightDtype } },

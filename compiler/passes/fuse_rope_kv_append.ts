@@ -4,7 +4,7 @@
  * @module
  */
 import type { Node } from "../ir/graph.ts";
-import { type Pass, readers, rewrite } from "./pass.ts";
+import { addTemp, type Pass, readers, rewrite } from "./pass.ts";
 
 export const fuseRopeKvAppend: Pass = {
   name: "fuse_rope_kv_append",
@@ -21,17 +21,14 @@ export const fuseRopeKvAppend: Pass = {
       if (tn.spec.op !== "attention") return;
       const { heads, kvHeads, headDim, invFreq } = rope.spec;
       const src = fn.values[rope.args.out];
-      const qId = fn.values.length;
-      fn = {
-        ...fn,
-        values: [...fn.values, {
-          id: qId,
-          name: src.name.replace(/qkv_rope$/, "q_rope"),
-          kind: "temp",
-          shape: [src.shape[0], heads * headDim],
-          dtype: "f32",
-        }],
-      };
+      const values = [...fn.values];
+      const qId = addTemp(
+        values,
+        src.name.replace(/qkv_rope$/, "q_rope"),
+        src.shape[0],
+        heads * headDim,
+      );
+      fn = { ...fn, values };
       const { qkv: _, cache, ...paged } = an.args;
       replace.set(i, {
         spec: { op: "rope_kv_append", heads, kvHeads, headDim, invFreq },

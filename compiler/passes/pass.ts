@@ -5,7 +5,7 @@
 import type { ModelConfig } from "../config/model_config.ts";
 import type { OptimizationFlags } from "../config/opt_flags.ts";
 import type { TargetInfo } from "../codegen/contract.ts";
-import type { IrFunction, Node } from "../ir/graph.ts";
+import type { Dim, IrFunction, Node, Value } from "../ir/graph.ts";
 import { bindings } from "../ir/ops.ts";
 
 export interface PassContext {
@@ -44,6 +44,14 @@ export function readers(fn: IrFunction, id: number): number[] {
 /** Whether binding `name` of a node is written (the contract's read_write bindings). */
 export function isWrite(node: Node, name: string): boolean {
   return bindings(node.spec).some((b) => b.name === name && b.access === "read_write");
+}
+
+/** Appends an f32 temp of `rows` x `width` to `values` (a pass's copy of a function's values);
+ * returns its id. */
+export function addTemp(values: Value[], name: string, rows: Dim, width: number): number {
+  const id = values.length;
+  values.push({ id, name, kind: "temp", shape: [rows, width], dtype: "f32" });
+  return id;
 }
 
 /** The function with nodes at `drop` removed and `replace` applied (index → node). */

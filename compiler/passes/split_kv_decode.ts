@@ -8,7 +8,7 @@
  * @module
  */
 import type { Node } from "../ir/graph.ts";
-import { type Pass, readers, rewrite } from "./pass.ts";
+import { addTemp, type Pass, readers, rewrite } from "./pass.ts";
 import { pow2Floor } from "../codegen/contract.ts";
 
 /** Workgroups a decode attention dispatch aims for, whatever its rows: two per SM of an H100
@@ -64,19 +64,8 @@ export const splitKvDecode: Pass = {
       const { splits, splitRows } = decodeSplitLayout(rows, heads, kvHeads, context);
       const layout = { window, splits, splitRows, splitAlign: SPLIT_ALIGN };
       const name = fn.values[att.args.out].name;
-      const temp = (suffix: string, width: number) => {
-        const id = values.length;
-        values.push({
-          id,
-          name: `${name}_${suffix}`,
-          kind: "temp",
-          shape: [app.rows, width],
-          dtype: "f32",
-        });
-        return id;
-      };
-      const partO = temp("part_o", splits * heads * headDim); // [n, splits * H * D]
-      const partLse = temp("part_lse", splits * heads); // [n, splits * H]
+      const partO = addTemp(values, `${name}_part_o`, app.rows, splits * heads * headDim); // [n, splits * H * D]
+      const partLse = addTemp(values, `${name}_part_lse`, app.rows, splits * heads); // [n, splits * H]
       const { q_out: _, ...paged } = app.args; // qkv, positions, tok_seq, page_indptr, page_indices, cache
       replace.set(i, {
         spec: { op: "attention_decode", heads, kvHeads, headDim, scale, invFreq, ...layout },

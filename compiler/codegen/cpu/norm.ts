@@ -10,7 +10,7 @@ type RmsNormSpec = Extract<KernelSpec, { op: "rms_norm" }>;
 type AddRmsNormSpec = Extract<KernelSpec, { op: "add_rms_norm" }>;
 
 /** out[o .. o+H) = x[o .. o+H) * inv_rms * w (the sum of squares in f64). */
-export function normRow(
+function normRow(
   x: Float32Array,
   w: Float32Array,
   out: Float32Array,

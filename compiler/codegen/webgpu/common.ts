@@ -127,6 +127,9 @@ export function checkTarget(
   }
 }
 
+/** 0, 1, ..., n - 1 (the indices a generator unrolls). */
+export const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
 /** `n` copies of `f(i)` joined by `sep` (unrolled WGSL). */
 export const rep = (n: number, f: (i: number) => string, sep = " ") =>
   Array.from({ length: n }, (_, i) => f(i)).join(sep);

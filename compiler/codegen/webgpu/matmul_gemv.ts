@@ -16,6 +16,7 @@ import {
   declareBindings,
   entry,
   pow2Floor,
+  range,
   reductionThreads,
   totalGroups,
   weightBindingBytes,
@@ -146,7 +147,6 @@ export function matmulGemv(
   const exact = UN % (TPC * U) === 0;
   // accumulator index of (column c, row rr, weight row n)
   const acc = (c: number, rr: number, n: number) => (c * RB + rr) * NW + n;
-  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
   // The i-th vec4 of x for block row rr at unit `u` (first element k0).
   const xVec = (rr: number, i: number, u: string, k0: string) => {
     if (vecX) return `x[xr${rr} + ${u} * ${UE / 4}u + ${i}u]`;

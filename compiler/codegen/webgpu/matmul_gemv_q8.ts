@@ -43,6 +43,7 @@ import {
   entry,
   lit,
   pow2Floor,
+  range,
   reductionThreads,
   totalGroups,
   weightBindingBytes,
@@ -177,9 +178,10 @@ export function matmulGemvQ8(
   const V = K / 4;
   const XS = V + V / 8;
   const sharedXBytes = 4 * (XS + UN + Math.max(0, V - T * (A + 1)));
+  const redBytes = reductionBytes(T, A, fold());
   const sharedX = (tune.sharedX ?? Math.ceil(V / T) <= SHARED_X_LOADS) && RB === 1 && !ragged &&
-    reductionBytes(T, A, fold()) + sharedXBytes <= target.limits.maxComputeWorkgroupStorageSize;
-  const sharedBytes = reductionBytes(T, A, fold()) + (sharedX ? sharedXBytes : 0);
+    redBytes + sharedXBytes <= target.limits.maxComputeWorkgroupStorageSize;
+  const sharedBytes = redBytes + (sharedX ? sharedXBytes : 0);
   if (spec.normOut && (L * CPT) % 4 !== 0) {
     throw new RangeError(
       `matmulGemvQ8: normOut needs a multiple of 4 columns a block, got ${L * CPT}`,
@@ -192,7 +194,6 @@ export function matmulGemvQ8(
   });
   const COLS = L * CPT;
   const blocks = Math.ceil(OUT / COLS);
-  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
   const idle = GPT * TPC !== UN; // some threads' last unit is past the row
 
   // x: each owned unit of each row; with a folded norm (x arrives weighted), each thread's
@@ -424,7 +425,6 @@ function sharedQuantise(
 ): string {
   const { V, UN, T, TPC, GPT } = o;
   const NV = Math.ceil(V / T);
-  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
   const guard = (n: number, body: string) =>
     (n + 1) * T > V ? `if (xi${n} < ${V}u) { ${body} }` : `{ ${body} }`;
   const load = (n: number) => `x[xr0 + min(xi${n}, ${V - 1}u)]`;
@@ -524,7 +524,6 @@ function q8Reduction(o: {
   if (A > TPC) throw new RangeError(`q8Reduction: ${A} accumulators exceed ${TPC} threads a lane`);
   const SEGS = T / OUTS; // threads adding up one output
   const PER = TPC / SEGS; // partials each of them adds
-  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
   const norm = o.norm;
   const SS = Math.min(SS_SLICES, TPC), SSV = Math.ceil(SS / 4);
   const once = (code: string) => (o.first && code

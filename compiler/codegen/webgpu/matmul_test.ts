@@ -1,12 +1,5 @@
 import type { KernelSpec, WeightFormat } from "../contract.ts";
-import {
-  device,
-  expectClose,
-  matmulInputs,
-  matmulSpec,
-  Rng,
-  runKernel,
-} from "./test_helpers.ts";
+import { device, expectClose, matmulInputs, matmulSpec, Rng, runKernel } from "./test_helpers.ts";
 import { gemvDefaults, type GemvTuning, matmulGemv } from "./matmul_gemv.ts";
 import { matmulTiled, tiledDefaults, tiledSharedBytes, type TiledTuning } from "./matmul_tiled.ts";
 import { GENERIC_WEBGPU } from "../../target.ts";
