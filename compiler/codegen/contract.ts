@@ -98,6 +98,12 @@ export type KernelSpec =
      * Bindings: `norm_w` [N] just before out, `out_w` f32[R, N] and `out_ssq` f32[R, ceil(N / 4)]
      * after it. */
     normOut?: { weightDtype: DenseDtype };
+    /** x (and, with `norm`, x_ssq) arrive unit-major (`unitMajorIndex`): only with `xq8`, K a
+     * multiple of 32. */
+    xUnits?: boolean;
+    /** Writes unit-major (`unitMajorIndex`): with silu_mul, out (I a multiple of 32); with
+     * normOut, out_w and out_ssq (N a multiple of 32; out itself stays row-major). */
+    outUnits?: boolean;
   }
   /** Full dequantisation (O0 only): out f32[N, K] from q_weight, q_scale; dispatched with R = N. */
   | { op: "dequantize"; N: number; K: number; weight: WeightFormat }
@@ -174,6 +180,8 @@ export type KernelSpec =
     splits: number;
     splitRows: number;
     splitAlign: number;
+    /** out is written unit-major (`unitMajorIndex`; H * D a multiple of 32). */
+    outUnits?: boolean;
   }
   /** out[r, :] = x[idx[r], :].  Bindings: x f32[*, width], idx u32[R], out f32[R, width]. */
   | { op: "take_rows"; width: number }
@@ -276,6 +284,24 @@ export function hasPackedDot(target: TargetInfo): boolean {
 /** Whether a matmul of `weight` can take q8 activations (`xq8`): 4-bit groups of 32k elements. */
 export function q8Eligible(weight: WeightFormat): boolean {
   return weight.kind === "group" && weight.bits === 4 && weight.groupSize % 32 === 0;
+}
+
+/**
+ * The unit-major row layout (a matmul's `xUnits` and `outUnits`, attention_merge's `outUnits`):
+ * a row of W elements (W a multiple of 32) is stored as 8 slices of W / 32 vec4s, element
+ * k = 32u + 4j + l (unit u, its vec4 j, lane l) at (j * W / 32 + u) * 4 + l. Threads that each
+ * take a 32-element unit (the q8 GEMV's) then read consecutive memory. A row of sums of 4
+ * (`x_ssq`, W / 4 of them) goes the same way: sum q = 8u + j at j * W / 32 + u
+ * (`unitMajorChunk`).
+ */
+export function unitMajorIndex(k: number, W: number): number {
+  return unitMajorChunk(k >> 2, W) * 4 + (k & 3);
+}
+
+/** Where chunk q (elements 4q..4q+3) of a unit-major row of W elements lies, in chunks. */
+export function unitMajorChunk(q: number, W: number): number {
+  if (W % 32 !== 0) throw new RangeError(`unit-major rows need a multiple of 32, got ${W}`);
+  return (q % 8) * (W / 32) + Math.floor(q / 8);
 }
 
 /** The splits of `attention_decode` for a row at position p in a dispatch of R rows: positions

@@ -31,6 +31,10 @@ export interface OptimizationFlags {
    * residual, the weighted row and its sums of squares, the second scales by 1 / rms (no
    * dispatch of its own; after q8_activations). */
   readonly fuse_norm_matmul: boolean;
+  /** The rows q8 matmuls read are written unit-major by their producers (normOut and silu_mul
+   * matmuls, attention_merge), so that the q8 GEMV reads x in consecutive memory (after
+   * fuse_norm_matmul). */
+  readonly q8_unit_layout: boolean;
 }
 
 /** O2 (and O3): every optimisation. */
@@ -46,6 +50,7 @@ const O2_FLAGS: OptimizationFlags = {
   q8_activations: true,
   // 8B decode 3.29 → 2.95 ms a step on the H100 (BENCHMARKS.md)
   fuse_norm_matmul: true,
+  q8_unit_layout: true,
 };
 
 export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", OptimizationFlags>> = {
@@ -60,6 +65,7 @@ export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", Optimizatio
     shader_f16: false,
     q8_activations: false,
     fuse_norm_matmul: false,
+    q8_unit_layout: false,
   },
   O1: {
     ...O2_FLAGS,
@@ -70,6 +76,7 @@ export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", Optimizatio
     shader_f16: false,
     q8_activations: false,
     fuse_norm_matmul: false,
+    q8_unit_layout: false,
   },
   O2: O2_FLAGS,
   O3: O2_FLAGS,

@@ -16,6 +16,7 @@ import { splitLargeWeights } from "./split_large_weights.ts";
 import { memoryPlanning } from "./memory_planning.ts";
 import { q8Activations } from "./q8_activations.ts";
 import { fuseNormMatmul } from "./fuse_norm_matmul.ts";
+import { q8UnitLayout } from "./q8_unit_layout.ts";
 
 export interface Phase {
   name: string;
@@ -30,9 +31,9 @@ export const PHASES: readonly Phase[] = [
   },
   // 2. Cleanup.
   { name: "cleanup", passes: [deadCodeElimination] },
-  // 3. Target specialisation: binding limits, the target's packed int8 dot products (and the
-  //    RMSNorm folded into the q8 GEMVs that read it).
-  { name: "target", passes: [splitLargeWeights, q8Activations, fuseNormMatmul] },
+  // 3. Target specialisation: binding limits, the target's packed int8 dot products (the
+  //    RMSNorm folded into the q8 GEMVs that read it, their x rows stored unit-major).
+  { name: "target", passes: [splitLargeWeights, q8Activations, fuseNormMatmul, q8UnitLayout] },
   // 4. Static memory planning within the symbolic bounds.
   { name: "memory", passes: [memoryPlanning] },
 ];

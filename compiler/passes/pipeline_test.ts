@@ -200,3 +200,35 @@ Deno.test("fuse_norm_matmul folds the norms between q8 matmuls into them (o_proj
   // without q8 matmuls nothing is folded
   assertEquals(decode(run("fuse_norm_matmul=1", GENERIC_WEBGPU)).nodes.length, 2 + 2 * 8 + 2);
 });
+
+Deno.test("q8_unit_layout stores the q8 matmuls' x rows unit-major, writer and readers together", () => {
+  const q8 = { ...GENERIC_WEBGPU, features: [...GENERIC_WEBGPU.features, PACKED_DOT] };
+  const d = decode(run("O2", q8));
+  const byValue = (id: number) => d.nodes.filter((n) => Object.values(n.args).includes(id));
+  const readersOf = d.nodes.filter((n) => n.spec.op === "matmul" && n.spec.xUnits);
+  // o_proj and down of both layers, gate_up of both and layer 1's qkv (layer 0's reads the
+  // embedding's rms_norm; lm_head reads take_rows)
+  assertEquals(readersOf.length, 7);
+  for (const c of readersOf) {
+    const w = byValue(c.args.x).filter((n) => n !== c);
+    assertEquals(w.length, 1);
+    const s = w[0].spec;
+    ok((s.op === "matmul" || s.op === "attention_merge") && s.outUnits, JSON.stringify(s));
+    if (c.spec.op === "matmul" && c.spec.norm) {
+      ok(s.op === "matmul" && s.normOut && w[0].args.out_ssq === c.args.x_ssq);
+    }
+  }
+  assertEquals(
+    d.nodes.filter((n) =>
+      (n.spec.op === "matmul" || n.spec.op === "attention_merge") && n.spec.outUnits
+    )
+      .map((n) =>
+        n.spec.op === "matmul" ? (n.spec.normOut ? "normOut" : n.spec.epilogue) : n.spec.op
+      ),
+    ["attention_merge", "normOut", "silu_mul", "normOut", "attention_merge", "normOut", "silu_mul"],
+  );
+  // off: nothing unit-major; without q8 matmuls: nothing either
+  for (const fn of [decode(run("q8_unit_layout=0", q8)), decode(run("O2", GENERIC_WEBGPU))]) {
+    ok(!fn.nodes.some((n) => "xUnits" in n.spec || "outUnits" in n.spec));
+  }
+});

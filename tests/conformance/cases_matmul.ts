@@ -31,6 +31,10 @@ interface MatmulShape {
   norm?: boolean;
   /** A folded RMSNorm written (the spec's `normOut`, norm weight of this dtype). */
   normOut?: DenseDtype;
+  /** x (and x_ssq) read unit-major (the spec's `xUnits`). */
+  xUnits?: boolean;
+  /** out (silu_mul) or out_w and out_ssq (normOut) written unit-major (`outUnits`). */
+  outUnits?: boolean;
 }
 
 function matmulCase(rng: Rng, m: MatmulShape): ConformanceCase {
@@ -52,7 +56,8 @@ function matmulCase(rng: Rng, m: MatmulShape): ConformanceCase {
   if (m.normOut) inputs.push(sentinel(m.R * m.N), sentinel(m.R * Math.ceil(m.N / 4)));
   const split = (rows !== m.N ? ` rows=[${rowStart},${rowStart + rows})` : "") +
     (m.scaleMagnitude ? ` scales~${m.scaleMagnitude}` : "") + (m.xq8 ? " xq8" : "") +
-    (m.norm ? " norm" : "") + (m.normOut ? ` normOut(w ${m.normOut})` : "");
+    (m.norm ? " norm" : "") + (m.normOut ? ` normOut(w ${m.normOut})` : "") +
+    (m.xUnits ? " xUnits" : "") + (m.outUnits ? " outUnits" : "");
   return {
     name: `matmul ${formatLabel(m.weight)} N=${m.N} K=${m.K}${split} bias=${m.bias ?? "none"} ` +
       `epilogue=${m.epilogue} R=${m.R} maxRows=${m.maxRows}`,
@@ -69,6 +74,8 @@ function matmulCase(rng: Rng, m: MatmulShape): ConformanceCase {
       ...(m.xq8 ? { xq8: true } : {}),
       ...(m.norm ? { norm: { eps: 1e-5 } } : {}),
       ...(m.normOut ? { normOut: { weightDtype: m.normOut } } : {}),
+      ...(m.xUnits ? { xUnits: true } : {}),
+      ...(m.outUnits ? { outUnits: true } : {}),
     },
     rows: m.R,
     inputs,
@@ -184,6 +191,33 @@ function matmulCasesOf(rng: Rng): ConformanceCase[] {
       xq8: true,
       norm,
       ...(normOut ? { normOut } : {}),
+    }));
+  }
+  // unit-major rows: x read (with and without a folded norm, several rows), out written by
+  // silu_mul (the q8 GEMV, the f32 GEMV and the tiled kernel) and by normOut
+  const units: [Row, { norm?: boolean; normOut?: DenseDtype; xq8: boolean; x: boolean }][] = [
+    [[Q4, 40, 128, 1, 1, null, "none"], { xq8: true, x: true }],
+    [[Q4, 30, 96, 3, 4, "f32", "add"], { xq8: true, x: true, norm: true }],
+    [[Q4, 128, 96, 1, 1, null, "silu_mul"], { xq8: true, x: true, norm: true }],
+    [[Q4, 128, 80, 2, 2, "f16", "silu_mul"], { xq8: false, x: false }],
+    [[Q4, 192, 40, 37, 64, null, "silu_mul"], { xq8: false, x: false }],
+    [[Q4, 256, 512, 1, 1, null, "add"], { xq8: true, x: false, normOut: "f16" }],
+    [[Q4, 128, 256, 3, 4, null, "add"], { xq8: true, x: true, norm: true, normOut: "f32" }],
+  ];
+  for (const [[weight, N, K, R, maxRows, bias, epilogue], u] of units) {
+    out.push(matmulCase(rng, {
+      weight,
+      N,
+      K,
+      R,
+      maxRows,
+      bias,
+      epilogue,
+      xq8: u.xq8,
+      norm: u.norm,
+      xUnits: u.x,
+      outUnits: epilogue === "silu_mul" || !!u.normOut,
+      ...(u.normOut ? { normOut: u.normOut } : {}),
     }));
   }
   return out;

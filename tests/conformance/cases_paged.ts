@@ -185,7 +185,7 @@ const DECODE_TABLE: [string, Heads, number[], number, Splits][] = [
     rows: 64,
     align: 1,
   }],
-  ["D=10 scalar form", { H: 4, KV: 2, D: 10 }, [37, 1, 80], 0, { splits: 4, rows: 9, align: 8 }],
+  ["D=10 scalar form", { H: 16, KV: 2, D: 10 }, [37, 1, 80], 0, { splits: 4, rows: 9, align: 8 }],
   ["D=6 MQA window", { H: 3, KV: 1, D: 6 }, [50, 9], 12, { splits: 3, rows: 64, align: 2 }],
   ["D=34 long", { H: 2, KV: 2, D: 34 }, [200], 0, { splits: 5, rows: 64, align: 7 }],
   ["D=258: a head row wider than a workgroup", { H: 2, KV: 1, D: 258 }, [40, 3], 0, {
@@ -215,38 +215,49 @@ function decodeCases(rng: Rng): ConformanceCase[] {
         for (let hh = 0; hh < h.H; hh++) partLse[(r * splits + s) * h.H + hh] = 4 * rng.normal();
       }
     }
-    return [{
-      name: `attention_decode ${what} R=${b.R}`,
-      spec: {
-        op: "attention_decode",
-        heads: h.H,
-        kvHeads: h.KV,
-        headDim: h.D,
-        scale: 1 / Math.sqrt(h.D),
-        invFreq: invFreq(h.D, 500000),
-        ...layout,
+    // the merge's out row-major, and unit-major where H * D allows it
+    const merges = (h.H * h.D) % 32 === 0 ? [false, true] : [false];
+    return [
+      {
+        name: `attention_decode ${what} R=${b.R}`,
+        spec: {
+          op: "attention_decode",
+          heads: h.H,
+          kvHeads: h.KV,
+          headDim: h.D,
+          scale: 1 / Math.sqrt(h.D),
+          invFreq: invFreq(h.D, 500000),
+          ...layout,
+        },
+        rows: b.R,
+        inputs: [
+          padded(rng.normals(b.R * width, 2)), // scaled so the softmax is peaked, not flat
+          ...b.paged,
+          padded(rng.normals(cacheLen)),
+          padded(new Float32Array(b.R * splits * h.H * h.D).fill(-7)),
+          padded(new Float32Array(b.R * splits * h.H).fill(-7)),
+        ],
+        tol: TOL.f32,
       },
-      rows: b.R,
-      inputs: [
-        padded(rng.normals(b.R * width, 2)), // scaled so the softmax is peaked, not flat
-        ...b.paged,
-        padded(rng.normals(cacheLen)),
-        padded(new Float32Array(b.R * splits * h.H * h.D).fill(-7)),
-        padded(new Float32Array(b.R * splits * h.H).fill(-7)),
-      ],
-      tol: TOL.f32,
-    }, {
-      name: `attention_merge ${what} R=${b.R}`,
-      spec: { op: "attention_merge", heads: h.H, headDim: h.D, ...layout },
-      rows: b.R,
-      inputs: [
-        b.paged[0],
-        padded(partO),
-        padded(partLse),
-        padded(new Float32Array(b.R * h.H * h.D).fill(-7)),
-      ],
-      tol: TOL.f32,
-    }];
+      ...merges.map((units): ConformanceCase => ({
+        name: `attention_merge ${what}${units ? " outUnits" : ""} R=${b.R}`,
+        spec: {
+          op: "attention_merge",
+          heads: h.H,
+          headDim: h.D,
+          ...layout,
+          ...(units ? { outUnits: true } : {}),
+        },
+        rows: b.R,
+        inputs: [
+          b.paged[0],
+          padded(partO),
+          padded(partLse),
+          padded(new Float32Array(b.R * h.H * h.D).fill(-7)),
+        ],
+        tol: TOL.f32,
+      })),
+    ];
   });
 }
 

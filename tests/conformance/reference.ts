@@ -34,6 +34,13 @@ const u32 = (b: ArrayBuffer, i: number) => view(b).getUint32(4 * i, true);
 const dense = (b: ArrayBuffer, dtype: "f32" | "f16", i: number) =>
   dtype === "f32" ? f32(b, i) : half(view(b).getUint16(2 * i, true));
 const silu = (g: number) => g / (1 + Math.exp(-g));
+/** Where element k of a row of W lies when the row is unit-major (`layout` true): the row is
+ * 8 slices of W / 32 vec4s, vec4 j of 32-element unit u in slice j at place u. */
+const unitPos = (layout: boolean | undefined, k: number, W: number) =>
+  layout ? (((k % 32) - (k % 4)) / 4 * (W / 32) + Math.floor(k / 32)) * 4 + (k % 4) : k;
+/** Where sum q (of elements 4q..4q+3) of a row of W lies in its row of W / 4 sums. */
+const chunkPos = (layout: boolean | undefined, q: number, W: number) =>
+  layout ? (q % 8) * (W / 32) + Math.floor(q / 8) : q;
 
 /** W[n, k] of an [*, K] weight stored in `format` in `bufs` (1 buffer dense, 2 group). */
 function weightAt(f: WeightFormat, bufs: ArrayBuffer[], K: number, n: number, k: number): number {
@@ -85,14 +92,19 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
     case "matmul": {
       const { N, K } = spec;
       // a folded RMSNorm: x arrives weighted, its row's sum of squares in chunks of 4
-      let xin: ArrayLike<number> = new Float32Array(buf.x);
+      // (x and x_ssq unit-major with xUnits)
+      const xu = spec.xUnits;
+      let xin: ArrayLike<number> = Float64Array.from(
+        { length: R * K },
+        (_, i) => x("x", i - (i % K) + unitPos(xu, i % K, K)),
+      );
       if (spec.norm) {
         const nx = new Float64Array(R * K), C = Math.ceil(K / 4);
         for (let r = 0; r < R; r++) {
           let ss = 0;
-          for (let j = 0; j < C; j++) ss += x("x_ssq", r * C + j);
+          for (let j = 0; j < C; j++) ss += x("x_ssq", r * C + chunkPos(xu, j, K));
           const rms = Math.sqrt(ss / K + spec.norm.eps);
-          for (let k = 0; k < K; k++) nx[r * K + k] = x("x", r * K + k) / rms;
+          for (let k = 0; k < K; k++) nx[r * K + k] = xin[r * K + k] / rms;
         }
         xin = nx;
       }
@@ -108,7 +120,9 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
       for (let r = 0; r < R; r++) {
         if (spec.epilogue === "silu_mul") {
           const I = N / 2;
-          for (let c = 0; c < I; c++) out.out[r * I + c] = silu(y(r, c)) * y(r, I + c);
+          for (let c = 0; c < I; c++) {
+            out.out[r * I + unitPos(spec.outUnits, c, I)] = silu(y(r, c)) * y(r, I + c);
+          }
           continue;
         }
         for (let c = 0; c < spec.rows; c++) {
@@ -119,10 +133,12 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
           // the next matmul's folded RMSNorm: the row weighted, its squares in chunks of 4
           const C = Math.ceil(N / 4);
           out.out_ssq.fill(0, r * C, (r + 1) * C);
+          const ou = spec.outUnits; // (out_w and out_ssq unit-major)
           for (let c = 0; c < N; c++) {
             const o = r * N + c;
-            out.out_w[o] = out.out[o] * dense(buf.norm_w, spec.normOut.weightDtype, c);
-            out.out_ssq[r * C + (c >> 2)] += out.out[o] * out.out[o];
+            out.out_w[r * N + unitPos(ou, c, N)] = out.out[o] *
+              dense(buf.norm_w, spec.normOut.weightDtype, c);
+            out.out_ssq[r * C + chunkPos(ou, c >> 2, N)] += out.out[o] * out.out[o];
           }
         }
       }
@@ -451,7 +467,7 @@ function attentionMerge(
           (a, ws, s) => a + ws * f32(buf.part_o, ((r * S + s) * H + h) * D + d),
           0,
         );
-        out.out[r * H * D + h * D + d] = o / z;
+        out.out[r * H * D + unitPos(spec.outUnits, h * D + d, H * D)] = o / z;
       }
     }
   }

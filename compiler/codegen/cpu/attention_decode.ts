@@ -8,6 +8,7 @@
 import { type CpuKernel, decodeSplits, type KernelSpec, PAGE_SIZE } from "../contract.ts";
 import { attendRange } from "./attention.ts";
 import { rotator } from "./rope.ts";
+import { unitMajorRows } from "./unit_major.ts";
 
 type DecodeSpec = Extract<KernelSpec, { op: "attention_decode" }>;
 type MergeSpec = Extract<KernelSpec, { op: "attention_merge" }>;
@@ -70,6 +71,10 @@ export function attentionDecodeKernel(spec: DecodeSpec): CpuKernel {
 export function attentionMergeKernel(spec: MergeSpec): CpuKernel {
   const { heads: H, headDim: D, splits: S } = spec;
   const weight = new Float64Array(S); // [S]
+  const W = H * D;
+  if (spec.outUnits && W % 32 !== 0) {
+    throw new RangeError(`attention_merge outUnits needs heads x headDim a multiple of 32`);
+  }
   return (bufs, R) => {
     const positions = new Uint32Array(bufs[0]); // [R]
     const partO = new Float32Array(bufs[1]); // [R, S, H, D]
@@ -86,9 +91,13 @@ export function attentionMergeKernel(spec: MergeSpec): CpuKernel {
         for (let d = 0; d < D; d++) {
           let acc = 0;
           for (let s = 0; s < used; s++) acc += weight[s] * partO[((r * S + s) * H + h) * D + d];
-          out[r * H * D + h * D + d] = acc / sum;
+          out[r * W + h * D + d] = acc / sum;
         }
       }
+    }
+    if (spec.outUnits) {
+      const rows = new Float32Array(bufs[3], 0, R * W);
+      unitMajorRows(rows.slice(), R, W, { to: true, dst: rows });
     }
   };
 }

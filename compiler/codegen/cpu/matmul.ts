@@ -9,6 +9,7 @@
 import { type CpuKernel, type KernelSpec, q8Eligible } from "../contract.ts";
 import { denseReader, denseVector } from "./half.ts";
 import { rowDot } from "./row_dot.ts";
+import { unitMajorRows } from "./unit_major.ts";
 import { weightRows } from "./weight_rows.ts";
 
 type MatmulSpec = Extract<KernelSpec, { op: "matmul" }>;
@@ -29,6 +30,15 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
   if (epilogue === "silu_mul" && (rowStart !== 0 || rows !== N || N % 2 !== 0)) {
     throw new RangeError(
       `matmul silu_mul needs rowStart = 0 and rows = N = 2I (got rowStart ${rowStart}, rows ${rows}, N ${N})`,
+    );
+  }
+  if (spec.xUnits && !(spec.xq8 && K % 32 === 0)) {
+    throw new RangeError(`matmul xUnits needs xq8 and K a multiple of 32 (K ${K})`);
+  }
+  const silu = epilogue === "silu_mul";
+  if (spec.outUnits && !(silu ? (N / 2) % 32 === 0 : spec.normOut && N % 32 === 0)) {
+    throw new RangeError(
+      `matmul outUnits needs silu_mul with I a multiple of 32 or normOut with N a multiple of 32 (N ${N})`,
     );
   }
   const dec = weightRows(spec.weight, K);
@@ -64,7 +74,12 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
     // bindings: x, [x_ssq], weight, [bias], [residual], [norm_w], out, [out_w, out_ssq]
     let b = 0;
     let x: Float32Array = new Float32Array(bufs[b++]); // [R, K]
-    if (spec.norm) x = normRows(spec.norm.eps, x, new Float32Array(bufs[b++]), R, K);
+    const units = (a: Float32Array, chunks = false) =>
+      spec.xUnits ? unitMajorRows(a, R, K, { to: false, chunks }) : a;
+    x = units(x);
+    if (spec.norm) {
+      x = normRows(spec.norm.eps, x, units(new Float32Array(bufs[b++]), true), R, K);
+    }
     const weightBufs = bufs.slice(b, b += dec.buffers);
     const bias = spec.bias ? denseReader(bufs[b++], spec.bias) : null; // [N]
     const res = epilogue === "add" ? new Float32Array(bufs[b++]) : null; // [R, N]
@@ -152,6 +167,13 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
       }
     }
   };
+  if (spec.outUnits && silu) {
+    return (bufs, R) => {
+      run(bufs, R);
+      const out = new Float32Array(bufs[bufs.length - 1], 0, R * I);
+      unitMajorRows(out.slice(), R, I, { to: true, dst: out });
+    };
+  }
   if (!spec.normOut) return run;
   const { weightDtype } = spec.normOut;
   if (epilogue === "silu_mul" || rowStart !== 0 || rows !== N) {
@@ -174,6 +196,10 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
         }
         ssq[r * C + j] = s;
       }
+    }
+    if (spec.outUnits) {
+      unitMajorRows(outW.slice(0, R * N), R, N, { to: true, dst: outW });
+      unitMajorRows(ssq.slice(0, R * C), R, N, { to: true, chunks: true, dst: ssq });
     }
   };
 }

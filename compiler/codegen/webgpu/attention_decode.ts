@@ -23,6 +23,8 @@ import {
   reductionThreads,
   rep,
   totalGroups,
+  unitChunk,
+  unitElem,
 } from "./common.ts";
 import {
   groupedKernel,
@@ -232,6 +234,9 @@ export function attentionMergeKernel(spec: MergeSpec, target: TargetInfo): WgslK
     throw new RangeError(`attention_merge: heads ${H}, headDim ${D} must be positive`);
   }
   checkSplits(spec.op, spec);
+  if (spec.outUnits && (H * D) % 32 !== 0) {
+    throw new RangeError(`attention_merge: outUnits needs heads x headDim a multiple of 32`);
+  }
   const T = reductionThreads(target, 256);
   const V = D % 4 === 0 ? 4 : 1; // elements a thread reads from a split's row
   const DV = D / V;
@@ -239,6 +244,13 @@ export function attentionMergeKernel(spec: MergeSpec, target: TargetInfo): WgslK
   const SG = DV <= T ? Math.max(1, Math.min(S, Math.floor(T / DV))) : 1; // split groups
   const SPT = Math.ceil(S / SG); // splits a thread reads at most
   const unrolled = DV <= T && SPT <= 16;
+  // out's element (or vec4) e of head h, row-major or unit-major
+  const outAt = (e: string) => {
+    const i = `h * ${DV}u + ${e}`;
+    return `r * ${H * DV}u + ${
+      spec.outUnits ? (V === 4 ? unitChunk(i, H * D) : unitElem(i, H * D)) : i
+    }`;
+  };
   checkTarget(spec, target, {
     workgroupSize: T,
     sharedBytes: 4 * S + (SG > 1 ? 4 * V * SG * DV : 0),
@@ -301,15 +313,15 @@ ${entry(T, totalGroups(1, H))}
   if (lid < ${DV}u) {
     var sum = red[lid];
     for (var k = 1u; k < ${SG}u; k++) { sum += red[k * ${DV}u + lid]; }
-    out[r * ${H * DV}u + h * ${DV}u + lid] = sum / den;
+    out[${outAt("lid")}] = sum / den;
   }`
-        : `if (lid < ${DV}u) { out[r * ${H * DV}u + h * ${DV}u + lid] = acc / den; }`
+        : `if (lid < ${DV}u) { out[${outAt("lid")}] = acc / den; }`
       : `for (var e = lid; e < ${DV}u; e += ${T}u) {
     var acc = ${vt}(0.0);
     for (var s = 0u; s < used; s++) {
       acc += exp(lse_sh[s] - mx) * part_o[(lb + s * ${H}u) * ${DV}u + e];
     }
-    out[r * ${H * DV}u + h * ${DV}u + e] = acc / den;
+    out[${outAt("e")}] = acc / den;
   }`
   }
 }

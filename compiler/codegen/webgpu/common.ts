@@ -149,3 +149,16 @@ export function treeReduce(arr: string, n: number, combine: (a: string, b: strin
     workgroupBarrier();
   }`;
 }
+
+/** WGSL: where chunk `q` (a u32 expression: elements 4q..4q+3) of a unit-major row of W
+ * elements lies, in chunks (the contract's `unitMajorChunk`; W a multiple of 32). */
+export function unitChunk(q: string, W: number): string {
+  if (W % 32 !== 0) throw new RangeError(`unit-major rows need a multiple of 32, got ${W}`);
+  return `(((${q}) & 7u) * ${W / 32}u + ((${q}) >> 3u))`;
+}
+
+/** WGSL: where element `k` (a u32 expression) of a unit-major row of W elements lies (the
+ * contract's `unitMajorIndex`). */
+export function unitElem(k: string, W: number): string {
+  return `(${unitChunk(`(${k}) >> 2u`, W)} * 4u + ((${k}) & 3u))`;
+}

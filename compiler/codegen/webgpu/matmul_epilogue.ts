@@ -4,7 +4,7 @@
  * @module
  */
 import type { KernelSpec } from "../contract.ts";
-import { denseReader, denseType, weightTypes } from "./common.ts";
+import { denseReader, denseType, unitElem, weightTypes } from "./common.ts";
 
 export type MatmulSpec = Extract<KernelSpec, { op: "matmul" }>;
 
@@ -40,6 +40,14 @@ export function matmulPlan(spec: MatmulSpec): MatmulPlan {
     );
   }
   const I = N / 2;
+  if (spec.xUnits && !(spec.xq8 && K % 32 === 0)) {
+    throw new RangeError(`matmul xUnits: needs xq8 and K a multiple of 32 (K ${K})`);
+  }
+  if (spec.outUnits && !(silu ? I % 32 === 0 : spec.normOut && N % 32 === 0)) {
+    throw new RangeError(
+      `matmul outUnits: needs silu_mul with I a multiple of 32 or normOut with N a multiple of 32 (N ${N}, epilogue ${epilogue})`,
+    );
+  }
   const types: Record<string, string> = {
     x: "array<f32>",
     out: "array<f32>",
@@ -56,7 +64,7 @@ export function matmulPlan(spec: MatmulSpec): MatmulPlan {
   const store = silu
     ? (r: string, c: string, a0: string, a1: string) =>
       `{ let g = ${a0}${bias(c)}; let u = ${a1}${bias(`${I}u + ${c}`)};
-        out[${r} * ${I}u + ${c}] = g / (1.0 + exp(-g)) * u; }`
+        out[${r} * ${I}u + ${spec.outUnits ? unitElem(c, I) : c}] = g / (1.0 + exp(-g)) * u; }`
     : (r: string, c: string, a0: string) => `out[${outIndex(r, c)}] = ${value(r, c, a0)};`;
   return {
     outCols: silu ? I : rows,

@@ -17,6 +17,11 @@
  * accumulators, then adds up one output's slice (conflict-free: rows padded by one word), then
  * the slices' sums are added and stored through the epilogue.
  *
+ * Unit-major x (`xUnits`, `q8_unit_layout`): a unit's 8 vec4s lie UN vec4s apart, so the
+ * threads of a lane, one unit each, read consecutive memory (8B decode on the H100: 2.845 ->
+ * 2.645 ms a step); written unit-major (`outUnits`), out_w and out_ssq (normOut) or out
+ * (silu_mul) go that way for the next q8 GEMV.
+ *
  * A folded RMSNorm (`fuse_norm_matmul`): reading one (`norm`), each thread also adds up the
  * x_ssq chunks of its units; lane 0's sums ride the reduction's two barriers and the stored
  * outputs are scaled by the row's 1 / rms (the codes of the weighted row are those of the
@@ -46,6 +51,8 @@ import {
   range,
   reductionThreads,
   totalGroups,
+  unitChunk,
+  unitElem,
   weightBindingBytes,
 } from "./common.ts";
 import { matmulPlan, type MatmulSpec } from "./matmul_epilogue.ts";
@@ -203,7 +210,9 @@ export function matmulGemvQ8(
   const xq: string[] = [];
   const loadsX: string[] = [];
   const normLines: string[] = [];
-  const kv = (i: number, j: number) => `${UE / 4}u * u${i} + ${j}u`; // vec4 index within the row
+  // vec4 j of unit u<i> within the row (unit-major x: the row's 8 slices of UN vec4s)
+  const units = !!spec.xUnits;
+  const kv = (i: number, j: number) => units ? `${j * UN}u + u${i}` : `${UE / 4}u * u${i} + ${j}u`;
   const load = (rr: number, i: number, j: number) => {
     if (vecX) {
       const e = `x[xr${rr} + ${kv(i, j)}]`;
@@ -217,7 +226,7 @@ export function matmulGemvQ8(
     })`;
   };
   if (norm) normLines.push(range(RB).map((rr) => `var ss${rr} = 0.0;`).join(" "));
-  if (sharedX) xq.push(sharedQuantise({ V, UN, T, TPC, GPT, idle, maxInt: g.maxInt }));
+  if (sharedX) xq.push(sharedQuantise({ V, UN, T, TPC, GPT, idle, maxInt: g.maxInt, units }));
   for (let rr = 0; rr < RB; rr++) {
     loadsX.push(`let xr${rr} = min(r0 + ${rr}u, R.x - 1u) * ${vecX ? K / 4 : K}u;`);
     for (let i = 0; i < GPT; i++) {
@@ -229,7 +238,7 @@ export function matmulGemvQ8(
       }
       if (norm) {
         const chunks = range(8).map((j) => {
-          const q = `${UE / 4}u * u${i} + ${j}u`;
+          const q = kv(i, j); // (x_ssq's chunks are x's vec4s)
           return `select(0.0, x_ssq[min(r0 + ${rr}u, R.x - 1u) * ${C}u + min(${q}, ${
             C - 1
           }u)], ${q} < ${C}u)`;
@@ -335,6 +344,7 @@ export function matmulGemvQ8(
     norm: norm ? { K, eps: norm.eps } : undefined,
     normOut: !!spec.normOut,
     residual: spec.epilogue === "add",
+    outUnits: !!spec.outUnits,
     first: PG ? "first_blk" : undefined,
     redMin: sharedX ? V : 0,
   });
@@ -420,16 +430,36 @@ ${entry(T, totalGroups(RB, groups))}
  * 3, 5, 7 of each 8), `xc` (maxInt times the codes' sum) and `xd` (the scale; 0 for a unit past
  * the row, which the idle threads' clamped unit index reads).
  */
-function sharedQuantise(
-  o: { V: number; UN: number; T: number; TPC: number; GPT: number; idle: boolean; maxInt: number },
-): string {
-  const { V, UN, T, TPC, GPT } = o;
+function sharedQuantise(o: {
+  V: number;
+  UN: number;
+  T: number;
+  TPC: number;
+  GPT: number;
+  idle: boolean;
+  maxInt: number;
+  /** x unit-major: vec4 xi is vec4 xi / UN of unit xi % UN */
+  units: boolean;
+}): string {
+  const { V, UN, T, TPC, GPT, units } = o;
   const NV = Math.ceil(V / T);
   const guard = (n: number, body: string) =>
     (n + 1) * T > V ? `if (xi${n} < ${V}u) { ${body} }` : `{ ${body} }`;
   const load = (n: number) => `x[xr0 + min(xi${n}, ${V - 1}u)]`;
-  const max8 = (b: string) =>
-    `max(max(max(red[${b}], red[${b} + 1u]), max(red[${b} + 2u], red[${b} + 3u])), max(max(red[${b} + 4u], red[${b} + 5u]), max(red[${b} + 6u], red[${b} + 7u])))`;
+  // the max of a unit's 8 vec4 maxima, from vec4 xi's place in red
+  const m = (xi: string, k: number) =>
+    units ? `red[(${xi} % ${UN}u) + ${k * UN}u]` : `red[(${xi} & ~7u) + ${k}u]`;
+  const max8 = (xi: string) =>
+    `max(max(max(${m(xi, 0)}, ${m(xi, 1)}), max(${m(xi, 2)}, ${m(xi, 3)})), max(max(${m(xi, 4)}, ${
+      m(xi, 5)
+    }), max(${m(xi, 6)}, ${m(xi, 7)})))`;
+  // vec4 xi's padded place in xs (unit u's 8 words at 9u), and whether it starts its unit
+  const slot = (xi: string) =>
+    units ? `9u * (${xi} % ${UN}u) + ${xi} / ${UN}u` : `${xi} + (${xi} >> 3u)`;
+  const lead = (xi: string) =>
+    units
+      ? `if (${xi} < ${UN}u) { xa[${xi}] = a; }`
+      : `if ((${xi} & 7u) == 0u) { xa[${xi} >> 3u] = a; }`;
   const phase1 = range(NV).map((n) =>
     `let xi${n} = lid + ${n * T}u;
   ${guard(n, `let m = abs(${load(n)}); red[xi${n}] = max(max(m.x, m.y), max(m.z, m.w));`)}`
@@ -437,11 +467,11 @@ function sharedQuantise(
   const phase2 = range(NV).map((n) =>
     guard(
       n,
-      `let a = ${max8(`(xi${n} & ~7u)`)};
-    xs[xi${n} + (xi${n} >> 3u)] = pack4xI8(vec4<i32>(round(${
+      `let a = ${max8(`xi${n}`)};
+    xs[${slot(`xi${n}`)}] = pack4xI8(vec4<i32>(round(${
         load(n)
       } * select(0.0, 127.0 / a, a > 0.0))));
-    if ((xi${n} & 7u) == 0u) { xa[xi${n} >> 3u] = a; }`,
+    ${lead(`xi${n}`)}`,
     )
   ).join("\n  ");
   const owned = range(GPT).map((i) => {
@@ -512,6 +542,8 @@ function q8Reduction(o: {
   normOut?: boolean;
   /** The add epilogue (its residual is loaded early with a folded norm written). */
   residual?: boolean;
+  /** out_w and out_ssq written unit-major (with normOut). */
+  outUnits?: boolean;
   /** Persistent shape: the name of a bool that is true in the first block only (the row's
    * 1 / rms of a folded norm is computed there and kept). */
   first?: string;
@@ -623,7 +655,7 @@ var<workgroup> hsq: array<f32, ${COLS * RB}>; // [COLS][RB] squares of the block
       y = ${plan.value("(r0 + rr)", "c", sum(0), "pre_res")};
       let oi = ${plan.outIndex("(r0 + rr)", "c")};
       out[oi] = y;
-      out_w[oi] = y * pre_nw;
+      out_w[${o.outUnits ? `(r0 + rr) * ${OUT}u + ${unitElem("c", OUT)}` : "oi"}] = y * pre_nw;
     }
     hsq[lid] = y * y; // lid = (column of the block) * ${RB} + rr`
         : `if (r0 + rr < R.x && c < ${OUT}u) {
@@ -640,7 +672,7 @@ var<workgroup> hsq: array<f32, ${COLS * RB}>; // [COLS][RB] squares of the block
     let q = lid / ${RB}u;
     let cq = ${block} * ${COLS / 4}u + q;
     if (r0 + rr < R.x && 4u * cq < ${OUT}u) {
-      out_ssq[(r0 + rr) * ${Math.ceil(OUT / 4)}u + cq] = ${
+      out_ssq[(r0 + rr) * ${Math.ceil(OUT / 4)}u + ${o.outUnits ? unitChunk("cq", OUT) : "cq"}] = ${
           range(4).map((k) => `hsq[(4u * q + ${k}u) * ${RB}u + rr]`).join(" + ")
         };
     }

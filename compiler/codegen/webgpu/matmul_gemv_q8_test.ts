@@ -191,6 +191,63 @@ Deno.test({
 });
 
 Deno.test({
+  name: "matmulGemvQ8() with unit-major x and outputs: both x forms match float64 and each other",
+  ignore,
+  fn: async () => {
+    const rng = new Rng(25);
+    const u = { xq8: true, xUnits: true } as const;
+    const cases: [MatmulSpec, number, Q8Tuning | undefined][] = [
+      [spec(Q4, 64, 4096, 1, u), 1, undefined], // 4 vec4s a thread
+      [spec(Q4, 12, 10560, 1, u), 2, undefined], // idle threads, 10 vec4s a thread
+      [spec(Q4G64, 19, 192, 1, { ...u, bias: "f16" }), 1, undefined],
+      [spec(Q4, 640, 96, 1, { ...u, epilogue: "silu_mul", outUnits: true }), 2, WALK],
+      [spec(Q4, 128, 320, 1, { ...u, epilogue: "silu_mul", outUnits: true }), 1, undefined],
+      [
+        spec(Q4, 96, 256, 1, {
+          ...u,
+          epilogue: "add",
+          norm: { eps: 1e-5 },
+          normOut: { weightDtype: "f16" },
+          outUnits: true,
+        }),
+        1,
+        WALK,
+      ],
+      [
+        spec(Q4, 256, 2048, 1, {
+          xq8: true,
+          epilogue: "add",
+          normOut: { weightDtype: "f32" },
+          outUnits: true,
+        }),
+        1,
+        undefined,
+      ],
+      [spec(Q4, 64, 96, 1, { ...u, epilogue: "silu_mul", norm: { eps: 1e-6 } }), 3, undefined],
+    ];
+    for (const [s, R, tune] of cases) {
+      const base = tune ?? q8Defaults(s, target!);
+      const inputs = matmulInputs(rng, s, R);
+      const ref = reference(s, inputs, R);
+      const names = bindings(s).filter((x) => x.access === "read_write").map((x) => x.name);
+      const runs: Float32Array[][] = [];
+      for (const sharedX of [true, false]) {
+        const outs = await runKernel(s, R, inputs, matmulGemvQ8(s, target!, { ...base, sharedX }));
+        const what = `${JSON.stringify(s)} R=${R} ${JSON.stringify(base)} sharedX ${sharedX}`;
+        const written = outs.slice(outs.length - names.length).map((b) => new Float32Array(b));
+        names.forEach((name, i) =>
+          expectClose(written[i], ref[name] as Float64Array, TOL.q8, `${what}: ${name}`)
+        );
+        runs.push(written);
+      }
+      names.forEach((name, i) =>
+        assertEquals(runs[0][i], runs[1][i], `${JSON.stringify(s)}: ${name}`)
+      );
+    }
+  },
+});
+
+Deno.test({
   name: "q8Defaults() fits the register and storage budgets for the Llama-3-8B shapes",
   fn: () => {
     // no GPU needed: the WebGPU default limits with the packed dot product
