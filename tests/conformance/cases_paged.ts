@@ -205,7 +205,8 @@ function decodeCases(rng: Rng): ConformanceCase[] {
     const what = `${label} ${
       headsLabel(h)
     } window=${window} splits=${perRow}/${splits}x${align} ${b.label}`;
-    // partial outputs: random where a row's splits would be, huge where they are not (unused)
+    // partial outputs: random where a row's splits would be, huge (lse) and NaN (outputs)
+    // where they are not (unused: a merge may load them but must not add them up)
     const partLse = new Float32Array(b.R * splits * h.H).fill(1e30); // [R, splits, H]
     const partO = rng.normals(b.R * splits * h.H * h.D); // [R, splits, H, D]
     const positions = new Uint32Array(b.paged[0]);
@@ -214,6 +215,7 @@ function decodeCases(rng: Rng): ConformanceCase[] {
       for (let s = 0; s < used; s++) {
         for (let hh = 0; hh < h.H; hh++) partLse[(r * splits + s) * h.H + hh] = 4 * rng.normal();
       }
+      partO.fill(NaN, (r * splits + used) * h.H * h.D, (r + 1) * splits * h.H * h.D);
     }
     // the merge's out row-major, and unit-major where H * D allows it
     const merges = (h.H * h.D) % 32 === 0 ? [false, true] : [false];
