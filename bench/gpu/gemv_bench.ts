@@ -25,6 +25,8 @@ export interface GemvShape {
   epilogue: "none" | "silu_mul" | "add";
   /** q8 activations (the compiler's choice where the adapter has packed int8 dot products). */
   xq8?: boolean;
+  /** x unit-major (with xq8; what the compiler emits where x's writer can store it so). */
+  xUnits?: boolean;
   /** Rows of x (default 1). */
   rows?: number;
   /** A q8 tuning to time instead of the compiler's choice (implies xq8). */
@@ -65,6 +67,7 @@ export function gemvSpec(s: GemvShape): Extract<KernelSpec, { op: "matmul" }> {
     epilogue: s.epilogue,
     maxRows: s.rows ?? 1,
     ...(s.xq8 ? { xq8: true } : {}),
+    ...(s.xq8 && s.xUnits ? { xUnits: true } : {}),
   };
 }
 

@@ -75,10 +75,13 @@ const gemvShapes: GemvShape[] = small
     { name: "4096x14336 +add (down)", N: 4096, K: 14336, epilogue: "add" },
     { name: "128256x4096 (lm_head)", N: 128256, K: 4096, epilogue: "none" },
   ];
-// q8 activations (what the compiler emits where the adapter has packed int8 dot products) and
-// f32 activations side by side; and 16 rows (batch-16 decode)
+// q8 activations (what the compiler emits where the adapter has packed int8 dot products: x
+// unit-major but for lm_head, whose x comes from take_rows) and f32 activations side by side;
+// and 16 rows (batch-16 decode)
 const gemvRuns: GemvShape[] = [
-  ...gemvShapes.flatMap((s) => q8 ? [{ ...s, name: `${s.name} q8`, xq8: true }, s] : [s]),
+  ...gemvShapes.flatMap((s) =>
+    q8 ? [{ ...s, name: `${s.name} q8`, xq8: true, xUnits: !/lm_head/.test(s.name) }, s] : [s]
+  ),
   ...gemvShapes.filter((s) => /o_proj|gate_up|lm_head|256x256/.test(s.name)).flatMap((
     s,
   ) => [{ ...s, name: `${s.name} R=16${q8 ? " q8" : ""}`, rows: 16, xq8: q8 }]),
