@@ -60,8 +60,11 @@ export interface DecodeFigures {
   queuedWallMs: number;
   /** GPU ms of one step's dispatches replayed back to back (no host in between). */
   kernelMs: number;
-  /** GPU ms of the sampler's dispatches for this batch (`sample`: softmax + top-p), replayed alone. */
+  /** GPU ms of the sampler's dispatches for this batch (`sample`: softmax + top-p), replayed
+   * alone: greedy rows and top_p 1 (one pass), and `sampleTopPMs` temperature 1, top_p 0.9
+   * (the nucleus search). */
   sampleMs: number;
+  sampleTopPMs: number;
   /** GPU ms of the greedy sampler (`sample_argmax`) for this batch. */
   argmaxMs: number;
   breakdown: Breakdown;
@@ -271,24 +274,29 @@ export async function benchModel(
     await dev.warm(timer, trace, 10);
     const kernelMs = await dev.replay(timer, trace, 10);
     const each = await dev.replayEach(timer, trace);
-    // the sampler over this batch's logits (greedy rows), as the engine queues it
-    const sampleTrace = dev.record(() =>
-      runtime.run(
-        "sample",
-        {
-          indptr: new Uint32Array(b + 1),
-          entries: new Uint8Array(16),
-          params: new Float32Array(b * 4),
-          temperature: new Float32Array(b),
-          top_p: new Float32Array(b).fill(1),
-          uniform: new Float32Array(b).fill(0.5),
-        },
-        { n: 1, s: 1, m: b },
-        { logits: runtime.output(fn, "logits") },
-      )
-    );
-    await runtime.read("sample", "tokens", 4);
-    const sampleMs = await dev.replay(timer, sampleTrace, 10);
+    // the sampler over this batch's logits, as the engine queues it: greedy rows at top_p 1,
+    // then temperature 1 and top_p 0.9
+    const sampler = async (temperature: number, topP: number) => {
+      const trace = dev.record(() =>
+        runtime.run(
+          "sample",
+          {
+            indptr: new Uint32Array(b + 1),
+            entries: new Uint8Array(16),
+            params: new Float32Array(b * 4),
+            temperature: new Float32Array(b).fill(temperature),
+            top_p: new Float32Array(b).fill(topP),
+            uniform: new Float32Array(b).fill(0.5),
+          },
+          { n: 1, s: 1, m: b },
+          { logits: runtime.output(fn, "logits") },
+        )
+      );
+      await runtime.read("sample", "tokens", 4);
+      return await dev.replay(timer, trace, 10);
+    };
+    const sampleMs = await sampler(0, 1);
+    const sampleTopPMs = await sampler(1, 0.9);
     // the one-kernel greedy path (all-greedy batches)
     const argmaxTrace = dev.record(() =>
       runtime.run("sample_argmax", {}, { n: 1, s: 1, m: b }, {
@@ -305,6 +313,7 @@ export async function benchModel(
       queuedWallMs: wallMs / rawSteps,
       kernelMs,
       sampleMs,
+      sampleTopPMs,
       argmaxMs,
       breakdown: breakdown(trace, each),
     };
@@ -315,7 +324,7 @@ export async function benchModel(
         d.queuedGpuMs.toFixed(3)
       }, host ${d.queuedHostMs.toFixed(3)}, wall ${d.queuedWallMs.toFixed(3)}, sampler ${
         sampleMs.toFixed(3)
-      }`,
+      } (top_p 0.9: ${sampleTopPMs.toFixed(3)}, argmax ${argmaxMs.toFixed(3)})`,
     );
   }
 

@@ -142,7 +142,9 @@ export function formatReport(r: GpuBenchResults): string {
         `decode b=1, kernels only (replayed back to back)`,
         `${f(1000 / d1.kernelMs, 1)} tok/s (${f(d1.kernelMs, 3)} ms)`,
         pct(1000 / d1.kernelMs / roof),
-        `+ sampler ${f(d1.sampleMs, 3)} ms/step (greedy argmax ${f(d1.argmaxMs ?? NaN, 3)})`,
+        `+ sampler ${f(d1.sampleMs, 3)} ms/step (top_p 0.9: ${
+          f(d1.sampleTopPMs ?? NaN, 3)
+        }; greedy argmax ${f(d1.argmaxMs ?? NaN, 3)})`,
       ]);
       if (dB) {
         const bB = best(eB);
@@ -166,7 +168,9 @@ export function formatReport(r: GpuBenchResults): string {
           `decode b=${dB.batch} aggregate, kernels only`,
           `${f(dB.batch * 1000 / dB.kernelMs, 1)} tok/s (${f(dB.kernelMs, 3)} ms/step)`,
           `${f(d1.kernelMs * dB.batch / dB.kernelMs, 1)}× kernels b=1`,
-          `+ sampler ${f(dB.sampleMs, 3)} ms/step (greedy argmax ${f(dB.argmaxMs ?? NaN, 3)})`,
+          `+ sampler ${f(dB.sampleMs, 3)} ms/step (top_p 0.9: ${
+            f(dB.sampleTopPMs ?? NaN, 3)
+          }; greedy argmax ${f(dB.argmaxMs ?? NaN, 3)})`,
         ]);
         void bB;
       }

@@ -138,6 +138,7 @@ function topPCases(rng: Rng): ConformanceCase[] {
     [17, ["random"], [0.6], 3],
     [32000, ["random", "tie"], [0.9, 0.5], 5],
     [128256, ["random", "random"], [1, 1], 6], // top_p 1 (OpenAI's default) at Llama 3's vocabulary
+    [128256, ["random", "tie"], [0.9, 0.95], 6], // the search at Llama 3's vocabulary
   ];
   return table.map(([V, kinds, topPs, scale]) => {
     const R = kinds.length;
@@ -148,8 +149,13 @@ function topPCases(rng: Rng): ConformanceCase[] {
     const tp = Float32Array.from(topPs); // [R]
     for (let r = 0; r < R; r++) {
       // descending-probability order for top_p < 1, index order for top_p >= 1 (see the contract)
-      const cumulative = tp[r] >= 1 ? topPRow(padded(probs), r, V, 1, 0).cumulative : sortedCumulative(probs, r, V);
-      const smallest = probs.subarray(r * V, (r + 1) * V).reduce((a, b) => Math.min(a, b), Infinity);
+      const cumulative = tp[r] >= 1
+        ? topPRow(padded(probs), r, V, 1, 0).cumulative
+        : sortedCumulative(probs, r, V);
+      const smallest = probs.subarray(r * V, (r + 1) * V).reduce(
+        (a, b) => Math.min(a, b),
+        Infinity,
+      );
       let tries = 0;
       do {
         u[r] = rng.next();

@@ -162,3 +162,27 @@ export function unitChunk(q: string, W: number): string {
 export function unitElem(k: string, W: number): string {
   return `(${unitChunk(`(${k}) >> 2u`, W)} * 4u + ((${k}) & 3u))`;
 }
+
+/** Loads a thread of a row pass (`rowPass`) issues together. */
+export const ROW_LOADS = 8;
+
+/**
+ * WGSL: a pass of T threads over a row of V elements of `buf` starting at `base` (a u32 in
+ * scope): thread lid visits c = lid, lid + T, ... in order, its loads issued `ROW_LOADS` at a
+ * time (one workgroup a row reads at the latency of its loads, not of the memory's
+ * bandwidth, when each waits for the last). `body(p, ok, c)` runs for each: p its value, ok
+ * whether c < V (past the row the last element is loaded again), c its index.
+ */
+export function rowPass(
+  buf: string,
+  V: number,
+  T: number,
+  body: (p: string, ok: string, c: string) => string,
+): string {
+  const U = Math.max(1, Math.min(ROW_LOADS, Math.ceil(V / T)));
+  const c = (k: number) => `(c0 + ${k * T}u)`;
+  return `for (var c0 = lid; c0 < ${V}u; c0 += ${U * T}u) {
+    ${range(U).map((k) => `let p${k} = ${buf}[base + min(${c(k)}, ${V - 1}u)];`).join(" ")}
+    ${range(U).map((k) => body(`p${k}`, `${c(k)} < ${V}u`, c(k))).join("\n    ")}
+  }`;
+}

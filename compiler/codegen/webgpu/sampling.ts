@@ -9,6 +9,7 @@ import {
   declareBindings,
   entry,
   reductionThreads,
+  rowPass,
   totalGroups,
   treeReduce,
 } from "./common.ts";
@@ -26,9 +27,9 @@ var<workgroup> best_i: array<u32, ${T}>;
 fn argmax_row(base: u32, lid: u32) -> vec2<u32> {
   var bv = bitcast<f32>(0xff800000u);
   var bi = 0xffffffffu;
-  for (var c = lid; c < ${V}u; c += ${T}u) {
-    let v = x[base + c];
-    if (v > bv || (v == bv && c < bi)) { bv = v; bi = c; }
+  ${
+    rowPass("x", V, T, (v, ok, c) =>
+      `if (${ok} && (${v} > bv || (${v} == bv && ${c} < bi))) { bv = ${v}; bi = ${c}; }`)
   }
   best_v[lid] = bv;
   best_i[lid] = bi;
@@ -97,14 +98,14 @@ ${entry(T, totalGroups(1, 1))}
   let greedy = !(t > 0.0);
   let inv_t = select(1.0 / t, 1.0, greedy);
   var s = 0.0;
-  for (var c = lid; c < ${V}u; c += ${T}u) { s += exp((x[base + c] - mx) * inv_t); }
+  ${rowPass("x", V, T, (v, ok) => `if (${ok}) { s += exp((${v} - mx) * inv_t); }`)}
   red[lid] = s;
   workgroupBarrier();
   ${treeReduce("red", T, (a, b) => `${a} + ${b}`)}
   let inv_sum = 1.0 / red[0];
-  for (var c = lid; c < ${V}u; c += ${T}u) {
-    let e = exp((x[base + c] - mx) * inv_t) * inv_sum;
-    out[base + c] = select(e, select(0.0, 1.0, c == am.x), greedy);
+  ${
+    rowPass("x", V, T, (v, ok, c) =>
+      `if (${ok}) { out[base + ${c}] = select(exp((${v} - mx) * inv_t) * inv_sum, select(0.0, 1.0, ${c} == am.x), greedy); }`)
   }
 }
 `;
@@ -116,8 +117,14 @@ export function samplingKernel(spec: SamplingSpec, target: TargetInfo): WgslKern
   const width = spec.op === "take_rows" ? spec.width : spec.vocab;
   if (!(width > 0)) throw new RangeError(`${spec.op}: width ${width} must be positive`);
   // one workgroup reduces a whole vocabulary row: as many threads as the target allows
-  const T = reductionThreads(target, spec.op !== "take_rows" && width >= 4096 ? 1024 : 256);
-  checkTarget(spec, target, { workgroupSize: T, sharedBytes: 12 * T + 64 });
+  let T = reductionThreads(target, spec.op !== "take_rows" && width >= 4096 ? 1024 : 256);
+  const perThread = spec.op === "sample_top_p" ? 24 : 12; // workgroup bytes a thread
+  while (T > 32 && perThread * T + 64 > target.limits.maxComputeWorkgroupStorageSize) T /= 2;
+  // (top_p: red, red4 and cnt; the others at most 12 bytes a thread)
+  checkTarget(spec, target, {
+    workgroupSize: T,
+    sharedBytes: perThread * T + 64,
+  });
   switch (spec.op) {
     case "take_rows":
       return takeRows(spec, T);

@@ -5,13 +5,21 @@
  * the cumulative mass in that order reaches T: the largest value v with mass(p >= v) >= T
  * (or > T), then, among the ties of v in index order, the first whose addition reaches T.
  * Step 1 finds the last kept element for top_p (and the kept mass), step 2 the sampled one
- * for u * kept mass, clamped to the kept set. About 70 passes over the row.
+ * for u * kept mass, clamped to the kept set. Each search pass weighs four candidate values at
+ * once (a 5-way search: 14 passes where bisection took 31; the masses are the ones a pass
+ * per value gives, bit for bit, so the result is bisection's); about 35 passes over the row,
+ * each issuing `ROW_LOADS` loads a thread at a time.
  * @module
  */
+import { rowPass } from "./common.ts";
+
+/** Passes of the 5-way search: its range of 2^31 bit patterns shrinks to one (d -> d / 5 + 1). */
+const SEARCH_PASSES = 14;
 
 /** WGSL for the reduction helpers and entry point of `sample_top_p` over `V` with `T` threads. */
 export function topPBody(V: number, T: number): string {
   const chunk = Math.ceil(V / T);
+  const pass = (body: (p: string, ok: string) => string) => rowPass("probs", V, T, body);
   const reduceSum = (arr: string) =>
     `workgroupBarrier();
   for (var s = ${T / 2}u; s > 0u; s = s >> 1u) {
@@ -19,12 +27,13 @@ export function topPBody(V: number, T: number): string {
     workgroupBarrier();
   }`;
   return `var<workgroup> red: array<f32, ${T}>;
+var<workgroup> red4: array<vec4<f32>, ${T}>;
 var<workgroup> cnt: array<u32, ${T}>;
 var<workgroup> found: u32;
 
 fn max_row(base: u32, lid: u32) -> f32 {
   var m = 0.0;
-  for (var c = lid; c < ${V}u; c += ${T}u) { m = max(m, probs[base + c]); }
+  ${pass((p, ok) => `if (${ok}) { m = max(m, ${p}); }`)}
   red[lid] = m;
   workgroupBarrier();
   for (var s = ${T / 2}u; s > 0u; s = s >> 1u) {
@@ -39,13 +48,25 @@ fn max_row(base: u32, lid: u32) -> f32 {
 // Mass of the elements with p >= v.
 fn mass_ge(base: u32, v: f32, lid: u32) -> f32 {
   var m = 0.0;
-  for (var c = lid; c < ${V}u; c += ${T}u) {
-    let pv = probs[base + c];
-    if (pv >= v) { m += pv; }
-  }
+  ${pass((p, ok) => `if (${ok} && ${p} >= v) { m += ${p}; }`)}
   red[lid] = m;
   ${reduceSum("red")}
   let res = red[0];
+  workgroupBarrier();
+  return res;
+}
+
+// Mass of the elements with p >= v[k], for each k (each the same sum as mass_ge(v[k])).
+fn mass_ge4(base: u32, v: vec4<f32>, lid: u32) -> vec4<f32> {
+  var m = vec4<f32>(0.0);
+  ${
+    pass((p, ok) =>
+      `if (${ok}) { m += select(vec4<f32>(0.0), vec4<f32>(${p}), vec4<f32>(${p}) >= v); }`
+    )
+  }
+  red4[lid] = m;
+  ${reduceSum("red4")}
+  let res = red4[0];
   workgroupBarrier();
   return res;
 }
@@ -54,11 +75,7 @@ fn mass_ge(base: u32, v: f32, lid: u32) -> f32 {
 fn mass_gt_ties(base: u32, v: f32, lid: u32) -> vec2<f32> {
   var m = 0.0;
   var k = 0u;
-  for (var c = lid; c < ${V}u; c += ${T}u) {
-    let pv = probs[base + c];
-    if (pv > v) { m += pv; }
-    if (pv == v) { k += 1u; }
-  }
+  ${pass((p, ok) => `if (${ok}) { if (${p} > v) { m += ${p}; } if (${p} == v) { k += 1u; } }`)}
   red[lid] = m;
   cnt[lid] = k;
   ${reduceSum("red")}
@@ -102,14 +119,23 @@ fn nth_tie(base: u32, v: f32, n: u32, lid: u32) -> u32 {
 fn cross(base: u32, t: f32, strict: bool, pmax: f32, lid: u32) -> vec4<u32> {
   let g0 = mass_ge(base, 0.0, lid);
   let reached = select(g0 >= t, g0 > t, strict);
+  // the largest bit pattern lo < hi whose mass reaches t: the 5-way split of [lo, hi) at
+  // m_k = lo + k (hi - lo) / 5 keeps the last m_k that reaches t and the first that does not
   var lo = 0u;
   var hi = bitcast<u32>(pmax) + 1u;
-  for (var it = 0u; it < 31u; it++) {
-    let mid = (lo + hi) / 2u;
-    let g = mass_ge(base, bitcast<f32>(mid), lid);
-    let ok = select(g >= t, g > t, strict);
-    lo = select(lo, mid, ok);
-    hi = select(mid, hi, ok);
+  for (var it = 0u; it < ${SEARCH_PASSES}u; it++) {
+    let d = hi - lo;
+    let k = vec4<u32>(1u, 2u, 3u, 4u);
+    let m = vec4<u32>(lo) + (d / 5u) * k + ((d % 5u) * k) / 5u;
+    let g = mass_ge4(base, bitcast<vec4<f32>>(m), lid);
+    let ok = select(g >= vec4<f32>(t), g > vec4<f32>(t), strict);
+    var nlo = lo;
+    var nhi = hi;
+    for (var j = 0u; j < 4u; j++) {
+      if (ok[j]) { nlo = max(nlo, m[j]); } else { nhi = min(nhi, m[j]); }
+    }
+    lo = nlo;
+    hi = nhi;
   }
   let v = bitcast<f32>(lo);
   let st = mass_gt_ties(base, v, lid);
