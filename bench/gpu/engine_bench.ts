@@ -1,14 +1,15 @@
 /**
  * Decode and prefill end to end through `KilnEngine` (continuous batching, device-side
- * sampling, rounds of `stepsAhead` decode steps read back once), greedy, on a loaded model.
+ * sampling, rounds of `stepsAhead` decode steps read back once), greedy (and once at batch 1
+ * with temperature 1 and top_p 0.9, the sampler's search in every step), on a loaded model.
  * Decode speed comes from the difference of a short and a long run of the same requests: the
  * extra tokens over the extra time, so prefill, the first readback and round pipelining cancel.
  * @module
  */
 import { KilnEngine } from "../../engine/engine.ts";
 import type { Model } from "../../engine/model.ts";
-import type { GenerateOptions, Tokenizer } from "../../engine/types.ts";
-import { GREEDY as GREEDY_SAMPLING } from "../../engine/sampling_params.ts";
+import type { GenerateOptions, SamplingParams, Tokenizer } from "../../engine/types.ts";
+import { GREEDY as GREEDY_SAMPLING, samplingParams } from "../../engine/sampling_params.ts";
 
 export interface EngineFigures {
   batch: number;
@@ -21,6 +22,8 @@ export interface EngineFigures {
   /** Wall ms of the short and the long run (submit to the last token of every sequence). */
   shortMs: number;
   longMs: number;
+  /** Absent: greedy; else the sampling the requests asked for. */
+  sampling?: string;
 }
 
 /** A tokenizer for synthetic models: every id has a printable text. */
@@ -39,6 +42,10 @@ export function tokens(n: number, vocab: number, seed: number): number[] {
 }
 
 const GREEDY = { ...GREEDY_SAMPLING, seed: 1 };
+const TOP_P = {
+  sampling: { ...samplingParams({ top_p: 0.9 }), seed: 1 },
+  label: "temperature 1, top_p 0.9",
+};
 
 export interface EngineBenchOptions {
   name: string;
@@ -60,13 +67,18 @@ export async function benchEngine(
   const out: EngineFigures[] = [];
   // Decode speed by difference: the same requests with a short and a long budget; the extra
   // tokens over the extra time cancel prefill, the first readback and round pipelining.
-  const generate = async (engine: KilnEngine, b: number, decode: number) => {
+  const generate = async (
+    engine: KilnEngine,
+    b: number,
+    decode: number,
+    sampling: SamplingParams = GREEDY,
+  ) => {
     const start = performance.now();
     const arrivals = await Promise.all(Array.from({ length: b }, async (_, i) => {
       const opts: GenerateOptions = {
         prompt: tokens(o.promptLen, V, 100 + i),
         maxTokens: decode + 1,
-        sampling: GREEDY,
+        sampling,
         ignoreEos: true,
       };
       const times: number[] = [];
@@ -82,32 +94,36 @@ export async function benchEngine(
     };
   };
   const short = Math.max(1, Math.floor(o.decodeTokens / 4));
-  for (const b of o.batches) {
-    for (const ahead of b === 1 ? o.stepsAhead : o.stepsAhead.slice(-1)) {
-      const engine = new KilnEngine(model, TOKENIZER, null, o.name, {
-        stepsAhead: ahead,
-        maxNumSequence: Math.max(b, 1),
-      });
-      const s = await generate(engine, b, short);
-      const l = await generate(engine, b, o.decodeTokens);
-      const e: EngineFigures = {
-        batch: b,
-        stepsAhead: ahead,
-        ttftMs: l.ttftMs,
-        decodeTokS: (l.tokens - s.tokens) / ((l.ms - s.ms) / 1000),
-        tokens: l.tokens,
-        shortMs: s.ms,
-        longMs: l.ms,
-      };
-      out.push(e);
-      log(
-        `  ${o.name}: engine b=${b} stepsAhead=${ahead}: ${
-          e.decodeTokS.toFixed(1)
-        } tok/s decode (${short} and ${o.decodeTokens} tokens in ${s.ms.toFixed(0)} and ${
-          l.ms.toFixed(0)
-        } ms), TTFT ${e.ttftMs.toFixed(0)} ms`,
-      );
-    }
+  const runs = o.batches.flatMap((b) =>
+    (b === 1 ? o.stepsAhead : o.stepsAhead.slice(-1)).map((ahead) => ({ b, ahead, top: false }))
+  );
+  if (o.batches.includes(1)) runs.push({ b: 1, ahead: o.stepsAhead.at(-1)!, top: true });
+  for (const { b, ahead, top } of runs) {
+    const engine = new KilnEngine(model, TOKENIZER, null, o.name, {
+      stepsAhead: ahead,
+      maxNumSequence: Math.max(b, 1),
+    });
+    const sampling = top ? TOP_P.sampling : GREEDY;
+    const s = await generate(engine, b, short, sampling);
+    const l = await generate(engine, b, o.decodeTokens, sampling);
+    const e: EngineFigures = {
+      batch: b,
+      stepsAhead: ahead,
+      ttftMs: l.ttftMs,
+      decodeTokS: (l.tokens - s.tokens) / ((l.ms - s.ms) / 1000),
+      tokens: l.tokens,
+      shortMs: s.ms,
+      longMs: l.ms,
+      ...(top ? { sampling: TOP_P.label } : {}),
+    };
+    out.push(e);
+    log(
+      `  ${o.name}: engine b=${b} stepsAhead=${ahead}${top ? ` ${TOP_P.label}` : ""}: ${
+        e.decodeTokS.toFixed(1)
+      } tok/s decode (${short} and ${o.decodeTokens} tokens in ${s.ms.toFixed(0)} and ${
+        l.ms.toFixed(0)
+      } ms), TTFT ${e.ttftMs.toFixed(0)} ms`,
+    );
   }
   return out;
 }

@@ -108,7 +108,8 @@ export function formatReport(r: GpuBenchResults): string {
     const roof = bw * 1e9 / m.decodeWeightBytes;
     const d1 = m.decode.find((d) => d.batch === 1);
     const dB = m.decode.filter((d) => d.batch > 1).at(-1);
-    const e1 = m.engine.filter((e) => e.batch === 1);
+    const e1 = m.engine.filter((e) => e.batch === 1 && !e.sampling);
+    const eS = m.engine.filter((e) => e.batch === 1 && e.sampling);
     const eB = m.engine.filter((e) => dB && e.batch === dB.batch);
     const best = (es: typeof m.engine) =>
       es.reduce((a, e) => (e.decodeTokS > (a?.decodeTokS ?? -1) ? e : a), es[0]);
@@ -130,6 +131,14 @@ export function formatReport(r: GpuBenchResults): string {
           `${f(e.decodeTokS, 1)} tok/s`,
           pct(e.decodeTokS / roof),
           tgt(`≥ 500 tok/s, ≥ 68%: ${mark(e.decodeTokS >= 500 && e.decodeTokS / roof >= 0.68)}`),
+        ]);
+      }
+      for (const e of eS) {
+        rows.push([
+          `decode b=1, KilnEngine (stepsAhead ${e.stepsAhead}), ${e.sampling}`,
+          `${f(e.decodeTokS, 1)} tok/s`,
+          pct(e.decodeTokS / roof),
+          "",
         ]);
       }
       rows.push([
