@@ -298,6 +298,26 @@ export function unitMajorIndex(k: number, W: number): number {
   return unitMajorChunk(k >> 2, W) * 4 + (k & 3);
 }
 
+/** Why a matmul's or attention_merge's unit-major fields (`xUnits`, `outUnits`) cannot hold
+ * for its shapes, or null where they can: both backends refuse such a spec with this. */
+export function unitLayoutError(spec: KernelSpec): string | null {
+  if (spec.op === "attention_merge") {
+    return spec.outUnits && (spec.heads * spec.headDim) % 32 !== 0
+      ? `attention_merge outUnits needs heads x headDim a multiple of 32 (${spec.heads} x ${spec.headDim})`
+      : null;
+  }
+  if (spec.op !== "matmul") return null;
+  const { N, K } = spec;
+  if (spec.xUnits && !(spec.xq8 && K % 32 === 0)) {
+    return `matmul xUnits needs xq8 and K a multiple of 32 (K ${K})`;
+  }
+  const silu = spec.epilogue === "silu_mul";
+  if (spec.outUnits && !(silu ? (N / 2) % 32 === 0 : spec.normOut && N % 32 === 0)) {
+    return `matmul outUnits needs silu_mul with I a multiple of 32 or normOut with N a multiple of 32 (N ${N}, epilogue ${spec.epilogue})`;
+  }
+  return null;
+}
+
 /** Where chunk q (elements 4q..4q+3) of a unit-major row of W elements lies, in chunks. */
 export function unitMajorChunk(q: number, W: number): number {
   if (W % 32 !== 0) throw new RangeError(`unit-major rows need a multiple of 32, got ${W}`);

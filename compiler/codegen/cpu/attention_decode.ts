@@ -5,7 +5,13 @@
  * the partials match the WebGPU kernels'. Softmax in f64.
  * @module
  */
-import { type CpuKernel, decodeSplits, type KernelSpec, PAGE_SIZE } from "../contract.ts";
+import {
+  type CpuKernel,
+  decodeSplits,
+  type KernelSpec,
+  PAGE_SIZE,
+  unitLayoutError,
+} from "../contract.ts";
 import { attendRange } from "./attention.ts";
 import { rotator } from "./rope.ts";
 import { unitMajorRows } from "./unit_major.ts";
@@ -72,9 +78,9 @@ export function attentionMergeKernel(spec: MergeSpec): CpuKernel {
   const { heads: H, headDim: D, splits: S } = spec;
   const weight = new Float64Array(S); // [S]
   const W = H * D;
-  if (spec.outUnits && W % 32 !== 0) {
-    throw new RangeError(`attention_merge outUnits needs heads x headDim a multiple of 32`);
-  }
+  const units = unitLayoutError(spec);
+  if (units) throw new RangeError(units);
+  const layout = spec.outUnits ? unitMajorRows(W) : null;
   return (bufs, R) => {
     const positions = new Uint32Array(bufs[0]); // [R]
     const partO = new Float32Array(bufs[1]); // [R, S, H, D]
@@ -95,9 +101,9 @@ export function attentionMergeKernel(spec: MergeSpec): CpuKernel {
         }
       }
     }
-    if (spec.outUnits) {
+    if (layout) {
       const rows = new Float32Array(bufs[3], 0, R * W);
-      unitMajorRows(rows.slice(), R, W, { to: true, dst: rows });
+      layout.to(rows.slice(), R, rows);
     }
   };
 }

@@ -6,7 +6,7 @@
  * One or two rows (decode) take the fused decode-and-dot path of `row_dot.ts` instead.
  * @module
  */
-import { type CpuKernel, type KernelSpec, q8Eligible } from "../contract.ts";
+import { type CpuKernel, type KernelSpec, q8Eligible, unitLayoutError } from "../contract.ts";
 import { denseReader, denseVector } from "./half.ts";
 import { rowDot } from "./row_dot.ts";
 import { unitMajorRows } from "./unit_major.ts";
@@ -32,15 +32,14 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
       `matmul silu_mul needs rowStart = 0 and rows = N = 2I (got rowStart ${rowStart}, rows ${rows}, N ${N})`,
     );
   }
-  if (spec.xUnits && !(spec.xq8 && K % 32 === 0)) {
-    throw new RangeError(`matmul xUnits needs xq8 and K a multiple of 32 (K ${K})`);
-  }
+  const units = unitLayoutError(spec);
+  if (units) throw new RangeError(units);
   const silu = epilogue === "silu_mul";
-  if (spec.outUnits && !(silu ? (N / 2) % 32 === 0 : spec.normOut && N % 32 === 0)) {
-    throw new RangeError(
-      `matmul outUnits needs silu_mul with I a multiple of 32 or normOut with N a multiple of 32 (N ${N})`,
-    );
-  }
+  // unit-major rows read (x, x_ssq) and written (silu_mul's out; normOut's out_w, out_ssq)
+  const xRows = spec.xUnits ? unitMajorRows(K) : null;
+  const xSums = spec.xUnits && spec.norm ? unitMajorRows(K, true) : null;
+  const outRows = spec.outUnits ? unitMajorRows(silu ? N / 2 : N) : null;
+  const outSums = spec.outUnits && spec.normOut ? unitMajorRows(N, true) : null;
   const dec = weightRows(spec.weight, K);
   const S = dec.stride;
   const tile = new Float32Array(TILE * S); // [TILE, S] decoded weight rows
@@ -74,11 +73,10 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
     // bindings: x, [x_ssq], weight, [bias], [residual], [norm_w], out, [out_w, out_ssq]
     let b = 0;
     let x: Float32Array = new Float32Array(bufs[b++]); // [R, K]
-    const units = (a: Float32Array, chunks = false) =>
-      spec.xUnits ? unitMajorRows(a, R, K, { to: false, chunks }) : a;
-    x = units(x);
+    if (xRows) x = xRows.from(x, R);
     if (spec.norm) {
-      x = normRows(spec.norm.eps, x, units(new Float32Array(bufs[b++]), true), R, K);
+      const ssq = new Float32Array(bufs[b++]);
+      x = normRows(spec.norm.eps, x, xSums ? xSums.from(ssq, R) : ssq, R, K);
     }
     const weightBufs = bufs.slice(b, b += dec.buffers);
     const bias = spec.bias ? denseReader(bufs[b++], spec.bias) : null; // [N]
@@ -167,11 +165,11 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
       }
     }
   };
-  if (spec.outUnits && silu) {
+  if (outRows && silu) {
     return (bufs, R) => {
       run(bufs, R);
       const out = new Float32Array(bufs[bufs.length - 1], 0, R * I);
-      unitMajorRows(out.slice(), R, I, { to: true, dst: out });
+      outRows.to(out.slice(), R, out);
     };
   }
   if (!spec.normOut) return run;
@@ -197,9 +195,9 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
         ssq[r * C + j] = s;
       }
     }
-    if (spec.outUnits) {
-      unitMajorRows(outW.slice(0, R * N), R, N, { to: true, dst: outW });
-      unitMajorRows(ssq.slice(0, R * C), R, N, { to: true, chunks: true, dst: ssq });
+    if (outRows && outSums) {
+      outRows.to(outW.slice(0, R * N), R, outW);
+      outSums.to(ssq.slice(0, R * C), R, ssq);
     }
   };
 }

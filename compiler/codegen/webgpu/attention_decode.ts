@@ -14,7 +14,7 @@
  * `attention_merge`: one workgroup per (row, head), the splits read in parallel.
  * @module
  */
-import type { KernelSpec, TargetInfo, WgslKernel } from "../contract.ts";
+import { type KernelSpec, type TargetInfo, unitLayoutError, type WgslKernel } from "../contract.ts";
 import {
   checkTarget,
   declareBindings,
@@ -234,9 +234,8 @@ export function attentionMergeKernel(spec: MergeSpec, target: TargetInfo): WgslK
     throw new RangeError(`attention_merge: heads ${H}, headDim ${D} must be positive`);
   }
   checkSplits(spec.op, spec);
-  if (spec.outUnits && (H * D) % 32 !== 0) {
-    throw new RangeError(`attention_merge: outUnits needs heads x headDim a multiple of 32`);
-  }
+  const units = unitLayoutError(spec);
+  if (units) throw new RangeError(units);
   const T = reductionThreads(target, 256);
   const V = D % 4 === 0 ? 4 : 1; // elements a thread reads from a split's row
   const DV = D / V;

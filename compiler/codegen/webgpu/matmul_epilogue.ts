@@ -3,7 +3,7 @@
  * (bias, residual add, silu_mul) applied to a finished dot product.
  * @module
  */
-import type { KernelSpec } from "../contract.ts";
+import { type KernelSpec, unitLayoutError } from "../contract.ts";
 import { denseReader, denseType, unitElem, weightTypes } from "./common.ts";
 
 export type MatmulSpec = Extract<KernelSpec, { op: "matmul" }>;
@@ -40,14 +40,8 @@ export function matmulPlan(spec: MatmulSpec): MatmulPlan {
     );
   }
   const I = N / 2;
-  if (spec.xUnits && !(spec.xq8 && K % 32 === 0)) {
-    throw new RangeError(`matmul xUnits: needs xq8 and K a multiple of 32 (K ${K})`);
-  }
-  if (spec.outUnits && !(silu ? I % 32 === 0 : spec.normOut && N % 32 === 0)) {
-    throw new RangeError(
-      `matmul outUnits: needs silu_mul with I a multiple of 32 or normOut with N a multiple of 32 (N ${N}, epilogue ${epilogue})`,
-    );
-  }
+  const units = unitLayoutError(spec);
+  if (units) throw new RangeError(units);
   const types: Record<string, string> = {
     x: "array<f32>",
     out: "array<f32>",

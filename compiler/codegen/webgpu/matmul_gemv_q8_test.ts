@@ -7,6 +7,10 @@ import { bindings, PACKED_DOT } from "../contract.ts";
 import { GENERIC_WEBGPU } from "../../target.ts";
 import { matmulKernel } from "../cpu/matmul.ts";
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { assertThrows } from "../../../tests/assert.ts";
+import { attentionMergeKernel } from "./attention_decode.ts";
+import { matmulKernel as gpuMatmul } from "./matmul.ts";
+import { attentionMergeKernel as cpuMerge } from "../cpu/attention_decode.ts";
 
 type MatmulSpec = Extract<KernelSpec, { op: "matmul" }>;
 const target = device && device.target.features.includes(PACKED_DOT) ? device.target : null;
@@ -245,6 +249,33 @@ Deno.test({
       );
     }
   },
+});
+
+Deno.test("unit-major fields the shapes cannot hold are refused by both backends", () => {
+  // no GPU needed: the WebGPU default limits with the packed dot product
+  const generic = { ...GENERIC_WEBGPU, features: [PACKED_DOT] };
+  const bad: [MatmulSpec, string][] = [
+    [spec(Q4, 64, 256, 1, { xUnits: true }), "xUnits needs xq8"], // f32 x
+    [spec(Q4, 64, 80, 1, { xq8: true, xUnits: true }), "K a multiple of 32"],
+    [spec(Q4, 64, 256, 1, { xq8: true, epilogue: "add", outUnits: true }), "outUnits needs"],
+    [spec(Q4, 96, 256, 1, { xq8: true, epilogue: "silu_mul", outUnits: true }), "outUnits needs"],
+  ];
+  for (const [s, what] of bad) {
+    assertThrows(() => matmulKernel(s), RangeError, what);
+    assertThrows(() => gpuMatmul(s, generic), RangeError, what);
+  }
+  const merge = {
+    op: "attention_merge" as const,
+    heads: 3,
+    headDim: 6,
+    window: 0,
+    splits: 2,
+    splitRows: 4,
+    splitAlign: 1,
+    outUnits: true,
+  };
+  assertThrows(() => cpuMerge(merge), RangeError, "multiple of 32");
+  assertThrows(() => attentionMergeKernel(merge, generic), RangeError, "multiple of 32");
 });
 
 Deno.test({

@@ -116,9 +116,9 @@ fn nth_tie(base: u32, v: f32, n: u32, lid: u32) -> u32 {
 }
 
 // (reached, value bits, index, kept mass bits) of the element where the mass reaches t.
-fn cross(base: u32, t: f32, strict: bool, pmax: f32, lid: u32) -> vec4<u32> {
-  let g0 = mass_ge(base, 0.0, lid);
-  let reached = select(g0 >= t, g0 > t, strict);
+// (total: the row's mass, mass_ge(base, 0.0))
+fn cross(base: u32, t: f32, strict: bool, pmax: f32, total: f32, lid: u32) -> vec4<u32> {
+  let reached = select(total >= t, total > t, strict);
   // the largest bit pattern lo < hi whose mass reaches t: the 5-way split of [lo, hi) at
   // m_k = lo + k (hi - lo) / 5 keeps the last m_k that reaches t and the first that does not
   var lo = 0u;
@@ -198,8 +198,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let pmax = max_row(base, lid);
   let total = mass_ge(base, 0.0, lid);
   let t1 = clamp(top_p[wg], 0.0, total);
-  let e1 = cross(base, t1, false, pmax, lid);
-  let e2 = cross(base, u[wg] * bitcast<f32>(e1.w), true, pmax, lid);
+  let e1 = cross(base, t1, false, pmax, total, lid);
+  let e2 = cross(base, u[wg] * bitcast<f32>(e1.w), true, pmax, total, lid);
   let v1 = bitcast<f32>(e1.y);
   let v2 = bitcast<f32>(e2.y);
   let inside = v2 > v1 || (v2 == v1 && e2.z <= e1.z);
