@@ -13,8 +13,13 @@
  */
 import { rowPass } from "./common.ts";
 
-/** Passes of the 5-way search: its range of 2^31 bit patterns shrinks to one (d -> d / 5 + 1). */
-const SEARCH_PASSES = 14;
+/** Passes of the 5-way search: until its range of 2^31 bit patterns is one (each pass takes a
+ * range of d to at most floor(d / 5) + 1). */
+const SEARCH_PASSES = (() => {
+  let n = 0;
+  for (let d = 2 ** 31; d > 1; n++) d = Math.floor(d / 5) + 1;
+  return n;
+})();
 
 /** WGSL for the reduction helpers and entry point of `sample_top_p` over `V` with `T` threads. */
 export function topPBody(V: number, T: number): string {
