@@ -198,13 +198,22 @@ export type KernelSpec =
   /** out[r, :] = softmax(x[r, :] / t[r]); t[r] <= 0 means greedy: one-hot at the argmax.
    * Bindings: x f32[R, V], temperature f32[R], out f32[R, V]. */
   | { op: "softmax_temp"; vocab: number }
+  /** The histogram `sample_top_p` starts from. Row r is cut into slices of `TOP_P_SLICE`
+   * positions; for slice g and bucket b (`topPBucket` of the bits of each p > 0 in it),
+   * out[r, g, b, :] = (count, mass_lo, mass_hi, 0): how many there are, and the sum of
+   * floor(min(p, 1 - 2^-24) * 2^32) over them as a 64-bit integer (lo + 2^32 hi). Rows with
+   * top_p[r] >= 1 (nothing cut, no search) are not written.
+   * Bindings: probs f32[R, V], top_p f32[R], out u32[R, topPHistWords(V)]. */
+  | { op: "top_p_hist"; vocab: number }
   /** Top-p (nucleus) sampling from probabilities: keep the smallest set of highest-probability
    * tokens whose mass >= top_p[r] (ties broken by lower index), renormalise, and return the
-   * token at which the cumulative mass (in descending-probability order) first exceeds
-   * u[r] * kept_mass. When top_p[r] >= 1 nothing is cut and no order is needed: the token is
-   * the first index at which the mass summed in index order exceeds u[r] * total mass (if none
-   * does, the last index of nonzero probability) — one pass instead of a search.
-   * Bindings: probs f32[R, V], top_p f32[R], u f32[R], out u32[R]. */
+   * token at which the mass of the kept tokens, summed in index order, first exceeds
+   * u[r] * kept_mass (if none does, the last kept index of nonzero probability, or 0). Any order of
+   * the walk samples the same distribution; index order needs no sort. When top_p[r] >= 1
+   * nothing is cut: the kept set is every token. `hist` is `top_p_hist`'s output for the same
+   * rows: a kernel may start its search from it, checking it against the row, so the token does
+   * not depend on its contents beyond f32 rounding.
+   * Bindings: probs f32[R, V], top_p f32[R], u f32[R], hist u32[R, topPHistWords(V)], out u32[R]. */
   | { op: "sample_top_p"; vocab: number };
 
 export type KernelOp = KernelSpec["op"];
@@ -268,9 +277,35 @@ export function bindings(spec: KernelSpec): Binding[] {
       return [r("x"), r("temperature"), w("out")];
     case "logits_process":
       return [r("x"), r("indptr"), r("entries"), r("params"), w("out")];
+    case "top_p_hist":
+      return [r("probs"), r("top_p"), w("out")];
     case "sample_top_p":
-      return [r("probs"), r("top_p"), r("u"), w("out")];
+      return [r("probs"), r("top_p"), r("u"), r("hist"), w("out")];
   }
+}
+
+/** Positions a slice of `top_p_hist` covers (one WebGPU workgroup). */
+export const TOP_P_SLICE = 8192;
+/** Buckets of `top_p_hist`: `topPBucket`. */
+export const TOP_P_BUCKETS = 512;
+/** Bits >> 20 (biased exponent, 3 mantissa bits) of the largest p of bucket 0. */
+export const TOP_P_KEY0 = 1024 - (TOP_P_BUCKETS - 1);
+
+/** Bucket of a positive f32 `p` given its bits: bits >> 20 (the exponent and 3 mantissa bits,
+ * eight buckets an octave) less `TOP_P_KEY0`, clamped to [0, TOP_P_BUCKETS - 1]; so bucket 0
+ * holds p < 1.25 * 2^-63, bucket 511 p >= 2, and a larger p never has a smaller bucket. */
+export function topPBucket(bits: number): number {
+  return Math.min(Math.max((bits >>> 20) - TOP_P_KEY0, 0), TOP_P_BUCKETS - 1);
+}
+
+/** u32 words of a row of `top_p_hist`'s output over a vocabulary of `V`. */
+export function topPHistWords(V: number): number {
+  return Math.ceil(V / TOP_P_SLICE) * TOP_P_BUCKETS * 4;
+}
+
+/** The fixed-point mass `top_p_hist` adds for p (0 < p): floor(min(p, 1 - 2^-24) * 2^32). */
+export function topPFixed(p: number): number {
+  return Math.floor(Math.min(p, 1 - 2 ** -24) * 2 ** 32);
 }
 
 /** The WGSL language feature (listed in `TargetInfo.features`) that q8 activations need. */

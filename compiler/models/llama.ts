@@ -10,7 +10,7 @@
  */
 import type { ModelConfig } from "../config/model_config.ts";
 import type { WeightFormat } from "../codegen/contract.ts";
-import { PAGE_SIZE } from "../ir/ops.ts";
+import { PAGE_SIZE, topPHistWords } from "../ir/ops.ts";
 import {
   type Dtype,
   FunctionBuilder,
@@ -417,8 +417,10 @@ export function buildSampling(cfg: ModelConfig): IrFunction[] {
     const probs = topP.input("probs", ["m", V], "f32");
     const p = topP.input("top_p", ["m"], "f32");
     const u = topP.input("uniform", ["m"], "f32");
+    const hist = topP.temp("hist", ["m", topPHistWords(V)], "u32");
+    topP.node({ op: "top_p_hist", vocab: V }, "m", { probs, top_p: p, out: hist });
     const out = topP.output(topP.temp("tokens", ["m"], "u32"));
-    topP.node({ op: "sample_top_p", vocab: V }, "m", { probs, top_p: p, u, out });
+    topP.node({ op: "sample_top_p", vocab: V }, "m", { probs, top_p: p, u, hist, out });
   }
   // The engine's sampler: penalties / bias / top-k, temperature softmax, top-p draw.
   const sample = new FunctionBuilder("sample", bounds);
@@ -444,8 +446,10 @@ export function buildSampling(cfg: ModelConfig): IrFunction[] {
       temperature: t,
       out: probs,
     });
+    const hist = sample.temp("hist", ["m", topPHistWords(V)], "u32");
+    sample.node({ op: "top_p_hist", vocab: V }, "m", { probs, top_p: p, out: hist });
     const out = sample.output(sample.temp("tokens", ["m"], "u32"));
-    sample.node({ op: "sample_top_p", vocab: V }, "m", { probs, top_p: p, u, out });
+    sample.node({ op: "sample_top_p", vocab: V }, "m", { probs, top_p: p, u, hist, out });
   }
   return [argmax.build(), softmax.build(), topP.build(), sample.build()];
 }

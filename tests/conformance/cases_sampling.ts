@@ -8,7 +8,8 @@
  */
 import { type ConformanceCase, TOL } from "./case.ts";
 import { padded, Rng } from "./helpers.ts";
-import { topPRow } from "./reference.ts";
+import { reference, topPRow } from "./reference.ts";
+import { topPHistWords } from "../../compiler/codegen/contract.ts";
 
 /** Margin kept between any cumulative mass and the top-p / u thresholds. */
 const MARGIN = 2e-5;
@@ -101,32 +102,34 @@ function softmaxRow(x: Float32Array, o: number, V: number): Float32Array {
   return Float32Array.from({ length: V }, (_, c) => Math.exp(x[o + c] - m) / z);
 }
 
-/** Cumulative masses of row r in descending-probability order (ties by lower index). */
-function sortedCumulative(probs: Float32Array, r: number, V: number): number[] {
-  const p = Array.from(probs.subarray(r * V, (r + 1) * V));
-  const order = p.map((_, c) => c).sort((a, b) => (p[b] !== p[a] ? p[b] - p[a] : a - b));
-  let mass = 0;
-  return order.map((c) => (mass += p[c]));
+/** A row of V probabilities with 6,000 of about 1e-4 (`equal`: all exactly 1e-4), all in one
+ * bucket of `top_p_hist` ([1.625, 1.75) * 2^-14), four of 0.05-0.1 and a tail of about 6e-7. */
+function crowded(rng: Rng, V: number, equal: boolean): Float32Array {
+  const p = new Float32Array(V); // [V]
+  const order = Array.from({ length: V }, (_, c) => c);
+  for (let i = V - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  [0.1, 0.08, 0.07, 0.05].forEach((v, i) => p[order[i]] = v);
+  for (let i = 4; i < 6004; i++) p[order[i]] = equal ? 1e-4 : 1e-4 + rng.next() * 6e-6;
+  for (let i = 6004; i < V; i++) p[order[i]] = 6e-7 * (0.5 + rng.next());
+  return p;
 }
 
-/** True when the kept set and the sampled token of a row cannot depend on rounding, given the
- * row's cumulative masses in descending-probability order. */
+/** True when the kept set and the sampled token of a row cannot depend on rounding: no
+ * cumulative mass in descending-probability order within a margin of top_p, none of the kept
+ * tokens in index order within a margin of u * kept mass (`row`: `topPRow`'s). */
 function clearOfBoundaries(
-  cumulative: number[],
+  row: { sorted: number[]; walk: number[]; mass: number },
   smallest: number,
   topP: number,
   u: number,
 ): boolean {
-  // top_p >= 1 keeps every token, in index order (the cumulative given is in that order)
-  let kept = topP >= 1 ? cumulative.length : cumulative.findIndex((c) => c >= topP) + 1;
-  if (kept === 0) kept = cumulative.length;
-  const mass = cumulative[kept - 1];
+  // (top_p >= 1: the backends sum the total in other orders; a token's own mass is the slack)
   const slack = topP >= 1 ? smallest : 0;
-  for (let i = 0; i < kept; i++) {
-    if (topP < 1 && Math.abs(cumulative[i] - topP) <= MARGIN) return false;
-    if (Math.abs(cumulative[i] - u * mass) <= MARGIN + slack) return false;
-  }
-  return true;
+  if (topP < 1 && row.sorted.some((c) => Math.abs(c - topP) <= MARGIN)) return false;
+  return !row.walk.some((c) => Math.abs(c - u * row.mass) <= MARGIN + slack);
 }
 
 function topPCases(rng: Rng): ConformanceCase[] {
@@ -139,19 +142,27 @@ function topPCases(rng: Rng): ConformanceCase[] {
     [32000, ["random", "tie"], [0.9, 0.5], 5],
     [128256, ["random", "random"], [1, 1], 6], // top_p 1 (OpenAI's default) at Llama 3's vocabulary
     [128256, ["random", "tie"], [0.9, 0.95], 6], // the search at Llama 3's vocabulary
+    // 6,000 tokens in the bucket where top_p is reached: distinct (its sub-buckets are
+    // searched), all equal (too many even there: the search, and its ties)
+    // (top_p set halfway between two cumulative masses there, which are 1e-4 apart)
+    [128256, ["spread", "equal"], [0.9, 0.85], 0],
   ];
-  return table.map(([V, kinds, topPs, scale]) => {
+  return table.flatMap(([V, kinds, topPs, scale]) => {
     const R = kinds.length;
     const x = logits(rng, V, kinds, scale);
     const probs = new Float32Array(R * V); // [R, V]
-    for (let r = 0; r < R; r++) probs.set(softmaxRow(x, r * V, V), r * V);
+    for (let r = 0; r < R; r++) {
+      const planted = kinds[r] === "spread" || kinds[r] === "equal";
+      probs.set(planted ? crowded(rng, V, kinds[r] === "equal") : softmaxRow(x, r * V, V), r * V);
+    }
     const u = new Float32Array(R); // [R]
     const tp = Float32Array.from(topPs); // [R]
     for (let r = 0; r < R; r++) {
-      // descending-probability order for top_p < 1, index order for top_p >= 1 (see the contract)
-      const cumulative = tp[r] >= 1
-        ? topPRow(padded(probs), r, V, 1, 0).cumulative
-        : sortedCumulative(probs, r, V);
+      let row = topPRow(padded(probs), r, V, tp[r], 0);
+      if (kinds[r] === "spread" || kinds[r] === "equal") {
+        tp[r] = (row.sorted.at(-2)! + row.sorted.at(-1)!) / 2;
+        row = topPRow(padded(probs), r, V, tp[r], 0);
+      }
       const smallest = probs.subarray(r * V, (r + 1) * V).reduce(
         (a, b) => Math.min(a, b),
         Infinity,
@@ -159,18 +170,81 @@ function topPCases(rng: Rng): ConformanceCase[] {
       let tries = 0;
       do {
         u[r] = rng.next();
-        if (++tries % 20 === 0 && tp[r] > 0 && tp[r] < 1) tp[r] = Math.min(0.999, tp[r] + 0.013);
+        if (++tries % 20 === 0 && tp[r] > 0 && tp[r] < 1) {
+          tp[r] = Math.min(0.999, tp[r] + 0.013);
+          row = topPRow(padded(probs), r, V, tp[r], 0);
+        }
         if (tries > 2000) throw new Error(`topPCases: no clear u for row ${r} of V=${V}`);
-      } while (!clearOfBoundaries(cumulative, smallest, tp[r], u[r]));
+      } while (!clearOfBoundaries(row, smallest, tp[r], u[r]));
     }
-    return {
-      name: `sample_top_p V=${V} top_p=[${Array.from(tp, (v) => +v.toFixed(3))}] R=${R}`,
+    // the histogram top_p_hist gives, and (larger rows) one that misleads: every count and
+    // mass moved one bucket up, so a search that trusts it starts in the wrong bucket
+    const hist = reference(
+      { op: "top_p_hist", vocab: V },
+      [padded(probs), padded(tp), new ArrayBuffer(R * topPHistWords(V) * 4)],
+      R,
+    ).out as Uint32Array;
+    const hists: [string, Uint32Array][] = [["", hist]];
+    if (V >= 5000) {
+      hists.push([
+        " hist shifted",
+        Uint32Array.from(hist, (_, i) => hist[i - 4] ?? 0),
+      ]);
+    }
+    return hists.map(([label, h]) => ({
+      name: `sample_top_p V=${V} top_p=[${Array.from(tp, (v) => +v.toFixed(3))}] R=${R}${label}`,
       spec: { op: "sample_top_p", vocab: V },
       rows: R,
-      inputs: [padded(probs), padded(tp), padded(u), padded(new Uint32Array(R).fill(7777))],
+      inputs: [
+        padded(probs),
+        padded(tp),
+        padded(u),
+        padded(h),
+        padded(new Uint32Array(R).fill(7777)),
+      ],
       tol: TOL.exact,
-    };
+    }));
   });
+}
+
+/** top_p_hist: several slices, a ragged last one, rows with top_p >= 1 (not written), and the
+ * values at the buckets' edges: 0, -0, negatives, subnormals, 1 - 2^-24, 1, 2 and above. */
+function topPHistCases(rng: Rng): ConformanceCase[] {
+  return ([[300, [0.9, 1, 0.5]], [20000, [0.9, 0.2]], [128256, [1.5, 0.95]]] as const).map(
+    ([V, topPs]) => {
+      const R = topPs.length;
+      const x = logits(rng, V, Array(R).fill("random"), 4);
+      const probs = new Float32Array(R * V); // [R, V]
+      for (let r = 0; r < R; r++) probs.set(softmaxRow(x, r * V, V), r * V);
+      const edges = [
+        0,
+        -0,
+        -0.25,
+        1e-45,
+        2 ** -126,
+        2 ** -63,
+        1.25 * 2 ** -63,
+        1 - 2 ** -24,
+        1,
+        2,
+        3,
+        0.5,
+        0.75,
+      ];
+      edges.forEach((v, i) => probs[(i * 37) % V] = v);
+      return {
+        name: `top_p_hist V=${V} top_p=[${topPs}] R=${R}`,
+        spec: { op: "top_p_hist", vocab: V },
+        rows: R,
+        inputs: [
+          padded(probs),
+          padded(Float32Array.from(topPs)),
+          padded(new Uint32Array(R * topPHistWords(V)).fill(0xdeadbeef)),
+        ],
+        tol: TOL.exact,
+      };
+    },
+  );
 }
 
 /** logits_process: rows with and without entries, each penalty alone and together, biases, and
@@ -240,6 +314,7 @@ export function samplingCases(seed: number): ConformanceCase[] {
     ...argmaxCases(rng),
     ...softmaxCases(rng),
     ...topPCases(rng),
+    ...topPHistCases(rng),
     ...logitsProcessCases(rng),
   ];
 }

@@ -108,6 +108,7 @@ const EVERY_OP: Record<KernelOp, true> = {
   argmax: true,
   softmax_temp: true,
   sample_top_p: true,
+  top_p_hist: true,
 };
 
 Deno.test("conformanceCases() covers every kernel op", () => {

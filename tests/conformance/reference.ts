@@ -8,6 +8,8 @@ import {
   bindings,
   type KernelSpec,
   PAGE_SIZE,
+  TOP_P_BUCKETS,
+  TOP_P_SLICE,
   type WeightFormat,
 } from "../../compiler/codegen/contract.ts";
 
@@ -68,7 +70,8 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
     }
     if (b.access === "read_write") {
       const n = inputs[i].byteLength / 4;
-      const isU32 = spec.op === "argmax" || spec.op === "sample_top_p";
+      const isU32 = spec.op === "argmax" || spec.op === "sample_top_p" ||
+        spec.op === "top_p_hist";
       out[b.name] = isU32 ? new Uint32Array(n) : new Float64Array(n);
       for (let j = 0; j < n; j++) out[b.name][j] = isU32 ? u32(inputs[i], j) : f32(inputs[i], j);
     }
@@ -224,6 +227,31 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
     case "logits_process":
       logitsProcess(spec.vocab, buf, out, R);
       break;
+    case "top_p_hist": {
+      // per slice and bucket (bits >> 20, offset so that [1, 2) is 503..510, clamped to the
+      // buckets): the count and the sum of floor(min(p, 1 - 2^-24) * 2^32) as (lo, hi) words
+      const V = spec.vocab, NB = TOP_P_BUCKETS;
+      const words = Math.ceil(V / TOP_P_SLICE) * NB * 4;
+      for (let r = 0; r < R; r++) {
+        if (x("top_p", r) >= 1) continue;
+        for (let g = 0; g * TOP_P_SLICE < V; g++) {
+          const count = new Array(NB).fill(0), mass = new Array(NB).fill(0);
+          for (let c = g * TOP_P_SLICE; c < Math.min(V, (g + 1) * TOP_P_SLICE); c++) {
+            const p = x("probs", r * V + c);
+            if (!(p > 0)) continue;
+            const key = Math.floor(u32(buf.probs, r * V + c) / 2 ** 20) - (1024 - (NB - 1));
+            const b = Math.min(Math.max(key, 0), NB - 1);
+            count[b] += 1;
+            mass[b] += Math.floor(Math.min(p, 1 - 2 ** -24) * 2 ** 32);
+          }
+          for (let b = 0; b < NB; b++) {
+            const at = r * words + (g * NB + b) * 4;
+            out.out.set([count[b], mass[b] % 2 ** 32, Math.floor(mass[b] / 2 ** 32), 0], at);
+          }
+        }
+      }
+      break;
+    }
     case "sample_top_p":
       for (let r = 0; r < R; r++) {
         const p = topPRow(buf.probs, r, spec.vocab, x("top_p", r), x("u", r));
@@ -240,44 +268,42 @@ function argmax(b: ArrayBuffer, r: number, V: number): number {
   return best;
 }
 
-/** Top-p sampling of one row, with the cumulative masses it walked (for margin checks). */
+/** Top-p sampling of one row: the token; `sorted`, the cumulative masses in descending-
+ * probability order (ties: lower index first) up to the last kept token (empty for top_p >= 1,
+ * which keeps every token); `walk`, the cumulative masses of the kept tokens in index order,
+ * which the token is drawn from; `mass`, the kept mass u is scaled by. */
 export function topPRow(
   probs: ArrayBuffer,
   r: number,
   V: number,
   topP: number,
   u: number,
-): { token: number; cumulative: number[]; kept: number; mass: number } {
+): { token: number; sorted: number[]; walk: number[]; mass: number } {
   const p = Array.from({ length: V }, (_, c) => f32(probs, r * V + c));
+  const keep = new Array<boolean>(V).fill(topP >= 1);
+  const sorted: number[] = [];
+  let mass = 0;
   if (topP >= 1) {
-    // nothing cut: index order (the contract's fast path)
-    const total = p.reduce((a, b) => a + b, 0);
-    const cumulative: number[] = [];
-    let mass = 0, token = -1, last = 0;
-    p.forEach((v, c) => {
-      mass += v;
-      cumulative.push(mass);
-      if (v > 0) last = c;
-      if (token < 0 && mass > u * total) token = c;
-    });
-    return { token: token >= 0 ? token : last, cumulative, kept: V, mass: total };
-  }
-  const order = p.map((_, c) => c).sort((a, b) => (p[b] !== p[a] ? p[b] - p[a] : a - b));
-  const cumulative: number[] = [];
-  let mass = 0, kept = 0;
-  while (kept < V) {
-    mass += p[order[kept++]];
-    cumulative.push(mass);
-    if (mass >= topP) break;
-  }
-  let token = order[kept - 1];
-  for (let i = 0; i < kept; i++) {
-    if (cumulative[i] > u * mass) {
-      token = order[i];
-      break;
+    mass = p.reduce((a, b) => a + b, 0);
+  } else {
+    const order = p.map((_, c) => c).sort((a, b) => (p[b] !== p[a] ? p[b] - p[a] : a - b));
+    for (const c of order) {
+      keep[c] = true;
+      mass += p[c];
+      sorted.push(mass);
+      if (mass >= topP) break;
     }
   }
-  return { token, cumulative, kept, mass };
+  const walk: number[] = [];
+  let cum = 0, token = -1, last = 0;
+  for (let c = 0; c < V; c++) {
+    if (!keep[c]) continue;
+    cum += p[c];
+    walk.push(cum);
+    if (p[c] > 0) last = c;
+    if (token < 0 && cum > u * mass) token = c;
+  }
+  return { token: token >= 0 ? token : last, sorted, walk, mass };
 }
 
 type PagedSpec = Extract<

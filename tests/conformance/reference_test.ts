@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import type { KernelSpec } from "../../compiler/codegen/contract.ts";
+import { type KernelSpec, topPHistWords } from "../../compiler/codegen/contract.ts";
 import { reference } from "./reference.ts";
 
 // Known-answer vectors for the float64 reference, worked out by hand from the contract.
@@ -105,13 +105,15 @@ Deno.test("reference() argmax and greedy softmax take the lowest index of a tie"
   near(soft, [0.25, 0.75]);
 });
 
-Deno.test("reference() sample_top_p keeps the smallest nucleus and walks it in order", () => {
-  // probs (0.1, 0.4, 0.2, 0.3), top_p 0.6 → keep tokens 1 (0.4) and 3 (0.3), mass 0.7.
-  // u = 0.5 → threshold 0.35 → token 1; u = 0.7 → 0.49 → token 3.
-  const probs = f32(0.1, 0.4, 0.2, 0.3, 0.1, 0.4, 0.2, 0.3);
+Deno.test("reference() sample_top_p keeps the smallest nucleus and walks it in index order", () => {
+  // probs (0.1, 0.3, 0.2, 0.4), top_p 0.6 → keep tokens 3 (0.4) and 1 (0.3), mass 0.7, walked
+  // as 1 then 3. u = 0.3 → threshold 0.21 → token 1 (descending order would give 3);
+  // u = 0.5 → 0.35 → token 3.
+  const probs = f32(0.1, 0.3, 0.2, 0.4, 0.1, 0.3, 0.2, 0.4);
   const spec: KernelSpec = { op: "sample_top_p", vocab: 4 };
+  const hist = new ArrayBuffer(2 * topPHistWords(4) * 4); // (not read)
   assertEquals(
-    Array.from(reference(spec, [probs, f32(0.6, 0.6), f32(0.5, 0.7), u32(0, 0)], 2).out),
+    Array.from(reference(spec, [probs, f32(0.6, 0.6), f32(0.3, 0.5), hist, u32(0, 0)], 2).out),
     [1, 3],
   );
 });

@@ -23,7 +23,13 @@ import { matmulKernel } from "./matmul.ts";
 import { addRmsNormKernel, rmsNormKernel } from "./norm.ts";
 import { kvAppendKernel, ropeKernel, ropeKvAppendKernel } from "./rope.ts";
 import { logitsProcessKernel } from "./logits_process.ts";
-import { argmaxKernel, sampleTopPKernel, softmaxTempKernel, takeRowsKernel } from "./sampling.ts";
+import {
+  argmaxKernel,
+  sampleTopPKernel,
+  softmaxTempKernel,
+  takeRowsKernel,
+  topPHistKernel,
+} from "./sampling.ts";
 
 /** The CPU kernel of a spec: `(buffers, R) => void` with buffers in `bindings(spec)` order. */
 export function cpuKernel(spec: KernelSpec): CpuKernel {
@@ -60,6 +66,8 @@ export function cpuKernel(spec: KernelSpec): CpuKernel {
       return argmaxKernel(spec);
     case "softmax_temp":
       return softmaxTempKernel(spec);
+    case "top_p_hist":
+      return topPHistKernel(spec);
     case "sample_top_p":
       return sampleTopPKernel(spec);
     case "logits_process":

@@ -1,15 +1,25 @@
 /**
  * CPU sampling kernels: `take_rows` (gather the logits rows to sample), `argmax` (lowest index
- * wins ties), `softmax_temp` (temperature softmax; t <= 0 gives a one-hot at the argmax) and
- * `sample_top_p` (nucleus sampling with a caller-supplied uniform u per row).
+ * wins ties), `softmax_temp` (temperature softmax; t <= 0 gives a one-hot at the argmax),
+ * `top_p_hist` (the histogram `sample_top_p` may start from) and `sample_top_p` (nucleus sampling
+ * with a caller-supplied uniform u per row).
  * @module
  */
-import type { CpuKernel, KernelSpec } from "../contract.ts";
+import {
+  type CpuKernel,
+  type KernelSpec,
+  TOP_P_BUCKETS,
+  TOP_P_SLICE,
+  topPBucket,
+  topPFixed,
+  topPHistWords,
+} from "../contract.ts";
 
 type TakeRowsSpec = Extract<KernelSpec, { op: "take_rows" }>;
 type ArgmaxSpec = Extract<KernelSpec, { op: "argmax" }>;
 type SoftmaxTempSpec = Extract<KernelSpec, { op: "softmax_temp" }>;
 type SampleTopPSpec = Extract<KernelSpec, { op: "sample_top_p" }>;
+type TopPHistSpec = Extract<KernelSpec, { op: "top_p_hist" }>;
 
 /** The CPU kernel of a `take_rows` spec. Bindings: x [*, width], idx [R], out [R, width]. */
 export function takeRowsKernel(spec: TakeRowsSpec): CpuKernel {
@@ -79,7 +89,60 @@ export function softmaxTempKernel(spec: SoftmaxTempSpec): CpuKernel {
 /** Largest vocabulary `sample_top_p` sorts with packed keys (index in the low 20 bits). */
 const MAX_TOP_P_VOCAB = 1 << 20;
 
-/** The CPU kernel of a `sample_top_p` spec. Bindings: probs [R, V], top_p [R], u [R], out u32 [R].
+/** The CPU kernel of a `top_p_hist` spec. Bindings: probs [R, V], top_p [R],
+ * out u32 [R, topPHistWords(V)]. The 64-bit sums are exact in f64 (a slice's < 2^45). */
+export function topPHistKernel(spec: TopPHistSpec): CpuKernel {
+  const V = spec.vocab;
+  const words = topPHistWords(V);
+  return (bufs, R) => {
+    const probs = new Float32Array(bufs[0]); // [R, V]
+    const bits = new Uint32Array(bufs[0]); // [R, V] the same values as bit patterns
+    const topP = new Float32Array(bufs[1]); // [R]
+    const out = new Uint32Array(bufs[2]); // [R, words]
+    const mass = new Float64Array(TOP_P_BUCKETS); // [TOP_P_BUCKETS] of one slice
+    for (let r = 0; r < R; r++) {
+      if (topP[r] >= 1) continue;
+      for (let g = 0; g * TOP_P_SLICE < V; g++) {
+        const at = r * words + g * TOP_P_BUCKETS * 4;
+        out.fill(0, at, at + TOP_P_BUCKETS * 4);
+        mass.fill(0);
+        for (let c = g * TOP_P_SLICE; c < Math.min(V, (g + 1) * TOP_P_SLICE); c++) {
+          const p = probs[r * V + c];
+          if (!(p > 0)) continue;
+          const b = topPBucket(bits[r * V + c]);
+          out[at + 4 * b]++;
+          mass[b] += topPFixed(p);
+        }
+        mass.forEach((m, b) => {
+          out[at + 4 * b + 1] = m % 2 ** 32;
+          out[at + 4 * b + 2] = Math.floor(m / 2 ** 32);
+        });
+      }
+    }
+  };
+}
+
+/** The token of a row where the mass of the kept tokens (`kept(c)`), summed in index order,
+ * first exceeds `threshold`; if none does, the last kept index of nonzero probability (or 0). */
+function walkKept(
+  probs: Float32Array,
+  o: number,
+  V: number,
+  kept: (c: number) => boolean,
+  threshold: number,
+): number {
+  let cum = 0, last = 0;
+  for (let c = 0; c < V; c++) {
+    if (!kept(c)) continue;
+    if (probs[o + c] > 0) last = c;
+    cum += probs[o + c];
+    if (cum > threshold) return c;
+  }
+  return last;
+}
+
+/** The CPU kernel of a `sample_top_p` spec. Bindings: probs [R, V], top_p [R], u [R],
+ * hist [R, topPHistWords(V)] (not read: the sort needs no start), out u32 [R].
  * Tokens are ordered by one native numeric sort of keys pbits * 2^20 + (2^20 - 1 - c), exact in
  * f64 (pbits < 2^31), whose descending order is probability descending, then index ascending. */
 export function sampleTopPKernel(spec: SampleTopPSpec): CpuKernel {
@@ -88,26 +151,20 @@ export function sampleTopPKernel(spec: SampleTopPSpec): CpuKernel {
     throw new RangeError(`sample_top_p vocab ${V} exceeds the CPU kernel's ${MAX_TOP_P_VOCAB}`);
   }
   const keys = new Float64Array(V); // [V] packed (probability bits, reversed index)
+  const inSet = new Uint8Array(V); // [V] 1: kept
   return (bufs, R) => {
     const probs = new Float32Array(bufs[0]); // [R, V]
     const bits = new Uint32Array(bufs[0]); // [R, V] the same values as bit patterns
     const topP = new Float32Array(bufs[1]); // [R]
     const u = new Float32Array(bufs[2]); // [R]
-    const out = new Uint32Array(bufs[3]); // [R]
+    const out = new Uint32Array(bufs[4]); // [R]
     for (let r = 0; r < R; r++) {
       const o = r * V;
       if (topP[r] >= 1) {
-        // nothing cut: index order
-        let total = 0, last = 0;
+        // nothing cut: every token kept
+        let total = 0;
         for (let c = 0; c < V; c++) total += probs[o + c];
-        const threshold = u[r] * total;
-        let cum = 0, pick = -1;
-        for (let c = 0; c < V && pick < 0; c++) {
-          if (probs[o + c] > 0) last = c;
-          cum += probs[o + c];
-          if (cum > threshold) pick = c;
-        }
-        out[r] = pick >= 0 ? pick : last;
+        out[r] = walkKept(probs, o, V, () => true, u[r] * total);
         continue;
       }
       for (let c = 0; c < V; c++) {
@@ -116,22 +173,15 @@ export function sampleTopPKernel(spec: SampleTopPSpec): CpuKernel {
       }
       keys.sort();
       const token = (i: number) => MAX_TOP_P_VOCAB - 1 - (keys[V - 1 - i] % MAX_TOP_P_VOCAB);
+      inSet.fill(0);
       let kept = 0, mass = 0;
       while (kept < V) {
-        mass += probs[o + token(kept++)];
+        const t = token(kept++);
+        inSet[t] = 1;
+        mass += probs[o + t];
         if (mass >= topP[r]) break;
       }
-      const threshold = u[r] * mass;
-      let cum = 0, pick = token(kept - 1);
-      for (let i = 0; i < kept; i++) {
-        const t = token(i);
-        cum += probs[o + t];
-        if (cum > threshold) {
-          pick = t;
-          break;
-        }
-      }
-      out[r] = pick;
+      out[r] = walkKept(probs, o, V, (c) => inSet[c] === 1, u[r] * mass);
     }
   };
 }

@@ -9,6 +9,7 @@ import type { KernelSpec, TargetInfo, WgslKernel } from "../contract.ts";
 import { attentionKernel } from "./attention.ts";
 import { attentionPrefillKernel, PREFILL_MIN_ROWS, prefillPlan } from "./attention_prefill.ts";
 import { attentionDecodeKernel, attentionMergeKernel } from "./attention_decode.ts";
+import { topPHistKernel } from "./top_p.ts";
 import { dequantizeKernel } from "./dequantize.ts";
 import { elementwiseKernel } from "./elementwise.ts";
 import { embedKernel } from "./embed.ts";
@@ -50,6 +51,8 @@ export function wgslKernel(spec: KernelSpec, target: TargetInfo): WgslKernel {
     case "softmax_temp":
     case "sample_top_p":
       return samplingKernel(spec, target);
+    case "top_p_hist":
+      return topPHistKernel(spec, target);
     case "logits_process":
       return logitsProcessKernel(spec, target);
   }

@@ -8,12 +8,17 @@ import {
   checkTarget,
   declareBindings,
   entry,
+  pow2Floor,
   reductionThreads,
   rowPass,
   totalGroups,
   treeReduce,
 } from "./common.ts";
-import { topPBody } from "./top_p.ts";
+import { topPBody, topPSharedBytes } from "./top_p.ts";
+
+/** Elements `sample_top_p` gathers into workgroup memory at most (the bucket or sub-bucket
+ * holding the nucleus' edge; more, and it searches instead). */
+const TOP_P_CAP = 2048;
 
 type SamplingSpec = Extract<
   KernelSpec,
@@ -112,19 +117,38 @@ ${entry(T, totalGroups(1, 1))}
   return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: 1 };
 }
 
-/** WGSL for the sampling ops. */
-export function samplingKernel(spec: SamplingSpec, target: TargetInfo): WgslKernel {
+/** WGSL for the sampling ops. `topPSearch` false (tests): `sample_top_p` without its search,
+ * so that rows the histogram does not settle give token 0xffffffff. */
+export function samplingKernel(
+  spec: SamplingSpec,
+  target: TargetInfo,
+  { topPSearch = true } = {},
+): WgslKernel {
   const width = spec.op === "take_rows" ? spec.width : spec.vocab;
   if (!(width > 0)) throw new RangeError(`${spec.op}: width ${width} must be positive`);
   // one workgroup reduces a whole vocabulary row: as many threads as the target allows
   let T = reductionThreads(target, spec.op !== "take_rows" && width >= 4096 ? 1024 : 256);
-  const perThread = spec.op === "sample_top_p" ? 24 : 12; // workgroup bytes a thread
-  while (T > 32 && perThread * T + 64 > target.limits.maxComputeWorkgroupStorageSize) T /= 2;
-  // (top_p: red, red4 and cnt; the others at most 12 bytes a thread)
-  checkTarget(spec, target, {
-    workgroupSize: T,
-    sharedBytes: perThread * T + 64,
-  });
+  const limit = target.limits.maxComputeWorkgroupStorageSize;
+  if (spec.op === "sample_top_p") {
+    // room for TOP_P_CAP gathered elements where the threads allow; at least 64 threads
+    while (T > 64 && topPSharedBytes(T, TOP_P_CAP) > limit) T /= 2;
+    if (T < 64) throw new RangeError(`sample_top_p: needs 64 threads, the target allows ${T}`);
+    const cap = Math.min(TOP_P_CAP, pow2Floor(Math.max(1, (limit - topPSharedBytes(T, 0)) / 8)));
+    checkTarget(spec, target, { workgroupSize: T, sharedBytes: topPSharedBytes(T, cap) });
+    const code = `${
+      declareBindings(spec, {
+        probs: "array<f32>",
+        top_p: "array<f32>",
+        u: "array<f32>",
+        hist: "array<vec4<u32>>",
+        out: "array<u32>",
+      })
+    }
+${topPBody(spec.vocab, T, cap, topPSearch)}`;
+    return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: 1 };
+  }
+  while (T > 32 && 12 * T + 64 > limit) T /= 2; // at most 12 workgroup bytes a thread
+  checkTarget(spec, target, { workgroupSize: T, sharedBytes: 12 * T + 64 });
   switch (spec.op) {
     case "take_rows":
       return takeRows(spec, T);
@@ -132,17 +156,5 @@ export function samplingKernel(spec: SamplingSpec, target: TargetInfo): WgslKern
       return argmax(spec, T);
     case "softmax_temp":
       return softmaxTemp(spec, T);
-    case "sample_top_p": {
-      const code = `${
-        declareBindings(spec, {
-          probs: "array<f32>",
-          top_p: "array<f32>",
-          u: "array<f32>",
-          out: "array<u32>",
-        })
-      }
-${topPBody(spec.vocab, T)}`;
-      return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: 1 };
-    }
   }
 }

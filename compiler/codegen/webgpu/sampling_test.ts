@@ -1,3 +1,6 @@
+import { topPHistWords } from "../contract.ts";
+import { topPHistKernel } from "../cpu/sampling.ts";
+import { samplingKernel } from "./sampling.ts";
 import { buf, device, expectClose, Rng, runKernel } from "./test_helpers.ts";
 
 const ignore = !device;
@@ -75,29 +78,37 @@ Deno.test({
   },
 });
 
-/** float64 top-p sampling as the contract states it. */
+/** float64 top-p sampling as the contract states it: the nucleus in descending order (ties by
+ * index), then the token drawn in index order among its members. */
 function topPRef(p: ArrayLike<number>, topP: number, u: number): number {
+  const keep = new Array<boolean>(p.length).fill(topP >= 1);
+  let kept = 0;
   if (topP >= 1) {
-    // nothing cut: index order
-    let total = 0, cum = 0, last = 0;
-    for (let c = 0; c < p.length; c++) total += p[c];
-    for (let c = 0; c < p.length; c++) {
-      if (p[c] > 0) last = c;
-      cum += p[c];
-      if (cum > u * total) return c;
+    for (let c = 0; c < p.length; c++) kept += p[c];
+  } else {
+    const order = Array.from({ length: p.length }, (_, i) => i)
+      .sort((a, b) => p[b] - p[a] || a - b);
+    for (let m = 0; m < order.length && (m === 0 || kept < topP); m++) {
+      kept += p[order[m]];
+      keep[order[m]] = true;
     }
-    return last;
   }
-  const order = Array.from({ length: p.length }, (_, i) => i)
-    .sort((a, b) => p[b] - p[a] || a - b);
-  let kept = 0, m = 0;
-  while (m < order.length && (m === 0 || kept < topP)) kept += p[order[m++]];
-  let cum = 0;
-  for (let i = 0; i < m; i++) {
-    cum += p[order[i]];
-    if (cum > u * kept) return order[i];
+  let cum = 0, last = 0;
+  for (let c = 0; c < p.length; c++) {
+    if (!keep[c]) continue;
+    if (p[c] > 0) last = c;
+    cum += p[c];
+    if (cum > u * kept) return c;
   }
-  return order[m - 1];
+  return last;
+}
+
+/** `top_p_hist` of rows [R, V] (the CPU kernel's). */
+function histOf(probs: Float32Array, topP: Float32Array, V: number): ArrayBuffer {
+  const R = topP.length;
+  const out = new ArrayBuffer(R * topPHistWords(V) * 4);
+  topPHistKernel({ op: "top_p_hist", vocab: V })([buf(probs), buf(topP), out], R);
+  return out;
 }
 
 Deno.test({
@@ -131,14 +142,64 @@ Deno.test({
     const R = rows.length;
     const probs = new Float32Array(R * V); // [R, V]
     rows.forEach((row, r) => probs.set(row.p, r * V));
-    const [, , , out] = await runKernel({ op: "sample_top_p", vocab: V }, R, [
+    const topP = Float32Array.from(rows, (r) => r.topP);
+    const [, , , , out] = await runKernel({ op: "sample_top_p", vocab: V }, R, [
       buf(probs),
-      buf(Float32Array.from(rows, (r) => r.topP)),
+      buf(topP),
       buf(Float32Array.from(rows, (r) => r.u)),
+      histOf(probs, topP, V),
       new ArrayBuffer(R * 4),
     ]);
     const ref = rows.map((row) => topPRef(row.p, row.topP, row.u));
     if (ref.at(-1) !== 21) throw new Error(`reference picked ${ref.at(-1)} for the flat row`);
     expectClose(new Uint32Array(out), ref, 0, "sample_top_p");
+  },
+});
+
+Deno.test({
+  name: "samplingKernel() sample_top_p settles the nucleus from the histogram, without the search",
+  ignore,
+  fn: async () => {
+    // Rows the histogram settles: peaked rows at 32,000 tokens, where the bucket at top_p
+    // holds a few tokens, and rows where it holds 1,500 and 3,000 (its sub-buckets settle
+    // that); then one it cannot: 3,000 equal probabilities in that bucket (the search's, here
+    // 0xffffffff).
+    const rng = new Rng(29);
+    const V = 32000;
+    const rows: { p: Float32Array; topP: number; u: number }[] = [];
+    // (each row 6 times, with different u: more of the kept set is walked)
+    const draws = (p: Float32Array, topP: number) => {
+      for (let i = 0; i < 6; i++) rows.push({ p, topP, u: (i + rng.next()) / 6 });
+    };
+    for (const topP of [0.9, 0.5, 0.95, 0.7]) {
+      const e = Float64Array.from(rng.normals(V, 5), Math.exp);
+      const s = e.reduce((a, b) => a + b, 0);
+      draws(Float32Array.from(e, (v) => v / s), topP);
+    }
+    // (a crowd of 1,500: more than a thread's share of the sort, fewer than it gathers)
+    for (const [crowd, equal] of [[1500, false], [3000, false], [3000, true]] as const) {
+      const p = new Float32Array(V).fill(1e-6); // [V] a tail of about 0.03
+      p[5] = 0.3;
+      p[V - 1] = 0.2;
+      for (let c = 0; c < crowd; c++) p[7 + 9 * c] = equal ? 1.55e-4 : 1.55e-4 + rng.next() * 5e-6;
+      // top_p reached in the crowd's bucket ([1.25, 1.375) * 2^-13), after 1000 of it
+      if (equal) rows.push({ p, topP: 0.5 + 1000 * 1.55e-4, u: 0.5 });
+      else draws(p, 0.5 + 1000 * 1.55e-4);
+    }
+    const R = rows.length;
+    const probs = new Float32Array(R * V); // [R, V]
+    rows.forEach((row, r) => probs.set(row.p, r * V));
+    const topP = Float32Array.from(rows, (r) => r.topP);
+    const spec = { op: "sample_top_p", vocab: V } as const;
+    const [, , , , out] = await runKernel(spec, R, [
+      buf(probs),
+      buf(topP),
+      buf(Float32Array.from(rows, (r) => r.u)),
+      histOf(probs, topP, V),
+      new ArrayBuffer(R * 4),
+    ], samplingKernel(spec, device!.target, { topPSearch: false }));
+    const ref = rows.map((row) => topPRef(row.p, row.topP, row.u));
+    ref[R - 1] = 0xffffffff;
+    expectClose(new Uint32Array(out), ref, 0, "sample_top_p without the search");
   },
 });

@@ -1,17 +1,108 @@
 /**
- * The body of `sample_top_p` (bindings declared by the caller). Without sorting: the order
- * (probability descending, index ascending) is walked by bisection on the probability's bit
- * pattern (non-negative floats order like their bits). `cross(T)` finds the element at which
- * the cumulative mass in that order reaches T: the largest value v with mass(p >= v) >= T
- * (or > T), then, among the ties of v in index order, the first whose addition reaches T.
- * Step 1 finds the last kept element for top_p (and the kept mass), step 2 the sampled one
- * for u * kept mass, clamped to the kept set. Each search pass weighs four candidate values at
- * once (a 5-way search: 14 passes where bisection took 31; the masses are the ones a pass
- * per value gives, bit for bit, so the result is bisection's); about 35 passes over the row,
- * each issuing `ROW_LOADS` loads a thread at a time.
+ * `top_p_hist` and the body of `sample_top_p` (bindings declared by the caller).
+ *
+ * `top_p_hist`: one workgroup per (row, slice of `TOP_P_SLICE`), its buckets counted in
+ * workgroup memory with atomics (the 64-bit fixed-point masses as two words and a carry).
+ *
+ * `sample_top_p` at top_p < 1 finds the nucleus, the kept set {p > v} plus the ties of v up to
+ * index i in (probability descending, index ascending) order, then draws the token in index
+ * order among the kept ones (`walk`). Finding (v, i), fastest first:
+ * 1. From the histogram: the bucket B where the mass summed from the top bucket down reaches
+ *    top_p. One pass over the row sums the exact mass above B and gathers B's elements into
+ *    workgroup memory (up to `cap`). When B holds more, a second level does the same over
+ *    B's 256 sub-buckets (the next 8 bits), counted by a pass of its own.
+ * 2. The gathered elements are sorted (bitonic, in workgroup memory) and scanned: the one where
+ *    the mass above plus the scan first reaches top_p is (v, i). Each step checks the
+ *    histogram against the row; when it does not hold (a wrong or stale histogram, rounding at
+ *    a bucket's edge) or too many elements remain, the search below takes over.
+ * 3. The search, without sorting: the order is walked by a 5-way search on the probability's
+ *    bit pattern (non-negative floats order like their bits). `cross(T)` finds the element at
+ *    which the cumulative mass in that order reaches T: the largest value v with
+ *    mass(p >= v) >= T, then, among the ties of v in index order, the first whose addition
+ *    reaches T. Each pass weighs four candidate values (14 passes where bisection took 31),
+ *    each issuing `ROW_LOADS` loads a thread at a time.
  * @module
  */
-import { rowPass } from "./common.ts";
+import {
+  type KernelSpec,
+  type TargetInfo,
+  TOP_P_BUCKETS,
+  TOP_P_KEY0,
+  TOP_P_SLICE,
+  type WgslKernel,
+} from "../contract.ts";
+import { checkTarget, declareBindings, entry, pow2Floor, rowPass, totalGroups } from "./common.ts";
+
+/** Sub-buckets of the second level: the 8 bits below a bucket's. */
+const SUBS = 256;
+
+/** WGSL `fn top_p_bucket(bits: u32) -> u32` (the contract's `topPBucket`) and
+ * `fn positive(bits: u32) -> bool`: 0 < p <= inf, from the bits (exact where subnormals flush). */
+const BUCKET_FNS = `fn top_p_bucket(bits: u32) -> u32 {
+  return u32(clamp(i32(bits >> 20u) - ${TOP_P_KEY0}, 0, ${TOP_P_BUCKETS - 1}));
+}
+fn positive(bits: u32) -> bool { return bits - 1u < 0x7f800000u; }
+// floor(min(p, 1 - 2^-24) * 2^32), exact: a power-of-two scale
+fn fixed_mass(p: f32) -> u32 { return u32(min(p, bitcast<f32>(0x3f7fffffu)) * 4294967296.0); }`;
+
+/** WGSL adding fixed-point mass `f` (u32) to the 64-bit sum in atomics `lo`, `hi` at `i`. */
+const addFixed = (lo: string, hi: string, i: string, f: string) =>
+  `{ let f = ${f}; let old = atomicAdd(&${lo}[${i}], f); if (old + f < old) { atomicAdd(&${hi}[${i}], 1u); } }`;
+
+const THREADS_HIST = 256;
+
+/** WGSL for `top_p_hist`. */
+export function topPHistKernel(
+  spec: Extract<KernelSpec, { op: "top_p_hist" }>,
+  target: TargetInfo,
+): WgslKernel {
+  const V = spec.vocab, NB = TOP_P_BUCKETS;
+  const G = Math.ceil(V / TOP_P_SLICE);
+  const T = Math.min(THREADS_HIST, pow2Floor(target.limits.maxComputeInvocationsPerWorkgroup));
+  checkTarget(spec, target, { workgroupSize: T, sharedBytes: 12 * NB });
+  const code = `${
+    declareBindings(spec, {
+      probs: "array<f32>",
+      top_p: "array<f32>",
+      out: "array<vec4<u32>>",
+    })
+  }
+var<workgroup> h_count: array<atomic<u32>, ${NB}>;
+var<workgroup> h_lo: array<atomic<u32>, ${NB}>;
+var<workgroup> h_hi: array<atomic<u32>, ${NB}>;
+${BUCKET_FNS}
+
+${entry(T, totalGroups(1, G))}
+  let r = wg / ${G}u;
+  if (top_p[r] >= 1.0) { return; }
+  for (var b = lid; b < ${NB}u; b += ${T}u) {
+    atomicStore(&h_count[b], 0u);
+    atomicStore(&h_lo[b], 0u);
+    atomicStore(&h_hi[b], 0u);
+  }
+  workgroupBarrier();
+  let c0 = (wg % ${G}u) * ${TOP_P_SLICE}u;
+  let base = r * ${V}u;
+  for (var j = 0u; j < ${TOP_P_SLICE / T}u; j++) {
+    let c = c0 + j * ${T}u + lid;
+    if (c < ${V}u) {
+      let p = probs[base + c];
+      let bits = bitcast<u32>(p);
+      if (positive(bits)) {
+        let b = top_p_bucket(bits);
+        atomicAdd(&h_count[b], 1u);
+        ${addFixed("h_lo", "h_hi", "b", "fixed_mass(p)")}
+      }
+    }
+  }
+  workgroupBarrier();
+  for (var b = lid; b < ${NB}u; b += ${T}u) {
+    out[wg * ${NB}u + b] = vec4<u32>(atomicLoad(&h_count[b]), atomicLoad(&h_lo[b]), atomicLoad(&h_hi[b]), 0u);
+  }
+}
+`;
+  return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: G };
+}
 
 /** Passes of the 5-way search: until its range of 2^31 bit patterns is one (each pass takes a
  * range of d to at most floor(d / 5) + 1). */
@@ -21,10 +112,19 @@ const SEARCH_PASSES = (() => {
   return n;
 })();
 
-/** WGSL for the reduction helpers and entry point of `sample_top_p` over `V` with `T` threads. */
-export function topPBody(V: number, T: number): string {
+/** Workgroup bytes `sample_top_p` uses at `T` threads and `cap` gathered candidates. */
+export function topPSharedBytes(T: number, cap: number): number {
+  return 24 * T + 4 * TOP_P_BUCKETS + 8 * SUBS + 8 * cap + 64;
+}
+
+/** WGSL for the reduction helpers and entry point of `sample_top_p` over `V` with `T` threads
+ * (a power of two, at least 64) and room for `cap` (a power of two) gathered elements;
+ * `search` false (tests): rows the histogram does not settle give token 0xffffffff. */
+export function topPBody(V: number, T: number, cap: number, search = true): string {
   const chunk = Math.ceil(V / T);
-  const pass = (body: (p: string, ok: string) => string) => rowPass("probs", V, T, body);
+  const G = Math.ceil(V / TOP_P_SLICE), NB = TOP_P_BUCKETS;
+  const NONE = "0xffffffffu";
+  const pass = (body: (p: string, ok: string, c: string) => string) => rowPass("probs", V, T, body);
   const reduceSum = (arr: string) =>
     `workgroupBarrier();
   for (var s = ${T / 2}u; s > 0u; s = s >> 1u) {
@@ -35,6 +135,17 @@ export function topPBody(V: number, T: number): string {
 var<workgroup> red4: array<vec4<f32>, ${T}>;
 var<workgroup> cnt: array<u32, ${T}>;
 var<workgroup> found: u32;
+var<workgroup> bmass: array<f32, ${NB}>; // masses of the buckets (or sub-buckets) searched
+var<workgroup> s_lo: array<atomic<u32>, ${SUBS}>; // [SUBS] sub-bucket masses, 64-bit fixed point
+var<workgroup> s_hi: array<atomic<u32>, ${SUBS}>;
+var<workgroup> n_cand: atomic<u32>;
+var<workgroup> claim: atomic<u32>;
+var<workgroup> cand_p: array<f32, ${cap}>; // [cap] gathered elements: probability, index
+var<workgroup> cand_i: array<u32, ${cap}>;
+var<workgroup> r_ok: u32; // the nucleus from the histogram: found (1), its last value and index
+var<workgroup> r_v: u32;
+var<workgroup> r_i: u32;
+${BUCKET_FNS}
 
 fn max_row(base: u32, lid: u32) -> f32 {
   var m = 0.0;
@@ -154,61 +265,256 @@ fn cross(base: u32, t: f32, strict: bool, pmax: f32, total: f32, lid: u32) -> ve
   return vec4<u32>(select(0u, 1u, reached), lo, idx, bitcast<u32>(st.x + c * v));
 }
 
+// The bucket (of bmass[0..n)) where the mass summed from the top, from \`start\`, reaches t
+// (${NONE}: none). Sums of 8 buckets first, then one thread walks them down.
+fn from_top(n: u32, start: f32, t: f32, lid: u32) -> u32 {
+  if (lid < n / 8u) {
+    var s = 0.0;
+    for (var j = 0u; j < 8u; j++) { s += bmass[lid * 8u + j]; }
+    red[lid] = s;
+  }
+  workgroupBarrier();
+  if (lid == 0u) {
+    var acc = start;
+    var res = ${NONE};
+    for (var i = n / 8u; i > 0u; i--) {
+      if (acc + red[i - 1u] >= t) {
+        for (var j = 8u; j > 0u; j--) {
+          acc += bmass[(i - 1u) * 8u + j - 1u];
+          if (acc >= t) { res = (i - 1u) * 8u + j - 1u; break; }
+        }
+        break;
+      }
+      acc += red[i - 1u];
+    }
+    found = res;
+  }
+  return workgroupUniformLoad(&found);
+}
+
+// Mass of the elements above (bucket > b; with sub: bucket b, sub-bucket > sb), and the
+// elements of bucket b (sub-bucket sb) gathered into cand_*; returns (mass bits, their count).
+fn gather(base: u32, b: u32, sb: u32, sub: bool, lid: u32) -> vec2<u32> {
+  if (lid == 0u) { atomicStore(&n_cand, 0u); }
+  workgroupBarrier();
+  var m = 0.0;
+  ${
+    pass((p, ok, c) =>
+      `if (${ok}) {
+      let bits = bitcast<u32>(${p});
+      let k = top_p_bucket(bits);
+      var above = !sub && positive(bits) && k > b; // (with sub: counted by the first gather)
+      var here = positive(bits) && k == b;
+      if (sub && here) {
+        let k2 = (bits >> 12u) & ${SUBS - 1}u;
+        above = k2 > sb;
+        here = k2 == sb;
+      }
+      if (above) { m += ${p}; }
+      if (here) {
+        let at = atomicAdd(&n_cand, 1u);
+        if (at < ${cap}u) { cand_p[at] = ${p}; cand_i[at] = ${c}; }
+      }
+    }`
+    )
+  }
+  red[lid] = m;
+  ${reduceSum("red")}
+  if (lid == 0u) { found = atomicLoad(&n_cand); }
+  let n = workgroupUniformLoad(&found);
+  let res = vec2<u32>(bitcast<u32>(red[0]), n);
+  workgroupBarrier();
+  return res;
+}
+
+// Sorts the n gathered elements (probability descending, index ascending) and finds the one
+// where \`above\` plus their mass in that order reaches t: sets r_ok, r_v, r_i.
+fn pick(n: u32, above: f32, t: f32, lid: u32) {
+  var P = 1u;
+  while (P < n) { P = P << 1u; }
+  for (var e = n + lid; e < P; e += ${T}u) { cand_p[e] = -1.0; cand_i[e] = ${NONE}; }
+  if (lid == 0u) { atomicStore(&claim, ${NONE}); }
+  workgroupBarrier();
+  for (var k = 2u; k <= P; k = k << 1u) {
+    for (var j = k >> 1u; j > 0u; j = j >> 1u) {
+      for (var q = lid; q < P / 2u; q += ${T}u) {
+        let i = (q / j) * 2u * j + q % j;
+        let l = i + j;
+        let pi = cand_p[i];
+        let pl = cand_p[l];
+        let ii = cand_i[i];
+        let il = cand_i[l];
+        let l_first = pl > pi || (pl == pi && il < ii);
+        let i_first = pi > pl || (pi == pl && ii < il);
+        if (select(i_first, l_first, (i & k) == 0u)) {
+          cand_p[i] = pl; cand_p[l] = pi;
+          cand_i[i] = il; cand_i[l] = ii;
+        }
+      }
+      workgroupBarrier();
+    }
+  }
+  // an inclusive scan of runs of C sorted elements, then the run that reaches t walks itself
+  let C = (P + ${T - 1}u) / ${T}u;
+  let e0 = lid * C;
+  let e1 = min(e0 + C, n);
+  var s = 0.0;
+  for (var e = e0; e < e1; e++) { s += cand_p[e]; }
+  red[lid] = s;
+  workgroupBarrier();
+  for (var off = 1u; off < ${T}u; off = off << 1u) {
+    var a = 0.0;
+    if (lid >= off) { a = red[lid - off]; }
+    workgroupBarrier();
+    red[lid] += a;
+    workgroupBarrier();
+  }
+  let before = above + select(0.0, red[max(lid, 1u) - 1u], lid > 0u);
+  if (e0 < e1 && before < t && t <= above + red[lid]) {
+    var acc = before;
+    var at = e1 - 1u;
+    for (var e = e0; e < e1; e++) {
+      acc += cand_p[e];
+      if (acc >= t) { at = e; break; }
+    }
+    atomicMin(&claim, at);
+  }
+  workgroupBarrier();
+  if (lid == 0u) {
+    let at = atomicLoad(&claim);
+    r_ok = select(1u, 0u, at == ${NONE});
+    if (at != ${NONE}) { r_v = bitcast<u32>(cand_p[at]); r_i = cand_i[at]; }
+  }
+  workgroupBarrier();
+}
+
+// The nucleus (r_ok 1: its last value r_v and index r_i) from the histogram: the bucket where
+// the mass from the top reaches t, then within it (and a sub-bucket when it is too full);
+// r_ok 0 when the row does not bear the histogram out or too many elements remain.
+fn from_hist(wg: u32, base: u32, t: f32, lid: u32) -> u32 {
+  if (lid == 0u) { r_ok = 0u; }
+  for (var b = lid; b < ${NB}u; b += ${T}u) {
+    var m = 0.0;
+    for (var g = 0u; g < ${G}u; g++) {
+      let h = hist[(wg * ${G}u + g) * ${NB}u + b];
+      m += f32(h.z) + f32(h.y) * bitcast<f32>(0x2f800000u); // hi + lo * 2^-32
+    }
+    bmass[b] = m;
+  }
+  workgroupBarrier();
+  let b = from_top(${NB}u, 0.0, t, lid);
+  if (b == ${NONE}) { return 0u; }
+  var g1 = gather(base, b, 0u, false, lid);
+  var above = bitcast<f32>(g1.x);
+  var n = g1.y;
+  if (n > ${cap}u) {
+    // too many in b: its sub-buckets' masses (a pass of their own), then the same within one
+    if (b == 0u || b == ${NB - 1}u) { return 0u; } // (lumped buckets: the next bits do not order)
+    for (var i = lid; i < ${SUBS}u; i += ${T}u) { atomicStore(&s_lo[i], 0u); atomicStore(&s_hi[i], 0u); }
+    workgroupBarrier();
+    ${
+    pass((p, ok) =>
+      `if (${ok}) {
+      let bits = bitcast<u32>(${p});
+      if (positive(bits) && top_p_bucket(bits) == b) {
+        let k2 = (bits >> 12u) & ${SUBS - 1}u;
+        ${addFixed("s_lo", "s_hi", "k2", `fixed_mass(${p})`)}
+      }
+    }`
+    )
+  }
+    workgroupBarrier();
+    for (var i = lid; i < ${SUBS}u; i += ${T}u) {
+      bmass[i] = f32(atomicLoad(&s_hi[i])) + f32(atomicLoad(&s_lo[i])) * bitcast<f32>(0x2f800000u);
+    }
+    workgroupBarrier();
+    let sb = from_top(${SUBS}u, above, t, lid);
+    if (sb == ${NONE}) { return 0u; }
+    let g2 = gather(base, b, sb, true, lid);
+    above += bitcast<f32>(g2.x);
+    n = g2.y;
+    if (n > ${cap}u) { return 0u; }
+  }
+  if (n == 0u) { return 0u; }
+  pick(n, above, t, lid);
+  return workgroupUniformLoad(&r_ok);
+}
+
+// The token where the mass of the kept elements (p > v, or p == v at index <= vi), summed in
+// index order, first exceeds u times their total (none: the last kept one of nonzero
+// probability, or 0). Each thread sums its contiguous chunk, an inclusive scan of the chunk
+// sums finds the thread whose chunk crosses, and it walks its chunk.
+fn walk(base: u32, v: f32, vi: u32, u: f32, lid: u32) -> u32 {
+  let start = lid * ${chunk}u;
+  let end = min(start + ${chunk}u, ${V}u);
+  var s = 0.0;
+  var last = 0u; // 1 + last kept index of nonzero probability in the chunk (0: none)
+  for (var c = start; c < end; c++) {
+    let pv = probs[base + c];
+    if (pv > v || (pv == v && c <= vi)) {
+      s += pv;
+      if (pv > 0.0) { last = c + 1u; }
+    }
+  }
+  red[lid] = s;
+  cnt[lid] = last;
+  workgroupBarrier();
+  for (var off = 1u; off < ${T}u; off = off << 1u) {
+    var a = 0.0;
+    var b = 0u;
+    if (lid >= off) { a = red[lid - off]; b = cnt[lid - off]; }
+    workgroupBarrier();
+    red[lid] += a;
+    cnt[lid] = max(cnt[lid], b);
+    workgroupBarrier();
+  }
+  let goal = u * red[${T - 1}u];
+  if (lid == 0u) { found = max(cnt[${T - 1}u], 1u) - 1u; }
+  workgroupBarrier();
+  let before = select(0.0, red[max(lid, 1u) - 1u], lid > 0u);
+  if (before <= goal && goal < red[lid]) {
+    var cum = before;
+    for (var c = start; c < end; c++) {
+      let pv = probs[base + c];
+      if (pv > v || (pv == v && c <= vi)) {
+        cum += pv;
+        if (cum > goal) { found = c; break; }
+      }
+    }
+  }
+  workgroupBarrier();
+  let res = found;
+  workgroupBarrier();
+  return res;
+}
+
 @compute @workgroup_size(${T})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
   let wg = wid.x + wid.y * nwg.x;
   if (wg >= R.x) { return; }
   let base = wg * ${V}u;
-  if (top_p[wg] >= 1.0) {
-    // Nothing cut: index order. Each thread sums its contiguous chunk, an inclusive scan of the
-    // chunk sums finds the thread whose chunk crosses u * total, and it walks its chunk.
-    let start = lid * ${chunk}u;
-    let end = min(start + ${chunk}u, ${V}u);
-    var s = 0.0;
-    var last = 0u; // 1 + last index of nonzero probability in the chunk (0: none)
-    for (var c = start; c < end; c++) {
-      let pv = probs[base + c];
-      s += pv;
-      if (pv > 0.0) { last = c + 1u; }
-    }
-    red[lid] = s;
-    cnt[lid] = last;
-    workgroupBarrier();
-    for (var off = 1u; off < ${T}u; off = off << 1u) {
-      var a = 0.0;
-      var b = 0u;
-      if (lid >= off) { a = red[lid - off]; b = cnt[lid - off]; }
-      workgroupBarrier();
-      red[lid] += a;
-      cnt[lid] = max(cnt[lid], b);
-      workgroupBarrier();
-    }
-    let total = red[${T - 1}u];
-    let goal = u[wg] * total;
-    if (lid == 0u) { found = max(cnt[${T - 1}u], 1u) - 1u; }
-    workgroupBarrier();
-    let before = select(0.0, red[max(lid, 1u) - 1u], lid > 0u);
-    if (before <= goal && goal < red[lid]) {
-      var cum = before;
-      for (var c = start; c < end; c++) {
-        cum += probs[base + c];
-        if (cum > goal) { found = c; break; }
-      }
-    }
-    workgroupBarrier();
-    if (lid == 0u) { out[wg] = found; }
-    return;
+  let tp = top_p[wg];
+  var v = bitcast<f32>(0xff800000u); // -inf: top_p >= 1 keeps every element
+  var vi = 0u;
+  if (tp < 1.0) {
+    if (from_hist(wg, base, tp, lid) == 1u) {
+      v = bitcast<f32>(r_v);
+      vi = r_i;
+    } else {${
+    search ? "" : `
+      if (lid == 0u) { out[wg] = ${NONE}; }
+      return;`
   }
-  let pmax = max_row(base, lid);
-  let total = mass_ge(base, 0.0, lid);
-  let t1 = clamp(top_p[wg], 0.0, total);
-  let e1 = cross(base, t1, false, pmax, total, lid);
-  let e2 = cross(base, u[wg] * bitcast<f32>(e1.w), true, pmax, total, lid);
-  let v1 = bitcast<f32>(e1.y);
-  let v2 = bitcast<f32>(e2.y);
-  let inside = v2 > v1 || (v2 == v1 && e2.z <= e1.z);
-  if (lid == 0u) { out[wg] = select(e1.z, e2.z, e2.x == 1u && inside); }
+      let pmax = max_row(base, lid);
+      let total = mass_ge(base, 0.0, lid);
+      let e1 = cross(base, clamp(tp, 0.0, total), false, pmax, total, lid);
+      v = bitcast<f32>(e1.y);
+      vi = e1.z;
+    }
+  }
+  let res = walk(base, v, vi, u[wg], lid);
+  if (lid == 0u) { out[wg] = res; }
 }
 `;
 }
