@@ -122,6 +122,16 @@ export function topPSharedBytes(T: number, cap: number): number {
  * `search` false (tests): rows the histogram does not settle give token 0xffffffff. */
 export function topPBody(V: number, T: number, cap: number, search = true): string {
   const chunk = Math.ceil(V / T);
+  // walk: groups of GW threads, GW consecutive loads at a time, a region of RW elements each
+  // (at most cap: the crossing one is copied to cand_p), runs of RUN a thread there
+  const GW = Math.max(1, Math.min(32, T, pow2Floor(Math.max(1, Math.floor(cap / chunk)))));
+  const RW = GW * chunk;
+  const RUN = Math.ceil(RW / T);
+  if (RW > cap) {
+    throw new RangeError(
+      `sample_top_p: a row of ${V} needs ${chunk} elements a thread, more than the ${cap} the target's workgroup memory holds`,
+    );
+  }
   const G = Math.ceil(V / TOP_P_SLICE), NB = TOP_P_BUCKETS;
   const NONE = "0xffffffffu";
   const pass = (body: (p: string, ok: string, c: string) => string) => rowPass("probs", V, T, body);
@@ -145,6 +155,7 @@ var<workgroup> cand_i: array<u32, ${cap}>;
 var<workgroup> r_ok: u32; // the nucleus from the histogram: found (1), its last value and index
 var<workgroup> r_v: u32;
 var<workgroup> r_i: u32;
+var<workgroup> hit_mass: f32; // mass before the walk's crossing region
 ${BUCKET_FNS}
 
 fn max_row(base: u32, lid: u32) -> f32 {
@@ -442,22 +453,28 @@ fn from_hist(wg: u32, base: u32, t: f32, lid: u32) -> u32 {
 
 // The token where the mass of the kept elements (p > v, or p == v at index <= vi), summed in
 // index order, first exceeds u times their total (none: the last kept one of nonzero
-// probability, or 0). Each thread sums its contiguous chunk, an inclusive scan of the chunk
-// sums finds the thread whose chunk crosses, and it walks its chunk.
+// probability, or 0). Groups of ${GW} threads each take a contiguous region of ${RW} elements,
+// read ${GW} consecutive ones at a time; an inclusive scan of the threads' sums finds the group
+// whose region crosses (its last thread's sum ends the region), which is copied to workgroup
+// memory; a scan of runs of it there finds the run that crosses, and its thread walks it.
 fn walk(base: u32, v: f32, vi: u32, u: f32, lid: u32) -> u32 {
-  let start = lid * ${chunk}u;
-  let end = min(start + ${chunk}u, ${V}u);
+  let grp = lid / ${GW}u;
+  let r0 = grp * ${RW}u + lid % ${GW}u;
   var s = 0.0;
-  var last = 0u; // 1 + last kept index of nonzero probability in the chunk (0: none)
-  for (var c = start; c < end; c++) {
-    let pv = probs[base + c];
-    if (pv > v || (pv == v && c <= vi)) {
-      s += pv;
-      if (pv > 0.0) { last = c + 1u; }
+  var last = 0u; // 1 + last kept index of nonzero probability the thread saw (0: none)
+  for (var i = 0u; i < ${chunk}u; i++) {
+    let c = r0 + i * ${GW}u;
+    if (c < ${V}u) {
+      let pv = probs[base + c];
+      if (pv > v || (pv == v && c <= vi)) {
+        s += pv;
+        if (pv > 0.0) { last = c + 1u; }
+      }
     }
   }
   red[lid] = s;
   cnt[lid] = last;
+  if (lid == 0u) { found = ${NONE}; atomicStore(&claim, ${NONE}); }
   workgroupBarrier();
   for (var off = 1u; off < ${T}u; off = off << 1u) {
     var a = 0.0;
@@ -469,23 +486,48 @@ fn walk(base: u32, v: f32, vi: u32, u: f32, lid: u32) -> u32 {
     workgroupBarrier();
   }
   let goal = u * red[${T - 1}u];
-  if (lid == 0u) { found = max(cnt[${T - 1}u], 1u) - 1u; }
-  workgroupBarrier();
-  let before = select(0.0, red[max(lid, 1u) - 1u], lid > 0u);
-  if (before <= goal && goal < red[lid]) {
-    var cum = before;
-    for (var c = start; c < end; c++) {
-      let pv = probs[base + c];
-      if (pv > v || (pv == v && c <= vi)) {
-        cum += pv;
-        if (cum > goal) { found = c; break; }
-      }
-    }
+  let fallback = max(cnt[${T - 1}u], 1u) - 1u;
+  if (lid % ${GW}u == ${GW - 1}u) {
+    let before = select(0.0, red[max(lid, ${GW}u) - ${GW}u], grp > 0u);
+    if (before <= goal && goal < red[lid]) { found = grp; hit_mass = before; }
   }
+  let hg = workgroupUniformLoad(&found);
+  if (hg != ${NONE}) {
+    let rs = hg * ${RW}u;
+    let n = min(${RW}u, ${V}u - rs);
+    for (var e = lid; e < n; e += ${T}u) {
+      let pv = probs[base + rs + e];
+      cand_p[e] = select(0.0, pv, pv > v || (pv == v && rs + e <= vi));
+    }
+    workgroupBarrier();
+    let e0 = lid * ${RUN}u;
+    let e1 = min(e0 + ${RUN}u, n);
+    var s2 = 0.0;
+    for (var e = e0; e < e1; e++) { s2 += cand_p[e]; }
+    red[lid] = s2;
+    workgroupBarrier();
+    for (var off = 1u; off < ${T}u; off = off << 1u) {
+      var a = 0.0;
+      if (lid >= off) { a = red[lid - off]; }
+      workgroupBarrier();
+      red[lid] += a;
+      workgroupBarrier();
+    }
+    let before = hit_mass + select(0.0, red[max(lid, 1u) - 1u], lid > 0u);
+    if (e0 < e1 && before <= goal && goal < hit_mass + red[lid]) {
+      var cum = before;
+      var at = e1 - 1u;
+      for (var e = e0; e < e1; e++) {
+        cum += cand_p[e];
+        if (cum > goal) { at = e; break; }
+      }
+      atomicMin(&claim, rs + at);
+    }
+    workgroupBarrier();
+  }
+  let res = atomicLoad(&claim);
   workgroupBarrier();
-  let res = found;
-  workgroupBarrier();
-  return res;
+  return select(res, fallback, res == ${NONE});
 }
 
 @compute @workgroup_size(${T})
