@@ -31,7 +31,17 @@ import {
   TOP_P_SLICE,
   type WgslKernel,
 } from "../contract.ts";
-import { checkTarget, declareBindings, entry, pow2Floor, rowPass, totalGroups } from "./common.ts";
+import {
+  checkTarget,
+  declareBindings,
+  entry,
+  pow2Floor,
+  ROW_LOADS,
+  rowPass,
+  totalGroups,
+} from "./common.ts";
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /** Sub-buckets of the second level: the 8 bits below a bucket's. */
 const SUBS = 256;
@@ -127,6 +137,7 @@ export function topPBody(V: number, T: number, cap: number, search = true): stri
   const GW = Math.max(1, Math.min(32, T, pow2Floor(Math.max(1, Math.floor(cap / chunk)))));
   const RW = GW * chunk;
   const RUN = Math.ceil(RW / T);
+  const WU = Math.min(ROW_LOADS, chunk); // loads a thread issues at a time
   if (RW > cap) {
     throw new RangeError(
       `sample_top_p: a row of ${V} needs ${chunk} elements a thread, more than the ${cap} the target's workgroup memory holds`,
@@ -454,23 +465,31 @@ fn from_hist(wg: u32, base: u32, t: f32, lid: u32) -> u32 {
 // The token where the mass of the kept elements (p > v, or p == v at index <= vi), summed in
 // index order, first exceeds u times their total (none: the last kept one of nonzero
 // probability, or 0). Groups of ${GW} threads each take a contiguous region of ${RW} elements,
-// read ${GW} consecutive ones at a time; an inclusive scan of the threads' sums finds the group
-// whose region crosses (its last thread's sum ends the region), which is copied to workgroup
-// memory; a scan of runs of it there finds the run that crosses, and its thread walks it.
+// read ${GW} consecutive ones at a time (${WU} loads a thread in flight); an inclusive scan of
+// the threads' sums finds the group whose region crosses (its last thread's sum ends the
+// region), which is copied to workgroup memory; a scan of runs of it there finds the run that
+// crosses, and its thread walks it.
 fn walk(base: u32, v: f32, vi: u32, u: f32, lid: u32) -> u32 {
   let grp = lid / ${GW}u;
   let r0 = grp * ${RW}u + lid % ${GW}u;
   var s = 0.0;
   var last = 0u; // 1 + last kept index of nonzero probability the thread saw (0: none)
-  for (var i = 0u; i < ${chunk}u; i++) {
-    let c = r0 + i * ${GW}u;
-    if (c < ${V}u) {
-      let pv = probs[base + c];
-      if (pv > v || (pv == v && c <= vi)) {
-        s += pv;
-        if (pv > 0.0) { last = c + 1u; }
+  for (var i = 0u; i < ${chunk}u; i += ${WU}u) {
+    ${
+    range(WU).map((k) => `let p${k} = probs[base + min(r0 + (i + ${k}u) * ${GW}u, ${V - 1}u)];`)
+      .join("\n    ")
+  }
+    ${
+    range(WU).map((k) =>
+      `if (i + ${k}u < ${chunk}u && r0 + (i + ${k}u) * ${GW}u < ${V}u) {
+      let c = r0 + (i + ${k}u) * ${GW}u;
+      if (p${k} > v || (p${k} == v && c <= vi)) {
+        s += p${k};
+        if (p${k} > 0.0) { last = c + 1u; }
       }
-    }
+    }`
+    ).join("\n    ")
+  }
   }
   red[lid] = s;
   cnt[lid] = last;
