@@ -203,3 +203,36 @@ Deno.test({
     expectClose(new Uint32Array(out), ref, 0, "sample_top_p without the search");
   },
 });
+
+Deno.test({
+  name: "samplingKernel() sample_top_p walks a thread's own chunk where workgroup memory is small",
+  ignore,
+  fn: async () => {
+    // 16 KiB of workgroup memory (WebGPU's default limit): 64 threads, 2,004 tokens each, more
+    // than the 1,024 it can copy, so each thread walks its own chunk in place
+    const rng = new Rng(31);
+    const V = 128256;
+    const rows: { p: Float32Array; topP: number; u: number }[] = [];
+    for (const topP of [1, 0.9, 1, 0.6]) {
+      const e = Float64Array.from(rng.normals(V, 4), Math.exp);
+      const s = e.reduce((a, b) => a + b, 0);
+      rows.push({ p: Float32Array.from(e, (v) => v / s), topP, u: rng.next() });
+    }
+    const R = rows.length;
+    const probs = new Float32Array(R * V); // [R, V]
+    rows.forEach((row, r) => probs.set(row.p, r * V));
+    const topP = Float32Array.from(rows, (r) => r.topP);
+    const spec = { op: "sample_top_p", vocab: V } as const;
+    const t = device!.target;
+    const small = { ...t, limits: { ...t.limits, maxComputeWorkgroupStorageSize: 16384 } };
+    const [, , , , out] = await runKernel(spec, R, [
+      buf(probs),
+      buf(topP),
+      buf(Float32Array.from(rows, (r) => r.u)),
+      histOf(probs, topP, V),
+      new ArrayBuffer(R * 4),
+    ], samplingKernel(spec, small));
+    const ref = rows.map((row) => topPRef(row.p, row.topP, row.u));
+    expectClose(new Uint32Array(out), ref, 0, "sample_top_p, small workgroup memory");
+  },
+});

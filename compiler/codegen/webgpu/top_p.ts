@@ -134,15 +134,11 @@ export function topPBody(V: number, T: number, cap: number, search = true): stri
   const chunk = Math.ceil(V / T);
   // walk: groups of GW threads, GW consecutive loads at a time, a region of RW elements each
   // (at most cap: the crossing one is copied to cand_p), runs of RUN a thread there
+  // (GW 1: a thread's own chunk, walked where it lies, not copied: small workgroup memory)
   const GW = Math.max(1, Math.min(32, T, pow2Floor(Math.max(1, Math.floor(cap / chunk)))));
   const RW = GW * chunk;
   const RUN = Math.ceil(RW / T);
   const WU = Math.min(ROW_LOADS, chunk); // loads a thread issues at a time
-  if (RW > cap) {
-    throw new RangeError(
-      `sample_top_p: a row of ${V} needs ${chunk} elements a thread, more than the ${cap} the target's workgroup memory holds`,
-    );
-  }
   const G = Math.ceil(V / TOP_P_SLICE), NB = TOP_P_BUCKETS;
   const NONE = "0xffffffffu";
   const pass = (body: (p: string, ok: string, c: string) => string) => rowPass("probs", V, T, body);
@@ -349,6 +345,21 @@ fn gather(base: u32, b: u32, sb: u32, sub: bool, lid: u32) -> vec2<u32> {
   return res;
 }
 
+// red[lid] = the sum of cand_p over the runs e0..e1-1 of threads 0..lid (an inclusive scan).
+fn scan_runs(e0: u32, e1: u32, lid: u32) {
+  var s = 0.0;
+  for (var e = e0; e < e1; e++) { s += cand_p[e]; }
+  red[lid] = s;
+  workgroupBarrier();
+  for (var off = 1u; off < ${T}u; off = off << 1u) {
+    var a = 0.0;
+    if (lid >= off) { a = red[lid - off]; }
+    workgroupBarrier();
+    red[lid] += a;
+    workgroupBarrier();
+  }
+}
+
 // Sorts the n gathered elements (probability descending, index ascending) and finds the one
 // where \`above\` plus their mass in that order reaches t: sets r_ok, r_v, r_i.
 fn pick(n: u32, above: f32, t: f32, lid: u32) {
@@ -380,17 +391,7 @@ fn pick(n: u32, above: f32, t: f32, lid: u32) {
   let C = (P + ${T - 1}u) / ${T}u;
   let e0 = lid * C;
   let e1 = min(e0 + C, n);
-  var s = 0.0;
-  for (var e = e0; e < e1; e++) { s += cand_p[e]; }
-  red[lid] = s;
-  workgroupBarrier();
-  for (var off = 1u; off < ${T}u; off = off << 1u) {
-    var a = 0.0;
-    if (lid >= off) { a = red[lid - off]; }
-    workgroupBarrier();
-    red[lid] += a;
-    workgroupBarrier();
-  }
+  scan_runs(e0, e1, lid);
   let before = above + select(0.0, red[max(lid, 1u) - 1u], lid > 0u);
   if (e0 < e1 && before < t && t <= above + red[lid]) {
     var acc = before;
@@ -508,10 +509,25 @@ fn walk(base: u32, v: f32, vi: u32, u: f32, lid: u32) -> u32 {
   let fallback = max(cnt[${T - 1}u], 1u) - 1u;
   if (lid % ${GW}u == ${GW - 1}u) {
     let before = select(0.0, red[max(lid, ${GW}u) - ${GW}u], grp > 0u);
-    if (before <= goal && goal < red[lid]) { found = grp; hit_mass = before; }
+    if (before <= goal && goal < red[lid]) {${
+    GW === 1
+      ? `
+      var cum = before;
+      var at = ${NONE};
+      for (var c = r0; c < min(r0 + ${chunk}u, ${V}u); c++) {
+        let pv = probs[base + c];
+        if (pv > v || (pv == v && c <= vi)) {
+          cum += pv;
+          if (pv > 0.0) { at = c; }
+          if (cum > goal) { break; }
+        }
+      }
+      atomicMin(&claim, at);`
+      : " found = grp; hit_mass = before;"
+  }}
   }
   let hg = workgroupUniformLoad(&found);
-  if (hg != ${NONE}) {
+  if (${GW > 1 ? "true" : "false"} && hg != ${NONE}) {
     let rs = hg * ${RW}u;
     let n = min(${RW}u, ${V}u - rs);
     for (var e = lid; e < n; e += ${T}u) {
@@ -521,26 +537,17 @@ fn walk(base: u32, v: f32, vi: u32, u: f32, lid: u32) -> u32 {
     workgroupBarrier();
     let e0 = lid * ${RUN}u;
     let e1 = min(e0 + ${RUN}u, n);
-    var s2 = 0.0;
-    for (var e = e0; e < e1; e++) { s2 += cand_p[e]; }
-    red[lid] = s2;
-    workgroupBarrier();
-    for (var off = 1u; off < ${T}u; off = off << 1u) {
-      var a = 0.0;
-      if (lid >= off) { a = red[lid - off]; }
-      workgroupBarrier();
-      red[lid] += a;
-      workgroupBarrier();
-    }
+    scan_runs(e0, e1, lid);
     let before = hit_mass + select(0.0, red[max(lid, 1u) - 1u], lid > 0u);
     if (e0 < e1 && before <= goal && goal < hit_mass + red[lid]) {
       var cum = before;
-      var at = e1 - 1u;
+      var at = ${NONE};
       for (var e = e0; e < e1; e++) {
         cum += cand_p[e];
-        if (cum > goal) { at = e; break; }
+        if (cand_p[e] > 0.0) { at = rs + e; }
+        if (cum > goal) { break; }
       }
-      atomicMin(&claim, rs + at);
+      atomicMin(&claim, at);
     }
     workgroupBarrier();
   }
