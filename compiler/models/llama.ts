@@ -396,6 +396,15 @@ export function buildEmbed(cfg: ModelConfig, defs: WeightDef[]): IrFunction {
 export const samplerEntries = (cfg: ModelConfig, rows: number): number =>
   Math.min(rows * (cfg.context_window_size + 512), 2 ** 20);
 
+/** The top-p draw over probs [m, V] into the function's output tokens [m]: `top_p_hist`, then
+ * `sample_top_p` starting from it. */
+function topPDraw(fb: FunctionBuilder, V: number, probs: number, p: number, u: number): void {
+  const hist = fb.temp("hist", ["m", topPHistWords(V)], "u32");
+  fb.node({ op: "top_p_hist", vocab: V }, "m", { probs, top_p: p, out: hist });
+  const out = fb.output(fb.temp("tokens", ["m"], "u32"));
+  fb.node({ op: "sample_top_p", vocab: V }, "m", { probs, top_p: p, u, hist, out });
+}
+
 /** GPU sampling helpers over logits [m, V]. */
 export function buildSampling(cfg: ModelConfig): IrFunction[] {
   const V = cfg.vocab_size, bounds = { n: 1, s: 1, m: cfg.max_batch_size };
@@ -417,10 +426,7 @@ export function buildSampling(cfg: ModelConfig): IrFunction[] {
     const probs = topP.input("probs", ["m", V], "f32");
     const p = topP.input("top_p", ["m"], "f32");
     const u = topP.input("uniform", ["m"], "f32");
-    const hist = topP.temp("hist", ["m", topPHistWords(V)], "u32");
-    topP.node({ op: "top_p_hist", vocab: V }, "m", { probs, top_p: p, out: hist });
-    const out = topP.output(topP.temp("tokens", ["m"], "u32"));
-    topP.node({ op: "sample_top_p", vocab: V }, "m", { probs, top_p: p, u, hist, out });
+    topPDraw(topP, V, probs, p, u);
   }
   // The engine's sampler: penalties / bias / top-k, temperature softmax, top-p draw.
   const sample = new FunctionBuilder("sample", bounds);
@@ -446,10 +452,7 @@ export function buildSampling(cfg: ModelConfig): IrFunction[] {
       temperature: t,
       out: probs,
     });
-    const hist = sample.temp("hist", ["m", topPHistWords(V)], "u32");
-    sample.node({ op: "top_p_hist", vocab: V }, "m", { probs, top_p: p, out: hist });
-    const out = sample.output(sample.temp("tokens", ["m"], "u32"));
-    sample.node({ op: "sample_top_p", vocab: V }, "m", { probs, top_p: p, u, hist, out });
+    topPDraw(sample, V, probs, p, u);
   }
   return [argmax.build(), softmax.build(), topP.build(), sample.build()];
 }

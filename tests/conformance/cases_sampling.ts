@@ -150,18 +150,20 @@ function topPCases(rng: Rng): ConformanceCase[] {
   return table.flatMap(([V, kinds, topPs, scale]) => {
     const R = kinds.length;
     const x = logits(rng, V, kinds, scale);
+    const planted = kinds.map((k) => k === "spread" || k === "equal");
     const probs = new Float32Array(R * V); // [R, V]
     for (let r = 0; r < R; r++) {
-      const planted = kinds[r] === "spread" || kinds[r] === "equal";
-      probs.set(planted ? crowded(rng, V, kinds[r] === "equal") : softmaxRow(x, r * V, V), r * V);
+      const row = planted[r] ? crowded(rng, V, kinds[r] === "equal") : softmaxRow(x, r * V, V);
+      probs.set(row, r * V);
     }
+    const probsBuf = padded(probs);
     const u = new Float32Array(R); // [R]
     const tp = Float32Array.from(topPs); // [R]
     for (let r = 0; r < R; r++) {
-      let row = topPRow(padded(probs), r, V, tp[r], 0);
-      if (kinds[r] === "spread" || kinds[r] === "equal") {
+      let row = topPRow(probsBuf, r, V, tp[r], 0);
+      if (planted[r]) {
         tp[r] = (row.sorted.at(-2)! + row.sorted.at(-1)!) / 2;
-        row = topPRow(padded(probs), r, V, tp[r], 0);
+        row = topPRow(probsBuf, r, V, tp[r], 0);
       }
       const smallest = probs.subarray(r * V, (r + 1) * V).reduce(
         (a, b) => Math.min(a, b),
@@ -172,7 +174,7 @@ function topPCases(rng: Rng): ConformanceCase[] {
         u[r] = rng.next();
         if (++tries % 20 === 0 && tp[r] > 0 && tp[r] < 1) {
           tp[r] = Math.min(0.999, tp[r] + 0.013);
-          row = topPRow(padded(probs), r, V, tp[r], 0);
+          row = topPRow(probsBuf, r, V, tp[r], 0);
         }
         if (tries > 2000) throw new Error(`topPCases: no clear u for row ${r} of V=${V}`);
       } while (!clearOfBoundaries(row, smallest, tp[r], u[r]));
@@ -181,7 +183,7 @@ function topPCases(rng: Rng): ConformanceCase[] {
     // mass moved one bucket up, so a search that trusts it starts in the wrong bucket
     const hist = reference(
       { op: "top_p_hist", vocab: V },
-      [padded(probs), padded(tp), new ArrayBuffer(R * topPHistWords(V) * 4)],
+      [probsBuf, padded(tp), new ArrayBuffer(R * topPHistWords(V) * 4)],
       R,
     ).out as Uint32Array;
     const hists: [string, Uint32Array][] = [["", hist]];

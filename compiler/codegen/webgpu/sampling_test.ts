@@ -1,4 +1,4 @@
-import { topPHistWords } from "../contract.ts";
+import { topPHistWords, type WgslKernel } from "../contract.ts";
 import { topPHistKernel } from "../cpu/sampling.ts";
 import { samplingKernel } from "./sampling.ts";
 import { buf, device, expectClose, Rng, runKernel } from "./test_helpers.ts";
@@ -111,13 +111,44 @@ function histOf(probs: Float32Array, topP: Float32Array, V: number): ArrayBuffer
   return out;
 }
 
+type TopPRow = { p: Float32Array; topP: number; u: number };
+
+/** `k` rows of `p` at `topP`, one u in each k-th of [0, 1): more of the kept set is walked. */
+function draws(rng: Rng, p: Float32Array, topP: number, k: number): TopPRow[] {
+  return Array.from({ length: k }, (_, i) => ({ p, topP, u: (i + rng.next()) / k }));
+}
+
+/** Probabilities of V logits drawn with standard deviation `scale` (float64 softmax). */
+function peaked(rng: Rng, V: number, scale: number): Float32Array {
+  const e = Float64Array.from(rng.normals(V, scale), Math.exp);
+  const s = e.reduce((a, b) => a + b, 0);
+  return Float32Array.from(e, (v) => v / s);
+}
+
+/** `sample_top_p` over `rows` of V (with their `top_p_hist`), compiled as `source` if given:
+ * the tokens, and the reference's. */
+async function sampleRows(rows: TopPRow[], V: number, source?: WgslKernel) {
+  const R = rows.length;
+  const probs = new Float32Array(R * V); // [R, V]
+  rows.forEach((row, r) => probs.set(row.p, r * V));
+  const topP = Float32Array.from(rows, (r) => r.topP);
+  const [, , , , out] = await runKernel({ op: "sample_top_p", vocab: V }, R, [
+    buf(probs),
+    buf(topP),
+    buf(Float32Array.from(rows, (r) => r.u)),
+    histOf(probs, topP, V),
+    new ArrayBuffer(R * 4),
+  ], source);
+  return { tokens: new Uint32Array(out), ref: rows.map((r) => topPRef(r.p, r.topP, r.u)) };
+}
+
 Deno.test({
   name: "samplingKernel() sample_top_p picks the token where the kept mass first exceeds u",
   ignore,
   fn: async () => {
     const rng = new Rng(17);
     const V = 203;
-    const rows: { p: Float32Array; topP: number; u: number }[] = [];
+    const rows: TopPRow[] = [];
     for (let i = 0; i < 24; i++) {
       const logits = rng.normals(V, 2); // [V]
       if (i % 3 === 0) { for (let c = 0; c < V; c += 7) logits[c] = logits[3]; // ties
@@ -139,20 +170,9 @@ Deno.test({
     const flat = new Float32Array(V); // [V]
     for (const c of [3, 20, 21, 50, 90, 150, 151, 202]) flat[c] = 0.125;
     rows.push({ p: flat, topP: 0.5, u: 0.6 });
-    const R = rows.length;
-    const probs = new Float32Array(R * V); // [R, V]
-    rows.forEach((row, r) => probs.set(row.p, r * V));
-    const topP = Float32Array.from(rows, (r) => r.topP);
-    const [, , , , out] = await runKernel({ op: "sample_top_p", vocab: V }, R, [
-      buf(probs),
-      buf(topP),
-      buf(Float32Array.from(rows, (r) => r.u)),
-      histOf(probs, topP, V),
-      new ArrayBuffer(R * 4),
-    ]);
-    const ref = rows.map((row) => topPRef(row.p, row.topP, row.u));
+    const { tokens, ref } = await sampleRows(rows, V);
     if (ref.at(-1) !== 21) throw new Error(`reference picked ${ref.at(-1)} for the flat row`);
-    expectClose(new Uint32Array(out), ref, 0, "sample_top_p");
+    expectClose(tokens, ref, 0, "sample_top_p");
   },
 });
 
@@ -166,41 +186,24 @@ Deno.test({
     // 0xffffffff).
     const rng = new Rng(29);
     const V = 32000;
-    const rows: { p: Float32Array; topP: number; u: number }[] = [];
-    // (each row 6 times, with different u: more of the kept set is walked)
-    const draws = (p: Float32Array, topP: number) => {
-      for (let i = 0; i < 6; i++) rows.push({ p, topP, u: (i + rng.next()) / 6 });
-    };
-    for (const topP of [0.9, 0.5, 0.95, 0.7]) {
-      const e = Float64Array.from(rng.normals(V, 5), Math.exp);
-      const s = e.reduce((a, b) => a + b, 0);
-      draws(Float32Array.from(e, (v) => v / s), topP);
-    }
-    // (a crowd of 1,500: more than a thread's share of the sort, fewer than it gathers)
+    const rows: TopPRow[] = [];
+    for (const topP of [0.9, 0.5, 0.95, 0.7]) rows.push(...draws(rng, peaked(rng, V, 5), topP, 6));
+    // (crowds on every third token, so that the walk's runs hold several of them; one of
+    // 1,500: more than a thread's share of the sort, fewer than it gathers)
     for (const [crowd, equal] of [[1500, false], [3000, false], [3000, true]] as const) {
       const p = new Float32Array(V).fill(1e-6); // [V] a tail of about 0.03
       p[5] = 0.3;
       p[V - 1] = 0.2;
-      for (let c = 0; c < crowd; c++) p[7 + 9 * c] = equal ? 1.55e-4 : 1.55e-4 + rng.next() * 5e-6;
+      for (let c = 0; c < crowd; c++) p[7 + 3 * c] = equal ? 1.55e-4 : 1.55e-4 + rng.next() * 5e-6;
       // top_p reached in the crowd's bucket ([1.25, 1.375) * 2^-13), after 1000 of it
       if (equal) rows.push({ p, topP: 0.5 + 1000 * 1.55e-4, u: 0.5 });
-      else draws(p, 0.5 + 1000 * 1.55e-4);
+      else rows.push(...draws(rng, p, 0.5 + 1000 * 1.55e-4, 6));
     }
-    const R = rows.length;
-    const probs = new Float32Array(R * V); // [R, V]
-    rows.forEach((row, r) => probs.set(row.p, r * V));
-    const topP = Float32Array.from(rows, (r) => r.topP);
     const spec = { op: "sample_top_p", vocab: V } as const;
-    const [, , , , out] = await runKernel(spec, R, [
-      buf(probs),
-      buf(topP),
-      buf(Float32Array.from(rows, (r) => r.u)),
-      histOf(probs, topP, V),
-      new ArrayBuffer(R * 4),
-    ], samplingKernel(spec, device!.target, { topPSearch: false }));
-    const ref = rows.map((row) => topPRef(row.p, row.topP, row.u));
-    ref[R - 1] = 0xffffffff;
-    expectClose(new Uint32Array(out), ref, 0, "sample_top_p without the search");
+    const noSearch = samplingKernel(spec, device!.target, { topPSearch: false });
+    const { tokens, ref } = await sampleRows(rows, V, noSearch);
+    ref[ref.length - 1] = 0xffffffff;
+    expectClose(tokens, ref, 0, "sample_top_p without the search");
   },
 });
 
@@ -212,27 +215,12 @@ Deno.test({
     // than the 1,024 it can copy, so each thread walks its own chunk in place
     const rng = new Rng(31);
     const V = 128256;
-    const rows: { p: Float32Array; topP: number; u: number }[] = [];
-    for (const topP of [1, 0.9, 1, 0.6]) {
-      const e = Float64Array.from(rng.normals(V, 4), Math.exp);
-      const s = e.reduce((a, b) => a + b, 0);
-      rows.push({ p: Float32Array.from(e, (v) => v / s), topP, u: rng.next() });
-    }
-    const R = rows.length;
-    const probs = new Float32Array(R * V); // [R, V]
-    rows.forEach((row, r) => probs.set(row.p, r * V));
-    const topP = Float32Array.from(rows, (r) => r.topP);
+    const rows: TopPRow[] = [];
+    for (const topP of [1, 0.9, 1, 0.6]) rows.push(...draws(rng, peaked(rng, V, 4), topP, 3));
     const spec = { op: "sample_top_p", vocab: V } as const;
     const t = device!.target;
     const small = { ...t, limits: { ...t.limits, maxComputeWorkgroupStorageSize: 16384 } };
-    const [, , , , out] = await runKernel(spec, R, [
-      buf(probs),
-      buf(topP),
-      buf(Float32Array.from(rows, (r) => r.u)),
-      histOf(probs, topP, V),
-      new ArrayBuffer(R * 4),
-    ], samplingKernel(spec, small));
-    const ref = rows.map((row) => topPRef(row.p, row.topP, row.u));
-    expectClose(new Uint32Array(out), ref, 0, "sample_top_p, small workgroup memory");
+    const { tokens, ref } = await sampleRows(rows, V, samplingKernel(spec, small));
+    expectClose(tokens, ref, 0, "sample_top_p, small workgroup memory");
   },
 });

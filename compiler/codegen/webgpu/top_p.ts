@@ -36,12 +36,12 @@ import {
   declareBindings,
   entry,
   pow2Floor,
+  range,
+  reductionThreads,
   ROW_LOADS,
   rowPass,
   totalGroups,
 } from "./common.ts";
-
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /** Sub-buckets of the second level: the 8 bits below a bucket's. */
 const SUBS = 256;
@@ -53,13 +53,13 @@ const BUCKET_FNS = `fn top_p_bucket(bits: u32) -> u32 {
 }
 fn positive(bits: u32) -> bool { return bits - 1u < 0x7f800000u; }
 // floor(min(p, 1 - 2^-24) * 2^32), exact: a power-of-two scale
-fn fixed_mass(p: f32) -> u32 { return u32(min(p, bitcast<f32>(0x3f7fffffu)) * 4294967296.0); }`;
+fn fixed_mass(p: f32) -> u32 { return u32(min(p, bitcast<f32>(0x3f7fffffu)) * 4294967296.0); }
+// the mass of a 64-bit fixed-point sum (lo, hi): hi + lo * 2^-32
+fn fixed_f32(lo: u32, hi: u32) -> f32 { return f32(hi) + f32(lo) * bitcast<f32>(0x2f800000u); }`;
 
 /** WGSL adding fixed-point mass `f` (u32) to the 64-bit sum in atomics `lo`, `hi` at `i`. */
 const addFixed = (lo: string, hi: string, i: string, f: string) =>
   `{ let f = ${f}; let old = atomicAdd(&${lo}[${i}], f); if (old + f < old) { atomicAdd(&${hi}[${i}], 1u); } }`;
-
-const THREADS_HIST = 256;
 
 /** WGSL for `top_p_hist`. */
 export function topPHistKernel(
@@ -68,7 +68,7 @@ export function topPHistKernel(
 ): WgslKernel {
   const V = spec.vocab, NB = TOP_P_BUCKETS;
   const G = Math.ceil(V / TOP_P_SLICE);
-  const T = Math.min(THREADS_HIST, pow2Floor(target.limits.maxComputeInvocationsPerWorkgroup));
+  const T = reductionThreads(target, 256);
   checkTarget(spec, target, { workgroupSize: T, sharedBytes: 12 * NB });
   const code = `${
     declareBindings(spec, {
@@ -415,12 +415,11 @@ fn pick(n: u32, above: f32, t: f32, lid: u32) {
 // the mass from the top reaches t, then within it (and a sub-bucket when it is too full);
 // r_ok 0 when the row does not bear the histogram out or too many elements remain.
 fn from_hist(wg: u32, base: u32, t: f32, lid: u32) -> u32 {
-  if (lid == 0u) { r_ok = 0u; }
   for (var b = lid; b < ${NB}u; b += ${T}u) {
     var m = 0.0;
     for (var g = 0u; g < ${G}u; g++) {
       let h = hist[(wg * ${G}u + g) * ${NB}u + b];
-      m += f32(h.z) + f32(h.y) * bitcast<f32>(0x2f800000u); // hi + lo * 2^-32
+      m += fixed_f32(h.y, h.z);
     }
     bmass[b] = m;
   }
@@ -448,7 +447,7 @@ fn from_hist(wg: u32, base: u32, t: f32, lid: u32) -> u32 {
   }
     workgroupBarrier();
     for (var i = lid; i < ${SUBS}u; i += ${T}u) {
-      bmass[i] = f32(atomicLoad(&s_hi[i])) + f32(atomicLoad(&s_lo[i])) * bitcast<f32>(0x2f800000u);
+      bmass[i] = fixed_f32(atomicLoad(&s_lo[i]), atomicLoad(&s_hi[i]));
     }
     workgroupBarrier();
     let sb = from_top(${SUBS}u, above, t, lid);
@@ -526,8 +525,9 @@ fn walk(base: u32, v: f32, vi: u32, u: f32, lid: u32) -> u32 {
       : " found = grp; hit_mass = before;"
   }}
   }
-  let hg = workgroupUniformLoad(&found);
-  if (${GW > 1 ? "true" : "false"} && hg != ${NONE}) {
+  ${
+    GW === 1 ? "workgroupBarrier();" : `let hg = workgroupUniformLoad(&found);
+  if (hg != ${NONE}) {
     let rs = hg * ${RW}u;
     let n = min(${RW}u, ${V}u - rs);
     for (var e = lid; e < n; e += ${T}u) {
@@ -550,6 +550,7 @@ fn walk(base: u32, v: f32, vi: u32, u: f32, lid: u32) -> u32 {
       atomicMin(&claim, at);
     }
     workgroupBarrier();
+  }`
   }
   let res = atomicLoad(&claim);
   workgroupBarrier();
