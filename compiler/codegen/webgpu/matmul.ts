@@ -1,8 +1,9 @@
 /**
- * `matmul`: picks the GEMV shape when the kernel sees few rows (decode) and the tiled shape
- * otherwise (prefill); q8 activations (`xq8`) take the packed-int8 GEMV. The first two handle
- * dense f32/f16 and group-quantised q3/q4 weights and the bias, add and silu_mul epilogues,
- * for any R.
+ * `matmul`: picks the GEMV shape when the kernel sees few rows (decode), the few-rows shape
+ * for 8 to 32 rows of 4-bit weights with many rows (batched decode's gate_up and lm_head), and
+ * the tiled shape otherwise (prefill); q8 activations (`xq8`) take the packed-int8 GEMV. The
+ * GEMV and tiled shapes handle dense f32/f16 and group-quantised q3/q4 weights; all handle
+ * the bias, add and silu_mul epilogues, for any R.
  * @module
  */
 import type { TargetInfo, WgslKernel } from "../contract.ts";
@@ -10,6 +11,7 @@ import type { MatmulSpec } from "./matmul_epilogue.ts";
 import { matmulGemv } from "./matmul_gemv.ts";
 import { matmulGemvQ8 } from "./matmul_gemv_q8.ts";
 import { matmulTiled } from "./matmul_tiled.ts";
+import { matmulRows, rowsShapeWins } from "./matmul_rows.ts";
 
 /** Largest `maxRows` that gets the GEMV shape. */
 export const GEMV_MAX_ROWS = 32;
@@ -18,5 +20,6 @@ export const GEMV_MAX_ROWS = 32;
 export function matmulKernel(spec: MatmulSpec, target: TargetInfo): WgslKernel {
   if (spec.xq8) return matmulGemvQ8(spec, target);
   if (spec.norm) throw new RangeError("matmul: the RMSNorm prologue needs q8 activations (xq8)");
-  return spec.maxRows <= GEMV_MAX_ROWS ? matmulGemv(spec, target) : matmulTiled(spec, target);
+  if (spec.maxRows > GEMV_MAX_ROWS) return matmulTiled(spec, target);
+  return rowsShapeWins(spec) ? matmulRows(spec, target) : matmulGemv(spec, target);
 }

@@ -12,8 +12,9 @@ import { createWebGpuDevice } from "../../../engine/devices/webgpu.ts";
 import { wgslKernel } from "./mod.ts";
 import { timeIt as timeWith } from "./bench_timing.ts";
 import { weightBindingBytes } from "./common.ts";
-import { type GemvTuning, matmulGemv } from "./matmul_gemv.ts";
+import { gemvDefaults, type GemvTuning, matmulGemv } from "./matmul_gemv.ts";
 import * as tiled from "./matmul_tiled.ts";
+import { matmulRows, rowsDefaults, type RowsTuning } from "./matmul_rows.ts";
 
 const quick = Deno.args.includes("--quick");
 const timeIt = (run: () => void, sync: () => Promise<unknown>) => timeWith(run, sync, quick);
@@ -67,14 +68,20 @@ async function readRoofline(bytes: number): Promise<number> {
   return bytes / s;
 }
 
+/** The GEMV shape's own defaults for `spec` (what `matmulKernel` picked before `matmulRows`). */
+const gemvDefaultTuning = (spec: Extract<KernelSpec, { op: "matmul" }>) =>
+  gemvDefaults(spec, dev!.target);
+
 async function bench(
   spec: Extract<KernelSpec, { op: "matmul" }>,
   R: number,
-  tune?: GemvTuning | tiled.TiledTuning,
+  tune?: GemvTuning | tiled.TiledTuning | RowsTuning,
 ) {
   const d = dev!;
   const src = !tune
     ? wgslKernel(spec, d.target)
+    : "colsPerLane" in tune
+    ? matmulRows(spec, d.target, tune)
     : "bk" in tune
     ? tiled.matmulTiled(spec, d.target, tune)
     : matmulGemv(spec, d.target, tune);
@@ -164,39 +171,62 @@ const prefill: [string, ReturnType<typeof mm>, number][] = Deno.args.includes("-
     ["q4 4096x4096 add R=512 (8B o_proj)", mm(q4, 4096, 4096, 512, "add"), 512],
     ["f16 4096x4096 R=512", mm(f16, 4096, 4096, 512), 512],
   ];
-// --batch16: the decode functions' 16-row matmuls, GEMV default against small tiles.
+// --batch16: the decode functions' few-row matmuls (compiled for 32 rows), the GEMV shape
+// against the few-rows shape (`matmulRows`: its defaults and variations); `--rows=2,4,...`
+// picks the row counts (default 16).
 if (Deno.args.includes("--batch16")) {
+  const rowsArg = Deno.args.find((a) => a.startsWith("--rows="));
+  const Rs = rowsArg ? rowsArg.slice(7).split(",").map(Number) : [16];
+  const gemvDefault: GemvTuning = {
+    threadsPerCol: 0,
+    colsPerThread: 0,
+    rowsPerGroup: 0,
+    unroll: 0,
+    codeWords: 1,
+  };
   for (
     const [name, spec] of [
       ["q4 28672x4096 silu (8B gate_up)", mm(q4, 28672, 4096, 32, "silu_mul")],
       ["q4 4096x14336 add (8B down)", mm(q4, 4096, 14336, 32, "add")],
       ["q4 6144x4096 (8B qkv)", mm(q4, 6144, 4096, 32)],
       ["q4 4096x4096 add (8B o_proj)", mm(q4, 4096, 4096, 32, "add")],
+      ["q4 128256x4096 (8B lm_head)", mm(q4, 128256, 4096, 32)],
+      ["q4 16384x2048 silu (1B gate_up)", mm(q4, 16384, 2048, 32, "silu_mul")],
+      ["q4 2048x8192 add (1B down)", mm(q4, 2048, 8192, 32, "add")],
+      ["q4 3072x2048 (1B qkv)", mm(q4, 3072, 2048, 32)],
+      ["q4 2048x2048 add (1B o_proj)", mm(q4, 2048, 2048, 32, "add")],
+      ["q4 128256x2048 (1B lm_head)", mm(q4, 128256, 2048, 32)],
     ] as const
   ) {
-    for (
-      const tune of [
-        undefined,
-        { rows: 16, wrows: 64, tm: 4, tn: 8, bk: 32, double: false, unroll: 32 },
-        { threadsPerCol: 32, colsPerThread: 2, rowsPerGroup: 8, unroll: 2, codeWords: 1 },
-        { threadsPerCol: 32, colsPerThread: 4, rowsPerGroup: 8, unroll: 2, codeWords: 1 },
-        { threadsPerCol: 32, colsPerThread: 4, rowsPerGroup: 8, unroll: 4, codeWords: 1 },
-        { threadsPerCol: 16, colsPerThread: 4, rowsPerGroup: 8, unroll: 2, codeWords: 1 },
-        { threadsPerCol: 32, colsPerThread: 8, rowsPerGroup: 8, unroll: 4, codeWords: 1 },
-        { threadsPerCol: 16, colsPerThread: 8, rowsPerGroup: 8, unroll: 2, codeWords: 1 },
-      ] as (tiled.TiledTuning | GemvTuning | undefined)[]
-    ) {
-      if (tune && "tn" in tune && spec.epilogue === "silu_mul" && tune.tn !== 8) continue;
-      const r = await bench(spec, 16, tune).catch((e) => {
-        console.log(`batch16 ${name} ${JSON.stringify(tune)}: ${(e as Error).message}`);
-        return null;
-      });
-      if (!r) continue;
-      console.log(
-        `batch16 ${name} ${tune ? JSON.stringify(tune) : "GEMV default"}: ${
-          (r.s * 1e6).toFixed(1)
-        } us, ${(r.flops / r.s / 1e12).toFixed(1)} TFLOP/s`,
-      );
+    const def = rowsDefaults(spec);
+    const variants: (RowsTuning | GemvTuning)[] = [
+      gemvDefault,
+      def,
+      { ...def, colsPerLane: Math.max(1, def.colsPerLane / 2) },
+      { ...def, warps: 16 },
+      { ...def, rowsPerGroup: def.rowsPerGroup === 8 ? 16 : 8 },
+      { ...def, skipRows: false },
+    ];
+    const seen = new Set<string>();
+    for (const R of Rs) {
+      for (const tune of variants) {
+        const key = JSON.stringify(tune);
+        if (seen.has(`${R} ${key}`)) continue;
+        seen.add(`${R} ${key}`);
+        const t = tune === gemvDefault ? undefined : tune;
+        const r = await bench(spec, R, t ?? gemvDefaultTuning(spec)).catch((e) => {
+          console.log(`batch16 ${name} R=${R} ${key}: ${(e as Error).message}`);
+          return null;
+        });
+        if (!r) continue;
+        console.log(
+          `batch16 ${name} R=${R} ${t ? JSON.stringify(t) : "GEMV default"}: ${
+            (r.s * 1e6).toFixed(1)
+          } us, ${(r.flops / r.s / 1e12).toFixed(1)} TFLOP/s, ${
+            (r.bytes / r.s / 1e9).toFixed(0)
+          } GB/s`,
+        );
+      }
     }
   }
 }

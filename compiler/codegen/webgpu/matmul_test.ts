@@ -2,7 +2,9 @@ import type { KernelSpec, WeightFormat } from "../contract.ts";
 import { device, expectClose, matmulInputs, matmulSpec, Rng, runKernel } from "./test_helpers.ts";
 import { gemvDefaults, type GemvTuning, matmulGemv } from "./matmul_gemv.ts";
 import { matmulTiled, tiledDefaults, tiledSharedBytes, type TiledTuning } from "./matmul_tiled.ts";
+import { matmulRows, type RowsTuning } from "./matmul_rows.ts";
 import { GENERIC_WEBGPU } from "../../target.ts";
+import { wgslKernel } from "./mod.ts";
 import { reference } from "../../../tests/conformance/reference.ts";
 
 const ignore = !device;
@@ -14,7 +16,12 @@ async function checkMatmul(
   rng: Rng,
   spec: MatmulSpec,
   R: number,
-  tune?: GemvTuning | "tiled16k" | { gemv16k: GemvTuning } | { tiled: TiledTuning },
+  tune?:
+    | GemvTuning
+    | "tiled16k"
+    | { gemv16k: GemvTuning }
+    | { tiled: TiledTuning }
+    | { rows: RowsTuning; small?: boolean },
 ) {
   const inputs = matmulInputs(rng, spec, R);
   const ref = reference(spec, inputs, R).out as Float64Array;
@@ -24,6 +31,8 @@ async function checkMatmul(
     ? matmulTiled(spec, small)
     : tune && "tiled" in tune
     ? matmulTiled(spec, target, tune.tiled)
+    : tune && "rows" in tune
+    ? matmulRows(spec, tune.small ? small : target, tune.rows)
     : tune && "gemv16k" in tune
     ? matmulGemv(spec, small, tune.gemv16k)
     : tune
@@ -123,6 +132,62 @@ Deno.test({
         R,
       );
       await checkMatmul(rng, spec(q3, 33, 80, maxRows, { bias: "f16" }), R);
+    }
+  },
+});
+
+Deno.test({
+  name: "matmulRows() matches float64 under every tuning, for 1 to 32 rows, every epilogue",
+  ignore,
+  fn: async () => {
+    const rng = new Rng(14);
+    const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
+    const q4s32: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f32" };
+    const q4g64: WeightFormat = { kind: "group", bits: 4, groupSize: 64, scaleDtype: "f16" };
+    const q4odd: WeightFormat = { kind: "group", bits: 4, groupSize: 96, scaleDtype: "f16" };
+    const base: RowsTuning = {
+      rowsPerGroup: 16,
+      colsPerLane: 2,
+      warps: 4,
+      prefetch: true,
+      skipRows: true,
+    };
+    const tunings: [RowsTuning, boolean][] = [
+      [base, false],
+      [{ ...base, prefetch: false, skipRows: false, colsPerLane: 1 }, false],
+      [{ ...base, rowsPerGroup: 8, colsPerLane: 4, warps: 8 }, false],
+      [{ ...base, rowsPerGroup: 32, colsPerLane: 1, warps: 3 }, false],
+      // 16 KiB of workgroup storage: the reduction in several passes
+      [{ ...base, colsPerLane: 4, warps: 8 }, true],
+    ];
+    for (const [rows, small] of tunings) {
+      const t = { rows, small };
+      // every loop (the whole block, its half, its quarter) and rows past R in a block; N
+      // ragged against every column block; K of one, several and an odd count of units
+      for (const R of [1, 5, 9, 16, 19, 32]) {
+        await checkMatmul(rng, spec(q4, 70, 224, 32, { epilogue: "silu_mul" }), R, t);
+        await checkMatmul(rng, spec(q4, 130, 64, 32, { bias: "f16", epilogue: "add" }), R, t);
+      }
+      await checkMatmul(rng, spec(q4s32, 45, 96, 32, { bias: "f32" }), 7, t);
+      await checkMatmul(rng, spec(q4g64, 40, 192, 32, { epilogue: "silu_mul" }), 17, t);
+      await checkMatmul(rng, spec(q4odd, 33, 288, 32), 4, t);
+      await checkMatmul(
+        rng,
+        spec(q4, 300, 32, 32, { rowStart: 70, rows: 150, bias: "f32", epilogue: "add" }),
+        12,
+        t,
+      );
+    }
+    // matmulKernel() takes the shape for many weight rows at 8+ rows, not for few
+    const pick = (s: MatmulSpec) =>
+      wgslKernel(s, GENERIC_WEBGPU).code === matmulRows(s, GENERIC_WEBGPU).code;
+    if (
+      !pick(spec(q4, 128256, 64, 32)) || !pick(spec(q4, 2 * 8192, 64, 8, { epilogue: "silu_mul" }))
+    ) {
+      throw new Error("expected the few-rows shape for lm_head and gate_up at 8+ rows");
+    }
+    if (pick(spec(q4, 4096, 4096, 32)) || pick(spec(q4, 128256, 64, 4))) {
+      throw new Error("expected the GEMV shape for a square weight and for 4 rows");
     }
   },
 });

@@ -14,6 +14,7 @@ import {
   type WgslKernel,
 } from "../contract.ts";
 import { f16ToF32, f32ToF16 } from "../../weights/dtype.ts";
+import type { DeviceKernel } from "../../../engine/device.ts";
 import { createWebGpuDevice, type WebGpuDevice } from "../../../engine/devices/webgpu.ts";
 import { wgslKernel } from "./mod.ts";
 
@@ -78,6 +79,9 @@ export function randomWeight(
  * binding, written bindings holding their starting contents) and returns every binding's
  * contents afterwards.
  */
+/** Pipelines made by `runKernel`, by spec and WGSL (a case run at several R compiles once). */
+const pipelines = new Map<string, Promise<DeviceKernel>>();
+
 export async function runKernel(
   spec: KernelSpec,
   rows: number,
@@ -91,7 +95,11 @@ export async function runKernel(
       `runKernel(${spec.op}): ${inputs.length} inputs for ${names.length} bindings`,
     );
   }
-  const [kernel] = await dev.kernels([{ spec, source: source ?? wgslKernel(spec, dev.target) }]);
+  const wgsl = source ?? wgslKernel(spec, dev.target);
+  const key = `${JSON.stringify(spec)}\0${wgsl.code}`;
+  let made = pipelines.get(key);
+  if (!made) pipelines.set(key, made = dev.kernels([{ spec, source: wgsl }]).then(([k]) => k));
+  const kernel = await made;
   const bufs = inputs.map((data, i) => {
     const b = dev.createBuffer(data.byteLength, names[i].name);
     if (data.byteLength > 0) dev.write(b, new Uint8Array(data));

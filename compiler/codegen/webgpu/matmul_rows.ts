@@ -1,0 +1,257 @@
+/**
+ * The few-rows matmul shape (batched decode, short prompts: up to 32 rows of x) for 4-bit
+ * group weights. At 16 rows a GEMV is bound by its reads of x (each x vec4 serves one
+ * thread's few columns), not by the weights; here each weight element is decoded once, in
+ * the registers of one thread, and multiplied by every row of x in the block:
+ *
+ * - a lane (one of 32 a warp) owns C output columns (C * NW weight rows) and every row of
+ *   the block (RB); the S warps of a workgroup split K unit by unit (32 elements a unit);
+ * - all lanes of a warp read the same x vec4 at the same time (one load, broadcast), so x
+ *   costs a load per 4 elements, row and C * NW weight rows;
+ * - the next unit's codes and scales are loaded before this unit's arithmetic;
+ * - rows past R (uniform across the workgroup) skip their arithmetic 4 at a time;
+ * - the warps' partial sums meet in workgroup memory, in passes that fit it.
+ * @module
+ */
+import { groupLayout, type TargetInfo, type WeightFormat, type WgslKernel } from "../contract.ts";
+import { checkTarget, declareBindings, entry, range, totalGroups } from "./common.ts";
+import { matmulPlan, type MatmulSpec } from "./matmul_epilogue.ts";
+
+/** Tuning knobs of the few-rows shape (defaults: `rowsDefaults`). */
+export interface RowsTuning {
+  /** Rows of x a workgroup (a multiple of 4, at most 32). */
+  rowsPerGroup: number;
+  /** Output columns a lane (each NW weight rows: 2 for silu_mul). */
+  colsPerLane: number;
+  /** Warps a workgroup, splitting K (32 threads each). */
+  warps: number;
+  /** Load the next unit's codes before this unit's arithmetic. */
+  prefetch: boolean;
+  /** Copies of the loop for the block's first half, quarter, ... (down to 4 rows), so that a
+   * block of few rows (R under the block) skips the rows past R; without it every row of the
+   * block is computed (rows past R read row R - 1). No loop branches on the row count
+   * inside (such branches kept the compiler from issuing x loads early: 30-50% slower). */
+  skipRows: boolean;
+}
+
+/** Lanes a warp: threads that share one x load. Correct for any subgroup size. */
+const LANES = 32;
+/** Column blocks that about fill an H100's 132 SMs once (1B's gate_up has 128). */
+const MANY_BLOCKS = 128;
+
+/** Whether the few-rows shape reads this weight: 4-bit groups of a multiple of 32 elements
+ * covering K exactly, and K a multiple of 32. */
+export function rowsShapeFits(w: WeightFormat, K: number): boolean {
+  return w.kind === "group" && w.bits === 4 && w.groupSize % 32 === 0 && K % w.groupSize === 0;
+}
+
+/** Default tuning: 4 weight rows a lane, 8 warps, loops for 8 and 4 rows (16, 8 and 4 for
+ * silu_mul). Measured on the H100 at 4, 8 and 16 rows (`matmul_bench.ts --batch16`):
+ * 16-row blocks of 4 weight rows a lane were erratic without silu_mul (some shapes 1.5-3x
+ * slower, some timings unusable), and 8-row blocks lost only ~10% at 16 rows. */
+export function rowsDefaults(spec: MatmulSpec): RowsTuning {
+  const plan = matmulPlan(spec);
+  const NW = plan.weightRowsPerOut;
+  const RB = NW === 2 && spec.maxRows >= 16 ? 16 : 8;
+  return { rowsPerGroup: RB, colsPerLane: 4 / NW, warps: 8, prefetch: true, skipRows: true };
+}
+
+/**
+ * Whether `matmulKernel` takes the few-rows shape: 8 to 32 rows, 4-bit group weights, and
+ * at least MANY_BLOCKS column blocks under the default tuning (weights of many rows for
+ * their K: gate_up, lm_head). Where the weight has few rows (qkv, o_proj, down) a lane's
+ * long K loop runs on too few SMs and the GEMV shape was as fast or faster at 4-16 rows.
+ */
+export function rowsShapeWins(spec: MatmulSpec): boolean {
+  if (spec.maxRows < 8 || !rowsShapeFits(spec.weight, spec.K)) return false;
+  const plan = matmulPlan(spec);
+  const C = rowsDefaults(spec).colsPerLane;
+  return Math.ceil(plan.outCols / (LANES * C)) >= MANY_BLOCKS;
+}
+
+/** WGSL for a few-rows `matmul` (4-bit group weights, see `rowsShapeFits`; any R). */
+export function matmulRows(
+  spec: MatmulSpec,
+  target: TargetInfo,
+  tune: RowsTuning = rowsDefaults(spec),
+): WgslKernel {
+  const w = spec.weight;
+  if (!rowsShapeFits(w, spec.K) || w.kind !== "group") {
+    throw new RangeError(
+      `matmulRows: needs 4-bit group weights whose groups (a multiple of 32) divide K; got ${
+        JSON.stringify(w)
+      }, K ${spec.K}`,
+    );
+  }
+  const plan = matmulPlan(spec);
+  const K = spec.K, NW = plan.weightRowsPerOut, OUT = plan.outCols;
+  const g = groupLayout(w, K);
+  const UN = K / 32; // units (4 code words) a weight row
+  const unitsPerGroup = w.groupSize / 32;
+  const RB = Math.max(4, Math.min(32, 4 * Math.ceil(tune.rowsPerGroup / 4)));
+  const C = Math.max(1, Math.floor(tune.colsPerLane));
+  const S = Math.max(1, Math.floor(tune.warps));
+  const T = S * LANES;
+  const WR = C * NW; // weight rows a lane
+  const A = WR * RB; // accumulators a lane
+  const COLS = LANES * C;
+  const blocks = Math.ceil(OUT / COLS);
+  const budget = target.limits.maxComputeWorkgroupStorageSize;
+  // accumulators reduced per pass: whole (column, row) outputs within workgroup storage
+  const P = Math.min(A, Math.floor(budget / (4 * T) / NW) * NW);
+  if (P < NW) {
+    throw new RangeError(
+      `matmulRows: ${T} threads need ${
+        4 * T * NW
+      } bytes of workgroup storage, the target allows ${budget}`,
+    );
+  }
+  checkTarget(spec, target, {
+    workgroupSize: T,
+    sharedBytes: 4 * P * T,
+    largestBinding: spec.rows * g.wordsPerRow * 4,
+  });
+  const halves = w.scaleDtype === "f16" && g.groups % 2 === 0;
+  // weight row m of the lane: column c = floor(m / NW), row n = m % NW
+  const wrow = (m: number) => `cw${m}`;
+  const acc = (m: number, r: number) => `a${m}_${r}`;
+  const scaleOf = (m: number, u: string) =>
+    halves
+      ? `unpack2x16float(q_scale[${wrow(m)} * ${
+        g.groups / 2
+      }u + ((${u} / ${unitsPerGroup}u) >> 1u)] >> (((${u} / ${unitsPerGroup}u) & 1u) * 16u)).x`
+      : w.scaleDtype === "f16"
+      ? `unpack2x16float(q_scale[(${wrow(m)} * ${g.groups}u + ${u} / ${unitsPerGroup}u) >> 1u])[(${
+        wrow(m)
+      } * ${g.groups}u + ${u} / ${unitsPerGroup}u) & 1u]`
+      : `q_scale[${wrow(m)} * ${g.groups}u + ${u} / ${unitsPerGroup}u]`;
+  // codes (vec4<u32>: 4 words of 8 codes) and scale of unit u for every weight row, as p*
+  const loads = (p: string, u: string, decl: "let" | "assign") =>
+    range(WR).map((m) => {
+      const q = `q_weight[${wrow(m)} * ${UN}u + ${u}]`;
+      return decl === "let"
+        ? `let ${p}q${m} = ${q}; let ${p}s${m} = ${scaleOf(m, u)};`
+        : `${p}q${m} = ${q}; ${p}s${m} = ${scaleOf(m, u)};`;
+    }).join("\n    ");
+  // codes at their bit offsets: lane l of a vec4 holds q * 16^l; its scale carries 16^-l
+  const MASK = `vec4<u32>(0xfu, 0xf0u, 0xf00u, 0xf000u)`;
+  const OFF = `vec4<f32>(${
+    [0, 1, 2, 3].map((l) => `${2 ** 23 + g.maxInt * 16 ** l}.0`).join(", ")
+  })`;
+  const INV = `vec4<f32>(1.0, 0.0625, 0.00390625, 0.000244140625)`;
+  // the arithmetic of unit u for the block's first `nrows` rows (no branches inside)
+  const arith = (p: string, nrows: number) => {
+    const out: string[] = [];
+    for (let m = 0; m < WR; m++) out.push(`let ${p}v${m} = ${p}s${m} * ${INV};`);
+    for (let i = 0; i < 8; i++) {
+      const word = ["x", "y", "z", "w"][i >> 1];
+      for (let m = 0; m < WR; m++) {
+        const src = i & 1 ? `(${p}q${m}.${word} >> 16u)` : `${p}q${m}.${word}`;
+        out.push(
+          `let d${i}_${m} = (bitcast<vec4<f32>>((vec4<u32>(${src}) & ${MASK}) | vec4<u32>(0x4b000000u)) - ${OFF}) * ${p}v${m};`,
+        );
+      }
+      for (let r = 0; r < nrows; r++) out.push(`let x${i}_${r} = x[xr${r} + u * 8u + ${i}u];`);
+      for (let r = 0; r < nrows; r++) {
+        for (let m = 0; m < WR; m++) {
+          const a = acc(m, r), d = `d${i}_${m}`, xv = `x${i}_${r}`;
+          out.push(
+            `${a} = fma(${d}.w, ${xv}.w, fma(${d}.z, ${xv}.z, fma(${d}.y, ${xv}.y, fma(${d}.x, ${xv}.x, ${a}))));`,
+          );
+        }
+      }
+    }
+    return out.join("\n    ");
+  };
+  const loop = (nrows: number) =>
+    tune.prefetch
+      ? `${range(WR).map((m) => `var nq${m} = vec4<u32>(); var ns${m} = 0.0;`).join(" ")}
+  if (s < ${UN}u) {
+    ${loads("n", "s", "assign")}
+  }
+  for (var u = s; u < ${UN}u; u += ${S}u) {
+    ${range(WR).map((m) => `let cq${m} = nq${m}; let cs${m} = ns${m};`).join(" ")}
+    let un = min(u + ${S}u, ${UN - 1}u);
+    ${loads("n", "un", "assign")}
+    ${arith("c", nrows)}
+  }`
+      : `for (var u = s; u < ${UN}u; u += ${S}u) {
+    ${loads("c", "u", "let")}
+    ${arith("c", nrows)}
+  }`;
+  // a loop for the whole block and, with skipRows, for its first half, quarter, ... (down to
+  // 4 rows): a block of nr rows runs the smallest that covers them
+  const sizes = [RB];
+  while (tune.skipRows && sizes.at(-1)! % 8 === 0) sizes.push(sizes.at(-1)! / 2);
+  let loops = `{\n  ${loop(sizes.at(-1)!)}\n  }`;
+  for (let i = sizes.length - 2; i >= 0; i--) {
+    loops = `if (nr > ${sizes[i + 1]}u) {\n  ${loop(sizes[i])}\n  } else ${loops}`;
+  }
+  // the reduction: pass by pass, P accumulators of every thread into red[P][T]; thread e of
+  // the pass sums the S warps' values of one (lane, output) and stores it
+  const passes: string[] = [];
+  for (let a0 = 0; a0 < A; a0 += P) {
+    const n = Math.min(P, A - a0);
+    const names: string[] = [];
+    for (let a = a0; a < a0 + n; a++) {
+      // accumulator a: output o = floor(a / NW) (column-major over rows), weight row n = a % NW
+      const o = Math.floor(a / NW), nn = a % NW;
+      const c = Math.floor(o / RB), r = o % RB;
+      names.push(acc(c * NW + nn, r));
+    }
+    const outs = (n / NW) * LANES;
+    const sum = (nn: number) =>
+      range(S).map((wi) => `red[(k * ${NW}u + ${nn}u) * ${T}u + ${wi * LANES}u + lane]`).join(
+        " + ",
+      );
+    passes.push(
+      `${a0 > 0 ? "workgroupBarrier();\n  " : ""}${
+        names.map((nm, i) => `red[${i * T}u + lid] = ${nm};`).join(" ")
+      }
+  workgroupBarrier();
+  for (var e = lid; e < ${outs}u; e += ${T}u) {
+    let lane = e % ${LANES}u;
+    let k = e / ${LANES}u;
+    let o = ${a0 / NW}u + k;
+    let row = r0 + o % ${RB}u;
+    let col = blk * ${COLS}u + lane * ${C}u + o / ${RB}u;
+    let v0 = ${sum(0)};
+    ${NW === 2 ? `let v1 = ${sum(1)};` : ""}
+    if (row < R.x && col < ${OUT}u) {
+      ${plan.store("row", "col", "v0", NW === 2 ? "v1" : "")}
+    }
+  }`,
+    );
+  }
+  const types = {
+    ...plan.types,
+    x: "array<vec4<f32>>",
+    q_weight: "array<vec4<u32>>",
+    q_scale: w.scaleDtype === "f16" ? "array<u32>" : "array<f32>",
+  };
+  const code = `${declareBindings(spec, types)}
+${plan.prelude}
+var<workgroup> red: array<f32, ${P * T}>; // [P, T]
+
+${entry(T, totalGroups(RB, blocks))}
+  let r0 = (wg / ${blocks}u) * ${RB}u;
+  let blk = wg % ${blocks}u;
+  let nr = min(R.x - r0, ${RB}u);
+  let s = lid / ${LANES}u;
+  let col0 = blk * ${COLS}u + (lid % ${LANES}u) * ${C}u;
+  // rows and columns past the end are clamped (read valid data) and never stored
+  ${range(RB).map((r) => `let xr${r} = min(r0 + ${r}u, R.x - 1u) * ${K / 4}u;`).join("\n  ")}
+  ${
+    range(WR).map((m) =>
+      `let ${wrow(m)} = ${m % NW ? `${OUT}u + ` : ""}min(col0 + ${Math.floor(m / NW)}u, ${
+        OUT - 1
+      }u);`
+    ).join("\n  ")
+  }
+  ${range(WR * RB).map((i) => `var ${acc(Math.floor(i / RB), i % RB)} = 0.0;`).join(" ")}
+  ${loops}
+  ${passes.join("\n  ")}
+}
+`;
+  return { code, entryPoint: "main", rowsPerGroup: RB, groupsPerRowBlock: blocks };
+}
