@@ -142,13 +142,13 @@ export function matmulRows(
   // the arithmetic of unit u for the block's first `nrows` rows (no branches inside)
   const arith = (p: string, nrows: number) => {
     const out: string[] = [];
-    for (let m = 0; m < WR; m++) out.push(`let ${p}v${m} = ${p}s${m} * ${INV};`);
+    for (let m = 0; m < WR; m++) out.push(`let ${p}v${m} = ${p}s${m} * INV;`);
     for (let i = 0; i < 8; i++) {
       const word = ["x", "y", "z", "w"][i >> 1];
       for (let m = 0; m < WR; m++) {
         const src = i & 1 ? `(${p}q${m}.${word} >> 16u)` : `${p}q${m}.${word}`;
         out.push(
-          `let d${i}_${m} = (bitcast<vec4<f32>>((vec4<u32>(${src}) & ${MASK}) | vec4<u32>(0x4b000000u)) - ${OFF}) * ${p}v${m};`,
+          `let d${i}_${m} = decode(${src}, ${p}v${m});`,
         );
       }
       for (let r = 0; r < nrows; r++) out.push(`let x${i}_${r} = x[xr${r} + u * 8u + ${i}u];`);
@@ -156,7 +156,7 @@ export function matmulRows(
         for (let m = 0; m < WR; m++) {
           const a = acc(m, r), d = `d${i}_${m}`, xv = `x${i}_${r}`;
           out.push(
-            `${a} = fma(${d}.w, ${xv}.w, fma(${d}.z, ${xv}.z, fma(${d}.y, ${xv}.y, fma(${d}.x, ${xv}.x, ${a}))));`,
+            `${a} = dot4(${d}, ${xv}, ${a});`,
           );
         }
       }
@@ -232,6 +232,16 @@ export function matmulRows(
   const code = `${declareBindings(spec, types)}
 ${plan.prelude}
 var<workgroup> red: array<f32, ${P * T}>; // [P, T]
+const INV = ${INV};
+// the 4 codes of a word at bit offsets 0, 4, 8, 12 (lane l: code * 16^l, made a float by
+// or-ing in 2^23's exponent, less 2^23 and the offset), times v (the scale, with 16^-l)
+fn decode(w: u32, v: vec4<f32>) -> vec4<f32> {
+  return (bitcast<vec4<f32>>((vec4<u32>(w) & ${MASK}) | vec4<u32>(0x4b000000u)) - ${OFF}) * v;
+}
+// a + d . x as four fused multiply-adds (a dot product is a multiply and three)
+fn dot4(d: vec4<f32>, x: vec4<f32>, a: f32) -> f32 {
+  return fma(d.w, x.w, fma(d.z, x.z, fma(d.y, x.y, fma(d.x, x.x, a))));
+}
 
 ${entry(T, totalGroups(RB, blocks))}
   let r0 = (wg / ${blocks}u) * ${RB}u;
