@@ -250,9 +250,10 @@ function topPHistCases(rng: Rng): ConformanceCase[] {
 }
 
 /** logits_process: rows with and without entries, each penalty alone and together, biases, and
- * top_k of 0 (off), 1, a tie at the k-th value, V - 1 and V (off). */
+ * top_k of 0 (off), 1, a tie at the k-th value, V - 1 and V (off); a row of 20,000 (WebGPU:
+ * slices of 8,192 at 1,024 threads, entries in each). */
 function logitsProcessCases(rng: Rng): ConformanceCase[] {
-  return ([[300, 8], [5000, 3]] as const).map(([V, R]) => {
+  return ([[300, 8], [5000, 3], [20000, 6]] as const).map(([V, R]) => {
     const x = rng.normals(R * V, 3); // [R, V]
     const params = new Float32Array(R * 4); // [R, 4] presence, frequency, repetition, top_k
     const entries: number[][] = [];
