@@ -33,7 +33,8 @@ function takeRowsCases(rng: Rng): ConformanceCase[] {
   });
 }
 
-/** R rows of V logits; row kinds: "random", "tie" (max at two indices), "flat", "last". */
+/** R rows of V logits; row kinds: "random", "tie" (max at two indices), "flat", "last",
+ * "masked" (all -inf but 5, as top_k leaves a row). */
 function logits(rng: Rng, V: number, kinds: string[], scale = 2): Float32Array {
   const x = rng.normals(kinds.length * V, scale); // [R, V]
   kinds.forEach((kind, r) => {
@@ -46,6 +47,9 @@ function logits(rng: Rng, V: number, kinds: string[], scale = 2): Float32Array {
     } else if (kind === "last") {
       for (let c = 0; c < V; c++) x[o + c] = -Math.abs(x[o + c]) - 1;
       x[o + V - 1] = -0.25;
+    } else if (kind === "masked") {
+      const keep = new Set([3, V >> 2, V >> 1, V - 9, V - 1]);
+      for (let c = 0; c < V; c++) if (!keep.has(c)) x[o + c] = -Infinity;
     }
   });
   return x;
@@ -75,7 +79,7 @@ function softmaxCases(rng: Rng): ConformanceCase[] {
   const table: [number, string[], number[], number][] = [
     // vocab, row kinds, temperatures, logit scale (100: exp overflows unless the max is taken out)
     [500, ["random", "random", "tie", "random", "last"], [1, 0.7, 0, 2, -1], 2],
-    [4096, ["random", "tie"], [0.5, 1.3], 2],
+    [4096, ["random", "tie", "masked", "masked"], [0.5, 1.3, 0.9, 0], 2],
     [64, ["flat"], [1], 2],
     [32000, ["tie"], [0.8], 2],
     [300, ["random", "random"], [1, 0.1], 100],
