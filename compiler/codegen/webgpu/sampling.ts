@@ -87,63 +87,30 @@ ${entry(T, totalGroups(1, 1))}
   return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: 1 };
 }
 
-/** softmax_temp in two passes over the row: each thread's running max, its index and its sum
- * of exp((x - max) / t) (rescaled when the max moves), combined in a tree; then the
- * probabilities (greedy rows: one-hot at the argmax, lowest index on ties). */
 function softmaxTemp(spec: Extract<SamplingSpec, { op: "softmax_temp" }>, T: number): WgslKernel {
   const V = spec.vocab;
   const code = `${
     declareBindings(spec, { x: "array<f32>", temperature: "array<f32>", out: "array<f32>" })
   }
-var<workgroup> best_v: array<f32, ${T}>;
-var<workgroup> best_i: array<u32, ${T}>;
+${argmaxFn(V, T)}
 var<workgroup> red: array<f32, ${T}>;
 
 ${entry(T, totalGroups(1, 1))}
   let base = wg * ${V}u;
+  let am = argmax_row(base, lid);
+  let mx = bitcast<f32>(am.y);
   let t = temperature[wg];
   let greedy = !(t > 0.0);
   let inv_t = select(1.0 / t, 1.0, greedy);
-  var bv = bitcast<f32>(0xff800000u);
-  var bi = 0xffffffffu;
   var s = 0.0;
-  ${
-    rowPass("x", V, T, (v, ok, c) =>
-      `if (${ok}) {
-      if (${v} > bv) { s = s * exp((bv - ${v}) * inv_t) + 1.0; bv = ${v}; bi = ${c}; }
-      else {
-        if (${v} == bv && ${c} < bi) { bi = ${c}; }
-        if (${v} > bitcast<f32>(0xff800000u)) { s += exp((${v} - bv) * inv_t); } // -inf adds 0
-      }
-    }`)
-  }
-  best_v[lid] = bv;
-  best_i[lid] = bi;
+  ${rowPass("x", V, T, (v, ok) => `if (${ok}) { s += exp((${v} - mx) * inv_t); }`)}
   red[lid] = s;
   workgroupBarrier();
-  for (var k = ${T / 2}u; k > 0u; k = k >> 1u) {
-    if (lid < k) {
-      let ov = best_v[lid + k];
-      let oi = best_i[lid + k];
-      let os = red[lid + k];
-      let mv = best_v[lid];
-      if (ov > mv) {
-        red[lid] = os + select(red[lid] * exp((mv - ov) * inv_t), 0.0, red[lid] == 0.0);
-        best_v[lid] = ov;
-        best_i[lid] = oi;
-      } else {
-        red[lid] += select(os * exp((ov - mv) * inv_t), 0.0, os == 0.0);
-        if (ov == mv && oi < best_i[lid]) { best_i[lid] = oi; }
-      }
-    }
-    workgroupBarrier();
-  }
-  let mx = best_v[0];
-  let am = select(best_i[0], 0u, best_i[0] == 0xffffffffu);
+  ${treeReduce("red", T, (a, b) => `${a} + ${b}`)}
   let inv_sum = 1.0 / red[0];
   ${
     rowPass("x", V, T, (v, ok, c) =>
-      `if (${ok}) { out[base + ${c}] = select(exp((${v} - mx) * inv_t) * inv_sum, select(0.0, 1.0, ${c} == am), greedy); }`)
+      `if (${ok}) { out[base + ${c}] = select(exp((${v} - mx) * inv_t) * inv_sum, select(0.0, 1.0, ${c} == am.x), greedy); }`)
   }
 }
 `;
