@@ -142,6 +142,25 @@ export const VARIANTS = {
     ropeScaling: null,
     tieWordEmbeddings: true,
   },
+  /** Qwen2 shape at a width where batched decode splits K across workgroups (K of 512 and
+   * 1,024: the `split_k` pass's ranges of at least 8 units), one layer; q/k/v biases. */
+  "wide": {
+    ...GOLDEN_SIZE,
+    architecture: "Qwen2ForCausalLM",
+    modelType: "qwen2",
+    qkvBias: true,
+    slidingWindow: null,
+    hiddenSize: 512,
+    intermediateSize: 1024,
+    numLayers: 1,
+    numHeads: 8,
+    numKvHeads: 2,
+    headDim: 64,
+    rmsNormEps: 1e-6,
+    ropeTheta: 1000000,
+    ropeScaling: null,
+    tieWordEmbeddings: false,
+  },
   /** The bundled example: Llama 3.2 style (GQA 4:1, tied, llama3 RoPE scaling) at the golden
    * width, with the real Llama 3 tokenizer and chat template. */
   "example": {

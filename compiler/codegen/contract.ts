@@ -104,6 +104,23 @@ export type KernelSpec =
     /** Writes unit-major (`unitMajorIndex`): with silu_mul, out (I a multiple of 32); with
      * normOut, out_w and out_ssq (N a multiple of 32; out itself stays row-major). */
     outUnits?: boolean;
+    /** K split into `kSplit` (>= 2) ranges of `kSplitLen(K, kSplit)` elements (the last one
+     * shorter or empty): out f32[R, kSplit * N] holds each range's partial sums,
+     * out[r, s * N + c] = sum over k in range s of x[r, k] * W[c, k], which a `sum_splits`
+     * adds up. Only with epilogue "none", no bias, rowStart 0, rows N, f32 activations
+     * (no xq8, norm, normOut or unit-major rows). */
+    kSplit?: number;
+  }
+  /** out[r, c] = sum over s < splits of part[r, s * width + c] (+ bias[c]) (+ residual[r, c]):
+   * the partial sums of a `kSplit` matmul with the epilogue it left out.
+   * Bindings: part f32[R, splits * width], [bias f32/f16 [width]], [residual f32[R, width]],
+   *   out f32[R, width]. */
+  | {
+    op: "sum_splits";
+    width: number;
+    splits: number;
+    bias: DenseDtype | null;
+    residual: boolean;
   }
   /** Full dequantisation (O0 only): out f32[N, K] from q_weight, q_scale; dispatched with R = N. */
   | { op: "dequantize"; N: number; K: number; weight: WeightFormat }
@@ -253,6 +270,13 @@ export function bindings(spec: KernelSpec): Binding[] {
       return [r("x"), r("w"), w("out")];
     case "add_rms_norm":
       return [r("a"), r("b"), r("w"), w("sum"), w("out")];
+    case "sum_splits":
+      return [
+        r("part"),
+        ...(spec.bias ? [r("bias")] : []),
+        ...(spec.residual ? [r("residual")] : []),
+        w("out"),
+      ];
     case "add":
       return [r("a"), r("b"), w("out")];
     case "silu_mul":
@@ -331,6 +355,26 @@ export function q8Eligible(weight: WeightFormat): boolean {
  */
 export function unitMajorIndex(k: number, W: number): number {
   return unitMajorChunk(k >> 2, W) * 4 + (k & 3);
+}
+
+/** Elements of each K range of a `kSplit` matmul: K / kSplit rounded up to a multiple of 32. */
+export function kSplitLen(K: number, kSplit: number): number {
+  return Math.ceil(K / kSplit / 32) * 32;
+}
+
+/** Why a matmul's `kSplit` cannot hold, or null where it can (or it has none): both backends
+ * refuse such a spec with this. */
+export function kSplitError(spec: KernelSpec): string | null {
+  if (spec.op !== "matmul" || spec.kSplit === undefined) return null;
+  const S = spec.kSplit;
+  if (!(Number.isInteger(S) && S >= 2)) return `matmul kSplit ${S} must be an integer >= 2`;
+  if (
+    spec.epilogue !== "none" || spec.bias || spec.rowStart !== 0 || spec.rows !== spec.N ||
+    spec.xq8 || spec.norm || spec.normOut || spec.xUnits || spec.outUnits
+  ) {
+    return "matmul kSplit needs epilogue none, no bias, rowStart 0, rows N and f32 row-major x (no xq8, norm, normOut or unit-major rows)";
+  }
+  return null;
 }
 
 /** Why a matmul's or attention_merge's unit-major fields (`xUnits`, `outUnits`) cannot hold

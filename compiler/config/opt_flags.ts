@@ -35,6 +35,9 @@ export interface OptimizationFlags {
    * matmuls, attention_merge), so that the q8 GEMV reads x in consecutive memory (after
    * fuse_norm_matmul). */
   readonly q8_unit_layout: boolean;
+  /** Batched-decode matmuls (8-32 rows) of weights with few rows for their K split K across
+   * workgroups: partial sums, then a `sum_splits` (WebGPU targets). */
+  readonly split_k: boolean;
 }
 
 /** O2 (and O3): every optimisation. */
@@ -51,6 +54,8 @@ const O2_FLAGS: OptimizationFlags = {
   // 8B decode 3.29 → 2.95 ms a step on the H100 (BENCHMARKS.md)
   fuse_norm_matmul: true,
   q8_unit_layout: true,
+  // 8B batch-16 step on the H100 (BENCHMARKS.md)
+  split_k: true,
 };
 
 export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", OptimizationFlags>> = {
@@ -66,6 +71,7 @@ export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", Optimizatio
     q8_activations: false,
     fuse_norm_matmul: false,
     q8_unit_layout: false,
+    split_k: false,
   },
   O1: {
     ...O2_FLAGS,
@@ -77,6 +83,7 @@ export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", Optimizatio
     q8_activations: false,
     fuse_norm_matmul: false,
     q8_unit_layout: false,
+    split_k: false,
   },
   O2: O2_FLAGS,
   O3: O2_FLAGS,

@@ -17,6 +17,7 @@ import { memoryPlanning } from "./memory_planning.ts";
 import { q8Activations } from "./q8_activations.ts";
 import { fuseNormMatmul } from "./fuse_norm_matmul.ts";
 import { q8UnitLayout } from "./q8_unit_layout.ts";
+import { splitK } from "./split_k.ts";
 
 export interface Phase {
   name: string;
@@ -33,7 +34,11 @@ export const PHASES: readonly Phase[] = [
   { name: "cleanup", passes: [deadCodeElimination] },
   // 3. Target specialisation: binding limits, the target's packed int8 dot products (the
   //    RMSNorm folded into the q8 GEMVs that read it, their x rows stored unit-major).
-  { name: "target", passes: [splitLargeWeights, q8Activations, fuseNormMatmul, q8UnitLayout] },
+  //    Batched decode's few-row weights split K across workgroups.
+  {
+    name: "target",
+    passes: [splitLargeWeights, q8Activations, fuseNormMatmul, q8UnitLayout, splitK],
+  },
   // 4. Static memory planning within the symbolic bounds.
   { name: "memory", passes: [memoryPlanning] },
 ];

@@ -232,3 +232,48 @@ Deno.test("q8_unit_layout stores the q8 matmuls' x rows unit-major, writer and r
     ok(!fn.nodes.some((n) => "xUnits" in n.spec || "outUnits" in n.spec));
   }
 });
+
+Deno.test("split_k splits K of the 8-32-row matmuls whose weights have few rows, on WebGPU only", () => {
+  // Llama-3-8B widths, one layer
+  const raw = {
+    ...RAW,
+    hidden_size: 4096,
+    intermediate_size: 14336,
+    num_attention_heads: 32,
+    num_key_value_heads: 8,
+    num_hidden_layers: 1,
+    vocab_size: 128256,
+    max_position_embeddings: 1024,
+  };
+  const fns = run("O2", GENERIC_WEBGPU, "q4f16_1", raw);
+  const splits = (fn: IrFunction) =>
+    fn.nodes.flatMap((n) =>
+      n.spec.op === "matmul" ? [`${n.spec.N}x${n.spec.K}:${n.spec.kSplit ?? 1}`] : []
+    );
+  // prefill_small (32 rows): qkv, o_proj and down in 4 ranges; gate_up and lm_head (two row
+  // ranges past the 128 MiB binding limit) whole
+  const small = fns.find((f) => f.name === "prefill_small")!;
+  assertEquals(splits(small), [
+    "6144x4096:4",
+    "4096x4096:4",
+    "28672x4096:1",
+    "4096x14336:4",
+    "128256x4096:1",
+    "128256x4096:1",
+  ]);
+  // each split matmul feeds one sum_splits that writes what the matmul wrote before
+  const sums = small.nodes.filter((n) => n.spec.op === "sum_splits");
+  assertEquals(sums.length, 3);
+  for (const s of sums) {
+    const mm = small.nodes.find((n) => n.args.out === s.args.part)!;
+    ok(mm.spec.op === "matmul" && mm.spec.kSplit === 4 && mm.spec.epilogue === "none");
+    ok(s.spec.op === "sum_splits" && s.spec.splits === 4 && s.spec.width === mm.spec.N);
+  }
+  // one row (decode) and the CPU target: nothing split
+  assertEquals(decode(fns).nodes.filter((n) => n.spec.op === "sum_splits").length, 0);
+  const cpu = run("O2", CPU_TARGET, "q4f16_1", raw);
+  assertEquals(cpu.flatMap((f) => f.nodes).filter((n) => n.spec.op === "sum_splits").length, 0);
+  // split_k=0: nothing split
+  const off = run("split_k=0", GENERIC_WEBGPU, "q4f16_1", raw);
+  assertEquals(off.flatMap((f) => f.nodes).filter((n) => n.spec.op === "sum_splits").length, 0);
+});

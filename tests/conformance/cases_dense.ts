@@ -126,6 +126,28 @@ function elementwiseCases(rng: Rng): ConformanceCase[] {
       tol: TOL.oneRounding,
     });
   }
+  for (
+    const [width, splits, bias, residual, R] of [
+      [70, 3, "f16", true, 5],
+      [33, 2, null, false, 17],
+      [130, 4, "f32", false, 1],
+      [64, 2, null, true, 32],
+    ] as const
+  ) {
+    const inputs = [padded(rng.normals(R * splits * width))];
+    if (bias) inputs.push(denseBuffer(rng.normals(width, 0.5), bias));
+    if (residual) inputs.push(padded(rng.normals(R * width)));
+    inputs.push(sentinel(R * width));
+    out.push({
+      name: `sum_splits width=${width} splits=${splits} bias=${
+        bias ?? "none"
+      } residual=${residual} R=${R}`,
+      spec: { op: "sum_splits", width, splits, bias, residual },
+      rows: R,
+      inputs,
+      tol: TOL.oneRounding * (splits + 1), // one f32 rounding an addition
+    });
+  }
   for (const [inter, R] of [[64, 1], [88, 37], [5, 2]]) {
     out.push({
       name: `silu_mul inter=${inter} R=${R}`,

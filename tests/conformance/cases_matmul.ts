@@ -2,7 +2,8 @@
  * Conformance cases of matmul: every weight format (dense f32/f16, q4 g32 with f16 and f32
  * scales, q3 g40), K that is and is not a multiple of the group, each bias dtype and epilogue,
  * split weights (rowStart > 0), R of 1 (GEMV), of a ragged 37, and past one tile in N, K and R,
- * row counts that are not a multiple of 4, and f16 scales in the subnormal range.
+ * row counts that are not a multiple of 4, f16 scales in the subnormal range, and K split across
+ * workgroups (`kSplit`, one range empty).
  * @module
  */
 import type { DenseDtype, WeightFormat } from "../../compiler/codegen/contract.ts";
@@ -35,6 +36,8 @@ interface MatmulShape {
   xUnits?: boolean;
   /** out (silu_mul) or out_w and out_ssq (normOut) written unit-major (`outUnits`). */
   outUnits?: boolean;
+  /** K split across workgroups (the spec's `kSplit`): out holds each range's partial sums. */
+  kSplit?: number;
 }
 
 function matmulCase(rng: Rng, m: MatmulShape): ConformanceCase {
@@ -52,12 +55,13 @@ function matmulCase(rng: Rng, m: MatmulShape): ConformanceCase {
   if (m.bias) inputs.push(denseBuffer(rng.normals(m.N, 0.5), m.bias));
   if (m.epilogue === "add") inputs.push(padded(rng.normals(m.R * m.N)));
   if (m.normOut) inputs.push(denseBuffer(rng.normals(m.N, 0.5), m.normOut));
-  inputs.push(sentinel(m.R * outWidth));
+  inputs.push(sentinel(m.R * outWidth * (m.kSplit ?? 1)));
   if (m.normOut) inputs.push(sentinel(m.R * m.N), sentinel(m.R * Math.ceil(m.N / 4)));
   const split = (rows !== m.N ? ` rows=[${rowStart},${rowStart + rows})` : "") +
     (m.scaleMagnitude ? ` scales~${m.scaleMagnitude}` : "") + (m.xq8 ? " xq8" : "") +
     (m.norm ? " norm" : "") + (m.normOut ? ` normOut(w ${m.normOut})` : "") +
-    (m.xUnits ? " xUnits" : "") + (m.outUnits ? " outUnits" : "");
+    (m.xUnits ? " xUnits" : "") + (m.outUnits ? " outUnits" : "") +
+    (m.kSplit ? ` kSplit=${m.kSplit}` : "");
   return {
     name: `matmul ${formatLabel(m.weight)} N=${m.N} K=${m.K}${split} bias=${m.bias ?? "none"} ` +
       `epilogue=${m.epilogue} R=${m.R} maxRows=${m.maxRows}`,
@@ -76,6 +80,7 @@ function matmulCase(rng: Rng, m: MatmulShape): ConformanceCase {
       ...(m.normOut ? { normOut: { weightDtype: m.normOut } } : {}),
       ...(m.xUnits ? { xUnits: true } : {}),
       ...(m.outUnits ? { outUnits: true } : {}),
+      ...(m.kSplit ? { kSplit: m.kSplit } : {}),
     },
     rows: m.R,
     inputs,
@@ -219,6 +224,17 @@ function matmulCasesOf(rng: Rng): ConformanceCase[] {
       outUnits: epilogue === "silu_mul" || !!u.normOut,
       ...(u.normOut ? { normOut: u.normOut } : {}),
     }));
+  }
+  // K split across workgroups (batched decode's few-row weights): ranges of 96, 96 and 32; of
+  // 32 each; and four ranges of 32 over K 96 (the last one empty).
+  for (
+    const [weight, N, K, R, maxRows, kSplit] of [
+      [Q4, 70, 224, 5, 32, 3],
+      [Q4, 130, 64, 17, 32, 2],
+      [Q4S32, 40, 96, 9, 16, 4],
+    ] as const
+  ) {
+    out.push(matmulCase(rng, { weight, N, K, R, maxRows, bias: null, epilogue: "none", kSplit }));
   }
   return out;
 }

@@ -65,17 +65,22 @@ const gpuSkip = gpu === null
   ? `WebGPU device could not be opened: ${gpu.message}`
   : null;
 
-suite("wgslKernel()", () => {
-  const device = gpu as Exclude<typeof gpu, Error | null>;
-  const kernels = Promise.allSettled(
-    cases.map((c) =>
-      Promise.resolve().then(() =>
-        device.kernels([{ spec: c.spec, source: wgslKernel(c.spec, device.target) }])
-      ).then((k) => k[0])
-    ),
-  );
-  return { device, kernels };
-}, gpuSkip, (f) => !(gpu instanceof Error) && gpu !== null && gpu.target.features.includes(f));
+suite(
+  "wgslKernel()",
+  () => {
+    const device = gpu as Exclude<typeof gpu, Error | null>;
+    const kernels = Promise.allSettled(
+      cases.map((c) =>
+        Promise.resolve().then(() =>
+          device.kernels([{ spec: c.spec, source: wgslKernel(c.spec, device.target) }])
+        ).then((k) => k[0])
+      ),
+    );
+    return { device, kernels };
+  },
+  gpuSkip,
+  (f) => !(gpu instanceof Error) && gpu !== null && gpu.target.features.includes(f),
+);
 
 Deno.test({
   name: "wgslKernel() conformance cases ran (KILN_REQUIRE_WEBGPU=1 makes a missing adapter fail)",
@@ -96,6 +101,7 @@ const EVERY_OP: Record<KernelOp, true> = {
   rms_norm: true,
   add_rms_norm: true,
   add: true,
+  sum_splits: true,
   silu_mul: true,
   rope: true,
   kv_append: true,

@@ -7,6 +7,7 @@
 import {
   bindings,
   type KernelSpec,
+  kSplitLen,
   PAGE_SIZE,
   TOP_P_BUCKETS,
   TOP_P_SLICE,
@@ -112,6 +113,22 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
         xin = nx;
       }
       const xs = spec.xq8 ? q8Activations(xin, R, K) : null; // [R, K]
+      if (spec.kSplit) {
+        // partial sums of each K range: out[r, s * N + c]
+        const S = spec.kSplit, L = kSplitLen(K, S);
+        for (let r = 0; r < R; r++) {
+          for (let s = 0; s < S; s++) {
+            for (let c = 0; c < N; c++) {
+              let acc = 0;
+              for (let k = s * L; k < Math.min(K, (s + 1) * L); k++) {
+                acc += xin[r * K + k] * weightAt(spec.weight, weights, K, c, k);
+              }
+              out.out[r * S * N + s * N + c] = acc;
+            }
+          }
+        }
+        break;
+      }
       const y = (r: number, n: number) => { // (x W^T + bias)[r, n] for local weight row n
         let s = 0;
         for (let k = 0; k < K; k++) {
@@ -167,6 +184,19 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
         const rms = Math.sqrt(v.reduce((s, e) => s + e * e, 0) / H + spec.eps);
         for (let h = 0; h < H; h++) {
           out.out[r * H + h] = (v[h] / rms) * dense(buf.w, spec.weightDtype, h);
+        }
+      }
+      break;
+    }
+    case "sum_splits": {
+      const W = spec.width, S = spec.splits;
+      for (let r = 0; r < R; r++) {
+        for (let c = 0; c < W; c++) {
+          let acc = 0;
+          for (let s = 0; s < S; s++) acc += x("part", r * S * W + s * W + c);
+          if (spec.bias) acc += dense(buf.bias, spec.bias, c);
+          if (spec.residual) acc += x("residual", r * W + c);
+          out.out[r * W + c] = acc;
         }
       }
       break;

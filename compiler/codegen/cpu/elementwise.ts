@@ -1,10 +1,35 @@
 /**
- * CPU elementwise kernels: `add` and `silu_mul` (out = silu(gate) * up on a fused [R, 2I] input).
+ * CPU elementwise kernels: `add`, `sum_splits` (a kSplit matmul's partial sums added up, with
+ * its bias and residual) and `silu_mul` (out = silu(gate) * up on a fused [R, 2I] input).
  * @module
  */
 import type { CpuKernel, KernelSpec } from "../contract.ts";
+import { denseReader } from "./half.ts";
 
 type AddSpec = Extract<KernelSpec, { op: "add" }>;
+type SumSplitsSpec = Extract<KernelSpec, { op: "sum_splits" }>;
+
+/** The CPU kernel of a `sum_splits` spec. Bindings: part [R, splits * width], [bias],
+ * [residual [R, width]], out [R, width]. */
+export function sumSplitsKernel(spec: SumSplitsSpec): CpuKernel {
+  const { width: W, splits: S } = spec;
+  return (bufs, R) => {
+    let b = 0;
+    const part = new Float32Array(bufs[b++]);
+    const bias = spec.bias ? denseReader(bufs[b++], spec.bias) : null;
+    const res = spec.residual ? new Float32Array(bufs[b++]) : null;
+    const out = new Float32Array(bufs[b]);
+    for (let r = 0; r < R; r++) {
+      for (let c = 0; c < W; c++) {
+        let acc = 0;
+        for (let s = 0; s < S; s++) acc += part[r * S * W + s * W + c];
+        if (bias) acc += bias(c);
+        if (res) acc += res[r * W + c];
+        out[r * W + c] = acc;
+      }
+    }
+  };
+}
 type SiluMulSpec = Extract<KernelSpec, { op: "silu_mul" }>;
 
 /** The CPU kernel of an `add` spec. Bindings: a, b [R, width], out [R, width]. */

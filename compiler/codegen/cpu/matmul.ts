@@ -6,7 +6,14 @@
  * One or two rows (decode) take the fused decode-and-dot path of `row_dot.ts` instead.
  * @module
  */
-import { type CpuKernel, type KernelSpec, q8Eligible, unitLayoutError } from "../contract.ts";
+import {
+  type CpuKernel,
+  type KernelSpec,
+  kSplitError,
+  kSplitLen,
+  q8Eligible,
+  unitLayoutError,
+} from "../contract.ts";
 import { denseReader, denseVector } from "./half.ts";
 import { rowDot } from "./row_dot.ts";
 import { unitMajorRows } from "./unit_major.ts";
@@ -32,8 +39,9 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
       `matmul silu_mul needs rowStart = 0 and rows = N = 2I (got rowStart ${rowStart}, rows ${rows}, N ${N})`,
     );
   }
-  const units = unitLayoutError(spec);
+  const units = unitLayoutError(spec) ?? kSplitError(spec);
   if (units) throw new RangeError(units);
+  if (spec.kSplit) return kSplitKernel(spec, spec.kSplit);
   const silu = epilogue === "silu_mul";
   // unit-major rows read (x, x_ssq) and written (silu_mul's out; normOut's out_w, out_ssq)
   const xRows = spec.xUnits ? unitMajorRows(K) : null;
@@ -237,4 +245,28 @@ function normRows(
     for (let k = 0; k < K; k++) out[r * K + k] = x[r * K + k] * inv;
   }
   return out;
+}
+
+/** A `kSplit` matmul: each weight row decoded once, dotted with each row of x over each K
+ * range. Bindings: x [R, K], weight (1 or 2), out [R, kSplit * N]. */
+function kSplitKernel(spec: MatmulSpec, S: number): CpuKernel {
+  const { N, K } = spec;
+  const L = kSplitLen(K, S);
+  const dec = weightRows(spec.weight, K);
+  const row = new Float32Array(dec.stride);
+  return (bufs, R) => {
+    const x = new Float32Array(bufs[0]); // [R, K]
+    const decode = dec.bind(bufs.slice(1, 1 + dec.buffers));
+    const out = new Float32Array(bufs[1 + dec.buffers]); // [R, S * N]
+    for (let c = 0; c < N; c++) {
+      decode(c, row, 0);
+      for (let r = 0; r < R; r++) {
+        for (let s = 0; s < S; s++) {
+          let acc = 0;
+          for (let k = s * L; k < Math.min(K, (s + 1) * L); k++) acc += x[r * K + k] * row[k];
+          out[r * S * N + s * N + c] = acc;
+        }
+      }
+    }
+  };
 }

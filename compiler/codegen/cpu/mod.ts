@@ -17,7 +17,7 @@ import type { CpuKernel, KernelSpec } from "../contract.ts";
 import { attentionKernel } from "./attention.ts";
 import { attentionDecodeKernel, attentionMergeKernel } from "./attention_decode.ts";
 import { dequantizeKernel } from "./dequantize.ts";
-import { addKernel, siluMulKernel } from "./elementwise.ts";
+import { addKernel, siluMulKernel, sumSplitsKernel } from "./elementwise.ts";
 import { embedKernel } from "./embed.ts";
 import { matmulKernel } from "./matmul.ts";
 import { addRmsNormKernel, rmsNormKernel } from "./norm.ts";
@@ -46,6 +46,8 @@ export function cpuKernel(spec: KernelSpec): CpuKernel {
       return addRmsNormKernel(spec);
     case "add":
       return addKernel(spec);
+    case "sum_splits":
+      return sumSplitsKernel(spec);
     case "silu_mul":
       return siluMulKernel(spec);
     case "rope":

@@ -11,7 +11,7 @@ import type { MatmulSpec } from "./matmul_epilogue.ts";
 import { matmulGemv } from "./matmul_gemv.ts";
 import { matmulGemvQ8 } from "./matmul_gemv_q8.ts";
 import { matmulTiled } from "./matmul_tiled.ts";
-import { matmulRows, rowsShapeWins } from "./matmul_rows.ts";
+import { matmulRows, rowsShapeFits, rowsShapeWins } from "./matmul_rows.ts";
 
 /** Largest `maxRows` that gets the GEMV shape. */
 export const GEMV_MAX_ROWS = 32;
@@ -20,6 +20,16 @@ export const GEMV_MAX_ROWS = 32;
 export function matmulKernel(spec: MatmulSpec, target: TargetInfo): WgslKernel {
   if (spec.xq8) return matmulGemvQ8(spec, target);
   if (spec.norm) throw new RangeError("matmul: the RMSNorm prologue needs q8 activations (xq8)");
+  if (spec.kSplit) {
+    if (!rowsShapeFits(spec.weight, spec.K)) {
+      throw new RangeError(
+        `matmul kSplit: only the few-rows shape splits K, for 4-bit group weights whose groups divide K (got ${
+          JSON.stringify(spec.weight)
+        }, K ${spec.K})`,
+      );
+    }
+    return matmulRows(spec, target);
+  }
   if (spec.maxRows > GEMV_MAX_ROWS) return matmulTiled(spec, target);
   return rowsShapeWins(spec) ? matmulRows(spec, target) : matmulGemv(spec, target);
 }

@@ -184,22 +184,36 @@ if (Deno.args.includes("--batch16")) {
     unroll: 0,
     codeWords: 1,
   };
+  // --splitk: what the few-rows shape would take on qkv, o_proj and down with K split across
+  // workgroups, as the same work laid out as KS times the weight rows of K / KS (without the
+  // partial sums' second pass)
+  const splitK = Deno.args.includes("--splitk");
   for (
-    const [name, spec] of [
-      ["q4 28672x4096 silu (8B gate_up)", mm(q4, 28672, 4096, 32, "silu_mul")],
-      ["q4 4096x14336 add (8B down)", mm(q4, 4096, 14336, 32, "add")],
-      ["q4 6144x4096 (8B qkv)", mm(q4, 6144, 4096, 32)],
-      ["q4 4096x4096 add (8B o_proj)", mm(q4, 4096, 4096, 32, "add")],
-      ["q4 128256x4096 (8B lm_head)", mm(q4, 128256, 4096, 32)],
-      ["q4 16384x2048 silu (1B gate_up)", mm(q4, 16384, 2048, 32, "silu_mul")],
-      ["q4 2048x8192 add (1B down)", mm(q4, 2048, 8192, 32, "add")],
-      ["q4 3072x2048 (1B qkv)", mm(q4, 3072, 2048, 32)],
-      ["q4 2048x2048 add (1B o_proj)", mm(q4, 2048, 2048, 32, "add")],
-      ["q4 128256x2048 (1B lm_head)", mm(q4, 128256, 2048, 32)],
-    ] as const
+    const [name, spec] of splitK
+      ? [
+        ["q4 8192x7168 (8B down, K split 2)", mm(q4, 8192, 7168, 32)],
+        ["q4 16384x3584 (8B down, K split 4)", mm(q4, 16384, 3584, 32)],
+        ["q4 32768x1792 (8B down, K split 8)", mm(q4, 32768, 1792, 32)],
+        ["q4 12288x2048 (8B qkv, K split 2)", mm(q4, 12288, 2048, 32)],
+        ["q4 24576x1024 (8B qkv, K split 4)", mm(q4, 24576, 1024, 32)],
+        ["q4 8192x2048 (8B o_proj, K split 2)", mm(q4, 8192, 2048, 32)],
+        ["q4 16384x1024 (8B o_proj, K split 4)", mm(q4, 16384, 1024, 32)],
+      ] as const
+      : [
+        ["q4 28672x4096 silu (8B gate_up)", mm(q4, 28672, 4096, 32, "silu_mul")],
+        ["q4 4096x14336 add (8B down)", mm(q4, 4096, 14336, 32, "add")],
+        ["q4 6144x4096 (8B qkv)", mm(q4, 6144, 4096, 32)],
+        ["q4 4096x4096 add (8B o_proj)", mm(q4, 4096, 4096, 32, "add")],
+        ["q4 128256x4096 (8B lm_head)", mm(q4, 128256, 4096, 32)],
+        ["q4 16384x2048 silu (1B gate_up)", mm(q4, 16384, 2048, 32, "silu_mul")],
+        ["q4 2048x8192 add (1B down)", mm(q4, 2048, 8192, 32, "add")],
+        ["q4 3072x2048 (1B qkv)", mm(q4, 3072, 2048, 32)],
+        ["q4 2048x2048 add (1B o_proj)", mm(q4, 2048, 2048, 32, "add")],
+        ["q4 128256x2048 (1B lm_head)", mm(q4, 128256, 2048, 32)],
+      ] as const
   ) {
     const def = rowsDefaults(spec);
-    const variants: (RowsTuning | GemvTuning)[] = [
+    const variants: (RowsTuning | GemvTuning)[] = splitK ? [def, { ...def, rowsPerGroup: 16 }] : [
       gemvDefault,
       def,
       { ...def, colsPerLane: Math.max(1, def.colsPerLane / 2) },

@@ -32,6 +32,7 @@ export function wgslKernel(spec: KernelSpec, target: TargetInfo): WgslKernel {
     case "add_rms_norm":
       return normKernel(spec, target);
     case "add":
+    case "sum_splits":
     case "silu_mul":
       return elementwiseKernel(spec, target);
     case "rope":
