@@ -142,19 +142,19 @@ export const VARIANTS = {
     ropeScaling: null,
     tieWordEmbeddings: true,
   },
-  /** Qwen2 shape at a width where batched decode splits K across workgroups (K of 512 and
-   * 1,024: the `split_k` pass's ranges of at least 8 units), one layer; q/k/v biases. */
+  /** Qwen2 shape at a width where batched decode splits K across workgroups (K of 1,024 and
+   * 2,048: the `split_k` pass's ranges of at least 512), one layer; q/k/v biases. */
   "wide": {
     ...GOLDEN_SIZE,
     architecture: "Qwen2ForCausalLM",
     modelType: "qwen2",
     qkvBias: true,
     slidingWindow: null,
-    hiddenSize: 512,
-    intermediateSize: 1024,
+    hiddenSize: 1024,
+    intermediateSize: 2048,
     numLayers: 1,
-    numHeads: 8,
-    numKvHeads: 2,
+    numHeads: 16,
+    numKvHeads: 4,
     headDim: 64,
     rmsNormEps: 1e-6,
     ropeTheta: 1000000,

@@ -269,7 +269,9 @@ Deno.test("split_k splits K of the 8-32-row matmuls whose weights have few rows,
     ok(mm.spec.op === "matmul" && mm.spec.kSplit === 4 && mm.spec.epilogue === "none");
     ok(s.spec.op === "sum_splits" && s.spec.splits === 4 && s.spec.width === mm.spec.N);
   }
-  // one row (decode) and the CPU target: nothing split
+  // 512 rows (prefill: the tiled shape), one row (decode) and the CPU target: nothing split
+  const prefill = fns.find((f) => f.name === "prefill")!;
+  assertEquals(prefill.nodes.filter((n) => n.spec.op === "sum_splits").length, 0);
   assertEquals(decode(fns).nodes.filter((n) => n.spec.op === "sum_splits").length, 0);
   const cpu = run("O2", CPU_TARGET, "q4f16_1", raw);
   assertEquals(cpu.flatMap((f) => f.nodes).filter((n) => n.spec.op === "sum_splits").length, 0);

@@ -1,6 +1,6 @@
 /**
  * The `split_k` pass end to end: a model whose batched matmuls split K across workgroups (the
- * "wide" variant: K of 512 and 1,024), compiled for the WebGPU adapter with and without the
+ * "wide" variant: K of 1,024 and 2,048), compiled for the WebGPU adapter with and without the
  * pass, run over a 12-token prompt (the `_small` forward, 32-row matmuls), against the float64
  * reference on the de-quantised weights (2e-2 × max|logit|, the golden q4 tolerance) and against
  * each other (the same products added in another order: 1e-4).

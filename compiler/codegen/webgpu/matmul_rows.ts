@@ -72,14 +72,17 @@ export function rowsDefaults(spec: MatmulSpec): RowsTuning {
  * long K loop runs on too few SMs and the GEMV shape was as fast or faster at 4-16 rows.
  */
 export function rowsShapeWins(spec: MatmulSpec): boolean {
-  if (spec.maxRows < 8 || !rowsShapeFits(spec.weight, spec.K)) return false;
+  if (spec.maxRows < 8 || spec.maxRows > ROWS_MAX) return false;
+  if (!rowsShapeFits(spec.weight, spec.K)) return false;
   const plan = matmulPlan(spec);
   const C = rowsDefaults(spec).colsPerLane;
   return Math.ceil(plan.outCols / (LANES * C)) >= MANY_BLOCKS;
 }
 
-/** Units (32 elements) a workgroup's K range keeps at least under `rowsSplitK`. */
-const MIN_SPLIT_UNITS = 8;
+/** Units (32 elements) a workgroup's K range keeps at least under `rowsSplitK`: two a warp. */
+const MIN_SPLIT_UNITS = 16;
+/** The most rows the shape is chosen for (`GEMV_MAX_ROWS`: past it, the tiled shape). */
+const ROWS_MAX = 32;
 
 /**
  * The `kSplit` under which the few-rows shape should run a matmul it does not win as is
@@ -90,7 +93,8 @@ const MIN_SPLIT_UNITS = 8;
  * against the GEMV's 101 µs, qkv 42 against 71, o_proj 29-31 against 51.
  */
 export function rowsSplitK(spec: MatmulSpec): number {
-  if (spec.maxRows < 8 || !rowsShapeFits(spec.weight, spec.K) || rowsShapeWins(spec)) return 1;
+  if (spec.maxRows < 8 || spec.maxRows > ROWS_MAX) return 1;
+  if (!rowsShapeFits(spec.weight, spec.K) || rowsShapeWins(spec)) return 1;
   if (spec.epilogue === "silu_mul" || spec.rowStart !== 0 || spec.rows !== spec.N) return 1;
   const blocks = Math.ceil(matmulPlan(spec).outCols / (LANES * rowsDefaults(spec).colsPerLane));
   const most = Math.floor(spec.K / 32 / MIN_SPLIT_UNITS);
