@@ -107,8 +107,8 @@ export type KernelSpec =
     /** K split into `kSplit` (>= 2) ranges of `kSplitLen(K, kSplit)` elements (the last one
      * shorter or empty): out f32[R, kSplit * N] holds each range's partial sums,
      * out[r, s * N + c] = sum over k in range s of x[r, k] * W[c, k], which a `sum_splits`
-     * adds up. Only with epilogue "none", no bias, rowStart 0, rows N, f32 activations
-     * (no xq8, norm, normOut or unit-major rows). */
+     * adds up. Only with epilogue "none", no bias, rowStart 0, rows N, row-major x (no norm,
+     * normOut or unit-major rows); with xq8, each range sums the rounded x's products. */
     kSplit?: number;
   }
   /** out[r, c] = sum over s < splits of part[r, s * width + c] (+ bias[c]) (+ residual[r, c]):
@@ -370,9 +370,9 @@ export function kSplitError(spec: KernelSpec): string | null {
   if (!(Number.isInteger(S) && S >= 2)) return `matmul kSplit ${S} must be an integer >= 2`;
   if (
     spec.epilogue !== "none" || spec.bias || spec.rowStart !== 0 || spec.rows !== spec.N ||
-    spec.xq8 || spec.norm || spec.normOut || spec.xUnits || spec.outUnits
+    spec.norm || spec.normOut || spec.xUnits || spec.outUnits
   ) {
-    return "matmul kSplit needs epilogue none, no bias, rowStart 0, rows N and f32 row-major x (no xq8, norm, normOut or unit-major rows)";
+    return "matmul kSplit needs epilogue none, no bias, rowStart 0, rows N and row-major x (no norm, normOut or unit-major rows)";
   }
   return null;
 }

@@ -14,6 +14,7 @@
  */
 import type { Node } from "../ir/graph.ts";
 import { addTemp, type Pass, readers, rewrite } from "./pass.ts";
+import { isQ8Gemv } from "./q8_activations.ts";
 
 export const fuseNormMatmul: Pass = {
   name: "fuse_norm_matmul",
@@ -33,7 +34,7 @@ export const fuseNormMatmul: Pass = {
       if (fn.values[t].kind !== "temp" || readers(fn, t).length !== 1) return;
       const pn = fn.nodes[p], ps = pn.spec;
       if (
-        ps.op !== "matmul" || !ps.xq8 || ps.normOut || ps.epilogue !== "none" ||
+        ps.op !== "matmul" || !isQ8Gemv(ps) || ps.normOut || ps.epilogue !== "none" ||
         ps.rowStart !== 0 || ps.rows !== ps.N || ps.N !== s.hidden || pn.rows !== n.rows ||
         replace.has(p)
       ) return;
@@ -42,7 +43,7 @@ export const fuseNormMatmul: Pass = {
       if (users.length !== 1 || users[0] <= i) return;
       const c = users[0], cn = fn.nodes[c], cs = cn.spec;
       if (
-        cs.op !== "matmul" || !cs.xq8 || cs.norm || cn.args.x !== n.args.out ||
+        cs.op !== "matmul" || !isQ8Gemv(cs) || cs.norm || cn.args.x !== n.args.out ||
         cs.K !== s.hidden || cn.rows !== n.rows
       ) return;
       // nothing between P and the norm may read the sum (it is now written at P's place)

@@ -12,6 +12,7 @@
  */
 import type { Node } from "../ir/graph.ts";
 import { isWrite, type Pass, readers, rewrite } from "./pass.ts";
+import { isQ8Gemv } from "./q8_activations.ts";
 
 export const q8UnitLayout: Pass = {
   name: "q8_unit_layout",
@@ -32,7 +33,8 @@ export const q8UnitLayout: Pass = {
       const ssq = s.op === "matmul" && s.normOut ? p.args.out_ssq : undefined;
       const fits = users.length > 0 && users.every((u) => {
         const c = cur(u), cs = c.spec;
-        return cs.op === "matmul" && cs.xq8 && !cs.xUnits && c.args.x === x && cs.K === width &&
+        return cs.op === "matmul" && isQ8Gemv(cs) && !cs.xUnits && c.args.x === x &&
+          cs.K === width &&
           (ssq === undefined ? !cs.norm : !!cs.norm && c.args.x_ssq === ssq);
       });
       if (!fits || (ssq !== undefined && readers(fn, ssq).some((u) => !users.includes(u)))) return;

@@ -20,7 +20,7 @@ export const splitK: Pass = {
     const nodes = fn.nodes.flatMap((n): Node[] => {
       const s = n.spec;
       if (
-        s.op !== "matmul" || s.kSplit || s.xq8 || s.norm || s.normOut || s.xUnits || s.outUnits
+        s.op !== "matmul" || s.kSplit || s.norm || s.normOut || s.xUnits || s.outUnits
       ) {
         return [n];
       }

@@ -227,14 +227,20 @@ function matmulCasesOf(rng: Rng): ConformanceCase[] {
   }
   // K split across workgroups (batched decode's few-row weights): ranges of 96, 96 and 32; of
   // 32 each; and four ranges of 32 over K 96 (the last one empty).
+  // With q8 activations (the few-rows kernel's packed-int8 form, x quantised a step at a time
+  // by the workgroup): 3 ranges and 2.
   for (
-    const [weight, N, K, R, maxRows, kSplit] of [
-      [Q4, 70, 224, 5, 32, 3],
-      [Q4, 130, 64, 17, 32, 2],
-      [Q4S32, 40, 96, 9, 16, 4],
+    const [weight, N, K, R, maxRows, kSplit, xq8] of [
+      [Q4, 70, 224, 5, 32, 3, false],
+      [Q4, 130, 64, 17, 32, 2, false],
+      [Q4S32, 40, 96, 9, 16, 4, false],
+      [Q4, 70, 224, 19, 32, 3, true],
+      [Q4, 130, 128, 16, 32, 2, true],
     ] as const
   ) {
-    out.push(matmulCase(rng, { weight, N, K, R, maxRows, bias: null, epilogue: "none", kSplit }));
+    out.push(
+      matmulCase(rng, { weight, N, K, R, maxRows, bias: null, epilogue: "none", kSplit, xq8 }),
+    );
   }
   return out;
 }

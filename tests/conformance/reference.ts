@@ -121,7 +121,7 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
             for (let c = 0; c < N; c++) {
               let acc = 0;
               for (let k = s * L; k < Math.min(K, (s + 1) * L); k++) {
-                acc += xin[r * K + k] * weightAt(spec.weight, weights, K, c, k);
+                acc += (xs ?? xin)[r * K + k] * weightAt(spec.weight, weights, K, c, k);
               }
               out.out[r * S * N + s * N + c] = acc;
             }

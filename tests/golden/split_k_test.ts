@@ -1,13 +1,15 @@
 /**
  * The `split_k` pass end to end: a model whose batched matmuls split K across workgroups (the
  * "wide" variant: K of 1,024 and 2,048), compiled for the WebGPU adapter with and without the
- * pass, run over a 12-token prompt (the `_small` forward, 32-row matmuls), against the float64
- * reference on the de-quantised weights (2e-2 × max|logit|, the golden q4 tolerance) and against
- * each other (the same products added in another order: 1e-4).
+ * pass (f32 activations), run over a 12-token prompt (the `_small` forward, 32-row matmuls),
+ * against the float64 reference on the de-quantised weights (2e-2 × max|logit|, the golden q4
+ * tolerance) and against each other (the same products added in another order: 1e-4); and the
+ * O2 library (4e-2 where it has q8 activations, the golden q8 tolerance).
  */
 import { ok } from "node:assert/strict";
 import { compile } from "../../compiler/compile.ts";
 import { resolveTarget } from "../../compiler/target.ts";
+import { PACKED_DOT } from "../../compiler/codegen/contract.ts";
 import { Model } from "../../engine/model.ts";
 import { makeModel } from "../../examples/make_model.ts";
 import { referenceLogits } from "../reference/llama_f64.ts";
@@ -15,6 +17,11 @@ import { relMaxError } from "../assert.ts";
 import { dequantizedWeights } from "./dequantized.ts";
 
 const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
+/** Whether libraries here get q8 activations (the adapter has the packed dot product). */
+const packedDot = !!adapter && !!(navigator.gpu as { wgslLanguageFeatures?: ReadonlySet<string> })
+  .wgslLanguageFeatures?.has(PACKED_DOT);
+/** q8 activations' tolerance (the golden tests' `Q8_DECODE_TOL`: int8 rounding of x). */
+const Q8_TOL = 4e-2;
 
 Deno.test({
   name:
@@ -50,8 +57,11 @@ Deno.test({
         );
         return { out, split };
       };
-      const on = await logits("O2");
-      const off = await logits("split_k=0");
+      // f32 activations, split and not; then O2 (q8 activations where the adapter has the
+      // packed dot product: in the decode step)
+      const on = await logits("q8_activations=0");
+      const off = await logits("split_k=0;q8_activations=0");
+      const o2 = await logits("O2");
       ok(on.split >= 6, `expected kSplit matmuls and sum_splits with split_k on, got ${on.split}`);
       ok(off.split === 0, `expected none with split_k off, got ${off.split}`);
       const weights = await dequantizedWeights(`${dir}/model`, "q4f16_1");
@@ -60,6 +70,9 @@ Deno.test({
       ok(e.rel <= 2e-2, `split_k on vs float64: ${e.rel.toExponential(2)} × max|logit|`);
       const d = relMaxError(on.out, off.out);
       ok(d.rel <= 1e-4, `split_k on vs off: ${d.rel.toExponential(2)} × max|logit|`);
+      const q = relMaxError(o2.out, ref);
+      const tol = packedDot ? Q8_TOL : 2e-2;
+      ok(q.rel <= tol, `O2 vs float64: ${q.rel.toExponential(2)} × max|logit|`);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

@@ -247,15 +247,17 @@ function normRows(
   return out;
 }
 
-/** A `kSplit` matmul: each weight row decoded once, dotted with each row of x over each K
- * range. Bindings: x [R, K], weight (1 or 2), out [R, kSplit * N]. */
+/** A `kSplit` matmul: each weight row decoded once, dotted with each row of x (rounded
+ * through int8 codes with xq8) over each K range. Bindings: x [R, K], weight (1 or 2),
+ * out [R, kSplit * N]. */
 function kSplitKernel(spec: MatmulSpec, S: number): CpuKernel {
   const { N, K } = spec;
   const L = kSplitLen(K, S);
   const dec = weightRows(spec.weight, K);
   const row = new Float32Array(dec.stride);
   return (bufs, R) => {
-    const x = new Float32Array(bufs[0]); // [R, K]
+    let x: Float32Array = new Float32Array(bufs[0]); // [R, K]
+    if (spec.xq8) x = q8Rows(x, R, K);
     const decode = dec.bind(bufs.slice(1, 1 + dec.buffers));
     const out = new Float32Array(bufs[1 + dec.buffers]); // [R, S * N]
     for (let c = 0; c < N; c++) {

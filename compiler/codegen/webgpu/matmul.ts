@@ -1,7 +1,8 @@
 /**
  * `matmul`: picks the GEMV shape when the kernel sees few rows (decode), the few-rows shape
- * for 8 to 32 rows of 4-bit weights with many rows (batched decode's gate_up and lm_head), and
- * the tiled shape otherwise (prefill); q8 activations (`xq8`) take the packed-int8 GEMV. The
+ * for 8 to 32 rows of 4-bit weights with many rows (batched decode's gate_up and lm_head; with
+ * `kSplit`, any), and the tiled shape otherwise (prefill); q8 activations (`xq8`) take the
+ * packed-int8 GEMV, or the few-rows shape's packed-int8 form where it is chosen. The
  * GEMV and tiled shapes handle dense f32/f16 and group-quantised q3/q4 weights; all handle
  * the bias, add and silu_mul epilogues, for any R.
  * @module
@@ -18,8 +19,9 @@ export const GEMV_MAX_ROWS = 32;
 
 /** WGSL for `matmul`. */
 export function matmulKernel(spec: MatmulSpec, target: TargetInfo): WgslKernel {
-  if (spec.xq8) return matmulGemvQ8(spec, target);
-  if (spec.norm) throw new RangeError("matmul: the RMSNorm prologue needs q8 activations (xq8)");
+  if (spec.norm && !spec.xq8) {
+    throw new RangeError("matmul: the RMSNorm prologue needs q8 activations (xq8)");
+  }
   if (spec.kSplit) {
     if (!rowsShapeFits(spec.weight, spec.K)) {
       throw new RangeError(
@@ -29,6 +31,11 @@ export function matmulKernel(spec: MatmulSpec, target: TargetInfo): WgslKernel {
       );
     }
     return matmulRows(spec, target);
+  }
+  if (spec.xq8) {
+    return !spec.norm && !spec.normOut && !spec.xUnits && rowsShapeWins(spec)
+      ? matmulRows(spec, target)
+      : matmulGemvQ8(spec, target);
   }
   if (spec.maxRows > GEMV_MAX_ROWS) return matmulTiled(spec, target);
   return rowsShapeWins(spec) ? matmulRows(spec, target) : matmulGemv(spec, target);

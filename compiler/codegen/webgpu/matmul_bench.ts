@@ -213,30 +213,38 @@ if (Deno.args.includes("--batch16")) {
       ] as const
   ) {
     const def = rowsDefaults(spec);
-    const variants: (RowsTuning | GemvTuning)[] = splitK ? [def, { ...def, rowsPerGroup: 16 }] : [
-      gemvDefault,
-      def,
-      { ...def, colsPerLane: Math.max(1, def.colsPerLane / 2) },
-      { ...def, warps: 16 },
-      { ...def, rowsPerGroup: def.rowsPerGroup === 8 ? 16 : 8 },
-      { ...def, skipRows: false },
-    ];
+    const variants: (RowsTuning | GemvTuning)[] = splitK
+      ? [def, { ...def, rowsPerGroup: 16 }]
+      : Deno.args.includes("--x8")
+      ? [def]
+      : [
+        gemvDefault,
+        def,
+        { ...def, colsPerLane: Math.max(1, def.colsPerLane / 2) },
+        { ...def, warps: 16 },
+        { ...def, rowsPerGroup: def.rowsPerGroup === 8 ? 16 : 8 },
+        { ...def, skipRows: false },
+      ];
     const seen = new Set<string>();
+    // --x8: the shape's defaults on f32 x and on q8 activations (`xq8`)
+    const specs: Extract<KernelSpec, { op: "matmul" }>[] = Deno.args.includes("--x8")
+      ? [spec, { ...spec, xq8: true }]
+      : [spec];
     for (const R of Rs) {
-      for (const tune of variants) {
-        const key = JSON.stringify(tune);
+      for (const [tune, sp] of variants.flatMap((v) => specs.map((sp) => [v, sp] as const))) {
+        const key = `${JSON.stringify(tune)}${sp.xq8 ? " xq8" : ""}`;
         if (seen.has(`${R} ${key}`)) continue;
         seen.add(`${R} ${key}`);
         const t = tune === gemvDefault ? undefined : tune;
-        const r = await bench(spec, R, t ?? gemvDefaultTuning(spec)).catch((e) => {
+        const r = await bench(sp, R, t ?? gemvDefaultTuning(sp)).catch((e) => {
           console.log(`batch16 ${name} R=${R} ${key}: ${(e as Error).message}`);
           return null;
         });
         if (!r) continue;
         console.log(
-          `batch16 ${name} R=${R} ${t ? JSON.stringify(t) : "GEMV default"}: ${
-            (r.s * 1e6).toFixed(1)
-          } us, ${(r.flops / r.s / 1e12).toFixed(1)} TFLOP/s, ${
+          `batch16 ${name} R=${R}${sp.xq8 ? " xq8" : ""} ${
+            t ? JSON.stringify(t) : "GEMV default"
+          }: ${(r.s * 1e6).toFixed(1)} us, ${(r.flops / r.s / 1e12).toFixed(1)} TFLOP/s, ${
             (r.bytes / r.s / 1e9).toFixed(0)
           } GB/s`,
         );

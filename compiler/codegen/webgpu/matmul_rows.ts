@@ -23,7 +23,7 @@ import {
   type WeightFormat,
   type WgslKernel,
 } from "../contract.ts";
-import { checkTarget, declareBindings, entry, range, totalGroups } from "./common.ts";
+import { checkTarget, declareBindings, entry, lit, range, totalGroups } from "./common.ts";
 import { matmulPlan, type MatmulSpec } from "./matmul_epilogue.ts";
 
 /** Tuning knobs of the few-rows shape (defaults: `rowsDefaults`). */
@@ -137,7 +137,12 @@ export function matmulRows(
   const blocks = Math.ceil(OUT / COLS);
   const budget = target.limits.maxComputeWorkgroupStorageSize;
   // accumulators reduced per pass: whole (column, row) outputs within workgroup storage
-  const P = Math.min(A, Math.floor(budget / (4 * T) / NW) * NW);
+  const Q8 = !!spec.xq8;
+  if (Q8 && (spec.norm || spec.normOut || spec.xUnits)) {
+    throw new RangeError("matmulRows: xq8 with norm, normOut or unit-major x is the q8 GEMV's");
+  }
+  const q8Bytes = Q8 ? 40 * S * RB : 0; // xq (32 bytes) and xm (8) a (unit, row)
+  const P = Math.min(A, Math.floor((budget - q8Bytes) / (4 * T) / NW) * NW);
   if (P < NW) {
     throw new RangeError(
       `matmulRows: ${T} threads need ${
@@ -147,7 +152,7 @@ export function matmulRows(
   }
   checkTarget(spec, target, {
     workgroupSize: T,
-    sharedBytes: 4 * P * T,
+    sharedBytes: 4 * P * T + q8Bytes,
     largestBinding: spec.rows * g.wordsPerRow * 4,
   });
   const halves = w.scaleDtype === "f16" && g.groups % 2 === 0;
@@ -178,8 +183,49 @@ export function matmulRows(
     [0, 1, 2, 3].map((l) => `${2 ** 23 + g.maxInt * 16 ** l}.0`).join(", ")
   })`;
   const INV = `vec4<f32>(1.0, 0.0625, 0.00390625, 0.000244140625)`;
+  // q8 (`xq8`): unit u's codes of each row, quantised by the workgroup into xq (2 vec4<u32>:
+  // words lo0, hi0, ..., lo3, hi3, lo_w the codes of elements 8w, 8w+2, 8w+4, 8w+6 and hi_w
+  // of 8w+1, ..., as the weight's nibbles fall out of (word & 0x0f0f0f0f) and (word >> 4) & ..)
+  // and xm (the unit's d and code sum): packed int8 dot products against the 4-bit codes,
+  // sum((q - maxInt) c) = sum(q c) - maxInt sum(c), times the weight's scale and d
+  const arith8 = (p: string, nrows: number) => {
+    const out: string[] = [];
+    for (let m = 0; m < WR; m++) {
+      for (let j = 0; j < 4; j++) {
+        const word = `${p}q${m}.${["x", "y", "z", "w"][j]}`;
+        out.push(
+          `let wl${m}_${j} = ${word} & 0x0f0f0f0fu; let wh${m}_${j} = (${word} >> 4u) & 0x0f0f0f0fu;`,
+        );
+      }
+    }
+    for (let r = 0; r < nrows; r++) {
+      out.push(
+        `let c0_${r} = xq[${2 * r}u + qs]; let c1_${r} = xq[${
+          2 * r + 1
+        }u + qs]; let xm${r} = xm[${r}u + ms];`,
+      );
+      for (let m = 0; m < WR; m++) {
+        const terms = [0, 1, 2, 3].flatMap((j) => {
+          const c = j < 2 ? `c0_${r}` : `c1_${r}`;
+          const lo = ["x", "z"][j & 1], hi = ["y", "w"][j & 1];
+          return [
+            `dot4I8Packed(wl${m}_${j}, ${c}.${lo})`,
+            `dot4I8Packed(wh${m}_${j}, ${c}.${hi})`,
+          ];
+        });
+        const a = acc(m, r);
+        out.push(
+          `${a} = fma(f32(${
+            terms.join(" + ")
+          }) - ${g.maxInt}.0 * xm${r}.y, ${p}s${m} * xm${r}.x, ${a});`,
+        );
+      }
+    }
+    return out.join("\n    ");
+  };
   // the arithmetic of unit u for the block's first `nrows` rows (no branches inside)
   const arith = (p: string, nrows: number) => {
+    if (Q8) return arith8(p, nrows);
     const out: string[] = [];
     for (let m = 0; m < WR; m++) out.push(`let ${p}v${m} = ${p}s${m} * INV;`);
     for (let i = 0; i < 8; i++) {
@@ -202,8 +248,56 @@ export function matmulRows(
     }
     return out.join("\n    ");
   };
+  // q8: step by step, the workgroup quantises the S units the warps take next (all RB rows)
+  // into xq and xm, then each warp multiplies its unit
+  const QN = S * RB; // (unit, row) pairs a step
+  const quantise = `for (var qi = lid; qi < ${QN}u; qi += ${T}u) {
+      let j = qi % ${S}u;
+      let rr = qi / ${S}u;
+      let uq = ub + j;
+      if (uq < u1) {
+        let xb = min(r0 + rr, R.x - 1u) * ${K / 4}u + uq * 8u;
+        ${range(8).map((i) => `let v${i} = x[xb + ${i}u];`).join(" ")}
+        ${range(8).map((i) => `let m${i} = abs(v${i});`).join(" ")}
+        let mv = max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)));
+        let a = max(max(mv.x, mv.y), max(mv.z, mv.w));
+        let inv = select(0.0, 127.0 / a, a > 0.0);
+        ${range(8).map((i) => `let k${i} = vec4<i32>(round(v${i} * inv));`).join(" ")}
+        ${
+    range(4).map((w) =>
+      `let lo${w} = pack4xI8(vec4<i32>(k${2 * w}.x, k${2 * w}.z, k${2 * w + 1}.x, k${
+        2 * w + 1
+      }.z)); let hi${w} = pack4xI8(vec4<i32>(k${2 * w}.y, k${2 * w}.w, k${2 * w + 1}.y, k${
+        2 * w + 1
+      }.w));`
+    ).join("\n        ")
+  }
+        let slot = j * ${RB}u + rr;
+        xq[2u * slot] = vec4<u32>(lo0, hi0, lo1, hi1);
+        xq[2u * slot + 1u] = vec4<u32>(lo2, hi2, lo3, hi3);
+        let ks = ${range(8).map((i) => `k${i}`).join(" + ")};
+        xm[slot] = vec2<f32>(a * ${lit(1 / 127)}, f32(ks.x + ks.y + ks.z + ks.w));
+      }
+    }`;
+  const loop8 = (nrows: number) =>
+    `for (var ub = u0; ub < u1; ub += ${S}u) {
+    // this warp's weights first (a unit past the range reloads the last): their loads
+    // overlap the quantisation
+    let u = min(ub + s, u1 - 1u);
+    ${loads("c", "u", "let")}
+    workgroupBarrier();
+    ${quantise}
+    workgroupBarrier();
+    let qs = 2u * s * ${RB}u;
+    let ms = s * ${RB}u;
+    if (ub + s < u1) {
+      ${arith("c", nrows)}
+    }
+  }`;
   const loop = (nrows: number) =>
-    tune.prefetch
+    Q8
+      ? loop8(nrows)
+      : tune.prefetch
       ? `${range(WR).map((m) => `var nq${m} = vec4<u32>(); var ns${m} = 0.0;`).join(" ")}
   if (u0 + s < u1) {
     ${loads("n", "(u0 + s)", "assign")}
@@ -275,6 +369,12 @@ export function matmulRows(
   const code = `${declareBindings(spec, types)}
 ${plan.prelude}
 var<workgroup> red: array<f32, ${P * T}>; // [P, T]
+${
+    Q8
+      ? `var<workgroup> xq: array<vec4<u32>, ${2 * S * RB}>; // [S units, RB rows, 2] int8 codes
+var<workgroup> xm: array<vec2<f32>, ${S * RB}>; // [S, RB] (d, sum of the codes)`
+      : ""
+  }
 const INV = ${INV};
 // the 4 codes of a word at bit offsets 0, 4, 8, 12 (lane l: code * 16^l, made a float by
 // or-ing in 2^23's exponent, less 2^23 and the offset), times v (the scale, with 16^-l)
