@@ -275,14 +275,14 @@ Deno.test("split_k splits K of the 8-32-row matmuls whose weights have few rows,
   assertEquals(decode(fns).nodes.filter((n) => n.spec.op === "sum_splits").length, 0);
   const cpu = run("O2", CPU_TARGET, "q4f16_1", raw);
   assertEquals(cpu.flatMap((f) => f.nodes).filter((n) => n.spec.op === "sum_splits").length, 0);
-  // with the packed int8 dot product, q8 activations in the batched functions for gate_up
-  // only (BATCHED_Q8), never folded with the norms (the q8 GEMV's business); lm_head (two
+  // with the packed int8 dot product, q8 activations in every few-rows matmul of the batched
+  // functions (BATCHED_Q8), never folded with the norms (the q8 GEMV's business); lm_head (two
   // parts) reads one logit row here (m = 1), a q8 GEMV as before
   const q8 = { ...GENERIC_WEBGPU, features: [...GENERIC_WEBGPU.features, PACKED_DOT] };
   const q8small = run("O2", q8, "q4f16_1", raw).find((f) => f.name === "prefill_small")!;
   assertEquals(
     q8small.nodes.flatMap((n) => n.spec.op === "matmul" && n.spec.xq8 ? [n.spec.N] : []),
-    [28672, 128256, 128256],
+    [6144, 4096, 28672, 4096, 128256, 128256],
   );
   ok(q8small.nodes.every((n) => !(n.spec.op === "matmul" && (n.spec.norm || n.spec.normOut))));
   // split_k=0: nothing split
