@@ -136,6 +136,27 @@ export const rep = (n: number, f: (i: number) => string, sep = " ") =>
 
 export { pow2Floor };
 
+/**
+ * Accumulators a thread hands to each pass of a matmul's cross-thread reduction (P floats of
+ * each of T threads in workgroup memory): whole outputs (multiples of NW, at most A) within the
+ * `bytes` of workgroup storage left; throws (naming `kernel`) where not even one output fits.
+ */
+export function reductionPass(
+  kernel: string,
+  A: number,
+  NW: number,
+  T: number,
+  bytes: number,
+): number {
+  const P = Math.min(A, Math.floor(bytes / (4 * T * NW)) * NW);
+  if (P < NW) {
+    throw new RangeError(
+      `${kernel}: ${T} threads need ${4 * T * NW} bytes of workgroup storage, ${bytes} are left`,
+    );
+  }
+  return P;
+}
+
 /** Threads for a one-workgroup-per-row reduction: a power of two within the target. */
 export function reductionThreads(target: TargetInfo, want = 256): number {
   const l = target.limits;

@@ -17,6 +17,7 @@ import {
   entry,
   pow2Floor,
   range,
+  reductionPass,
   reductionThreads,
   totalGroups,
   weightBindingBytes,
@@ -128,14 +129,7 @@ export function matmulGemv(
   const COLS = CG * C; // output columns per workgroup
   const budget = target.limits.maxComputeWorkgroupStorageSize;
   // accumulators reduced per pass: whole (column, row) outputs, within workgroup storage
-  const P = Math.min(A, Math.floor(budget / (4 * T * NW)) * NW);
-  if (P < NW) {
-    throw new RangeError(
-      `matmulGemv: ${T} threads need ${
-        4 * T * NW
-      } bytes of workgroup storage, the target allows ${budget}`,
-    );
-  }
+  const P = reductionPass("matmulGemv", A, NW, T, budget);
   checkTarget(spec, target, {
     workgroupSize: T,
     sharedBytes: 4 * P * T,

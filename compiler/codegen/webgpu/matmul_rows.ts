@@ -23,7 +23,15 @@ import {
   type WeightFormat,
   type WgslKernel,
 } from "../contract.ts";
-import { checkTarget, declareBindings, entry, lit, range, totalGroups } from "./common.ts";
+import {
+  checkTarget,
+  declareBindings,
+  entry,
+  lit,
+  range,
+  reductionPass,
+  totalGroups,
+} from "./common.ts";
 import { matmulPlan, type MatmulSpec } from "./matmul_epilogue.ts";
 
 /** Tuning knobs of the few-rows shape (defaults: `rowsDefaults`). */
@@ -142,14 +150,7 @@ export function matmulRows(
     throw new RangeError("matmulRows: xq8 with norm, normOut or unit-major x is the q8 GEMV's");
   }
   const q8Bytes = Q8 ? 40 * S * RB : 0; // xq (32 bytes) and xm (8) a (unit, row)
-  const P = Math.min(A, Math.floor((budget - q8Bytes) / (4 * T) / NW) * NW);
-  if (P < NW) {
-    throw new RangeError(
-      `matmulRows: ${T} threads need ${
-        4 * T * NW
-      } bytes of workgroup storage, the target allows ${budget}`,
-    );
-  }
+  const P = reductionPass("matmulRows", A, NW, T, budget - q8Bytes);
   checkTarget(spec, target, {
     workgroupSize: T,
     sharedBytes: 4 * P * T + q8Bytes,
