@@ -9,10 +9,15 @@
  * - all lanes of a warp read the same x vec4 at the same time (one load, broadcast), so x
  *   costs a load per 4 elements, row and C * NW weight rows;
  * - the next unit's codes and scales are loaded before this unit's arithmetic;
- * - rows past R (uniform across the workgroup) skip their arithmetic 4 at a time;
+ * - a block of fewer rows than RB (R past the last full block) runs a copy of the loop for
+ *   the block's half or quarter (no branches on the row count inside the loop);
  * - the warps' partial sums meet in workgroup memory, in passes that fit it;
  * - with `kSplit`, K is also split across workgroups: each writes its range's partial sums
- *   (a `sum_splits` adds them up), so that weights of few rows still fill the GPU.
+ *   (a `sum_splits` adds them up), so that weights of few rows still fill the GPU;
+ * - with `xq8`, the workgroup quantises the S units its warps take next (all rows of the
+ *   block: int8 codes, d and the codes' sum) into workgroup memory between two barriers, the
+ *   warps' weight loads issued before it, and each lane multiplies with packed int8 dot
+ *   products (the 4-bit codes as bytes, the offset through the code sum).
  * @module
  */
 import {
@@ -42,7 +47,8 @@ export interface RowsTuning {
   colsPerLane: number;
   /** Warps a workgroup, splitting K (32 threads each). */
   warps: number;
-  /** Load the next unit's codes before this unit's arithmetic. */
+  /** Load the next unit's codes before this unit's arithmetic (f32 x; with xq8 a step's
+   * codes are always loaded before its quantisation). */
   prefetch: boolean;
   /** Copies of the loop for the block's first half, quarter, ... (down to 4 rows), so that a
    * block of few rows (R under the block) skips the rows past R; without it every row of the
