@@ -2,8 +2,11 @@
  * Matmul speed on the machine's WebGPU adapter, as a ratio to a plain read kernel (bandwidth
  * roofline, measured the same way) for decode GEMVs and as TFLOP/s for prefill tiles.
  * Run: `deno run -A --no-check compiler/codegen/webgpu/matmul_bench.ts [--quick] [--tune]
- * [--prefill] [--tiles]` (`--tune` also times each GEMV tuning, `--prefill` times only the
- * prefill shapes (Llama-3-8B's at 512 rows), `--tiles` also times each tiled tuning).
+ * [--prefill] [--tiles] [--batch16 [--rows=4,8,16] [--splitk | --x8]]` (`--tune` also times
+ * each GEMV tuning, `--prefill` times only the prefill shapes (Llama-3-8B's at 512 rows),
+ * `--tiles` also times each tiled tuning, `--batch16` the batched-decode shapes of the 8B and
+ * 1B at the given rows: the GEMV against the few-rows shape's tunings; `--splitk` the same work
+ * laid out as a K split; `--x8` the few-rows shape on f32 and on q8 activations).
  * Times are GPU time per dispatch from submit-and-wait rounds (see `timeIt`).
  * @module
  */
