@@ -88,7 +88,8 @@ async function bench(
     : "bk" in tune
     ? tiled.matmulTiled(spec, d.target, tune)
     : matmulGemv(spec, d.target, tune);
-  const k = d.kernel(spec, src);
+  // kernels(): a pipeline the driver fails to compile rejects here (kernel() would time a no-op)
+  const [k] = await d.kernels([{ spec, source: src }]);
   const wBufs = spec.weight.kind === "dense"
     ? [d.createBuffer(weightBindingBytes(spec.weight, spec.rows, spec.K), "w")]
     : [
