@@ -22,8 +22,10 @@
  */
 import {
   groupLayout,
+  hasPackedDot,
   kSplitError,
   kSplitLen,
+  PACKED_DOT,
   type TargetInfo,
   type WeightFormat,
   type WgslKernel,
@@ -154,6 +156,9 @@ export function matmulRows(
   const Q8 = !!spec.xq8;
   if (Q8 && (spec.norm || spec.normOut || spec.xUnits)) {
     throw new RangeError("matmulRows: xq8 with norm, normOut or unit-major x is the q8 GEMV's");
+  }
+  if (Q8 && !hasPackedDot(target)) {
+    throw new RangeError(`matmulRows: xq8 needs ${PACKED_DOT}`);
   }
   const q8Bytes = Q8 ? 40 * S * RB : 0; // xq (32 bytes) and xm (8) a (unit, row)
   const P = reductionPass("matmulRows", A, NW, T, budget - q8Bytes);

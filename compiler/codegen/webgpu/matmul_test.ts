@@ -1,4 +1,5 @@
-import { hasPackedDot, type KernelSpec, type WeightFormat } from "../contract.ts";
+import { hasPackedDot, type KernelSpec, PACKED_DOT, type WeightFormat } from "../contract.ts";
+import { assertThrows } from "../../../tests/assert.ts";
 import { device, expectClose, matmulInputs, matmulSpec, Rng, runKernel } from "./test_helpers.ts";
 import { gemvDefaults, type GemvTuning, matmulGemv } from "./matmul_gemv.ts";
 import { matmulTiled, tiledDefaults, tiledSharedBytes, type TiledTuning } from "./matmul_tiled.ts";
@@ -201,6 +202,19 @@ Deno.test({
     if (pick(spec(q4, 4096, 4096, 32)) || pick(spec(q4, 128256, 64, 4))) {
       throw new Error("expected the GEMV shape for a square weight and for 4 rows");
     }
+    // with q8 activations: the few-rows shape's int8 form at 8+ rows, the q8 GEMV at one row
+    // and with a K split whatever the shape
+    const q8 = { ...GENERIC_WEBGPU, features: [...GENERIC_WEBGPU.features, PACKED_DOT] };
+    const pick8 = (s: MatmulSpec) => wgslKernel(s, q8).code === matmulRows(s, q8).code;
+    const x8 = { xq8: true };
+    if (!pick8(spec(q4, 128256, 64, 32, x8)) || pick8(spec(q4, 128256, 64, 1, x8))) {
+      throw new Error("expected the few-rows shape for xq8 at 32 rows and the q8 GEMV at one");
+    }
+    if (!pick8(spec(q4, 4096, 4096, 32, { ...x8, kSplit: 4 }))) {
+      throw new Error("expected the few-rows shape for a K split");
+    }
+    // without the packed dot product the int8 form is refused
+    assertThrows(() => matmulRows(spec(q4, 4096, 4096, 32, x8), GENERIC_WEBGPU), RangeError);
   },
 });
 
