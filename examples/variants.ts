@@ -142,8 +142,9 @@ export const VARIANTS = {
     ropeScaling: null,
     tieWordEmbeddings: true,
   },
-  /** Qwen2 shape at a width where batched decode splits K across workgroups (K of 1,024 and
-   * 2,048: the `split_k` pass's ranges of at least 512), one layer; q/k/v biases. */
+  /** Qwen2 shape at a width where batched decode takes the few-rows kernel: gate_up of 8,192
+   * columns (128 column blocks), K split for the rest (K of 1,024 and 8,192: the `split_k`
+   * pass's ranges of at least 512), one layer; q/k/v biases. */
   "wide": {
     ...GOLDEN_SIZE,
     architecture: "Qwen2ForCausalLM",
@@ -151,7 +152,7 @@ export const VARIANTS = {
     qkvBias: true,
     slidingWindow: null,
     hiddenSize: 1024,
-    intermediateSize: 2048,
+    intermediateSize: 8192,
     numLayers: 1,
     numHeads: 16,
     numKvHeads: 4,
