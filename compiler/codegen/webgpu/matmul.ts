@@ -12,7 +12,7 @@ import type { MatmulSpec } from "./matmul_epilogue.ts";
 import { matmulGemv } from "./matmul_gemv.ts";
 import { matmulGemvQ8 } from "./matmul_gemv_q8.ts";
 import { matmulTiled } from "./matmul_tiled.ts";
-import { matmulRows, rowsShapeFits, rowsShapeWins } from "./matmul_rows.ts";
+import { matmulRows, rowsShapeWins } from "./matmul_rows.ts";
 
 /** Largest `maxRows` that gets the GEMV shape. */
 export const GEMV_MAX_ROWS = 32;
@@ -22,16 +22,8 @@ export function matmulKernel(spec: MatmulSpec, target: TargetInfo): WgslKernel {
   if (spec.norm && !spec.xq8) {
     throw new RangeError("matmul: the RMSNorm prologue needs q8 activations (xq8)");
   }
-  if (spec.kSplit) {
-    if (!rowsShapeFits(spec.weight, spec.K)) {
-      throw new RangeError(
-        `matmul kSplit: only the few-rows shape splits K, for 4-bit group weights whose groups divide K (got ${
-          JSON.stringify(spec.weight)
-        }, K ${spec.K})`,
-      );
-    }
-    return matmulRows(spec, target);
-  }
+  // only the few-rows shape splits K (it refuses weights it cannot read)
+  if (spec.kSplit) return matmulRows(spec, target);
   if (spec.xq8) {
     return !spec.norm && !spec.normOut && !spec.xUnits && rowsShapeWins(spec)
       ? matmulRows(spec, target)

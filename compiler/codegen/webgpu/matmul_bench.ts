@@ -71,10 +71,6 @@ async function readRoofline(bytes: number): Promise<number> {
   return bytes / s;
 }
 
-/** The GEMV shape's own defaults for `spec` (what `matmulKernel` picked before `matmulRows`). */
-const gemvDefaultTuning = (spec: Extract<KernelSpec, { op: "matmul" }>) =>
-  gemvDefaults(spec, dev!.target);
-
 async function bench(
   spec: Extract<KernelSpec, { op: "matmul" }>,
   R: number,
@@ -181,13 +177,6 @@ const prefill: [string, ReturnType<typeof mm>, number][] = Deno.args.includes("-
 if (Deno.args.includes("--batch16")) {
   const rowsArg = Deno.args.find((a) => a.startsWith("--rows="));
   const Rs = rowsArg ? rowsArg.slice(7).split(",").map(Number) : [16];
-  const gemvDefault: GemvTuning = {
-    threadsPerCol: 0,
-    colsPerThread: 0,
-    rowsPerGroup: 0,
-    unroll: 0,
-    codeWords: 1,
-  };
   // --splitk: what the few-rows shape would take on qkv, o_proj and down with K split across
   // workgroups, as the same work laid out as KS times the weight rows of K / KS (without the
   // partial sums' second pass)
@@ -217,12 +206,13 @@ if (Deno.args.includes("--batch16")) {
       ] as const
   ) {
     const def = rowsDefaults(spec);
-    const variants: (RowsTuning | GemvTuning)[] = splitK
+    // "gemv": the GEMV shape's own defaults (what matmulKernel picked before matmulRows)
+    const variants: (RowsTuning | "gemv")[] = splitK
       ? [def, { ...def, rowsPerGroup: 16 }]
       : Deno.args.includes("--x8")
       ? [def]
       : [
-        gemvDefault,
+        "gemv",
         def,
         { ...def, colsPerLane: Math.max(1, def.colsPerLane / 2) },
         { ...def, warps: 16 },
@@ -239,8 +229,8 @@ if (Deno.args.includes("--batch16")) {
         const key = `${JSON.stringify(tune)}${sp.xq8 ? " xq8" : ""}`;
         if (seen.has(`${R} ${key}`)) continue;
         seen.add(`${R} ${key}`);
-        const t = tune === gemvDefault ? undefined : tune;
-        const r = await bench(sp, R, t ?? gemvDefaultTuning(sp)).catch((e) => {
+        const t = tune === "gemv" ? undefined : tune;
+        const r = await bench(sp, R, t ?? gemvDefaults(sp, dev.target)).catch((e) => {
           console.log(`batch16 ${name} R=${R} ${key}: ${(e as Error).message}`);
           return null;
         });

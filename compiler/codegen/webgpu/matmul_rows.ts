@@ -40,6 +40,7 @@ import {
   totalGroups,
 } from "./common.ts";
 import { matmulPlan, type MatmulSpec } from "./matmul_epilogue.ts";
+import { weightUnit } from "./matmul_gemv_unit.ts";
 
 /** Tuning knobs of the few-rows shape (defaults: `rowsDefaults`). */
 export interface RowsTuning {
@@ -90,9 +91,12 @@ export function rowsDefaults(spec: MatmulSpec): RowsTuning {
 export function rowsShapeWins(spec: MatmulSpec): boolean {
   if (spec.maxRows < 8 || spec.maxRows > ROWS_MAX) return false;
   if (!rowsShapeFits(spec.weight, spec.K)) return false;
-  const plan = matmulPlan(spec);
-  const C = rowsDefaults(spec).colsPerLane;
-  return Math.ceil(plan.outCols / (LANES * C)) >= MANY_BLOCKS;
+  return columnBlocks(spec) >= MANY_BLOCKS;
+}
+
+/** Column blocks (workgroups a row block, without a K split) under the default tuning. */
+function columnBlocks(spec: MatmulSpec): number {
+  return Math.ceil(matmulPlan(spec).outCols / (LANES * rowsDefaults(spec).colsPerLane));
 }
 
 /** Units (32 elements) a workgroup's K range keeps at least under `rowsSplitK`: two a warp. */
@@ -112,7 +116,7 @@ export function rowsSplitK(spec: MatmulSpec): number {
   if (spec.maxRows < 8 || spec.maxRows > ROWS_MAX) return 1;
   if (!rowsShapeFits(spec.weight, spec.K) || rowsShapeWins(spec)) return 1;
   if (spec.epilogue === "silu_mul" || spec.rowStart !== 0 || spec.rows !== spec.N) return 1;
-  const blocks = Math.ceil(matmulPlan(spec).outCols / (LANES * rowsDefaults(spec).colsPerLane));
+  const blocks = columnBlocks(spec);
   const most = Math.floor(spec.K / 32 / MIN_SPLIT_UNITS);
   let ks = 2;
   while (ks * 2 <= most && blocks * ks < MANY_BLOCKS) ks *= 2;
@@ -142,7 +146,6 @@ export function matmulRows(
   if (split) throw new RangeError(split);
   const KS = spec.kSplit ?? 1;
   const UL = kSplitLen(K, KS) / 32;
-  const unitsPerGroup = w.groupSize / 32;
   const RB = Math.max(4, Math.min(32, 4 * Math.ceil(tune.rowsPerGroup / 4)));
   const C = Math.max(1, Math.floor(tune.colsPerLane));
   const S = Math.max(1, Math.floor(tune.warps));
@@ -167,28 +170,28 @@ export function matmulRows(
     sharedBytes: 4 * P * T + q8Bytes,
     largestBinding: spec.rows * g.wordsPerRow * 4,
   });
-  const halves = w.scaleDtype === "f16" && g.groups % 2 === 0;
   // weight row m of the lane: column c = floor(m / NW), row n = m % NW
   const wrow = (m: number) => `cw${m}`;
   const acc = (m: number, r: number) => `a${m}_${r}`;
-  const scaleOf = (m: number, u: string) =>
-    halves
-      ? `unpack2x16float(q_scale[${wrow(m)} * ${
-        g.groups / 2
-      }u + ((${u} / ${unitsPerGroup}u) >> 1u)] >> (((${u} / ${unitsPerGroup}u) & 1u) * 16u)).x`
-      : w.scaleDtype === "f16"
-      ? `unpack2x16float(q_scale[(${wrow(m)} * ${g.groups}u + ${u} / ${unitsPerGroup}u) >> 1u])[(${
-        wrow(m)
-      } * ${g.groups}u + ${u} / ${unitsPerGroup}u) & 1u]`
-      : `q_scale[${wrow(m)} * ${g.groups}u + ${u} / ${unitsPerGroup}u]`;
-  // codes (vec4<u32>: 4 words of 8 codes) and scale of unit u for every weight row, as p*
+  // units of 4 code words (vec4<u32>) and their scales, read as the GEMV reads them
+  const unit = weightUnit(w, K, 4);
+  if (unit.elems !== 32) {
+    throw new Error(`matmulRows: expected 32-element units, got ${unit.elems}`);
+  }
+  // codes (`${p}${m}_q`) and scale (`${p}${m}_s`) of unit u for every weight row m; "assign"
+  // stores them into the vars of that name (`j` keeps the group lets of two uses apart)
   const loads = (p: string, u: string, decl: "let" | "assign") =>
-    range(WR).map((m) => {
-      const q = `q_weight[${wrow(m)} * ${UN}u + ${u}]`;
-      return decl === "let"
-        ? `let ${p}q${m} = ${q}; let ${p}s${m} = ${scaleOf(m, u)};`
-        : `${p}q${m} = ${q}; ${p}s${m} = ${scaleOf(m, u)};`;
-    }).join("\n    ");
+    decl === "let"
+      ? `${unit.prep(u, 0)}
+    ${range(WR).map((m) => unit.load(wrow(m), u, `${p}${m}_`, 0)).join("\n    ")}`
+      : `{
+      ${unit.prep(u, 1)}
+      ${
+        range(WR).map((m) =>
+          `${unit.load(wrow(m), u, `t${m}_`, 1)} ${p}${m}_q = t${m}_q; ${p}${m}_s = t${m}_s;`
+        ).join("\n      ")
+      }
+    }`;
   // codes at their bit offsets: lane l of a vec4 holds q * 16^l; its scale carries 16^-l
   const MASK = `vec4<u32>(0xfu, 0xf0u, 0xf00u, 0xf000u)`;
   const OFF = `vec4<f32>(${
@@ -204,7 +207,7 @@ export function matmulRows(
     const out: string[] = [];
     for (let m = 0; m < WR; m++) {
       for (let j = 0; j < 4; j++) {
-        const word = `${p}q${m}.${["x", "y", "z", "w"][j]}`;
+        const word = `${p}${m}_q.${["x", "y", "z", "w"][j]}`;
         out.push(
           `let wl${m}_${j} = ${word} & 0x0f0f0f0fu; let wh${m}_${j} = (${word} >> 4u) & 0x0f0f0f0fu;`,
         );
@@ -229,7 +232,7 @@ export function matmulRows(
         out.push(
           `${a} = fma(f32(${
             terms.join(" + ")
-          }) - ${g.maxInt}.0 * xm${r}.y, ${p}s${m} * xm${r}.x, ${a});`,
+          }) - ${g.maxInt}.0 * xm${r}.y, ${p}${m}_s * xm${r}.x, ${a});`,
         );
       }
     }
@@ -239,11 +242,11 @@ export function matmulRows(
   const arith = (p: string, nrows: number) => {
     if (Q8) return arith8(p, nrows);
     const out: string[] = [];
-    for (let m = 0; m < WR; m++) out.push(`let ${p}v${m} = ${p}s${m} * INV;`);
+    for (let m = 0; m < WR; m++) out.push(`let ${p}v${m} = ${p}${m}_s * INV;`);
     for (let i = 0; i < 8; i++) {
       const word = ["x", "y", "z", "w"][i >> 1];
       for (let m = 0; m < WR; m++) {
-        const src = i & 1 ? `(${p}q${m}.${word} >> 16u)` : `${p}q${m}.${word}`;
+        const src = i & 1 ? `(${p}${m}_q.${word} >> 16u)` : `${p}${m}_q.${word}`;
         out.push(
           `let d${i}_${m} = decode(${src}, ${p}v${m});`,
         );
@@ -310,12 +313,12 @@ export function matmulRows(
     Q8
       ? loop8(nrows)
       : tune.prefetch
-      ? `${range(WR).map((m) => `var nq${m} = vec4<u32>(); var ns${m} = 0.0;`).join(" ")}
+      ? `${range(WR).map((m) => `var n${m}_q = vec4<u32>(); var n${m}_s = 0.0;`).join(" ")}
   if (u0 + s < u1) {
     ${loads("n", "(u0 + s)", "assign")}
   }
   for (var u = u0 + s; u < u1; u += ${S}u) {
-    ${range(WR).map((m) => `let cq${m} = nq${m}; let cs${m} = ns${m};`).join(" ")}
+    ${range(WR).map((m) => `let c${m}_q = n${m}_q; let c${m}_s = n${m}_s;`).join(" ")}
     let un = min(u + ${S}u, ${UN - 1}u);
     ${loads("n", "un", "assign")}
     ${arith("c", nrows)}
@@ -372,13 +375,9 @@ export function matmulRows(
   }`,
     );
   }
-  const types = {
-    ...plan.types,
-    x: "array<vec4<f32>>",
-    q_weight: "array<vec4<u32>>",
-    q_scale: w.scaleDtype === "f16" ? "array<u32>" : "array<f32>",
-  };
+  const types = { ...plan.types, ...unit.types, x: "array<vec4<f32>>" };
   const code = `${declareBindings(spec, types)}
+${unit.helpers}
 ${plan.prelude}
 var<workgroup> red: array<f32, ${P * T}>; // [P, T]
 ${
