@@ -23,9 +23,10 @@ export interface OptimizationFlags {
   readonly memory_planning: boolean;
   /** Let kernels use the `shader-f16` feature (WebGPU only, when the adapter has it). */
   readonly shader_f16: boolean;
-  /** Decode-shaped matmuls (<= 32 rows) of 4-bit group weights round x through int8 codes
-   * per 32 elements and use packed int8 dot products (llama.cpp's q8 activations; WebGPU
-   * targets with packed_4x8_integer_dot_product only). */
+  /** Matmuls of 4-bit group weights round x through int8 codes per 32 elements and use
+   * packed int8 dot products (llama.cpp's q8 activations; WebGPU targets with
+   * packed_4x8_integer_dot_product only): single-row decode, the few-rows kernel's 8-32 rows,
+   * and prefill beyond 32 rows (not the 2-32-row matmuls the GEMV takes). */
   readonly q8_activations: boolean;
   /** An add + RMSNorm between two q8 matmuls is folded into them: the first writes the
    * residual, the weighted row and its sums of squares, the second scales by 1 / rms (no

@@ -1,26 +1,34 @@
 /**
- * Single-row (decode) matmuls of 4-bit group weights get q8 activations (`xq8`): x is rounded
- * through int8 codes per 32 elements and the products become packed int8 dot products, a
- * quarter of the f32 decode's instructions, so the GEMV can run at the weights' read
- * bandwidth. So do the 8-32-row matmuls of the few-rows kernel (batched decode, short
- * prompts; see BATCHED_Q8). Prefill-shaped matmuls keep f32 activations.
+ * Matmuls of 4-bit group weights get q8 activations (`xq8`): x is rounded through int8 codes
+ * per 32 elements and the products become packed int8 dot products. Single-row decode: a
+ * quarter of the f32 GEMV's instructions, so the GEMV can run at the weights' read bandwidth.
+ * The 8-32-row matmuls of the few-rows kernel (batched decode, short prompts; see
+ * BATCHED_Q8). Prefill (beyond 32 rows, `tiledQ8Takes`): the tiled kernel's multiply-adds
+ * were at the f32 FMA ceiling's 60%; as int8 dot products the 8B's 512-token prefill went
+ * 202 → ~150 ms on the H100 (PREFILL_Q8). The 2-32-row matmuls that neither kernel takes keep
+ * f32 x (the q8 GEMV spills at 16 rows).
  * @module
  */
 import { hasPackedDot, q8Eligible } from "../codegen/contract.ts";
 import type { Node } from "../ir/graph.ts";
 import { type Pass, rewrite } from "./pass.ts";
 import { rowsShapeWins, rowsSplitK } from "../codegen/webgpu/matmul_rows.ts";
+import { tiledQ8Takes } from "../codegen/webgpu/matmul.ts";
 
-/** The largest `maxRows` that gets q8 activations: single-row decode. At 16 rows the q8 GEMV
- * (codes in registers) spills, and a variant with the codes in workgroup memory (tried and
- * removed) re-quantised all of x in every workgroup: both lost to the f32 GEMV on the H100
- * (BENCHMARKS.md). Prefill chunks keep f32 activations too. */
+/** The largest `maxRows` of a q8 GEMV: single-row decode. At 16 rows the q8 GEMV (codes in
+ * registers) spills, and a variant with the codes in workgroup memory (tried and removed)
+ * re-quantised all of x in every workgroup: both lost to the f32 GEMV on the H100
+ * (BENCHMARKS.md). */
 export const Q8_MAX_ROWS = 1;
 
 /* BATCHED_Q8: measured in the batch-16 steps on the H100 (BENCHMARKS.md), q8 activations in
  * every matmul of the few-rows kernel: 8B 15.74 → 13.84 ms, 1B 3.86 → 2.99, 0.5B 3.73 → 3.53;
  * in gate_up alone (the only one faster by the per-kernel "in the step" figures): 14.63,
  * 3.57, 3.66. Every few-rows matmul takes them. */
+
+/* PREFILL_Q8: the 8B's prefill matmuls at 512 rows on the H100 (`matmul_bench.ts --prefill
+ * --x8`), f32 tiles → q8 tiles: gate_up 3.32 → 2.39 ms, down 1.64 → 1.20, qkv 0.69 → 0.59,
+ * o_proj 0.47 → 0.35. */
 
 /** Whether a matmul spec is a q8 GEMV (single-row decode with q8 activations): what the norm
  * fold and the unit-major rows act on (the batched functions' q8 matmuls quantise x in the
@@ -42,7 +50,8 @@ export const q8Activations: Pass = {
       // quantise x a step of units at a time in each workgroup (BATCHED_Q8); with split_k
       // off, those that would split stay f32 (the q8 GEMV spills at 16 rows)
       const batched = rowsShapeWins(s) || (ctx.flags.split_k && rowsSplitK(s) > 1);
-      if (s.maxRows > Q8_MAX_ROWS && !batched) return;
+      const prefill = tiledQ8Takes({ ...s, xq8: true });
+      if (s.maxRows > Q8_MAX_ROWS && !batched && !prefill) return;
       replace.set(i, { ...n, spec: { ...s, xq8: true } });
     });
     return replace.size ? rewrite(fn, replace, new Set()) : fn;

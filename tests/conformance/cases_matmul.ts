@@ -167,6 +167,10 @@ function matmulCasesOf(rng: Rng): ConformanceCase[] {
     [Q4, 72, 80, 13, 16, "f32", "add", [40, 32]],
     [Q4, 24, 20, 2, 2, null, "none"],
     [Q4, 34, 70, 5, 8, "f16", "silu_mul"],
+    // prefill-sized (the tiled q8 shape): rows past a tile, K a part block, a row slice
+    [Q4, 48, 96, 70, 128, "f16", "add"],
+    [Q4, 70, 224, 40, 64, null, "silu_mul"],
+    [Q4S32, 40, 100, 37, 64, "f32", "none", [5, 13]],
   ];
   for (const [weight, N, K, R, maxRows, bias, epilogue, split] of q8) {
     const [rowStart, rows] = split ?? [0, N];

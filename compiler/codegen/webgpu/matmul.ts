@@ -2,7 +2,8 @@
  * `matmul`: picks the GEMV shape when the kernel sees few rows (decode), the few-rows shape
  * for 8 to 32 rows of 4-bit weights with many rows (batched decode's gate_up and lm_head; with
  * `kSplit`, any), and the tiled shape otherwise (prefill); q8 activations (`xq8`) take the
- * packed-int8 GEMV, or the few-rows shape's packed-int8 form where it is chosen. The
+ * packed-int8 GEMV, the few-rows shape's packed-int8 form where it is chosen, or the tiled
+ * shape's (`matmul_tiled_q8.ts`) beyond 32 rows. The
  * GEMV and tiled shapes handle dense f32/f16 and group-quantised q3/q4 weights; all handle
  * the bias, add and silu_mul epilogues, for any R.
  * @module
@@ -12,10 +13,18 @@ import type { MatmulSpec } from "./matmul_epilogue.ts";
 import { matmulGemv } from "./matmul_gemv.ts";
 import { matmulGemvQ8 } from "./matmul_gemv_q8.ts";
 import { matmulTiled } from "./matmul_tiled.ts";
+import { matmulTiledQ8 } from "./matmul_tiled_q8.ts";
 import { matmulRows, rowsShapeWins } from "./matmul_rows.ts";
 
 /** Largest `maxRows` that gets the GEMV shape. */
 export const GEMV_MAX_ROWS = 32;
+
+/** Whether an `xq8` matmul takes the tiled q8 shape (prefill-sized, plain rows, K % 4 == 0);
+ * the q8 GEMV serves any other (correct at any R, slow at many). */
+export function tiledQ8Takes(spec: MatmulSpec): boolean {
+  return !!spec.xq8 && spec.maxRows > GEMV_MAX_ROWS && spec.K % 4 === 0 && !spec.norm &&
+    !spec.normOut && !spec.xUnits && !spec.outUnits;
+}
 
 /** WGSL for `matmul`. */
 export function matmulKernel(spec: MatmulSpec, target: TargetInfo): WgslKernel {
@@ -25,6 +34,7 @@ export function matmulKernel(spec: MatmulSpec, target: TargetInfo): WgslKernel {
   // only the few-rows shape splits K (it refuses weights it cannot read)
   if (spec.kSplit) return matmulRows(spec, target);
   if (spec.xq8) {
+    if (tiledQ8Takes(spec)) return matmulTiledQ8(spec, target);
     return !spec.norm && !spec.normOut && !spec.xUnits && rowsShapeWins(spec)
       ? matmulRows(spec, target)
       : matmulGemvQ8(spec, target);

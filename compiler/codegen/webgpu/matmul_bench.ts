@@ -2,9 +2,9 @@
  * Matmul speed on the machine's WebGPU adapter, as a ratio to a plain read kernel (bandwidth
  * roofline, measured the same way) for decode GEMVs and as TFLOP/s for prefill tiles.
  * Run: `deno run -A --no-check compiler/codegen/webgpu/matmul_bench.ts [--quick] [--tune]
- * [--prefill] [--tiles] [--batch16 [--rows=4,8,16] [--splitk | --x8]]` (`--tune` also times
+ * [--prefill [--x8]] [--tiles] [--batch16 [--rows=4,8,16] [--splitk | --x8]]` (`--tune` also times
  * each GEMV tuning, `--prefill` times only the prefill shapes (Llama-3-8B's at 512 rows),
- * `--tiles` also times each tiled tuning, `--batch16` the batched-decode shapes of the 8B and
+ * `--tiles` also times each tiled tuning, `--prefill --x8` the tiled shape on q8 activations, `--batch16` the batched-decode shapes of the 8B and
  * 1B at the given rows: the GEMV against the few-rows shape's tunings; `--splitk` the same work
  * laid out as a K split; `--x8` the few-rows shape on f32 and on q8 activations).
  * Times are GPU time per dispatch from submit-and-wait rounds (see `timeIt`).
@@ -18,6 +18,7 @@ import { weightBindingBytes } from "./common.ts";
 import { gemvDefaults, type GemvTuning, matmulGemv } from "./matmul_gemv.ts";
 import * as tiled from "./matmul_tiled.ts";
 import { matmulRows, rowsDefaults, type RowsTuning } from "./matmul_rows.ts";
+import { matmulTiledQ8, tiledQ8SharedBytes, type TiledQ8Tuning } from "./matmul_tiled_q8.ts";
 
 const quick = Deno.args.includes("--quick");
 const timeIt = (run: () => void, sync: () => Promise<unknown>) => timeWith(run, sync, quick);
@@ -74,11 +75,13 @@ async function readRoofline(bytes: number): Promise<number> {
 async function bench(
   spec: Extract<KernelSpec, { op: "matmul" }>,
   R: number,
-  tune?: GemvTuning | tiled.TiledTuning | RowsTuning,
+  tune?: GemvTuning | tiled.TiledTuning | RowsTuning | TiledQ8Tuning,
 ) {
   const d = dev!;
   const src = !tune
     ? wgslKernel(spec, d.target)
+    : "blocks" in tune
+    ? matmulTiledQ8(spec, d.target, tune)
     : "colsPerLane" in tune
     ? matmulRows(spec, d.target, tune)
     : "bk" in tune
@@ -258,14 +261,35 @@ const tiles: tiled.TiledTuning[] = Deno.args.includes("--tiles")
     { rows: 128, wrows: 128, tm: 8, tn: 8, bk: 32, double: false, unroll: 16 },
   ].filter((t) => tiled.tiledSharedBytes(t) <= dev!.target.limits.maxComputeWorkgroupStorageSize)
   : [];
+// --x8 (with --prefill): the tiled shape on q8 activations (`matmul_tiled_q8.ts`), its
+// defaults and variations, after the f32 tiles
+const q8Tiles: (TiledQ8Tuning | undefined)[] = Deno.args.includes("--x8")
+  ? [
+    undefined,
+    { rows: 128, wrows: 128, tm: 8, tn: 8, blocks: 2, double: true },
+    { rows: 128, wrows: 128, tm: 8, tn: 8, blocks: 1, double: false },
+    { rows: 128, wrows: 128, tm: 8, tn: 8, blocks: 4, double: true },
+    { rows: 64, wrows: 128, tm: 4, tn: 8, blocks: 2, double: true },
+    { rows: 128, wrows: 64, tm: 8, tn: 4, blocks: 2, double: true },
+    { rows: 64, wrows: 64, tm: 4, tn: 4, blocks: 2, double: true },
+  ].filter((t) => !t || tiledQ8SharedBytes(t) <= dev!.target.limits.maxComputeWorkgroupStorageSize)
+  : [];
 for (const [name, spec, R] of prefill) {
-  for (const tune of [undefined, ...tiles]) {
+  const variants = [
+    ...[undefined, ...tiles].map((t) => [spec, t] as const),
+    ...q8Tiles.map((t) => [{ ...spec, xq8: true }, t] as const),
+  ];
+  for (const [sp, tune] of variants) {
     if (tune && spec.epilogue === "silu_mul" && tune.tn !== 8) continue;
-    const r = await bench(spec, R, tune);
+    const r = await bench(sp, R, tune).catch((e) => {
+      console.log(`prefill ${name} ${JSON.stringify(tune)}: ${(e as Error).message}`);
+      return null;
+    });
+    if (!r) continue;
     console.log(
-      `prefill ${name}${tune ? ` ${JSON.stringify(tune)}` : ""}: ${(r.s * 1e3).toFixed(2)} ms, ${
-        (r.flops / r.s / 1e12).toFixed(1)
-      } TFLOP/s`,
+      `prefill ${name}${sp.xq8 ? " xq8" : ""}${tune ? ` ${JSON.stringify(tune)}` : ""}: ${
+        (r.s * 1e3).toFixed(2)
+      } ms, ${(r.flops / r.s / 1e12).toFixed(1)} TFLOP/s`,
     );
   }
 }

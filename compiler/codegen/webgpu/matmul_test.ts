@@ -4,6 +4,7 @@ import { device, expectClose, matmulInputs, matmulSpec, Rng, runKernel } from ".
 import { gemvDefaults, type GemvTuning, matmulGemv } from "./matmul_gemv.ts";
 import { matmulTiled, tiledDefaults, tiledSharedBytes, type TiledTuning } from "./matmul_tiled.ts";
 import { matmulRows, type RowsTuning } from "./matmul_rows.ts";
+import { matmulTiledQ8, type TiledQ8Tuning } from "./matmul_tiled_q8.ts";
 import { GENERIC_WEBGPU } from "../../target.ts";
 import { wgslKernel } from "./mod.ts";
 import { reference } from "../../../tests/conformance/reference.ts";
@@ -24,7 +25,8 @@ async function checkMatmul(
     | "tiled16k"
     | { gemv16k: GemvTuning }
     | { tiled: TiledTuning }
-    | { rows: RowsTuning; small?: boolean },
+    | { rows: RowsTuning; small?: boolean }
+    | { q8tiled: TiledQ8Tuning },
 ) {
   const inputs = matmulInputs(rng, spec, R);
   const ref = reference(spec, inputs, R).out as Float64Array;
@@ -34,6 +36,8 @@ async function checkMatmul(
     ? matmulTiled(spec, small)
     : tune && "tiled" in tune
     ? matmulTiled(spec, target, tune.tiled)
+    : tune && "q8tiled" in tune
+    ? matmulTiledQ8(spec, target, tune.q8tiled)
     : tune && "rows" in tune
     ? matmulRows(spec, tune.small ? small : target, tune.rows)
     : tune && "gemv16k" in tune
@@ -215,6 +219,58 @@ Deno.test({
     }
     // without the packed dot product the int8 form is refused
     assertThrows(() => matmulRows(spec(q4, 4096, 4096, 32, x8), GENERIC_WEBGPU), RangeError);
+  },
+});
+
+Deno.test({
+  name: "matmulTiledQ8() (prefill on q8 activations) matches float64 under every tuning",
+  ignore: !packedDot,
+  fn: async () => {
+    const rng = new Rng(14);
+    const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
+    const q4s32: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f32" };
+    const q4g64: WeightFormat = { kind: "group", bits: 4, groupSize: 64, scaleDtype: "f16" };
+    const q4odd: WeightFormat = { kind: "group", bits: 4, groupSize: 96, scaleDtype: "f16" };
+    const x8 = { xq8: true };
+    const tunings: TiledQ8Tuning[] = [
+      { rows: 128, wrows: 128, tm: 8, tn: 8, blocks: 1, double: true },
+      { rows: 64, wrows: 128, tm: 4, tn: 8, blocks: 2, double: false },
+      { rows: 32, wrows: 32, tm: 4, tn: 8, blocks: 3, double: true },
+      { rows: 64, wrows: 32, tm: 8, tn: 4, blocks: 2, double: true },
+    ];
+    for (const t of tunings) {
+      const tune = { q8tiled: t };
+      // rows past R in the last row block; N ragged against the column blocks (silu_mul's
+      // half-width blocks too); K of one block, a part block (K % 32 != 0), and block counts
+      // the slice does not divide; f32 scales, groups of 64 and of 96 (odd group counts)
+      // (silu_mul needs 8 weight rows a thread: its gate and up halves)
+      const silu = t.tn === 8 ? "silu_mul" : "none";
+      await checkMatmul(rng, spec(q4, 70, 224, 512, { ...x8, epilogue: silu }), 150, tune);
+      await checkMatmul(
+        rng,
+        spec(q4, 130, 100, 512, { ...x8, bias: "f16", epilogue: "add" }),
+        37,
+        tune,
+      );
+      await checkMatmul(rng, spec(q4s32, 45, 32, 512, { ...x8, bias: "f32" }), 70, tune);
+      await checkMatmul(rng, spec(q4g64, 40, 192, 512, { ...x8, epilogue: silu }), 33, tune);
+      await checkMatmul(rng, spec(q4odd, 33, 288, 512, x8), 129, tune);
+      await checkMatmul(
+        rng,
+        spec(q4, 300, 64, 512, { ...x8, rowStart: 70, rows: 150, bias: "f32", epilogue: "add" }),
+        12,
+        tune,
+      );
+    }
+    // matmulKernel() takes it for xq8 beyond 32 rows, not at 32 or with K % 4 != 0
+    const q8 = { ...GENERIC_WEBGPU, features: [...GENERIC_WEBGPU.features, PACKED_DOT] };
+    const pick = (s: MatmulSpec) => wgslKernel(s, q8).code === matmulTiledQ8(s, q8).code;
+    if (!pick(spec(q4, 4096, 4096, 512, x8)) || pick(spec(q4, 4096, 4096, 32, x8))) {
+      throw new Error("expected the q8 tiled shape for xq8 at 512 rows, not at 32");
+    }
+    assertThrows(() => matmulTiledQ8(spec(q4, 64, 70, 512, x8), q8), RangeError);
+    assertThrows(() => matmulTiledQ8(spec(q4, 64, 64, 512, x8), GENERIC_WEBGPU), RangeError);
+    await checkMatmul(rng, spec(q4, 34, 70, 64, { ...x8, epilogue: "silu_mul" }), 40);
   },
 });
 

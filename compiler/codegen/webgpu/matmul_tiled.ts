@@ -12,7 +12,7 @@
 import type { TargetInfo, WgslKernel } from "../contract.ts";
 import { checkTarget, declareBindings, entry, totalGroups, weightBindingBytes } from "./common.ts";
 import { matmulPlan, type MatmulSpec } from "./matmul_epilogue.ts";
-import { stageWeight, stageX } from "./matmul_tiled_stage.ts";
+import { stageWeight, stageX, type WeightRows } from "./matmul_tiled_stage.ts";
 
 /** Tile sizes of the tiled matmul. */
 export interface TiledTuning {
@@ -75,16 +75,8 @@ export function tiledDefaults(spec: MatmulSpec, target: TargetInfo): TiledTuning
     unroll: 32,
   };
   if (tiledSharedBytes(wide) <= limit) {
-    const units = target.computeUnits;
-    if (units) {
-      const plan = matmulPlan(spec);
-      const cols = plan.weightRowsPerOut === 2 ? wide.wrows / 2 : wide.wrows;
-      const rows = Math.min(spec.maxRows, TYPICAL_ROWS);
-      const waves = Math.ceil(rows / wide.rows) * Math.ceil(plan.outCols / cols) / units;
-      const half: TiledTuning = { ...wide, rows: 64, bk: 16, unroll: 16, prefetch: false };
-      if (waves > 1 && waves % 1 > 0 && waves % 1 <= 0.5) return half;
-    }
-    return wide;
+    const half: TiledTuning = { ...wide, rows: 64, bk: 16, unroll: 16, prefetch: false };
+    return thinLastWave(spec, target, wide.rows, wide.wrows) ? half : wide;
   }
   const t: TiledTuning = { rows: 128, wrows: 128, tm: 8, tn: 8, bk: 16, double: true, unroll: 16 };
   if (tiledSharedBytes(t) > limit) t.double = false;
@@ -92,14 +84,48 @@ export function tiledDefaults(spec: MatmulSpec, target: TargetInfo): TiledTuning
 }
 
 /**
+ * Whether a grid of `rows` x `wrows` tiles (at `TYPICAL_ROWS` rows, or `maxRows` if fewer)
+ * ends on a wave of workgroups less than half full, one workgroup a compute unit (false where
+ * the target does not say how many units it has).
+ */
+export function thinLastWave(
+  spec: MatmulSpec,
+  target: TargetInfo,
+  rows: number,
+  wrows: number,
+): boolean {
+  const units = target.computeUnits;
+  if (!units) return false;
+  const plan = matmulPlan(spec);
+  const cols = plan.weightRowsPerOut === 2 ? wrows / 2 : wrows;
+  const R = Math.min(spec.maxRows, TYPICAL_ROWS);
+  const waves = Math.ceil(R / rows) * Math.ceil(plan.outCols / cols) / units;
+  return waves > 1 && waves % 1 > 0 && waves % 1 <= 0.5;
+}
+
+/**
  * WGSL for the thread's place (ty < TY, tx < TX) in the grid of threads. A warp of 32 covers
  * 4 ty x 8 tx where the grid allows, so that its vec4 reads of a staged k touch 4 x vec4s and
  * 8 weight vec4s (one 128-byte wavefront each) rather than 2 and 16 in a 2 x 16 layout.
  */
-function threadGrid(TY: number, TX: number): string {
+export function threadGrid(TY: number, TX: number): string {
   if (TX % 8 !== 0 || TY % 4 !== 0) return `let ty = lid / ${TX}u;\n  let tx = lid % ${TX}u;`;
   return `let ty = (lid / ${4 * TX}u) * 4u + (lid % 32u) / 8u;
   let tx = ((lid / 32u) % ${TX / 8}u) * 8u + lid % 8u;`;
+}
+
+/**
+ * Staged weight row n (0 .. wrows) of the workgroup at output column c0: output column c0 + n,
+ * or for silu_mul (`BN` output columns a workgroup) gate row c0 + n (n < BN) and up row
+ * OUT + c0 + n - BN.
+ */
+export function tiledWeightRows(silu: boolean, OUT: number, BN: number): WeightRows {
+  return silu
+    ? {
+      row: (n: string) => `select(c0 + ${n}, ${OUT}u + c0 + ${n} - ${BN}u, ${n} >= ${BN}u)`,
+      valid: (n: string) => `c0 + ${n} % ${BN}u < ${OUT}u`,
+    }
+    : { row: (n: string) => `(c0 + ${n})`, valid: (n: string) => `c0 + ${n} < ${OUT}u` };
 }
 
 /** WGSL for a tiled `matmul`. */
@@ -131,14 +157,7 @@ export function matmulTiled(
   const BN = silu ? WS / 2 : WS; // output columns per workgroup
   const blocks = Math.ceil(OUT / BN);
 
-  // Staged weight row n: output column c0 + n, or for silu_mul gate row c0 + n (n < BN) and
-  // up row OUT + c0 + n - BN.
-  const wrowsOf = silu
-    ? {
-      row: (n: string) => `select(c0 + ${n}, ${OUT}u + c0 + ${n} - ${BN}u, ${n} >= ${BN}u)`,
-      valid: (n: string) => `c0 + ${n} % ${BN}u < ${OUT}u`,
-    }
-    : { row: (n: string) => `(c0 + ${n})`, valid: (n: string) => `c0 + ${n} < ${OUT}u` };
+  const wrowsOf = tiledWeightRows(silu, OUT, BN);
   const xs = stageX({ rows: BM, bk: BK, threads: T }, K);
   const wst = stageWeight({ rows: WS, bk: BK, threads: T }, spec.weight, K, wrowsOf);
 

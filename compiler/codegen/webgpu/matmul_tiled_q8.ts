@@ -1,0 +1,305 @@
+/**
+ * The tiled matmul on q8 activations (`xq8` beyond the GEMV's rows: prefill), for 4-bit group
+ * weights: the same tile of `rows` x rows by `wrows` weight rows as `matmul_tiled.ts`, but a
+ * K slice of `blocks` 32-element blocks is staged as int8 codes. Each x row's block is
+ * quantised once by the thread that reads it (d = max|x| / 127, as the contract's `xq8`), each
+ * weight row's block is split into its even and odd nibbles (bytes 0-15), and a thread's
+ * `tm` x `tn` products become packed int8 dot products (`dot4I8Packed`: 4 multiply-adds an
+ * instruction, on integers) summed per block, then scaled into f32 accumulators:
+ * sum_k (q_k - maxInt) c_k d s = (sum_k q_k c_k - maxInt sum_k c_k) d s.
+ * The f32 kernel's multiply-adds are the FMA ceiling's (prefill at ~60% of it on the H100);
+ * these are a quarter as many instructions on a unit that issues them as fast or faster.
+ * @module
+ */
+import {
+  groupLayout,
+  hasPackedDot,
+  PACKED_DOT,
+  type TargetInfo,
+  type WgslKernel,
+} from "../contract.ts";
+import { checkTarget, declareBindings, entry, lit, range, totalGroups } from "./common.ts";
+import { matmulPlan, type MatmulSpec } from "./matmul_epilogue.ts";
+import { weightUnit } from "./matmul_gemv_unit.ts";
+import { thinLastWave, threadGrid, tiledWeightRows } from "./matmul_tiled.ts";
+
+/** Tile sizes of the q8 tiled matmul. */
+export interface TiledQ8Tuning {
+  /** x rows per workgroup (rows / tm threads down). */
+  rows: number;
+  /** Weight rows staged per workgroup. */
+  wrows: number;
+  /** Rows per thread: 4 or 8. */
+  tm: number;
+  /** Weight rows per thread: 4 or 8 (8 for silu_mul: gate and up halves). */
+  tn: number;
+  /** 32-element blocks of K staged at a time. */
+  blocks: number;
+  /** Two staging buffers (one barrier a slice) rather than one (two). */
+  double: boolean;
+}
+
+/**
+ * The tuning: 128 x 128 tiles, 8 x 8 a thread (256 threads), one block a slice, in two
+ * buffers; where that grid ends on a thin last wave (`thinLastWave`: Llama-3-8B's qkv at 512
+ * rows, 1.45 waves on 132 units), 64-row tiles of 4 x 8 a thread, two blocks a slice (qkv
+ * 0.68 → 0.59 ms on the H100, BENCHMARKS.md). One buffer (then one block) where the target's
+ * workgroup storage is short.
+ */
+export function tiledQ8Defaults(spec: MatmulSpec, target: TargetInfo): TiledQ8Tuning {
+  const t: TiledQ8Tuning = thinLastWave(spec, target, 128, 128)
+    ? { rows: 64, wrows: 128, tm: 4, tn: 8, blocks: 2, double: true }
+    : { rows: 128, wrows: 128, tm: 8, tn: 8, blocks: 1, double: true };
+  const limit = target.limits.maxComputeWorkgroupStorageSize;
+  if (tiledQ8SharedBytes(t) > limit) t.double = false;
+  if (tiledQ8SharedBytes(t) > limit) t.blocks = 1;
+  return t;
+}
+
+/** Bytes of workgroup storage a tuning takes: per buffer, 8 code words a block of each x and
+ * weight row, and each x row's d and offset term and each weight row's scale a block. */
+export function tiledQ8SharedBytes(t: TiledQ8Tuning): number {
+  return (t.double ? 2 : 1) * t.blocks * (t.rows * (32 + 8) + t.wrows * (32 + 4));
+}
+
+const LANES = ["x", "y", "z", "w"];
+
+/**
+ * WGSL statements quantising 8 vec4<f32> of one 32-element block (`v(i)`, elements 4i..4i+3)
+ * to int8: `${p}a` (max |x|), `${p}lo{w}` and `${p}hi{w}` (w < 4: the codes of elements
+ * 8w, 8w+2, 8w+4, 8w+6 and of 8w+1, ..., 8w+7, the order of a 4-bit word's even and odd
+ * nibbles) and `${p}ks` (vec4<i32> whose lanes sum to the block's code sum).
+ */
+export function quantiseBlock(v: (i: number) => string, p: string): string {
+  const out = [
+    `let ${p}mv = max(max(max(abs(${v(0)}), abs(${v(1)})), max(abs(${v(2)}), abs(${
+      v(3)
+    }))), max(max(abs(${v(4)}), abs(${v(5)})), max(abs(${v(6)}), abs(${v(7)}))));`,
+    `let ${p}a = max(max(${p}mv.x, ${p}mv.y), max(${p}mv.z, ${p}mv.w));`,
+    `let ${p}inv = select(0.0, 127.0 / ${p}a, ${p}a > 0.0);`,
+    ...range(8).map((i) => `let ${p}k${i} = vec4<i32>(round(${v(i)} * ${p}inv));`),
+    ...range(4).map((w) => {
+      const a = `${p}k${2 * w}`, b = `${p}k${2 * w + 1}`;
+      return `let ${p}lo${w} = pack4xI8(vec4<i32>(${a}.x, ${a}.z, ${b}.x, ${b}.z)); let ${p}hi${w} = pack4xI8(vec4<i32>(${a}.y, ${a}.w, ${b}.y, ${b}.w));`;
+    }),
+    `let ${p}ks = ${range(8).map((i) => `${p}k${i}`).join(" + ")};`,
+  ];
+  return out.join("\n      ");
+}
+
+/** WGSL for a tiled `matmul` with `xq8` (4-bit group weights in blocks of 32, K % 4 == 0). */
+export function matmulTiledQ8(
+  spec: MatmulSpec,
+  target: TargetInfo,
+  tune: TiledQ8Tuning = tiledQ8Defaults(spec, target),
+): WgslKernel {
+  const plan = matmulPlan(spec);
+  const silu = plan.weightRowsPerOut === 2;
+  const w = spec.weight;
+  if (!spec.xq8 || w.kind !== "group" || w.bits !== 4 || w.groupSize % 32 !== 0) {
+    throw new RangeError("matmulTiledQ8: needs xq8 and 4-bit group weights in groups of 32k");
+  }
+  if (spec.norm || spec.normOut || spec.xUnits || spec.outUnits || spec.kSplit) {
+    throw new RangeError("matmulTiledQ8: norm, normOut, unit-major rows and kSplit are not its");
+  }
+  if (spec.K % 4 !== 0) throw new RangeError(`matmulTiledQ8: K ${spec.K} is not a multiple of 4`);
+  if (!hasPackedDot(target)) throw new RangeError(`matmulTiledQ8: needs ${PACKED_DOT}`);
+  const { rows: BM, wrows: WS, tm: TM, tn: TN, blocks: G } = tune;
+  const TY = BM / TM, TX = WS / TN, T = TY * TX;
+  if (
+    ![4, 8].includes(TM) || ![4, 8].includes(TN) || !Number.isInteger(TY) ||
+    !Number.isInteger(TX) || G < 1 || (silu && TN !== 8)
+  ) {
+    throw new RangeError(`matmulTiledQ8: tuning ${JSON.stringify(tune)} does not fit its rules`);
+  }
+  const K = spec.K;
+  const OUT = plan.outCols;
+  const NB = tune.double ? 2 : 1;
+  checkTarget(spec, target, {
+    workgroupSize: T,
+    sharedBytes: tiledQ8SharedBytes(tune),
+    largestBinding: spec.rows * Math.ceil(K / w.groupSize) * w.groupSize / 2,
+  });
+  const BN = silu ? WS / 2 : WS;
+  const colBlocks = Math.ceil(OUT / BN);
+  const rowsOf = tiledWeightRows(silu, OUT, BN);
+  const unit = weightUnit(w, K, 4);
+  if (unit.elems !== 32) throw new Error(`matmulTiledQ8: expected 32-element units`);
+  const KB = Math.ceil(K / 32); // blocks of K (the last one may be partly past K: zeros)
+
+  // Staging: unit s < BM * G is x row s % BM, block s / BM; the rest weight row (s - BM G) %
+  // WS, block (s - BM G) / WS, so that a warp takes consecutive rows of one block.
+  const XU = BM * G, TU = XU + G * WS;
+  const V = Math.ceil(TU / T);
+  const maxK = K / 4;
+  const decls = range(V).map((v) =>
+    `${
+      range(8).map((i) => `var px${v}_${i} = vec4<f32>();`).join(" ")
+    } var pq${v} = vec4<u32>(); var ps${v} = 0.0;`
+  ).join("\n  ");
+  // `kb` the slice's first block (WGSL u32)
+  const load = (kb: string) =>
+    range(V).map((v) => {
+      const s = `(lid + ${v * T}u)`;
+      const xrow = `(r0 + ${s} % ${BM}u)`, xblk = `(${kb} + ${s} / ${BM}u)`;
+      const t = `(${s} - ${XU}u)`;
+      const n = `(${t} % ${WS}u)`, wblk = `(${kb} + ${t} / ${WS}u)`;
+      const xload = range(8).map((i) => {
+        const k4 = `${xblk} * 8u + ${i}u`;
+        return `px${v}_${i} = vec4<f32>(); if (${xrow} < R.x && ${k4} < ${maxK}u) { px${v}_${i} = x[${xrow} * ${maxK}u + ${k4}]; }`;
+      }).join(" ");
+      const wload = `pq${v} = vec4<u32>(); ps${v} = 0.0; if (${
+        rowsOf.valid(n)
+      } && ${wblk} < ${KB}u) { ${unit.prep(wblk, v)} ${
+        unit.load(rowsOf.row(n), wblk, `t${v}_`, v)
+      } pq${v} = t${v}_q; ps${v} = t${v}_s; }`;
+      const body = `if (${s} < ${XU}u) { ${xload} } else { ${wload} }`;
+      return (v + 1) * T > TU ? `if (${s} < ${TU}u) { ${body} }` : body;
+    }).join("\n    ");
+  // into buffer `b` (WGSL): x codes, d and offset term; weight nibbles and scales
+  const store = (b: string) =>
+    range(V).map((v) => {
+      const s = `(lid + ${v * T}u)`;
+      const xr = `(${s} % ${BM}u)`, xbl = `(${s} / ${BM}u)`;
+      const t = `(${s} - ${XU}u)`;
+      const n = `(${t} % ${WS}u)`, wbl = `(${t} / ${WS}u)`;
+      const xstore = `${quantiseBlock((i) => `px${v}_${i}`, `q${v}_`)}
+      ${
+        range(4).map((wd) =>
+          `xq[${b}][${xbl} * 8u + ${
+            2 * wd
+          }u][${xr} / 4u][${xr} % 4u] = q${v}_lo${wd}; xq[${b}][${xbl} * 8u + ${
+            2 * wd + 1
+          }u][${xr} / 4u][${xr} % 4u] = q${v}_hi${wd};`
+        ).join("\n      ")
+      }
+      xd[${b}][${xbl}][${xr} / 4u][${xr} % 4u] = q${v}_a * ${lit(1 / 127)};
+      xc[${b}][${xbl}][${xr} / 4u][${xr} % 4u] = ${
+        groupLayout(w, K).maxInt
+      }.0 * f32(q${v}_ks.x + q${v}_ks.y + q${v}_ks.z + q${v}_ks.w);`;
+      const wstore = `${
+        range(4).map((wd) =>
+          `wq[${b}][${wbl} * 8u + ${2 * wd}u][${n} / 4u][${n} % 4u] = pq${v}.${
+            LANES[wd]
+          } & 0x0f0f0f0fu; wq[${b}][${wbl} * 8u + ${2 * wd + 1}u][${n} / 4u][${n} % 4u] = (pq${v}.${
+            LANES[wd]
+          } >> 4u) & 0x0f0f0f0fu;`
+        ).join("\n      ")
+      }
+      wd[${b}][${wbl}][${n} / 4u][${n} % 4u] = ps${v};`;
+      const body = `if (${s} < ${XU}u) {
+      ${xstore}
+    } else {
+      ${wstore}
+    }`;
+      return (v + 1) * T > TU ? `if (${s} < ${TU}u) { ${body} }` : body;
+    }).join("\n    ");
+
+  // thread-local rows i (x vec4 chunk i >> 2 of its rows, lane i & 3) and weight rows j
+  const rowOff = (i: number) => `${(i >> 2) * TY * 4 + (i & 3)}u + ty * 4u`;
+  const colOff = (j: number) => `${(j >> 2) * TX * 4 + (j & 3)}u + tx * 4u`;
+  const acc = (i: number, j: number) => `a${i}_${j >> 2}.${LANES[j & 3]}`;
+  const accDecls = range(TM).flatMap((i) =>
+    range(TN / 4).map((c) => `var a${i}_${c} = vec4<f32>();`)
+  ).join(" ");
+  // one block of the slice in buffer b: integer sums s{i}_{c} (vec4<i32> of weight rows
+  // 4c .. 4c + 3), then scaled into the f32 accumulators
+  const block = (bl: number) => {
+    const lines: string[] = [];
+    for (let wd = 0; wd < 8; wd++) {
+      const j = `${bl * 8 + wd}u`;
+      for (let a = 0; a < TM / 4; a++) {
+        lines.push(`let x${wd}_${a} = xq[b][${j}][${a * TY}u + ty];`);
+      }
+      for (let c = 0; c < TN / 4; c++) {
+        lines.push(`let w${wd}_${c} = wq[b][${j}][${c * TX}u + tx];`);
+      }
+      for (let i = 0; i < TM; i++) {
+        const xi = `x${wd}_${i >> 2}.${LANES[i & 3]}`;
+        for (let c = 0; c < TN / 4; c++) {
+          const dots = LANES.map((l) => `dot4I8Packed(${xi}, w${wd}_${c}.${l})`).join(", ");
+          lines.push(
+            wd === 0 ? `var s${i}_${c} = vec4<i32>(${dots});` : `s${i}_${c} += vec4<i32>(${dots});`,
+          );
+        }
+      }
+      lines.push("");
+    }
+    for (let a = 0; a < TM / 4; a++) {
+      lines.push(
+        `let d${a} = xd[b][${bl}u][${a * TY}u + ty]; let o${a} = xc[b][${bl}u][${a * TY}u + ty];`,
+      );
+    }
+    for (let c = 0; c < TN / 4; c++) lines.push(`let e${c} = wd[b][${bl}u][${c * TX}u + tx];`);
+    for (let i = 0; i < TM; i++) {
+      const l = `${i >> 2}.${LANES[i & 3]}`;
+      for (let c = 0; c < TN / 4; c++) {
+        lines.push(
+          `a${i}_${c} = fma(vec4<f32>(s${i}_${c}) - o${l}, d${l} * e${c}, a${i}_${c});`,
+        );
+      }
+    }
+    return `{\n      ${lines.join("\n      ")}\n    }`;
+  };
+  const multiply = range(G).map(block).join("\n    ");
+
+  const stores: string[] = [];
+  for (let i = 0; i < TM; i++) {
+    const r = `(r0 + ${rowOff(i)})`;
+    for (let j = 0; j < (silu ? TN / 2 : TN); j++) {
+      const c = `(c0 + ${colOff(j)})`;
+      stores.push(
+        `if (${r} < R.x && ${c} < ${OUT}u) { ${
+          plan.store(r, c, acc(i, j), silu ? acc(i, j + TN / 2) : "")
+        } }`,
+      );
+    }
+  }
+  const next = `k0 + ${G}u < ${KB}u`;
+  const refill = tune.double
+    ? `if (${next}) {
+    ${store("1u - b")}
+    }
+    workgroupBarrier();
+    b = 1u - b;`
+    : `workgroupBarrier();
+    if (${next}) {
+    ${store("0u")}
+    }
+    workgroupBarrier();`;
+  const types = { ...plan.types, x: "array<vec4<f32>>", ...unit.types };
+  const arr = (t: string, inner: number, n: number) =>
+    `array<array<array<${t}, ${n / 4}>, ${inner}>, ${NB}>`;
+  const code = `${declareBindings(spec, types)}
+${unit.helpers}
+${plan.prelude}
+var<workgroup> xq: ${arr("vec4<u32>", 8 * G, BM)}; // [buffer, code word, rows / 4] x codes
+var<workgroup> wq: ${arr("vec4<u32>", 8 * G, WS)}; // [buffer, code word, wrows / 4] nibbles
+var<workgroup> xd: ${arr("vec4<f32>", G, BM)}; // [buffer, block, rows / 4] x's d
+var<workgroup> xc: ${arr("vec4<f32>", G, BM)}; // [buffer, block, rows / 4] maxInt * code sum
+var<workgroup> wd: ${arr("vec4<f32>", G, WS)}; // [buffer, block, wrows / 4] weight scales
+
+${entry(T, totalGroups(BM, colBlocks))}
+  let r0 = (wg / ${colBlocks}u) * ${BM}u;
+  let c0 = (wg % ${colBlocks}u) * ${BN}u;
+  ${threadGrid(TY, TX)}
+  ${accDecls}
+  ${decls}
+  {
+    ${load("0u")}
+    ${store("0u")}
+  }
+  workgroupBarrier();
+  var b = 0u;
+  for (var k0 = 0u; k0 < ${KB}u; k0 += ${G}u) {
+    if (${next}) {
+    ${load(`(k0 + ${G}u)`)}
+    }
+    ${multiply}
+    ${refill}
+  }
+  ${stores.join("\n  ")}
+}
+`;
+  return { code, entryPoint: "main", rowsPerGroup: BM, groupsPerRowBlock: colBlocks };
+}
