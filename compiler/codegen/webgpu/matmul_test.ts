@@ -237,6 +237,9 @@ Deno.test({
       { rows: 64, wrows: 128, tm: 4, tn: 8, blocks: 2, double: false },
       { rows: 32, wrows: 32, tm: 4, tn: 8, blocks: 3, double: true },
       { rows: 64, wrows: 32, tm: 8, tn: 4, blocks: 2, double: true },
+      // 64 threads: the first unit x rows or weight rows, the rest weight rows only
+      { rows: 16, wrows: 128, tm: 4, tn: 8, blocks: 3, double: true },
+      { rows: 16, wrows: 64, tm: 4, tn: 8, blocks: 2, double: false },
     ];
     for (const t of tunings) {
       const tune = { q8tiled: t };

@@ -132,10 +132,19 @@ export function matmulTiledQ8(
   const XU = BM * G, TU = XU + G * WS;
   const V = Math.ceil(TU / T);
   const maxK = K / 4;
+  // which kinds of unit a thread's v-th unit can be (registers only for those)
+  const hasX = (v: number) => v * T < XU;
+  const hasW = (v: number) => (v + 1) * T > XU;
+  const either = (v: number, x: string, w: string) =>
+    hasX(v) && hasW(v)
+      ? `if (lid + ${v * T}u < ${XU}u) {\n      ${x}\n    } else {\n      ${w}\n    }`
+      : hasX(v)
+      ? x
+      : w;
   const decls = range(V).map((v) =>
-    `${
-      range(8).map((i) => `var px${v}_${i} = vec4<f32>();`).join(" ")
-    } var pq${v} = vec4<u32>(); var ps${v} = 0.0;`
+    `${hasX(v) ? range(8).map((i) => `var px${v}_${i} = vec4<f32>();`).join(" ") : ""} ${
+      hasW(v) ? `var pq${v} = vec4<u32>(); var ps${v} = 0.0;` : ""
+    }`
   ).join("\n  ");
   // `kb` the slice's first block (WGSL u32)
   const load = (kb: string) =>
@@ -153,7 +162,7 @@ export function matmulTiledQ8(
       } && ${wblk} < ${KB}u) { ${unit.prep(wblk, v)} ${
         unit.load(rowsOf.row(n), wblk, `t${v}_`, v)
       } pq${v} = t${v}_q; ps${v} = t${v}_s; }`;
-      const body = `if (${s} < ${XU}u) { ${xload} } else { ${wload} }`;
+      const body = either(v, xload, wload);
       return (v + 1) * T > TU ? `if (${s} < ${TU}u) { ${body} }` : body;
     }).join("\n    ");
   // into buffer `b` (WGSL): x codes, d and offset term; weight nibbles and scales
@@ -187,11 +196,7 @@ export function matmulTiledQ8(
         ).join("\n      ")
       }
       wd[${b}][${wbl}][${n} / 4u][${n} % 4u] = ps${v};`;
-      const body = `if (${s} < ${XU}u) {
-      ${xstore}
-    } else {
-      ${wstore}
-    }`;
+      const body = either(v, xstore, wstore);
       return (v + 1) * T > TU ? `if (${s} < ${TU}u) { ${body} }` : body;
     }).join("\n    ");
 
