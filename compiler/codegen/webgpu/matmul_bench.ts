@@ -275,9 +275,10 @@ const q8Tiles: (TiledQ8Tuning | undefined)[] = Deno.args.includes("--x8")
   ].filter((t) => !t || tiledQ8SharedBytes(t) <= dev!.target.limits.maxComputeWorkgroupStorageSize)
   : [];
 for (const [name, spec, R] of prefill) {
-  const variants = [
-    ...[undefined, ...tiles].map((t) => [spec, t] as const),
-    ...q8Tiles.map((t) => [{ ...spec, xq8: true }, t] as const),
+  type Spec = Extract<KernelSpec, { op: "matmul" }>;
+  const variants: [Spec, tiled.TiledTuning | TiledQ8Tuning | undefined][] = [
+    ...[undefined, ...tiles].map((t): [Spec, tiled.TiledTuning | undefined] => [spec, t]),
+    ...q8Tiles.map((t): [Spec, TiledQ8Tuning | undefined] => [{ ...spec, xq8: true }, t]),
   ];
   for (const [sp, tune] of variants) {
     if (tune && spec.epilogue === "silu_mul" && tune.tn !== 8) continue;
