@@ -207,6 +207,8 @@ export function matmulTiledQ8(
   const accDecls = range(TM).flatMap((i) =>
     range(TN / 4).map((c) => `var a${i}_${c} = vec4<f32>();`)
   ).join(" ");
+  // (unrolled: as a loop over the 8 words the WGSL is 40% shorter, pipeline creation 17%
+  // faster with a warm driver cache and no faster cold, and the kernel 40% slower on the H100)
   // one block of the slice in buffer b: integer sums s{i}_{c} (vec4<i32> of weight rows
   // 4c .. 4c + 3), then scaled into the f32 accumulators
   const block = (bl: number) => {
