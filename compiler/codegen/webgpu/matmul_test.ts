@@ -60,6 +60,10 @@ const FORMATS: WeightFormat[] = [
 ];
 
 const spec = matmulSpec;
+const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
+const q4s32: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f32" };
+const q4g64: WeightFormat = { kind: "group", bits: 4, groupSize: 64, scaleDtype: "f16" };
+const q4odd: WeightFormat = { kind: "group", bits: 4, groupSize: 96, scaleDtype: "f16" };
 
 for (const [shape, maxRows, Rs] of [["GEMV", 1, [1, 3]], ["tiled", 256, [1, 150]]] as const) {
   Deno.test({
@@ -80,7 +84,6 @@ for (const [shape, maxRows, Rs] of [["GEMV", 1, [1, 3]], ["tiled", 256, [1, 150]
     ignore,
     fn: async () => {
       const rng = new Rng(8);
-      const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
       const f16: WeightFormat = { kind: "dense", dtype: "f16" };
       for (const R of Rs) {
         await checkMatmul(rng, spec(q4, 90, 96, maxRows, { bias: "f16", epilogue: "add" }), R);
@@ -106,7 +109,6 @@ Deno.test({
   ignore,
   fn: async () => {
     const rng = new Rng(9);
-    const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
     const q3: WeightFormat = { kind: "group", bits: 3, groupSize: 40, scaleDtype: "f16" };
     const f16: WeightFormat = { kind: "dense", dtype: "f16" };
     const f32: WeightFormat = { kind: "dense", dtype: "f32" };
@@ -131,7 +133,6 @@ Deno.test({
   ignore,
   fn: async () => {
     const rng = new Rng(11);
-    const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
     const q3: WeightFormat = { kind: "group", bits: 3, groupSize: 40, scaleDtype: "f16" };
     for (const [maxRows, R] of [[32, 32], [32, 17], [16, 16], [8, 5]]) {
       await checkMatmul(rng, spec(q4, 50, 128, maxRows, { epilogue: "silu_mul" }), R);
@@ -150,10 +151,6 @@ Deno.test({
   ignore,
   fn: async () => {
     const rng = new Rng(14);
-    const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
-    const q4s32: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f32" };
-    const q4g64: WeightFormat = { kind: "group", bits: 4, groupSize: 64, scaleDtype: "f16" };
-    const q4odd: WeightFormat = { kind: "group", bits: 4, groupSize: 96, scaleDtype: "f16" };
     const base: RowsTuning = {
       rowsPerGroup: 16,
       colsPerLane: 2,
@@ -226,11 +223,7 @@ Deno.test({
   name: "matmulTiledQ8() (prefill on q8 activations) matches float64 under every tuning",
   ignore: !packedDot,
   fn: async () => {
-    const rng = new Rng(14);
-    const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
-    const q4s32: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f32" };
-    const q4g64: WeightFormat = { kind: "group", bits: 4, groupSize: 64, scaleDtype: "f16" };
-    const q4odd: WeightFormat = { kind: "group", bits: 4, groupSize: 96, scaleDtype: "f16" };
+    const rng = new Rng(15);
     const x8 = { xq8: true };
     const tunings: TiledQ8Tuning[] = [
       { rows: 128, wrows: 128, tm: 8, tn: 8, blocks: 1, double: true },
@@ -282,7 +275,6 @@ Deno.test({
   ignore,
   fn: async () => {
     const rng = new Rng(12);
-    const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
     const gemv16k = { threadsPerCol: 32, colsPerThread: 4, rowsPerGroup: 8, unroll: 2 };
     await checkMatmul(rng, spec(q4, 70, 128, 16, { epilogue: "silu_mul" }), 13, {
       gemv16k: { ...gemv16k, codeWords: 1 },
@@ -297,7 +289,6 @@ Deno.test({
   name:
     "gemvDefaults() keeps accumulators within the register budget and tiles 4+ columns at R = 1",
   fn: () => {
-    const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
     for (const maxRows of [1, 4, 16, 32]) {
       for (
         const s of [
@@ -337,7 +328,6 @@ Deno.test({
   ignore,
   fn: async () => {
     const rng = new Rng(10);
-    const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
     await checkMatmul(rng, spec(q4, 70, 96, 256, { epilogue: "silu_mul" }), 130, "tiled16k");
     await checkMatmul(
       rng,
@@ -354,8 +344,6 @@ Deno.test({
   ignore,
   fn: async () => {
     const rng = new Rng(13);
-    const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
-    const q4s32: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f32" };
     const q3: WeightFormat = { kind: "group", bits: 3, groupSize: 40, scaleDtype: "f16" };
     const f16: WeightFormat = { kind: "dense", dtype: "f16" };
     const f32: WeightFormat = { kind: "dense", dtype: "f32" };
@@ -405,7 +393,6 @@ Deno.test({
   name:
     "tiledDefaults() fits the WebGPU default limits and takes wider K slices where storage allows",
   fn: () => {
-    const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
     const s = spec(q4, 4096, 4096, 512);
     const small = tiledDefaults(s, GENERIC_WEBGPU);
     if (tiledSharedBytes(small) > GENERIC_WEBGPU.limits.maxComputeWorkgroupStorageSize) {

@@ -11,7 +11,7 @@
  */
 import type { TargetInfo, WgslKernel } from "../contract.ts";
 import { checkTarget, declareBindings, entry, totalGroups, weightBindingBytes } from "./common.ts";
-import { matmulPlan, type MatmulSpec } from "./matmul_epilogue.ts";
+import { type MatmulPlan, matmulPlan, type MatmulSpec } from "./matmul_epilogue.ts";
 import { stageWeight, stageX, type WeightRows } from "./matmul_tiled_stage.ts";
 
 /** Tile sizes of the tiled matmul. */
@@ -128,6 +128,33 @@ export function tiledWeightRows(silu: boolean, OUT: number, BN: number): WeightR
     : { row: (n: string) => `(c0 + ${n})`, valid: (n: string) => `c0 + ${n} < ${OUT}u` };
 }
 
+/**
+ * The epilogue of a tile: the statements storing a thread's TM x TN accumulators (`acc(i, j)`;
+ * for silu_mul, j < TN / 2 the gate and j + TN / 2 the up row) at rows r0 + its row i and
+ * columns c0 + its column j. A thread's rows are vec4 chunks i >> 2 spaced TY * 4 apart from
+ * ty * 4 (its columns likewise from tx * 4), within R and the output width.
+ */
+export function tileStores(
+  plan: MatmulPlan,
+  t: { TM: number; TN: number; TY: number; TX: number; OUT: number },
+  acc: (i: number, j: number) => string,
+): string[] {
+  const silu = plan.weightRowsPerOut === 2;
+  const out: string[] = [];
+  for (let i = 0; i < t.TM; i++) {
+    const r = `(r0 + ${(i >> 2) * t.TY * 4 + (i & 3)}u + ty * 4u)`;
+    for (let j = 0; j < (silu ? t.TN / 2 : t.TN); j++) {
+      const c = `(c0 + ${(j >> 2) * t.TX * 4 + (j & 3)}u + tx * 4u)`;
+      out.push(
+        `if (${r} < R.x && ${c} < ${t.OUT}u) { ${
+          plan.store(r, c, acc(i, j), silu ? acc(i, j + t.TN / 2) : "")
+        } }`,
+      );
+    }
+  }
+  return out;
+}
+
 /** WGSL for a tiled `matmul`. */
 export function matmulTiled(
   spec: MatmulSpec,
@@ -161,9 +188,6 @@ export function matmulTiled(
   const xs = stageX({ rows: BM, bk: BK, threads: T }, K);
   const wst = stageWeight({ rows: WS, bk: BK, threads: T }, spec.weight, K, wrowsOf);
 
-  // Thread-local rows i and weight rows j: vec4 chunk i >> 2 (spaced rows * 4 / tm apart).
-  const rowOff = (i: number) => `${(i >> 2) * TY * 4 + (i & 3)}u + ty * 4u`;
-  const colOff = (j: number) => `${(j >> 2) * TX * 4 + (j & 3)}u + tx * 4u`;
   const lanes = ["x", "y", "z", "w"];
   // Accumulators: scalars a{i}_{j}, or (vectorAcc) vec4s a{i}_{c} of weight rows 4c .. 4c + 3,
   // which take a quarter of the multiply-add statements (the same arithmetic once compiled).
@@ -197,18 +221,7 @@ export function matmulTiled(
     ? body.join("\n    ")
     : `for (var kb = 0u; kb < ${BK}u; kb += ${U}u) {\n    ${body.join("\n    ")}\n    }`;
 
-  const stores: string[] = [];
-  for (let i = 0; i < TM; i++) {
-    const r = `(r0 + ${rowOff(i)})`;
-    for (let j = 0; j < (silu ? TN / 2 : TN); j++) {
-      const c = `(c0 + ${colOff(j)})`;
-      stores.push(
-        `if (${r} < R.x && ${c} < ${OUT}u) { ${
-          plan.store(r, c, acc(i, j), silu ? acc(i, j + TN / 2) : "")
-        } }`,
-      );
-    }
-  }
+  const stores = tileStores(plan, { TM, TN, TY, TX, OUT }, acc);
   const types = { ...plan.types, ...xs.types, ...wst.types };
   const slice = (n: number) => `array<array<array<vec4<f32>, ${n / 4}>, ${BK}>, ${NB}>`;
   const next = `k0 + ${BK}u < ${K}u`;

@@ -21,7 +21,7 @@ import {
 import { checkTarget, declareBindings, entry, lit, range, totalGroups } from "./common.ts";
 import { matmulPlan, type MatmulSpec } from "./matmul_epilogue.ts";
 import { weightUnit } from "./matmul_gemv_unit.ts";
-import { thinLastWave, threadGrid, tiledWeightRows } from "./matmul_tiled.ts";
+import { thinLastWave, threadGrid, tiledWeightRows, tileStores } from "./matmul_tiled.ts";
 
 /** Tile sizes of the q8 tiled matmul. */
 export interface TiledQ8Tuning {
@@ -200,9 +200,6 @@ export function matmulTiledQ8(
       return (v + 1) * T > TU ? `if (${s} < ${TU}u) { ${body} }` : body;
     }).join("\n    ");
 
-  // thread-local rows i (x vec4 chunk i >> 2 of its rows, lane i & 3) and weight rows j
-  const rowOff = (i: number) => `${(i >> 2) * TY * 4 + (i & 3)}u + ty * 4u`;
-  const colOff = (j: number) => `${(j >> 2) * TX * 4 + (j & 3)}u + tx * 4u`;
   const acc = (i: number, j: number) => `a${i}_${j >> 2}.${LANES[j & 3]}`;
   const accDecls = range(TM).flatMap((i) =>
     range(TN / 4).map((c) => `var a${i}_${c} = vec4<f32>();`)
@@ -250,18 +247,7 @@ export function matmulTiledQ8(
   };
   const multiply = range(G).map(block).join("\n    ");
 
-  const stores: string[] = [];
-  for (let i = 0; i < TM; i++) {
-    const r = `(r0 + ${rowOff(i)})`;
-    for (let j = 0; j < (silu ? TN / 2 : TN); j++) {
-      const c = `(c0 + ${colOff(j)})`;
-      stores.push(
-        `if (${r} < R.x && ${c} < ${OUT}u) { ${
-          plan.store(r, c, acc(i, j), silu ? acc(i, j + TN / 2) : "")
-        } }`,
-      );
-    }
-  }
+  const stores = tileStores(plan, { TM, TN, TY, TX, OUT }, acc);
   const next = `k0 + ${G}u < ${KB}u`;
   const refill = tune.double
     ? `if (${next}) {
