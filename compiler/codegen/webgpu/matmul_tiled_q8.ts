@@ -3,12 +3,12 @@
  * weights: the same tile of `rows` x rows by `wrows` weight rows as `matmul_tiled.ts`, but a
  * K slice of `blocks` 32-element blocks is staged as int8 codes. Each x row's block is
  * quantised once by the thread that reads it (d = max|x| / 127, as the contract's `xq8`), each
- * weight row's block is split into its even and odd nibbles (bytes 0-15), and a thread's
- * `tm` x `tn` products become packed int8 dot products (`dot4I8Packed`: 4 multiply-adds an
- * instruction, on integers) summed per block, then scaled into f32 accumulators:
- * sum_k (q_k - maxInt) c_k d s = (sum_k q_k c_k - maxInt sum_k c_k) d s.
- * The f32 kernel's multiply-adds are the FMA ceiling's (prefill at ~60% of it on the H100);
- * these are a quarter as many instructions on a unit that issues them as fast or faster.
+ * weight row's block is split into its even and odd nibbles as signed bytes q - maxInt, and a
+ * thread's `tm` x `tn` products become packed int8 dot products (`dot4I8Packed`: 4
+ * multiply-adds an instruction) summed per block, then scaled into f32 accumulators:
+ * sum_k (q_k - maxInt) c_k d s. The f32 tiles sat at ~50% of the FMA ceiling on the H100,
+ * bound by their workgroup-memory loads and instruction count; these load a quarter of the
+ * bytes and issue a quarter of the instructions a multiply-add.
  * @module
  */
 import {
@@ -59,7 +59,7 @@ export function tiledQ8Defaults(spec: MatmulSpec, target: TargetInfo): TiledQ8Tu
 /** Bytes of workgroup storage a tuning takes: per buffer, 8 code words a block of each x and
  * weight row, and each x row's d and offset term and each weight row's scale a block. */
 export function tiledQ8SharedBytes(t: TiledQ8Tuning): number {
-  return (t.double ? 2 : 1) * t.blocks * (t.rows * (32 + 8) + t.wrows * (32 + 4));
+  return (t.double ? 2 : 1) * t.blocks * (t.rows + t.wrows) * (32 + 4);
 }
 
 const LANES = ["x", "y", "z", "w"];
@@ -68,7 +68,7 @@ const LANES = ["x", "y", "z", "w"];
  * WGSL statements quantising 8 vec4<f32> of one 32-element block (`v(i)`, elements 4i..4i+3)
  * to int8: `${p}a` (max |x|), `${p}lo{w}` and `${p}hi{w}` (w < 4: the codes of elements
  * 8w, 8w+2, 8w+4, 8w+6 and of 8w+1, ..., 8w+7, the order of a 4-bit word's even and odd
- * nibbles) and `${p}ks` (vec4<i32> whose lanes sum to the block's code sum).
+ * nibbles).
  */
 export function quantiseBlock(v: (i: number) => string, p: string): string {
   const out = [
@@ -82,7 +82,6 @@ export function quantiseBlock(v: (i: number) => string, p: string): string {
       const a = `${p}k${2 * w}`, b = `${p}k${2 * w + 1}`;
       return `let ${p}lo${w} = pack4xI8(vec4<i32>(${a}.x, ${a}.z, ${b}.x, ${b}.z)); let ${p}hi${w} = pack4xI8(vec4<i32>(${a}.y, ${a}.w, ${b}.y, ${b}.w));`;
     }),
-    `let ${p}ks = ${range(8).map((i) => `${p}k${i}`).join(" + ")};`,
   ];
   return out.join("\n      ");
 }
@@ -183,16 +182,14 @@ export function matmulTiledQ8(
         ).join("\n      ")
       }
       xd[${b}][${xbl}][${xr} / 4u][${xr} % 4u] = q${v}_a * ${lit(1 / 127)};
-      xc[${b}][${xbl}][${xr} / 4u][${xr} % 4u] = ${
-        groupLayout(w, K).maxInt
-      }.0 * f32(q${v}_ks.x + q${v}_ks.y + q${v}_ks.z + q${v}_ks.w);`;
+`;
       const wstore = `${
         range(4).map((wd) =>
-          `wq[${b}][${wbl} * 8u + ${2 * wd}u][${n} / 4u][${n} % 4u] = pq${v}.${
+          `wq[${b}][${wbl} * 8u + ${2 * wd}u][${n} / 4u][${n} % 4u] = signed(pq${v}.${
             LANES[wd]
-          } & 0x0f0f0f0fu; wq[${b}][${wbl} * 8u + ${2 * wd + 1}u][${n} / 4u][${n} % 4u] = (pq${v}.${
-            LANES[wd]
-          } >> 4u) & 0x0f0f0f0fu;`
+          } & 0x0f0f0f0fu); wq[${b}][${wbl} * 8u + ${
+            2 * wd + 1
+          }u][${n} / 4u][${n} % 4u] = signed((pq${v}.${LANES[wd]} >> 4u) & 0x0f0f0f0fu);`
         ).join("\n      ")
       }
       wd[${b}][${wbl}][${n} / 4u][${n} % 4u] = ps${v};`;
@@ -231,7 +228,7 @@ export function matmulTiledQ8(
     }
     for (let a = 0; a < TM / 4; a++) {
       lines.push(
-        `let d${a} = xd[b][${bl}u][${a * TY}u + ty]; let o${a} = xc[b][${bl}u][${a * TY}u + ty];`,
+        `let d${a} = xd[b][${bl}u][${a * TY}u + ty];`,
       );
     }
     for (let c = 0; c < TN / 4; c++) lines.push(`let e${c} = wd[b][${bl}u][${c * TX}u + tx];`);
@@ -239,7 +236,7 @@ export function matmulTiledQ8(
       const l = `${i >> 2}.${LANES[i & 3]}`;
       for (let c = 0; c < TN / 4; c++) {
         lines.push(
-          `a${i}_${c} = fma(vec4<f32>(s${i}_${c}) - o${l}, d${l} * e${c}, a${i}_${c});`,
+          `a${i}_${c} = fma(vec4<f32>(s${i}_${c}), d${l} * e${c}, a${i}_${c});`,
         );
       }
     }
@@ -266,10 +263,13 @@ export function matmulTiledQ8(
   const code = `${declareBindings(spec, types)}
 ${unit.helpers}
 ${plan.prelude}
+// 4 codes q (bytes 0-15) as the int8 values q - maxInt: (q + 128 - maxInt) has no borrow
+fn signed(q: u32) -> u32 {
+  return ((q | 0x80808080u) - ${0x01010101 * groupLayout(w, K).maxInt}u) ^ 0x80808080u;
+}
 var<workgroup> xq: ${arr("vec4<u32>", 8 * G, BM)}; // [buffer, code word, rows / 4] x codes
 var<workgroup> wq: ${arr("vec4<u32>", 8 * G, WS)}; // [buffer, code word, wrows / 4] nibbles
 var<workgroup> xd: ${arr("vec4<f32>", G, BM)}; // [buffer, block, rows / 4] x's d
-var<workgroup> xc: ${arr("vec4<f32>", G, BM)}; // [buffer, block, rows / 4] maxInt * code sum
 var<workgroup> wd: ${arr("vec4<f32>", G, WS)}; // [buffer, block, wrows / 4] weight scales
 
 ${entry(T, totalGroups(BM, colBlocks))}
