@@ -110,7 +110,19 @@ export type KernelSpec =
      * adds up. Only with epilogue "none", no bias, rowStart 0, rows N, row-major x (no norm,
      * normOut or unit-major rows); with xq8, each range sums the rounded x's products. */
     kSplit?: number;
+    /** x arrives as a `quantize_q8` row (only with `xq8`, K a multiple of 64, no norm, normOut
+     * or unit-major rows): binding x holds [R, q8RowWords(K)] words, the codes and block
+     * scales of the rows the matmul would otherwise round itself (the same products). */
+    xCodes?: boolean;
   }
+  /** x rounded through int8 codes per 32-element block as `xq8` defines it, written once for
+   * the matmuls that read it (`xCodes`). A row of out (`q8RowWords(K)` u32 words) holds K / 4
+   * code words, then K / 32 pairs (d as f32 bits, the block's code sum as f32 bits); block u's
+   * words are 8u .. 8u + 7: for w < 4, word 8u + 2w holds the codes of elements 32u + 8w,
+   * + 8w + 2, + 8w + 4, + 8w + 6 (bytes 0-3, two's complement) and word 8u + 2w + 1 those of
+   * 32u + 8w + 1, + 3, + 5, + 7: a 4-bit weight word's even and odd nibbles. K a multiple of 64.
+   * Bindings: x f32[R, K], out u32[R, q8RowWords(K)]. */
+  | { op: "quantize_q8"; K: number }
   /** out[r, c] = sum over s < splits of part[r, s * width + c] (+ bias[c]) (+ residual[r, c]):
    * the partial sums of a `kSplit` matmul with the epilogue it left out.
    * Bindings: part f32[R, splits * width], [bias f32/f16 [width]], [residual f32[R, width]],
@@ -270,6 +282,8 @@ export function bindings(spec: KernelSpec): Binding[] {
       return [r("x"), r("w"), w("out")];
     case "add_rms_norm":
       return [r("a"), r("b"), r("w"), w("sum"), w("out")];
+    case "quantize_q8":
+      return [r("x"), w("out")];
     case "sum_splits":
       return [
         r("part"),
@@ -355,6 +369,27 @@ export function q8Eligible(weight: WeightFormat): boolean {
  */
 export function unitMajorIndex(k: number, W: number): number {
   return unitMajorChunk(k >> 2, W) * 4 + (k & 3);
+}
+
+/** Words of a `quantize_q8` row of K elements: K / 4 code words and K / 16 for the blocks'
+ * (d, code sum) pairs. */
+export function q8RowWords(K: number): number {
+  return K / 4 + K / 16;
+}
+
+/** Why a `quantize_q8` or a matmul's `xCodes` cannot hold, or null where it can: both backends
+ * refuse such a spec with this. */
+export function q8CodesError(spec: KernelSpec): string | null {
+  if (spec.op === "quantize_q8") {
+    return spec.K > 0 && spec.K % 64 === 0
+      ? null
+      : `quantize_q8 needs K a positive multiple of 64 (K ${spec.K})`;
+  }
+  if (spec.op !== "matmul" || !spec.xCodes) return null;
+  if (!spec.xq8 || spec.K % 64 !== 0 || spec.norm || spec.normOut || spec.xUnits) {
+    return `matmul xCodes needs xq8, K a multiple of 64 (K ${spec.K}) and row-major x (no norm, normOut or unit-major rows)`;
+  }
+  return null;
 }
 
 /** Elements of each K range of a `kSplit` matmul: K / kSplit rounded up to a multiple of 32. */

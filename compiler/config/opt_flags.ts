@@ -39,6 +39,10 @@ export interface OptimizationFlags {
   /** Batched-decode matmuls (8-32 rows) of weights with few rows for their K split K across
    * workgroups: partial sums, then a `sum_splits` (WebGPU targets). */
   readonly split_k: boolean;
+  /** The q8 matmuls of the few-rows and tiled kernels (batched decode, prompts) read x as
+   * `quantize_q8` rows written once before them, instead of each workgroup rounding x
+   * itself (after q8_activations and split_k). */
+  readonly q8_codes: boolean;
 }
 
 /** O2 (and O3): every optimisation. */
@@ -57,6 +61,7 @@ const O2_FLAGS: OptimizationFlags = {
   q8_unit_layout: true,
   // 8B batch-16 step on the H100 (BENCHMARKS.md)
   split_k: true,
+  q8_codes: true,
 };
 
 export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", OptimizationFlags>> = {
@@ -73,6 +78,7 @@ export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", Optimizatio
     fuse_norm_matmul: false,
     q8_unit_layout: false,
     split_k: false,
+    q8_codes: false,
   },
   O1: {
     ...O2_FLAGS,
@@ -85,6 +91,7 @@ export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", Optimizatio
     fuse_norm_matmul: false,
     q8_unit_layout: false,
     split_k: false,
+    q8_codes: false,
   },
   O2: O2_FLAGS,
   O3: O2_FLAGS,

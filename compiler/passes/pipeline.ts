@@ -18,6 +18,7 @@ import { q8Activations } from "./q8_activations.ts";
 import { fuseNormMatmul } from "./fuse_norm_matmul.ts";
 import { q8UnitLayout } from "./q8_unit_layout.ts";
 import { splitK } from "./split_k.ts";
+import { q8Codes } from "./q8_codes.ts";
 
 export interface Phase {
   name: string;
@@ -34,10 +35,11 @@ export const PHASES: readonly Phase[] = [
   { name: "cleanup", passes: [deadCodeElimination] },
   // 3. Target specialisation: binding limits, the target's packed int8 dot products (the
   //    RMSNorm folded into the q8 GEMVs that read it, their x rows stored unit-major).
-  //    Batched decode's few-row weights split K across workgroups.
+  //    Batched decode's few-row weights split K across workgroups; the q8 matmuls of batched
+  //    decode and prompts read x quantised once.
   {
     name: "target",
-    passes: [splitLargeWeights, q8Activations, fuseNormMatmul, q8UnitLayout, splitK],
+    passes: [splitLargeWeights, q8Activations, fuseNormMatmul, q8UnitLayout, splitK, q8Codes],
   },
   // 4. Static memory planning within the symbolic bounds.
   { name: "memory", passes: [memoryPlanning] },

@@ -289,3 +289,42 @@ Deno.test("split_k splits K of the 8-32-row matmuls whose weights have few rows,
   const off = run("split_k=0", GENERIC_WEBGPU, "q4f16_1", raw);
   assertEquals(off.flatMap((f) => f.nodes).filter((n) => n.spec.op === "sum_splits").length, 0);
 });
+
+Deno.test("q8_codes: the few-rows and tiled q8 matmuls read x quantised once, before them", () => {
+  const raw = {
+    architectures: ["LlamaForCausalLM"],
+    model_type: "llama",
+    hidden_size: 4096,
+    intermediate_size: 14336,
+    num_attention_heads: 32,
+    num_key_value_heads: 8,
+    num_hidden_layers: 1,
+    vocab_size: 128256,
+    max_position_embeddings: 1024,
+  };
+  const q8 = { ...GENERIC_WEBGPU, features: [...GENERIC_WEBGPU.features, PACKED_DOT] };
+  const fns = run("O2", q8, "q4f16_1", raw);
+  // prefill (512 rows, the q8 tiles) and prefill_small (32 rows, the few-rows kernel): every
+  // q8 matmul of more than one row (lm_head reads the last row only: a q8 GEMV) reads xCodes,
+  // written by a quantize_q8 of its x before it
+  for (const name of ["prefill", "prefill_small"]) {
+    const fn = fns.find((f) => f.name === name)!;
+    const mms = fn.nodes.filter((n) => n.spec.op === "matmul" && n.spec.xq8 && n.spec.maxRows > 1);
+    assertEquals(mms.length, 4, `${name}: ${mms.length} q8 matmuls`);
+    for (const mm of mms) {
+      ok(mm.spec.op === "matmul" && mm.spec.xCodes, `${name}: a q8 matmul without xCodes`);
+      const q = fn.nodes.find((n) => n.args.out === mm.args.x)!;
+      ok(q.spec.op === "quantize_q8" && q.spec.K === mm.spec.K, `${name}: x not from quantize_q8`);
+      ok(fn.nodes.indexOf(q) < fn.nodes.indexOf(mm));
+    }
+    const quants = fn.nodes.filter((n) => n.spec.op === "quantize_q8").length;
+    assertEquals(quants, new Set(mms.map((n) => n.args.x)).size);
+  }
+  // decode (one row: the q8 GEMV, its own x path): none; the CPU target and q8_codes=0: none
+  const count = (fs: IrFunction[]) =>
+    fs.flatMap((f) => f.nodes).filter((n) => n.spec.op === "quantize_q8").length;
+  assertEquals(count([decode(fns)]), 0);
+  assertEquals(count(run("O2", CPU_TARGET, "q4f16_1", raw)), 0);
+  assertEquals(count(run("q8_codes=0", q8, "q4f16_1", raw)), 0);
+  ok(count(fns) > 0);
+});

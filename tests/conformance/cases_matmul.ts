@@ -6,7 +6,8 @@
  * workgroups (`kSplit`, one range empty).
  * @module
  */
-import type { DenseDtype, WeightFormat } from "../../compiler/codegen/contract.ts";
+import { type DenseDtype, q8RowWords, type WeightFormat } from "../../compiler/codegen/contract.ts";
+import { quantizeQ8Kernel } from "../../compiler/codegen/cpu/matmul.ts";
 import { type ConformanceCase, TOL } from "./case.ts";
 import { PACKED_DOT } from "../../compiler/codegen/contract.ts";
 import { F16, F32, Q3, Q4, Q4S32, sentinel } from "./cases_dense.ts";
@@ -38,13 +39,23 @@ interface MatmulShape {
   outUnits?: boolean;
   /** K split across workgroups (the spec's `kSplit`): out holds each range's partial sums. */
   kSplit?: number;
+  /** x given as `quantize_q8` rows (the spec's `xCodes`, with xq8). */
+  xCodes?: boolean;
+}
+
+/** `quantize_q8` rows of x [R, K] (the CPU kernel's: the reference decodes them). */
+function q8Rows(x: Float32Array, R: number, K: number): ArrayBuffer {
+  const out = new ArrayBuffer(R * q8RowWords(K) * 4);
+  quantizeQ8Kernel({ op: "quantize_q8", K })([padded(x), out], R);
+  return out;
 }
 
 function matmulCase(rng: Rng, m: MatmulShape): ConformanceCase {
   const rowStart = m.rowStart ?? 0, rows = m.rows ?? m.N;
   const outWidth = m.epilogue === "silu_mul" ? m.N / 2 : m.N;
   // with a folded norm: x (a weighted row) and x_ssq, the squares of some row u by 4s
-  const xs = [padded(rng.normals(m.R * m.K, 3))];
+  const x = rng.normals(m.R * m.K, 3);
+  const xs = [m.xCodes ? q8Rows(x, m.R, m.K) : padded(x)];
   if (m.norm) {
     const u = rng.normals(m.R * m.K, 3), C = Math.ceil(m.K / 4);
     const ssq = new Float32Array(m.R * C); // [R, C]
@@ -61,7 +72,7 @@ function matmulCase(rng: Rng, m: MatmulShape): ConformanceCase {
     (m.scaleMagnitude ? ` scales~${m.scaleMagnitude}` : "") + (m.xq8 ? " xq8" : "") +
     (m.norm ? " norm" : "") + (m.normOut ? ` normOut(w ${m.normOut})` : "") +
     (m.xUnits ? " xUnits" : "") + (m.outUnits ? " outUnits" : "") +
-    (m.kSplit ? ` kSplit=${m.kSplit}` : "");
+    (m.kSplit ? ` kSplit=${m.kSplit}` : "") + (m.xCodes ? " xCodes" : "");
   return {
     name: `matmul ${formatLabel(m.weight)} N=${m.N} K=${m.K}${split} bias=${m.bias ?? "none"} ` +
       `epilogue=${m.epilogue} R=${m.R} maxRows=${m.maxRows}`,
@@ -81,6 +92,7 @@ function matmulCase(rng: Rng, m: MatmulShape): ConformanceCase {
       ...(m.xUnits ? { xUnits: true } : {}),
       ...(m.outUnits ? { outUnits: true } : {}),
       ...(m.kSplit ? { kSplit: m.kSplit } : {}),
+      ...(m.xCodes ? { xCodes: true } : {}),
     },
     rows: m.R,
     inputs,
@@ -245,6 +257,50 @@ function matmulCasesOf(rng: Rng): ConformanceCase[] {
     out.push(
       matmulCase(rng, { weight, N, K, R, maxRows, bias: null, epilogue: "none", kSplit, xq8 }),
     );
+  }
+  // x as quantize_q8 rows (`xCodes`): the few-rows kernel (several rows, silu_mul, K split),
+  // the tiled q8 shape (prefill rows, a bias, add, a row slice); the products of given codes
+  // need no q8 tolerance
+  const codes: [MatmulShape, number][] = [
+    [{ weight: Q4, N: 70, K: 192, R: 19, maxRows: 32, bias: null, epilogue: "silu_mul" }, 0],
+    [{ weight: Q4S32, N: 130, K: 128, R: 9, maxRows: 16, bias: null, epilogue: "none" }, 2],
+    [{ weight: Q4, N: 48, K: 128, R: 70, maxRows: 128, bias: "f16", epilogue: "add" }, 0],
+    [{
+      weight: Q4,
+      N: 40,
+      K: 64,
+      R: 37,
+      maxRows: 64,
+      bias: "f32",
+      epilogue: "none",
+      rowStart: 5,
+      rows: 13,
+    }, 0],
+  ];
+  for (const [m, kSplit] of codes) {
+    const c = matmulCase(rng, { ...m, xq8: true, xCodes: true, ...(kSplit ? { kSplit } : {}) });
+    out.push({ ...c, tol: TOL.f32 });
+  }
+  // quantize_q8: blocks whose max is 127 x 2^e and whose other elements are multiples of
+  // 2^(e-1) (so x * 127 / max is exact in f32 and float64: ties at .5 must go to even), a
+  // block of zeros, negative maxima; compared bit for bit
+  for (const [K, R] of [[64, 1], [192, 5], [128, 17]]) {
+    const x = new Float32Array(R * K);
+    for (let b = 0; b < R * K / 32; b++) {
+      const e = (b % 5) - 2, zero = b % 7 === 3;
+      for (let i = 0; i < 32; i++) {
+        x[32 * b + i] = zero ? 0 : (Math.round(rng.normals(1, 60)[0] * 2) / 2) * 2 ** e;
+        x[32 * b + i] = Math.max(-126.5 * 2 ** e, Math.min(126.5 * 2 ** e, x[32 * b + i]));
+      }
+      if (!zero) x[32 * b + (b % 32)] = (b % 2 ? -127 : 127) * 2 ** e;
+    }
+    out.push({
+      name: `quantize_q8 K=${K} R=${R}`,
+      spec: { op: "quantize_q8", K },
+      rows: R,
+      inputs: [padded(x), sentinel(R * q8RowWords(K))],
+      tol: TOL.exact,
+    });
   }
   return out;
 }

@@ -102,6 +102,7 @@ const EVERY_OP: Record<KernelOp, true> = {
   add_rms_norm: true,
   add: true,
   sum_splits: true,
+  quantize_q8: true,
   silu_mul: true,
   rope: true,
   kv_append: true,

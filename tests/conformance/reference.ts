@@ -9,6 +9,7 @@ import {
   type KernelSpec,
   kSplitLen,
   PAGE_SIZE,
+  q8RowWords,
   TOP_P_BUCKETS,
   TOP_P_SLICE,
   type WeightFormat,
@@ -98,10 +99,13 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
       // a folded RMSNorm: x arrives weighted, its row's sum of squares in chunks of 4
       // (x and x_ssq unit-major with xUnits)
       const xu = spec.xUnits;
-      let xin: ArrayLike<number> = Float64Array.from(
-        { length: R * K },
-        (_, i) => x("x", i - (i % K) + unitPos(xu, i % K, K)),
-      );
+      // (xCodes: x is quantize_q8 rows, decoded: the rounding is already in them)
+      let xin: ArrayLike<number> = spec.xCodes
+        ? q8RowsDecoded(buf.x, R, K).values
+        : Float64Array.from(
+          { length: R * K },
+          (_, i) => x("x", i - (i % K) + unitPos(xu, i % K, K)),
+        );
       if (spec.norm) {
         const nx = new Float64Array(R * K), C = Math.ceil(K / 4);
         for (let r = 0; r < R; r++) {
@@ -112,7 +116,7 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
         }
         xin = nx;
       }
-      const xs = spec.xq8 ? q8Activations(xin, R, K) : null; // [R, K]
+      const xs = spec.xq8 && !spec.xCodes ? q8Activations(xin, R, K) : null; // [R, K]
       if (spec.kSplit) {
         // partial sums of each K range: out[r, s * N + c]
         const S = spec.kSplit, L = kSplitLen(K, S);
@@ -184,6 +188,20 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
         const rms = Math.sqrt(v.reduce((s, e) => s + e * e, 0) / H + spec.eps);
         for (let h = 0; h < H; h++) {
           out.out[r * H + h] = (v[h] / rms) * dense(buf.w, spec.weightDtype, h);
+        }
+      }
+      break;
+    }
+    case "quantize_q8": {
+      // compared decoded (`q8RowsDecoded`): each element's d x code, and each block's code sum
+      const K = spec.K;
+      const xin = Float64Array.from({ length: R * K }, (_, i) => x("x", i));
+      out.out = q8Activations(xin, R, K);
+      out.out_sums = new Float64Array(R * K / 32);
+      for (let b = 0; b < R * K / 32; b++) {
+        const a = Math.max(...xin.subarray(32 * b, 32 * b + 32).map(Math.abs));
+        for (let i = 32 * b; i < 32 * b + 32; i++) {
+          out.out_sums[b] += a && Math.round(out.out[i] / (a / 127));
         }
       }
       break;
@@ -551,6 +569,28 @@ function logitsProcess(V: number, buf: Record<string, ArrayBuffer>, out: RefOutp
     }
     for (let c = 0; c < V; c++) out.out[r * V + c] = row[c];
   }
+}
+
+/** `quantize_q8` rows (u32 [R, q8RowWords(K)]) decoded: each element's d x code (values
+ * [R, K]) and each block's code sum as written (sums [R, K / 32]). */
+export function q8RowsDecoded(b: ArrayBuffer, R: number, K: number): {
+  values: Float64Array;
+  sums: Float64Array;
+} {
+  const W = q8RowWords(K);
+  const values = new Float64Array(R * K), sums = new Float64Array(R * K / 32);
+  for (let r = 0; r < R; r++) {
+    for (let u = 0; u < K / 32; u++) {
+      const d = f32(b, r * W + K / 4 + 2 * u);
+      sums[r * K / 32 + u] = f32(b, r * W + K / 4 + 2 * u + 1);
+      for (let e = 0; e < 32; e++) {
+        const word = u32(b, r * W + 8 * u + 2 * (e >> 3) + (e & 1));
+        const byte = (word >>> (8 * ((e & 7) >> 1))) & 0xff;
+        values[r * K + 32 * u + e] = (byte >= 128 ? byte - 256 : byte) * d;
+      }
+    }
+  }
+  return { values, sums };
 }
 
 /** x [R, K] as the contract's `xq8` rounds it: int8 codes per 32-element block, ties to even. */

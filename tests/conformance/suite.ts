@@ -6,7 +6,7 @@
 import { bindings } from "../../compiler/codegen/contract.ts";
 import type { Device, DeviceKernel } from "../../engine/device.ts";
 import type { ConformanceCase } from "./case.ts";
-import { reference, type RefOutputs } from "./reference.ts";
+import { q8RowsDecoded, reference, type RefOutputs } from "./reference.ts";
 
 const expected = new WeakMap<ConformanceCase, RefOutputs>();
 
@@ -78,6 +78,15 @@ export async function runCase(
     for (let i = 0; i < bs.length; i++) {
       if (bs[i].access !== "read_write") continue;
       const bytes = await device.read(bufs[i]);
+      if (c.spec.op === "quantize_q8") {
+        // int8 codes and f32 scales in one buffer: compared decoded, values and code sums
+        const got = q8RowsDecoded(bytes, c.rows, c.spec.K);
+        for (const [name, a] of [["out", got.values], ["out_sums", got.sums]] as const) {
+          const f = compareBinding(name, Float32Array.from(a), ref[name], c.tol);
+          if (f) failures.push(f);
+        }
+        continue;
+      }
       const want = ref[bs[i].name];
       const got = want instanceof Uint32Array ? new Uint32Array(bytes) : new Float32Array(bytes);
       const f = compareBinding(bs[i].name, got, want, c.tol);

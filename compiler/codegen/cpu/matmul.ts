@@ -11,7 +11,9 @@ import {
   type KernelSpec,
   kSplitError,
   kSplitLen,
+  q8CodesError,
   q8Eligible,
+  q8RowWords,
   unitLayoutError,
 } from "../contract.ts";
 import { denseReader, denseVector } from "./half.ts";
@@ -39,7 +41,7 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
       `matmul silu_mul needs rowStart = 0 and rows = N = 2I (got rowStart ${rowStart}, rows ${rows}, N ${N})`,
     );
   }
-  const units = unitLayoutError(spec) ?? kSplitError(spec);
+  const units = unitLayoutError(spec) ?? kSplitError(spec) ?? q8CodesError(spec);
   if (units) throw new RangeError(units);
   if (spec.kSplit) return kSplitKernel(spec, spec.kSplit);
   const silu = epilogue === "silu_mul";
@@ -80,7 +82,8 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
   const run = (bufs: ArrayBuffer[], R: number) => {
     // bindings: x, [x_ssq], weight, [bias], [residual], [norm_w], out, [out_w, out_ssq]
     let b = 0;
-    let x: Float32Array = new Float32Array(bufs[b++]); // [R, K]
+    // [R, K] (xCodes: decoded from the quantize_q8 rows, already rounded)
+    let x: Float32Array = spec.xCodes ? q8Decode(bufs[b++], R, K) : new Float32Array(bufs[b++]);
     if (xRows) x = xRows.from(x, R);
     if (spec.norm) {
       const ssq = new Float32Array(bufs[b++]);
@@ -90,7 +93,7 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
     const bias = spec.bias ? denseReader(bufs[b++], spec.bias) : null; // [N]
     const res = epilogue === "add" ? new Float32Array(bufs[b++]) : null; // [R, N]
     if (spec.normOut) b++; // norm_w: see the wrapper below
-    if (spec.xq8) x = q8Rows(x, R, K);
+    if (spec.xq8 && !spec.xCodes) x = q8Rows(x, R, K);
     const out = new Float32Array(bufs[b]); // [R, N] or [R, I]
 
     if (R <= FUSED_MAX_ROWS) { // decode shape: fused decode-and-dot, nothing materialised
@@ -210,23 +213,84 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
   };
 }
 
+/** The int8 codes of x[k0 .. k1) (the contract's `xq8`: c = round(x * 127 / a), ties to even,
+ * a = max |x|; all zero when a = 0) into `codes`, and a. */
+function q8Block(x: Float32Array, k0: number, k1: number, codes: Int32Array): number {
+  let a = 0;
+  for (let k = k0; k < k1; k++) a = Math.max(a, Math.abs(x[k]));
+  for (let k = k0; k < k1; k++) {
+    if (a === 0) {
+      codes[k - k0] = 0;
+      continue;
+    }
+    const v = (x[k] * 127) / a, f = Math.floor(v);
+    codes[k - k0] = v - f > 0.5 || (v - f === 0.5 && f % 2 !== 0) ? f + 1 : f; // ties to even
+  }
+  return a;
+}
+
 /** Rows of x rounded through int8 codes per 32-element block (the contract's `xq8`). */
 function q8Rows(x: Float32Array, R: number, K: number): Float32Array {
   const out = new Float32Array(R * K); // [R, K]
+  const codes = new Int32Array(32);
   for (let r = 0; r < R; r++) {
     for (let k0 = r * K; k0 < (r + 1) * K; k0 += 32) {
       const k1 = Math.min((r + 1) * K, k0 + 32);
-      let a = 0;
-      for (let k = k0; k < k1; k++) a = Math.max(a, Math.abs(x[k]));
-      if (a === 0) continue;
-      for (let k = k0; k < k1; k++) {
-        const v = (x[k] * 127) / a, f = Math.floor(v);
-        const c = v - f > 0.5 || (v - f === 0.5 && f % 2 !== 0) ? f + 1 : f; // ties to even
-        out[k] = (c * a) / 127;
-      }
+      const a = q8Block(x, k0, k1, codes);
+      for (let k = k0; k < k1; k++) out[k] = (codes[k - k0] * a) / 127;
     }
   }
   return out;
+}
+
+/** Element e (0-31) of a block: its word (0-7) and byte in the `quantize_q8` layout. */
+const q8Slot = (e: number) => ({ word: 2 * (e >> 3) + (e & 1), byte: (e & 7) >> 1 });
+
+/** The CPU kernel of a `quantize_q8` spec. Bindings: x f32[R, K], out u32[R, q8RowWords(K)]. */
+export function quantizeQ8Kernel(spec: Extract<KernelSpec, { op: "quantize_q8" }>): CpuKernel {
+  const err = q8CodesError(spec);
+  if (err) throw new RangeError(err);
+  const { K } = spec;
+  const W = q8RowWords(K);
+  const codes = new Int32Array(32);
+  return (bufs, R) => {
+    const x = new Float32Array(bufs[0]); // [R, K]
+    const out = new Uint32Array(bufs[1]); // [R, W]
+    const meta = new Float32Array(bufs[1]); // the same words, as f32
+    for (let r = 0; r < R; r++) {
+      for (let u = 0; u < K / 32; u++) {
+        const a = q8Block(x, r * K + 32 * u, r * K + 32 * u + 32, codes);
+        const words = new Uint32Array(8);
+        let sum = 0;
+        for (let e = 0; e < 32; e++) {
+          const { word, byte } = q8Slot(e);
+          words[word] |= (codes[e] & 0xff) << (8 * byte);
+          sum += codes[e];
+        }
+        out.set(words, r * W + 8 * u);
+        meta[r * W + K / 4 + 2 * u] = a / 127;
+        meta[r * W + K / 4 + 2 * u + 1] = sum;
+      }
+    }
+  };
+}
+
+/** x [R, K] from `quantize_q8` rows: element 32u + e is d_u times its code. */
+function q8Decode(buf: ArrayBuffer, R: number, K: number): Float32Array {
+  const W = q8RowWords(K);
+  const words = new Uint32Array(buf), meta = new Float32Array(buf);
+  const x = new Float32Array(R * K);
+  for (let r = 0; r < R; r++) {
+    for (let u = 0; u < K / 32; u++) {
+      const d = meta[r * W + K / 4 + 2 * u];
+      for (let e = 0; e < 32; e++) {
+        const { word, byte } = q8Slot(e);
+        const c = (words[r * W + 8 * u + word] << (24 - 8 * byte)) >> 24; // sign-extended byte
+        x[r * K + 32 * u + e] = c * d;
+      }
+    }
+  }
+  return x;
 }
 
 /** A folded RMSNorm's rows: x[r] * inv_r, inv_r = 1 / sqrt(sum of the row's x_ssq / K + eps). */
@@ -256,8 +320,8 @@ function kSplitKernel(spec: MatmulSpec, S: number): CpuKernel {
   const dec = weightRows(spec.weight, K);
   const row = new Float32Array(dec.stride);
   return (bufs, R) => {
-    let x: Float32Array = new Float32Array(bufs[0]); // [R, K]
-    if (spec.xq8) x = q8Rows(x, R, K);
+    let x: Float32Array = spec.xCodes ? q8Decode(bufs[0], R, K) : new Float32Array(bufs[0]);
+    if (spec.xq8 && !spec.xCodes) x = q8Rows(x, R, K); // [R, K]
     const decode = dec.bind(bufs.slice(1, 1 + dec.buffers));
     const out = new Float32Array(bufs[1 + dec.buffers]); // [R, S * N]
     for (let c = 0; c < N; c++) {

@@ -19,7 +19,7 @@ import { attentionDecodeKernel, attentionMergeKernel } from "./attention_decode.
 import { dequantizeKernel } from "./dequantize.ts";
 import { addKernel, siluMulKernel, sumSplitsKernel } from "./elementwise.ts";
 import { embedKernel } from "./embed.ts";
-import { matmulKernel } from "./matmul.ts";
+import { matmulKernel, quantizeQ8Kernel } from "./matmul.ts";
 import { addRmsNormKernel, rmsNormKernel } from "./norm.ts";
 import { kvAppendKernel, ropeKernel, ropeKvAppendKernel } from "./rope.ts";
 import { logitsProcessKernel } from "./logits_process.ts";
@@ -48,6 +48,8 @@ export function cpuKernel(spec: KernelSpec): CpuKernel {
       return addKernel(spec);
     case "sum_splits":
       return sumSplitsKernel(spec);
+    case "quantize_q8":
+      return quantizeQ8Kernel(spec);
     case "silu_mul":
       return siluMulKernel(spec);
     case "rope":

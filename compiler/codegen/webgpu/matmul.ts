@@ -33,6 +33,10 @@ export function matmulKernel(spec: MatmulSpec, target: TargetInfo): WgslKernel {
   }
   // only the few-rows shape splits K (it refuses weights it cannot read)
   if (spec.kSplit) return matmulRows(spec, target);
+  if (spec.xCodes) {
+    // x as quantize_q8 rows: the few-rows kernel or the q8 tiles read them
+    return spec.maxRows > GEMV_MAX_ROWS ? matmulTiledQ8(spec, target) : matmulRows(spec, target);
+  }
   if (spec.xq8) {
     if (tiledQ8Takes(spec)) return matmulTiledQ8(spec, target);
     return !spec.norm && !spec.normOut && !spec.xUnits && rowsShapeWins(spec)

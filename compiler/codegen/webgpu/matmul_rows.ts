@@ -26,6 +26,8 @@ import {
   kSplitError,
   kSplitLen,
   PACKED_DOT,
+  q8CodesError,
+  q8RowWords,
   type TargetInfo,
   type WeightFormat,
   type WgslKernel,
@@ -163,7 +165,11 @@ export function matmulRows(
   if (Q8 && !hasPackedDot(target)) {
     throw new RangeError(`matmulRows: xq8 needs ${PACKED_DOT}`);
   }
-  const q8Bytes = Q8 ? 40 * S * RB : 0; // xq (32 bytes) and xm (8) a (unit, row)
+  // xCodes: x arrives as quantize_q8 rows, each warp reads its unit's codes itself
+  const CODES = !!spec.xCodes;
+  const codesErr = q8CodesError(spec);
+  if (codesErr) throw new RangeError(codesErr);
+  const q8Bytes = Q8 && !CODES ? 40 * S * RB : 0; // xq (32 bytes) and xm (8) a (unit, row)
   const P = reductionPass("matmulRows", A, NW, T, budget - q8Bytes);
   checkTarget(spec, target, {
     workgroupSize: T,
@@ -215,9 +221,13 @@ export function matmulRows(
     }
     for (let r = 0; r < nrows; r++) {
       out.push(
-        `let c0_${r} = xq[${2 * r}u + qs]; let c1_${r} = xq[${
-          2 * r + 1
-        }u + qs]; let xm${r} = xm[${r}u + ms];`,
+        CODES
+          ? `let c0_${r} = x[xr${r} + 2u * u]; let c1_${r} = x[xr${r} + 2u * u + 1u]; let xv${r} = x[xr${r} + ${
+            K / 16
+          }u + u / 2u]; let xm${r} = bitcast<vec2<f32>>(select(xv${r}.zw, xv${r}.xy, (u & 1u) == 0u));`
+          : `let c0_${r} = xq[${2 * r}u + qs]; let c1_${r} = xq[${
+            2 * r + 1
+          }u + qs]; let xm${r} = xm[${r}u + ms];`,
       );
       for (let m = 0; m < WR; m++) {
         const terms = [0, 1, 2, 3].flatMap((j) => {
@@ -294,8 +304,14 @@ export function matmulRows(
         xm[slot] = vec2<f32>(a * ${lit(1 / 127)}, f32(ks.x + ks.y + ks.z + ks.w));
       }
     }`;
+  // xCodes: each warp reads its unit's codes of every row (one load for the warp's lanes)
+  const loopCodes = (nrows: number) =>
+    `for (var u = u0 + s; u < u1; u += ${S}u) {
+    ${loads("c", "u", "let")}
+    ${arith("c", nrows)}
+  }`;
   const loop8 = (nrows: number) =>
-    `for (var ub = u0; ub < u1; ub += ${S}u) {
+    CODES ? loopCodes(nrows) : `for (var ub = u0; ub < u1; ub += ${S}u) {
     // this warp's weights first (a unit past the range reloads the last): their loads
     // overlap the quantisation
     let u = min(ub + s, u1 - 1u);
@@ -375,13 +391,13 @@ export function matmulRows(
   }`,
     );
   }
-  const types = { ...plan.types, ...unit.types, x: "array<vec4<f32>>" };
+  const types = { ...plan.types, ...unit.types, x: `array<vec4<${CODES ? "u32" : "f32"}>>` };
   const code = `${declareBindings(spec, types)}
 ${unit.helpers}
 ${plan.prelude}
 var<workgroup> red: array<f32, ${P * T}>; // [P, T]
 ${
-    Q8
+    Q8 && !CODES
       ? `var<workgroup> xq: array<vec4<u32>, ${2 * S * RB}>; // [S units, RB rows, 2] int8 codes
 var<workgroup> xm: array<vec2<f32>, ${S * RB}>; // [S, RB] (d, sum of the codes)`
       : ""
@@ -407,7 +423,11 @@ ${entry(T, totalGroups(RB, blocks * KS))}
   let s = lid / ${LANES}u;
   let col0 = blk * ${COLS}u + (lid % ${LANES}u) * ${C}u;
   // rows and columns past the end are clamped (read valid data) and never stored
-  ${range(RB).map((r) => `let xr${r} = min(r0 + ${r}u, R.x - 1u) * ${K / 4}u;`).join("\n  ")}
+  ${
+    range(RB).map((r) =>
+      `let xr${r} = min(r0 + ${r}u, R.x - 1u) * ${CODES ? q8RowWords(K) / 4 : K / 4}u;`
+    ).join("\n  ")
+  }
   ${
     range(WR).map((m) =>
       `let ${wrow(m)} = ${m % NW ? `${OUT}u + ` : ""}min(col0 + ${Math.floor(m / NW)}u, ${

@@ -15,12 +15,15 @@ import {
   groupLayout,
   hasPackedDot,
   PACKED_DOT,
+  q8CodesError,
+  q8RowWords,
   type TargetInfo,
   type WgslKernel,
 } from "../contract.ts";
 import { checkTarget, declareBindings, entry, lit, range, totalGroups } from "./common.ts";
 import { matmulPlan, type MatmulSpec } from "./matmul_epilogue.ts";
 import { weightUnit } from "./matmul_gemv_unit.ts";
+import { quantiseBlock } from "./quantize_q8.ts";
 import { thinLastWave, threadGrid, tiledWeightRows, tileStores } from "./matmul_tiled.ts";
 
 /** Tile sizes of the q8 tiled matmul. */
@@ -64,28 +67,6 @@ export function tiledQ8SharedBytes(t: TiledQ8Tuning): number {
 
 const LANES = ["x", "y", "z", "w"];
 
-/**
- * WGSL statements quantising 8 vec4<f32> of one 32-element block (`v(i)`, elements 4i..4i+3)
- * to int8: `${p}a` (max |x|), `${p}lo{w}` and `${p}hi{w}` (w < 4: the codes of elements
- * 8w, 8w+2, 8w+4, 8w+6 and of 8w+1, ..., 8w+7, the order of a 4-bit word's even and odd
- * nibbles).
- */
-export function quantiseBlock(v: (i: number) => string, p: string): string {
-  const out = [
-    `let ${p}mv = max(max(max(abs(${v(0)}), abs(${v(1)})), max(abs(${v(2)}), abs(${
-      v(3)
-    }))), max(max(abs(${v(4)}), abs(${v(5)})), max(abs(${v(6)}), abs(${v(7)}))));`,
-    `let ${p}a = max(max(${p}mv.x, ${p}mv.y), max(${p}mv.z, ${p}mv.w));`,
-    `let ${p}inv = select(0.0, 127.0 / ${p}a, ${p}a > 0.0);`,
-    ...range(8).map((i) => `let ${p}k${i} = vec4<i32>(round(${v(i)} * ${p}inv));`),
-    ...range(4).map((w) => {
-      const a = `${p}k${2 * w}`, b = `${p}k${2 * w + 1}`;
-      return `let ${p}lo${w} = pack4xI8(vec4<i32>(${a}.x, ${a}.z, ${b}.x, ${b}.z)); let ${p}hi${w} = pack4xI8(vec4<i32>(${a}.y, ${a}.w, ${b}.y, ${b}.w));`;
-    }),
-  ];
-  return out.join("\n      ");
-}
-
 /** WGSL for a tiled `matmul` with `xq8` (4-bit group weights in blocks of 32, K % 4 == 0). */
 export function matmulTiledQ8(
   spec: MatmulSpec,
@@ -102,6 +83,8 @@ export function matmulTiledQ8(
     throw new RangeError("matmulTiledQ8: norm, normOut, unit-major rows and kSplit are not its");
   }
   if (spec.K % 4 !== 0) throw new RangeError(`matmulTiledQ8: K ${spec.K} is not a multiple of 4`);
+  const codesErr = q8CodesError(spec);
+  if (codesErr) throw new RangeError(codesErr);
   if (!hasPackedDot(target)) throw new RangeError(`matmulTiledQ8: needs ${PACKED_DOT}`);
   const { rows: BM, wrows: WS, tm: TM, tn: TN, blocks: G } = tune;
   const TY = BM / TM, TX = WS / TN, T = TY * TX;
@@ -140,10 +123,16 @@ export function matmulTiledQ8(
       : hasX(v)
       ? x
       : w;
+  // xCodes: x arrives as quantize_q8 rows (W4 vec4s a row): 2 vec4s of codes and the vec4
+  // holding the block's (d, code sum) pair a unit, in place of its 8 vec4s of floats
+  const CODES = !!spec.xCodes;
+  const W4 = q8RowWords(K) / 4;
+  const xRegs = (v: number) =>
+    CODES
+      ? `var pc${v}_0 = vec4<u32>(); var pc${v}_1 = vec4<u32>(); var pm${v} = vec4<u32>();`
+      : range(8).map((i) => `var px${v}_${i} = vec4<f32>();`).join(" ");
   const decls = range(V).map((v) =>
-    `${hasX(v) ? range(8).map((i) => `var px${v}_${i} = vec4<f32>();`).join(" ") : ""} ${
-      hasW(v) ? `var pq${v} = vec4<u32>(); var ps${v} = 0.0;` : ""
-    }`
+    `${hasX(v) ? xRegs(v) : ""} ${hasW(v) ? `var pq${v} = vec4<u32>(); var ps${v} = 0.0;` : ""}`
   ).join("\n  ");
   // `kb` the slice's first block (WGSL u32)
   const load = (kb: string) =>
@@ -152,10 +141,14 @@ export function matmulTiledQ8(
       const xrow = `(r0 + ${s} % ${BM}u)`, xblk = `(${kb} + ${s} / ${BM}u)`;
       const t = `(${s} - ${XU}u)`;
       const n = `(${t} % ${WS}u)`, wblk = `(${kb} + ${t} / ${WS}u)`;
-      const xload = range(8).map((i) => {
-        const k4 = `${xblk} * 8u + ${i}u`;
-        return `px${v}_${i} = vec4<f32>(); if (${xrow} < R.x && ${k4} < ${maxK}u) { px${v}_${i} = x[${xrow} * ${maxK}u + ${k4}]; }`;
-      }).join(" ");
+      const xload = CODES
+        ? `pc${v}_0 = vec4<u32>(); pc${v}_1 = vec4<u32>(); pm${v} = vec4<u32>(); if (${xrow} < R.x && ${xblk} < ${KB}u) { pc${v}_0 = x[${xrow} * ${W4}u + ${xblk} * 2u]; pc${v}_1 = x[${xrow} * ${W4}u + ${xblk} * 2u + 1u]; pm${v} = x[${xrow} * ${W4}u + ${
+          K / 16
+        }u + ${xblk} / 2u]; }`
+        : range(8).map((i) => {
+          const k4 = `${xblk} * 8u + ${i}u`;
+          return `px${v}_${i} = vec4<f32>(); if (${xrow} < R.x && ${k4} < ${maxK}u) { px${v}_${i} = x[${xrow} * ${maxK}u + ${k4}]; }`;
+        }).join(" ");
       const wload = `pq${v} = vec4<u32>(); ps${v} = 0.0; if (${
         rowsOf.valid(n)
       } && ${wblk} < ${KB}u) { ${unit.prep(wblk, v)} ${
@@ -164,23 +157,32 @@ export function matmulTiledQ8(
       const body = either(v, xload, wload);
       return (v + 1) * T > TU ? `if (${s} < ${TU}u) { ${body} }` : body;
     }).join("\n    ");
-  // into buffer `b` (WGSL): x codes, d and offset term; weight nibbles and scales
-  const store = (b: string) =>
+  // into buffer `b` (WGSL): x codes and d, weight nibbles and scales of the slice at `kb`
+  const store = (b: string, kb: string) =>
     range(V).map((v) => {
       const s = `(lid + ${v * T}u)`;
       const xr = `(${s} % ${BM}u)`, xbl = `(${s} / ${BM}u)`;
       const t = `(${s} - ${XU}u)`;
       const n = `(${t} % ${WS}u)`, wbl = `(${t} / ${WS}u)`;
-      const xstore = `${quantiseBlock((i) => `px${v}_${i}`, `q${v}_`)}
+      const xstore = CODES
+        ? `${
+          range(8).map((j) =>
+            `xq[${b}][${xbl} * 8u + ${j}u][${xr} / 4u][${xr} % 4u] = pc${v}_${j >> 2}.${
+              LANES[j & 3]
+            };`
+          ).join(" ")
+        }
+      xd[${b}][${xbl}][${xr} / 4u][${xr} % 4u] = bitcast<f32>(select(pm${v}.z, pm${v}.x, ((${kb} + ${xbl}) & 1u) == 0u));`
+        : `${quantiseBlock((i) => `px${v}_${i}`, `q${v}_`)}
       ${
-        range(4).map((wd) =>
-          `xq[${b}][${xbl} * 8u + ${
-            2 * wd
-          }u][${xr} / 4u][${xr} % 4u] = q${v}_lo${wd}; xq[${b}][${xbl} * 8u + ${
-            2 * wd + 1
-          }u][${xr} / 4u][${xr} % 4u] = q${v}_hi${wd};`
-        ).join("\n      ")
-      }
+          range(4).map((wd) =>
+            `xq[${b}][${xbl} * 8u + ${
+              2 * wd
+            }u][${xr} / 4u][${xr} % 4u] = q${v}_lo${wd}; xq[${b}][${xbl} * 8u + ${
+              2 * wd + 1
+            }u][${xr} / 4u][${xr} % 4u] = q${v}_hi${wd};`
+          ).join("\n      ")
+        }
       xd[${b}][${xbl}][${xr} / 4u][${xr} % 4u] = q${v}_a * ${lit(1 / 127)};
 `;
       const wstore = `${
@@ -248,16 +250,16 @@ export function matmulTiledQ8(
   const next = `k0 + ${G}u < ${KB}u`;
   const refill = tune.double
     ? `if (${next}) {
-    ${store("1u - b")}
+    ${store("1u - b", `(k0 + ${G}u)`)}
     }
     workgroupBarrier();
     b = 1u - b;`
     : `workgroupBarrier();
     if (${next}) {
-    ${store("0u")}
+    ${store("0u", `(k0 + ${G}u)`)}
     }
     workgroupBarrier();`;
-  const types = { ...plan.types, x: "array<vec4<f32>>", ...unit.types };
+  const types = { ...plan.types, x: `array<vec4<${CODES ? "u32" : "f32"}>>`, ...unit.types };
   const arr = (t: string, inner: number, n: number) =>
     `array<array<array<${t}, ${n / 4}>, ${inner}>, ${NB}>`;
   const code = `${declareBindings(spec, types)}
@@ -280,7 +282,7 @@ ${entry(T, totalGroups(BM, colBlocks))}
   ${decls}
   {
     ${load("0u")}
-    ${store("0u")}
+    ${store("0u", "0u")}
   }
   workgroupBarrier();
   var b = 0u;

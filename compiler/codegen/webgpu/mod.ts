@@ -14,6 +14,7 @@ import { dequantizeKernel } from "./dequantize.ts";
 import { elementwiseKernel } from "./elementwise.ts";
 import { embedKernel } from "./embed.ts";
 import { matmulKernel } from "./matmul.ts";
+import { quantizeQ8Kernel } from "./quantize_q8.ts";
 import { normKernel } from "./norm.ts";
 import { ropeKernel } from "./rope.ts";
 import { samplingKernel } from "./sampling.ts";
@@ -31,6 +32,8 @@ export function wgslKernel(spec: KernelSpec, target: TargetInfo): WgslKernel {
     case "rms_norm":
     case "add_rms_norm":
       return normKernel(spec, target);
+    case "quantize_q8":
+      return quantizeQ8Kernel(spec, target);
     case "add":
     case "sum_splits":
     case "silu_mul":

@@ -1,0 +1,71 @@
+/**
+ * `quantize_q8`: x rounded through int8 codes per 32-element block, written once for the
+ * matmuls that read it (`xCodes`). One thread a (row, block): 8 vec4 loads, the block's max,
+ * its codes packed in the even/odd-nibble order of a 4-bit weight word, then 4 vec2 stores of
+ * codes and one of (d, code sum).
+ * @module
+ */
+import {
+  type KernelSpec,
+  q8CodesError,
+  q8RowWords,
+  type TargetInfo,
+  type WgslKernel,
+} from "../contract.ts";
+import { checkTarget, declareBindings, entry, range, totalGroups } from "./common.ts";
+
+/**
+ * WGSL statements quantising 8 vec4<f32> of one 32-element block (`v(i)`, elements 4i..4i+3)
+ * to int8: `${p}a` (max |x|), `${p}lo{w}` and `${p}hi{w}` (w < 4: the codes of elements
+ * 8w, 8w+2, 8w+4, 8w+6 and of 8w+1, ..., 8w+7, the order of a 4-bit word's even and odd
+ * nibbles).
+ */
+export function quantiseBlock(v: (i: number) => string, p: string): string {
+  const out = [
+    `let ${p}mv = max(max(max(abs(${v(0)}), abs(${v(1)})), max(abs(${v(2)}), abs(${
+      v(3)
+    }))), max(max(abs(${v(4)}), abs(${v(5)})), max(abs(${v(6)}), abs(${v(7)}))));`,
+    `let ${p}a = max(max(${p}mv.x, ${p}mv.y), max(${p}mv.z, ${p}mv.w));`,
+    `let ${p}inv = select(0.0, 127.0 / ${p}a, ${p}a > 0.0);`,
+    ...range(8).map((i) => `let ${p}k${i} = vec4<i32>(round(${v(i)} * ${p}inv));`),
+    ...range(4).map((w) => {
+      const a = `${p}k${2 * w}`, b = `${p}k${2 * w + 1}`;
+      return `let ${p}lo${w} = pack4xI8(vec4<i32>(${a}.x, ${a}.z, ${b}.x, ${b}.z)); let ${p}hi${w} = pack4xI8(vec4<i32>(${a}.y, ${a}.w, ${b}.y, ${b}.w));`;
+    }),
+  ];
+  return out.join("\n      ");
+}
+
+/** Threads a workgroup (blocks of a row). */
+const THREADS = 64;
+
+/** WGSL for `quantize_q8`. */
+export function quantizeQ8Kernel(
+  spec: Extract<KernelSpec, { op: "quantize_q8" }>,
+  target: TargetInfo,
+): WgslKernel {
+  const err = q8CodesError(spec);
+  if (err) throw new RangeError(err);
+  const K = spec.K, KB = K / 32, W = q8RowWords(K);
+  const T = Math.min(THREADS, KB);
+  const groups = Math.ceil(KB / T);
+  checkTarget(spec, target, { workgroupSize: T, sharedBytes: 0 });
+  const code = `${declareBindings(spec, { x: "array<vec4<f32>>", out: "array<vec2<u32>>" })}
+
+${entry(T, totalGroups(1, groups))}
+  let r = wg / ${groups}u;
+  let u = (wg % ${groups}u) * ${T}u + lid;
+  if (u >= ${KB}u) { return; }
+  let xb = r * ${K / 4}u + u * 8u;
+  ${range(8).map((i) => `let v${i} = x[xb + ${i}u];`).join(" ")}
+  ${quantiseBlock((i) => `v${i}`, "q")}
+  let ks = ${range(8).map((i) => `qk${i}`).join(" + ")};
+  let ob = r * ${W / 2}u;
+  ${range(4).map((w) => `out[ob + u * 4u + ${w}u] = vec2<u32>(qlo${w}, qhi${w});`).join(" ")}
+  out[ob + ${
+    K / 8
+  }u + u] = bitcast<vec2<u32>>(vec2<f32>(qa / 127.0, f32(ks.x + ks.y + ks.z + ks.w)));
+}
+`;
+  return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: groups };
+}
