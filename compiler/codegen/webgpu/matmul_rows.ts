@@ -304,14 +304,8 @@ export function matmulRows(
         xm[slot] = vec2<f32>(a * ${lit(1 / 127)}, f32(ks.x + ks.y + ks.z + ks.w));
       }
     }`;
-  // xCodes: each warp reads its unit's codes of every row (one load for the warp's lanes)
-  const loopCodes = (nrows: number) =>
-    `for (var u = u0 + s; u < u1; u += ${S}u) {
-    ${loads("c", "u", "let")}
-    ${arith("c", nrows)}
-  }`;
   const loop8 = (nrows: number) =>
-    CODES ? loopCodes(nrows) : `for (var ub = u0; ub < u1; ub += ${S}u) {
+    `for (var ub = u0; ub < u1; ub += ${S}u) {
     // this warp's weights first (a unit past the range reloads the last): their loads
     // overlap the quantisation
     let u = min(ub + s, u1 - 1u);
@@ -325,8 +319,9 @@ export function matmulRows(
       ${arith("c", nrows)}
     }
   }`;
+  // (xCodes: the f32 loops, each warp reading its unit's codes of every row in `arith8`)
   const loop = (nrows: number) =>
-    Q8
+    Q8 && !CODES
       ? loop8(nrows)
       : tune.prefetch
       ? `${range(WR).map((m) => `var n${m}_q = vec4<u32>(); var n${m}_s = 0.0;`).join(" ")}
