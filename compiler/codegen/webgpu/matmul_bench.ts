@@ -6,7 +6,8 @@
  * each GEMV tuning, `--prefill` times only the prefill shapes (Llama-3-8B's at 512 rows),
  * `--tiles` also times each tiled tuning, `--prefill --x8` the tiled shape on q8 activations, `--batch16` the batched-decode shapes of the 8B and
  * 1B at the given rows: the GEMV against the few-rows shape's tunings; `--splitk` the same work
- * laid out as a K split; `--x8` the few-rows shape on f32 and on q8 activations).
+ * laid out as a K split; `--x8` the few-rows shape's tunings on q8 activations, quantised in the kernel or given as
+ * quantize_q8 rows).
  * Times are GPU time per dispatch from submit-and-wait rounds (see `timeIt`).
  * @module
  */
@@ -17,7 +18,7 @@ import { timeIt as timeWith } from "./bench_timing.ts";
 import { weightBindingBytes } from "./common.ts";
 import { gemvDefaults, type GemvTuning, matmulGemv } from "./matmul_gemv.ts";
 import * as tiled from "./matmul_tiled.ts";
-import { matmulRows, rowsDefaults, type RowsTuning } from "./matmul_rows.ts";
+import { matmulRows, rowsDefaults, rowsSplitK, type RowsTuning } from "./matmul_rows.ts";
 import { matmulTiledQ8, tiledQ8SharedBytes, type TiledQ8Tuning } from "./matmul_tiled_q8.ts";
 
 const quick = Deno.args.includes("--quick");
@@ -97,7 +98,7 @@ async function bench(
     ];
   const outW = spec.epilogue === "silu_mul" ? spec.N / 2 : spec.N;
   const x = d.createBuffer(R * spec.K * 4, "x");
-  const out = d.createBuffer(R * outW * 4, "out");
+  const out = d.createBuffer(R * outW * (spec.kSplit ?? 1) * 4, "out");
   const res = spec.epilogue === "add" ? [d.createBuffer(R * spec.N * 4, "res")] : [];
   const bufs = [x, ...wBufs, ...res, out];
   const s = await timeIt(() => d.dispatch(k, bufs, R), () => d.read(out, 4));
@@ -208,12 +209,23 @@ if (Deno.args.includes("--batch16")) {
         ["q4 128256x2048 (1B lm_head)", mm(q4, 128256, 2048, 32)],
       ] as const
   ) {
-    const def = rowsDefaults(spec);
+    // (with the K split that split_k gives it)
+    const ks = rowsSplitK(spec);
+    const q8: Extract<KernelSpec, { op: "matmul" }> = ks > 1
+      ? { ...spec, xq8: true, epilogue: "none", kSplit: ks }
+      : { ...spec, xq8: true };
+    const def = rowsDefaults(Deno.args.includes("--x8") ? q8 : spec);
     // "gemv": the GEMV shape's own defaults (what matmulKernel picked before matmulRows)
     const variants: (RowsTuning | "gemv")[] = splitK
       ? [def, { ...def, rowsPerGroup: 16 }]
       : Deno.args.includes("--x8")
-      ? [def]
+      ? [
+        def,
+        { ...def, rowsPerGroup: def.rowsPerGroup === 8 ? 16 : 8 },
+        { ...def, warps: 16 },
+        { ...def, colsPerLane: Math.max(1, def.colsPerLane / 2) },
+        { ...def, prefetch: false },
+      ]
       : [
         "gemv",
         def,
@@ -223,13 +235,14 @@ if (Deno.args.includes("--batch16")) {
         { ...def, skipRows: false },
       ];
     const seen = new Set<string>();
-    // --x8: the shape's defaults on f32 x and on q8 activations (`xq8`)
+    // --x8: the shape's tunings on q8 activations (`xq8`), quantised in the kernel and given
+    // as quantize_q8 rows (`xCodes`)
     const specs: Extract<KernelSpec, { op: "matmul" }>[] = Deno.args.includes("--x8")
-      ? [spec, { ...spec, xq8: true }]
+      ? [q8, { ...q8, xCodes: true }]
       : [spec];
     for (const R of Rs) {
       for (const [tune, sp] of variants.flatMap((v) => specs.map((sp) => [v, sp] as const))) {
-        const key = `${JSON.stringify(tune)}${sp.xq8 ? " xq8" : ""}`;
+        const key = `${JSON.stringify(tune)}${sp.xq8 ? " xq8" : ""}${sp.xCodes ? " codes" : ""}`;
         if (seen.has(`${R} ${key}`)) continue;
         seen.add(`${R} ${key}`);
         const t = tune === "gemv" ? undefined : tune;
@@ -239,11 +252,11 @@ if (Deno.args.includes("--batch16")) {
         });
         if (!r) continue;
         console.log(
-          `batch16 ${name} R=${R}${sp.xq8 ? " xq8" : ""} ${
-            t ? JSON.stringify(t) : "GEMV default"
-          }: ${(r.s * 1e6).toFixed(1)} us, ${(r.flops / r.s / 1e12).toFixed(1)} TFLOP/s, ${
-            (r.bytes / r.s / 1e9).toFixed(0)
-          } GB/s`,
+          `batch16 ${name} R=${R}${sp.xq8 ? " xq8" : ""}${sp.xCodes ? " codes" : ""}${
+            sp.kSplit ? ` kSplit ${sp.kSplit}` : ""
+          } ${t ? JSON.stringify(t) : "GEMV default"}: ${(r.s * 1e6).toFixed(1)} us, ${
+            (r.flops / r.s / 1e12).toFixed(1)
+          } TFLOP/s, ${(r.bytes / r.s / 1e9).toFixed(0)} GB/s`,
         );
       }
     }

@@ -74,13 +74,16 @@ export function rowsShapeFits(w: WeightFormat, K: number): boolean {
 }
 
 /** Default tuning: 4 weight rows a lane, 8 warps, loops for 8 and 4 rows (16, 8 and 4 for
- * silu_mul). Measured on the H100 at 4, 8 and 16 rows (`matmul_bench.ts --batch16`):
- * 16-row blocks of 4 weight rows a lane were erratic without silu_mul (some shapes 1.5-3x
- * slower, some timings unusable), and 8-row blocks lost only ~10% at 16 rows. */
+ * silu_mul, and for every shape with x given as quantize_q8 rows). Measured on the H100 at 4,
+ * 8 and 16 rows (`matmul_bench.ts --batch16`): 16-row blocks of 4 weight rows a lane were
+ * erratic without silu_mul on f32 x (some shapes 1.5-3x slower, some timings unusable), and
+ * 8-row blocks lost only ~10% at 16 rows. On `xCodes` (no workgroup quantisation) 16-row
+ * blocks win at 16 rows (`--batch16 --x8`): 8B down (K split 4) 57 → 42 µs, qkv 31 → 29,
+ * o_proj 20 → 18, lm_head 508 → 371; 1B lm_head 273 → 197, o_proj 10.2 → 11.6 (the one loss). */
 export function rowsDefaults(spec: MatmulSpec): RowsTuning {
   const plan = matmulPlan(spec);
   const NW = plan.weightRowsPerOut;
-  const RB = NW === 2 && spec.maxRows >= 16 ? 16 : 8;
+  const RB = (NW === 2 || spec.xCodes) && spec.maxRows >= 16 ? 16 : 8;
   return { rowsPerGroup: RB, colsPerLane: 4 / NW, warps: 8, prefetch: true, skipRows: true };
 }
 
