@@ -77,14 +77,18 @@ export function rowsShapeFits(w: WeightFormat, K: number): boolean {
  * silu_mul, and for every shape with x given as quantize_q8 rows). Measured on the H100 at 4,
  * 8 and 16 rows (`matmul_bench.ts --batch16`): 16-row blocks of 4 weight rows a lane were
  * erratic without silu_mul on f32 x (some shapes 1.5-3x slower, some timings unusable), and
- * 8-row blocks lost only ~10% at 16 rows. On `xCodes` (no workgroup quantisation) 16-row
- * blocks win at 16 rows (`--batch16 --x8`): 8B down (K split 4) 57 → 42 µs, qkv 31 → 29,
- * o_proj 20 → 18, lm_head 508 → 371; 1B lm_head 273 → 197, o_proj 10.2 → 11.6 (the one loss). */
+ * 8-row blocks lost only ~10% at 16 rows. On `xCodes` (no workgroup quantisation), 16-row
+ * blocks where a warp has more than 4 units of its K range: in the 8B's batch-16 step on the
+ * H100 (`bench/gpu/mod.ts --batches=16`, µs a step) down (14 units a warp) 2,070 → 1,728 and
+ * lm_head (16) 513 → 374, but qkv (4) 1,223 → 1,319 and the 1B's step 2.74 → 2.90 ms with
+ * 16-row blocks everywhere. */
 export function rowsDefaults(spec: MatmulSpec): RowsTuning {
   const plan = matmulPlan(spec);
   const NW = plan.weightRowsPerOut;
-  const RB = (NW === 2 || spec.xCodes) && spec.maxRows >= 16 ? 16 : 8;
-  return { rowsPerGroup: RB, colsPerLane: 4 / NW, warps: 8, prefetch: true, skipRows: true };
+  const warps = 8;
+  const perWarp = spec.K / 32 / (spec.kSplit ?? 1) / warps;
+  const RB = (NW === 2 || (spec.xCodes && perWarp > 4)) && spec.maxRows >= 16 ? 16 : 8;
+  return { rowsPerGroup: RB, colsPerLane: 4 / NW, warps, prefetch: true, skipRows: true };
 }
 
 /**
