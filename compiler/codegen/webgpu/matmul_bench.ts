@@ -285,6 +285,8 @@ const q8Tiles: (TiledQ8Tuning | undefined)[] = Deno.args.includes("--x8")
     { rows: 64, wrows: 128, tm: 4, tn: 8, blocks: 2, double: true },
     { rows: 128, wrows: 64, tm: 8, tn: 4, blocks: 2, double: true },
     { rows: 64, wrows: 64, tm: 4, tn: 4, blocks: 2, double: true },
+    { rows: 128, wrows: 256, tm: 8, tn: 8, blocks: 1, double: true },
+    { rows: 256, wrows: 128, tm: 8, tn: 8, blocks: 1, double: true },
   ].filter((t) => !t || tiledQ8SharedBytes(t) <= dev!.target.limits.maxComputeWorkgroupStorageSize)
   : [];
 for (const [name, spec, R] of prefill) {
@@ -292,6 +294,11 @@ for (const [name, spec, R] of prefill) {
   const variants: [Spec, tiled.TiledTuning | TiledQ8Tuning | undefined][] = [
     ...[undefined, ...tiles].map((t): [Spec, tiled.TiledTuning | undefined] => [spec, t]),
     ...q8Tiles.map((t): [Spec, TiledQ8Tuning | undefined] => [{ ...spec, xq8: true }, t]),
+    // and on quantize_q8 rows (`xCodes`)
+    ...q8Tiles.map((t): [Spec, TiledQ8Tuning | undefined] => [
+      { ...spec, xq8: true, xCodes: true },
+      t,
+    ]),
   ];
   for (const [sp, tune] of variants) {
     if (tune && spec.epilogue === "silu_mul" && tune.tn !== 8) continue;
@@ -301,9 +308,9 @@ for (const [name, spec, R] of prefill) {
     });
     if (!r) continue;
     console.log(
-      `prefill ${name}${sp.xq8 ? " xq8" : ""}${tune ? ` ${JSON.stringify(tune)}` : ""}: ${
-        (r.s * 1e3).toFixed(2)
-      } ms, ${(r.flops / r.s / 1e12).toFixed(1)} TFLOP/s`,
+      `prefill ${name}${sp.xq8 ? " xq8" : ""}${sp.xCodes ? " codes" : ""}${
+        tune ? ` ${JSON.stringify(tune)}` : ""
+      }: ${(r.s * 1e3).toFixed(2)} ms, ${(r.flops / r.s / 1e12).toFixed(1)} TFLOP/s`,
     );
   }
 }

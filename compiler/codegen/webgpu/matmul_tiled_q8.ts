@@ -46,13 +46,15 @@ export interface TiledQ8Tuning {
  * The tuning: 128 x 128 tiles, 8 x 8 a thread (256 threads), one block a slice, in two
  * buffers; where that grid ends on a thin last wave (`thinLastWave`: Llama-3-8B's qkv at 512
  * rows, 1.45 waves on 132 units), 64-row tiles of 4 x 8 a thread, two blocks a slice (qkv
- * 0.68 → 0.59 ms on the H100, BENCHMARKS.md). One buffer (then one block) where the target's
- * workgroup storage is short.
+ * 0.68 → 0.59 ms on the H100, BENCHMARKS.md). On quantize_q8 rows (`xCodes`, the staging
+ * light) the 128-row tiles take one buffer: 8B gate_up 1.83 → 1.75 ms, down 0.92 → 0.89,
+ * o_proj 0.27 → 0.26 (`matmul_bench.ts --prefill --x8`). One buffer (then one block) where the
+ * target's workgroup storage is short.
  */
 export function tiledQ8Defaults(spec: MatmulSpec, target: TargetInfo): TiledQ8Tuning {
   const t: TiledQ8Tuning = thinLastWave(spec, target, 128, 128)
     ? { rows: 64, wrows: 128, tm: 4, tn: 8, blocks: 2, double: true }
-    : { rows: 128, wrows: 128, tm: 8, tn: 8, blocks: 1, double: true };
+    : { rows: 128, wrows: 128, tm: 8, tn: 8, blocks: 1, double: !spec.xCodes };
   const limit = target.limits.maxComputeWorkgroupStorageSize;
   if (tiledQ8SharedBytes(t) > limit) t.double = false;
   if (tiledQ8SharedBytes(t) > limit) t.blocks = 1;
