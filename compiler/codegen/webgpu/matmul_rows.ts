@@ -17,7 +17,10 @@
  * - with `xq8`, the workgroup quantises the S units its warps take next (all rows of the
  *   block: int8 codes, d and the codes' sum) into workgroup memory between two barriers, the
  *   warps' weight loads issued before it, and each lane multiplies with packed int8 dot
- *   products (the 4-bit codes as bytes, the offset through the code sum).
+ *   products (the 4-bit codes as bytes, the offset through the code sum);
+ * - with `xCodes` (x as `quantize_q8` rows, written once before the matmul), no
+ *   quantisation and no barriers: each warp reads its unit's codes and (d, code sum) of every
+ *   row of the block (broadcast loads), the next unit's weights prefetched as on f32 x.
  * @module
  */
 import {
