@@ -233,18 +233,20 @@ Deno.test("q8_unit_layout stores the q8 matmuls' x rows unit-major, writer and r
   }
 });
 
+/** Llama-3-8B widths, one layer. */
+const RAW_8B_LAYER = {
+  ...RAW,
+  hidden_size: 4096,
+  intermediate_size: 14336,
+  num_attention_heads: 32,
+  num_key_value_heads: 8,
+  num_hidden_layers: 1,
+  vocab_size: 128256,
+  max_position_embeddings: 1024,
+};
+
 Deno.test("split_k splits K of the 8-32-row matmuls whose weights have few rows, on WebGPU only", () => {
-  // Llama-3-8B widths, one layer
-  const raw = {
-    ...RAW,
-    hidden_size: 4096,
-    intermediate_size: 14336,
-    num_attention_heads: 32,
-    num_key_value_heads: 8,
-    num_hidden_layers: 1,
-    vocab_size: 128256,
-    max_position_embeddings: 1024,
-  };
+  const raw = RAW_8B_LAYER;
   const fns = run("O2", GENERIC_WEBGPU, "q4f16_1", raw);
   const splits = (fn: IrFunction) =>
     fn.nodes.flatMap((n) =>
@@ -291,17 +293,7 @@ Deno.test("split_k splits K of the 8-32-row matmuls whose weights have few rows,
 });
 
 Deno.test("q8_codes: the few-rows and tiled q8 matmuls read x quantised once, before them", () => {
-  const raw = {
-    architectures: ["LlamaForCausalLM"],
-    model_type: "llama",
-    hidden_size: 4096,
-    intermediate_size: 14336,
-    num_attention_heads: 32,
-    num_key_value_heads: 8,
-    num_hidden_layers: 1,
-    vocab_size: 128256,
-    max_position_embeddings: 1024,
-  };
+  const raw = RAW_8B_LAYER;
   const q8 = { ...GENERIC_WEBGPU, features: [...GENERIC_WEBGPU.features, PACKED_DOT] };
   const fns = run("O2", q8, "q4f16_1", raw);
   // prefill (512 rows, the q8 tiles) and prefill_small (32 rows, the few-rows kernel): every

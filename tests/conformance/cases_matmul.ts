@@ -7,7 +7,7 @@
  * @module
  */
 import { type DenseDtype, q8RowWords, type WeightFormat } from "../../compiler/codegen/contract.ts";
-import { quantizeQ8Kernel } from "../../compiler/codegen/cpu/matmul.ts";
+import { quantizeQ8Rows } from "../../compiler/codegen/cpu/matmul.ts";
 import { type ConformanceCase, TOL } from "./case.ts";
 import { PACKED_DOT } from "../../compiler/codegen/contract.ts";
 import { F16, F32, Q3, Q4, Q4S32, sentinel } from "./cases_dense.ts";
@@ -43,19 +43,12 @@ interface MatmulShape {
   xCodes?: boolean;
 }
 
-/** `quantize_q8` rows of x [R, K] (the CPU kernel's: the reference decodes them). */
-function q8Rows(x: Float32Array, R: number, K: number): ArrayBuffer {
-  const out = new ArrayBuffer(R * q8RowWords(K) * 4);
-  quantizeQ8Kernel({ op: "quantize_q8", K })([padded(x), out], R);
-  return out;
-}
-
 function matmulCase(rng: Rng, m: MatmulShape): ConformanceCase {
   const rowStart = m.rowStart ?? 0, rows = m.rows ?? m.N;
   const outWidth = m.epilogue === "silu_mul" ? m.N / 2 : m.N;
   // with a folded norm: x (a weighted row) and x_ssq, the squares of some row u by 4s
   const x = rng.normals(m.R * m.K, 3);
-  const xs = [m.xCodes ? q8Rows(x, m.R, m.K) : padded(x)];
+  const xs = [m.xCodes ? quantizeQ8Rows(x, m.R, m.K) : padded(x)];
   if (m.norm) {
     const u = rng.normals(m.R * m.K, 3), C = Math.ceil(m.K / 4);
     const ssq = new Float32Array(m.R * C); // [R, C]

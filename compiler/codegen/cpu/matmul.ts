@@ -275,6 +275,13 @@ export function quantizeQ8Kernel(spec: Extract<KernelSpec, { op: "quantize_q8" }
   };
 }
 
+/** `quantize_q8` rows of x [R, K] (what the kernel writes), as a new buffer. */
+export function quantizeQ8Rows(x: Float32Array, R: number, K: number): ArrayBuffer {
+  const out = new ArrayBuffer(R * q8RowWords(K) * 4);
+  quantizeQ8Kernel({ op: "quantize_q8", K })([x.slice(0, R * K).buffer, out], R);
+  return out;
+}
+
 /** x [R, K] from `quantize_q8` rows: element 32u + e is d_u times its code. */
 function q8Decode(buf: ArrayBuffer, R: number, K: number): Float32Array {
   const W = q8RowWords(K);

@@ -10,11 +10,10 @@ import {
   groupLayout,
   type KernelSpec,
   PAGE_SIZE,
-  q8RowWords,
   type WeightFormat,
   type WgslKernel,
 } from "../contract.ts";
-import { quantizeQ8Kernel } from "../cpu/matmul.ts";
+import { quantizeQ8Rows } from "../cpu/matmul.ts";
 import { f16ToF32, f32ToF16 } from "../../weights/dtype.ts";
 import type { DeviceKernel } from "../../../engine/device.ts";
 import { createWebGpuDevice, type WebGpuDevice } from "../../../engine/devices/webgpu.ts";
@@ -160,7 +159,7 @@ export function matmulInputs(rng: Rng, spec: MatmulSpec, R: number): ArrayBuffer
   const W = randomWeight(rng, spec.weight, rows, K); // [rows, K]
   const x = rng.normals(R * K);
   // xCodes: x as quantize_q8 rows (the CPU kernel's)
-  const inputs = [spec.xCodes ? q8Rows(x, R, K) : buf(x)];
+  const inputs = [spec.xCodes ? quantizeQ8Rows(x, R, K) : buf(x)];
   // a folded norm read: x_ssq, sums of squares (positive) of a row in chunks of 4
   if (spec.norm) inputs.push(buf(rng.normals(R * Math.ceil(K / 4)).map((v) => 4 * v * v)));
   inputs.push(...W.buffers);
@@ -171,13 +170,6 @@ export function matmulInputs(rng: Rng, spec: MatmulSpec, R: number): ArrayBuffer
   // a folded norm written: out_w and out_ssq (start as noise)
   if (spec.normOut) inputs.push(buf(rng.normals(R * N)), buf(rng.normals(R * Math.ceil(N / 4))));
   return inputs;
-}
-
-/** `quantize_q8` rows of x [R, K], by the CPU kernel. */
-function q8Rows(x: Float32Array, R: number, K: number): ArrayBuffer {
-  const out = new ArrayBuffer(R * q8RowWords(K) * 4);
-  quantizeQ8Kernel({ op: "quantize_q8", K })([buf(x), out], R);
-  return out;
 }
 
 /** A `matmul` spec of the whole weight (rowStart 0, no bias, no epilogue unless `more`). */
