@@ -292,6 +292,15 @@ Deno.test("split_k splits K of the 8-32-row matmuls whose weights have few rows,
   assertEquals(off.flatMap((f) => f.nodes).filter((n) => n.spec.op === "sum_splits").length, 0);
 });
 
+/** Qwen2.5-0.5B widths (a Llama layer). */
+const QWEN_05B_WIDTHS = {
+  ...RAW_8B_LAYER,
+  hidden_size: 896,
+  intermediate_size: 4864,
+  num_attention_heads: 14,
+  num_key_value_heads: 2,
+};
+
 Deno.test("q8_codes: the few-rows and tiled q8 matmuls read x quantised once, before them", () => {
   const raw = RAW_8B_LAYER;
   const q8 = { ...GENERIC_WEBGPU, features: [...GENERIC_WEBGPU.features, PACKED_DOT] };
@@ -312,6 +321,21 @@ Deno.test("q8_codes: the few-rows and tiled q8 matmuls read x quantised once, be
     const quants = fn.nodes.filter((n) => n.spec.op === "quantize_q8").length;
     assertEquals(quants, new Set(mms.map((n) => n.args.x)).size);
   }
+  // Qwen2.5-0.5B widths: qkv, o_proj and gate_up have too few column blocks for the few-rows
+  // shape and K (896) too short to split; on codes the few-rows kernel takes them too
+  const small = run("O2", q8, "q4f16_1", QWEN_05B_WIDTHS).find((f) => f.name === "prefill_small")!;
+  const mm = small.nodes.filter((n) => n.spec.op === "matmul" && n.spec.maxRows > 1);
+  assertEquals(mm.map((n) => n.spec.op === "matmul" && !!n.spec.xCodes), [true, true, true, true]);
+  const noCodes = run("q8_codes=0", q8, "q4f16_1", QWEN_05B_WIDTHS).find((f) =>
+    f.name === "prefill_small"
+  )!;
+  // (without codes they stay f32 GEMVs: the q8 GEMV spills at 16 rows)
+  assertEquals(
+    noCodes.nodes.filter((n) => n.spec.op === "matmul" && n.spec.maxRows > 1).map((n) =>
+      n.spec.op === "matmul" && !!n.spec.xq8
+    ),
+    [false, false, false, true],
+  );
   // decode (one row: the q8 GEMV, its own x path): none; the CPU target and q8_codes=0: none
   const count = (fs: IrFunction[]) =>
     fs.flatMap((f) => f.nodes).filter((n) => n.spec.op === "quantize_q8").length;

@@ -9,11 +9,16 @@
  * f32 x (the q8 GEMV spills at 16 rows).
  * @module
  */
-import { hasPackedDot, q8Eligible } from "../codegen/contract.ts";
+import { hasPackedDot, q8CodesError, q8Eligible } from "../codegen/contract.ts";
 import type { Node } from "../ir/graph.ts";
 import { type Pass, rewrite } from "./pass.ts";
-import { rowsShapeWins, rowsSplitK } from "../codegen/webgpu/matmul_rows.ts";
-import { tiledQ8Takes } from "../codegen/webgpu/matmul.ts";
+import {
+  ROWS_MIN,
+  rowsShapeFits,
+  rowsShapeWins,
+  rowsSplitK,
+} from "../codegen/webgpu/matmul_rows.ts";
+import { GEMV_MAX_ROWS, tiledQ8Takes } from "../codegen/webgpu/matmul.ts";
 
 /** The largest `maxRows` of a q8 GEMV: single-row decode. At 16 rows the q8 GEMV (codes in
  * registers) spills, and a variant with the codes in workgroup memory (tried and removed)
@@ -37,6 +42,16 @@ export function isQ8Gemv(s: Node["spec"]): boolean {
   return s.op === "matmul" && !!s.xq8 && s.maxRows <= Q8_MAX_ROWS;
 }
 
+/** Whether a q8 matmul spec can read quantize_q8 rows: the q8 tiles beyond 32 rows, the
+ * few-rows kernel (which takes every `xCodes` matmul of 8-32 rows) below. */
+export function readsCodes(s: Node["spec"]): boolean {
+  if (s.op !== "matmul" || !s.xq8 || s.xCodes || s.maxRows <= Q8_MAX_ROWS) return false;
+  if (q8CodesError({ ...s, xCodes: true })) return false;
+  return s.maxRows > GEMV_MAX_ROWS
+    ? tiledQ8Takes(s)
+    : s.maxRows >= ROWS_MIN && rowsShapeFits(s.weight, s.K);
+}
+
 export const q8Activations: Pass = {
   name: "q8_activations",
   flag: "q8_activations",
@@ -51,7 +66,11 @@ export const q8Activations: Pass = {
       // off, those that would split stay f32 (the q8 GEMV spills at 16 rows)
       const batched = rowsShapeWins(s) || (ctx.flags.split_k && rowsSplitK(s) > 1);
       const prefill = tiledQ8Takes({ ...s, xq8: true });
-      if (s.maxRows > Q8_MAX_ROWS && !batched && !prefill) return;
+      // with q8_codes, every 8-32-row matmul the few-rows kernel can read codes for (those of
+      // few column blocks and a K too short to split too: Qwen2.5-0.5B's qkv, o_proj, gate_up)
+      const codes = ctx.flags.q8_codes && s.maxRows <= GEMV_MAX_ROWS &&
+        readsCodes({ ...s, xq8: true });
+      if (s.maxRows > Q8_MAX_ROWS && !batched && !prefill && !codes) return;
       replace.set(i, { ...n, spec: { ...s, xq8: true } });
     });
     return replace.size ? rewrite(fn, replace, new Set()) : fn;

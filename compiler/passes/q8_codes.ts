@@ -9,19 +9,10 @@
  * split_k.
  * @module
  */
-import { hasPackedDot, q8CodesError, q8RowWords } from "../codegen/contract.ts";
+import { hasPackedDot, q8RowWords } from "../codegen/contract.ts";
 import type { Node } from "../ir/graph.ts";
 import { addTemp, type Pass } from "./pass.ts";
-import { rowsShapeWins } from "../codegen/webgpu/matmul_rows.ts";
-import { GEMV_MAX_ROWS, tiledQ8Takes } from "../codegen/webgpu/matmul.ts";
-import { Q8_MAX_ROWS } from "./q8_activations.ts";
-
-/** Whether the kernel a q8 matmul spec gets could read quantize_q8 rows instead. */
-function readsCodes(s: Node["spec"]): boolean {
-  if (s.op !== "matmul" || !s.xq8 || s.xCodes || s.maxRows <= Q8_MAX_ROWS) return false;
-  if (q8CodesError({ ...s, xCodes: true })) return false;
-  return s.maxRows > GEMV_MAX_ROWS ? tiledQ8Takes(s) : !!s.kSplit || rowsShapeWins(s);
-}
+import { readsCodes } from "./q8_activations.ts";
 
 export const q8Codes: Pass = {
   name: "q8_codes",

@@ -101,7 +101,7 @@ export function rowsDefaults(spec: MatmulSpec): RowsTuning {
  * long K loop runs on too few SMs and the GEMV shape was as fast or faster at 4-16 rows.
  */
 export function rowsShapeWins(spec: MatmulSpec): boolean {
-  if (spec.maxRows < 8 || spec.maxRows > ROWS_MAX) return false;
+  if (spec.maxRows < ROWS_MIN || spec.maxRows > ROWS_MAX) return false;
   if (!rowsShapeFits(spec.weight, spec.K)) return false;
   return columnBlocks(spec) >= MANY_BLOCKS;
 }
@@ -115,6 +115,8 @@ function columnBlocks(spec: MatmulSpec): number {
 const MIN_SPLIT_UNITS = 16;
 /** The most rows the shape is chosen for (`GEMV_MAX_ROWS`: past it, the tiled shape). */
 const ROWS_MAX = 32;
+/** The fewest rows (`maxRows`) the shape is chosen for. */
+export const ROWS_MIN = 8;
 
 /**
  * The `kSplit` under which the few-rows shape should run a matmul it does not win as is
@@ -125,7 +127,7 @@ const ROWS_MAX = 32;
  * against the GEMV's 101 µs, qkv 42 against 71, o_proj 29-31 against 51.
  */
 export function rowsSplitK(spec: MatmulSpec): number {
-  if (spec.maxRows < 8 || spec.maxRows > ROWS_MAX) return 1;
+  if (spec.maxRows < ROWS_MIN || spec.maxRows > ROWS_MAX) return 1;
   if (!rowsShapeFits(spec.weight, spec.K) || rowsShapeWins(spec)) return 1;
   if (spec.epilogue === "silu_mul" || spec.rowStart !== 0 || spec.rows !== spec.N) return 1;
   const blocks = columnBlocks(spec);
