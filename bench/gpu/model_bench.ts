@@ -296,7 +296,11 @@ export async function benchModel(
       const ms = await dev.replay(timer, trace, 10);
       const parts = breakdown(trace, await dev.replayEach(timer, trace))
         .map((e) => `${e.label} ${e.us.toFixed(1)}`).join(", ");
-      log(`  ${o.name}: sampler at temperature ${temperature}, top_p ${topP}: ${ms.toFixed(3)} ms; each kernel alone (µs): ${parts}`);
+      log(
+        `  ${o.name}: sampler at temperature ${temperature}, top_p ${topP}: ${
+          ms.toFixed(3)
+        } ms; each kernel alone (µs): ${parts}`,
+      );
       return ms;
     };
     const sampleMs = await sampler(0, 1);

@@ -6,37 +6,26 @@
  * Usage: `deno run -A bench/gpu/pipeline_times.ts [bench/configs/llama3-8b]`
  * @module
  */
-import { compile } from "../../compiler/compile.ts";
-import type { KernelSpec } from "../../compiler/codegen/contract.ts";
 import { createWebGpuDevice } from "../../engine/devices/webgpu.ts";
-import { loadLibrary } from "../../engine/library.ts";
 import { kernelLabel } from "./plan_figures.ts";
+import { libraryItems } from "./library_items.ts";
 
 const config = Deno.args[0] ?? "bench/configs/llama3-8b";
 const dev = await createWebGpuDevice();
 if (!dev) throw new Error("no WebGPU adapter");
-const dir = await Deno.makeTempDir({ prefix: "kiln-pipelines-" });
-await compile({
-  config,
-  quantization: "q4f16_1",
-  target: dev.target,
-  output: `${dir}/lib`,
-  warn: () => {},
-});
-const lib = await loadLibrary(`${dir}/lib`);
+const items = await libraryItems(config, dev.target);
 const rows: [number, string, number][] = [];
 let total = 0;
-for (const k of lib.plan.kernels) {
+for (const k of items) {
   const t = performance.now();
-  dev.kernel(k.spec as KernelSpec, k.wgsl!);
+  dev.kernel(k.spec, k.source);
   const ms = performance.now() - t;
   total += ms;
-  rows.push([ms, kernelLabel(k.spec as KernelSpec), k.wgsl!.code.length]);
+  rows.push([ms, kernelLabel(k.spec), k.source.code.length]);
 }
 rows.sort((a, b) => b[0] - a[0]);
-console.log(`${lib.plan.kernels.length} pipelines one at a time: ${total.toFixed(0)} ms`);
+console.log(`${items.length} pipelines one at a time: ${total.toFixed(0)} ms`);
 for (const [ms, label, chars] of rows) {
   console.log(`${ms.toFixed(1).padStart(8)} ms  ${label} (${chars} characters of WGSL)`);
 }
-await Deno.remove(dir, { recursive: true });
 dev.destroy();

@@ -9,12 +9,8 @@
  * The module is its own worker script.
  * @module
  */
-import { compile } from "../../compiler/compile.ts";
-import type { KernelSpec, WgslKernel } from "../../compiler/codegen/contract.ts";
 import { createWebGpuDevice } from "../../engine/devices/webgpu.ts";
-import { loadLibrary } from "../../engine/library.ts";
-
-type Item = { spec: KernelSpec; source: WgslKernel };
+import { type LibraryItem as Item, libraryItems } from "./library_items.ts";
 
 if (typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== "undefined") {
   const scope = globalThis as unknown as {
@@ -33,19 +29,7 @@ if (typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !==
   const N = Number(Deno.args[1] ?? 8);
   const dev = await createWebGpuDevice();
   if (!dev) throw new Error("no WebGPU adapter");
-  const dir = await Deno.makeTempDir({ prefix: "kiln-pw-" });
-  await compile({
-    config,
-    quantization: "q4f16_1",
-    target: dev.target,
-    output: `${dir}/lib`,
-    warn: () => {},
-  });
-  const lib = await loadLibrary(`${dir}/lib`);
-  const items: Item[] = lib.plan.kernels.map((k) => ({
-    spec: k.spec as KernelSpec,
-    source: k.wgsl!,
-  }));
+  const items: Item[] = await libraryItems(config, dev.target);
   // heaviest first (by WGSL length), dealt round-robin
   const order = items.map((it, i) => [it.source.code.length, i]).sort((a, b) => b[0] - a[0]);
   const parts: Item[][] = Array.from({ length: N }, () => []);
@@ -73,6 +57,5 @@ if (typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !==
       (t2 - t1).toFixed(0)
     } ms, total ${(t2 - t0).toFixed(0)} ms`,
   );
-  await Deno.remove(dir, { recursive: true });
   dev.destroy();
 }
