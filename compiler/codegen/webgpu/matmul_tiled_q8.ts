@@ -2,7 +2,8 @@
  * The tiled matmul on q8 activations (`xq8` beyond the GEMV's rows: prefill), for 4-bit group
  * weights: the same tile of `rows` x rows by `wrows` weight rows as `matmul_tiled.ts`, but a
  * K slice of `blocks` 32-element blocks is staged as int8 codes. Each x row's block is
- * quantised once by the thread that reads it (d = max|x| / 127, as the contract's `xq8`), each
+ * quantised once by the thread that reads it (d = max|x| / 127, as the contract's `xq8`) or,
+ * with `xCodes`, read as a `quantize_q8` row's codes and d; each
  * weight row's block is split into its even and odd nibbles as signed bytes q - maxInt, and a
  * thread's `tm` x `tn` products become packed int8 dot products (`dot4I8Packed`: 4
  * multiply-adds an instruction) summed per block, then scaled into f32 accumulators:
@@ -62,7 +63,7 @@ export function tiledQ8Defaults(spec: MatmulSpec, target: TargetInfo): TiledQ8Tu
 }
 
 /** Bytes of workgroup storage a tuning takes: per buffer, 8 code words a block of each x and
- * weight row, and each x row's d and offset term and each weight row's scale a block. */
+ * weight row, and each x row's d and each weight row's scale a block. */
 export function tiledQ8SharedBytes(t: TiledQ8Tuning): number {
   return (t.double ? 2 : 1) * t.blocks * (t.rows + t.wrows) * (32 + 4);
 }

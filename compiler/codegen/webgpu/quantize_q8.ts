@@ -16,9 +16,9 @@ import { checkTarget, declareBindings, entry, range, totalGroups } from "./commo
 
 /**
  * WGSL statements quantising 8 vec4<f32> of one 32-element block (`v(i)`, elements 4i..4i+3)
- * to int8: `${p}a` (max |x|), `${p}lo{w}` and `${p}hi{w}` (w < 4: the codes of elements
- * 8w, 8w+2, 8w+4, 8w+6 and of 8w+1, ..., 8w+7, the order of a 4-bit word's even and odd
- * nibbles).
+ * to int8: `${p}a` (max |x|), `${p}k{i}` (vec4<i32>: the codes of elements 4i..4i+3), and
+ * `${p}lo{w}`, `${p}hi{w}` (w < 4: the codes of elements 8w, 8w+2, 8w+4, 8w+6 and of 8w+1,
+ * ..., 8w+7 packed, the order of a 4-bit word's even and odd nibbles).
  */
 export function quantiseBlock(v: (i: number) => string, p: string): string {
   const out = [
