@@ -22,6 +22,9 @@ const RAW = {
   vocab_size: 512,
 };
 
+/** The generic WebGPU target with the packed int8 dot product (the q8 passes act). */
+const Q8_WEBGPU = { ...GENERIC_WEBGPU, features: [...GENERIC_WEBGPU.features, PACKED_DOT] };
+
 function build(quant = "q4f16_1", raw: Record<string, unknown> = RAW): IrFunction[] {
   const config = normalizeConfig(raw);
   return getModel("llama").build(config, getQuantization(quant)).functions;
@@ -181,8 +184,7 @@ Deno.test("the phases are listed in order and every pass has a name", () => {
 });
 
 Deno.test("fuse_norm_matmul folds the norms between q8 matmuls into them (o_proj, down → qkv, gate_up)", () => {
-  const q8 = { ...GENERIC_WEBGPU, features: [...GENERIC_WEBGPU.features, PACKED_DOT] };
-  const d = decode(run("fuse_norm_matmul=1", q8));
+  const d = decode(run("fuse_norm_matmul=1", Q8_WEBGPU));
   const mm = d.nodes.filter((n) => n.spec.op === "matmul");
   const out = mm.filter((n) => n.spec.op === "matmul" && n.spec.normOut);
   const into = mm.filter((n) => n.spec.op === "matmul" && n.spec.norm);
@@ -202,8 +204,7 @@ Deno.test("fuse_norm_matmul folds the norms between q8 matmuls into them (o_proj
 });
 
 Deno.test("q8_unit_layout stores the q8 matmuls' x rows unit-major, writer and readers together", () => {
-  const q8 = { ...GENERIC_WEBGPU, features: [...GENERIC_WEBGPU.features, PACKED_DOT] };
-  const d = decode(run("O2", q8));
+  const d = decode(run("O2", Q8_WEBGPU));
   const byValue = (id: number) => d.nodes.filter((n) => Object.values(n.args).includes(id));
   const readersOf = d.nodes.filter((n) => n.spec.op === "matmul" && n.spec.xUnits);
   // o_proj and down of both layers, gate_up of both and layer 1's qkv (layer 0's reads the
@@ -228,7 +229,9 @@ Deno.test("q8_unit_layout stores the q8 matmuls' x rows unit-major, writer and r
     ["attention_merge", "normOut", "silu_mul", "normOut", "attention_merge", "normOut", "silu_mul"],
   );
   // off: nothing unit-major; without q8 matmuls: nothing either
-  for (const fn of [decode(run("q8_unit_layout=0", q8)), decode(run("O2", GENERIC_WEBGPU))]) {
+  for (
+    const fn of [decode(run("q8_unit_layout=0", Q8_WEBGPU)), decode(run("O2", GENERIC_WEBGPU))]
+  ) {
     ok(!fn.nodes.some((n) => "xUnits" in n.spec || "outUnits" in n.spec));
   }
 });
@@ -246,8 +249,7 @@ const RAW_8B_LAYER = {
 };
 
 Deno.test("split_k splits K of the 8-32-row matmuls whose weights have few rows, on WebGPU only", () => {
-  const raw = RAW_8B_LAYER;
-  const fns = run("O2", GENERIC_WEBGPU, "q4f16_1", raw);
+  const fns = run("O2", GENERIC_WEBGPU, "q4f16_1", RAW_8B_LAYER);
   const splits = (fn: IrFunction) =>
     fn.nodes.flatMap((n) =>
       n.spec.op === "matmul" ? [`${n.spec.N}x${n.spec.K}:${n.spec.kSplit ?? 1}`] : []
@@ -275,20 +277,21 @@ Deno.test("split_k splits K of the 8-32-row matmuls whose weights have few rows,
   const prefill = fns.find((f) => f.name === "prefill")!;
   assertEquals(prefill.nodes.filter((n) => n.spec.op === "sum_splits").length, 0);
   assertEquals(decode(fns).nodes.filter((n) => n.spec.op === "sum_splits").length, 0);
-  const cpu = run("O2", CPU_TARGET, "q4f16_1", raw);
+  const cpu = run("O2", CPU_TARGET, "q4f16_1", RAW_8B_LAYER);
   assertEquals(cpu.flatMap((f) => f.nodes).filter((n) => n.spec.op === "sum_splits").length, 0);
   // with the packed int8 dot product, q8 activations in every few-rows matmul of the batched
   // functions (BATCHED_Q8), never folded with the norms (the q8 GEMV's business); lm_head (two
   // parts) reads one logit row here (m = 1), a q8 GEMV as before
-  const q8 = { ...GENERIC_WEBGPU, features: [...GENERIC_WEBGPU.features, PACKED_DOT] };
-  const q8small = run("O2", q8, "q4f16_1", raw).find((f) => f.name === "prefill_small")!;
+  const q8small = run("O2", Q8_WEBGPU, "q4f16_1", RAW_8B_LAYER).find((f) =>
+    f.name === "prefill_small"
+  )!;
   assertEquals(
     q8small.nodes.flatMap((n) => n.spec.op === "matmul" && n.spec.xq8 ? [n.spec.N] : []),
     [6144, 4096, 28672, 4096, 128256, 128256],
   );
   ok(q8small.nodes.every((n) => !(n.spec.op === "matmul" && (n.spec.norm || n.spec.normOut))));
   // split_k=0: nothing split
-  const off = run("split_k=0", GENERIC_WEBGPU, "q4f16_1", raw);
+  const off = run("split_k=0", GENERIC_WEBGPU, "q4f16_1", RAW_8B_LAYER);
   assertEquals(off.flatMap((f) => f.nodes).filter((n) => n.spec.op === "sum_splits").length, 0);
 });
 
@@ -302,9 +305,7 @@ const QWEN_05B_WIDTHS = {
 };
 
 Deno.test("q8_codes: the few-rows and tiled q8 matmuls read x quantised once, before them", () => {
-  const raw = RAW_8B_LAYER;
-  const q8 = { ...GENERIC_WEBGPU, features: [...GENERIC_WEBGPU.features, PACKED_DOT] };
-  const fns = run("O2", q8, "q4f16_1", raw);
+  const fns = run("O2", Q8_WEBGPU, "q4f16_1", RAW_8B_LAYER);
   // prefill (512 rows, the q8 tiles) and prefill_small (32 rows, the few-rows kernel): every
   // q8 matmul of more than one row (lm_head reads the last row only: a q8 GEMV) reads xCodes,
   // written by a quantize_q8 of its x before it
@@ -323,10 +324,12 @@ Deno.test("q8_codes: the few-rows and tiled q8 matmuls read x quantised once, be
   }
   // Qwen2.5-0.5B widths: qkv, o_proj and gate_up have too few column blocks for the few-rows
   // shape and K (896) too short to split; on codes the few-rows kernel takes them too
-  const small = run("O2", q8, "q4f16_1", QWEN_05B_WIDTHS).find((f) => f.name === "prefill_small")!;
+  const small = run("O2", Q8_WEBGPU, "q4f16_1", QWEN_05B_WIDTHS).find((f) =>
+    f.name === "prefill_small"
+  )!;
   const mm = small.nodes.filter((n) => n.spec.op === "matmul" && n.spec.maxRows > 1);
   assertEquals(mm.map((n) => n.spec.op === "matmul" && !!n.spec.xCodes), [true, true, true, true]);
-  const noCodes = run("q8_codes=0", q8, "q4f16_1", QWEN_05B_WIDTHS).find((f) =>
+  const noCodes = run("q8_codes=0", Q8_WEBGPU, "q4f16_1", QWEN_05B_WIDTHS).find((f) =>
     f.name === "prefill_small"
   )!;
   // (without codes they stay f32 GEMVs: the q8 GEMV spills at 16 rows)
@@ -340,7 +343,7 @@ Deno.test("q8_codes: the few-rows and tiled q8 matmuls read x quantised once, be
   const count = (fs: IrFunction[]) =>
     fs.flatMap((f) => f.nodes).filter((n) => n.spec.op === "quantize_q8").length;
   assertEquals(count([decode(fns)]), 0);
-  assertEquals(count(run("O2", CPU_TARGET, "q4f16_1", raw)), 0);
-  assertEquals(count(run("q8_codes=0", q8, "q4f16_1", raw)), 0);
+  assertEquals(count(run("O2", CPU_TARGET, "q4f16_1", RAW_8B_LAYER)), 0);
+  assertEquals(count(run("q8_codes=0", Q8_WEBGPU, "q4f16_1", RAW_8B_LAYER)), 0);
   ok(count(fns) > 0);
 });

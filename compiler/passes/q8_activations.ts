@@ -5,7 +5,7 @@
  * The 8-32-row matmuls of the few-rows kernel (batched decode, short prompts; see
  * BATCHED_Q8). Prefill (beyond 32 rows, `tiledQ8Takes`): the tiled kernel's multiply-adds
  * were at the f32 FMA ceiling's 60%; as int8 dot products the 8B's 512-token prefill went
- * 202 → ~150 ms on the H100 (PREFILL_Q8). The 2-32-row matmuls that neither kernel takes keep
+ * 202 → 154 ms on the H100 (PREFILL_Q8; 118 with x quantised once, `q8_codes`). The 2-32-row matmuls that neither kernel takes keep
  * f32 x (the q8 GEMV spills at 16 rows).
  * @module
  */

@@ -12,7 +12,6 @@
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
 import { compile } from "../../compiler/compile.ts";
 import { GENERIC_WEBGPU, resolveTarget } from "../../compiler/target.ts";
-import { PACKED_DOT } from "../../compiler/codegen/contract.ts";
 import { Model } from "../../engine/model.ts";
 import {
   type Golden,
@@ -23,11 +22,8 @@ import {
 import { referenceLogits } from "../reference/llama_f64.ts";
 import { relMaxError } from "../assert.ts";
 import { dequantizedWeights } from "./dequantized.ts";
+import { adapter, packedDot, Q8_TOL } from "./q8.ts";
 
-const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
-/** Whether WebGPU libraries here get q8 activations (the adapter has the packed dot product). */
-const packedDot = !!adapter && !!(navigator.gpu as { wgslLanguageFeatures?: ReadonlySet<string> })
-  .wgslLanguageFeatures?.has(PACKED_DOT);
 const TARGETS = ["cpu", "webgpu"] as const;
 /** "webgpu-generic": compiled for the WebGPU specification's default limits (what `--target webgpu` builds without a GPU), run on the adapter. */
 type TargetName = typeof TARGETS[number] | "webgpu-generic";
@@ -156,11 +152,6 @@ for (const variant of GOLDEN_VARIANTS) {
     });
   }
 }
-
-/** Tolerance where the library uses q8 activations (int8 x, a step of max|x| / 127 per
- * 32-element block, on top of the weights' 4-bit rounding): its decode step and its prompts
- * (prefill matmuls beyond 32 rows take them too). */
-const Q8_TOL = 4e-2;
 
 /** The q8 decode with its norms as dispatches of their own (O2 folds them into the matmuls). */
 const UNFUSED_NORM = "fuse_norm_matmul=0";

@@ -11,19 +11,12 @@
 import { ok } from "node:assert/strict";
 import { compile } from "../../compiler/compile.ts";
 import { resolveTarget } from "../../compiler/target.ts";
-import { PACKED_DOT } from "../../compiler/codegen/contract.ts";
 import { Model } from "../../engine/model.ts";
 import { makeModel } from "../../examples/make_model.ts";
 import { referenceLogits } from "../reference/llama_f64.ts";
 import { relMaxError } from "../assert.ts";
 import { dequantizedWeights } from "./dequantized.ts";
-
-const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
-/** Whether libraries here get q8 activations (the adapter has the packed dot product). */
-const packedDot = !!adapter && !!(navigator.gpu as { wgslLanguageFeatures?: ReadonlySet<string> })
-  .wgslLanguageFeatures?.has(PACKED_DOT);
-/** q8 activations' tolerance (the golden tests' `Q8_DECODE_TOL`: int8 rounding of x). */
-const Q8_TOL = 4e-2;
+import { adapter, packedDot, Q8_TOL } from "./q8.ts";
 
 Deno.test({
   name:

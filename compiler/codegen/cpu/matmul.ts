@@ -253,6 +253,7 @@ export function quantizeQ8Kernel(spec: Extract<KernelSpec, { op: "quantize_q8" }
   const { K } = spec;
   const W = q8RowWords(K);
   const codes = new Int32Array(32);
+  const words = new Uint32Array(8); // one block's code words
   return (bufs, R) => {
     const x = new Float32Array(bufs[0]); // [R, K]
     const out = new Uint32Array(bufs[1]); // [R, W]
@@ -260,7 +261,7 @@ export function quantizeQ8Kernel(spec: Extract<KernelSpec, { op: "quantize_q8" }
     for (let r = 0; r < R; r++) {
       for (let u = 0; u < K / 32; u++) {
         const a = q8Block(x, r * K + 32 * u, r * K + 32 * u + 32, codes);
-        const words = new Uint32Array(8);
+        words.fill(0);
         let sum = 0;
         for (let e = 0; e < 32; e++) {
           const { word, byte } = q8Slot(e);

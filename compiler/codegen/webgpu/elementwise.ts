@@ -18,7 +18,7 @@ import {
 
 type ElementwiseSpec = Extract<KernelSpec, { op: "add" | "silu_mul" | "sum_splits" }>;
 
-/** WGSL for `add` or `silu_mul`. */
+/** WGSL for `add`, `sum_splits` or `silu_mul`. */
 export function elementwiseKernel(spec: ElementwiseSpec, target: TargetInfo): WgslKernel {
   const T = reductionThreads(target, 256);
   const perGroup = 4 * T;

@@ -3,9 +3,10 @@
  * for 8 to 32 rows of 4-bit weights with many rows (batched decode's gate_up and lm_head; with
  * `kSplit`, any), and the tiled shape otherwise (prefill); q8 activations (`xq8`) take the
  * packed-int8 GEMV, the few-rows shape's packed-int8 form where it is chosen, or the tiled
- * shape's (`matmul_tiled_q8.ts`) beyond 32 rows. The
- * GEMV and tiled shapes handle dense f32/f16 and group-quantised q3/q4 weights; all handle
- * the bias, add and silu_mul epilogues, for any R.
+ * shape's (`matmul_tiled_q8.ts`) beyond 32 rows; x given as `quantize_q8` rows (`xCodes`)
+ * goes to the few-rows or the q8 tiled shape. The GEMV and tiled shapes handle dense f32/f16
+ * and group-quantised q3/q4 weights; all handle the bias, add and silu_mul epilogues, for any
+ * R.
  * @module
  */
 import type { TargetInfo, WgslKernel } from "../contract.ts";

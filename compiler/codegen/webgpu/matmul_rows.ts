@@ -46,6 +46,7 @@ import {
 } from "./common.ts";
 import { matmulPlan, type MatmulSpec } from "./matmul_epilogue.ts";
 import { weightUnit } from "./matmul_gemv_unit.ts";
+import { quantiseBlock } from "./quantize_q8.ts";
 
 /** Tuning knobs of the few-rows shape (defaults: `rowsDefaults`). */
 export interface RowsTuning {
@@ -295,20 +296,7 @@ export function matmulRows(
       if (uq < u1) {
         let xb = min(r0 + rr, R.x - 1u) * ${K / 4}u + uq * 8u;
         ${range(8).map((i) => `let v${i} = x[xb + ${i}u];`).join(" ")}
-        ${range(8).map((i) => `let m${i} = abs(v${i});`).join(" ")}
-        let mv = max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)));
-        let a = max(max(mv.x, mv.y), max(mv.z, mv.w));
-        let inv = select(0.0, 127.0 / a, a > 0.0);
-        ${range(8).map((i) => `let k${i} = vec4<i32>(round(v${i} * inv));`).join(" ")}
-        ${
-    range(4).map((w) =>
-      `let lo${w} = pack4xI8(vec4<i32>(k${2 * w}.x, k${2 * w}.z, k${2 * w + 1}.x, k${
-        2 * w + 1
-      }.z)); let hi${w} = pack4xI8(vec4<i32>(k${2 * w}.y, k${2 * w}.w, k${2 * w + 1}.y, k${
-        2 * w + 1
-      }.w));`
-    ).join("\n        ")
-  }
+        ${quantiseBlock((i) => `v${i}`, "")}
         let slot = j * ${RB}u + rr;
         xq[2u * slot] = vec4<u32>(lo0, hi0, lo1, hi1);
         xq[2u * slot + 1u] = vec4<u32>(lo2, hi2, lo3, hi3);

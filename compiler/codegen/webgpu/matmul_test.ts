@@ -61,6 +61,8 @@ const FORMATS: WeightFormat[] = [
 ];
 
 const spec = matmulSpec;
+/** The generic WebGPU target with the packed int8 dot product (routing checks). */
+const Q8_WEBGPU = { ...GENERIC_WEBGPU, features: [...GENERIC_WEBGPU.features, PACKED_DOT] };
 const q4: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f16" };
 const q4s32: WeightFormat = { kind: "group", bits: 4, groupSize: 32, scaleDtype: "f32" };
 const q4g64: WeightFormat = { kind: "group", bits: 4, groupSize: 64, scaleDtype: "f16" };
@@ -213,8 +215,8 @@ Deno.test({
     }
     // with q8 activations: the few-rows shape's int8 form at 8+ rows, the q8 GEMV at one row
     // and with a K split whatever the shape
-    const q8 = { ...GENERIC_WEBGPU, features: [...GENERIC_WEBGPU.features, PACKED_DOT] };
-    const pick8 = (s: MatmulSpec) => wgslKernel(s, q8).code === matmulRows(s, q8).code;
+    const pick8 = (s: MatmulSpec) =>
+      wgslKernel(s, Q8_WEBGPU).code === matmulRows(s, Q8_WEBGPU).code;
     const x8 = { xq8: true };
     if (!pick8(spec(q4, 128256, 64, 32, x8)) || pick8(spec(q4, 128256, 64, 1, x8))) {
       throw new Error("expected the few-rows shape for xq8 at 32 rows and the q8 GEMV at one");
@@ -271,12 +273,12 @@ Deno.test({
       await checkMatmul(rng, spec(q4s32, 45, 192, 512, { ...c8, bias: "f32" }), 37, tune);
     }
     // matmulKernel() takes it for xq8 beyond 32 rows, not at 32 or with K % 4 != 0
-    const q8 = { ...GENERIC_WEBGPU, features: [...GENERIC_WEBGPU.features, PACKED_DOT] };
-    const pick = (s: MatmulSpec) => wgslKernel(s, q8).code === matmulTiledQ8(s, q8).code;
+    const pick = (s: MatmulSpec) =>
+      wgslKernel(s, Q8_WEBGPU).code === matmulTiledQ8(s, Q8_WEBGPU).code;
     if (!pick(spec(q4, 4096, 4096, 512, x8)) || pick(spec(q4, 4096, 4096, 32, x8))) {
       throw new Error("expected the q8 tiled shape for xq8 at 512 rows, not at 32");
     }
-    assertThrows(() => matmulTiledQ8(spec(q4, 64, 70, 512, x8), q8), RangeError);
+    assertThrows(() => matmulTiledQ8(spec(q4, 64, 70, 512, x8), Q8_WEBGPU), RangeError);
     assertThrows(() => matmulTiledQ8(spec(q4, 64, 64, 512, x8), GENERIC_WEBGPU), RangeError);
     await checkMatmul(rng, spec(q4, 34, 70, 64, { ...x8, epilogue: "silu_mul" }), 40);
   },

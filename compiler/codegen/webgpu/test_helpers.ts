@@ -75,14 +75,14 @@ export function randomWeight(
   return { buffers: [buf(words), scale.data], values };
 }
 
+/** Pipelines made by `runKernel`, by spec and WGSL (a case run at several R compiles once). */
+const pipelines = new Map<string, Promise<DeviceKernel>>();
+
 /**
  * Compiles `spec` for the test device (or takes `source`), runs it over `rows` rows with `inputs` (one buffer per
  * binding, written bindings holding their starting contents) and returns every binding's
  * contents afterwards.
  */
-/** Pipelines made by `runKernel`, by spec and WGSL (a case run at several R compiles once). */
-const pipelines = new Map<string, Promise<DeviceKernel>>();
-
 export async function runKernel(
   spec: KernelSpec,
   rows: number,
