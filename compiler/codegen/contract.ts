@@ -136,10 +136,30 @@ export type KernelSpec =
   }
   /** Full dequantisation (O0 only): out f32[N, K] from q_weight, q_scale; dispatched with R = N. */
   | { op: "dequantize"; N: number; K: number; weight: WeightFormat }
-  /** out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w.  Bindings: x f32[R, H], w [H], out f32[R, H]. */
-  | { op: "rms_norm"; hidden: number; eps: number; weightDtype: DenseDtype }
-  /** sum = a + b; out = rms_norm(sum) * w.  Bindings: a, b f32[R, H], w [H], sum f32[R, H], out f32[R, H]. */
-  | { op: "add_rms_norm"; hidden: number; eps: number; weightDtype: DenseDtype }
+  /** out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w.  Bindings: x f32[R, H], w [H], out f32[R, H]
+   * (with `outCodes`: u32[R, q8RowWords(H)]). */
+  | {
+    op: "rms_norm";
+    hidden: number;
+    eps: number;
+    weightDtype: DenseDtype;
+    /** out is written as `quantize_q8` rows of the normed values (H a multiple of 64). */
+    outCodes?: boolean;
+  }
+  /** sum = a + b; out = rms_norm(sum) * w.  Bindings: a f32[R, H], b f32[R, H] (with `splits`:
+   * [R, splits * H]), w [H], sum f32[R, H], out f32[R, H] (with `outCodes`: u32[R,
+   * q8RowWords(H)]). */
+  | {
+    op: "add_rms_norm";
+    hidden: number;
+    eps: number;
+    weightDtype: DenseDtype;
+    /** out is written as `quantize_q8` rows of the normed values (H a multiple of 64). */
+    outCodes?: boolean;
+    /** b holds a `kSplit` matmul's `splits` (>= 2) partial sums, added up in split order
+     * (b[r, c] = b[r, c] + b[r, H + c] + ...) before the add: a `sum_splits` folded in. */
+    splits?: number;
+  }
   /** out = a + b.  Bindings: a, b f32[R, width], out f32[R, width]. */
   | { op: "add"; width: number }
   /** out[r, i] = silu(x[r, i]) * x[r, I + i].  Bindings: x f32[R, 2I], out f32[R, I]. */
@@ -183,8 +203,9 @@ export type KernelSpec =
    * those. Per split s < used and head h, over the split's positions j with scores
    * t_j = scale * rope(q_h) . k_j: part_lse[r, s, h] = log(sum_j exp(t_j)) and
    * part_o[r, s, h, :] = sum_j softmax(t)_j v_j; splits s >= used are not written.
-   * Bindings: qkv f32[R, (H + 2KV) * D], positions, tok_seq, page_indptr, page_indices,
-   * cache (read_write), part_o f32[R, splits * H * D], part_lse f32[R, splits * H]. */
+   * Bindings: qkv f32[R, (H + 2KV) * D] (with `qkvSplits`: [R, qkvSplits * (H + 2KV) * D]),
+   * positions, tok_seq, page_indptr, page_indices, cache (read_write), part_o f32[R, splits *
+   * H * D], part_lse f32[R, splits * H]. */
   | {
     op: "attention_decode";
     heads: number;
@@ -196,11 +217,15 @@ export type KernelSpec =
     splits: number;
     splitRows: number;
     splitAlign: number;
+    /** qkv holds a `kSplit` matmul's `qkvSplits` (>= 2) partial sums, added up in split order
+     * as they are read: a `sum_splits` folded in. */
+    qkvSplits?: number;
   }
   /** Step 2 of 2: combines the splits of `attention_decode` (same heads, headDim, window, splits,
    * splitRows, splitAlign, and R): with M = max_s part_lse[r, s, h] over the row's used splits,
    * out[r, h*D + d] = sum_s exp(lse_s - M) part_o[r, s, h, d] / sum_s exp(lse_s - M).
-   * Bindings: positions u32[R], part_o, part_lse, out f32[R, H*D]. */
+   * Bindings: positions u32[R], part_o, part_lse, out f32[R, H*D] (with `outCodes`: u32[R,
+   * q8RowWords(H * D)]). */
   | {
     op: "attention_merge";
     heads: number;
@@ -211,6 +236,9 @@ export type KernelSpec =
     splitAlign: number;
     /** out is written unit-major (`unitMajorIndex`; H * D a multiple of 32). */
     outUnits?: boolean;
+    /** out is written as `quantize_q8` rows (D a multiple of 32, H * D of 64; not with
+     * outUnits). */
+    outCodes?: boolean;
   }
   /** out[r, :] = x[idx[r], :].  Bindings: x f32[*, width], idx u32[R], out f32[R, width]. */
   | { op: "take_rows"; width: number }
@@ -377,19 +405,54 @@ export function q8RowWords(K: number): number {
   return K / 4 + K / 16;
 }
 
-/** Why a `quantize_q8` or a matmul's `xCodes` cannot hold, or null where it can: both backends
- * refuse such a spec with this. */
+/** The row width (K) of a kernel's `out` when it is written as `quantize_q8` rows (quantize_q8
+ * itself, a writer with `outCodes`), else null. */
+export function q8OutWidth(spec: KernelSpec): number | null {
+  if (spec.op === "quantize_q8") return spec.K;
+  if ((spec.op === "rms_norm" || spec.op === "add_rms_norm") && spec.outCodes) return spec.hidden;
+  if (spec.op === "attention_merge" && spec.outCodes) return spec.heads * spec.headDim;
+  return null;
+}
+
+/** Why a `quantize_q8`, a matmul's `xCodes` or a writer's `outCodes` (rms_norm, add_rms_norm,
+ * attention_merge) cannot hold, or null where it can: both backends refuse such a spec with
+ * this. */
 export function q8CodesError(spec: KernelSpec): string | null {
   if (spec.op === "quantize_q8") {
     return spec.K > 0 && spec.K % 64 === 0
       ? null
       : `quantize_q8 needs K a positive multiple of 64 (K ${spec.K})`;
   }
+  if ((spec.op === "rms_norm" || spec.op === "add_rms_norm") && spec.outCodes) {
+    return spec.hidden > 0 && spec.hidden % 64 === 0
+      ? null
+      : `${spec.op} outCodes needs hidden a positive multiple of 64 (hidden ${spec.hidden})`;
+  }
+  if (spec.op === "attention_merge" && spec.outCodes) {
+    const { heads: H, headDim: D } = spec;
+    return D % 32 === 0 && (H * D) % 64 === 0 && !spec.outUnits
+      ? null
+      : `attention_merge outCodes needs headDim a multiple of 32, heads x headDim of 64 and no outUnits (${H} x ${D})`;
+  }
   if (spec.op !== "matmul" || !spec.xCodes) return null;
   if (!spec.xq8 || spec.K % 64 !== 0 || spec.norm || spec.normOut || spec.xUnits) {
     return `matmul xCodes needs xq8, K a multiple of 64 (K ${spec.K}) and row-major x (no norm, normOut or unit-major rows)`;
   }
   return null;
+}
+
+/** Why a folded `sum_splits` (add_rms_norm's `splits`, attention_decode's `qkvSplits`) cannot
+ * hold, or null where it can (or there is none): both backends refuse such a spec with this. */
+export function foldedSplitsError(spec: KernelSpec): string | null {
+  const n = spec.op === "add_rms_norm"
+    ? spec.splits
+    : spec.op === "attention_decode"
+    ? spec.qkvSplits
+    : undefined;
+  if (n === undefined || (Number.isInteger(n) && n >= 2)) return null;
+  return `${spec.op}: ${
+    spec.op === "add_rms_norm" ? "splits" : "qkvSplits"
+  } ${n} must be an integer >= 2`;
 }
 
 /** Elements of each K range of a `kSplit` matmul: K / kSplit rounded up to a multiple of 32. */

@@ -32,4 +32,7 @@ export const TOL = {
   /** q8 activations: the kernel and the reference may round one x element's code the other
    * way at a tie (f32 vs float64 division), moving an output by |w| * max|x| / 127. */
   q8: 2e-3,
+  /** A kernel that computes x and writes it as `quantize_q8` rows (`outCodes`): near a tie its
+   * f32 x and the float64 one may round to codes one apart, d = max|block| / 127. */
+  q8Written: 8e-3,
 } as const;

@@ -5,7 +5,7 @@
  * are not a multiple of the group, split tables (rowStart > 0), and R of 1 and ragged counts.
  * @module
  */
-import type { DenseDtype, WeightFormat } from "../../compiler/codegen/contract.ts";
+import { type DenseDtype, q8RowWords, type WeightFormat } from "../../compiler/codegen/contract.ts";
 import { type ConformanceCase, TOL } from "./case.ts";
 import { denseBuffer, formatLabel, padded, randomWeight, Rng } from "./helpers.ts";
 
@@ -110,6 +110,52 @@ function normCases(rng: Rng): ConformanceCase[] {
         sentinel(R * hidden),
       ],
       tol: TOL.f32,
+    });
+  }
+  // b as a kSplit matmul's partial sums (a folded sum_splits) and out as quantize_q8 rows:
+  // blocks one a thread, fewer blocks than threads, two a thread
+  const folded: [number, number, number, boolean, DenseDtype][] = [
+    // hidden, R, splits (0: none), outCodes, w dtype
+    [100, 3, 3, false, "f16"],
+    [1000, 2, 2, false, "f32"],
+    [64, 3, 0, true, "f32"],
+    [640, 5, 4, true, "f16"],
+    [4096, 2, 4, true, "f32"],
+    [16384, 1, 2, true, "f16"],
+  ];
+  for (const [hidden, R, splits, outCodes, weightDtype] of folded) {
+    const w = denseBuffer(new Float32Array(hidden).map(() => 1 + 0.2 * rng.normal()), weightDtype);
+    const outLen = R * (outCodes ? q8RowWords(hidden) : hidden);
+    const what = `H=${hidden}${splits ? ` splits=${splits}` : ""}${outCodes ? " outCodes" : ""}`;
+    const tol = outCodes ? TOL.q8Written : TOL.f32;
+    if (!splits) {
+      out.push({
+        name: `rms_norm ${what} w=${weightDtype} R=${R}`,
+        spec: { op: "rms_norm", hidden, eps: 1e-5, weightDtype, outCodes },
+        rows: R,
+        inputs: [padded(rng.normals(R * hidden, 2)), w, sentinel(outLen)],
+        tol,
+      });
+    }
+    out.push({
+      name: `add_rms_norm ${what} w=${weightDtype} R=${R}`,
+      spec: {
+        op: "add_rms_norm",
+        hidden,
+        eps: 1e-5,
+        weightDtype,
+        ...(outCodes ? { outCodes } : {}),
+        ...(splits ? { splits } : {}),
+      },
+      rows: R,
+      inputs: [
+        padded(rng.normals(R * hidden, 2)),
+        padded(rng.normals(R * hidden * Math.max(1, splits))),
+        w,
+        sentinel(R * hidden),
+        sentinel(outLen),
+      ],
+      tol,
     });
   }
   return out;

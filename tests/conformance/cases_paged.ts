@@ -6,7 +6,7 @@
  * a stride from a fused qkv row.
  * @module
  */
-import { PAGE_SIZE } from "../../compiler/codegen/contract.ts";
+import { PAGE_SIZE, q8RowWords } from "../../compiler/codegen/contract.ts";
 import { type ConformanceCase, TOL } from "./case.ts";
 import { padded, Rng } from "./helpers.ts";
 import { splitsOf } from "./reference.ts";
@@ -195,6 +195,14 @@ const DECODE_TABLE: [string, Heads, number[], number, Splits][] = [
   }],
 ];
 
+/** Decode batches whose qkv also comes as a kSplit matmul's partial sums (`qkvSplits`). */
+const QKV_SPLITS: Record<string, number> = {
+  "8B heads ragged": 4,
+  "GQA blocks of 4 and 2": 3,
+  "sliding window": 2,
+  "D=10 scalar form": 2,
+};
+
 function decodeCases(rng: Rng): ConformanceCase[] {
   return DECODE_TABLE.flatMap(([label, h, lens, window, { splits, rows, align }]) => {
     const b = batch(rng, lens, lens.map(() => 1));
@@ -217,11 +225,15 @@ function decodeCases(rng: Rng): ConformanceCase[] {
       }
       partO.fill(NaN, (r * splits + used) * h.H * h.D, (r + 1) * splits * h.H * h.D);
     }
-    // the merge's out row-major, and unit-major where H * D allows it
-    const merges = (h.H * h.D) % 32 === 0 ? [false, true] : [false];
+    // the merge's out row-major, unit-major where H * D allows it, and as quantize_q8 rows
+    // where D and H * D do
+    const merges: ("rows" | "units" | "codes")[] = ["rows"];
+    if ((h.H * h.D) % 32 === 0) merges.push("units");
+    if (h.D % 32 === 0 && (h.H * h.D) % 64 === 0) merges.push("codes");
+    const qkvSplits = QKV_SPLITS[label] ?? 1;
     return [
-      {
-        name: `attention_decode ${what} R=${b.R}`,
+      ...[1, qkvSplits].filter((qs, i) => i === 0 || qs > 1).map((qs): ConformanceCase => ({
+        name: `attention_decode ${what}${qs > 1 ? ` qkvSplits=${qs}` : ""} R=${b.R}`,
         spec: {
           op: "attention_decode",
           heads: h.H,
@@ -230,34 +242,41 @@ function decodeCases(rng: Rng): ConformanceCase[] {
           scale: 1 / Math.sqrt(h.D),
           invFreq: invFreq(h.D, 500000),
           ...layout,
+          ...(qs > 1 ? { qkvSplits: qs } : {}),
         },
         rows: b.R,
         inputs: [
-          padded(rng.normals(b.R * width, 2)), // scaled so the softmax is peaked, not flat
+          // scaled so the softmax is peaked, not flat (split into qs partial sums)
+          padded(rng.normals(b.R * qs * width, 2 / Math.sqrt(qs))),
           ...b.paged,
           padded(rng.normals(cacheLen)),
           padded(new Float32Array(b.R * splits * h.H * h.D).fill(-7)),
           padded(new Float32Array(b.R * splits * h.H).fill(-7)),
         ],
         tol: TOL.f32,
-      },
-      ...merges.map((units): ConformanceCase => ({
-        name: `attention_merge ${what}${units ? " outUnits" : ""} R=${b.R}`,
+      })),
+      ...merges.map((mode): ConformanceCase => ({
+        name: `attention_merge ${what}${
+          mode === "rows" ? "" : ` out${mode[0].toUpperCase()}${mode.slice(1)}`
+        } R=${b.R}`,
         spec: {
           op: "attention_merge",
           heads: h.H,
           headDim: h.D,
           ...layout,
-          ...(units ? { outUnits: true } : {}),
+          ...(mode === "units" ? { outUnits: true } : {}),
+          ...(mode === "codes" ? { outCodes: true } : {}),
         },
         rows: b.R,
         inputs: [
           b.paged[0],
           padded(partO),
           padded(partLse),
-          padded(new Float32Array(b.R * h.H * h.D).fill(-7)),
+          padded(
+            new Float32Array(b.R * (mode === "codes" ? q8RowWords(h.H * h.D) : h.H * h.D)).fill(-7),
+          ),
         ],
-        tol: TOL.f32,
+        tol: mode === "codes" ? TOL.q8Written : TOL.f32,
       })),
     ];
   });

@@ -9,6 +9,7 @@ import {
   type KernelSpec,
   kSplitLen,
   PAGE_SIZE,
+  q8OutWidth,
   q8RowWords,
   TOP_P_BUCKETS,
   TOP_P_SLICE,
@@ -81,6 +82,23 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
   const R = rows;
   const x = (name: string, i: number) => f32(buf[name], i);
   const ids = (name: string, i: number) => u32(buf[name], i);
+  // a folded sum_splits: the partial sums added up first (rounded once to f32, as the
+  // sum_splits it replaces stores them)
+  if (spec.op === "attention_decode" && spec.qkvSplits) {
+    buf.qkv = summedSplits(
+      buf.qkv,
+      R,
+      spec.qkvSplits,
+      (spec.heads + 2 * spec.kvHeads) * spec.headDim,
+    );
+  }
+  if (spec.op === "add_rms_norm" && spec.splits) {
+    buf.b = summedSplits(buf.b, R, spec.splits, spec.hidden);
+  }
+  // out as quantize_q8 rows (a writer's outCodes): the values computed in float64, then
+  // rounded and compared decoded, as for quantize_q8
+  const codesK = spec.op === "quantize_q8" ? null : q8OutWidth(spec);
+  if (codesK !== null) out.out = new Float64Array(R * codesK);
 
   switch (spec.op) {
     case "embed": {
@@ -195,15 +213,10 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
     case "quantize_q8": {
       // compared decoded (`q8RowsDecoded`): each element's d x code, and each block's code sum
       const K = spec.K;
-      const xin = Float64Array.from({ length: R * K }, (_, i) => x("x", i));
-      out.out = q8Activations(xin, R, K);
-      out.out_sums = new Float64Array(R * K / 32);
-      for (let b = 0; b < R * K / 32; b++) {
-        const a = Math.max(...xin.subarray(32 * b, 32 * b + 32).map(Math.abs));
-        for (let i = 32 * b; i < 32 * b + 32; i++) {
-          out.out_sums[b] += a && Math.round(out.out[i] / (a / 127));
-        }
-      }
+      Object.assign(
+        out,
+        q8Written(Float64Array.from({ length: R * K }, (_, i) => x("x", i)), R, K),
+      );
       break;
     }
     case "sum_splits": {
@@ -307,6 +320,7 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
       }
       break;
   }
+  if (codesK !== null) Object.assign(out, q8Written(out.out as Float64Array, R, codesK));
   return out;
 }
 
@@ -576,12 +590,14 @@ function logitsProcess(V: number, buf: Record<string, ArrayBuffer>, out: RefOutp
 export function q8RowsDecoded(b: ArrayBuffer, R: number, K: number): {
   values: Float64Array;
   sums: Float64Array;
+  scales: Float64Array;
 } {
   const W = q8RowWords(K);
   const values = new Float64Array(R * K), sums = new Float64Array(R * K / 32);
+  const scales = new Float64Array(R * K / 32);
   for (let r = 0; r < R; r++) {
     for (let u = 0; u < K / 32; u++) {
-      const d = f32(b, r * W + K / 4 + 2 * u);
+      const d = scales[r * K / 32 + u] = f32(b, r * W + K / 4 + 2 * u);
       sums[r * K / 32 + u] = f32(b, r * W + K / 4 + 2 * u + 1);
       for (let e = 0; e < 32; e++) {
         const word = u32(b, r * W + 8 * u + 2 * (e >> 3) + (e & 1));
@@ -590,7 +606,33 @@ export function q8RowsDecoded(b: ArrayBuffer, R: number, K: number): {
       }
     }
   }
-  return { values, sums };
+  return { values, sums, scales };
+}
+
+/** What a kernel writing x [R, K] as `quantize_q8` rows is compared with (decoded): `out`, each
+ * element's d x code, `out_sums`, each block's code sum, and `out_scales`, each block's d. */
+function q8Written(xin: Float64Array, R: number, K: number): RefOutputs {
+  const values = q8Activations(xin, R, K);
+  const sums = new Float64Array(R * K / 32), scales = new Float64Array(R * K / 32);
+  for (let b = 0; b < R * K / 32; b++) {
+    const a = Math.max(...xin.subarray(32 * b, 32 * b + 32).map(Math.abs));
+    scales[b] = a / 127;
+    for (let i = 32 * b; i < 32 * b + 32; i++) sums[b] += a && Math.round(values[i] / (a / 127));
+  }
+  return { out: values, out_sums: sums, out_scales: scales };
+}
+
+/** Rows of `splits` partial sums (f32 [R, splits * W]) added up: f32 [R, W]. */
+function summedSplits(part: ArrayBuffer, R: number, splits: number, W: number): ArrayBuffer {
+  const out = new Float32Array(R * W);
+  for (let r = 0; r < R; r++) {
+    for (let c = 0; c < W; c++) {
+      let acc = 0;
+      for (let s = 0; s < splits; s++) acc += f32(part, r * splits * W + s * W + c);
+      out[r * W + c] = acc;
+    }
+  }
+  return out.buffer;
 }
 
 /** x [R, K] as the contract's `xq8` rounds it: int8 codes per 32-element block, ties to even. */

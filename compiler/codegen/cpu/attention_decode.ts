@@ -8,10 +8,14 @@
 import {
   type CpuKernel,
   decodeSplits,
+  foldedSplitsError,
   type KernelSpec,
   PAGE_SIZE,
+  q8CodesError,
   unitLayoutError,
 } from "../contract.ts";
+import { summedSplits } from "./elementwise.ts";
+import { q8RowWriter } from "./matmul.ts";
 import { attendRange } from "./attention.ts";
 import { rotator } from "./rope.ts";
 import { unitMajorRows } from "./unit_major.ts";
@@ -19,13 +23,16 @@ import { unitMajorRows } from "./unit_major.ts";
 type DecodeSpec = Extract<KernelSpec, { op: "attention_decode" }>;
 type MergeSpec = Extract<KernelSpec, { op: "attention_merge" }>;
 
-/** The CPU kernel of an `attention_decode` spec. Bindings: qkv [R, (H + 2KV) * D], positions,
+/** The CPU kernel of an `attention_decode` spec. Bindings: qkv [R, (H + 2KV) * D] (with
+ * `qkvSplits`: [R, qkvSplits * (H + 2KV) * D], added up first), positions,
  * tok_seq, page_indptr, page_indices, cache, part_o [R, S * H * D], part_lse [R, S * H]. */
 export function attentionDecodeKernel(spec: DecodeSpec): CpuKernel {
   const { heads: H, kvHeads: KV, headDim: D, scale, splits: S } = spec;
   if (H % KV !== 0) {
     throw new RangeError(`attention_decode heads ${H} is not a multiple of kvHeads ${KV}`);
   }
+  const err = foldedSplitsError(spec);
+  if (err) throw new RangeError(err);
   const group = H / KV;
   const rotate = rotator(D, spec.invFreq);
   const width = (H + 2 * KV) * D;
@@ -34,7 +41,9 @@ export function attentionDecodeKernel(spec: DecodeSpec): CpuKernel {
   const acc = new Float64Array(D); // [D]
   let scores = new Float64Array(256); // [split length] grows on demand
   return (bufs, R) => {
-    const qkv = new Float32Array(bufs[0]); // [R, width]
+    const qkv = spec.qkvSplits
+      ? summedSplits(new Float32Array(bufs[0]), R, spec.qkvSplits, width)
+      : new Float32Array(bufs[0]); // [R, width]
     const positions = new Uint32Array(bufs[1]); // [R]
     const tokSeq = new Uint32Array(bufs[2]); // [R]
     const indptr = new Uint32Array(bufs[3]); // [b + 1]
@@ -73,7 +82,7 @@ export function attentionDecodeKernel(spec: DecodeSpec): CpuKernel {
 }
 
 /** The CPU kernel of an `attention_merge` spec. Bindings: positions, part_o, part_lse,
- * out [R, H * D]. */
+ * out [R, H * D] (with `outCodes`: quantize_q8 rows). */
 export function attentionMergeKernel(spec: MergeSpec): CpuKernel {
   const { heads: H, headDim: D, splits: S } = spec;
   const weight = new Float64Array(S); // [S]
@@ -81,11 +90,14 @@ export function attentionMergeKernel(spec: MergeSpec): CpuKernel {
   const units = unitLayoutError(spec);
   if (units) throw new RangeError(units);
   const layout = spec.outUnits ? unitMajorRows(W) : null;
+  const codesErr = q8CodesError(spec);
+  if (codesErr) throw new RangeError(codesErr);
+  const codes = spec.outCodes ? q8RowWriter(W) : null;
   return (bufs, R) => {
     const positions = new Uint32Array(bufs[0]); // [R]
     const partO = new Float32Array(bufs[1]); // [R, S, H, D]
     const partLse = new Float32Array(bufs[2]); // [R, S, H]
-    const out = new Float32Array(bufs[3]); // [R, H * D]
+    const out = codes ? new Float32Array(R * W) : new Float32Array(bufs[3]); // [R, H * D]
     for (let r = 0; r < R; r++) {
       const { used } = decodeSplits(spec, positions[r], R);
       for (let h = 0; h < H; h++) {
@@ -105,5 +117,6 @@ export function attentionMergeKernel(spec: MergeSpec): CpuKernel {
       const rows = new Float32Array(bufs[3], 0, R * W);
       layout.to(rows.slice(), R, rows);
     }
+    codes?.(out, R, bufs[3]);
   };
 }

@@ -30,6 +30,25 @@ export function sumSplitsKernel(spec: SumSplitsSpec): CpuKernel {
     }
   };
 }
+/** Rows of `splits` partial sums ([R, splits * W]) added up in split order (the sum in f64,
+ * rounded once to f32, as `sum_splits` does): [R, W]. The CPU form of a folded `sum_splits`. */
+export function summedSplits(
+  part: Float32Array,
+  R: number,
+  splits: number,
+  W: number,
+): Float32Array {
+  const out = new Float32Array(R * W);
+  for (let r = 0; r < R; r++) {
+    for (let c = 0; c < W; c++) {
+      let acc = 0;
+      for (let s = 0; s < splits; s++) acc += part[r * splits * W + s * W + c];
+      out[r * W + c] = acc;
+    }
+  }
+  return out;
+}
+
 type SiluMulSpec = Extract<KernelSpec, { op: "silu_mul" }>;
 
 /** The CPU kernel of an `add` spec. Bindings: a, b [R, width], out [R, width]. */

@@ -250,14 +250,19 @@ const q8Slot = (e: number) => ({ word: 2 * (e >> 3) + (e & 1), byte: (e & 7) >> 
 export function quantizeQ8Kernel(spec: Extract<KernelSpec, { op: "quantize_q8" }>): CpuKernel {
   const err = q8CodesError(spec);
   if (err) throw new RangeError(err);
-  const { K } = spec;
+  const write = q8RowWriter(spec.K);
+  return (bufs, R) => write(new Float32Array(bufs[0]), R, bufs[1]);
+}
+
+/** A writer of `quantize_q8` rows of K elements: `(x [R, K], R, out)` fills out's first R rows
+ * (u32 [R, q8RowWords(K)]); the kernels that write codes (`outCodes`) end with it. */
+export function q8RowWriter(K: number): (x: Float32Array, R: number, out: ArrayBuffer) => void {
   const W = q8RowWords(K);
   const codes = new Int32Array(32);
   const words = new Uint32Array(8); // one block's code words
-  return (bufs, R) => {
-    const x = new Float32Array(bufs[0]); // [R, K]
-    const out = new Uint32Array(bufs[1]); // [R, W]
-    const meta = new Float32Array(bufs[1]); // the same words, as f32
+  return (x, R, buf) => {
+    const out = new Uint32Array(buf); // [R, W]
+    const meta = new Float32Array(buf); // the same words, as f32
     for (let r = 0; r < R; r++) {
       for (let u = 0; u < K / 32; u++) {
         const a = q8Block(x, r * K + 32 * u, r * K + 32 * u + 32, codes);

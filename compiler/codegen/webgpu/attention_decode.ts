@@ -11,15 +11,28 @@
  * log-sum-exp. Splits past the dispatch's share (many rows) return before any load; splits past
  * the row's `used` (short contexts) once the position is known.
  *
- * `attention_merge`: one workgroup per (row, head), the splits read in parallel.
+ * With `qkvSplits` (a folded `sum_splits`), every qkv element is the sum of the kSplit
+ * matmul's partials, added as it is read.
+ *
+ * `attention_merge`: one workgroup per (row, head), the splits read in parallel. With
+ * `outCodes`, the head's outputs go through workgroup memory and a thread a 32-element block
+ * rounds them to `quantize_q8` codes.
  * @module
  */
-import { type KernelSpec, type TargetInfo, unitLayoutError, type WgslKernel } from "../contract.ts";
+import {
+  foldedSplitsError,
+  type KernelSpec,
+  q8CodesError,
+  type TargetInfo,
+  unitLayoutError,
+  type WgslKernel,
+} from "../contract.ts";
 import {
   checkTarget,
   declareBindings,
   entry,
   lit,
+  range,
   reductionThreads,
   rep,
   totalGroups,
@@ -35,6 +48,7 @@ import {
   scalarKernel,
 } from "./attention.ts";
 import { rotation } from "./rope.ts";
+import { quantiseBlock } from "./quantize_q8.ts";
 
 type DecodeSpec = Extract<KernelSpec, { op: "attention_decode" }>;
 type MergeSpec = Extract<KernelSpec, { op: "attention_merge" }>;
@@ -95,7 +109,12 @@ export function attentionDecodeKernel(
     );
   }
   checkSplits(spec.op, spec);
+  const folded = foldedSplitsError(spec);
+  if (folded) throw new RangeError(folded);
   const W = (H + 2 * KV) * D; // qkv row width
+  const QS = spec.qkvSplits ?? 1; // qkv: partial sums of a kSplit matmul, added up as read
+  const qv = `// element i of qkv (rows of ${QS} x ${W} partial sums: added up)
+fn qv(i: u32) -> f32 { return ${rep(QS, (s) => `qkv[i${s ? ` + ${s * W}u` : ""}]`, " + ")}; }`;
   const HG = H / KV;
   const half = D / 2;
   // Before the position is known: the page table's start and (grouped form) the raw q, k, v of
@@ -103,7 +122,7 @@ export function attentionDecodeKernel(
   // Splits past the dispatch's share (many rows) stop at once, before any load.
   const pre = `${perRow(spec)}
   if (split >= per_row) { return; }
-  let base = r * ${W}u;
+  let base = r * ${QS * W}u;
   if (lid == 0u) { pos_shared = positions[r]; fill_turns(); }
   let pages = page_indptr[tok_seq[r]];`;
   const range = `let p = workgroupUniformLoad(&pos_shared);
@@ -118,7 +137,7 @@ export function attentionDecodeKernel(
     const items = (HW + 2) * D4; // vec4s of q (HW heads), k and v this workgroup rotates or copies
     const passes = Math.ceil(items / T);
     const ld = (b: string, d: (c: number) => string) =>
-      `vec4<f32>(${rep(4, (c) => `qkv[${b} + ${d(c)}]`, ", ")})`;
+      `vec4<f32>(${rep(4, (c) => `qv(${b} + ${d(c)})`, ", ")})`;
     // raw values of item i (x) and their rotation partners (y): q heads, then k, then v
     const raw = (n: number) =>
       `var x${n} = vec4<f32>(0.0);
@@ -145,7 +164,8 @@ export function attentionDecodeKernel(
   }`;
     return groupedKernel(spec, target, plan, {
       types: { ...TYPES, cache: "array<vec4<f32>>", part_o: "array<vec4<f32>>" },
-      decls: `var<workgroup> knew: array<vec4<f32>, ${D4}>; // [D4] rotated key p
+      decls: `${qv}
+var<workgroup> knew: array<vec4<f32>, ${D4}>; // [D4] rotated key p
 var<workgroup> vnew: array<vec4<f32>, ${D4}>; // [D4] value p
 ${rotation(spec.invFreq, D)}
 // the element that element d is rotated with (pairs (i, i + ${half}))
@@ -181,14 +201,15 @@ fn turn(x: f32, y: f32, d: u32, p: u32) -> f32 {
   const G = S * H;
   return scalarKernel(spec, target, T, {
     types: TYPES,
-    decls: `var<workgroup> knew: array<f32, ${D}>; // [D] rotated key p
+    decls: `${qv}
+var<workgroup> knew: array<f32, ${D}>; // [D] rotated key p
 var<workgroup> vnew: array<f32, ${D}>; // [D] value p
 ${rotation(spec.invFreq, D)}
 // element d of head row b of qkv (q or k), rotated to position p (pairs (i, i + ${half}))
 fn rope_at(b: u32, d: u32, p: u32) -> f32 {
   let cs = rot(p, d % ${half}u);
-  if (d < ${half}u) { return qkv[b + d] * cs.x - qkv[b + d + ${half}u] * cs.y; }
-  return qkv[b + d] * cs.x + qkv[b + d - ${half}u] * cs.y;
+  if (d < ${half}u) { return qv(b + d) * cs.x - qv(b + d + ${half}u) * cs.y; }
+  return qv(b + d) * cs.x + qv(b + d - ${half}u) * cs.y;
 }`,
     groupsPerRow: G,
     start: `let r = wg / ${G}u;
@@ -200,7 +221,7 @@ fn rope_at(b: u32, d: u32, p: u32) -> f32 {
   for (var d = lid; d < ${D}u; d += ${T}u) {
     qs[d] = rope_at(base + h * ${D}u, d, p) * ${lit(scale)};
     knew[d] = rope_at(base + ${H * D}u + kvh * ${D}u, d, p);
-    vnew[d] = qkv[base + ${(H + KV) * D}u + kvh * ${D}u + d];
+    vnew[d] = qv(base + ${(H + KV) * D}u + kvh * ${D}u + d);
   }
   workgroupBarrier();
   if (je == p + 1u && h % ${HG}u == 0u) {
@@ -234,8 +255,10 @@ export function attentionMergeKernel(spec: MergeSpec, target: TargetInfo): WgslK
     throw new RangeError(`attention_merge: heads ${H}, headDim ${D} must be positive`);
   }
   checkSplits(spec.op, spec);
-  const units = unitLayoutError(spec);
-  if (units) throw new RangeError(units);
+  for (const err of [unitLayoutError(spec), q8CodesError(spec)]) {
+    if (err) throw new RangeError(err);
+  }
+  const CODES = !!spec.outCodes;
   const T = reductionThreads(target, 256);
   const V = D % 4 === 0 ? 4 : 1; // elements a thread reads from a split's row
   const DV = D / V;
@@ -243,16 +266,33 @@ export function attentionMergeKernel(spec: MergeSpec, target: TargetInfo): WgslK
   const SG = DV <= T ? Math.max(1, Math.min(S, Math.floor(T / DV))) : 1; // split groups
   const SPT = Math.ceil(S / SG); // splits a thread reads at most
   const unrolled = DV <= T && SPT <= 16;
-  // out's element (or vec4) e of head h, row-major or unit-major
-  const outAt = (e: string) => {
+  // out's element (or vec4) e of head h, row-major or unit-major; with outCodes, the head's
+  // vec4 e in workgroup memory, rounded to codes at the end
+  const store = (e: string, v: string) => {
+    if (CODES) return `hq[${e}] = ${v};`;
     const i = `h * ${DV}u + ${e}`;
-    return `r * ${H * DV}u + ${
+    return `out[r * ${H * DV}u + ${
       spec.outUnits ? (V === 4 ? unitChunk(i, H * D) : unitElem(i, H * D)) : i
-    }`;
+    }] = ${v};`;
   };
+  const K = H * D, W2 = (K / 4 + K / 16) / 2; // codes: a row's elements, its vec2 words
+  const codes = CODES
+    ? `workgroupBarrier();
+  if (lid < ${D / 32}u) {
+    let u = h * ${D / 32}u + lid; // block of the row
+    ${range(8).map((i) => `let v${i} = hq[lid * 8u + ${i}u];`).join(" ")}
+    ${quantiseBlock((i) => `v${i}`, "q")}
+    let ks = ${range(8).map((i) => `qk${i}`).join(" + ")};
+    let ob = r * ${W2}u;
+    ${range(4).map((w) => `out[ob + u * 4u + ${w}u] = vec2<u32>(qlo${w}, qhi${w});`).join(" ")}
+    out[ob + ${
+      K / 8
+    }u + u] = bitcast<vec2<u32>>(vec2<f32>(qa / 127.0, f32(ks.x + ks.y + ks.z + ks.w)));
+  }`
+    : "";
   checkTarget(spec, target, {
     workgroupSize: T,
-    sharedBytes: 4 * S + (SG > 1 ? 4 * V * SG * DV : 0),
+    sharedBytes: 4 * S + (SG > 1 ? 4 * V * SG * DV : 0) + (CODES ? 4 * D : 0),
   });
   const weighted = unrolled
     ? `${rep(SPT, (i) => `var o${i} = ${vt}(0.0);`)}
@@ -282,8 +322,13 @@ export function attentionMergeKernel(spec: MergeSpec, target: TargetInfo): WgslK
       positions: "array<u32>",
       part_o: `array<${vt}>`,
       part_lse: "array<f32>",
-      out: `array<${vt}>`,
+      out: CODES ? "array<vec2<u32>>" : `array<${vt}>`,
     })
+  }
+${
+    CODES
+      ? `var<workgroup> hq: array<${vt}, ${DV}>; // the head's outputs, to be rounded to codes`
+      : ""
   }
 var<workgroup> lse_sh: array<f32, ${S}>; // [S] log-sum-exp of each split of the row's head
 ${
@@ -312,17 +357,18 @@ ${entry(T, totalGroups(1, H))}
   if (lid < ${DV}u) {
     var sum = red[lid];
     for (var k = 1u; k < ${SG}u; k++) { sum += red[k * ${DV}u + lid]; }
-    out[${outAt("lid")}] = sum / den;
+    ${store("lid", "sum / den")}
   }`
-        : `if (lid < ${DV}u) { out[${outAt("lid")}] = acc / den; }`
+        : `if (lid < ${DV}u) { ${store("lid", "acc / den")} }`
       : `for (var e = lid; e < ${DV}u; e += ${T}u) {
     var acc = ${vt}(0.0);
     for (var s = 0u; s < used; s++) {
       acc += exp(lse_sh[s] - mx) * part_o[(lb + s * ${H}u) * ${DV}u + e];
     }
-    out[${outAt("e")}] = acc / den;
+    ${store("e", "acc / den")}
   }`
   }
+  ${codes}
 }
 `;
   return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: H };
