@@ -162,6 +162,25 @@ export const VARIANTS = {
     ropeScaling: null,
     tieWordEmbeddings: false,
   },
+  /** "wide" in the Llama shape (no biases): batched decode's qkv sums fold into
+   * attention_decode (`fold_sum_splits`), which the Qwen2 qkv bias prevents. */
+  "wide_llama": {
+    ...GOLDEN_SIZE,
+    architecture: "LlamaForCausalLM",
+    modelType: "llama",
+    qkvBias: false,
+    slidingWindow: null,
+    hiddenSize: 1024,
+    intermediateSize: 8192,
+    numLayers: 1,
+    numHeads: 16,
+    numKvHeads: 4,
+    headDim: 64,
+    rmsNormEps: 1e-5,
+    ropeTheta: 500000,
+    ropeScaling: null,
+    tieWordEmbeddings: false,
+  },
   /** The bundled example: Llama 3.2 style (GQA 4:1, tied, llama3 RoPE scaling) at the golden
    * width, with the real Llama 3 tokenizer and chat template. */
   "example": {

@@ -43,6 +43,12 @@ export interface OptimizationFlags {
    * `quantize_q8` rows written once before them, instead of each workgroup rounding x
    * itself (after q8_activations and split_k). */
   readonly q8_codes: boolean;
+  /** A `sum_splits` read only by an add_rms_norm or attention_decode is added up by that
+   * kernel as it reads the partial sums (after split_k). */
+  readonly fold_sum_splits: boolean;
+  /** A `quantize_q8` whose x only it reads is written by x's producer instead (rms_norm,
+   * add_rms_norm, attention_merge: their `outCodes`; after q8_codes). */
+  readonly q8_writers: boolean;
 }
 
 /** O2 (and O3): every optimisation. */
@@ -62,6 +68,8 @@ const O2_FLAGS: OptimizationFlags = {
   // 8B batch-16 step on the H100 (BENCHMARKS.md)
   split_k: true,
   q8_codes: true,
+  fold_sum_splits: true,
+  q8_writers: true,
 };
 
 export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", OptimizationFlags>> = {
@@ -79,6 +87,8 @@ export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", Optimizatio
     q8_unit_layout: false,
     split_k: false,
     q8_codes: false,
+    fold_sum_splits: false,
+    q8_writers: false,
   },
   O1: {
     ...O2_FLAGS,
@@ -92,6 +102,8 @@ export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", Optimizatio
     q8_unit_layout: false,
     split_k: false,
     q8_codes: false,
+    fold_sum_splits: false,
+    q8_writers: false,
   },
   O2: O2_FLAGS,
   O3: O2_FLAGS,

@@ -19,6 +19,7 @@ import { fuseNormMatmul } from "./fuse_norm_matmul.ts";
 import { q8UnitLayout } from "./q8_unit_layout.ts";
 import { splitK } from "./split_k.ts";
 import { q8Codes } from "./q8_codes.ts";
+import { foldSumSplits, q8Writers } from "./fold_into_producers.ts";
 
 export interface Phase {
   name: string;
@@ -36,10 +37,20 @@ export const PHASES: readonly Phase[] = [
   // 3. Target specialisation: binding limits, the target's packed int8 dot products (the
   //    RMSNorm folded into the q8 GEMVs that read it, their x rows stored unit-major).
   //    Batched decode's few-row weights split K across workgroups; the q8 matmuls of batched
-  //    decode and prompts read x quantised once.
+  //    decode and prompts read x quantised once, by its producer where it can; the split
+  //    sums added up by their readers where they can.
   {
     name: "target",
-    passes: [splitLargeWeights, q8Activations, fuseNormMatmul, q8UnitLayout, splitK, q8Codes],
+    passes: [
+      splitLargeWeights,
+      q8Activations,
+      fuseNormMatmul,
+      q8UnitLayout,
+      splitK,
+      q8Codes,
+      foldSumSplits,
+      q8Writers,
+    ],
   },
   // 4. Static memory planning within the symbolic bounds.
   { name: "memory", passes: [memoryPlanning] },

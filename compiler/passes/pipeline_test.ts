@@ -8,7 +8,7 @@ import { IrVerifyError, verifyFunction } from "../ir/verify.ts";
 import { PHASES, runPipeline } from "./pipeline.ts";
 import { decodeSplitLayout, SPLIT_ALIGN } from "./split_kv_decode.ts";
 import { CPU_TARGET, GENERIC_WEBGPU } from "../target.ts";
-import { PACKED_DOT } from "../codegen/contract.ts";
+import { PACKED_DOT, q8OutWidth } from "../codegen/contract.ts";
 import { assertThrows } from "../../tests/assert.ts";
 
 const RAW = {
@@ -249,7 +249,8 @@ const RAW_8B_LAYER = {
 };
 
 Deno.test("split_k splits K of the 8-32-row matmuls whose weights have few rows, on WebGPU only", () => {
-  const fns = run("O2", GENERIC_WEBGPU, "q4f16_1", RAW_8B_LAYER);
+  // (the sums left to sum_splits: fold_sum_splits has its own test)
+  const fns = run("fold_sum_splits=0", GENERIC_WEBGPU, "q4f16_1", RAW_8B_LAYER);
   const splits = (fn: IrFunction) =>
     fn.nodes.flatMap((n) =>
       n.spec.op === "matmul" ? [`${n.spec.N}x${n.spec.K}:${n.spec.kSplit ?? 1}`] : []
@@ -305,7 +306,8 @@ const QWEN_05B_WIDTHS = {
 };
 
 Deno.test("q8_codes: the few-rows and tiled q8 matmuls read x quantised once, before them", () => {
-  const fns = run("O2", Q8_WEBGPU, "q4f16_1", RAW_8B_LAYER);
+  // (every quantize_q8 kept: q8_writers has its own test)
+  const fns = run("q8_writers=0", Q8_WEBGPU, "q4f16_1", RAW_8B_LAYER);
   // prefill (512 rows, the q8 tiles) and prefill_small (32 rows, the few-rows kernel): every
   // q8 matmul of more than one row (lm_head reads the last row only: a q8 GEMV) reads xCodes,
   // written by a quantize_q8 of its x before it
@@ -345,5 +347,85 @@ Deno.test("q8_codes: the few-rows and tiled q8 matmuls read x quantised once, be
   assertEquals(count([decode(fns)]), 0);
   assertEquals(count(run("O2", CPU_TARGET, "q4f16_1", RAW_8B_LAYER)), 0);
   assertEquals(count(run("q8_codes=0", Q8_WEBGPU, "q4f16_1", RAW_8B_LAYER)), 0);
+  assertEquals(count(run("q8_codes=0;q8_writers=0", Q8_WEBGPU, "q4f16_1", RAW_8B_LAYER)), 0);
   ok(count(fns) > 0);
+});
+
+Deno.test("fold_sum_splits and q8_writers: the split sums and the q8 rows move into the kernels beside them", () => {
+  const on = run("O2", Q8_WEBGPU, "q4f16_1", RAW_8B_LAYER);
+  const off = run("fold_sum_splits=0;q8_writers=0", Q8_WEBGPU, "q4f16_1", RAW_8B_LAYER);
+  const fn = (fs: IrFunction[], name: string) => fs.find((f) => f.name === name)!;
+  const count = (f: IrFunction, op: string) => f.nodes.filter((n) => n.spec.op === op).length;
+  // batched decode, a layer: qkv (split), attention_decode summing its splits, attention_merge
+  // writing o_proj's codes, o_proj (split), add_rms_norm summing o_proj's splits and writing
+  // gate_up's codes, gate_up, the quantize_q8 of its output (silu_mul's, no writer), down
+  // (split), add_rms_norm as before; 15 dispatches a layer before
+  const bd = fn(on, "batch_decode_small");
+  const layer = bd.nodes.slice(
+    bd.nodes.findIndex((n) => n.spec.op === "matmul"),
+    bd.nodes.findIndex((n) => n.spec.op === "matmul" && n.spec.N === 4096 && n.spec.K === 14336) +
+      2,
+  );
+  assertEquals(layer.map((n) => n.spec.op), [
+    "matmul",
+    "attention_decode",
+    "attention_merge",
+    "matmul",
+    "add_rms_norm",
+    "matmul",
+    "quantize_q8",
+    "matmul",
+    "add_rms_norm",
+  ]);
+  assertEquals(count(fn(off, "batch_decode_small"), "sum_splits"), 3);
+  assertEquals(count(bd, "sum_splits"), 0);
+  const decodeNode = layer[1], norm = layer[4];
+  ok(decodeNode.spec.op === "attention_decode" && decodeNode.spec.qkvSplits === 4);
+  ok(decodeNode.args.qkv === layer[0].args.out);
+  ok(norm.spec.op === "add_rms_norm" && norm.spec.splits === 4 && norm.spec.outCodes);
+  ok(norm.args.b === layer[3].args.out && norm.args.out === layer[5].args.x);
+  ok(layer[2].spec.op === "attention_merge" && layer[2].spec.outCodes);
+  // every function: each q8 matmul reading codes reads them from a quantize_q8 or a writer
+  // with outCodes of its K, written before it; each folded sum reads a kSplit matmul's out
+  for (const f of on) {
+    for (const [i, n] of f.nodes.entries()) {
+      if (n.spec.op === "matmul" && n.spec.xCodes) {
+        const w = f.nodes.findIndex((p) => p.args.out === n.args.x);
+        ok(w >= 0 && w < i && q8OutWidth(f.nodes[w].spec) === n.spec.K, `${f.name}: codes`);
+      }
+      const folded = n.spec.op === "add_rms_norm"
+        ? n.spec.splits && n.args.b
+        : n.spec.op === "attention_decode" && n.spec.qkvSplits && n.args.qkv;
+      if (folded) {
+        const mm = f.nodes.find((p) => p.args.out === folded)!;
+        ok(
+          mm.spec.op === "matmul" &&
+            mm.spec.kSplit ===
+              (n.spec.op === "add_rms_norm"
+                ? n.spec.splits
+                : n.spec.op === "attention_decode" && n.spec.qkvSplits),
+        );
+      }
+    }
+  }
+  // prompts: the norms write the codes of qkv and gate_up (prefill: the q8 tiles) and the
+  // first layer's rms_norm too; the o_proj's x comes from attention (no writer): quantize_q8
+  for (const name of ["prefill", "prefill_small"]) {
+    const q = fn(on, name).nodes.filter((n) => n.spec.op === "quantize_q8").map((n) =>
+      n.spec.op === "quantize_q8" && n.spec.K
+    );
+    assertEquals(q, [4096, 14336], name);
+    assertEquals(count(fn(off, name), "quantize_q8"), 4, name);
+  }
+  // decode (the q8 GEMV's own x path) and the CPU target: nothing to fold
+  assertEquals(
+    fn(on, "decode").nodes.map((n) => n.spec.op),
+    fn(off, "decode").nodes.map((n) => n.spec.op),
+  );
+  const cpu = run("O2", CPU_TARGET, "q4f16_1", RAW_8B_LAYER);
+  ok(
+    cpu.flatMap((f) => f.nodes).every((n) =>
+      !("outCodes" in n.spec) && !("splits" in n.spec && n.spec.op === "add_rms_norm")
+    ),
+  );
 });

@@ -1,0 +1,86 @@
+/**
+ * Two folds of batched decode's and prompts' extra dispatches into the kernels beside them:
+ *
+ * - `fold_sum_splits`: a `sum_splits` (no bias, no residual) whose sums only an add_rms_norm or
+ *   an attention_decode reads goes: that kernel reads the kSplit matmul's partial sums and
+ *   adds them up itself (add_rms_norm's `splits`, attention_decode's `qkvSplits`).
+ * - `q8_writers`: a `quantize_q8` whose x only it reads goes: x's producer (rms_norm,
+ *   add_rms_norm, attention_merge) writes the codes itself (`outCodes`), so the normed or
+ *   attended row never round-trips through memory as f32.
+ *
+ * WebGPU targets (where split_k and q8_codes make these nodes); after them.
+ * @module
+ */
+import { foldedSplitsError, type KernelSpec, q8CodesError } from "../codegen/contract.ts";
+import type { IrFunction, Node } from "../ir/graph.ts";
+import { isWrite, type Pass, readers, rewrite } from "./pass.ts";
+
+/** Index of the node that writes value `id` through binding `name`, or -1. */
+function writerOf(fn: IrFunction, id: number, name: string): number {
+  return fn.nodes.findIndex((n) => n.args[name] === id && isWrite(n, name));
+}
+
+/** Whether value `id` is a temp read by exactly the node at `user`. */
+function onlyReader(fn: IrFunction, id: number, user: number): boolean {
+  const rs = readers(fn, id);
+  return fn.values[id].kind === "temp" && rs.length === 1 && rs[0] === user;
+}
+
+export const foldSumSplits: Pass = {
+  name: "fold_sum_splits",
+  flag: "fold_sum_splits",
+  run(fn) {
+    const replace = new Map<number, Node>(), drop = new Set<number>();
+    fn.nodes.forEach((n, i) => {
+      const s = n.spec;
+      if (s.op !== "sum_splits" || s.bias || s.residual) return;
+      const users = readers(fn, n.args.out);
+      if (users.length !== 1 || !onlyReader(fn, n.args.out, users[0])) return;
+      const u = users[0], user = fn.nodes[u];
+      const us = user.spec;
+      let spec: KernelSpec, args: Record<string, number>;
+      if (us.op === "add_rms_norm" && !us.splits && us.hidden === s.width && user.rows === n.rows) {
+        // the partial sums as b (a + b = b + a: the other operand moves to a)
+        const other = user.args.a === n.args.out ? user.args.b : user.args.a;
+        if (other === n.args.out) return;
+        spec = { ...us, splits: s.splits };
+        args = { ...user.args, a: other, b: n.args.part };
+      } else if (
+        us.op === "attention_decode" && !us.qkvSplits && user.args.qkv === n.args.out &&
+        (us.heads + 2 * us.kvHeads) * us.headDim === s.width && user.rows === n.rows
+      ) {
+        spec = { ...us, qkvSplits: s.splits };
+        args = { ...user.args, qkv: n.args.part };
+      } else return;
+      if (foldedSplitsError(spec)) return;
+      replace.set(u, { ...user, spec, args });
+      drop.add(i);
+    });
+    return drop.size ? rewrite(fn, replace, drop) : fn;
+  },
+};
+
+export const q8Writers: Pass = {
+  name: "q8_writers",
+  flag: "q8_writers",
+  run(fn) {
+    const replace = new Map<number, Node>(), drop = new Set<number>();
+    fn.nodes.forEach((q, i) => {
+      if (q.spec.op !== "quantize_q8" || !onlyReader(fn, q.args.x, i)) return;
+      const w = writerOf(fn, q.args.x, "out");
+      if (w < 0 || replace.has(w)) return;
+      const p = fn.nodes[w], ps = p.spec;
+      const width = ps.op === "rms_norm" || ps.op === "add_rms_norm"
+        ? ps.hidden
+        : ps.op === "attention_merge" && !ps.outUnits
+        ? ps.heads * ps.headDim
+        : -1;
+      if (width !== q.spec.K || p.rows !== q.rows) return;
+      const spec = { ...ps, outCodes: true } as KernelSpec;
+      if (q8CodesError(spec)) return;
+      replace.set(w, { ...p, spec, args: { ...p.args, out: q.args.out } });
+      drop.add(i);
+    });
+    return drop.size ? rewrite(fn, replace, drop) : fn;
+  },
+};
