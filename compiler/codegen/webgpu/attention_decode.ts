@@ -15,8 +15,8 @@
  * matmul's partials, added as it is read.
  *
  * `attention_merge`: one workgroup per (row, head), the splits read in parallel. With
- * `outCodes`, the head's outputs go through workgroup memory and a thread a 32-element block
- * rounds them to `quantize_q8` codes.
+ * `outCodes`, the head's outputs go through workgroup memory and a thread a quarter of a
+ * 32-element block rounds them to `quantize_q8` codes.
  * @module
  */
 import {
@@ -32,7 +32,6 @@ import {
   declareBindings,
   entry,
   lit,
-  range,
   reductionThreads,
   rep,
   totalGroups,
@@ -48,7 +47,7 @@ import {
   scalarKernel,
 } from "./attention.ts";
 import { rotation } from "./rope.ts";
-import { quantiseBlock } from "./quantize_q8.ts";
+import { pairMax, quantisePair } from "./quantize_q8.ts";
 
 type DecodeSpec = Extract<KernelSpec, { op: "attention_decode" }>;
 type MergeSpec = Extract<KernelSpec, { op: "attention_merge" }>;
@@ -276,23 +275,38 @@ export function attentionMergeKernel(spec: MergeSpec, target: TargetInfo): WgslK
     }] = ${v};`;
   };
   const K = H * D, W2 = (K / 4 + K / 16) / 2; // codes: a row's elements, its vec2 words
+  // codes: a thread a pair of vec4s (a quarter of a block), the block's max and code sum met
+  // in workgroup memory
+  const NP = D / 8;
   const codes = CODES
     ? `workgroupBarrier();
-  if (lid < ${D / 32}u) {
-    let u = h * ${D / 32}u + lid; // block of the row
-    ${range(8).map((i) => `let v${i} = hq[lid * 8u + ${i}u];`).join(" ")}
-    ${quantiseBlock((i) => `v${i}`, "q")}
-    let ks = ${range(8).map((i) => `qk${i}`).join(" + ")};
-    let ob = r * ${W2}u;
-    ${range(4).map((w) => `out[ob + u * 4u + ${w}u] = vec2<u32>(qlo${w}, qhi${w});`).join(" ")}
-    out[ob + ${
-      K / 8
-    }u + u] = bitcast<vec2<u32>>(vec2<f32>(qa / 127.0, f32(ks.x + ks.y + ks.z + ks.w)));
+  var am = 0.0;
+  var va = vec4<f32>(0.0);
+  var vb = vec4<f32>(0.0);
+  if (lid < ${NP}u) {
+    va = hq[2u * lid];
+    vb = hq[2u * lid + 1u];
+    pm[lid] = ${pairMax("va", "vb")};
+  }
+  workgroupBarrier();
+  let ob = r * ${W2}u;
+  let q = h * ${NP}u + lid; // the pair's place in the row (block q / 4)
+  if (lid < ${NP}u) {
+    let f = lid & ~3u;
+    am = max(max(pm[f], pm[f + 1u]), max(pm[f + 2u], pm[f + 3u]));
+    ${quantisePair("va", "vb", "am", "c")}
+    out[ob + q] = vec2<u32>(clo, chi);
+    pk[lid] = f32(cks);
+  }
+  workgroupBarrier();
+  if (lid < ${NP}u && (lid & 3u) == 0u) {
+    let s = pk[lid] + pk[lid + 1u] + pk[lid + 2u] + pk[lid + 3u];
+    out[ob + ${K / 8}u + q / 4u] = bitcast<vec2<u32>>(vec2<f32>(am / 127.0, s));
   }`
     : "";
   checkTarget(spec, target, {
     workgroupSize: T,
-    sharedBytes: 4 * S + (SG > 1 ? 4 * V * SG * DV : 0) + (CODES ? 4 * D : 0),
+    sharedBytes: 4 * S + (SG > 1 ? 4 * V * SG * DV : 0) + (CODES ? 4 * D + 8 * NP : 0),
   });
   const weighted = unrolled
     ? `${rep(SPT, (i) => `var o${i} = ${vt}(0.0);`)}
@@ -327,7 +341,9 @@ export function attentionMergeKernel(spec: MergeSpec, target: TargetInfo): WgslK
   }
 ${
     CODES
-      ? `var<workgroup> hq: array<${vt}, ${DV}>; // the head's outputs, to be rounded to codes`
+      ? `var<workgroup> hq: array<${vt}, ${DV}>; // the head's outputs, to be rounded to codes
+var<workgroup> pm: array<f32, ${NP}>; // each pair's max |x|
+var<workgroup> pk: array<f32, ${NP}>; // each pair's code sum`
       : ""
   }
 var<workgroup> lse_sh: array<f32, ${S}>; // [S] log-sum-exp of each split of the row's head

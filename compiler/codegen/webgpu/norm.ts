@@ -25,7 +25,7 @@ import {
   totalGroups,
   treeReduce,
 } from "./common.ts";
-import { quantiseBlock } from "./quantize_q8.ts";
+import { pairMax, quantisePair } from "./quantize_q8.ts";
 
 type NormSpec = Extract<KernelSpec, { op: "rms_norm" | "add_rms_norm" }>;
 
@@ -94,15 +94,17 @@ function bSum(KS: number, H: number, vt: "f32" | "vec4<f32>", i: string): string
   return `(${range(KS).map((s) => `b[(wg * ${KS}u + ${s}u) * ${width}u + ${i}]`).join(" + ")})`;
 }
 
-/** The `outCodes` form: a thread a 32-element block (or several, `BT` apart), held in
- * registers from the loads to the codes. */
+/** The `outCodes` form: a thread a pair of vec4s (8 elements, a quarter of a 32-element block;
+ * several pairs `T` apart where the row has more than the workgroup's threads), held in
+ * registers from the loads to the codes; the blocks' max |x| and code sums meet in workgroup
+ * memory. */
 function normCodesKernel(spec: NormSpec, target: TargetInfo): WgslKernel {
-  const H = spec.hidden, NB = H / 32;
+  const H = spec.hidden, NP = H / 8; // pairs of vec4s
   const fused = spec.op === "add_rms_norm";
   const KS = spec.op === "add_rms_norm" ? spec.splits ?? 1 : 1;
-  const T = Math.min(reductionThreads(target, 256), 2 ** Math.ceil(Math.log2(NB)));
-  const BT = Math.ceil(NB / T); // blocks a thread
-  checkTarget(spec, target, { workgroupSize: T, sharedBytes: 4 * T });
+  const T = Math.min(reductionThreads(target, 1024), 2 ** Math.ceil(Math.log2(NP)));
+  const PT = Math.ceil(NP / T); // pairs a thread
+  checkTarget(spec, target, { workgroupSize: T, sharedBytes: 4 * T + 4 * NP });
   const types: Record<string, string> = fused
     ? {
       a: "array<vec4<f32>>",
@@ -113,57 +115,67 @@ function normCodesKernel(spec: NormSpec, target: TargetInfo): WgslKernel {
     }
     : { x: "array<vec4<f32>>", w: denseType(spec.weightDtype), out: "array<vec2<u32>>" };
   const W2 = (H / 4 + H / 16) / 2; // vec2 words of an out row
-  const blocks = range(BT).map((j) => {
-    const guard = (j + 1) * T <= NB ? "" : `if (u${j} < ${NB}u) `;
-    return {
-      load: `let u${j} = lid + ${j * T}u;
-  ${range(8).map((i) => `var v${j}_${i} = vec4<f32>(0.0);`).join(" ")}
-  ${guard}{
-    ${
-        range(8).map((i) => {
-          const at = `u${j} * 8u + ${i}u`;
-          return fused
-            ? `v${j}_${i} = a[base + ${at}] + ${
-              bSum(KS, H, "vec4<f32>", at)
-            }; sum[base + ${at}] = v${j}_${i};`
-            : `v${j}_${i} = x[base + ${at}];`;
-        }).join("\n    ")
-      }
-  }`,
-      ssq: range(8).map((i) => `dot(v${j}_${i}, v${j}_${i})`).join(" + "),
-      store: `${guard}{
-    ${
-        range(8).map((i) =>
-          `let n${j}_${i} = v${j}_${i} * inv * vec4<f32>(${
-            range(4).map((c) => `w_at(u${j} * 32u + ${4 * i + c}u)`).join(", ")
-          });`
-        ).join("\n    ")
-      }
-    ${quantiseBlock((i) => `n${j}_${i}`, `q${j}`)}
-    let ks${j} = ${range(8).map((i) => `q${j}k${i}`).join(" + ")};
-    ${
-        range(4).map((w) => `out[ob + u${j} * 4u + ${w}u] = vec2<u32>(q${j}lo${w}, q${j}hi${w});`)
-          .join(" ")
-      }
-    out[ob + ${
-        H / 8
-      }u + u${j}] = bitcast<vec2<u32>>(vec2<f32>(q${j}a / 127.0, f32(ks${j}.x + ks${j}.y + ks${j}.z + ks${j}.w)));
-  }`,
-    };
-  });
+  const pairs = range(PT);
+  const guard = (j: number) => ((j + 1) * T <= NP ? "" : `if (q${j} < ${NP}u) `);
+  const load = (j: number, h: number) => {
+    const at = `2u * q${j} + ${h}u`;
+    return fused
+      ? `v${j}_${h} = a[base + ${at}] + ${
+        bSum(KS, H, "vec4<f32>", at)
+      }; sum[base + ${at}] = v${j}_${h};`
+      : `v${j}_${h} = x[base + ${at}];`;
+  };
+  const wv = (j: number, h: number) =>
+    `vec4<f32>(${range(4).map((c) => `w_at(8u * q${j} + ${4 * h + c}u)`).join(", ")})`;
   const code = `${declareBindings(spec, types)}
 ${denseReader("w", spec.weightDtype)}
 var<workgroup> red: array<f32, ${T}>;
+var<workgroup> pm: array<f32, ${NP}>; // each pair's max |x|, then its code sum
 
 ${entry(T, totalGroups(1, 1))}
   let base = wg * ${H / 4}u;
   let ob = wg * ${W2}u;
-  ${blocks.map((b) => b.load).join("\n  ")}
-  red[lid] = ${blocks.map((b) => b.ssq).join(" + ")};
+  ${
+    pairs.map((j) =>
+      `let q${j} = lid + ${j * T}u;
+  var v${j}_0 = vec4<f32>(0.0); var v${j}_1 = vec4<f32>(0.0);
+  ${guard(j)}{ ${load(j, 0)} ${load(j, 1)} }`
+    ).join("\n  ")
+  }
+  red[lid] = ${pairs.map((j) => `dot(v${j}_0, v${j}_0) + dot(v${j}_1, v${j}_1)`).join(" + ")};
   workgroupBarrier();
   ${treeReduce("red", T, (a, b) => `${a} + ${b}`)}
   let inv = inverseSqrt(red[0] / ${H}.0 + ${lit(spec.eps)});
-  ${blocks.map((b) => b.store).join("\n  ")}
+  ${
+    pairs.map((j) =>
+      `let n${j}_0 = v${j}_0 * inv * ${wv(j, 0)}; let n${j}_1 = v${j}_1 * inv * ${wv(j, 1)};
+  ${guard(j)}{ pm[q${j}] = ${pairMax(`n${j}_0`, `n${j}_1`)}; }`
+    ).join("\n  ")
+  }
+  workgroupBarrier();
+  ${
+    pairs.map((j) =>
+      `var am${j} = 0.0; var ks${j} = 0;
+  ${guard(j)}{
+    let f${j} = q${j} & ~3u; // the block's first pair
+    am${j} = max(max(pm[f${j}], pm[f${j} + 1u]), max(pm[f${j} + 2u], pm[f${j} + 3u]));
+    ${quantisePair(`n${j}_0`, `n${j}_1`, `am${j}`, `c${j}`)}
+    out[ob + q${j}] = vec2<u32>(c${j}lo, c${j}hi);
+    ks${j} = c${j}ks;
+  }`
+    ).join("\n  ")
+  }
+  workgroupBarrier();
+  ${pairs.map((j) => `${guard(j)}{ pm[q${j}] = f32(ks${j}); }`).join("\n  ")}
+  workgroupBarrier();
+  ${
+    pairs.map((j) =>
+      `if (q${j} < ${NP}u && (q${j} & 3u) == 0u) {
+    let s = pm[q${j}] + pm[q${j} + 1u] + pm[q${j} + 2u] + pm[q${j} + 3u];
+    out[ob + ${H / 8}u + q${j} / 4u] = bitcast<vec2<u32>>(vec2<f32>(am${j} / 127.0, s));
+  }`
+    ).join("\n  ")
+  }
 }
 `;
   return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: 1 };

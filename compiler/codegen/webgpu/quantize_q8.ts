@@ -36,6 +36,28 @@ export function quantiseBlock(v: (i: number) => string, p: string): string {
   return out.join("\n      ");
 }
 
+/**
+ * WGSL statements rounding 8 elements of a block to int8 as `quantiseBlock` does, given the
+ * block's max |x| (`amax`, an f32 expression): `va` holds elements 8w..8w+3 and `vb` 8w+4..8w+7
+ * (vec4<f32>). Defines `${p}lo`, `${p}hi` (the block's code words 2w and 2w + 1) and `${p}ks`
+ * (their code sum, i32). For kernels whose threads each hold a quarter of a block, the block's
+ * max met in workgroup memory (`pairMax`).
+ */
+export function quantisePair(va: string, vb: string, amax: string, p: string): string {
+  return `let ${p}inv = select(0.0, 127.0 / ${amax}, ${amax} > 0.0);
+    let ${p}ka = vec4<i32>(round(${va} * ${p}inv));
+    let ${p}kb = vec4<i32>(round(${vb} * ${p}inv));
+    let ${p}lo = pack4xI8(vec4<i32>(${p}ka.x, ${p}ka.z, ${p}kb.x, ${p}kb.z));
+    let ${p}hi = pack4xI8(vec4<i32>(${p}ka.y, ${p}ka.w, ${p}kb.y, ${p}kb.w));
+    let ${p}k4 = ${p}ka + ${p}kb;
+    let ${p}ks = ${p}k4.x + ${p}k4.y + ${p}k4.z + ${p}k4.w;`;
+}
+
+/** WGSL: max |x| over two vec4<f32>, a pair's share of its block's max. */
+export function pairMax(va: string, vb: string): string {
+  return `max(max(max(abs(${va}.x), abs(${va}.y)), max(abs(${va}.z), abs(${va}.w))), max(max(abs(${vb}.x), abs(${vb}.y)), max(abs(${vb}.z), abs(${vb}.w))))`;
+}
+
 /** Threads a workgroup (blocks of a row). */
 const THREADS = 64;
 
