@@ -155,7 +155,7 @@ export async function compile(opts: CompileOptions): Promise<CompileResult> {
   // 7. optimisation pipeline
   const dumps: [string, string][] = [];
   const optimized: IrFunction[] = await stage("optimize", timings, () => {
-    const fns = runPipeline(functions, { config, target, flags }, (phase, fns) => {
+    const fns = runPipeline(functions, { config, target, flags, modelDtype: quant.modelDtype }, (phase, fns) => {
       if (opts.debugDump) {
         dumps.push([`${dumps.length}_${phase}.ir`, fns.map(printFunction).join("\n\n") + "\n"]);
       }

@@ -43,7 +43,7 @@ Deno.test({
       kv_heads: 8,
       head_dim: 128,
       page_size: 16,
-      dtype: "float32",
+      dtype: "float16", // kv_f16: q4f16_1's model dtype
     });
     // q4f16_1: int4 in uint32 words (8 per word), f16 scale per group of 32
     const qkv = m.params.find((p) => p.name === "model.layers.0.self_attn.qkv_proj.q_weight")!;

@@ -28,7 +28,8 @@ export interface CompileMetadata {
     kv_heads: number;
     head_dim: number;
     page_size: number;
-    dtype: "float32";
+    /** The cache's element type (`kv_f16`). */
+    dtype: "float32" | "float16";
   };
   /** KV pages one sequence holds at most: the context, or under a sliding window the rolling
    * bound (the window plus one prefill chunk, and a page either side). */
@@ -80,7 +81,9 @@ export function buildMetadata(a: {
       kv_heads: c.num_key_value_heads,
       head_dim: c.head_dim,
       page_size: PAGE_SIZE,
-      dtype: "float32",
+      dtype: a.functions.some((f) => f.values.some((v) => v.kind === "kv" && v.dtype === "f16"))
+        ? "float16"
+        : "float32",
     },
     kv_pages_per_sequence: c.sliding_window_size > 0
       ? Math.min(
@@ -108,6 +111,11 @@ export function memoryEstimate(
   const params = m.params.reduce((s, p) => s + paramBytes(p), 0);
   const temp = Math.max(0, ...Object.values(m.memory_usage));
   const k = m.kv_cache;
-  const kvPerToken = k.layers * 2 * k.kv_heads * k.head_dim * 4;
+  const kvPerToken = k.layers * 2 * k.kv_heads * k.head_dim * kvElementBytes(m);
   return { params, temp, kvPerToken, total: params + temp + kvPerToken * m.context_window_size };
+}
+
+/** Bytes of one KV-cache element of a library (its `kv_cache.dtype`). */
+export function kvElementBytes(m: { kv_cache: { dtype: string } }): number {
+  return m.kv_cache.dtype === "float16" ? 2 : 4;
 }

@@ -12,8 +12,9 @@
  * - Group-quantised weights follow MLC's layout: `q_weight` u32 [N, ceil(K/G)*G/E] with E =
  *   floor(32/bits) elements per word, packed low bits first; `q_scale` [N, ceil(K/G)];
  *   value = (q - maxInt) * scale, maxInt = 2^(bits-1) - 1. K is zero-padded to a multiple of G.
- * - Paged KV cache, one buffer per layer: f32 [numPages, 2, kvHeads, PAGE_SIZE, headDim]
- *   (index 0 of the second dim is K, 1 is V). A token at position p of sequence s lives in page
+ * - Paged KV cache, one buffer per layer: [numPages, 2, kvHeads, PAGE_SIZE, headDim] (index 0
+ *   of the second dim is K, 1 is V), f32, or f16 (packed as above) in the kernels whose spec
+ *   says `kvDtype: "f16"` (every kernel of a library that touches the cache says the same). A token at position p of sequence s lives in page
  *   `page_indices[page_indptr[s] + floor(p / PAGE_SIZE)]`, slot `p % PAGE_SIZE`.
  * - Attention inputs: `positions` u32 [n] (position of each token in its sequence), `tok_seq`
  *   u32 [n] (sequence index of each token within the batch), `page_indptr` u32 [b+1],
@@ -170,10 +171,17 @@ export type KernelSpec =
   | { op: "rope"; heads: number; kvHeads: number; headDim: number; invFreq: number[] }
   /** Writes the k and v heads of qkv f32[R, (H + 2KV) * D] into the layer's cache.
    * Bindings: qkv, positions, tok_seq, page_indptr, page_indices, cache (read_write). */
-  | { op: "kv_append"; heads: number; kvHeads: number; headDim: number }
+  | { op: "kv_append"; heads: number; kvHeads: number; headDim: number; kvDtype?: DenseDtype }
   /** rope + kv_append in one: q_out f32[R, H*D] gets the rotated q heads; rotated k and v go to the cache.
    * Bindings: qkv, positions, tok_seq, page_indptr, page_indices, cache (read_write), q_out. */
-  | { op: "rope_kv_append"; heads: number; kvHeads: number; headDim: number; invFreq: number[] }
+  | {
+    op: "rope_kv_append";
+    heads: number;
+    kvHeads: number;
+    headDim: number;
+    invFreq: number[];
+    kvDtype?: DenseDtype;
+  }
   /** Causal paged attention with GQA. Query row r (head h) attends to positions j of its
    * sequence with lo <= j <= positions[r], lo = window > 0 ? max(0, p - window + 1) : 0,
    * softmax(q·k * scale). q is read at q[r * qStride + h * D + d] (qStride lets the O0 path read
@@ -184,6 +192,8 @@ export type KernelSpec =
     heads: number;
     kvHeads: number;
     headDim: number;
+    /** The cache's element type (absent: f32). */
+    kvDtype?: DenseDtype;
     qStride: number;
     window: number;
     scale: number;
@@ -211,6 +221,8 @@ export type KernelSpec =
     heads: number;
     kvHeads: number;
     headDim: number;
+    /** The cache's element type (absent: f32). */
+    kvDtype?: DenseDtype;
     window: number;
     scale: number;
     invFreq: number[];
@@ -403,6 +415,11 @@ export function unitMajorIndex(k: number, W: number): number {
  * (d, code sum) pairs. */
 export function q8RowWords(K: number): number {
   return K / 4 + K / 16;
+}
+
+/** Whether a kernel's cache binding holds f16 (`kvDtype`). */
+export function kvF16(spec: KernelSpec): boolean {
+  return "kvDtype" in spec && spec.kvDtype === "f16";
 }
 
 /** The row width (K) of a kernel's `out` when it is written as `quantize_q8` rows (quantize_q8

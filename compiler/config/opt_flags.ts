@@ -49,6 +49,9 @@ export interface OptimizationFlags {
   /** A `quantize_q8` whose x only it reads is written by x's producer instead (rms_norm,
    * add_rms_norm, attention_merge: their `outCodes`; after q8_codes). */
   readonly q8_writers: boolean;
+  /** The KV cache in f16 where the model's dtype is f16 (q0f16, q3f16_1, q4f16_1), as MLC
+   * keeps it; f32 otherwise. */
+  readonly kv_f16: boolean;
 }
 
 /** O2 (and O3): every optimisation. */
@@ -70,6 +73,7 @@ const O2_FLAGS: OptimizationFlags = {
   q8_codes: true,
   fold_sum_splits: true,
   q8_writers: true,
+  kv_f16: true,
 };
 
 export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", OptimizationFlags>> = {
@@ -89,6 +93,7 @@ export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", Optimizatio
     q8_codes: false,
     fold_sum_splits: false,
     q8_writers: false,
+    kv_f16: false,
   },
   O1: {
     ...O2_FLAGS,

@@ -4,7 +4,7 @@
  */
 import type { ModelConfig } from "../config/model_config.ts";
 import type { OptimizationFlags } from "../config/opt_flags.ts";
-import type { TargetInfo } from "../codegen/contract.ts";
+import type { DenseDtype, TargetInfo } from "../codegen/contract.ts";
 import type { Dim, IrFunction, Node, Value } from "../ir/graph.ts";
 import { bindings } from "../ir/ops.ts";
 
@@ -12,6 +12,9 @@ export interface PassContext {
   readonly config: ModelConfig;
   readonly target: TargetInfo;
   readonly flags: OptimizationFlags;
+  /** The quantization's model dtype (activations, scales, the KV cache under `kv_f16`);
+   * absent: f32. */
+  readonly modelDtype?: DenseDtype;
 }
 
 export interface Pass {

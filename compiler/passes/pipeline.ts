@@ -20,6 +20,7 @@ import { q8UnitLayout } from "./q8_unit_layout.ts";
 import { splitK } from "./split_k.ts";
 import { q8Codes } from "./q8_codes.ts";
 import { foldSumSplits, q8Writers } from "./fold_into_producers.ts";
+import { kvF16Pass } from "./kv_f16.ts";
 
 export interface Phase {
   name: string;
@@ -38,7 +39,7 @@ export const PHASES: readonly Phase[] = [
   //    RMSNorm folded into the q8 GEMVs that read it, their x rows stored unit-major).
   //    Batched decode's few-row weights split K across workgroups; the q8 matmuls of batched
   //    decode and prompts read x quantised once, by its producer where it can; the split
-  //    sums added up by their readers where they can.
+  //    sums added up by their readers where they can. The KV cache in the model's dtype.
   {
     name: "target",
     passes: [
@@ -50,6 +51,7 @@ export const PHASES: readonly Phase[] = [
       q8Codes,
       foldSumSplits,
       q8Writers,
+      kvF16Pass,
     ],
   },
   // 4. Static memory planning within the symbolic bounds.

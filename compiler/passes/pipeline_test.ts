@@ -37,7 +37,8 @@ function run(
   raw: Record<string, unknown> = RAW,
 ) {
   const config = normalizeConfig(raw);
-  return runPipeline(build(quant, raw), { config, target, flags: parseOptFlags(opt) });
+  const modelDtype = getQuantization(quant).modelDtype;
+  return runPipeline(build(quant, raw), { config, target, flags: parseOptFlags(opt), modelDtype });
 }
 
 const ops = (fn: IrFunction) => fn.nodes.map((n) => n.spec.op);
@@ -428,4 +429,27 @@ Deno.test("fold_sum_splits and q8_writers: the split sums and the q8 rows move i
       !("outCodes" in n.spec) && !("splits" in n.spec && n.spec.op === "add_rms_norm")
     ),
   );
+});
+
+Deno.test("kv_f16: the cache in f16 where the model's dtype is f16, every kernel that touches it told so", () => {
+  const cacheOps = ["kv_append", "rope_kv_append", "attention", "attention_decode"];
+  const kvOf = (fns: IrFunction[]) => {
+    const values = fns.flatMap((f) => f.values.filter((v) => v.kind === "kv").map((v) => v.dtype));
+    const specs = fns.flatMap((f) => f.nodes.filter((n) => cacheOps.includes(n.spec.op)));
+    const said = specs.map((n) => ("kvDtype" in n.spec ? n.spec.kvDtype : undefined) ?? "f32");
+    ok(specs.length > 0 && values.length > 0);
+    return new Set([...values, ...said]);
+  };
+  assertEquals(kvOf(run("O2", Q8_WEBGPU, "q4f16_1")), new Set(["f16"]));
+  assertEquals(kvOf(run("O2", CPU_TARGET, "q0f16")), new Set(["f16"]));
+  // rope, kv_append and attention unfused
+  const unfused = "fuse_rope_kv_append=0;split_kv_decode=0";
+  assertEquals(kvOf(run(unfused, CPU_TARGET, "q4f16_1")), new Set(["f16"]));
+  ok(
+    run(unfused, CPU_TARGET, "q4f16_1").some((f) => f.nodes.some((n) => n.spec.op === "kv_append")),
+  );
+  // f32 models, the flag off, O0: an f32 cache
+  assertEquals(kvOf(run("O2", CPU_TARGET, "q4f32_1")), new Set(["f32"]));
+  assertEquals(kvOf(run("kv_f16=0", Q8_WEBGPU, "q4f16_1")), new Set(["f32"]));
+  assertEquals(kvOf(run("O0", CPU_TARGET, "q4f16_1")), new Set(["f32"]));
 });

@@ -35,4 +35,7 @@ export const TOL = {
   /** A kernel that computes x and writes it as `quantize_q8` rows (`outCodes`): near a tie its
    * f32 x and the float64 one may round to codes one apart, d = max|block| / 127. */
   q8Written: 8e-3,
+  /** Kernels that write an f16 KV cache (`kvDtype`): a key or value computed in f32 and in
+   * float64 may round to halves one apart near a tie (2^-11 of the value). */
+  kvF16: 1e-3,
 } as const;

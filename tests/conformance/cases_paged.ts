@@ -8,7 +8,7 @@
  */
 import { PAGE_SIZE, q8RowWords } from "../../compiler/codegen/contract.ts";
 import { type ConformanceCase, TOL } from "./case.ts";
-import { padded, Rng } from "./helpers.ts";
+import { denseBuffer, padded, Rng } from "./helpers.ts";
 import { splitsOf } from "./reference.ts";
 
 /** HF rotary inverse frequencies theta^(-2i/D). */
@@ -79,34 +79,57 @@ function ropeCases(rng: Rng): ConformanceCase[] {
     [{ H: 4, KV: 1, D: 64 }, [16, 33, 2], [1, 1, 1]], // MQA decode, page boundaries
     [{ H: 2, KV: 2, D: 32 }, [70], [1]],
     [{ H: 32, KV: 8, D: 128 }, [600, 20], [1, 3]], // 8B heads: rows split over workgroups
+    [{ H: 2, KV: 1, D: 6 }, [20, 3], [4, 1]], // D / 2 odd: an f16 pair straddles the halves
   ];
   for (const [h, lens, qlens] of appends) {
     const b = batch(rng, lens, qlens);
     const width = (h.H + 2 * h.KV) * h.D;
     const cacheLen = b.numPages * 2 * h.KV * PAGE_SIZE * h.D;
     const base = { heads: h.H, kvHeads: h.KV, headDim: h.D };
-    out.push({
-      name: `kv_append ${headsLabel(h)} ${b.label} R=${b.R}`,
-      spec: { op: "kv_append", ...base },
-      rows: b.R,
-      inputs: [padded(rng.normals(b.R * width)), ...b.paged, padded(rng.normals(cacheLen))],
-      tol: TOL.exact,
-    });
-    out.push({
-      name: `rope_kv_append ${headsLabel(h)} ${b.label} R=${b.R}`,
-      spec: { op: "rope_kv_append", ...base, invFreq: invFreq(h.D, 500000) },
-      rows: b.R,
-      inputs: [
-        padded(rng.normals(b.R * width)),
-        ...b.paged,
-        padded(rng.normals(cacheLen)),
-        padded(new Float32Array(b.R * h.H * h.D).fill(-7)),
-      ],
-      tol: TOL.f32,
-    });
+    // the cache in f32, and in f16 (`kvDtype`)
+    for (const f16 of [false, true]) {
+      const kv = f16 ? { kvDtype: "f16" as const } : {};
+      const cache = () => kvCache(rng, cacheLen, f16);
+      const label = `${headsLabel(h)}${f16 ? " kv=f16" : ""} ${b.label} R=${b.R}`;
+      out.push({
+        name: `kv_append ${label}`,
+        spec: { op: "kv_append", ...base, ...kv },
+        rows: b.R,
+        inputs: [padded(rng.normals(b.R * width)), ...b.paged, cache()],
+        tol: f16 ? TOL.kvF16 : TOL.exact,
+      });
+      out.push({
+        name: `rope_kv_append ${label}`,
+        spec: { op: "rope_kv_append", ...base, invFreq: invFreq(h.D, 500000), ...kv },
+        rows: b.R,
+        inputs: [
+          padded(rng.normals(b.R * width)),
+          ...b.paged,
+          cache(),
+          padded(new Float32Array(b.R * h.H * h.D).fill(-7)),
+        ],
+        tol: f16 ? TOL.kvF16 : TOL.f32,
+      });
+    }
   }
   return out;
 }
+
+/** A random cache of `n` elements, f32 or f16. */
+function kvCache(rng: Rng, n: number, f16: boolean): ArrayBuffer {
+  return denseBuffer(rng.normals(n), f16 ? "f16" : "f32");
+}
+
+/** Attention cases that also run on an f16 cache (and, with a row bound past 32, the WebGPU
+ * prefill tiles where the head dim allows). */
+const ATTENTION_F16: Record<string, number | undefined> = {
+  "GQA mixed": undefined,
+  "MQA decode": undefined,
+  "long decode D=128": undefined,
+  "GQA long prefill": 128,
+  "chunked prefill with window": undefined,
+  "D=10 scalar form": undefined,
+};
 
 function attentionCases(rng: Rng): ConformanceCase[] {
   const table: [string, Heads, number[], number[], number, boolean, number?][] = [
@@ -121,31 +144,41 @@ function attentionCases(rng: Rng): ConformanceCase[] {
     ["GQA long prefill", { H: 4, KV: 2, D: 64 }, [90], [90], 0, false],
     ["scores past exp's f32 range", { H: 4, KV: 2, D: 32 }, [40, 9], [3, 9], 0, false, 40],
     ["chunked prefill with window", { H: 4, KV: 1, D: 32 }, [150, 64], [70, 64], 33, false],
+    ["D=10 scalar form", { H: 4, KV: 2, D: 10 }, [30, 7], [6, 1], 0, false],
   ];
-  return table.map(([label, h, lens, qlens, window, fused, qScale = 2]) => {
+  return table.flatMap(([label, h, lens, qlens, window, fused, qScale = 2]) => {
     const b = batch(rng, lens, qlens);
     const qStride = fused ? (h.H + 2 * h.KV) * h.D : h.H * h.D;
     const cacheLen = b.numPages * 2 * h.KV * PAGE_SIZE * h.D;
-    return {
-      name: `attention ${label} ${headsLabel(h)} window=${window} ${b.label} R=${b.R}`,
-      spec: {
-        op: "attention",
-        heads: h.H,
-        kvHeads: h.KV,
-        headDim: h.D,
-        qStride,
-        window,
-        scale: 1 / Math.sqrt(h.D),
-      },
-      rows: b.R,
-      inputs: [
-        padded(rng.normals(b.R * qStride, qScale)), // scaled so the softmax is peaked, not flat
-        ...b.paged,
-        padded(rng.normals(cacheLen)),
-        padded(new Float32Array(b.R * h.H * h.D).fill(-7)),
-      ],
-      tol: TOL.f32,
-    };
+    const q = padded(rng.normals(b.R * qStride, qScale)); // scaled so the softmax is peaked
+    const modes = label in ATTENTION_F16 ? [false, true] : [false];
+    return modes.map((f16): ConformanceCase => {
+      const maxRows = f16 ? ATTENTION_F16[label] : undefined;
+      return {
+        name: `attention ${label} ${headsLabel(h)}${f16 ? " kv=f16" : ""}${
+          maxRows ? ` maxRows=${maxRows}` : ""
+        } window=${window} ${b.label} R=${b.R}`,
+        spec: {
+          op: "attention",
+          heads: h.H,
+          kvHeads: h.KV,
+          headDim: h.D,
+          qStride,
+          window,
+          scale: 1 / Math.sqrt(h.D),
+          ...(f16 ? { kvDtype: "f16" as const } : {}),
+          ...(maxRows ? { maxRows } : {}),
+        },
+        rows: b.R,
+        inputs: [
+          q,
+          ...b.paged,
+          kvCache(rng, cacheLen, f16),
+          padded(new Float32Array(b.R * h.H * h.D).fill(-7)),
+        ],
+        tol: TOL.f32,
+      };
+    });
   });
 }
 
@@ -195,6 +228,14 @@ const DECODE_TABLE: [string, Heads, number[], number, Splits][] = [
   }],
 ];
 
+/** Decode batches that also run on an f16 cache. */
+const DECODE_F16 = new Set([
+  "8B heads ragged",
+  "GQA blocks of 4 and 2",
+  "D=10 scalar form",
+  "D=6 MQA window",
+]);
+
 /** Decode batches whose qkv also comes as a kSplit matmul's partial sums (`qkvSplits`). */
 const QKV_SPLITS: Record<string, number> = {
   "8B heads ragged": 4,
@@ -231,9 +272,14 @@ function decodeCases(rng: Rng): ConformanceCase[] {
     if ((h.H * h.D) % 32 === 0) merges.push("units");
     if (h.D % 32 === 0 && (h.H * h.D) % 64 === 0) merges.push("codes");
     const qkvSplits = QKV_SPLITS[label] ?? 1;
+    const variants: [number, boolean][] = [[1, false]];
+    if (qkvSplits > 1) variants.push([qkvSplits, false]);
+    if (DECODE_F16.has(label)) variants.push([1, true]);
     return [
-      ...[1, qkvSplits].filter((qs, i) => i === 0 || qs > 1).map((qs): ConformanceCase => ({
-        name: `attention_decode ${what}${qs > 1 ? ` qkvSplits=${qs}` : ""} R=${b.R}`,
+      ...variants.map(([qs, f16]): ConformanceCase => ({
+        name: `attention_decode ${what}${qs > 1 ? ` qkvSplits=${qs}` : ""}${
+          f16 ? " kv=f16" : ""
+        } R=${b.R}`,
         spec: {
           op: "attention_decode",
           heads: h.H,
@@ -243,17 +289,18 @@ function decodeCases(rng: Rng): ConformanceCase[] {
           invFreq: invFreq(h.D, 500000),
           ...layout,
           ...(qs > 1 ? { qkvSplits: qs } : {}),
+          ...(f16 ? { kvDtype: "f16" as const } : {}),
         },
         rows: b.R,
         inputs: [
           // scaled so the softmax is peaked, not flat (split into qs partial sums)
           padded(rng.normals(b.R * qs * width, 2 / Math.sqrt(qs))),
           ...b.paged,
-          padded(rng.normals(cacheLen)),
+          kvCache(rng, cacheLen, f16),
           padded(new Float32Array(b.R * splits * h.H * h.D).fill(-7)),
           padded(new Float32Array(b.R * splits * h.H).fill(-7)),
         ],
-        tol: TOL.f32,
+        tol: f16 ? TOL.kvF16 : TOL.f32,
       })),
       ...merges.map((mode): ConformanceCase => ({
         name: `attention_merge ${what}${

@@ -8,6 +8,7 @@ import {
   bindings,
   type KernelSpec,
   kSplitLen,
+  kvF16,
   PAGE_SIZE,
   q8OutWidth,
   q8RowWords,
@@ -71,7 +72,9 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
     if (b.name === "weight" || b.name === "q_weight" || b.name === "q_scale") {
       weights.push(inputs[i]);
     }
-    if (b.access === "read_write") {
+    if (b.access === "read_write" && b.name === "cache" && kvF16(spec)) {
+      out.cache = halvesOf(inputs[i]); // an f16 cache
+    } else if (b.access === "read_write") {
       const n = inputs[i].byteLength / 4;
       const isU32 = spec.op === "argmax" || spec.op === "sample_top_p" ||
         spec.op === "top_p_hist";
@@ -373,6 +376,26 @@ type PagedSpec = Extract<
   { op: "rope" | "kv_append" | "rope_kv_append" | "attention" | "attention_decode" }
 >;
 
+/** Every half of a buffer of f16 (two a u32 word, low first), as numbers. */
+export function halvesOf(b: ArrayBuffer): Float64Array {
+  const v = view(b);
+  return Float64Array.from({ length: b.byteLength / 2 }, (_, i) => half(v.getUint16(2 * i, true)));
+}
+
+/** Element i of the cache as the kernel's `kvDtype` stores it (f32, or f16). */
+function cacheGet(spec: PagedSpec, buf: Record<string, ArrayBuffer>, i: number): number {
+  return kvF16(spec) ? half(view(buf.cache).getUint16(2 * i, true)) : f32(buf.cache, i);
+}
+
+/** v as the cache stores it: f32, or f16 rounded to nearest even (through the platform's
+ * DataView.setFloat16). */
+const rounder = new DataView(new ArrayBuffer(4));
+function cacheValue(spec: PagedSpec, v: number): number {
+  if (!kvF16(spec)) return v;
+  rounder.setFloat16(0, v, true);
+  return rounder.getFloat16(0, true);
+}
+
 /** Index of element d of (token row r, k-or-v, kv head h) in the paged cache. */
 function cacheIndex(
   spec: PagedSpec,
@@ -413,8 +436,12 @@ function ropeAndAppend(
     }
     const seq = u32(buf.tok_seq, r);
     for (let h = 0; h < KV; h++) {
-      head(H + h).forEach((v, d) => (out.cache[cacheIndex(spec, buf, seq, pos, 0, h, d)] = v));
-      head(H + KV + h).forEach((v, d) => (out.cache[cacheIndex(spec, buf, seq, pos, 1, h, d)] = v));
+      head(H + h).forEach((v, d) =>
+        out.cache[cacheIndex(spec, buf, seq, pos, 0, h, d)] = cacheValue(spec, v)
+      );
+      head(H + KV + h).forEach((v, d) =>
+        out.cache[cacheIndex(spec, buf, seq, pos, 1, h, d)] = cacheValue(spec, v)
+      );
     }
     if (spec.op === "rope_kv_append") {
       for (let h = 0; h < H; h++) head(h).forEach((v, d) => (out.q_out[r * H * D + h * D + d] = v));
@@ -440,7 +467,7 @@ function attention(
         let dot = 0;
         for (let d = 0; d < D; d++) {
           dot += f32(buf.q, r * spec.qStride + h * D + d) *
-            f32(buf.cache, cacheIndex(spec, buf, seq, j, 0, kvh, d));
+            cacheGet(spec, buf, cacheIndex(spec, buf, seq, j, 0, kvh, d));
         }
         s.push(dot * spec.scale);
       }
@@ -450,7 +477,7 @@ function attention(
         let acc = 0;
         for (let j = lo; j <= p; j++) {
           acc += (Math.exp(s[j - lo] - m) / z) *
-            f32(buf.cache, cacheIndex(spec, buf, seq, j, 1, kvh, d));
+            cacheGet(spec, buf, cacheIndex(spec, buf, seq, j, 1, kvh, d));
         }
         out.out[r * H * D + h * D + d] = acc;
       }
@@ -504,15 +531,15 @@ function attentionDecode(
     );
     for (let h = 0; h < KV; h++) {
       for (let d = 0; d < D; d++) {
-        out.cache[cacheIndex(spec, buf, seq, p, 0, h, d)] = kNew[h][d];
-        out.cache[cacheIndex(spec, buf, seq, p, 1, h, d)] = vNew[h][d];
+        out.cache[cacheIndex(spec, buf, seq, p, 0, h, d)] = cacheValue(spec, kNew[h][d]);
+        out.cache[cacheIndex(spec, buf, seq, p, 1, h, d)] = cacheValue(spec, vNew[h][d]);
       }
     }
     // key / value element d of position j (p: the new ones; below p: the cache as it was)
     const key = (j: number, kvh: number, d: number) =>
-      j === p ? kNew[kvh][d] : f32(buf.cache, cacheIndex(spec, buf, seq, j, 0, kvh, d));
+      j === p ? kNew[kvh][d] : cacheGet(spec, buf, cacheIndex(spec, buf, seq, j, 0, kvh, d));
     const value = (j: number, kvh: number, d: number) =>
-      j === p ? vNew[kvh][d] : f32(buf.cache, cacheIndex(spec, buf, seq, j, 1, kvh, d));
+      j === p ? vNew[kvh][d] : cacheGet(spec, buf, cacheIndex(spec, buf, seq, j, 1, kvh, d));
     const { lo, len, used } = splitsOf(spec, p, R);
     for (let h = 0; h < H; h++) {
       const kvh = Math.floor((h * KV) / H);

@@ -3,10 +3,10 @@
  * reference, throwing an error that names the binding, the worst element and the tolerance.
  * @module
  */
-import { bindings, q8OutWidth } from "../../compiler/codegen/contract.ts";
+import { bindings, kvF16, q8OutWidth } from "../../compiler/codegen/contract.ts";
 import type { Device, DeviceKernel } from "../../engine/device.ts";
 import { type ConformanceCase, TOL } from "./case.ts";
-import { q8RowsDecoded, reference, type RefOutputs } from "./reference.ts";
+import { halvesOf, q8RowsDecoded, reference, type RefOutputs } from "./reference.ts";
 
 const expected = new WeakMap<ConformanceCase, RefOutputs>();
 
@@ -99,7 +99,11 @@ export async function runCase(
         continue;
       }
       const want = ref[bs[i].name];
-      const got = want instanceof Uint32Array ? new Uint32Array(bytes) : new Float32Array(bytes);
+      const got = want instanceof Uint32Array
+        ? new Uint32Array(bytes)
+        : bs[i].name === "cache" && kvF16(c.spec)
+        ? Float32Array.from(halvesOf(bytes)) // an f16 cache
+        : new Float32Array(bytes);
       const f = compareBinding(bs[i].name, got, want, c.tol);
       if (f) failures.push(f);
     }

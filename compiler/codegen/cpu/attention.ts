@@ -2,10 +2,12 @@
  * CPU causal paged attention with grouped-query heads and an optional sliding window.
  * Query row r, head h attends to positions lo..positions[r] of its sequence (tok_seq[r]), with
  * lo = window > 0 ? max(0, p - window + 1) : 0, reading K/V of kv head h / (H / KV) from the
- * paged cache f32 [numPages, 2, kvHeads, PAGE_SIZE, headDim]. Softmax in f64.
+ * paged cache [numPages, 2, kvHeads, PAGE_SIZE, headDim] (f32, or f16 with `kvDtype`). Softmax
+ * in f64.
  * @module
  */
 import { type CpuKernel, type KernelSpec, PAGE_SIZE } from "../contract.ts";
+import { kvAccess } from "./half.ts";
 
 type AttentionSpec = Extract<KernelSpec, { op: "attention" }>;
 
@@ -13,12 +15,13 @@ type AttentionSpec = Extract<KernelSpec, { op: "attention" }>;
  * Softmax-weighted sum (f64) of the values of keys `begin` .. `end - 1` for the query at
  * `q[qo .. qo + D)` (D = `acc.length`): `acc` gets the sum of exp(score - max) * v, `scores`
  * (at least end - begin long) the scores; returns the max score and the sum of the exps.
- * `at(j, kv)` is the cache offset of key j's K (kv 0) or V (kv 1) row.
+ * `at(j, kv)` is the cache offset of key j's K (kv 0) or V (kv 1) row, `cache(i)` the cache's
+ * element i.
  */
 export function attendRange(
   q: Float32Array,
   qo: number,
-  cache: Float32Array,
+  cache: (i: number) => number,
   at: (j: number, kv: number) => number,
   begin: number,
   end: number,
@@ -31,7 +34,7 @@ export function attendRange(
   for (let j = begin; j < end; j++) {
     const ko = at(j, 0);
     let t = 0;
-    for (let d = 0; d < D; d++) t += q[qo + d] * cache[ko + d];
+    for (let d = 0; d < D; d++) t += q[qo + d] * cache(ko + d);
     t *= scale;
     scores[j - begin] = t;
     if (t > max) max = t;
@@ -42,7 +45,7 @@ export function attendRange(
     const e = Math.exp(scores[j - begin] - max);
     sum += e;
     const vo = at(j, 1);
-    for (let d = 0; d < D; d++) acc[d] += e * cache[vo + d];
+    for (let d = 0; d < D; d++) acc[d] += e * cache(vo + d);
   }
   return { max, sum };
 }
@@ -62,7 +65,7 @@ export function attentionKernel(spec: AttentionSpec): CpuKernel {
     const tokSeq = new Uint32Array(bufs[2]); // [R]
     const indptr = new Uint32Array(bufs[3]); // [b + 1]
     const indices = new Uint32Array(bufs[4]); // [total pages]
-    const cache = new Float32Array(bufs[5]); // [pages, 2, KV, PAGE_SIZE, D]
+    const cache = kvAccess(bufs[5], spec.kvDtype).get; // [pages, 2, KV, PAGE_SIZE, D]
     const out = new Float32Array(bufs[6]); // [R, H * D]
     for (let r = 0; r < R; r++) {
       const p = positions[r];

@@ -15,6 +15,7 @@ import {
   unitLayoutError,
 } from "../contract.ts";
 import { summedSplits } from "./elementwise.ts";
+import { kvAccess } from "./half.ts";
 import { q8RowWriter } from "./matmul.ts";
 import { attendRange } from "./attention.ts";
 import { rotator } from "./rope.ts";
@@ -38,6 +39,7 @@ export function attentionDecodeKernel(spec: DecodeSpec): CpuKernel {
   const width = (H + 2 * KV) * D;
   const pageStride = 2 * KV * PAGE_SIZE * D;
   const q = new Float32Array(H * D); // [H, D] the row's rotated q
+  const k = new Float32Array(D); // [D] a rotated new key
   const acc = new Float64Array(D); // [D]
   let scores = new Float64Array(256); // [split length] grows on demand
   return (bufs, R) => {
@@ -48,7 +50,7 @@ export function attentionDecodeKernel(spec: DecodeSpec): CpuKernel {
     const tokSeq = new Uint32Array(bufs[2]); // [R]
     const indptr = new Uint32Array(bufs[3]); // [b + 1]
     const indices = new Uint32Array(bufs[4]); // [total pages]
-    const cache = new Float32Array(bufs[5]); // [pages, 2, KV, PAGE_SIZE, D]
+    const cache = kvAccess(bufs[5], spec.kvDtype); // [pages, 2, KV, PAGE_SIZE, D]
     const partO = new Float32Array(bufs[6]); // [R, S, H, D]
     const partLse = new Float32Array(bufs[7]); // [R, S, H]
     for (let r = 0; r < R; r++) {
@@ -60,9 +62,9 @@ export function attentionDecodeKernel(spec: DecodeSpec): CpuKernel {
         ((kv * KV + kvh) * PAGE_SIZE + (j % PAGE_SIZE)) * D;
       for (let h = 0; h < H; h++) rotate(qkv, o + h * D, q, h * D, p);
       for (let kvh = 0; kvh < KV; kvh++) {
-        rotate(qkv, o + (H + kvh) * D, cache, at(p, 0, kvh), p);
-        const v = o + (H + KV + kvh) * D;
-        cache.set(qkv.subarray(v, v + D), at(p, 1, kvh));
+        rotate(qkv, o + (H + kvh) * D, k, 0, p);
+        const ko = at(p, 0, kvh), vo = at(p, 1, kvh), v = o + (H + KV + kvh) * D;
+        for (let d = 0; d < D; d++) cache.set(ko + d, k[d]), cache.set(vo + d, qkv[v + d]);
       }
       const { lo, len, used } = decodeSplits(spec, p, R);
       if (scores.length < len) scores = new Float64Array(len);
@@ -71,7 +73,7 @@ export function attentionDecodeKernel(spec: DecodeSpec): CpuKernel {
         for (let h = 0; h < H; h++) {
           const kvh = Math.floor(h / group);
           const kv = (j: number, part: number) => at(j, part, kvh);
-          const { max, sum } = attendRange(q, h * D, cache, kv, begin, end, scale, scores, acc);
+          const { max, sum } = attendRange(q, h * D, cache.get, kv, begin, end, scale, scores, acc);
           const part = (r * S + s) * H + h;
           partLse[part] = max + Math.log(sum);
           for (let d = 0; d < D; d++) partO[part * D + d] = acc[d] / sum;

@@ -42,3 +42,44 @@ export function denseVector(buf: ArrayBuffer, dtype: "f32" | "f16", n: number): 
   for (let i = 0; i < n; i++) out[i] = t[h[i]];
   return out;
 }
+
+const f32Word = new Float32Array(1);
+const u32Word = new Uint32Array(f32Word.buffer);
+
+/** The IEEE half bit pattern nearest to x (ties to even; overflow to infinity, NaN kept). */
+export function halfBits(x: number): number {
+  f32Word[0] = x;
+  const b = u32Word[0];
+  const sign = (b >>> 16) & 0x8000;
+  const exp = (b >>> 23) & 0xff;
+  let man = b & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (man ? 0x200 : 0);
+  const e = exp - 112; // the half's exponent field
+  if (e >= 31) return sign | 0x7c00;
+  let shift = 13, bits = e << 10;
+  if (e <= 0) {
+    // a half subnormal: m x 2^-24 with m = the 24-bit significand >> (14 - e)
+    if (e < -10) return sign;
+    man |= 0x800000;
+    shift = 14 - e;
+    bits = 0;
+  }
+  const kept = man >>> shift, rem = man & ((1 << shift) - 1), mid = 1 << (shift - 1);
+  // a carry out of the significand moves into the exponent, as it should
+  return sign | ((bits | kept) + (rem > mid || (rem === mid && (kept & 1)) ? 1 : 0));
+}
+
+/** Element reads and writes of a KV-cache buffer: f32, or f16 (two halves a u32, low first)
+ * where the kernel's `kvDtype` says so; writes round to nearest even. */
+export function kvAccess(
+  buf: ArrayBuffer,
+  dtype: "f32" | "f16" | undefined,
+): { get: (i: number) => number; set: (i: number, v: number) => void } {
+  if (dtype !== "f16") {
+    const f = new Float32Array(buf);
+    return { get: (i) => f[i], set: (i, v) => void (f[i] = v) };
+  }
+  const h = new Uint16Array(buf);
+  const t = halfTable();
+  return { get: (i) => t[h[i]], set: (i, v) => void (h[i] = halfBits(v)) };
+}

@@ -1,10 +1,12 @@
 /**
  * CPU rotary embedding and paged KV-cache append: `rope`, `kv_append`, `rope_kv_append`.
  * Rotation follows HF's rotate_half: pairs (i, i + D/2) turn by positions[r] * invFreq[i].
- * Cache layout: f32 [numPages, 2, kvHeads, PAGE_SIZE, headDim] (K at index 0, V at 1).
+ * Cache layout: [numPages, 2, kvHeads, PAGE_SIZE, headDim] (K at index 0, V at 1), f32 or f16
+ * (`kvDtype`).
  * @module
  */
 import { type CpuKernel, type KernelSpec, PAGE_SIZE } from "../contract.ts";
+import { kvAccess } from "./half.ts";
 
 type RopeSpec = Extract<KernelSpec, { op: "rope" }>;
 type KvAppendSpec = Extract<KernelSpec, { op: "kv_append" }>;
@@ -80,12 +82,12 @@ export function kvAppendKernel(spec: KvAppendSpec): CpuKernel {
   return (bufs, R) => {
     const qkv = new Float32Array(bufs[0]); // [R, width]
     const slot = cacheSlot(KV, D, bufs);
-    const cache = new Float32Array(bufs[5]); // [pages, 2, KV, PAGE_SIZE, D]
+    const cache = kvAccess(bufs[5], spec.kvDtype); // [pages, 2, KV, PAGE_SIZE, D]
     for (let r = 0; r < R; r++) {
       for (let kv = 0; kv < 2; kv++) {
         for (let h = 0; h < KV; h++) {
-          const src = r * width + (H + kv * KV + h) * D;
-          cache.set(qkv.subarray(src, src + D), slot(r, kv, h));
+          const src = r * width + (H + kv * KV + h) * D, dst = slot(r, kv, h);
+          for (let d = 0; d < D; d++) cache.set(dst + d, qkv[src + d]);
         }
       }
     }
@@ -102,16 +104,17 @@ export function ropeKvAppendKernel(spec: RopeKvAppendSpec): CpuKernel {
     const qkv = new Float32Array(bufs[0]); // [R, width]
     const positions = new Uint32Array(bufs[1]); // [R]
     const slot = cacheSlot(KV, D, bufs);
-    const cache = new Float32Array(bufs[5]); // [pages, 2, KV, PAGE_SIZE, D]
+    const cache = kvAccess(bufs[5], spec.kvDtype); // [pages, 2, KV, PAGE_SIZE, D]
     const qOut = new Float32Array(bufs[6]); // [R, H * D]
+    const k = new Float32Array(D); // [D] a rotated key
     for (let r = 0; r < R; r++) {
       const o = r * width;
       const p = positions[r];
       for (let h = 0; h < H; h++) rotate(qkv, o + h * D, qOut, r * H * D + h * D, p);
       for (let h = 0; h < KV; h++) {
-        rotate(qkv, o + (H + h) * D, cache, slot(r, 0, h), p);
-        const v = o + (H + KV + h) * D;
-        cache.set(qkv.subarray(v, v + D), slot(r, 1, h));
+        rotate(qkv, o + (H + h) * D, k, 0, p);
+        const ko = slot(r, 0, h), vo = slot(r, 1, h), v = o + (H + KV + h) * D;
+        for (let d = 0; d < D; d++) cache.set(ko + d, k[d]), cache.set(vo + d, qkv[v + d]);
       }
     }
   };

@@ -15,7 +15,13 @@
  * Other head dims (`scalarKernel`): one workgroup per (row, head), one key per thread.
  * @module
  */
-import { type KernelSpec, PAGE_SIZE, type TargetInfo, type WgslKernel } from "../contract.ts";
+import {
+  type KernelSpec,
+  kvF16,
+  PAGE_SIZE,
+  type TargetInfo,
+  type WgslKernel,
+} from "../contract.ts";
 import {
   checkTarget,
   declareBindings,
@@ -103,6 +109,56 @@ export function attentionKernel(spec: AttentionSpec, target: TargetInfo): WgslKe
     newKey: false,
     store: (d, o) => `out[r * ${H * D}u + h * ${D}u + ${d}] = ${o};`,
   });
+}
+
+/**
+ * The cache binding read and written as vec4s (4 consecutive elements of a head row): its WGSL
+ * type and `fn kv4(i: u32) -> vec4<f32>` reading vec4 i; `store(i, v)` writes one. f32 caches
+ * are `array<vec4<f32>>`; f16 ones (`kvDtype`) `array<vec2<u32>>`, 4 halves a vec2.
+ */
+export function cacheVec4(f16: boolean): {
+  type: string;
+  fn: string;
+  store: (i: string, v: string) => string;
+} {
+  return f16
+    ? {
+      type: "array<vec2<u32>>",
+      fn: `fn kv4(i: u32) -> vec4<f32> {
+  let w = cache[i];
+  return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+}`,
+      store: (i, v) =>
+        `cache[${i}] = vec2<u32>(pack2x16float((${v}).xy), pack2x16float((${v}).zw));`,
+    }
+    : {
+      type: "array<vec4<f32>>",
+      fn: "fn kv4(i: u32) -> vec4<f32> { return cache[i]; }",
+      store: (i, v) => `cache[${i}] = ${v};`,
+    };
+}
+
+/**
+ * The cache binding read element by element: its WGSL type and `fn kv1(i: u32) -> f32`;
+ * `store2(i, a, b)` writes elements i (even) and i + 1. f16 caches are `array<u32>`, two halves
+ * a word, so writes go by pairs.
+ */
+export function cacheScalar(f16: boolean): {
+  type: string;
+  fn: string;
+  store2: (i: string, a: string, b: string) => string;
+} {
+  return f16
+    ? {
+      type: "array<u32>",
+      fn: "fn kv1(i: u32) -> f32 { return unpack2x16float(cache[i >> 1u])[i & 1u]; }",
+      store2: (i, a, b) => `cache[(${i}) >> 1u] = pack2x16float(vec2<f32>(${a}, ${b}));`,
+    }
+    : {
+      type: "array<f32>",
+      fn: "fn kv1(i: u32) -> f32 { return cache[i]; }",
+      store2: (i, a, b) => `cache[${i}] = ${a}; cache[(${i}) + 1u] = ${b};`,
+    };
 }
 
 /**
@@ -194,7 +250,8 @@ export function groupedKernel(
   const narrow = ["", ".x", ".xy", ".xyz", ""][HW]; // vec4 -> S
   const widen = (x: string) => (HW === 4 ? x : `vec4<f32>(${x}${", 0.0".repeat(4 - HW)})`);
   const VOFF = pagedRows(KV, D4).vOffset;
-  const code = `${declareBindings(spec, v.types)}
+  const kv = cacheVec4(kvF16(spec));
+  const code = `${declareBindings(spec, { ...v.types, cache: kv.type })}
 var<workgroup> qs: array<vec4<f32>, ${HW * D4}>; // [HW, D4] scaled q of the block's heads
 var<workgroup> part: array<vec4<f32>, ${P}>; // [NK, ${GP}] partial scores; at the end [KG, D4] outputs
 var<workgroup> probs: array<${S}, ${KG * VP}>; // [KG * VP] exp(score - running max) of the chunk
@@ -205,6 +262,7 @@ var<workgroup> pos_shared: u32;
 ${v.decls}
 
 ${pagedRows(KV, D4).fn}
+${kv.fn}
 
 ${entry(T, totalGroups(1, v.groupsPerRow))}
   ${v.start}
@@ -308,13 +366,13 @@ ${entry(T, totalGroups(1, v.groupsPerRow))}
         ${rep(K4, (c) => `k${n}${c} = knew[sl + ${c * g}u];`)}
       } else {
         let kb = krow(pages, kvh, jk) + sl;
-        ${rep(K4, (c) => `k${n}${c} = cache[kb + ${c * g}u];`)}
+        ${rep(K4, (c) => `k${n}${c} = kv4(kb + ${c * g}u);`)}
       }`
       : `let kb = krow(pages, kvh, jk) + sl;
-      ${rep(K4, (c) => `k${n}${c} = cache[kb + ${c * g}u];`)}`;
+      ${rep(K4, (c) => `k${n}${c} = kv4(kb + ${c * g}u);`)}`;
     const value = (i: number) => {
       const j = `${base} + kg + ${i * KG}u`;
-      const read = `v${n}${i} = cache[krow(pages, kvh, ${j}) + ${VOFF}u + d4];`;
+      const read = `v${n}${i} = kv4(krow(pages, kvh, ${j}) + ${VOFF}u + d4);`;
       // (value p may be being written to the cache by this workgroup: not read from there)
       return v.newKey ? `if (${j} == p) { v${n}${i} = vnew[d4]; } else { ${read} }` : read;
     };
@@ -352,7 +410,8 @@ export function scalarKernel(
   const shared = 4 * (D + 3 * T + 1) + (v.newKey ? 12 * D : 0);
   checkTarget(spec, target, { workgroupSize: T, sharedBytes: shared });
   const NEW = "0xffffffffu"; // vrow of key p when it is vnew
-  const code = `${declareBindings(spec, v.types)}
+  const kv = cacheScalar(kvF16(spec));
+  const code = `${declareBindings(spec, { ...v.types, cache: kv.type })}
 var<workgroup> qs: array<f32, ${D}>;
 var<workgroup> red: array<f32, ${T}>;
 var<workgroup> probs: array<f32, ${T}>;
@@ -361,6 +420,7 @@ var<workgroup> pos_shared: u32;
 ${v.decls}
 
 ${pagedRows(KV, D).fn}
+${kv.fn}
 
 ${entry(T, totalGroups(1, v.groupsPerRow))}
   ${v.start}
@@ -380,9 +440,9 @@ ${entry(T, totalGroups(1, v.groupsPerRow))}
         vrow[lid] = ${NEW};
         for (var d = 0u; d < ${D}u; d++) { s += qs[d] * knew[d]; }
       } else {
-        for (var d = 0u; d < ${D}u; d++) { s += qs[d] * cache[kb + d]; }
+        for (var d = 0u; d < ${D}u; d++) { s += qs[d] * kv1(kb + d); }
       }`
-      : `for (var d = 0u; d < ${D}u; d++) { s += qs[d] * cache[kb + d]; }`
+      : `for (var d = 0u; d < ${D}u; d++) { s += qs[d] * kv1(kb + d); }`
   }
       score = s;
     }
@@ -408,8 +468,8 @@ ${entry(T, totalGroups(1, v.groupsPerRow))}
           ${
     v.newKey
       ? `let vr = vrow[jj];
-          if (vr == ${NEW}) { a += probs[jj] * vnew[d]; } else { a += probs[jj] * cache[vr + d]; }`
-      : "a += probs[jj] * cache[vrow[jj] + d];"
+          if (vr == ${NEW}) { a += probs[jj] * vnew[d]; } else { a += probs[jj] * kv1(vr + d); }`
+      : "a += probs[jj] * kv1(vrow[jj] + d);"
   }
         }
         acc[i] = a;

@@ -22,6 +22,7 @@
 import {
   foldedSplitsError,
   type KernelSpec,
+  kvF16,
   q8CodesError,
   type TargetInfo,
   unitLayoutError,
@@ -39,6 +40,8 @@ import {
   unitElem,
 } from "./common.ts";
 import {
+  cacheScalar,
+  cacheVec4,
   groupedKernel,
   groupedPlan,
   NEG,
@@ -111,6 +114,7 @@ export function attentionDecodeKernel(
   const folded = foldedSplitsError(spec);
   if (folded) throw new RangeError(folded);
   const W = (H + 2 * KV) * D; // qkv row width
+  const kv4 = cacheVec4(kvF16(spec)), kv1 = cacheScalar(kvF16(spec));
   const QS = spec.qkvSplits ?? 1; // qkv: partial sums of a kSplit matmul, added up as read
   const qv = `// element i of qkv (rows of ${QS} x ${W} partial sums: added up)
 fn qv(i: u32) -> f32 { return ${rep(QS, (s) => `qkv[i${s ? ` + ${s * W}u` : ""}]`, " + ")}; }`;
@@ -186,8 +190,8 @@ fn turn(x: f32, y: f32, d: u32, p: u32) -> f32 {
   workgroupBarrier();
   if (je == p + 1u && hb == 0u && lid < ${D4}u) {
     let kr = krow(pages, kvh, p) + lid;
-    cache[kr] = knew[lid];
-    cache[kr + ${pagedRows(KV, D4).vOffset}u] = vnew[lid];
+    ${kv4.store("kr", "knew[lid]")}
+    ${kv4.store(`kr + ${pagedRows(KV, D4).vOffset}u`, "vnew[lid]")}
   }`,
       newKey: true,
       store: (h) =>
@@ -225,9 +229,9 @@ fn rope_at(b: u32, d: u32, p: u32) -> f32 {
   workgroupBarrier();
   if (je == p + 1u && h % ${HG}u == 0u) {
     let kb = krow(pages, kvh, p);
-    for (var d = lid; d < ${D}u; d += ${T}u) {
-      cache[kb + d] = knew[d];
-      cache[kb + ${pagedRows(KV, D).vOffset}u + d] = vnew[d];
+    for (var d = 2u * lid; d < ${D}u; d += ${2 * T}u) {
+      ${kv1.store2("kb + d", "knew[d]", "knew[d + 1u]")}
+      ${kv1.store2(`kb + ${pagedRows(KV, D).vOffset}u + d`, "vnew[d]", "vnew[d + 1u]")}
     }
   }`,
     newKey: true,

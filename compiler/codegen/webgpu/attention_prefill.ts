@@ -23,9 +23,9 @@
  * (D = 64 and 128 at 48 KiB); `attention.ts` takes the rest.
  * @module
  */
-import type { KernelSpec, TargetInfo, WgslKernel } from "../contract.ts";
+import { type KernelSpec, kvF16, type TargetInfo, type WgslKernel } from "../contract.ts";
 import { checkTarget, declareBindings, entry, lit, pow2Floor, rep, totalGroups } from "./common.ts";
-import { NEG, pagedRows } from "./attention.ts";
+import { cacheVec4, NEG, pagedRows } from "./attention.ts";
 
 type AttentionSpec = Extract<KernelSpec, { op: "attention" }>;
 
@@ -69,12 +69,13 @@ export function attentionPrefillKernel(spec: AttentionSpec, target: TargetInfo):
   const M4 = M / 4;
   const UNITS = (BK * D4) / T; // vec4s of a chunk's keys (or values) a thread reads
   const VOFF = pagedRows(KV, D4).vOffset;
+  const cache = cacheVec4(kvF16(spec));
   // the chunk of keys from c0 (a WGSL expression) into registers dst0.. (part: K or V rows)
   const chunkRead = (dst: string, c0: string, part: string) =>
     rep(UNITS, (u) => {
       const unit = `lid + ${u * T}u`;
       return `{ let j = ${c0} + (${unit}) / ${D4}u; ${dst}${u} = vec4<f32>(0.0);
-        if (j < hi) { ${dst}${u} = cache[krow(pages, kvh, j) + ${part}(${unit}) % ${D4}u]; } }`;
+        if (j < hi) { ${dst}${u} = kv4(krow(pages, kvh, j) + ${part}(${unit}) % ${D4}u); } }`;
     }, "\n      ");
   const chunkStore = (src: string) =>
     rep(UNITS, (u) => {
@@ -173,7 +174,7 @@ export function attentionPrefillKernel(spec: AttentionSpec, target: TargetInfo):
     tok_seq: "array<u32>",
     page_indptr: "array<u32>",
     page_indices: "array<u32>",
-    cache: "array<vec4<f32>>",
+    cache: cache.type,
     out: "array<vec4<f32>>",
   };
   const code = `${declareBindings(spec, types)}
@@ -189,6 +190,7 @@ var<workgroup> rlo: array<u32, ${BQ}>; // its first key (window)
 var<workgroup> seg_shared: vec4<u32>; // segment: sequence, first key, last key + 1, row mask
 
 ${pagedRows(KV, D4).fn}
+${cache.fn}
 
 ${entry(T, totalGroups(BQ, GPB))}
   let tiles = (R.x + ${BQ - 1}u) / ${BQ}u;

@@ -6,7 +6,13 @@
  * for long positions.
  * @module
  */
-import { type KernelSpec, PAGE_SIZE, type TargetInfo, type WgslKernel } from "../contract.ts";
+import {
+  type KernelSpec,
+  kvF16,
+  PAGE_SIZE,
+  type TargetInfo,
+  type WgslKernel,
+} from "../contract.ts";
 import {
   checkTarget,
   declareBindings,
@@ -15,7 +21,7 @@ import {
   reductionThreads,
   totalGroups,
 } from "./common.ts";
-import { PAGED_TYPES } from "./attention.ts";
+import { cacheScalar, PAGED_TYPES } from "./attention.ts";
 
 type RopeSpec = Extract<KernelSpec, { op: "rope" | "kv_append" | "rope_kv_append" }>;
 
@@ -77,16 +83,22 @@ export function ropeKernel(spec: RopeSpec, target: TargetInfo): WgslKernel {
   // cache index of (kv part 0|1, kv head, dim) for this token: [pages, 2, KV, PAGE, D]
   const cacheAt = (part: string, head: string, d: string) =>
     `((page * 2u + ${part}) * ${KV * PAGE_SIZE}u + ${head} * ${PAGE_SIZE}u + slot) * ${D}u + ${d}`;
-  // Where rotated pair (i, i + D/2) of head `h` (0..H+KV: q heads then k heads) goes.
+  // (an f16 cache is written by pairs of adjacent elements: its k heads rotated in a loop of
+  // their own, the copies two elements a thread)
+  const f16 = kvF16(spec);
+  const kv = cacheScalar(f16);
+  // Where rotated pair (i, i + D/2) of head `h` (0..H+KV: q heads then k heads; q heads only
+  // with an f16 cache) goes.
   const store = (h: string, i: string, v: string) => {
     if (spec.op === "rope") return `out[base + ${h} * ${D}u + ${i}] = ${v};`;
     if (spec.op === "kv_append") return "";
+    if (f16) return `q_out[r * ${H * D}u + ${h} * ${D}u + ${i}] = ${v};`;
     return `if (${h} < ${H}u) { q_out[r * ${H * D}u + ${h} * ${D}u + ${i}] = ${v}; }
         else { cache[${cacheAt("0u", `(${h} - ${H}u)`, i)}] = ${v}; }`;
   };
   // A row's work is split over G workgroups (one row would keep a single SM busy otherwise):
   // workgroup g of the row takes items g*T + lid, g*T + lid + G*T, …
-  const nrot = spec.op === "kv_append" ? 0 : (H + KV) * half;
+  const nrot = spec.op === "kv_append" ? 0 : (spec.op === "rope" || !f16 ? H + KV : H) * half;
   // Copies: v heads (rope, rope_kv_append) or k and v heads (kv_append).
   const copyFrom = spec.op === "kv_append" ? H : H + KV;
   const copyCount = (H + 2 * KV - copyFrom) * D;
@@ -102,15 +114,48 @@ export function ropeKernel(spec: RopeSpec, target: TargetInfo): WgslKernel {
     let x1 = ${src}[base + h * ${D}u + i + ${half}u];
     ${store("h", "i", "x0 * cs.x - x1 * cs.y")}
     ${store("h", `(i + ${half}u)`, "x1 * cs.x + x0 * cs.y")}
+  }${
+    spec.op === "rope_kv_append" && f16
+      ? `
+  for (var e = g * ${T}u + lid; e < ${KV * half}u; e += ${G * T}u) {
+    let h = e / ${half}u;
+    let d = 2u * (e % ${half}u);
+    let b = base + (${H}u + h) * ${D}u;
+    ${kv.store2(cacheAt("0u", "h", "d"), "rope_elem(b, d, p)", "rope_elem(b, d + 1u, p)")}
+  }`
+      : ""
   }`;
   const copyStore = spec.op === "rope"
     ? `out[base + ${copyFrom * D}u + e] = ${src}[base + ${copyFrom * D}u + e];`
+    : f16
+    ? `let el = 2u * e; // elements el, el + 1
+    let hh = ${copyFrom - H}u + el / ${D}u; // 0..2KV: k heads then v heads
+    let sb = base + ${copyFrom * D}u + el;
+    ${
+      kv.store2(
+        cacheAt(`(hh / ${KV}u)`, `(hh % ${KV}u)`, `(el % ${D}u)`),
+        `${src}[sb]`,
+        `${src}[sb + 1u]`,
+      )
+    }`
     : `let hh = ${copyFrom - H}u + e / ${D}u; // 0..2KV: k heads then v heads
     cache[${cacheAt(`(hh / ${KV}u)`, `(hh % ${KV}u)`, `(e % ${D}u)`)}] = ${src}[base + ${
       copyFrom * D
     }u + e];`;
+  const copies = f16 && spec.op !== "rope" ? copyCount / 2 : copyCount;
+  if (paged) types.cache = kv.type;
   const code = `${declareBindings(spec, types)}
 ${spec.op === "kv_append" ? "" : rotation(spec.invFreq, D)}
+${
+    spec.op === "rope_kv_append" && f16
+      ? `// element d of the head row at b of qkv, rotated to position p (pairs (i, i + ${half}))
+fn rope_elem(b: u32, d: u32, p: u32) -> f32 {
+  let cs = rot(p, d % ${half}u);
+  if (d < ${half}u) { return qkv[b + d] * cs.x - qkv[b + d + ${half}u] * cs.y; }
+  return qkv[b + d] * cs.x + qkv[b + d - ${half}u] * cs.y;
+}`
+      : ""
+  }
 
 ${entry(T, totalGroups(1, G))}
   let r = wg / ${G}u;
@@ -123,7 +168,7 @@ ${entry(T, totalGroups(1, G))}
   let slot = p % ${PAGE_SIZE}u;`
       : ""
   }${rotate}
-  for (var e = g * ${T}u + lid; e < ${copyCount}u; e += ${G * T}u) {
+  for (var e = g * ${T}u + lid; e < ${copies}u; e += ${G * T}u) {
     ${copyStore}
   }
 }
