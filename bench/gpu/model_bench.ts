@@ -13,6 +13,7 @@
  */
 import type { KernelSpec } from "../../compiler/codegen/contract.ts";
 import { compile } from "../../compiler/compile.ts";
+import { kvElementBytes } from "../../compiler/metadata.ts";
 import { targetFromAdapter } from "../../compiler/target.ts";
 import { groupLayout, PAGE_SIZE } from "../../compiler/codegen/contract.ts";
 import { type Library, loadLibrary } from "../../engine/library.ts";
@@ -83,6 +84,8 @@ export interface ModelFigures {
   decodeWeightBytes: number;
   /** KV bytes a decode step reads per sequence at `kvTokens` (the middle of the decode). */
   kvBytesPerSeq: number;
+  /** The KV cache's element type. */
+  kvDtype: "f16" | "f32";
   kvTokens: number;
   dispatches: {
     decode: number;
@@ -195,8 +198,9 @@ export async function benchModel(
       0,
     ),
     decodeWeightBytes: stepWeightBytes(lib.plan, md, "decode", 1),
-    kvBytesPerSeq: kv.layers * 2 * kv.kv_heads * kv.head_dim * 4 *
+    kvBytesPerSeq: kv.layers * 2 * kv.kv_heads * kv.head_dim * kvElementBytes(md) *
       (o.promptLen + o.decodeTokens / 2),
+    kvDtype: kv.dtype === "float16" ? "f16" : "f32",
     kvTokens: o.promptLen + o.decodeTokens / 2,
     dispatches: {
       decode: md.decode_dispatches,

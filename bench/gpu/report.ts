@@ -119,7 +119,7 @@ export function formatReport(r: GpuBenchResults): string {
         f(m.decodeWeightBytes / 1e9, 3)
       } GB of weights (+ ${
         f(m.kvBytesPerSeq / 1e6, 1)
-      } MB f32 KV per sequence at ${m.kvTokens} tokens); roofline ${f(roof)} tok/s at b=1\n`,
+      } MB ${m.kvDtype} KV per sequence at ${m.kvTokens} tokens); roofline ${f(roof)} tok/s at b=1\n`,
     );
     const rows: string[][] = [];
     const tgt = (s: string) => (is8b ? s : "");
