@@ -210,7 +210,8 @@ export type KernelSpec =
    * used = ceil(n / len); split s covers [lo + s*len, min(lo + (s+1)*len, p + 1)).
    * The q heads and the new k head are rotated as `rope_kv_append` does (k and v of qkv row r are
    * the token at p); k and v are written to the cache at p, and position p's key and value are
-   * those. Per split s < used and head h, over the split's positions j with scores
+   * those, as the cache stores them (rounded to f16 with an f16 cache). Per split s < used and
+   * head h, over the split's positions j with scores
    * t_j = scale * rope(q_h) . k_j: part_lse[r, s, h] = log(sum_j exp(t_j)) and
    * part_o[r, s, h, :] = sum_j softmax(t)_j v_j; splits s >= used are not written.
    * Bindings: qkv f32[R, (H + 2KV) * D] (with `qkvSplits`: [R, qkvSplits * (H + 2KV) * D]),

@@ -535,11 +535,16 @@ function attentionDecode(
         out.cache[cacheIndex(spec, buf, seq, p, 1, h, d)] = cacheValue(spec, vNew[h][d]);
       }
     }
-    // key / value element d of position j (p: the new ones; below p: the cache as it was)
+    // key / value element d of position j (p: the new ones, as the cache stores them; below
+    // p: the cache as it was)
     const key = (j: number, kvh: number, d: number) =>
-      j === p ? kNew[kvh][d] : cacheGet(spec, buf, cacheIndex(spec, buf, seq, j, 0, kvh, d));
+      j === p
+        ? cacheValue(spec, kNew[kvh][d])
+        : cacheGet(spec, buf, cacheIndex(spec, buf, seq, j, 0, kvh, d));
     const value = (j: number, kvh: number, d: number) =>
-      j === p ? vNew[kvh][d] : cacheGet(spec, buf, cacheIndex(spec, buf, seq, j, 1, kvh, d));
+      j === p
+        ? cacheValue(spec, vNew[kvh][d])
+        : cacheGet(spec, buf, cacheIndex(spec, buf, seq, j, 1, kvh, d));
     const { lo, len, used } = splitsOf(spec, p, R);
     for (let h = 0; h < H; h++) {
       const kvh = Math.floor((h * KV) / H);

@@ -120,21 +120,31 @@ export function cacheVec4(f16: boolean): {
   type: string;
   fn: string;
   store: (i: string, v: string) => string;
+  /** The WGSL type of one stored vec4, for registers that prefetch: they hold it raw and
+   * `kvd()` decodes it where it is used, so that the wait for the load is not at the load. */
+  raw: string;
+  /** A vec4<f32> expression in the stored form (`raw`). */
+  enc: (v: string) => string;
 } {
   return f16
     ? {
       type: "array<vec2<u32>>",
-      fn: `fn kv4(i: u32) -> vec4<f32> {
-  let w = cache[i];
+      fn: `fn kvd(w: vec2<u32>) -> vec4<f32> {
   return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
-}`,
+}
+fn kv4(i: u32) -> vec4<f32> { return kvd(cache[i]); }`,
       store: (i, v) =>
         `cache[${i}] = vec2<u32>(pack2x16float((${v}).xy), pack2x16float((${v}).zw));`,
+      raw: "vec2<u32>",
+      enc: (v) => `vec2<u32>(pack2x16float((${v}).xy), pack2x16float((${v}).zw))`,
     }
     : {
       type: "array<vec4<f32>>",
-      fn: "fn kv4(i: u32) -> vec4<f32> { return cache[i]; }",
+      fn: `fn kvd(w: vec4<f32>) -> vec4<f32> { return w; }
+fn kv4(i: u32) -> vec4<f32> { return cache[i]; }`,
       store: (i, v) => `cache[${i}] = ${v};`,
+      raw: "vec4<f32>",
+      enc: (v) => v,
     };
 }
 
@@ -147,14 +157,18 @@ export function cacheScalar(f16: boolean): {
   type: string;
   fn: string;
   store2: (i: string, a: string, b: string) => string;
+  /** An f32 expression rounded as the cache stores it. */
+  round: (x: string) => string;
 } {
   return f16
     ? {
+      round: (x) => `unpack2x16float(pack2x16float(vec2<f32>(${x}, 0.0))).x`,
       type: "array<u32>",
       fn: "fn kv1(i: u32) -> f32 { return unpack2x16float(cache[i >> 1u])[i & 1u]; }",
       store2: (i, a, b) => `cache[(${i}) >> 1u] = pack2x16float(vec2<f32>(${a}, ${b}));`,
     }
     : {
+      round: (x) => x,
       type: "array<f32>",
       fn: "fn kv1(i: u32) -> f32 { return cache[i]; }",
       store2: (i, a, b) => `cache[${i}] = ${a}; cache[(${i}) + 1u] = ${b};`,
@@ -225,7 +239,8 @@ export interface Variant<Store> {
    * (the sequence's first page-table entry) and the uniform key range `jb`..`je - 1`, and fill
    * `qs` with the scaled q, visible to every thread (after a barrier). */
   start: string;
-  /** Key p is `knew` and value p `vnew` (workgroup arrays the start fills), not the cache. */
+  /** Key p is `knew` and value p `vnew` (workgroup arrays the start fills, in the cache's
+   * stored form: `cacheVec4().raw`), not the cache. */
   newKey: boolean;
   store: Store;
 }
@@ -270,8 +285,8 @@ ${entry(T, totalGroups(1, v.groupsPerRow))}
   let sl = lid % ${g}u; // its slice: vec4s sl, sl + ${g}, ...
   let kg = lid / ${D4}u; // key group whose values this thread sums (${KG} groups)
   let d4 = lid % ${D4}u; // the vec4 of the value row it sums
-  ${rep(K4, (c) => `var k${c} = vec4<f32>(0.0);`)}
-  ${rep(VP, (i) => `var v${i} = vec4<f32>(0.0);`)}
+  ${rep(K4, (c) => `var k${c} = ${kv.raw}();`)}
+  ${rep(VP, (i) => `var v${i} = ${kv.raw}();`)}
   ${rep(HW, (h) => `var acc${h} = vec4<f32>(0.0);`)}
   var m = ${S}(${NEG});
   var l = ${S}(0.0);
@@ -279,16 +294,19 @@ ${entry(T, totalGroups(1, v.groupsPerRow))}
   var c0 = jb;
   ${loads("c0", "")}
   for (; c0 < je; c0 += ${NK}u) {
-    ${rep(K4, (c) => `var kn${c} = vec4<f32>(0.0);`)}
-    ${rep(VP, (i) => `var vn${i} = vec4<f32>(0.0);`)}
+    ${rep(K4, (c) => `var kn${c} = ${kv.raw}();`)}
+    ${rep(VP, (i) => `var vn${i} = ${kv.raw}();`)}
     ${loads(`c0 + ${NK}u`, "n")}
     if (kl < ${NK}u) {
       var s = ${S}(0.0);
       ${
-    rep(K4, (c) =>
-      `s += ${S}(${
-        rep(HW, (h) => `dot(qs[${h * D4}u + sl + ${c * g}u], k${c})`, ", ")
-      });`, "\n      ")
+    rep(
+      K4,
+      (c) =>
+        `let kd${c} = kvd(k${c});
+      s += ${S}(${rep(HW, (h) => `dot(qs[${h * D4}u + sl + ${c * g}u], kd${c})`, ", ")});`,
+      "\n      ",
+    )
   }
       part[kl * ${GP}u + sl] = ${widen("s")};
     }
@@ -322,11 +340,11 @@ ${entry(T, totalGroups(1, v.groupsPerRow))}
     workgroupBarrier();
     if (kg < ${KG}u) {
       let a = alph[kg];
-      ${rep(VP, (i) => `let e${i} = probs[kg + ${i * KG}u];`, "\n      ")}
+      ${rep(VP, (i) => `let e${i} = probs[kg + ${i * KG}u]; let vd${i} = kvd(v${i});`, "\n      ")}
       ${
     rep(HW, (h) =>
       `acc${h} = acc${h} * ${at("a", h)} + ${
-        rep(VP, (i) => `${at(`e${i}`, h)} * v${i}`, " + ")
+        rep(VP, (i) => `${at(`e${i}`, h)} * vd${i}`, " + ")
       };`, "\n      ")
   }
     }
@@ -366,13 +384,13 @@ ${entry(T, totalGroups(1, v.groupsPerRow))}
         ${rep(K4, (c) => `k${n}${c} = knew[sl + ${c * g}u];`)}
       } else {
         let kb = krow(pages, kvh, jk) + sl;
-        ${rep(K4, (c) => `k${n}${c} = kv4(kb + ${c * g}u);`)}
+        ${rep(K4, (c) => `k${n}${c} = cache[kb + ${c * g}u];`)}
       }`
       : `let kb = krow(pages, kvh, jk) + sl;
-      ${rep(K4, (c) => `k${n}${c} = kv4(kb + ${c * g}u);`)}`;
+      ${rep(K4, (c) => `k${n}${c} = cache[kb + ${c * g}u];`)}`;
     const value = (i: number) => {
       const j = `${base} + kg + ${i * KG}u`;
-      const read = `v${n}${i} = kv4(krow(pages, kvh, ${j}) + ${VOFF}u + d4);`;
+      const read = `v${n}${i} = cache[krow(pages, kvh, ${j}) + ${VOFF}u + d4];`;
       // (value p may be being written to the cache by this workgroup: not read from there)
       return v.newKey ? `if (${j} == p) { v${n}${i} = vnew[d4]; } else { ${read} }` : read;
     };

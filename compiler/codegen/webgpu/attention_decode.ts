@@ -162,14 +162,14 @@ fn qv(i: u32) -> f32 { return ${rep(QS, (s) => `qkv[i${s ? ` + ${s * W}u` : ""}]
     let d = 4u * (i % ${D4}u);
     let o = vec4<f32>(${rep(4, (c) => `turn(x${n}[${c}], y${n}[${c}], d + ${c}u, p)`, ", ")});
     if (i < ${HW * D4}u) { qs[i] = o * ${lit(scale)}; }
-    else if (i < ${(HW + 1) * D4}u) { knew[i - ${HW * D4}u] = o; }
-    else if (i < ${items}u) { vnew[i - ${(HW + 1) * D4}u] = x${n}; }
+    else if (i < ${(HW + 1) * D4}u) { knew[i - ${HW * D4}u] = ${kv4.enc("o")}; }
+    else if (i < ${items}u) { vnew[i - ${(HW + 1) * D4}u] = ${kv4.enc(`x${n}`)}; }
   }`;
     return groupedKernel(spec, target, plan, {
       types: { ...TYPES, cache: "array<vec4<f32>>", part_o: "array<vec4<f32>>" },
       decls: `${qv}
-var<workgroup> knew: array<vec4<f32>, ${D4}>; // [D4] rotated key p
-var<workgroup> vnew: array<vec4<f32>, ${D4}>; // [D4] value p
+var<workgroup> knew: array<${kv4.raw}, ${D4}>; // [D4] rotated key p, as the cache stores it
+var<workgroup> vnew: array<${kv4.raw}, ${D4}>; // [D4] value p, as the cache stores it
 ${rotation(spec.invFreq, D)}
 // the element that element d is rotated with (pairs (i, i + ${half}))
 fn pair(d: u32) -> u32 { return select(d - ${half}u, d + ${half}u, d < ${half}u); }
@@ -190,8 +190,8 @@ fn turn(x: f32, y: f32, d: u32, p: u32) -> f32 {
   workgroupBarrier();
   if (je == p + 1u && hb == 0u && lid < ${D4}u) {
     let kr = krow(pages, kvh, p) + lid;
-    ${kv4.store("kr", "knew[lid]")}
-    ${kv4.store(`kr + ${pagedRows(KV, D4).vOffset}u`, "vnew[lid]")}
+    cache[kr] = knew[lid];
+    cache[kr + ${pagedRows(KV, D4).vOffset}u] = vnew[lid];
   }`,
       newKey: true,
       store: (h) =>
@@ -223,8 +223,8 @@ fn rope_at(b: u32, d: u32, p: u32) -> f32 {
   ${range}
   for (var d = lid; d < ${D}u; d += ${T}u) {
     qs[d] = rope_at(base + h * ${D}u, d, p) * ${lit(scale)};
-    knew[d] = rope_at(base + ${H * D}u + kvh * ${D}u, d, p);
-    vnew[d] = qv(base + ${(H + KV) * D}u + kvh * ${D}u + d);
+    knew[d] = ${kv1.round(`rope_at(base + ${H * D}u + kvh * ${D}u, d, p)`)};
+    vnew[d] = ${kv1.round(`qv(base + ${(H + KV) * D}u + kvh * ${D}u + d)`)};
   }
   workgroupBarrier();
   if (je == p + 1u && h % ${HG}u == 0u) {

@@ -70,17 +70,18 @@ export function attentionPrefillKernel(spec: AttentionSpec, target: TargetInfo):
   const UNITS = (BK * D4) / T; // vec4s of a chunk's keys (or values) a thread reads
   const VOFF = pagedRows(KV, D4).vOffset;
   const cache = cacheVec4(kvF16(spec));
-  // the chunk of keys from c0 (a WGSL expression) into registers dst0.. (part: K or V rows)
+  // the chunk of keys from c0 (a WGSL expression) into registers dst0.. (part: K or V rows), as
+  // stored (decoded where they go to workgroup memory)
   const chunkRead = (dst: string, c0: string, part: string) =>
     rep(UNITS, (u) => {
       const unit = `lid + ${u * T}u`;
-      return `{ let j = ${c0} + (${unit}) / ${D4}u; ${dst}${u} = vec4<f32>(0.0);
-        if (j < hi) { ${dst}${u} = kv4(krow(pages, kvh, j) + ${part}(${unit}) % ${D4}u); } }`;
+      return `{ let j = ${c0} + (${unit}) / ${D4}u; ${dst}${u} = ${cache.raw}();
+        if (j < hi) { ${dst}${u} = cache[krow(pages, kvh, j) + ${part}(${unit}) % ${D4}u]; } }`;
     }, "\n      ");
   const chunkStore = (src: string) =>
     rep(UNITS, (u) => {
       const unit = `lid + ${u * T}u`;
-      return `kv[((${unit}) / ${D4}u) * ${S}u + (${unit}) % ${D4}u] = ${src}${u};`;
+      return `kv[((${unit}) / ${D4}u) * ${S}u + (${unit}) % ${D4}u] = kvd(${src}${u});`;
     }, "\n      ");
   // step 1: thread (ty, tx) scores query vectors ty, ty + 16 against keys tx + 8c
   const scores = `{
@@ -249,7 +250,7 @@ ${entry(T, totalGroups(BQ, GPB))}
     var m_q = ${NEG}; // running max of query vector qv, and the sum over this thread's keys
     var l_q = 0.0;
     ${accs}
-    ${rep(UNITS, (u) => `var kr${u} = vec4<f32>(0.0); var vr${u} = vec4<f32>(0.0);`)}
+    ${rep(UNITS, (u) => `var kr${u} = ${cache.raw}(); var vr${u} = ${cache.raw}();`)}
     ${chunkRead("kr", "seg.y", "")}
     for (var c0 = seg.y; c0 < hi; c0 += ${BK}u) {
       ${chunkStore("kr")}
