@@ -9,7 +9,7 @@
  * Options: `--small` (tiny shapes, for lavapipe), `--models=8b,1b,0.5b` (`none`: ceilings and
  * GEMVs only), `--no-gemv`, `--opt=<flags>` (compile flags, e.g. `fuse_norm_matmul=0`),
  * `--q8-sweep` (the q8 GEMV under several tunings), `--batches=1,16` (the decode batches timed),
- * `--no-engine` (no KilnEngine runs).
+ * `--no-engine` (no KilnEngine runs), `--prompt=4096` (prompt tokens; default 512).
  *
  * On the GPU host (no network): carry `.gl` (Vulkan loader .debs), `.carry` (deno.xz) and a
  * `node_modules` holding only esbuild-wasm (the full one is over the 64 MiB carry limit), and run
@@ -150,6 +150,9 @@ const shape = small
 // `--batches=1`: only these decode batches; `--no-engine`: no KilnEngine runs (quick comparisons)
 const batches = Deno.args.find((a) => a.startsWith("--batches="))?.slice(10).split(",").map(Number);
 if (batches) shape.batches = batches;
+// `--prompt=4096`: prompts of this many tokens (decode then attends to that many positions)
+const prompt = Deno.args.find((a) => a.startsWith("--prompt="))?.slice(9);
+if (prompt) shape.promptLen = Number(prompt);
 if (Deno.args.includes("--no-engine")) shape.stepsAhead = [];
 
 const modelFigures: ModelFigures[] = [];
