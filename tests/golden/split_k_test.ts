@@ -143,11 +143,11 @@ Deno.test({
       nearRef("folded", folded, ref, V, tol);
       nearRef("unfolded", unfolded, ref, V, tol);
       // the same products and roundings but for sums of squares added in another order: 2e-7
-      // on lavapipe; on the H100 the prompt's 1.5e-3 (a q8 code moved at a tie); a fold that
-      // dropped a split measured 0.3
+      // on lavapipe; on the H100 up to 6.7e-3 (a q8 code moved at a tie, and with it a key's
+      // f16 rounding); a fold that dropped a split measured 0.3
       for (const k of ["out", "batch"] as const) {
         const d = relMaxError(folded[k], unfolded[k]);
-        ok(d.rel <= 5e-3, `folded vs unfolded (${k}): ${d.rel.toExponential(2)} × max|logit|`);
+        ok(d.rel <= 1e-2, `folded vs unfolded (${k}): ${d.rel.toExponential(2)} × max|logit|`);
       }
     } finally {
       await Deno.remove(dir, { recursive: true });
