@@ -311,20 +311,29 @@ ${entry(T, totalGroups(1, v.groupsPerRow))}
       part[kl * ${GP}u + sl] = ${widen("s")};
     }
     workgroupBarrier();
+    if (lid < ${NK}u) {
+      // key lid's score: its ${g} partial sums, loaded at once
+      var t = ${S}(${NEG});
+      if (c0 + lid < je) {
+        t = ${rep(g, (u) => `part[lid * ${GP}u + ${u}u]${narrow}`, " + ")};
+      }
+      probs[lid] = t;
+    }
+    workgroupBarrier();
     if (lid < ${KG}u) {
       // the online softmax of key group lid over its keys lid, lid + ${KG}, ... of the chunk:
-      // scores first (kept in probs), then their exps against the new running max
+      // the scores' max, then their exps against the new running max
       var m_new = m;
-      for (var i = 0u; i < ${VP}u; i++) {
-        let j = lid + i * ${KG}u;
-        var t = ${S}(${NEG});
-        if (j < ${NK}u && c0 + j < je) {
-          t = ${S}(0.0);
-          for (var u = 0u; u < ${g}u; u++) { t += part[j * ${GP}u + u]${narrow}; }
-        }
-        probs[j] = t;
-        m_new = max(m_new, t);
-      }
+      ${
+    rep(
+      VP,
+      (i) =>
+        i * KG + KG <= NK
+          ? `m_new = max(m_new, probs[lid + ${i * KG}u]);`
+          : `if (lid + ${i * KG}u < ${NK}u) { m_new = max(m_new, probs[lid + ${i * KG}u]); }`,
+      "\n      ",
+    )
+  }
       let a = exp(m - m_new);
       var sum = ${S}(0.0);
       for (var i = 0u; i < ${VP}u; i++) {
