@@ -61,6 +61,21 @@ const GOLDEN_SIZE = {
   defaultDtype: "f32",
 } as const;
 
+/** The "wide" variants' size: the golden vocabulary, one layer wide enough for the few-rows
+ * kernel and `split_k`. */
+const WIDE_SIZE = {
+  ...GOLDEN_SIZE,
+  slidingWindow: null,
+  hiddenSize: 1024,
+  intermediateSize: 8192,
+  numLayers: 1,
+  numHeads: 16,
+  numKvHeads: 4,
+  headDim: 64,
+  ropeScaling: null,
+  tieWordEmbeddings: false,
+} as const;
+
 const LLAMA = {
   architecture: "LlamaForCausalLM",
   modelType: "llama",
@@ -146,40 +161,22 @@ export const VARIANTS = {
    * columns (128 column blocks), K split for the rest (K of 1,024 and 8,192: the `split_k`
    * pass's ranges of at least 512), one layer; q/k/v biases. */
   "wide": {
-    ...GOLDEN_SIZE,
+    ...WIDE_SIZE,
     architecture: "Qwen2ForCausalLM",
     modelType: "qwen2",
     qkvBias: true,
-    slidingWindow: null,
-    hiddenSize: 1024,
-    intermediateSize: 8192,
-    numLayers: 1,
-    numHeads: 16,
-    numKvHeads: 4,
-    headDim: 64,
     rmsNormEps: 1e-6,
     ropeTheta: 1000000,
-    ropeScaling: null,
-    tieWordEmbeddings: false,
   },
   /** "wide" in the Llama shape (no biases): batched decode's qkv sums fold into
    * attention_decode (`fold_sum_splits`), which the Qwen2 qkv bias prevents. */
   "wide_llama": {
-    ...GOLDEN_SIZE,
+    ...WIDE_SIZE,
     architecture: "LlamaForCausalLM",
     modelType: "llama",
     qkvBias: false,
-    slidingWindow: null,
-    hiddenSize: 1024,
-    intermediateSize: 8192,
-    numLayers: 1,
-    numHeads: 16,
-    numKvHeads: 4,
-    headDim: 64,
     rmsNormEps: 1e-5,
     ropeTheta: 500000,
-    ropeScaling: null,
-    tieWordEmbeddings: false,
   },
   /** The bundled example: Llama 3.2 style (GQA 4:1, tied, llama3 RoPE scaling) at the golden
    * width, with the real Llama 3 tokenizer and chat template. */
