@@ -15,9 +15,13 @@ import { foldedSplitsError, type KernelSpec, q8CodesError } from "../codegen/con
 import type { IrFunction, Node } from "../ir/graph.ts";
 import { isWrite, type Pass, readers, rewrite } from "./pass.ts";
 
-/** Index of the node that writes value `id` through binding `name`, or -1. */
+/** Index of the one node that writes value `id`, through binding `name`; -1 where none does,
+ * another binding does, or more than one node writes it. */
 function writerOf(fn: IrFunction, id: number, name: string): number {
-  return fn.nodes.findIndex((n) => n.args[name] === id && isWrite(n, name));
+  const writers = fn.nodes.flatMap((n, i) =>
+    Object.entries(n.args).some(([b, v]) => v === id && isWrite(n, b)) ? [i] : []
+  );
+  return writers.length === 1 && fn.nodes[writers[0]].args[name] === id ? writers[0] : -1;
 }
 
 /** Whether value `id` is a temp read by exactly the node at `user`. */
