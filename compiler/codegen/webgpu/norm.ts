@@ -2,8 +2,9 @@
  * RMS norm kernels: `rms_norm` and `add_rms_norm` (residual add fused, the sum written too;
  * with `splits`, b added up from a kSplit matmul's partial sums as it is read). One workgroup
  * per row; the sum of squares is reduced in workgroup memory. With `outCodes` the normed row is
- * written as `quantize_q8` rows: each thread then takes whole 32-element blocks (8 vec4s) and
- * rounds them as `quantize_q8` does, after the reduction.
+ * written as `quantize_q8` rows: each thread then takes pairs of vec4s (a quarter of a 32-element
+ * block) and rounds them as `quantize_q8` does, the blocks' max and code sums met in workgroup
+ * memory.
  * @module
  */
 import {
