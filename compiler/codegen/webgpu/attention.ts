@@ -7,10 +7,11 @@
  * block of up to 4 of the query heads that share it), so each key and value is read once for
  * the whole block. Keys are scored `NK` at a time, `g` threads per key, each thread reading
  * vec4s `g` apart (`g` consecutive threads read `16 * g` contiguous bytes), the partial dot
- * products added up through workgroup memory. Values are read by `D/4` consecutive threads per
- * key (a whole row per warp). The `KG` key groups keep their own online softmax (running max
- * and sum) and are merged once at the end. The next chunk's keys and values are loaded before
- * the current chunk is reduced, so a chunk's loads overlap the previous chunk's arithmetic.
+ * products added up through workgroup memory, a thread a key. Values are read by `D/4`
+ * consecutive threads per key (a whole row per warp). The `KG` key groups keep their own online
+ * softmax (running max and sum) and are merged once at the end. The next chunk's keys and
+ * values are loaded before the current chunk is reduced, so a chunk's loads overlap the previous
+ * chunk's arithmetic; with an f16 cache the registers hold them as stored, decoded where used.
  *
  * Other head dims (`scalarKernel`): one workgroup per (row, head), one key per thread.
  * @module
