@@ -7,7 +7,7 @@
  * @module
  */
 import { type CpuKernel, type KernelSpec, PAGE_SIZE } from "../contract.ts";
-import { kvAccess } from "./half.ts";
+import { kvAccess, type KvElements } from "./half.ts";
 
 type AttentionSpec = Extract<KernelSpec, { op: "attention" }>;
 
@@ -15,13 +15,12 @@ type AttentionSpec = Extract<KernelSpec, { op: "attention" }>;
  * Softmax-weighted sum (f64) of the values of keys `begin` .. `end - 1` for the query at
  * `q[qo .. qo + D)` (D = `acc.length`): `acc` gets the sum of exp(score - max) * v, `scores`
  * (at least end - begin long) the scores; returns the max score and the sum of the exps.
- * `at(j, kv)` is the cache offset of key j's K (kv 0) or V (kv 1) row, `cache(i)` the cache's
- * element i.
+ * `at(j, kv)` is the cache offset of key j's K (kv 0) or V (kv 1) row in `cache`.
  */
 export function attendRange(
   q: Float32Array,
   qo: number,
-  cache: (i: number) => number,
+  cache: KvElements,
   at: (j: number, kv: number) => number,
   begin: number,
   end: number,
@@ -30,11 +29,13 @@ export function attendRange(
   acc: Float64Array,
 ): { max: number; sum: number } {
   const D = acc.length;
+  const { data, table } = cache;
   let max = -Infinity;
   for (let j = begin; j < end; j++) {
     const ko = at(j, 0);
     let t = 0;
-    for (let d = 0; d < D; d++) t += q[qo + d] * cache(ko + d);
+    if (table) { for (let d = 0; d < D; d++) t += q[qo + d] * table[data[ko + d]]; }
+    else for (let d = 0; d < D; d++) t += q[qo + d] * data[ko + d];
     t *= scale;
     scores[j - begin] = t;
     if (t > max) max = t;
@@ -45,7 +46,8 @@ export function attendRange(
     const e = Math.exp(scores[j - begin] - max);
     sum += e;
     const vo = at(j, 1);
-    for (let d = 0; d < D; d++) acc[d] += e * cache(vo + d);
+    if (table) { for (let d = 0; d < D; d++) acc[d] += e * table[data[vo + d]]; }
+    else for (let d = 0; d < D; d++) acc[d] += e * data[vo + d];
   }
   return { max, sum };
 }
@@ -65,7 +67,7 @@ export function attentionKernel(spec: AttentionSpec): CpuKernel {
     const tokSeq = new Uint32Array(bufs[2]); // [R]
     const indptr = new Uint32Array(bufs[3]); // [b + 1]
     const indices = new Uint32Array(bufs[4]); // [total pages]
-    const cache = kvAccess(bufs[5], spec.kvDtype).get; // [pages, 2, KV, PAGE_SIZE, D]
+    const cache = kvAccess(bufs[5], spec.kvDtype); // [pages, 2, KV, PAGE_SIZE, D]
     const out = new Float32Array(bufs[6]); // [R, H * D]
     for (let r = 0; r < R; r++) {
       const p = positions[r];

@@ -73,7 +73,7 @@ export function attentionDecodeKernel(spec: DecodeSpec): CpuKernel {
         for (let h = 0; h < H; h++) {
           const kvh = Math.floor(h / group);
           const kv = (j: number, part: number) => at(j, part, kvh);
-          const { max, sum } = attendRange(q, h * D, cache.get, kv, begin, end, scale, scores, acc);
+          const { max, sum } = attendRange(q, h * D, cache, kv, begin, end, scale, scores, acc);
           const part = (r * S + s) * H + h;
           partLse[part] = max + Math.log(sum);
           for (let d = 0; d < D; d++) partO[part * D + d] = acc[d] / sum;

@@ -69,17 +69,23 @@ export function halfBits(x: number): number {
   return sign | ((bits | kept) + (rem > mid || (rem === mid && (kept & 1)) ? 1 : 0));
 }
 
-/** Element reads and writes of a KV-cache buffer: f32, or f16 (two halves a u32, low first)
- * where the kernel's `kvDtype` says so; writes round to nearest even. */
+/** A KV-cache buffer as its elements: f32, or f16 (two halves a u32, low first) where the
+ * kernel's `kvDtype` says so. `data` is the typed array itself (the attention loops read it
+ * directly, through `table` for halves); `set` writes one element (halves round to nearest
+ * even). */
 export function kvAccess(
   buf: ArrayBuffer,
   dtype: "f32" | "f16" | undefined,
-): { get: (i: number) => number; set: (i: number, v: number) => void } {
+): KvElements {
   if (dtype !== "f16") {
     const f = new Float32Array(buf);
-    return { get: (i) => f[i], set: (i, v) => void (f[i] = v) };
+    return { data: f, table: null, set: (i, v) => void (f[i] = v) };
   }
   const h = new Uint16Array(buf);
-  const t = halfTable();
-  return { get: (i) => t[h[i]], set: (i, v) => void (h[i] = halfBits(v)) };
+  return { data: h, table: halfTable(), set: (i, v) => void (h[i] = halfBits(v)) };
 }
+
+/** A KV cache's elements (`kvAccess`): element i is `data[i]` (f32) or `table[data[i]]` (f16). */
+export type KvElements =
+  | { data: Float32Array; table: null; set: (i: number, v: number) => void }
+  | { data: Uint16Array; table: Float32Array; set: (i: number, v: number) => void };

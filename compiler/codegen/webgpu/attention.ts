@@ -114,17 +114,15 @@ export function attentionKernel(spec: AttentionSpec, target: TargetInfo): WgslKe
 
 /**
  * The cache binding read and written as vec4s (4 consecutive elements of a head row): its WGSL
- * type and `fn kv4(i: u32) -> vec4<f32>` reading vec4 i; `store(i, v)` writes one. f32 caches
- * are `array<vec4<f32>>`; f16 ones (`kvDtype`) `array<vec2<u32>>`, 4 halves a vec2.
+ * type, `raw` (the WGSL type of one stored vec4), `fn kvd(w: raw) -> vec4<f32>` decoding one,
+ * and `enc(v)` encoding a vec4<f32> expression. f32 caches are `array<vec4<f32>>`; f16 ones
+ * (`kvDtype`) `array<vec2<u32>>`, 4 halves a vec2. Registers that prefetch hold the raw form and
+ * decode it where it is used, so that the wait for the load is not at the load.
  */
 export function cacheVec4(f16: boolean): {
   type: string;
   fn: string;
-  store: (i: string, v: string) => string;
-  /** The WGSL type of one stored vec4, for registers that prefetch: they hold it raw and
-   * `kvd()` decodes it where it is used, so that the wait for the load is not at the load. */
   raw: string;
-  /** A vec4<f32> expression in the stored form (`raw`). */
   enc: (v: string) => string;
 } {
   return f16
@@ -132,18 +130,13 @@ export function cacheVec4(f16: boolean): {
       type: "array<vec2<u32>>",
       fn: `fn kvd(w: vec2<u32>) -> vec4<f32> {
   return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
-}
-fn kv4(i: u32) -> vec4<f32> { return kvd(cache[i]); }`,
-      store: (i, v) =>
-        `cache[${i}] = vec2<u32>(pack2x16float((${v}).xy), pack2x16float((${v}).zw));`,
+}`,
       raw: "vec2<u32>",
       enc: (v) => `vec2<u32>(pack2x16float((${v}).xy), pack2x16float((${v}).zw))`,
     }
     : {
       type: "array<vec4<f32>>",
-      fn: `fn kvd(w: vec4<f32>) -> vec4<f32> { return w; }
-fn kv4(i: u32) -> vec4<f32> { return cache[i]; }`,
-      store: (i, v) => `cache[${i}] = ${v};`,
+      fn: "fn kvd(w: vec4<f32>) -> vec4<f32> { return w; }",
       raw: "vec4<f32>",
       enc: (v) => v,
     };

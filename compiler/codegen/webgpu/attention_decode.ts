@@ -49,7 +49,7 @@ import {
   pagedRows,
   scalarKernel,
 } from "./attention.ts";
-import { rotation } from "./rope.ts";
+import { ropeElement, rotation } from "./rope.ts";
 import { pairMax, quantisePair } from "./quantize_q8.ts";
 
 type DecodeSpec = Extract<KernelSpec, { op: "attention_decode" }>;
@@ -208,12 +208,7 @@ fn turn(x: f32, y: f32, d: u32, p: u32) -> f32 {
 var<workgroup> knew: array<f32, ${D}>; // [D] rotated key p
 var<workgroup> vnew: array<f32, ${D}>; // [D] value p
 ${rotation(spec.invFreq, D)}
-// element d of head row b of qkv (q or k), rotated to position p (pairs (i, i + ${half}))
-fn rope_at(b: u32, d: u32, p: u32) -> f32 {
-  let cs = rot(p, d % ${half}u);
-  if (d < ${half}u) { return qv(b + d) * cs.x - qv(b + d + ${half}u) * cs.y; }
-  return qv(b + d) * cs.x + qv(b + d - ${half}u) * cs.y;
-}`,
+${ropeElement("rope_at", (i) => `qv(${i})`, D)}`,
     groupsPerRow: G,
     start: `let r = wg / ${G}u;
   let split = (wg % ${G}u) / ${H}u;

@@ -58,6 +58,21 @@ fn rot(p: u32, i: u32) -> vec2<f32> {
 }`;
 }
 
+/**
+ * WGSL `fn <name>(b: u32, d: u32, p: u32) -> f32`: element d of the head row at b, rotated to
+ * position p (pairs (i, i + D/2)), reading element i through `load(i)` (a WGSL expression in
+ * `i`). Needs `rotation()`'s `rot`.
+ */
+export function ropeElement(name: string, load: (i: string) => string, headDim: number): string {
+  const half = headDim / 2;
+  return `// element d of the head row at b, rotated to position p (pairs (i, i + ${half}))
+fn ${name}(b: u32, d: u32, p: u32) -> f32 {
+  let cs = rot(p, d % ${half}u);
+  if (d < ${half}u) { return ${load("b + d")} * cs.x - ${load(`b + d + ${half}u`)} * cs.y; }
+  return ${load("b + d")} * cs.x + ${load(`b + d - ${half}u`)} * cs.y;
+}`;
+}
+
 /** WGSL for `rope`, `kv_append` or `rope_kv_append`. */
 export function ropeKernel(spec: RopeSpec, target: TargetInfo): WgslKernel {
   const { heads: H, kvHeads: KV, headDim: D } = spec;
@@ -146,16 +161,7 @@ export function ropeKernel(spec: RopeSpec, target: TargetInfo): WgslKernel {
   if (paged) types.cache = kv.type;
   const code = `${declareBindings(spec, types)}
 ${spec.op === "kv_append" ? "" : rotation(spec.invFreq, D)}
-${
-    spec.op === "rope_kv_append" && f16
-      ? `// element d of the head row at b of qkv, rotated to position p (pairs (i, i + ${half}))
-fn rope_elem(b: u32, d: u32, p: u32) -> f32 {
-  let cs = rot(p, d % ${half}u);
-  if (d < ${half}u) { return qkv[b + d] * cs.x - qkv[b + d + ${half}u] * cs.y; }
-  return qkv[b + d] * cs.x + qkv[b + d - ${half}u] * cs.y;
-}`
-      : ""
-  }
+${spec.op === "rope_kv_append" && f16 ? ropeElement("rope_elem", (i) => `qkv[${i}]`, D) : ""}
 
 ${entry(T, totalGroups(1, G))}
   let r = wg / ${G}u;
