@@ -19,13 +19,10 @@ export function sumSplitsKernel(spec: SumSplitsSpec): CpuKernel {
     const bias = spec.bias ? denseReader(bufs[b++], spec.bias) : null;
     const res = spec.residual ? new Float32Array(bufs[b++]) : null;
     const out = new Float32Array(bufs[b]);
+    const sums = summedSplits(part, R, S, W);
     for (let r = 0; r < R; r++) {
       for (let c = 0; c < W; c++) {
-        let acc = 0;
-        for (let s = 0; s < S; s++) acc += part[r * S * W + s * W + c];
-        if (bias) acc += bias(c);
-        if (res) acc += res[r * W + c];
-        out[r * W + c] = acc;
+        out[r * W + c] = sums[r * W + c] + (bias ? bias(c) : 0) + (res ? res[r * W + c] : 0);
       }
     }
   };

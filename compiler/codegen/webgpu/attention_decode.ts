@@ -50,7 +50,7 @@ import {
   scalarKernel,
 } from "./attention.ts";
 import { ropeElement, rotation } from "./rope.ts";
-import { pairMax, quantisePair } from "./quantize_q8.ts";
+import { pairMax, q8BlockMeta, quantisePair } from "./quantize_q8.ts";
 
 type DecodeSpec = Extract<KernelSpec, { op: "attention_decode" }>;
 type MergeSpec = Extract<KernelSpec, { op: "attention_merge" }>;
@@ -300,7 +300,7 @@ export function attentionMergeKernel(spec: MergeSpec, target: TargetInfo): WgslK
   workgroupBarrier();
   if (lid < ${NP}u && (lid & 3u) == 0u) {
     let s = pk[lid] + pk[lid + 1u] + pk[lid + 2u] + pk[lid + 3u];
-    out[ob + ${K / 8}u + q / 4u] = bitcast<vec2<u32>>(vec2<f32>(am / 127.0, s));
+    out[ob + ${K / 8}u + q / 4u] = ${q8BlockMeta("am", "s")};
   }`
     : "";
   checkTarget(spec, target, {

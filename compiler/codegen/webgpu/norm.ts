@@ -26,7 +26,7 @@ import {
   totalGroups,
   treeReduce,
 } from "./common.ts";
-import { pairMax, quantisePair } from "./quantize_q8.ts";
+import { pairMax, q8BlockMeta, quantisePair } from "./quantize_q8.ts";
 
 type NormSpec = Extract<KernelSpec, { op: "rms_norm" | "add_rms_norm" }>;
 
@@ -173,7 +173,7 @@ ${entry(T, totalGroups(1, 1))}
     pairs.map((j) =>
       `if (q${j} < ${NP}u && (q${j} & 3u) == 0u) {
     let s = pm[q${j}] + pm[q${j} + 1u] + pm[q${j} + 2u] + pm[q${j} + 3u];
-    out[ob + ${H / 8}u + q${j} / 4u] = bitcast<vec2<u32>>(vec2<f32>(am${j} / 127.0, s));
+    out[ob + ${H / 8}u + q${j} / 4u] = ${q8BlockMeta(`am${j}`, "s")};
   }`
     ).join("\n  ")
   }

@@ -58,6 +58,12 @@ export function pairMax(va: string, vb: string): string {
   return `max(max(max(abs(${va}.x), abs(${va}.y)), max(abs(${va}.z), abs(${va}.w))), max(max(abs(${vb}.x), abs(${vb}.y)), max(abs(${vb}.z), abs(${vb}.w))))`;
 }
 
+/** WGSL: a block's (d, code sum) words of a `quantize_q8` row (vec2<u32>), from its max |x|
+ * `amax` and code sum `sum` (f32 expressions). */
+export function q8BlockMeta(amax: string, sum: string): string {
+  return `bitcast<vec2<u32>>(vec2<f32>(${amax} / 127.0, ${sum}))`;
+}
+
 /** Threads a workgroup (blocks of a row). */
 const THREADS = 64;
 
@@ -84,9 +90,7 @@ ${entry(T, totalGroups(1, groups))}
   let ks = ${range(8).map((i) => `qk${i}`).join(" + ")};
   let ob = r * ${W / 2}u;
   ${range(4).map((w) => `out[ob + u * 4u + ${w}u] = vec2<u32>(qlo${w}, qhi${w});`).join(" ")}
-  out[ob + ${
-    K / 8
-  }u + u] = bitcast<vec2<u32>>(vec2<f32>(qa / 127.0, f32(ks.x + ks.y + ks.z + ks.w)));
+  out[ob + ${K / 8}u + u] = ${q8BlockMeta("qa", "f32(ks.x + ks.y + ks.z + ks.w)")};
 }
 `;
   return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: groups };
