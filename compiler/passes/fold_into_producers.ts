@@ -38,9 +38,10 @@ export const foldSumSplits: Pass = {
     fn.nodes.forEach((n, i) => {
       const s = n.spec;
       if (s.op !== "sum_splits" || s.bias || s.residual) return;
-      const users = readers(fn, n.args.out);
-      if (users.length !== 1 || !onlyReader(fn, n.args.out, users[0])) return;
-      const u = users[0], user = fn.nodes[u];
+      const [u] = readers(fn, n.args.out);
+      // (a reader already folded into, from its other operand, keeps that fold)
+      if (u === undefined || !onlyReader(fn, n.args.out, u) || replace.has(u)) return;
+      const user = fn.nodes[u];
       const us = user.spec;
       let spec: KernelSpec, args: Record<string, number>;
       if (us.op === "add_rms_norm" && !us.splits && us.hidden === s.width && user.rows === n.rows) {

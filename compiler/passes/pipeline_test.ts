@@ -7,6 +7,7 @@ import type { IrFunction } from "../ir/graph.ts";
 import { IrVerifyError, verifyFunction } from "../ir/verify.ts";
 import { PHASES, runPipeline } from "./pipeline.ts";
 import { decodeSplitLayout, SPLIT_ALIGN } from "./split_kv_decode.ts";
+import { foldSumSplits } from "./fold_into_producers.ts";
 import { CPU_TARGET, GENERIC_WEBGPU } from "../target.ts";
 import { PACKED_DOT, q8OutWidth } from "../codegen/contract.ts";
 import { assertThrows } from "../../tests/assert.ts";
@@ -452,4 +453,56 @@ Deno.test("kv_f16: the cache in f16 where the model's dtype is f16, every kernel
   assertEquals(kvOf(run("O2", CPU_TARGET, "q4f32_1")), new Set(["f32"]));
   assertEquals(kvOf(run("kv_f16=0", Q8_WEBGPU, "q4f16_1")), new Set(["f32"]));
   assertEquals(kvOf(run("O0", CPU_TARGET, "q4f16_1")), new Set(["f32"]));
+});
+
+Deno.test("fold_sum_splits folds one sum_splits into an add_rms_norm whose both operands are split sums", () => {
+  // a hand-made function: two kSplit partial-sum rows, each summed, then added and normed
+  const H = 64;
+  const v = (id: number, name: string, width: number) => ({
+    id,
+    name,
+    kind: (id < 2 ? "input" : id > 3 ? "output" : "temp") as "input" | "output" | "temp",
+    shape: ["n" as const, width],
+    dtype: "f32" as const,
+  });
+  const fn: IrFunction = {
+    name: "f",
+    bounds: { n: 16, s: 1, m: 1 },
+    values: [
+      v(0, "pa", 2 * H),
+      v(1, "pb", 2 * H),
+      v(2, "a", H),
+      v(3, "b", H),
+      v(4, "sum", H),
+      v(5, "out", H),
+      { id: 6, name: "w", kind: "param", shape: [H], dtype: "f32" },
+    ],
+    nodes: [
+      {
+        spec: { op: "sum_splits", width: H, splits: 2, bias: null, residual: false },
+        rows: "n",
+        args: { part: 0, out: 2 },
+      },
+      {
+        spec: { op: "sum_splits", width: H, splits: 2, bias: null, residual: false },
+        rows: "n",
+        args: { part: 1, out: 3 },
+      },
+      {
+        spec: { op: "add_rms_norm", hidden: H, eps: 1e-5, weightDtype: "f32" },
+        rows: "n",
+        args: { a: 2, b: 3, w: 6, sum: 4, out: 5 },
+      },
+    ],
+  };
+  const config = normalizeConfig(RAW);
+  const out = foldSumSplits.run(fn, { config, target: Q8_WEBGPU, flags: parseOptFlags("O2") });
+  verifyFunction(out);
+  assertEquals(out.nodes.map((n) => n.spec.op), ["sum_splits", "add_rms_norm"]);
+  const [kept, norm] = out.nodes;
+  ok(norm.spec.op === "add_rms_norm" && norm.spec.splits === 2);
+  // the first is folded (the norm reads its partials), the second kept: it still writes the
+  // operand the norm reads whole
+  assertEquals([kept.args.part, kept.args.out], [1, 3]);
+  assertEquals([norm.args.a, norm.args.b], [3, 0]);
 });
