@@ -24,8 +24,8 @@ import { dequantizedWeights } from "./dequantized.ts";
 import { adapter, packedDot, Q8_TOL } from "./q8.ts";
 
 /** Logits of the 12-token prompt (every row) and of one batched decode step of `B` sequences,
- * sequence s holding the prompt's first `at(s)` tokens (its row: the prompt's row at(s)),
- * from `variant` compiled at `opt`; with the library's kernels. */
+ * sequence s holding the prompt's first `at(s)` tokens (its row: the prompt's row at(s)), from
+ * the model in `dir` compiled at `opt`; with the library's kernels and vocabulary size. */
 async function run(dir: string, opt: string) {
   const target = await resolveTarget("auto");
   await compile({
@@ -53,7 +53,7 @@ async function run(dir: string, opt: string) {
   );
   const batch = new Float32Array(B * V);
   step.forEach((r, s) => batch.set(r, s * V));
-  return { out, batch, kernels: model.lib.plan.kernels.map((k) => k.spec) };
+  return { out, batch, V, kernels: model.lib.plan.kernels.map((k) => k.spec) };
 }
 
 /** The reference rows of the batched step: row at(s) of the prompt's. */
@@ -97,7 +97,7 @@ Deno.test({
       const o2 = await run(dir, "O2");
       ok(split(on.kernels) >= 6, `expected kSplit matmuls and sum_splits with split_k on`);
       ok(split(off.kernels) === 0, `expected none with split_k off`);
-      const V = (await modelConfig(dir)).vocab_size;
+      const V = o2.V;
       const weights = await dequantizedWeights(`${dir}/model`, "q4f16_1");
       const ref = await referenceLogits(`${dir}/model`, TOKENS, { weights });
       nearRef("split_k on", on, ref, V, 2e-2);
@@ -136,7 +136,7 @@ Deno.test({
         ok(has(folded.kernels, (s) => s.op === "attention_merge" && !!s.outCodes));
         ok(has(folded.kernels, (s) => s.op === "add_rms_norm" && !!s.outCodes));
       }
-      const V = (await modelConfig(dir)).vocab_size;
+      const V = folded.V;
       const weights = await dequantizedWeights(`${dir}/model`, "q4f16_1");
       const ref = await referenceLogits(`${dir}/model`, TOKENS, { weights });
       const tol = packedDot ? Q8_TOL : 2e-2;
@@ -154,10 +154,6 @@ Deno.test({
     }
   },
 });
-
-async function modelConfig(dir: string): Promise<{ vocab_size: number }> {
-  return JSON.parse(await Deno.readTextFile(`${dir}/model/config.json`));
-}
 
 const TOKENS = [5, 17, 300, 42, 7, 99, 256, 3, 411, 18, 64, 2];
 /** Sequences of the batched decode step (at least the few-rows kernel's 8 rows). */
