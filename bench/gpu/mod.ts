@@ -13,8 +13,9 @@
  *
  * On the GPU host (no network): carry `.gl` (Vulkan loader .debs), `.carry` (deno.xz) and a
  * `node_modules` holding only esbuild-wasm (the full one is over the 64 MiB carry limit), and run
- * `deno task --node-modules-dir=manual bench:gpu` (in `auto` mode Deno tries to fetch every
- * package of the lockfile first).
+ * `deno run -A --node-modules-dir=manual bench/gpu/mod.ts` (in `auto` mode Deno tries to fetch
+ * every package of the lockfile first; `deno task --node-modules-dir=manual bench:gpu` does not
+ * pass the flag on to the task's `deno run`, which then fails offline at the first compile).
  * @module
  */
 import { openBenchDevice } from "./bench_device.ts";
