@@ -5,7 +5,9 @@
  * workers' time, then the main device's `kernels()` time after them.
  * Usage: `deno run -A bench/gpu/pipeline_workers.ts [config] [workers]` (0 workers: the main
  * device alone); run with a fresh `__GL_SHADER_DISK_CACHE_PATH` for a first start. On the H100
- * (BENCHMARKS.md) 8 workers halved the 8B's first start; a run with 16 hung (not understood).
+ * (BENCHMARKS.md) one run with 8 workers halved the 8B's first start, but a later one found the
+ * main device's creation no faster after 2 or 4 workers, and runs with 8 and 16 hung (not
+ * understood): the engine does not do this.
  * The module is its own worker script.
  * @module
  */
