@@ -7,7 +7,8 @@
  * `--tiles` also times each tiled tuning, `--prefill --x8` the tiled shape on q8 activations, `--batch16` the batched-decode shapes of the 8B and
  * 1B at the given rows: the GEMV against the few-rows shape's tunings; `--splitk` the same work
  * laid out as a K split; `--x8` the few-rows shape's tunings on q8 activations, quantised in the kernel or given as
- * quantize_q8 rows).
+ * quantize_q8 rows); `--ksweep` the 8B's qkv, o_proj and down at 16 rows on quantize_q8 rows
+ * under K splits and few-rows tunings.
  * Times are GPU time per dispatch from submit-and-wait rounds (see `timeIt`).
  * @module
  */
@@ -125,7 +126,8 @@ const mm = (
   maxRows,
 });
 
-const prefillOnly = Deno.args.includes("--prefill") || Deno.args.includes("--batch16");
+const prefillOnly = Deno.args.includes("--prefill") || Deno.args.includes("--batch16") ||
+  Deno.args.includes("--ksweep");
 const roof = prefillOnly ? 0 : await readRoofline(quick ? 16 << 20 : 256 << 20);
 console.log(
   `read roofline: ${
@@ -164,17 +166,18 @@ for (const [name, spec, R] of decode) {
     );
   }
 }
-const prefill: [string, ReturnType<typeof mm>, number][] = Deno.args.includes("--batch16")
-  ? []
-  : quick
-  ? [["q4 256x512 R=70", mm(q4, 256, 512, 128), 70]]
-  : [
-    ["q4 28672x4096 silu R=512 (8B gate_up)", mm(q4, 28672, 4096, 512, "silu_mul"), 512],
-    ["q4 4096x14336 add R=512 (8B down)", mm(q4, 4096, 14336, 512, "add"), 512],
-    ["q4 6144x4096 R=512 (8B qkv)", mm(q4, 6144, 4096, 512), 512],
-    ["q4 4096x4096 add R=512 (8B o_proj)", mm(q4, 4096, 4096, 512, "add"), 512],
-    ["f16 4096x4096 R=512", mm(f16, 4096, 4096, 512), 512],
-  ];
+const prefill: [string, ReturnType<typeof mm>, number][] =
+  Deno.args.includes("--batch16") || Deno.args.includes("--ksweep")
+    ? []
+    : quick
+    ? [["q4 256x512 R=70", mm(q4, 256, 512, 128), 70]]
+    : [
+      ["q4 28672x4096 silu R=512 (8B gate_up)", mm(q4, 28672, 4096, 512, "silu_mul"), 512],
+      ["q4 4096x14336 add R=512 (8B down)", mm(q4, 4096, 14336, 512, "add"), 512],
+      ["q4 6144x4096 R=512 (8B qkv)", mm(q4, 6144, 4096, 512), 512],
+      ["q4 4096x4096 add R=512 (8B o_proj)", mm(q4, 4096, 4096, 512, "add"), 512],
+      ["f16 4096x4096 R=512", mm(f16, 4096, 4096, 512), 512],
+    ];
 // --batch16: the decode functions' few-row matmuls (compiled for 32 rows), the GEMV shape
 // against the few-rows shape (`matmulRows`: its defaults and variations); `--rows=2,4,...`
 // picks the row counts (default 16).
@@ -257,6 +260,49 @@ if (Deno.args.includes("--batch16")) {
           } ${t ? JSON.stringify(t) : "GEMV default"}: ${(r.s * 1e6).toFixed(1)} us, ${
             (r.flops / r.s / 1e12).toFixed(1)
           } TFLOP/s, ${(r.bytes / r.s / 1e9).toFixed(0)} GB/s`,
+        );
+      }
+    }
+  }
+}
+// --ksweep: the 8B's batched-decode matmuls that split K (qkv, o_proj, down) at 16 rows on
+// quantize_q8 rows (`xCodes`), the few-rows shape under K splits of 1 to 16 (ranges of at least
+// 8 units), 8 or 16 rows a block, 1 to 4 columns a lane and 4 or 8 warps (the defaults first)
+if (Deno.args.includes("--ksweep")) {
+  for (
+    const [name, spec] of [
+      ["8B qkv 6144x4096", mm(q4, 6144, 4096, 32)],
+      ["8B o_proj 4096x4096", mm(q4, 4096, 4096, 32)],
+      ["8B down 4096x14336", mm(q4, 4096, 14336, 32)],
+    ] as const
+  ) {
+    const codes = { ...spec, xq8: true, xCodes: true };
+    const def = rowsSplitK(codes);
+    for (const ks of [def, 1, 2, 4, 8, 16].filter((k, i, a) => a.indexOf(k) === i)) {
+      if (spec.K / 32 / ks < 8) continue;
+      const sp = ks > 1 ? { ...codes, kSplit: ks } : codes;
+      const first = rowsDefaults(sp);
+      const tunes: RowsTuning[] = [first];
+      for (const rowsPerGroup of [8, 16]) {
+        for (const colsPerLane of [1, 2, 4]) {
+          for (const warps of [4, 8]) {
+            tunes.push({ rowsPerGroup, colsPerLane, warps, prefetch: true, skipRows: true });
+          }
+        }
+      }
+      const seen = new Set<string>();
+      for (const t of tunes) {
+        const key = JSON.stringify(t);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const r = await bench(sp, 16, t).catch((e) => (console.log(`${name}: ${e}`), null));
+        if (!r) continue;
+        console.log(
+          `ksweep ${name} kSplit ${ks}${
+            ks === def && t === first ? " (default)" : ""
+          } rows ${t.rowsPerGroup} cols ${t.colsPerLane} warps ${t.warps}: ${
+            (r.s * 1e6).toFixed(1)
+          } us, ${(r.flops / r.s / 1e12).toFixed(1)} TFLOP/s`,
         );
       }
     }
