@@ -11,18 +11,14 @@
  * WebGPU targets (where split_k and q8_codes make these nodes); after them.
  * @module
  */
-import { foldedSplitsError, type KernelSpec, q8CodesError } from "../codegen/contract.ts";
+import {
+  foldedSplitsError,
+  type KernelSpec,
+  q8CodesError,
+  q8OutWidth,
+} from "../codegen/contract.ts";
 import type { IrFunction, Node } from "../ir/graph.ts";
-import { isWrite, type Pass, readers, rewrite } from "./pass.ts";
-
-/** Index of the one node that writes value `id`, through binding `name`; -1 where none does,
- * another binding does, or more than one node writes it. */
-function writerOf(fn: IrFunction, id: number, name: string): number {
-  const writers = fn.nodes.flatMap((n, i) =>
-    Object.entries(n.args).some(([b, v]) => v === id && isWrite(n, b)) ? [i] : []
-  );
-  return writers.length === 1 && fn.nodes[writers[0]].args[name] === id ? writers[0] : -1;
-}
+import { type Pass, readers, rewrite, writers } from "./pass.ts";
 
 /** Whether value `id` is a temp read by exactly the node at `user`. */
 function onlyReader(fn: IrFunction, id: number, user: number): boolean {
@@ -72,17 +68,14 @@ export const q8Writers: Pass = {
     const replace = new Map<number, Node>(), drop = new Set<number>();
     fn.nodes.forEach((q, i) => {
       if (q.spec.op !== "quantize_q8" || !onlyReader(fn, q.args.x, i)) return;
-      const w = writerOf(fn, q.args.x, "out");
-      if (w < 0 || replace.has(w)) return;
-      const p = fn.nodes[w], ps = p.spec;
-      const width = ps.op === "rms_norm" || ps.op === "add_rms_norm"
-        ? ps.hidden
-        : ps.op === "attention_merge" && !ps.outUnits
-        ? ps.heads * ps.headDim
-        : -1;
-      if (width !== q.spec.K || p.rows !== q.rows) return;
-      const spec = { ...ps, outCodes: true } as KernelSpec;
-      if (q8CodesError(spec)) return;
+      // x's one writer, through its out (a norm's sum, say, is not its out)
+      const ws = writers(fn, q.args.x);
+      const w = ws[0];
+      if (ws.length !== 1 || fn.nodes[w].args.out !== q.args.x || replace.has(w)) return;
+      const p = fn.nodes[w];
+      // (q8OutWidth: the ops that can write codes, and their row width)
+      const spec = { ...p.spec, outCodes: true } as KernelSpec;
+      if (q8OutWidth(spec) !== q.spec.K || p.rows !== q.rows || q8CodesError(spec)) return;
       replace.set(w, { ...p, spec, args: { ...p.args, out: q.args.out } });
       drop.add(i);
     });

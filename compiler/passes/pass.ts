@@ -44,6 +44,13 @@ export function readers(fn: IrFunction, id: number): number[] {
   return index.get(id) ?? [];
 }
 
+/** Indices of the nodes that write value `id` (through a read_write binding). */
+export function writers(fn: IrFunction, id: number): number[] {
+  return fn.nodes.flatMap((n, i) =>
+    Object.entries(n.args).some(([name, v]) => v === id && isWrite(n, name)) ? [i] : []
+  );
+}
+
 /** Whether binding `name` of a node is written (the contract's read_write bindings). */
 export function isWrite(node: Node, name: string): boolean {
   return bindings(node.spec).some((b) => b.name === name && b.access === "read_write");

@@ -11,7 +11,7 @@
  * @module
  */
 import type { Node } from "../ir/graph.ts";
-import { isWrite, type Pass, readers, rewrite } from "./pass.ts";
+import { type Pass, readers, rewrite, writers } from "./pass.ts";
 import { isQ8Gemv } from "./q8_activations.ts";
 
 export const q8UnitLayout: Pass = {
@@ -28,7 +28,7 @@ export const q8UnitLayout: Pass = {
       else if (s.op === "matmul" && s.normOut) [x, width] = [p.args.out_w, s.N];
       else if (s.op === "matmul" && s.epilogue === "silu_mul") [x, width] = [p.args.out, s.N / 2];
       else return;
-      if (width % 32 !== 0 || fn.values[x].kind !== "temp" || writers(fn, x) !== 1) return;
+      if (width % 32 !== 0 || fn.values[x].kind !== "temp" || writers(fn, x).length !== 1) return;
       const users = readers(fn, x);
       const ssq = s.op === "matmul" && s.normOut ? p.args.out_ssq : undefined;
       const fits = users.length > 0 && users.every((u) => {
@@ -47,10 +47,3 @@ export const q8UnitLayout: Pass = {
     return replace.size ? rewrite(fn, replace, new Set()) : fn;
   },
 };
-
-/** How many nodes write value `id`. */
-function writers(fn: Parameters<Pass["run"]>[0], id: number): number {
-  return fn.nodes.filter((n) =>
-    Object.entries(n.args).some(([name, v]) => v === id && isWrite(n, name))
-  ).length;
-}
