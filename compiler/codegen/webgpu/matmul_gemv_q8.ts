@@ -56,6 +56,7 @@ import {
   weightBindingBytes,
 } from "./common.ts";
 import { matmulPlan, type MatmulSpec } from "./matmul_epilogue.ts";
+import { packEvenOdd } from "./quantize_q8.ts";
 
 /** Elements of one unit: a vec4<u32> of 4-bit codes. */
 const UE = 32;
@@ -261,7 +262,7 @@ export function matmulGemvQ8(
         // (& 0x0f0f0f0f) are elements 0, 2, 4, 6, its high nibbles 1, 3, 5, 7
         range(4).map((wd) => {
           const a = `${v}q${2 * wd}`, b = `${v}q${2 * wd + 1}`;
-          return `let xl${rr}_${i}_${wd} = pack4xI8(vec4<i32>(${a}.x, ${a}.z, ${b}.x, ${b}.z)); let xh${rr}_${i}_${wd} = pack4xI8(vec4<i32>(${a}.y, ${a}.w, ${b}.y, ${b}.w));`;
+          return packEvenOdd(a, b, `xl${rr}_${i}_${wd}`, `xh${rr}_${i}_${wd}`);
         }).join("\n  "),
       );
     }

@@ -15,6 +15,15 @@ import {
 import { checkTarget, declareBindings, entry, range, totalGroups } from "./common.ts";
 
 /**
+ * WGSL statements packing the int8 codes of 8 consecutive elements (`a`: elements 0..3, `b`:
+ * 4..7, vec4<i32> expressions) into `lo` (elements 0, 2, 4, 6) and `hi` (1, 3, 5, 7): the order
+ * of a 4-bit word's even and odd nibbles, which the q8 kernels' dot products pair them with.
+ */
+export function packEvenOdd(a: string, b: string, lo: string, hi: string): string {
+  return `let ${lo} = pack4xI8(vec4<i32>(${a}.x, ${a}.z, ${b}.x, ${b}.z)); let ${hi} = pack4xI8(vec4<i32>(${a}.y, ${a}.w, ${b}.y, ${b}.w));`;
+}
+
+/**
  * WGSL statements quantising 8 vec4<f32> of one 32-element block (`v(i)`, elements 4i..4i+3)
  * to int8: `${p}a` (max |x|), `${p}k{i}` (vec4<i32>: the codes of elements 4i..4i+3), and
  * `${p}lo{w}`, `${p}hi{w}` (w < 4: the codes of elements 8w, 8w+2, 8w+4, 8w+6 and of 8w+1,
@@ -28,10 +37,9 @@ export function quantiseBlock(v: (i: number) => string, p: string): string {
     `let ${p}a = max(max(${p}mv.x, ${p}mv.y), max(${p}mv.z, ${p}mv.w));`,
     `let ${p}inv = select(0.0, 127.0 / ${p}a, ${p}a > 0.0);`,
     ...range(8).map((i) => `let ${p}k${i} = vec4<i32>(round(${v(i)} * ${p}inv));`),
-    ...range(4).map((w) => {
-      const a = `${p}k${2 * w}`, b = `${p}k${2 * w + 1}`;
-      return `let ${p}lo${w} = pack4xI8(vec4<i32>(${a}.x, ${a}.z, ${b}.x, ${b}.z)); let ${p}hi${w} = pack4xI8(vec4<i32>(${a}.y, ${a}.w, ${b}.y, ${b}.w));`;
-    }),
+    ...range(4).map((w) =>
+      packEvenOdd(`${p}k${2 * w}`, `${p}k${2 * w + 1}`, `${p}lo${w}`, `${p}hi${w}`)
+    ),
   ];
   return out.join("\n      ");
 }
@@ -47,8 +55,7 @@ export function quantisePair(va: string, vb: string, amax: string, p: string): s
   return `let ${p}inv = select(0.0, 127.0 / ${amax}, ${amax} > 0.0);
     let ${p}ka = vec4<i32>(round(${va} * ${p}inv));
     let ${p}kb = vec4<i32>(round(${vb} * ${p}inv));
-    let ${p}lo = pack4xI8(vec4<i32>(${p}ka.x, ${p}ka.z, ${p}kb.x, ${p}kb.z));
-    let ${p}hi = pack4xI8(vec4<i32>(${p}ka.y, ${p}ka.w, ${p}kb.y, ${p}kb.w));
+    ${packEvenOdd(`${p}ka`, `${p}kb`, `${p}lo`, `${p}hi`)}
     let ${p}k4 = ${p}ka + ${p}kb;
     let ${p}ks = ${p}k4.x + ${p}k4.y + ${p}k4.z + ${p}k4.w;`;
 }
