@@ -110,12 +110,18 @@ export function memoryEstimate(
 ): { params: number; temp: number; kvPerToken: number; total: number } {
   const params = m.params.reduce((s, p) => s + paramBytes(p), 0);
   const temp = Math.max(0, ...Object.values(m.memory_usage));
-  const k = m.kv_cache;
-  const kvPerToken = k.layers * 2 * k.kv_heads * k.head_dim * kvElementBytes(m);
+  const kvPerToken = m.kv_cache.layers * kvLayerTokenBytes(m);
   return { params, temp, kvPerToken, total: params + temp + kvPerToken * m.context_window_size };
 }
 
 /** Bytes of one KV-cache element of a library (its `kv_cache.dtype`). */
 export function kvElementBytes(m: { kv_cache: { dtype: string } }): number {
   return m.kv_cache.dtype === "float16" ? 2 : 4;
+}
+
+/** Bytes one token's K and V take in one layer's cache (a page of a layer: PAGE_SIZE times
+ * this; a token of every layer: `memoryEstimate().kvPerToken`). */
+export function kvLayerTokenBytes(m: Pick<CompileMetadata, "kv_cache">): number {
+  const k = m.kv_cache;
+  return 2 * k.kv_heads * k.head_dim * kvElementBytes(m);
 }

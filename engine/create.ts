@@ -7,7 +7,7 @@
  */
 import { loadModelConfig } from "../compiler/mod.ts";
 import { PAGE_SIZE } from "../compiler/codegen/contract.ts";
-import { type CompileMetadata, kvElementBytes, memoryEstimate } from "../compiler/metadata.ts";
+import { type CompileMetadata, kvLayerTokenBytes, memoryEstimate } from "../compiler/metadata.ts";
 import { type JitPolicy, type ProgressEvent, resolve } from "../jit/mod.ts";
 import type { Device } from "./device.ts";
 import { createCpuDevice } from "./devices/cpu.ts";
@@ -72,7 +72,7 @@ export async function libraryMismatch(lib: string, model: string, quantization?:
 /** KV-cache pages for a budget, within the binding limit of one layer's buffer. */
 export function kvPages(md: CompileMetadata, budgetBytes: number, bindingLimit: number, maxSeqs: number): number {
   const k = md.kv_cache;
-  const perLayerPage = 2 * k.kv_heads * PAGE_SIZE * k.head_dim * kvElementBytes(md);
+  const perLayerPage = PAGE_SIZE * kvLayerTokenBytes(md);
   const perContext = md.kv_pages_per_sequence;
   return Math.max(
     1,
@@ -114,9 +114,8 @@ export async function createEngine(opts: CreateEngineOptions): Promise<KilnEngin
   if (!device) throw new Error(`the library ${libDir} targets WebGPU but no adapter is available; use --target cpu`);
   const maxSeqs = Math.min(opts.engine?.maxNumSequence ?? md.max_batch_size, md.max_batch_size);
   const binding = "target" in device ? (device as { target: { limits: { maxStorageBufferBindingSize: number } } }).target.limits.maxStorageBufferBindingSize : 2 ** 31 - 1;
-  const k = md.kv_cache;
-  const bytesPerToken = k.layers * 2 * k.kv_heads * k.head_dim * kvElementBytes(md);
   const est = memoryEstimate(md);
+  const bytesPerToken = est.kvPerToken;
   const budget = opts.maxTotalSequenceLength
     ? opts.maxTotalSequenceLength * bytesPerToken
     : opts.deviceMemoryBytes

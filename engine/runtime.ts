@@ -10,7 +10,7 @@ import { PAGE_SIZE } from "../compiler/codegen/contract.ts";
 import type { BindRef, FunctionPlan } from "../compiler/codegen/plan.ts";
 import { evalDim, type SymVar } from "../compiler/ir/graph.ts";
 import { WeightError } from "../compiler/errors.ts";
-import { kvElementBytes } from "../compiler/metadata.ts";
+import { kvLayerTokenBytes } from "../compiler/metadata.ts";
 import type { Device, DeviceBuffer, DeviceKernel } from "./device.ts";
 import type { Library } from "./library.ts";
 import type { WeightSource } from "./weights.ts";
@@ -69,7 +69,7 @@ export class ModelRuntime {
     }
     // KV cache: per layer [numPages, 2, kvHeads, PAGE_SIZE, headDim], f32 or f16.
     const kv = metadata.kv_cache;
-    const layerBytes = opts.numPages * 2 * kv.kv_heads * PAGE_SIZE * kv.head_dim * kvElementBytes(metadata);
+    const layerBytes = opts.numPages * PAGE_SIZE * kvLayerTokenBytes(metadata);
     for (let l = 0; l < kv.layers; l++) rt.kv.push(device.createBuffer(layerBytes, `kv.${l}`));
     // Scratch slots: within a group, slot i is sized for its largest use.
     const sizes = new Map<string, number[]>();

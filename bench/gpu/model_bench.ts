@@ -13,7 +13,7 @@
  */
 import type { KernelSpec } from "../../compiler/codegen/contract.ts";
 import { compile } from "../../compiler/compile.ts";
-import { kvElementBytes } from "../../compiler/metadata.ts";
+import { kvLayerTokenBytes } from "../../compiler/metadata.ts";
 import { targetFromAdapter } from "../../compiler/target.ts";
 import { groupLayout, PAGE_SIZE } from "../../compiler/codegen/contract.ts";
 import { type Library, loadLibrary } from "../../engine/library.ts";
@@ -198,8 +198,7 @@ export async function benchModel(
       0,
     ),
     decodeWeightBytes: stepWeightBytes(lib.plan, md, "decode", 1),
-    kvBytesPerSeq: kv.layers * 2 * kv.kv_heads * kv.head_dim * kvElementBytes(md) *
-      (o.promptLen + o.decodeTokens / 2),
+    kvBytesPerSeq: kv.layers * kvLayerTokenBytes(md) * (o.promptLen + o.decodeTokens / 2),
     kvDtype: kv.dtype === "float16" ? "f16" : "f32",
     kvTokens: o.promptLen + o.decodeTokens / 2,
     dispatches: {
