@@ -85,7 +85,7 @@ export async function runCase(
         const got = q8RowsDecoded(bytes, c.rows, codesK);
         // (the block scales at f32 tolerance whatever the case's: a code may move at a tie,
         // a block's d may not)
-        const scaleTol = c.tol && TOL.f32;
+        const scaleTol = Math.min(c.tol, TOL.f32);
         for (
           const [name, a, tol] of [
             ["out", got.values, c.tol],

@@ -128,13 +128,12 @@ Deno.test({
       await makeModel({ out: `${dir}/model`, variant: "wide_llama", seed: 22, dtype: "f32" });
       const folded = await run(dir, "O2");
       const unfolded = await run(dir, "fold_sum_splits=0;q8_writers=0");
-      const has = (k: KernelSpec[], f: (s: KernelSpec) => boolean) => k.some(f);
-      ok(has(folded.kernels, (s) => s.op === "attention_decode" && !!s.qkvSplits));
-      ok(has(folded.kernels, (s) => s.op === "add_rms_norm" && !!s.splits));
-      ok(has(unfolded.kernels, (s) => s.op === "sum_splits"));
+      ok(folded.kernels.some((s) => s.op === "attention_decode" && !!s.qkvSplits));
+      ok(folded.kernels.some((s) => s.op === "add_rms_norm" && !!s.splits));
+      ok(unfolded.kernels.some((s) => s.op === "sum_splits"));
       if (packedDot) {
-        ok(has(folded.kernels, (s) => s.op === "attention_merge" && !!s.outCodes));
-        ok(has(folded.kernels, (s) => s.op === "add_rms_norm" && !!s.outCodes));
+        ok(folded.kernels.some((s) => s.op === "attention_merge" && !!s.outCodes));
+        ok(folded.kernels.some((s) => s.op === "add_rms_norm" && !!s.outCodes));
       }
       const V = folded.V;
       const weights = await dequantizedWeights(`${dir}/model`, "q4f16_1");
