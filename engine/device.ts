@@ -35,6 +35,13 @@ export interface Device {
   submit(): void;
   /** Read `bytes` (default: all) of `buffer` after all queued work; submits first. */
   read(buffer: DeviceBuffer, bytes?: number, byteOffset?: number): Promise<ArrayBuffer>;
+  /**
+   * Read `bytes` of `buffer` after the work submitted so far (`submit()`, or a `write` or `copy`
+   * that submits); the dispatches queued since go on after the read's copy, without waiting for
+   * it, so they must not write `buffer`. A decode loop reads a round's tokens this way after
+   * queueing the next round's first step: the GPU need not wait for the host after the read.
+   */
+  readSubmitted(buffer: DeviceBuffer, bytes?: number, byteOffset?: number): Promise<ArrayBuffer>;
   /** Free a buffer. */
   release(buffer: DeviceBuffer): void;
   /** Free everything. */

@@ -6,7 +6,9 @@
  * with decoding); then one decode round over every decoding sequence. A round enqueues up to
  * `stepsAhead` decode steps at once: the sampler's tokens (sampled on the device) feed the next
  * step's embedding on the device, each step's tokens are copied into a history buffer, and the
- * round's tokens come back in one readback (each readback costs ≥ 10 ms in Deno). Tokens
+ * round's tokens come back in one readback (each readback costs ≥ 10 ms in Deno, and blocks
+ * until the GPU has run everything submitted: it is issued once the next round's first step is
+ * queued, and that step is handed over as the wait ends, so the GPU does not idle). Tokens
  * sampled after a sequence stopped are discarded. Rounds shrink to one step when a sequence
  * needs the host between steps (penalties need the counts, logprobs need the logits).
  * Finished and aborted sequences free their pages at once.
@@ -273,7 +275,7 @@ export class KilnEngine implements Engine {
       const same = prev.seqs.length === seqs.length && prev.seqs.every((s, i) => s === seqs[i]);
       const K = Math.min(this.#ahead, ...seqs.map((s) => s.budget - prev.K));
       if (same && !host && K >= 1 && this.#waiting.length === 0 && this.#reserve(seqs, prev.K + K)) {
-        this.#inflight = this.#enqueue(seqs, K, prev.K, prev.tokens);
+        this.#inflight = this.#enqueue(seqs, K, prev.K, prev);
       }
       return await this.#complete(prev);
     }
@@ -311,30 +313,45 @@ export class KilnEngine implements Engine {
 
   /**
    * Queue K decode steps for `seqs`, `offset` tokens past what the host has accepted (a chained
-   * round's first step reads the sampler's tokens on the device); the tokens are copied into a
-   * history buffer whose readback starts at once.
+   * round's first step reads `prev`'s last sampled tokens on the device); each step's tokens are
+   * copied into a history buffer. `prev`'s history is read back once this round's first step is
+   * queued (`readSubmitted`): Deno's readback waits for the GPU to finish all it was given, and
+   * that step, handed over as the wait ends, keeps the GPU busy while the host queues the rest.
+   * A round's own readback starts there, or in `#complete` when no round follows it.
    */
-  #enqueue(seqs: Sequence[], K: number, offset: number, prevTokens: DeviceBuffer | null = null): Round {
+  #enqueue(seqs: Sequence[], K: number, offset: number, prev: Round | null = null): Round {
     const b = seqs.length;
     const fn = b === 1 ? "decode" : "batch_decode";
     const dev = this.model.runtime.device;
     const history = this.#histories[this.#flip ^= 1];
     const host = seqs.some((s) => s.needsHostEachStep);
-    const round: Round = { seqs, K, data: Promise.resolve(new ArrayBuffer(0)), logprobs: [], tokens: prevTokens };
-    const queueSteps = async () => {
-      for (let k = 0; k < K; k++) {
-        const fromHost = k === 0 && offset === 0;
-        const chunks = seqs.map((s) => ({ seq: s.id, tokens: [fromHost ? s.lastToken : 0], start: s.position + offset + k }));
-        // after the first step only the positions (and the uniforms) change; the tokens come from the sampler
-        const ran = this.model.run(fn, chunks, false, fromHost ? {} : { input_ids: round.tokens! }, k === 0 ? undefined : DECODE_KEEP).fn;
-        const logits = this.model.runtime.output(ran, "logits");
-        if (host) round.logprobs = await this.#logprobs(logits, seqs);
-        round.tokens = this.#sample(seqs, logits, k > 0);
-        dev.copy(round.tokens, 0, history, k * b * 4, b * 4);
-      }
-      return await dev.read(history, K * b * 4);
+    const round: Round = { seqs, K, history, data: null, logprobs: [], tokens: prev?.tokens ?? null };
+    const step = (k: number) => {
+      const fromHost = k === 0 && offset === 0;
+      const chunks = seqs.map((s) => ({ seq: s.id, tokens: [fromHost ? s.lastToken : 0], start: s.position + offset + k }));
+      // after the first step only the positions (and the uniforms) change; the tokens come from the sampler
+      const ran = this.model.run(fn, chunks, false, fromHost ? {} : { input_ids: round.tokens! }, k === 0 ? undefined : DECODE_KEEP).fn;
+      return this.model.runtime.output(ran, "logits");
     };
-    round.data = queueSteps();
+    const keep = (k: number) => dev.copy(round.tokens!, 0, history, k * b * 4, b * 4);
+    if (host) {
+      // one step, its logprobs read back first (rounds that need the host are not chained)
+      round.data = (async () => {
+        for (let k = 0; k < K; k++) {
+          const logits = step(k);
+          round.logprobs = await this.#logprobs(logits, seqs);
+          round.tokens = this.#sample(seqs, logits, k > 0);
+          keep(k);
+        }
+        return await dev.read(history, K * b * 4);
+      })();
+      return round;
+    }
+    for (let k = 0; k < K; k++) {
+      round.tokens = this.#sample(seqs, step(k), k > 0);
+      keep(k);
+      if (k === 0 && prev) prev.data ??= dev.readSubmitted(prev.history, prev.K * prev.seqs.length * 4);
+    }
     return round;
   }
 
@@ -342,6 +359,7 @@ export class KilnEngine implements Engine {
   async #complete(round: Round): Promise<void> {
     const { seqs, K } = round;
     const b = seqs.length;
+    round.data ??= this.model.runtime.device.read(round.history, K * b * 4);
     const data = new Uint32Array(await round.data);
     this.#stats.stepsTotal += K;
     this.#stats.lastBatchSize = b;
@@ -362,7 +380,10 @@ export class KilnEngine implements Engine {
 interface Round {
   seqs: Sequence[];
   K: number;
-  data: Promise<ArrayBuffer>;
+  /** Where each step's tokens are copied. */
+  history: DeviceBuffer;
+  /** The readback of `history`, once started (see `#enqueue`). */
+  data: Promise<ArrayBuffer> | null;
   logprobs: (Float32Array | null)[];
   /** The device buffer that holds the last step's tokens (a chained round starts from it). */
   tokens: DeviceBuffer | null;

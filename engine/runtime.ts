@@ -29,6 +29,8 @@ export class ModelRuntime {
   readonly kv: DeviceBuffer[] = [];
   /** Per function, each step's buffers in binding order (slots, params, KV). */
   readonly #stepBuffers = new Map<string, DeviceBuffer[][]>();
+  /** Per function, the last call's bound inputs (slot to buffer) and the step lists they made. */
+  readonly #bound = new Map<string, { over: Map<number, DeviceBuffer>; lists: DeviceBuffer[][] }>();
   #kernels: DeviceKernel[] = [];
 
   private constructor(readonly lib: Library, readonly device: Device, readonly numPages: number) {}
@@ -127,14 +129,22 @@ export class ModelRuntime {
       }
       this.device.write(slots[io.slot], data);
     }
-    const resolved = this.#stepBuffers.get(name)!;
+    const lists = over.size === 0 ? this.#stepBuffers.get(name)! : this.#boundLists(name, fn, over);
     fn.steps.forEach((step, i) => {
       const rows = typeof step.rows === "number" ? step.rows : vars[step.rows];
-      const buffers = over.size === 0
-        ? resolved[i]
-        : step.b.map((b, j) => ("slot" in b ? over.get(b.slot) ?? resolved[i][j] : resolved[i][j]));
-      this.device.dispatch(this.#kernels[step.k], buffers, rows);
+      this.device.dispatch(this.#kernels[step.k], lists[i], rows);
     });
+  }
+
+  /** Each step's buffers of `name` with slots replaced by `over`; the same lists as the last
+   * call that bound the same buffers (the device knows a list it has seen: no lookup). */
+  #boundLists(name: string, fn: FunctionPlan, over: Map<number, DeviceBuffer>): DeviceBuffer[][] {
+    const last = this.#bound.get(name);
+    if (last && last.over.size === over.size && [...over].every(([s, b]) => last.over.get(s) === b)) return last.lists;
+    const resolved = this.#stepBuffers.get(name)!;
+    const lists = fn.steps.map((step, i) => step.b.map((b, j) => ("slot" in b ? over.get(b.slot) ?? resolved[i][j] : resolved[i][j])));
+    this.#bound.set(name, { over, lists });
+    return lists;
   }
 
   /** The device buffer that holds output `output` of function `name` after a call. */

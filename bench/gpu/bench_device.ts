@@ -115,6 +115,10 @@ export class BenchDevice implements Device {
     return this.inner.read(buffer, bytes, byteOffset);
   }
 
+  readSubmitted(buffer: DeviceBuffer, bytes?: number, byteOffset?: number): Promise<ArrayBuffer> {
+    return this.inner.readSubmitted(buffer, bytes, byteOffset);
+  }
+
   release(buffer: DeviceBuffer): void {
     this.#live.delete(buffer);
     this.inner.release(buffer);

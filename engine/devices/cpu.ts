@@ -115,6 +115,10 @@ export function createCpuDevice(): Device {
       }
       return Promise.resolve(src.slice(byteOffset, byteOffset + n));
     },
+    // dispatches run as they are queued: nothing is pending, and what is must not write buffer
+    readSubmitted(buffer, bytes, byteOffset) {
+      return device.read(buffer, bytes, byteOffset);
+    },
     release(buffer) {
       live(buffer, "release");
       (buffer as CpuBuffer).data = null;

@@ -82,6 +82,11 @@ class WebGpuDeviceImpl implements WebGpuDevice {
   #groups = new Map<number, Map<string, GPUBindGroup>>();
   #buffers = new Set<GpuBuffer>();
   #errors: Promise<GPUError | null>[] = [];
+  /** The last dispatch made with each buffer list (the runtime passes the same list for a step
+   * every call): its bind group and workgroup counts, so a repeat skips the lookup's key. */
+  #last = new WeakMap<DeviceBuffer[], Prepared>();
+  /** Bumped when a buffer is released: dispatches prepared before it are checked again. */
+  #generation = 0;
 
   constructor(readonly gpu: GPUDevice, readonly target: TargetInfo) {}
 
@@ -182,6 +187,20 @@ class WebGpuDeviceImpl implements WebGpuDevice {
 
   dispatch(kernel: DeviceKernel, buffers: DeviceBuffer[], rows: number): void {
     const k = kernel as GpuKernel;
+    let p = this.#last.get(buffers);
+    if (!p || !p.matches(k, buffers, rows, this.#generation)) {
+      p = this.#checkDispatch(k, buffers, rows);
+      this.#last.set(buffers, p);
+    }
+    this.#encoder ??= this.gpu.createCommandEncoder();
+    this.#pass ??= this.#encoder.beginComputePass();
+    this.#pass.setPipeline(k.pipeline);
+    this.#pass.setBindGroup(0, p.group);
+    this.#pass.dispatchWorkgroups(p.x, p.y, p.z);
+  }
+
+  /** Check a dispatch's arguments and find (or make) its bind group. */
+  #checkDispatch(k: GpuKernel, buffers: DeviceBuffer[], rows: number): Prepared {
     if (!k.pipeline) throw new TypeError("dispatch(): kernel was not made by this device");
     if (!Number.isInteger(rows) || rows < 0) {
       throw new RangeError(`dispatch(${k.spec.op}): rows ${rows} is not a non-negative integer`);
@@ -194,17 +213,12 @@ class WebGpuDeviceImpl implements WebGpuDevice {
       );
     }
     const own = buffers.map((b) => this.#own(b));
-    const group = this.#bindGroup(k, own, rows);
-    this.#encoder ??= this.gpu.createCommandEncoder();
-    this.#pass ??= this.#encoder.beginComputePass();
     const [x, y, z] = workgroupCount(
       k.source,
       rows,
       this.target.limits.maxComputeWorkgroupsPerDimension,
     );
-    this.#pass.setPipeline(k.pipeline);
-    this.#pass.setBindGroup(0, group);
-    this.#pass.dispatchWorkgroups(x, y, z);
+    return new Prepared(k, own, rows, this.#generation, this.#bindGroup(k, own, rows), x, y, z);
   }
 
   copy(
@@ -239,7 +253,27 @@ class WebGpuDeviceImpl implements WebGpuDevice {
     this.#pass = null;
   }
 
-  async read(buffer: DeviceBuffer, bytes?: number, byteOffset = 0): Promise<ArrayBuffer> {
+  read(buffer: DeviceBuffer, bytes?: number, byteOffset = 0): Promise<ArrayBuffer> {
+    return this.#read(buffer, bytes, byteOffset, false);
+  }
+
+  readSubmitted(buffer: DeviceBuffer, bytes?: number, byteOffset = 0): Promise<ArrayBuffer> {
+    return this.#read(buffer, bytes, byteOffset, true);
+  }
+
+  /**
+   * Copy the range into a staging buffer and map it. Deno's `mapAsync` blocks the thread until
+   * every submitted command buffer has run (it polls the device with a wait, then sleeps 10 ms
+   * a round): with `hold`, the dispatches queued since the last submit are finished into a
+   * command buffer first and submitted once the wait is over, so the GPU has them at once
+   * rather than after the host has queued them.
+   */
+  async #read(
+    buffer: DeviceBuffer,
+    bytes: number | undefined,
+    byteOffset: number,
+    hold: boolean,
+  ): Promise<ArrayBuffer> {
     const b = this.#own(buffer);
     const n = bytes ?? b.bytes - byteOffset;
     if (byteOffset % 4 !== 0 || byteOffset < 0 || n < 0 || byteOffset + n > b.bytes) {
@@ -249,7 +283,15 @@ class WebGpuDeviceImpl implements WebGpuDevice {
         }) is outside its ${b.bytes} bytes or misaligned`,
       );
     }
-    this.submit();
+    let held: GPUCommandBuffer | null = null;
+    if (hold && this.#encoder) {
+      this.#pass?.end();
+      held = this.#encoder.finish();
+      this.#encoder = null;
+      this.#pass = null;
+    } else {
+      this.submit();
+    }
     const size = Math.ceil(n / 4) * 4;
     const staging = this.gpu.createBuffer({
       size: Math.max(size, 4),
@@ -260,7 +302,9 @@ class WebGpuDeviceImpl implements WebGpuDevice {
     if (size > 0) enc.copyBufferToBuffer(b.buffer, byteOffset, staging, 0, size);
     this.gpu.queue.submit([enc.finish()]);
     try {
-      await staging.mapAsync(GPUMapMode.READ);
+      const mapped = staging.mapAsync(GPUMapMode.READ);
+      if (held) this.gpu.queue.submit([held]);
+      await mapped;
       await this.#checkErrors();
       return staging.getMappedRange(0, Math.max(size, 4)).slice(0, n);
     } finally {
@@ -277,12 +321,14 @@ class WebGpuDeviceImpl implements WebGpuDevice {
       }
     }
     this.#buffers.delete(b);
+    this.#generation++;
     b.buffer.destroy();
   }
 
   destroy(): void {
     this.#encoder = null;
     this.#pass = null;
+    this.#generation++;
     for (const b of this.#buffers) b.buffer.destroy();
     for (const u of this.#uniforms.values()) u.destroy();
     this.#buffers.clear();
@@ -358,5 +404,28 @@ class WebGpuDeviceImpl implements WebGpuDevice {
     for (const e of await Promise.all(pending)) {
       if (e) throw new Error(`WebGPU validation error: ${e.message}`);
     }
+  }
+}
+
+/** A checked dispatch: its kernel, buffers (copied: the caller may change its list) and rows,
+ * with the bind group and workgroup counts they make. */
+class Prepared {
+  constructor(
+    readonly kernel: GpuKernel,
+    readonly buffers: readonly GpuBuffer[],
+    readonly rows: number,
+    readonly generation: number,
+    readonly group: GPUBindGroup,
+    readonly x: number,
+    readonly y: number,
+    readonly z: number,
+  ) {}
+
+  /** Whether a dispatch of `k` over `buffers` and `rows` is this one, no buffer released since. */
+  matches(k: GpuKernel, buffers: DeviceBuffer[], rows: number, generation: number): boolean {
+    if (k !== this.kernel || rows !== this.rows || generation !== this.generation) return false;
+    if (buffers.length !== this.buffers.length) return false;
+    for (let i = 0; i < buffers.length; i++) if (buffers[i] !== this.buffers[i]) return false;
+    return true;
   }
 }

@@ -134,3 +134,54 @@ Deno.test({
     expectEqual([threw], [2], "errors thrown");
   },
 });
+
+Deno.test({
+  name: "dispatch() with a buffer list it has seen follows the list's current buffers",
+  ignore,
+  fn: async () => {
+    const dev = device!;
+    const spec = { op: "add", width: 2 } as const;
+    const k = dev.kernel(spec, wgslKernel(spec, dev.target));
+    const a = dev.createBuffer(8, "a"), b = dev.createBuffer(8, "b"), c = dev.createBuffer(8, "c");
+    const out = dev.createBuffer(8, "out");
+    dev.write(a, Float32Array.from([1, 2]));
+    dev.write(b, Float32Array.from([10, 20]));
+    dev.write(c, Float32Array.from([100, 200]));
+    const list = [a, b, out];
+    dev.dispatch(k, list, 1);
+    expectEqual(new Float32Array(await dev.read(out)), [11, 22], "a + b");
+    list[1] = c; // the same list object, changed: the device must not reuse a + b's bind group
+    dev.dispatch(k, list, 1);
+    expectEqual(new Float32Array(await dev.read(out)), [101, 202], "a + c");
+    dev.release(c);
+    let threw = false;
+    try {
+      dev.dispatch(k, list, 1); // a released buffer, in a list seen before
+    } catch (e) {
+      threw = e instanceof TypeError;
+    }
+    expectEqual([Number(threw)], [1], "released buffer refused");
+    for (const x of [a, b, out]) dev.release(x);
+  },
+});
+
+Deno.test({
+  name: "readSubmitted() reads what submitted work left; the dispatches queued after it still run",
+  ignore,
+  fn: async () => {
+    const dev = device!;
+    const spec = { op: "add", width: 2 } as const;
+    const k = dev.kernel(spec, wgslKernel(spec, dev.target));
+    const [a, x, y, z] = ["a", "x", "y", "z"].map((l) => dev.createBuffer(8, l));
+    dev.write(a, Float32Array.from([1, 2]));
+    dev.dispatch(k, [a, a, x], 1); // x = 2a
+    dev.submit();
+    dev.dispatch(k, [x, x, y], 1); // y = 2x, queued, not submitted
+    dev.dispatch(k, [y, a, z], 1); // z = y + a
+    expectEqual(new Float32Array(await dev.readSubmitted(x)), [2, 4], "x");
+    expectEqual(new Float32Array(await dev.read(z)), [5, 10], "z, from the held dispatches");
+    // nothing queued: the same as read
+    expectEqual(new Float32Array(await dev.readSubmitted(z)), [5, 10], "z again");
+    for (const b of [a, x, y, z]) dev.release(b);
+  },
+});
