@@ -78,6 +78,41 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "samplingKernel() softmax_temp over a long row: masked (-inf) logits, a growing max, ties at t = 0, a tiny t",
+  ignore,
+  fn: async () => {
+    const rng = new Rng(17);
+    const [R, V] = [4, 20011];
+    const x = rng.normals(R * V, 2); // [R, V]
+    for (let c = 0; c < V; c += 3) x[c] = -Infinity; // row 0: a third masked
+    for (let c = 0; c < V; c++) x[V + c] = c / 1000; // row 1: the max grows along the row
+    x[2 * V + 17] = x[2 * V + 19000] = 20; // row 2 (t = 0): a tie, the lower index wins
+    x[3 * V + 9] = 8; // row 3 (t = 0.01): nearly one-hot at 9
+    x[3 * V + 10] = 7.99; //   and e^-1 of it at 10
+    const t = Float32Array.from([0.8, 1.3, 0, 0.01]); // [R]
+    const ref = new Float64Array(R * V); // [R, V]
+    for (let r = 0; r < R; r++) {
+      if (t[r] <= 0) {
+        ref[r * V + argmaxRef(x, r, V)] = 1;
+        continue;
+      }
+      const row = Array.from(x.subarray(r * V, (r + 1) * V), Number);
+      const mx = Math.max(...row.filter((v) => v > -Infinity));
+      let sum = 0;
+      for (const v of row) sum += Math.exp((v - mx) / t[r]);
+      row.forEach((v, c) => (ref[r * V + c] = Math.exp((v - mx) / t[r]) / sum));
+    }
+    const [, , out] = await runKernel({ op: "softmax_temp", vocab: V }, R, [
+      buf(x),
+      buf(t),
+      new ArrayBuffer(R * V * 4),
+    ]);
+    expectClose(new Float32Array(out), ref, 1e-5, "softmax_temp");
+  },
+});
+
 /** float64 top-p sampling as the contract states it: the nucleus in descending order (ties by
  * index), then the token drawn in index order among its members. */
 function topPRef(p: ArrayLike<number>, topP: number, u: number): number {
