@@ -266,8 +266,19 @@ export type KernelSpec =
   /** out[r] = argmax_c x[r, c] (lowest index wins ties).  Bindings: x f32[R, V], out u32[R]. */
   | { op: "argmax"; vocab: number }
   /** out[r, :] = softmax(x[r, :] / t[r]); t[r] <= 0 means greedy: one-hot at the argmax.
-   * Bindings: x f32[R, V], temperature f32[R], out f32[R, V]. */
-  | { op: "softmax_temp"; vocab: number }
+   * Bindings: x f32[R, V], temperature f32[R], out f32[R, V]. With `blocks` (>= 2), the row's
+   * max, argmax and sum come from `softmax_stats` of the same vocab and blocks, combined:
+   * M = max_b m[r, b], the argmax the lowest idx[r, b] of the blocks at M, and
+   * S = sum_b s[r, b] * exp((m[r, b] - M) / t) over the blocks with m > -inf (t <= 0: 1);
+   * out = exp((x - M) / t) / S (or the one-hot). Bindings: x, temperature, stats f32[R,
+   * blocks * 2], stats_idx u32[R, blocks], out. */
+  | { op: "softmax_temp"; vocab: number; blocks?: number }
+  /** Block b of row r is x[r, b * L .. min(V, (b + 1) * L)), L = ceil(V / blocks): its max
+   * m, the lowest index (in the row) of m and s = sum exp((x - m) / t) over it (t = 1 where
+   * t[r] <= 0; exp(-inf) = 0): stats[r, b] = (m, s), idx[r, b] = the index (0xffffffff, m =
+   * -inf and s = 0 where every element is -inf; an empty block too). Bindings: x f32[R, V],
+   * temperature f32[R], stats f32[R, blocks * 2], idx u32[R, blocks]. */
+  | { op: "softmax_stats"; vocab: number; blocks: number }
   /** The histogram `sample_top_p` starts from. Row r is cut into slices of `TOP_P_SLICE`
    * positions; for slice g and bucket b (`topPBucket` of the bits of each p > 0 in it),
    * out[r, g, b, :] = (count, mass_lo, mass_hi, 0): how many there are, and the sum of
@@ -353,7 +364,11 @@ export function bindings(spec: KernelSpec): Binding[] {
     case "argmax":
       return [r("x"), w("out")];
     case "softmax_temp":
-      return [r("x"), r("temperature"), w("out")];
+      return spec.blocks
+        ? [r("x"), r("temperature"), r("stats"), r("stats_idx"), w("out")]
+        : [r("x"), r("temperature"), w("out")];
+    case "softmax_stats":
+      return [r("x"), r("temperature"), w("stats"), w("idx")];
     case "logits_process":
       return [r("x"), r("indptr"), r("entries"), r("params"), w("out")];
     case "top_p_hist":

@@ -405,6 +405,31 @@ function topPDraw(fb: FunctionBuilder, V: number, probs: number, p: number, u: n
   fb.node({ op: "sample_top_p", vocab: V }, "m", { probs, top_p: p, u, hist, out });
 }
 
+/** Elements a block of the split softmax (`softmax_stats`) reads, about. */
+const SOFTMAX_BLOCK = 4096;
+
+/** softmax_temp of x [m, V] into out: split into `softmax_stats` over blocks and a
+ * `softmax_temp` that combines them where the row spans two blocks or more (one workgroup
+ * reads a row at ~30 GB/s on the H100: the unsplit kernel took 48 us at V = 128256, the two
+ * take 8 + 8.5; blocks of 1024 or 2048 were within 2 us of that). */
+function softmaxTemp(fb: FunctionBuilder, V: number, x: number, t: number, out: number): void {
+  const blocks = Math.min(64, Math.floor(V / SOFTMAX_BLOCK));
+  if (blocks < 2) {
+    fb.node({ op: "softmax_temp", vocab: V }, "m", { x, temperature: t, out });
+    return;
+  }
+  const stats = fb.temp("softmax_stats", ["m", blocks * 2]);
+  const idx = fb.temp("softmax_idx", ["m", blocks], "u32");
+  fb.node({ op: "softmax_stats", vocab: V, blocks }, "m", { x, temperature: t, stats, idx });
+  fb.node({ op: "softmax_temp", vocab: V, blocks }, "m", {
+    x,
+    temperature: t,
+    stats,
+    stats_idx: idx,
+    out,
+  });
+}
+
 /** GPU sampling helpers over logits [m, V]. */
 export function buildSampling(cfg: ModelConfig): IrFunction[] {
   const V = cfg.vocab_size, bounds = { n: 1, s: 1, m: cfg.max_batch_size };
@@ -419,7 +444,7 @@ export function buildSampling(cfg: ModelConfig): IrFunction[] {
     const x = softmax.input("logits", ["m", V], "f32");
     const t = softmax.input("temperature", ["m"], "f32");
     const out = softmax.output(softmax.temp("probs", ["m", V]));
-    softmax.node({ op: "softmax_temp", vocab: V }, "m", { x, temperature: t, out });
+    softmaxTemp(softmax, V, x, t, out);
   }
   const topP = new FunctionBuilder("sample_top_p", bounds);
   {
@@ -447,11 +472,7 @@ export function buildSampling(cfg: ModelConfig): IrFunction[] {
       out: processed,
     });
     const probs = sample.temp("probs", ["m", V]);
-    sample.node({ op: "softmax_temp", vocab: V }, "m", {
-      x: processed,
-      temperature: t,
-      out: probs,
-    });
+    softmaxTemp(sample, V, processed, t, probs);
     topPDraw(sample, V, probs, p, u);
   }
   return [argmax.build(), softmax.build(), topP.build(), sample.build()];

@@ -97,6 +97,45 @@ function softmaxCases(rng: Rng): ConformanceCase[] {
   }));
 }
 
+/** The split softmax: `softmax_stats` of each block, and `softmax_temp` with `blocks` over stats
+ * made by the reference (empty blocks where blocks * ceil(V / blocks) > V, wholly masked
+ * blocks, ties across blocks, t <= 0). */
+function splitSoftmaxCases(rng: Rng): ConformanceCase[] {
+  const table: [number, number, string[], number[]][] = [
+    // vocab, blocks, row kinds, temperatures
+    [4096, 7, ["random", "tie", "masked", "masked"], [0.5, 1.3, 0.9, 0]],
+    [500, 64, ["random", "tie", "last"], [1, 0, 0.05]], // L = 8: blocks 63 empty
+    [32000, 32, ["tie", "last", "flat"], [0.8, 0, 1]],
+    [9, 4, ["random", "masked"], [1, 2]], // L = 3: block 3 empty
+  ];
+  return table.flatMap(([V, B, kinds, temps]) => {
+    const R = kinds.length;
+    const x = padded(logits(rng, V, kinds));
+    const t = padded(Float32Array.from(temps));
+    const what = `V=${V} blocks=${B} t=[${temps}] R=${R}`;
+    const stats = padded(new Float32Array(R * B * 2).fill(-7));
+    const idx = padded(new Uint32Array(R * B).fill(7777));
+    const spec = { op: "softmax_stats" as const, vocab: V, blocks: B };
+    const ref = reference(spec, [x, t, stats, idx], R);
+    return [
+      { name: `softmax_stats ${what}`, spec, rows: R, inputs: [x, t, stats, idx], tol: TOL.f32 },
+      {
+        name: `softmax_temp ${what}`,
+        spec: { op: "softmax_temp", vocab: V, blocks: B },
+        rows: R,
+        inputs: [
+          x,
+          t,
+          padded(Float32Array.from(ref.stats)),
+          padded(Uint32Array.from(ref.idx)),
+          padded(new Float32Array(R * V).fill(-7)),
+        ],
+        tol: TOL.f32,
+      },
+    ];
+  });
+}
+
 /** Probabilities (f32) of one row of logits, computed in f64. */
 function softmaxRow(x: Float32Array, o: number, V: number): Float32Array {
   let m = -Infinity;
@@ -320,6 +359,7 @@ export function samplingCases(seed: number): ConformanceCase[] {
     ...takeRowsCases(rng),
     ...argmaxCases(rng),
     ...softmaxCases(rng),
+    ...splitSoftmaxCases(rng),
     ...topPCases(rng),
     ...topPHistCases(rng),
     ...logitsProcessCases(rng),

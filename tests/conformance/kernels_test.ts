@@ -114,6 +114,7 @@ const EVERY_OP: Record<KernelOp, true> = {
   logits_process: true,
   argmax: true,
   softmax_temp: true,
+  softmax_stats: true,
   sample_top_p: true,
   top_p_hist: true,
 };

@@ -77,7 +77,7 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
     } else if (b.access === "read_write") {
       const n = inputs[i].byteLength / 4;
       const isU32 = spec.op === "argmax" || spec.op === "sample_top_p" ||
-        spec.op === "top_p_hist";
+        spec.op === "top_p_hist" || (spec.op === "softmax_stats" && b.name === "idx");
       out[b.name] = isU32 ? new Uint32Array(n) : new Float64Array(n);
       for (let j = 0; j < n; j++) out[b.name][j] = isU32 ? u32(inputs[i], j) : f32(inputs[i], j);
     }
@@ -272,19 +272,40 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
       for (let r = 0; r < R; r++) out.out[r] = argmax(buf.x, r, spec.vocab);
       break;
     case "softmax_temp": {
-      const V = spec.vocab;
+      const V = spec.vocab, B = spec.blocks ?? 0;
       for (let r = 0; r < R; r++) {
         const t = x("temperature", r);
+        // with blocks: the row's max, argmax and sum as the contract combines the stats
+        const blocks = B ? statsOf(buf.stats, buf.stats_idx, r, B, t) : null;
         if (t <= 0) {
-          const best = argmax(buf.x, r, V);
+          const best = blocks ? blocks.argmax : argmax(buf.x, r, V);
           for (let c = 0; c < V; c++) out.out[r * V + c] = c === best ? 1 : 0;
           continue;
         }
         const e: number[] = [];
         for (let c = 0; c < V; c++) e.push(x("x", r * V + c) / t);
-        const m = Math.max(...e);
-        const z = e.reduce((s, v) => s + Math.exp(v - m), 0);
+        const m = blocks ? blocks.max / t : Math.max(...e);
+        const z = blocks ? blocks.sum : e.reduce((s, v) => s + Math.exp(v - m), 0);
         for (let c = 0; c < V; c++) out.out[r * V + c] = Math.exp(e[c] - m) / z;
+      }
+      break;
+    }
+    case "softmax_stats": {
+      const { vocab: V, blocks: B } = spec, L = Math.ceil(V / B);
+      for (let r = 0; r < R; r++) {
+        const t = x("temperature", r) > 0 ? x("temperature", r) : 1;
+        for (let b = 0; b < B; b++) {
+          let m = -Infinity, at = 0xffffffff, s = 0;
+          for (let c = b * L; c < Math.min(V, (b + 1) * L); c++) {
+            if (x("x", r * V + c) > m) m = x("x", r * V + c), at = c;
+          }
+          for (let c = b * L; c < Math.min(V, (b + 1) * L) && m > -Infinity; c++) {
+            s += Math.exp((x("x", r * V + c) - m) / t);
+          }
+          out.stats[(r * B + b) * 2] = m;
+          out.stats[(r * B + b) * 2 + 1] = s;
+          out.idx[r * B + b] = at;
+        }
       }
       break;
     }
@@ -325,6 +346,23 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
   }
   if (codesK !== null) Object.assign(out, q8Written(out.out as Float64Array, R, codesK));
   return out;
+}
+
+/** Row r's max, argmax and sum of exp((x - max) / t) from `softmax_stats`' blocks, combined
+ * in float64 as the contract states. */
+function statsOf(stats: ArrayBuffer, idx: ArrayBuffer, r: number, B: number, t: number) {
+  const inv = t > 0 ? 1 / t : 1;
+  let max = -Infinity, argmax = 0xffffffff;
+  for (let b = 0; b < B; b++) {
+    const m = f32(stats, (r * B + b) * 2), i = u32(idx, r * B + b);
+    if (m > max || (m === max && i < argmax)) max = m, argmax = i;
+  }
+  let sum = 0;
+  for (let b = 0; b < B; b++) {
+    const m = f32(stats, (r * B + b) * 2);
+    if (m > -Infinity) sum += f32(stats, (r * B + b) * 2 + 1) * Math.exp((m - max) * inv);
+  }
+  return { max, argmax: argmax === 0xffffffff ? 0 : argmax, sum };
 }
 
 function argmax(b: ArrayBuffer, r: number, V: number): number {

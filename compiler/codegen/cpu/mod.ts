@@ -26,6 +26,7 @@ import { logitsProcessKernel } from "./logits_process.ts";
 import {
   argmaxKernel,
   sampleTopPKernel,
+  softmaxStatsKernel,
   softmaxTempKernel,
   takeRowsKernel,
   topPHistKernel,
@@ -70,6 +71,8 @@ export function cpuKernel(spec: KernelSpec): CpuKernel {
       return argmaxKernel(spec);
     case "softmax_temp":
       return softmaxTempKernel(spec);
+    case "softmax_stats":
+      return softmaxStatsKernel(spec);
     case "top_p_hist":
       return topPHistKernel(spec);
     case "sample_top_p":

@@ -1,6 +1,7 @@
 /**
  * CPU sampling kernels: `take_rows` (gather the logits rows to sample), `argmax` (lowest index
- * wins ties), `softmax_temp` (temperature softmax; t <= 0 gives a one-hot at the argmax),
+ * wins ties), `softmax_temp` (temperature softmax; t <= 0 gives a one-hot at the argmax) and
+ * `softmax_stats` (its blocks' max, argmax and sum, for a split softmax),
  * `top_p_hist` (the histogram `sample_top_p` may start from) and `sample_top_p` (nucleus sampling
  * with a caller-supplied uniform u per row).
  * @module
@@ -18,6 +19,7 @@ import {
 type TakeRowsSpec = Extract<KernelSpec, { op: "take_rows" }>;
 type ArgmaxSpec = Extract<KernelSpec, { op: "argmax" }>;
 type SoftmaxTempSpec = Extract<KernelSpec, { op: "softmax_temp" }>;
+type SoftmaxStatsSpec = Extract<KernelSpec, { op: "softmax_stats" }>;
 type SampleTopPSpec = Extract<KernelSpec, { op: "sample_top_p" }>;
 type TopPHistSpec = Extract<KernelSpec, { op: "top_p_hist" }>;
 
@@ -57,31 +59,81 @@ export function argmaxKernel(spec: ArgmaxSpec): CpuKernel {
   };
 }
 
-/** The CPU kernel of a `softmax_temp` spec. Bindings: x [R, V], temperature [R], out [R, V]. */
+/** The CPU kernel of a `softmax_temp` spec. Bindings: x [R, V], temperature [R], out [R, V];
+ * with `blocks`, the row's max, argmax and sum come from `softmax_stats`' stats [R, blocks, 2]
+ * and stats_idx u32 [R, blocks] (bindings x, temperature, stats, stats_idx, out). */
 export function softmaxTempKernel(spec: SoftmaxTempSpec): CpuKernel {
-  const V = spec.vocab;
+  const V = spec.vocab, B = spec.blocks ?? 0;
   return (bufs, R) => {
     const x = new Float32Array(bufs[0]); // [R, V]
     const temp = new Float32Array(bufs[1]); // [R]
-    const out = new Float32Array(bufs[2]); // [R, V]
+    const out = new Float32Array(bufs[B ? 4 : 2]); // [R, V]
     for (let r = 0; r < R; r++) {
       const o = r * V;
       const t = temp[r];
+      const row = B
+        ? combineStats(new Float32Array(bufs[2]), new Uint32Array(bufs[3]), r, B, t)
+        : null;
       if (!(t > 0)) {
-        const best = argmaxRow(x, o, V);
+        const best = row ? row.argmax : argmaxRow(x, o, V);
         out.fill(0, o, o + V);
         out[o + best] = 1;
         continue;
       }
       let max = -Infinity;
-      for (let c = 0; c < V; c++) if (x[o + c] > max) max = x[o + c];
+      if (row) max = row.max;
+      else for (let c = 0; c < V; c++) if (x[o + c] > max) max = x[o + c];
       let sum = 0;
       for (let c = 0; c < V; c++) {
         const e = Math.exp((x[o + c] - max) / t);
         out[o + c] = e;
         sum += e;
       }
+      if (row) sum = row.sum;
       for (let c = 0; c < V; c++) out[o + c] = out[o + c] / sum;
+    }
+  };
+}
+
+/** Row r's max, argmax (0 where no block has one) and sum of exp((x - max) / t) from its
+ * blocks' stats (the contract's combination). */
+function combineStats(stats: Float32Array, idx: Uint32Array, r: number, B: number, t: number) {
+  const inv = t > 0 ? 1 / t : 1;
+  let max = -Infinity, argmax = 0xffffffff;
+  for (let b = 0; b < B; b++) {
+    const m = stats[(r * B + b) * 2], i = idx[r * B + b];
+    if (m > max || (m === max && i < argmax)) max = m, argmax = i;
+  }
+  let sum = 0;
+  for (let b = 0; b < B; b++) {
+    const m = stats[(r * B + b) * 2];
+    if (m > -Infinity) sum += stats[(r * B + b) * 2 + 1] * Math.exp((m - max) * inv);
+  }
+  return { max, argmax: argmax === 0xffffffff ? 0 : argmax, sum };
+}
+
+/** The CPU kernel of a `softmax_stats` spec. Bindings: x [R, V], temperature [R], stats
+ * [R, blocks, 2], idx u32 [R, blocks]. */
+export function softmaxStatsKernel(spec: SoftmaxStatsSpec): CpuKernel {
+  const { vocab: V, blocks: B } = spec;
+  const L = Math.ceil(V / B);
+  return (bufs, R) => {
+    const x = new Float32Array(bufs[0]); // [R, V]
+    const temp = new Float32Array(bufs[1]); // [R]
+    const stats = new Float32Array(bufs[2]); // [R, B, 2]
+    const idx = new Uint32Array(bufs[3]); // [R, B]
+    for (let r = 0; r < R; r++) {
+      const inv = temp[r] > 0 ? 1 / temp[r] : 1;
+      for (let b = 0; b < B; b++) {
+        const lo = r * V + b * L, hi = r * V + Math.min(V, (b + 1) * L);
+        let m = -Infinity, at = 0xffffffff;
+        for (let c = lo; c < hi; c++) if (x[c] > m) m = x[c], at = c - r * V;
+        let s = 0;
+        if (m > -Infinity) { for (let c = lo; c < hi; c++) s += Math.exp((x[c] - m) * inv); }
+        stats[(r * B + b) * 2] = m;
+        stats[(r * B + b) * 2 + 1] = s;
+        idx[r * B + b] = at;
+      }
     }
   };
 }

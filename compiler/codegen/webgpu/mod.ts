@@ -53,6 +53,7 @@ export function wgslKernel(spec: KernelSpec, target: TargetInfo): WgslKernel {
     case "take_rows":
     case "argmax":
     case "softmax_temp":
+    case "softmax_stats":
     case "sample_top_p":
       return samplingKernel(spec, target);
     case "top_p_hist":

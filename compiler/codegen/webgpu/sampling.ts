@@ -9,10 +9,11 @@ import {
   declareBindings,
   entry,
   pow2Floor,
+  range,
   reductionThreads,
+  ROW_LOADS,
   rowPass,
   totalGroups,
-  treeReduce,
 } from "./common.ts";
 import { topPBody, topPSharedBytes } from "./top_p.ts";
 
@@ -22,7 +23,7 @@ const TOP_P_CAP = 2048;
 
 type SamplingSpec = Extract<
   KernelSpec,
-  { op: "take_rows" | "argmax" | "softmax_temp" | "sample_top_p" }
+  { op: "take_rows" | "argmax" | "softmax_temp" | "softmax_stats" | "sample_top_p" }
 >;
 
 /** WGSL `fn argmax_row(base: u32) -> vec2<u32>`: (index, bits of the max) of a row of x. */
@@ -87,39 +88,21 @@ ${entry(T, totalGroups(1, 1))}
   return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: 1 };
 }
 
-/**
- * `softmax_temp` in two passes over the row: the first finds each thread's max (and its first
- * index) and its sum of exp((x - max) / t), rescaled when the max grows (online softmax), and
- * the threads' triples meet in one tree; the second writes the probabilities (a one-hot at the
- * argmax for t <= 0). (Three passes before: argmax, sum, write: 56 -> 41 us at V = 128256 on
- * the H100.)
- */
-function softmaxTemp(spec: Extract<SamplingSpec, { op: "softmax_temp" }>, T: number): WgslKernel {
-  const V = spec.vocab;
-  const NEG_INF = "bitcast<f32>(0xff800000u)";
-  const code = `${
-    declareBindings(spec, { x: "array<f32>", temperature: "array<f32>", out: "array<f32>" })
-  }
-var<workgroup> best_v: array<f32, ${T}>;
-var<workgroup> best_i: array<u32, ${T}>;
-var<workgroup> red: array<f32, ${T}>;
+const NEG_INF = "bitcast<f32>(0xff800000u)";
 
-${entry(T, totalGroups(1, 1))}
-  let base = wg * ${V}u;
-  let t = temperature[wg];
-  let greedy = !(t > 0.0);
-  let inv_t = select(1.0 / t, 1.0, greedy);
-  var bv = ${NEG_INF};
-  var bi = 0xffffffffu;
-  var s = 0.0; // sum of exp((x - bv) / t) over this thread's elements so far
-  ${
-    rowPass("x", V, T, (v, ok, c) =>
-      `if (${ok}) {
+/** WGSL, in a pass over a thread's elements: element `v` (index `c`, valid if `ok`) into the
+ * thread's max `bv`, its first index `bi` and `s`, the sum of exp((x - bv) * inv_t), rescaled
+ * when the max grows (online softmax). */
+const online = (v: string, ok: string, c: string) =>
+  `if (${ok}) {
       if (${v} > bv) { s = s * exp((bv - ${v}) * inv_t); bv = ${v}; bi = ${c}; }
       if (${v} > ${NEG_INF}) { s += exp((${v} - bv) * inv_t); }
-    }`)
-  }
-  best_v[lid] = bv;
+    }`;
+
+/** WGSL: the threads' (bv, bi, s) met in one tree through `best_v`, `best_i`, `red` (the
+ * lowest index wins ties); the result in slot 0. */
+function onlineTree(T: number): string {
+  return `best_v[lid] = bv;
   best_i[lid] = bi;
   red[lid] = s;
   workgroupBarrier();
@@ -139,17 +122,154 @@ ${entry(T, totalGroups(1, 1))}
       }
     }
     workgroupBarrier();
+  }`;
+}
+
+const TREE_DECLS = (T: number) =>
+  `var<workgroup> best_v: array<f32, ${T}>;
+var<workgroup> best_i: array<u32, ${T}>;
+var<workgroup> red: array<f32, ${T}>;`;
+
+/** WGSL: a pass of T threads over elements lo..hi-1 (u32 expressions) of `buf` at `base`,
+ * `ROW_LOADS` loads a thread issued together (`rowPass` with bounds known at run time). */
+function blockPass(
+  buf: string,
+  lo: string,
+  hi: string,
+  L: number,
+  T: number,
+  body: (p: string, ok: string, c: string) => string,
+): string {
+  const U = Math.max(1, Math.min(ROW_LOADS, Math.ceil(L / T)));
+  const c = (k: number) => `(c0 + ${k * T}u)`;
+  return `for (var c0 = ${lo} + lid; c0 < ${hi}; c0 += ${U * T}u) {
+    ${range(U).map((k) => `let p${k} = ${buf}[base + min(${c(k)}, ${hi} - 1u)];`).join(" ")}
+    ${range(U).map((k) => body(`p${k}`, `${c(k)} < ${hi}`, c(k))).join("\n    ")}
+  }`;
+}
+
+/** Temperature of row `r` as the kernels use it: `greedy` (t <= 0) and `inv_t` (1 then). */
+const TEMPERATURE = (r: string) =>
+  `let t = temperature[${r}];
+  let greedy = !(t > 0.0);
+  let inv_t = select(1.0 / t, 1.0, greedy);`;
+
+/** Elements of a `softmax_stats` block. */
+const blockLen = (V: number, B: number) => Math.ceil(V / B);
+
+/**
+ * `softmax_temp`. Alone (no `blocks`), one workgroup a row in two passes: the first finds each
+ * thread's max (and its first index) and sum of exps (`online`), met in one tree; the second
+ * writes the probabilities (a one-hot at the argmax for t <= 0). (Three passes before: argmax,
+ * sum, write: 56 -> 48 us at V = 128256 on the H100, where one workgroup reads ~30 GB/s.)
+ * With `blocks`, one workgroup a (row, block): every workgroup combines the row's
+ * `softmax_stats` (a few words a block) and writes its block.
+ */
+function softmaxTemp(spec: Extract<SamplingSpec, { op: "softmax_temp" }>, T: number): WgslKernel {
+  const V = spec.vocab;
+  const write = (c: string, v: string) =>
+    `out[base + ${c}] = select(exp((${v} - mx) * inv_t) * inv_sum, select(0.0, 1.0, ${c} == am), greedy);`;
+  if (spec.blocks) {
+    const B = spec.blocks, L = blockLen(V, B);
+    const code = `${
+      declareBindings(spec, {
+        x: "array<f32>",
+        temperature: "array<f32>",
+        stats: "array<vec2<f32>>",
+        stats_idx: "array<u32>",
+        out: "array<f32>",
+      })
+    }
+${TREE_DECLS(T)}
+
+${entry(T, totalGroups(1, B))}
+  let r = wg / ${B}u;
+  let b = wg % ${B}u;
+  ${TEMPERATURE("r")}
+  // the row's blocks met as the first pass's threads are (\`online\`, then one tree)
+  var bv = ${NEG_INF};
+  var bi = 0xffffffffu;
+  var s = 0.0;
+  for (var k = lid; k < ${B}u; k += ${T}u) {
+    let st = stats[r * ${B}u + k];
+    if (st.x > bv) {
+      s = s * exp((bv - st.x) * inv_t) + st.y;
+      bv = st.x;
+      bi = stats_idx[r * ${B}u + k];
+    } else if (st.x > ${NEG_INF}) {
+      s += st.y * exp((st.x - bv) * inv_t);
+    }
   }
+  ${onlineTree(T)}
   let mx = best_v[0];
   let am = select(best_i[0], 0u, best_i[0] == 0xffffffffu);
   let inv_sum = 1.0 / red[0];
-  ${
-    rowPass("x", V, T, (v, ok, c) =>
-      `if (${ok}) { out[base + ${c}] = select(exp((${v} - mx) * inv_t) * inv_sum, select(0.0, 1.0, ${c} == am), greedy); }`)
+  let base = r * ${V}u;
+  let lo = b * ${L}u;
+  let hi = min(lo + ${L}u, ${V}u);
+  ${blockPass("x", "lo", "hi", L, T, (v, ok, c) => `if (${ok}) { ${write(c, v)} }`)}
+}
+`;
+    return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: B };
   }
+  const code = `${
+    declareBindings(spec, { x: "array<f32>", temperature: "array<f32>", out: "array<f32>" })
+  }
+${TREE_DECLS(T)}
+
+${entry(T, totalGroups(1, 1))}
+  let base = wg * ${V}u;
+  ${TEMPERATURE("wg")}
+  var bv = ${NEG_INF};
+  var bi = 0xffffffffu;
+  var s = 0.0; // sum of exp((x - bv) / t) over this thread's elements so far
+  ${rowPass("x", V, T, online)}
+  ${onlineTree(T)}
+  let mx = best_v[0];
+  let am = select(best_i[0], 0u, best_i[0] == 0xffffffffu);
+  let inv_sum = 1.0 / red[0];
+  ${rowPass("x", V, T, (v, ok, c) => `if (${ok}) { ${write(c, v)} }`)}
 }
 `;
   return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: 1 };
+}
+
+/** `softmax_stats`: one workgroup a (row, block), one pass (`online`) and one tree. */
+function softmaxStats(spec: Extract<SamplingSpec, { op: "softmax_stats" }>, T: number): WgslKernel {
+  const { vocab: V, blocks: B } = spec;
+  if (!(Number.isInteger(B) && B >= 1)) {
+    throw new RangeError(`softmax_stats: blocks ${B} must be a positive integer`);
+  }
+  const L = blockLen(V, B);
+  const code = `${
+    declareBindings(spec, {
+      x: "array<f32>",
+      temperature: "array<f32>",
+      stats: "array<vec2<f32>>",
+      idx: "array<u32>",
+    })
+  }
+${TREE_DECLS(T)}
+
+${entry(T, totalGroups(1, B))}
+  let r = wg / ${B}u;
+  let b = wg % ${B}u;
+  let base = r * ${V}u;
+  let lo = b * ${L}u;
+  let hi = min(lo + ${L}u, ${V}u);
+  ${TEMPERATURE("r")}
+  var bv = ${NEG_INF};
+  var bi = 0xffffffffu;
+  var s = 0.0;
+  ${blockPass("x", "lo", "hi", L, T, online)}
+  ${onlineTree(T)}
+  if (lid == 0u) {
+    stats[wg] = vec2<f32>(best_v[0], red[0]);
+    idx[wg] = best_i[0];
+  }
+}
+`;
+  return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: B };
 }
 
 /** WGSL for the sampling ops. `topPSearch` false (tests): `sample_top_p` without its search,
@@ -159,7 +279,12 @@ export function samplingKernel(
   target: TargetInfo,
   { topPSearch = true } = {},
 ): WgslKernel {
-  const width = spec.op === "take_rows" ? spec.width : spec.vocab;
+  // (a workgroup of the split softmax reads one block)
+  const width = spec.op === "take_rows"
+    ? spec.width
+    : spec.op === "softmax_stats" || (spec.op === "softmax_temp" && spec.blocks)
+    ? blockLen(spec.vocab, spec.blocks!)
+    : spec.vocab;
   if (!(width > 0)) throw new RangeError(`${spec.op}: width ${width} must be positive`);
   // one workgroup reduces a whole vocabulary row: as many threads as the target allows
   let T = reductionThreads(target, spec.op !== "take_rows" && width >= 4096 ? 1024 : 256);
@@ -191,5 +316,7 @@ ${topPBody(spec.vocab, T, cap, topPSearch)}`;
       return argmax(spec, T);
     case "softmax_temp":
       return softmaxTemp(spec, T);
+    case "softmax_stats":
+      return softmaxStats(spec, T);
   }
 }
