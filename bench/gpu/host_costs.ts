@@ -8,17 +8,15 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { compile } from "../../compiler/compile.ts";
 import { targetFromAdapter } from "../../compiler/target.ts";
 import { PAGE_SIZE } from "../../compiler/codegen/contract.ts";
-import { loadLibrary } from "../../engine/library.ts";
 import { Model } from "../../engine/model.ts";
 import { ModelRuntime } from "../../engine/runtime.ts";
 import { KilnEngine } from "../../engine/engine.ts";
 import { GREEDY } from "../../engine/sampling_params.ts";
 import { openBenchDevice } from "./bench_device.ts";
-import { syntheticWeights } from "./synthetic_weights.ts";
 import { tokens } from "./engine_bench.ts";
+import { syntheticModel } from "./library_items.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -86,20 +84,12 @@ const TOKENIZER = {
   tokenText: (i: number) => `${i}`,
 };
 for (const m of args.models.split(",")) {
-  const dir = await Deno.makeTempDir({ prefix: "kiln-host-" });
-  await compile({
-    config: CONFIGS[m] ? `${root}bench/configs/${CONFIGS[m]}` : m,
-    quantization: "q4f16_1",
-    target: targetFromAdapter(adapter),
-    output: `${dir}/lib`,
-    warn: () => {},
-  });
-  const lib = await loadLibrary(`${dir}/lib`);
-  const rt = await ModelRuntime.create(lib, dev, syntheticWeights(), {
-    numPages: Math.ceil((600 + 3 * N) / PAGE_SIZE) + 8,
-  });
-  // Model's constructor is private; the bench builds it around its own runtime.
-  const model = new (Model as unknown as new (l: typeof lib, r: ModelRuntime) => Model)(lib, rt);
+  const { lib, model } = await syntheticModel(
+    CONFIGS[m] ? `${root}bench/configs/${CONFIGS[m]}` : m,
+    targetFromAdapter(adapter),
+    dev,
+    Math.ceil((600 + 3 * N) / PAGE_SIZE) + 8,
+  );
   const engine = new KilnEngine(model, TOKENIZER, null, m, {
     stepsAhead: AHEAD,
     maxNumSequence: 1,

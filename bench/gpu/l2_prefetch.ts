@@ -13,36 +13,24 @@
  * Usage (GPU host): `deno run -A --no-check bench/gpu/l2_prefetch.ts`
  * @module
  */
-import { compile } from "../../compiler/compile.ts";
 import { targetFromAdapter } from "../../compiler/target.ts";
 import { bindings, type KernelSpec, PAGE_SIZE } from "../../compiler/codegen/contract.ts";
-import { loadLibrary } from "../../engine/library.ts";
 import type { DeviceBuffer } from "../../engine/device.ts";
-import { Model } from "../../engine/model.ts";
-import { ModelRuntime } from "../../engine/runtime.ts";
 import { openBenchDevice, type Trace } from "./bench_device.ts";
 import { GpuTimer } from "./gpu_timer.ts";
-import { syntheticWeights } from "./synthetic_weights.ts";
 import { kernelLabel } from "./plan_figures.ts";
 import { tokens } from "./engine_bench.ts";
+import { syntheticModel } from "./library_items.ts";
 
 const { device: dev, adapter } = await openBenchDevice();
 const timer = new GpuTimer(dev.gpu);
 const root = new URL("../../", import.meta.url).pathname;
-const dir = await Deno.makeTempDir({ prefix: "kiln-l2-" });
-await compile({
-  config: `${root}bench/configs/llama3-8b`,
-  quantization: "q4f16_1",
-  target: targetFromAdapter(adapter),
-  output: `${dir}/lib`,
-  warn: () => {},
-});
-const lib = await loadLibrary(`${dir}/lib`);
-const rt = await ModelRuntime.create(lib, dev, syntheticWeights(), {
-  numPages: Math.ceil(700 / PAGE_SIZE) + 8,
-});
-// Model's constructor is private; the bench builds it around its own runtime (synthetic weights).
-const model = new (Model as unknown as new (l: typeof lib, r: ModelRuntime) => Model)(lib, rt);
+const { lib, rt, model } = await syntheticModel(
+  `${root}bench/configs/llama3-8b`,
+  targetFromAdapter(adapter),
+  dev,
+  Math.ceil(700 / PAGE_SIZE) + 8,
+);
 const V = lib.metadata.vocab_size;
 let pos = 512;
 model.run("prefill", [{ seq: 1, tokens: tokens(pos, V, 3), start: 0 }]);
@@ -168,4 +156,3 @@ for (
   console.log(`${where}: control (8 + 16 MB of another buffer), 132 groups: ${ms.toFixed(3)} ms`);
 }
 console.log(`decode step again: ${(await best(trace)).toFixed(3)} ms`);
-await Deno.remove(dir, { recursive: true });

@@ -200,10 +200,24 @@ export function rowPass(
   T: number,
   body: (p: string, ok: string, c: string) => string,
 ): string {
-  const U = Math.max(1, Math.min(ROW_LOADS, Math.ceil(V / T)));
+  return spanPass(buf, null, `${V}u`, V, T, body);
+}
+
+/** `rowPass` over elements lo..hi-1 of the row (u32 WGSL expressions; `lo` null: from 0, `hi`
+ * at most `L` past `lo`): past hi, element hi - 1 is loaded again. */
+export function spanPass(
+  buf: string,
+  lo: string | null,
+  hi: string,
+  L: number,
+  T: number,
+  body: (p: string, ok: string, c: string) => string,
+): string {
+  const U = Math.max(1, Math.min(ROW_LOADS, Math.ceil(L / T)));
   const c = (k: number) => `(c0 + ${k * T}u)`;
-  return `for (var c0 = lid; c0 < ${V}u; c0 += ${U * T}u) {
-    ${range(U).map((k) => `let p${k} = ${buf}[base + min(${c(k)}, ${V - 1}u)];`).join(" ")}
-    ${range(U).map((k) => body(`p${k}`, `${c(k)} < ${V}u`, c(k))).join("\n    ")}
+  const last = lo === null && /^\d+u$/.test(hi) ? `${parseInt(hi) - 1}u` : `${hi} - 1u`;
+  return `for (var c0 = ${lo === null ? "lid" : `${lo} + lid`}; c0 < ${hi}; c0 += ${U * T}u) {
+    ${range(U).map((k) => `let p${k} = ${buf}[base + min(${c(k)}, ${last})];`).join(" ")}
+    ${range(U).map((k) => body(`p${k}`, `${c(k)} < ${hi}`, c(k))).join("\n    ")}
   }`;
 }

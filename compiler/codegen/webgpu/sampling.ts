@@ -9,10 +9,9 @@ import {
   declareBindings,
   entry,
   pow2Floor,
-  range,
   reductionThreads,
-  ROW_LOADS,
   rowPass,
+  spanPass,
   totalGroups,
 } from "./common.ts";
 import { topPBody, topPSharedBytes } from "./top_p.ts";
@@ -130,24 +129,6 @@ const TREE_DECLS = (T: number) =>
 var<workgroup> best_i: array<u32, ${T}>;
 var<workgroup> red: array<f32, ${T}>;`;
 
-/** WGSL: a pass of T threads over elements lo..hi-1 (u32 expressions) of `buf` at `base`,
- * `ROW_LOADS` loads a thread issued together (`rowPass` with bounds known at run time). */
-function blockPass(
-  buf: string,
-  lo: string,
-  hi: string,
-  L: number,
-  T: number,
-  body: (p: string, ok: string, c: string) => string,
-): string {
-  const U = Math.max(1, Math.min(ROW_LOADS, Math.ceil(L / T)));
-  const c = (k: number) => `(c0 + ${k * T}u)`;
-  return `for (var c0 = ${lo} + lid; c0 < ${hi}; c0 += ${U * T}u) {
-    ${range(U).map((k) => `let p${k} = ${buf}[base + min(${c(k)}, ${hi} - 1u)];`).join(" ")}
-    ${range(U).map((k) => body(`p${k}`, `${c(k)} < ${hi}`, c(k))).join("\n    ")}
-  }`;
-}
-
 /** Temperature of row `r` as the kernels use it: `greedy` (t <= 0) and `inv_t` (1 then). */
 const TEMPERATURE = (r: string) =>
   `let t = temperature[${r}];
@@ -207,7 +188,7 @@ ${entry(T, totalGroups(1, B))}
   let base = r * ${V}u;
   let lo = b * ${L}u;
   let hi = min(lo + ${L}u, ${V}u);
-  ${blockPass("x", "lo", "hi", L, T, (v, ok, c) => `if (${ok}) { ${write(c, v)} }`)}
+  ${spanPass("x", "lo", "hi", L, T, (v, ok, c) => `if (${ok}) { ${write(c, v)} }`)}
 }
 `;
     return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: B };
@@ -261,7 +242,7 @@ ${entry(T, totalGroups(1, B))}
   var bv = ${NEG_INF};
   var bi = 0xffffffffu;
   var s = 0.0;
-  ${blockPass("x", "lo", "hi", L, T, online)}
+  ${spanPass("x", "lo", "hi", L, T, online)}
   ${onlineTree(T)}
   if (lid == 0u) {
     stats[wg] = vec2<f32>(best_v[0], red[0]);
