@@ -27,6 +27,8 @@ export class ModelRuntime {
   /** Buffer slots by group: the forward functions share one set, every other function has its own. */
   readonly #slots = new Map<string, DeviceBuffer[]>();
   readonly kv: DeviceBuffer[] = [];
+  /** Zero-filled buffers kept between calls, by name (plan values of kind "state"). */
+  readonly #states = new Map<string, DeviceBuffer>();
   /** Per function, each step's buffers in binding order (slots, params, KV). */
   readonly #stepBuffers = new Map<string, DeviceBuffer[][]>();
   /** Per function, the last call's bound inputs (slot to buffer) and the step lists they made. */
@@ -73,6 +75,14 @@ export class ModelRuntime {
     const kv = metadata.kv_cache;
     const layerBytes = opts.numPages * PAGE_SIZE * kvLayerTokenBytes(metadata);
     for (let l = 0; l < kv.layers; l++) rt.kv.push(device.createBuffer(layerBytes, `kv.${l}`));
+    // State: one zero-filled buffer a name, at its largest use (kernels leave it zero).
+    const states = new Map<string, number>();
+    for (const fn of Object.values(plan.functions)) {
+      for (const step of fn.steps) {
+        for (const b of step.b) if ("state" in b) states.set(b.state, Math.max(states.get(b.state) ?? 0, b.bytes));
+      }
+    }
+    for (const [name, bytes] of states) rt.#states.set(name, device.createBuffer(bytes, name));
     // Scratch slots: within a group, slot i is sized for its largest use.
     const sizes = new Map<string, number[]>();
     for (const [name, fn] of Object.entries(plan.functions)) {
@@ -161,6 +171,7 @@ export class ModelRuntime {
 
   #buffer(b: BindRef): DeviceBuffer {
     if ("kv" in b) return this.kv[b.kv];
+    if ("state" in b) return this.#states.get(b.state)!;
     return this.#params.get(paramKey(b as { param: string }))!;
   }
 

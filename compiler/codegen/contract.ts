@@ -233,6 +233,11 @@ export type KernelSpec =
     /** qkv holds a `kSplit` matmul's `qkvSplits` (>= 2) partial sums, added up in split order
      * as they are read: a `sum_splits` folded in. */
     qkvSplits?: number;
+    /** `attention_merge` folded in (pass `fold_attention_merge`): the same dispatch also
+     * writes out f32[R, H*D] as the merge with these fields would (`attentionMergeOf`). The
+     * partials are then scratch in the layout `mergedPartials` gives, and counts u32[R * KV]
+     * (zero before the dispatch) is zero after it. Bindings: those above, then counts, out. */
+    merge?: { outUnits?: boolean; outCodes?: boolean };
   }
   /** Step 2 of 2: combines the splits of `attention_decode` (same heads, headDim, window, splits,
    * splitRows, splitAlign, and R): with M = max_s part_lse[r, s, h] over the row's used splits,
@@ -302,6 +307,9 @@ export type KernelOp = KernelSpec["op"];
 export interface Binding {
   name: string;
   access: "read" | "read_write";
+  /** Written, but its contents after the dispatch are not part of the contract (the
+   * conformance suite does not compare them). */
+  scratch?: true;
 }
 
 function weightBindings(w: WeightFormat): Binding[] {
@@ -356,7 +364,17 @@ export function bindings(spec: KernelSpec): Binding[] {
     case "attention":
       return [r("q"), ...PAGED, r("cache"), w("out")];
     case "attention_decode":
-      return [r("qkv"), ...PAGED, w("cache"), w("part_o"), w("part_lse")];
+      return spec.merge
+        ? [
+          r("qkv"),
+          ...PAGED,
+          w("cache"),
+          { ...w("part_o"), scratch: true },
+          { ...w("part_lse"), scratch: true },
+          w("counts"),
+          w("out"),
+        ]
+        : [r("qkv"), ...PAGED, w("cache"), w("part_o"), w("part_lse")];
     case "attention_merge":
       return [r("positions"), r("part_o"), r("part_lse"), w("out")];
     case "take_rows":
@@ -441,6 +459,7 @@ export function kvF16(spec: KernelSpec): boolean {
 /** The row width (K) of a kernel's `out` when it is written as `quantize_q8` rows (quantize_q8
  * itself, a writer with `outCodes`), else null. */
 export function q8OutWidth(spec: KernelSpec): number | null {
+  if (spec.op === "attention_decode") return spec.merge ? q8OutWidth(attentionMergeOf(spec)) : null;
   if (spec.op === "quantize_q8") return spec.K;
   if ((spec.op === "rms_norm" || spec.op === "add_rms_norm") && spec.outCodes) return spec.hidden;
   if (spec.op === "attention_merge" && spec.outCodes) return spec.heads * spec.headDim;
@@ -451,6 +470,7 @@ export function q8OutWidth(spec: KernelSpec): number | null {
  * attention_merge) cannot hold, or null where it can: both backends refuse such a spec with
  * this. */
 export function q8CodesError(spec: KernelSpec): string | null {
+  if (spec.op === "attention_decode" && spec.merge) return q8CodesError(attentionMergeOf(spec));
   if (spec.op === "quantize_q8") {
     return spec.K > 0 && spec.K % 64 === 0
       ? null
@@ -511,6 +531,7 @@ export function kSplitError(spec: KernelSpec): string | null {
 /** Why a matmul's or attention_merge's unit-major fields (`xUnits`, `outUnits`) cannot hold
  * for its shapes, or null where they can: both backends refuse such a spec with this. */
 export function unitLayoutError(spec: KernelSpec): string | null {
+  if (spec.op === "attention_decode" && spec.merge) return unitLayoutError(attentionMergeOf(spec));
   if (spec.op === "attention_merge") {
     return spec.outUnits && (spec.heads * spec.headDim) % 32 !== 0
       ? `attention_merge outUnits needs heads x headDim a multiple of 32 (${spec.heads} x ${spec.headDim})`
@@ -546,6 +567,36 @@ export function decodeSplits(
   const perRow = Math.min(spec.splits, Math.max(1, Math.floor(spec.splitRows / R)));
   const len = Math.ceil(Math.ceil(n / perRow) / spec.splitAlign) * spec.splitAlign;
   return { lo, len, used: Math.ceil(n / len) };
+}
+
+/** The `attention_merge` an `attention_decode` with `merge` folds in. */
+export function attentionMergeOf(
+  spec: Extract<KernelSpec, { op: "attention_decode" }>,
+): Extract<KernelSpec, { op: "attention_merge" }> {
+  const { heads, headDim, window, splits, splitRows, splitAlign } = spec;
+  return {
+    op: "attention_merge",
+    heads,
+    headDim,
+    window,
+    splits,
+    splitRows,
+    splitAlign,
+    ...spec.merge,
+  };
+}
+
+/**
+ * Where an `attention_decode` with `merge` keeps the partials of split s of head h (KV head
+ * kvh = h / G, j = h % G, G = heads / kvHeads) of row r: part_o at vec4s
+ * ((r * KV + kvh) * splits + s) * G + j (times D / 4), part_lse at (r * KV + kvh) * lseStride +
+ * s * G + j. Each KV head's partials start a new 128-byte line (lseStride rounds splits * G up
+ * to 32; the part_o rows need G * D a multiple of 32), so that no cache line holds two KV
+ * heads' (the workgroup that merges one KV head may run beside another's writers).
+ */
+export function mergedPartials(spec: { heads: number; kvHeads: number; splits: number }) {
+  const lseStride = Math.ceil((spec.splits * spec.heads) / spec.kvHeads / 32) * 32;
+  return { lseStride, lseWords: spec.kvHeads * lseStride };
 }
 
 /** Limits and features of a target that kernels are specialised by. */

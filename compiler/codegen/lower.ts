@@ -18,6 +18,8 @@ function ref(v: Value & { part?: ParamPart }, fn: string): BindRef {
         : { param: v.name };
     case "kv":
       return { kv: v.layer! };
+    case "state":
+      return { state: v.name, bytes: v.shape.reduce<number>((a, d) => a * (d as number), 4) };
     default:
       if (v.slot === undefined) {
         throw new Error(`${fn}: value ${v.name} has no slot (memory planning did not run)`);

@@ -10,7 +10,9 @@ import type { Dim, Dtype, SymVar } from "../ir/graph.ts";
 export type BindRef =
   | { slot: number }
   | { param: string; rowStart?: number; rows?: number }
-  | { kv: number };
+  | { kv: number }
+  /** A zero-filled buffer of at least `bytes`, one per name, kept between calls. */
+  | { state: string; bytes: number };
 
 export interface Step {
   /** Index into `LibraryPlan.kernels`. */

@@ -52,6 +52,9 @@ export interface OptimizationFlags {
   /** The KV cache in f16 where the model's dtype is f16 (q0f16, q3f16_1, q4f16_1), as MLC
    * keeps it; f32 otherwise. */
   readonly kv_f16: boolean;
+  /** An `attention_merge` goes into the `attention_decode` whose partials it reads (`merge`:
+   * the last workgroup of each row and KV head merges; WebGPU targets, after q8_writers). */
+  readonly fold_attention_merge: boolean;
 }
 
 /** O2 (and O3): every optimisation. */
@@ -74,6 +77,7 @@ const O2_FLAGS: OptimizationFlags = {
   fold_sum_splits: true,
   q8_writers: true,
   kv_f16: true,
+  fold_attention_merge: true,
 };
 
 export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", OptimizationFlags>> = {
@@ -94,6 +98,7 @@ export const OPT_PRESETS: Readonly<Record<"O0" | "O1" | "O2" | "O3", Optimizatio
     fold_sum_splits: false,
     q8_writers: false,
     kv_f16: false,
+    fold_attention_merge: false,
   },
   O1: {
     ...O2_FLAGS,

@@ -17,7 +17,8 @@ export type ValueKind =
   | "output" // read by the runtime after the call
   | "temp" // lives within one call
   | "param" // a model weight (stored tensor)
-  | "kv"; // a layer's paged KV cache
+  | "kv" // a layer's paged KV cache
+  | "state"; // zero when the runtime makes it, kept between calls (shared by name)
 
 export interface Value {
   id: number;
@@ -116,6 +117,12 @@ export class FunctionBuilder {
     const id = this.value("param", name, shape, dtype);
     this.#params.set(name, id);
     return id;
+  }
+
+  /** A buffer the runtime makes once, zero-filled, and keeps (every function's value of the
+   * same name is the same buffer): what a kernel must find zero it leaves zero. */
+  state(name: string, shape: number[], dtype: Dtype = "u32"): number {
+    return this.value("state", name, shape, dtype);
   }
 
   kv(layer: number, shape: Dim[]): number {

@@ -21,6 +21,7 @@ import { splitK } from "./split_k.ts";
 import { q8Codes } from "./q8_codes.ts";
 import { foldSumSplits, q8Writers } from "./fold_into_producers.ts";
 import { kvF16Pass } from "./kv_f16.ts";
+import { foldAttentionMerge } from "./fold_attention_merge.ts";
 
 export interface Phase {
   name: string;
@@ -40,6 +41,7 @@ export const PHASES: readonly Phase[] = [
   //    Batched decode's few-row weights split K across workgroups; the q8 matmuls of batched
   //    decode and prompts read x quantised once, by its producer where it can; the split
   //    sums added up by their readers where they can. The KV cache in the model's dtype.
+  //    Decode attention's merge folded into its last workgroups.
   {
     name: "target",
     passes: [
@@ -52,6 +54,7 @@ export const PHASES: readonly Phase[] = [
       foldSumSplits,
       q8Writers,
       kvF16Pass,
+      foldAttentionMerge,
     ],
   },
   // 4. Static memory planning within the symbolic bounds.

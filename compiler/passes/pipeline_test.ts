@@ -506,3 +506,46 @@ Deno.test("fold_sum_splits folds one sum_splits into an add_rms_norm whose both 
   assertEquals([kept.args.part, kept.args.out], [1, 3]);
   assertEquals([norm.args.a, norm.args.b], [3, 0]);
 });
+
+Deno.test("fold_attention_merge: each attention_merge goes into its attention_decode where the target allows its bindings", () => {
+  // (GENERIC_WEBGPU allows 8 storage buffers: the folded decode binds 10)
+  const wide = {
+    ...Q8_WEBGPU,
+    limits: { ...Q8_WEBGPU.limits, maxStorageBuffersPerShaderStage: 16 },
+  };
+  const on = run("O2", wide, "q4f16_1", RAW_8B_LAYER);
+  const off = run("fold_attention_merge=0", wide, "q4f16_1", RAW_8B_LAYER);
+  for (const name of ["decode", "batch_decode_small", "batch_decode"]) {
+    const f = on.find((x) => x.name === name)!, g = off.find((x) => x.name === name)!;
+    const merges = g.nodes.filter((n) => n.spec.op === "attention_merge");
+    ok(merges.length > 0, `${name}: merges without the fold`);
+    ok(!f.nodes.some((n) => n.spec.op === "attention_merge"), `${name}: a merge left`);
+    assertEquals(f.nodes.length, g.nodes.length - merges.length, name);
+    const decodes = f.nodes.filter((n) => n.spec.op === "attention_decode");
+    const counts = f.values.filter((v) => v.kind === "state");
+    assertEquals(counts.length, 1, `${name}: one counts value for the function`);
+    for (const [i, d] of decodes.entries()) {
+      const m = merges[i];
+      if (d.spec.op !== "attention_decode" || m.spec.op !== "attention_merge") throw new Error();
+      // the merge's out and its layout move into the decode; the counts are the state value
+      assertEquals(d.args.out, m.args.out);
+      assertEquals(!!d.spec.merge?.outCodes, !!m.spec.outCodes);
+      assertEquals(!!d.spec.merge?.outUnits, !!m.spec.outUnits);
+      assertEquals(d.args.counts, counts[0].id);
+      // the log-sum-exps a KV head a cache line
+      const lse = f.values[d.args.part_lse];
+      assertEquals(
+        lse.shape[1],
+        d.spec.kvHeads * Math.ceil((d.spec.splits * d.spec.heads) / d.spec.kvHeads / 32) * 32,
+      );
+    }
+  }
+  // the CPU target and the generic WebGPU target keep their merges
+  for (const target of [CPU_TARGET, Q8_WEBGPU]) {
+    ok(
+      run("O2", target, "q4f16_1", RAW_8B_LAYER).some((f) =>
+        f.nodes.some((n) => n.spec.op === "attention_merge")
+      ),
+    );
+  }
+});

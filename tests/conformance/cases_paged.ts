@@ -6,7 +6,7 @@
  * a stride from a fused qkv row.
  * @module
  */
-import { PAGE_SIZE, q8RowWords } from "../../compiler/codegen/contract.ts";
+import { mergedPartials, PAGE_SIZE, q8RowWords } from "../../compiler/codegen/contract.ts";
 import { type ConformanceCase, TOL } from "./case.ts";
 import { denseBuffer, padded, Rng } from "./helpers.ts";
 import { splitsOf } from "./reference.ts";
@@ -275,7 +275,55 @@ function decodeCases(rng: Rng): ConformanceCase[] {
     const variants: [number, boolean][] = [[1, false]];
     if (qkvSplits > 1) variants.push([qkvSplits, false]);
     if (DECODE_F16.has(label)) variants.push([1, true]);
+    // the merge folded in (`merge`, the grouped WebGPU form: head dim a multiple of 4, a KV
+    // head's outputs a multiple of 32): each out mode, and f16 / qkvSplits with the first
+    const HG = h.H / h.KV;
+    const folds: [number, boolean, "rows" | "units" | "codes"][] = h.D % 4 === 0 &&
+        (HG * h.D) % 32 === 0
+      ? [
+        ...merges.map((m): [number, boolean, "rows" | "units" | "codes"] => [1, false, m]),
+        ...variants.slice(1).map(([qs, f16]): [number, boolean, "rows" | "units" | "codes"] => [
+          qs,
+          f16,
+          merges.at(-1)!,
+        ]),
+      ]
+      : [];
+    const lseWords = mergedPartials({ heads: h.H, kvHeads: h.KV, splits }).lseWords;
     return [
+      ...folds.map(([qs, f16, mode]): ConformanceCase => ({
+        name: `attention_decode merge=${mode} ${what}${qs > 1 ? ` qkvSplits=${qs}` : ""}${
+          f16 ? " kv=f16" : ""
+        } R=${b.R}`,
+        spec: {
+          op: "attention_decode",
+          heads: h.H,
+          kvHeads: h.KV,
+          headDim: h.D,
+          scale: 1 / Math.sqrt(h.D),
+          invFreq: invFreq(h.D, 500000),
+          ...layout,
+          ...(qs > 1 ? { qkvSplits: qs } : {}),
+          ...(f16 ? { kvDtype: "f16" as const } : {}),
+          merge: {
+            ...(mode === "units" ? { outUnits: true } : {}),
+            ...(mode === "codes" ? { outCodes: true } : {}),
+          },
+        },
+        rows: b.R,
+        inputs: [
+          padded(rng.normals(b.R * qs * width, 2 / Math.sqrt(qs))),
+          ...b.paged,
+          kvCache(rng, cacheLen, f16),
+          padded(new Float32Array(b.R * splits * h.H * h.D).fill(-7)),
+          padded(new Float32Array(b.R * lseWords).fill(-7)),
+          padded(new Uint32Array(b.R * h.KV)), // counts: zero before, zero after
+          padded(
+            new Float32Array(b.R * (mode === "codes" ? q8RowWords(h.H * h.D) : h.H * h.D)).fill(-7),
+          ),
+        ],
+        tol: mode === "codes" ? TOL.q8Written : f16 ? TOL.kvF16 : TOL.f32,
+      })),
       ...variants.map(([qs, f16]): ConformanceCase => ({
         name: `attention_decode ${what}${qs > 1 ? ` qkvSplits=${qs}` : ""}${
           f16 ? " kv=f16" : ""

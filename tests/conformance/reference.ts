@@ -5,6 +5,7 @@
  * @module
  */
 import {
+  attentionMergeOf,
   bindings,
   type KernelSpec,
   kSplitLen,
@@ -77,7 +78,8 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
     } else if (b.access === "read_write") {
       const n = inputs[i].byteLength / 4;
       const isU32 = spec.op === "argmax" || spec.op === "sample_top_p" ||
-        spec.op === "top_p_hist" || (spec.op === "softmax_stats" && b.name === "idx");
+        spec.op === "top_p_hist" || (spec.op === "softmax_stats" && b.name === "idx") ||
+        b.name === "counts";
       out[b.name] = isU32 ? new Uint32Array(n) : new Float64Array(n);
       for (let j = 0; j < n; j++) out[b.name][j] = isU32 ? u32(inputs[i], j) : f32(inputs[i], j);
     }
@@ -256,7 +258,23 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
       attention(spec, buf, out, R);
       break;
     case "attention_decode":
-      attentionDecode(spec, buf, out, R);
+      if (spec.merge) {
+        // the merge folded in: its out from the partials (rounded to f32 as stored), which are
+        // scratch here (not compared)
+        const { merge: _, ...alone } = spec;
+        const parts: RefOutputs = {
+          cache: out.cache,
+          part_o: new Float64Array(R * spec.splits * spec.heads * spec.headDim),
+          part_lse: new Float64Array(R * spec.splits * spec.heads),
+        };
+        attentionDecode(alone, buf, parts, R);
+        const stored = {
+          ...buf,
+          part_o: Float32Array.from(parts.part_o).buffer,
+          part_lse: Float32Array.from(parts.part_lse).buffer,
+        };
+        attentionMerge(attentionMergeOf(spec), stored, out, R);
+      } else attentionDecode(spec, buf, out, R);
       break;
     case "attention_merge":
       attentionMerge(spec, buf, out, R);

@@ -76,7 +76,8 @@ export async function runCase(
     const ref = expectedOutputs(c);
     const failures: string[] = [];
     for (let i = 0; i < bs.length; i++) {
-      if (bs[i].access !== "read_write") continue;
+      // (scratch: written, but not part of the contract)
+      if (bs[i].access !== "read_write" || bs[i].scratch) continue;
       const bytes = await device.read(bufs[i]);
       const codesK = bs[i].name === "out" ? q8OutWidth(c.spec) : null;
       if (codesK !== null) {

@@ -6,6 +6,7 @@
  * @module
  */
 import {
+  attentionMergeOf,
   type CpuKernel,
   decodeSplits,
   foldedSplitsError,
@@ -26,9 +27,22 @@ type MergeSpec = Extract<KernelSpec, { op: "attention_merge" }>;
 
 /** The CPU kernel of an `attention_decode` spec. Bindings: qkv [R, (H + 2KV) * D] (with
  * `qkvSplits`: [R, qkvSplits * (H + 2KV) * D], added up first), positions,
- * tok_seq, page_indptr, page_indices, cache, part_o [R, S * H * D], part_lse [R, S * H]. */
+ * tok_seq, page_indptr, page_indices, cache, part_o [R, S * H * D], part_lse [R, S * H]; with
+ * `merge`, then counts and out (the partials are left as they were). */
 export function attentionDecodeKernel(spec: DecodeSpec): CpuKernel {
   const { heads: H, kvHeads: KV, headDim: D, scale, splits: S } = spec;
+  if (spec.merge) {
+    // the merge folded in: the partials (scratch by the contract) in arrays of this call's,
+    // then the merge's kernel over them; counts stay zero
+    const { merge: _, ...alone } = spec;
+    const decode = attentionDecodeKernel(alone);
+    const merge = attentionMergeKernel(attentionMergeOf(spec));
+    return (bufs, R) => {
+      const partO = new ArrayBuffer(R * S * H * D * 4), partLse = new ArrayBuffer(R * S * H * 4);
+      decode([...bufs.slice(0, 6), partO, partLse], R);
+      merge([bufs[1], partO, partLse, bufs[9]], R);
+    };
+  }
   if (H % KV !== 0) {
     throw new RangeError(`attention_decode heads ${H} is not a multiple of kvHeads ${KV}`);
   }

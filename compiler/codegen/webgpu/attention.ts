@@ -237,6 +237,8 @@ export interface Variant<Store> {
    * stored form: `cacheVec4().raw`), not the cache. */
   newKey: boolean;
   store: Store;
+  /** Statements after every head's store (the grouped body), reached by all threads. */
+  tail?: string;
 }
 
 /** The specs whose kernels these bodies render. */
@@ -378,6 +380,7 @@ ${entry(T, totalGroups(1, v.groupsPerRow))}
     ${v.store(h)}
   }${h < HW - 1 ? "\n  workgroupBarrier();" : ""}`, "\n  ")
   }
+  ${v.tail ?? ""}
 }
 `;
   /** WGSL loading the chunk at `base` into k*, v* (suffix `n`: kn*, vn*). */

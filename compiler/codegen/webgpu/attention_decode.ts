@@ -20,9 +20,11 @@
  * @module
  */
 import {
+  bindings,
   foldedSplitsError,
   type KernelSpec,
   kvF16,
+  mergedPartials,
   q8CodesError,
   type TargetInfo,
   unitLayoutError,
@@ -133,10 +135,22 @@ fn qv(i: u32) -> f32 { return ${rep(QS, (s) => `qkv[i${s ? ` + ${s * W}u` : ""}]
   if (split >= used) { return; } // (short contexts leave splits idle: they stop here)
   let jb = lo + split * len; // keys jb..je-1; the last split's end is p + 1
   let je = min(jb + len, p + 1u);`;
-  const plan = D % 4 === 0 ? groupedPlan(spec, target, threads, 12 * D) : null;
+  const M = spec.merge;
+  if (M) {
+    for (const err of [unitLayoutError(spec), q8CodesError(spec)]) {
+      if (err) throw new RangeError(err);
+    }
+  }
+  const plan = D % 4 === 0 ? groupedPlan(spec, target, threads, 12 * D + mergeShared(spec)) : null;
+  if (M && !(plan && (HG * D) % 32 === 0)) {
+    throw new RangeError(
+      `attention_decode merge needs the grouped form (head dim a multiple of 4 within the target's workgroup memory) and heads / kvHeads x headDim a multiple of 32 (${HG} x ${D})`,
+    );
+  }
   if (plan) {
     const { T, D4, HW, HB } = plan;
     const G = S * KV * HB;
+    const { lseStride: LS } = mergedPartials(spec);
     const items = (HW + 2) * D4; // vec4s of q (HW heads), k and v this workgroup rotates or copies
     const passes = Math.ceil(items / T);
     const ld = (b: string, d: (c: number) => string) =>
@@ -166,8 +180,15 @@ fn qv(i: u32) -> f32 { return ${rep(QS, (s) => `qkv[i${s ? ` + ${s * W}u` : ""}]
     else if (i < ${items}u) { vnew[i - ${(HW + 1) * D4}u] = ${kv4.enc(`x${n}`)}; }
   }`;
     return groupedKernel(spec, target, plan, {
-      types: { ...TYPES, cache: "array<vec4<f32>>", part_o: "array<vec4<f32>>" },
+      types: {
+        ...TYPES,
+        cache: "array<vec4<f32>>",
+        part_o: "array<vec4<f32>>",
+        counts: "array<atomic<u32>>",
+        out: M?.outCodes ? "array<vec2<u32>>" : "array<vec4<f32>>",
+      },
       decls: `${qv}
+${M ? mergeDecls(spec, D4) : ""}
 var<workgroup> knew: array<${kv4.raw}, ${D4}>; // [D4] rotated key p, as the cache stores it
 var<workgroup> vnew: array<${kv4.raw}, ${D4}>; // [D4] value p, as the cache stores it
 ${rotation(spec.invFreq, D)}
@@ -195,9 +216,14 @@ fn turn(x: f32, y: f32, d: u32, p: u32) -> f32 {
   }`,
       newKey: true,
       store: (h) =>
-        `let pi = (r * ${S}u + split) * ${H}u + kvh * ${HG}u + hb + ${h}u;
+        M
+          ? `let pj = hb + ${h}u; // the head within the KV head's ${HG}
+    part_o[(((r * ${KV}u + kvh) * ${S}u + split) * ${HG}u + pj) * ${D4}u + lid] = o;
+    if (lid == 0u) { part_lse[(r * ${KV}u + kvh) * ${LS}u + split * ${HG}u + pj] = mx_h + log(total_h); }`
+          : `let pi = (r * ${S}u + split) * ${H}u + kvh * ${HG}u + hb + ${h}u;
     part_o[pi * ${D4}u + lid] = o;
     if (lid == 0u) { part_lse[pi] = mx_h + log(total_h); }`,
+      tail: M ? mergeTail(spec, T, D4, HB, LS) : undefined,
     });
   }
   const T = reductionThreads(target, 64);
@@ -235,6 +261,133 @@ ${ropeElement("rope_at", (i) => `qv(${i})`, D)}`,
       part_o[pi * ${D}u + ${d}] = ${o};
       if (${d} == 0u) { part_lse[pi] = m + log(l); }`,
   });
+}
+
+/** Whether this target's `attention_decode` kernel can fold the merge in (`merge`): the
+ * grouped form with room for the merge's workgroup memory, a KV head's outputs a multiple of
+ * 32 (its partials then start a cache line), and the two more storage bindings. */
+export function mergeFits(spec: DecodeSpec, target: TargetInfo): boolean {
+  const { heads: H, kvHeads: KV, headDim: D } = spec;
+  const merged = { ...spec, merge: spec.merge ?? {} };
+  return D % 4 === 0 && H % KV === 0 && ((H / KV) * D) % 32 === 0 &&
+    bindings(merged).length <= target.limits.maxStorageBuffersPerShaderStage &&
+    groupedPlan(merged, target, DECODE_THREADS, 12 * D + mergeShared(merged)) !== null;
+}
+
+/** Workgroup bytes of a folded merge (`merge`): the KV head's log-sum-exps, a flag, and with
+ * `outCodes` its outputs and each pair's max and code sum. */
+function mergeShared(spec: DecodeSpec): number {
+  if (!spec.merge) return 0;
+  const HG = spec.heads / spec.kvHeads, D = spec.headDim;
+  return 4 * spec.splits * HG + 4 + HG * D +
+    (spec.merge.outCodes ? 4 * HG * D + 8 * (HG * D) / 8 : 0);
+}
+
+function mergeDecls(spec: DecodeSpec, D4: number): string {
+  const HG = spec.heads / spec.kvHeads, NP = (HG * spec.headDim) / 8;
+  return `var<workgroup> last_sh: u32; // this workgroup is its KV head's last to finish
+var<workgroup> lse_m: array<f32, ${spec.splits * HG}>; // [splits, ${HG}] the KV head's log-sum-exps
+${
+    spec.merge!.outCodes
+      ? `var<workgroup> hq: array<vec4<f32>, ${
+        HG * D4
+      }>; // the KV head's outputs, to be rounded to codes
+var<workgroup> pm: array<f32, ${NP}>; // each pair's max |x|
+var<workgroup> pk: array<f32, ${NP}>; // each pair's code sum`
+      : ""
+  }`;
+}
+
+/**
+ * WGSL after the partials' stores of an `attention_decode` with `merge`: the workgroups of a
+ * (row, KV head) count themselves in `counts`; the last to arrive (all HB blocks of the used
+ * splits have stored) zeroes the count and merges the KV head's heads as `attention_merge`
+ * does. `storageBarrier()` is a device-scope acquire-release barrier (naga): the one before
+ * the count makes this workgroup's partials visible before its count, the one after it makes
+ * the others' visible to the last. The partials of a KV head share no cache line with another's
+ * (`mergedPartials`), so a line is first loaded by the one workgroup that merges it.
+ */
+function mergeTail(spec: DecodeSpec, T: number, D4: number, HB: number, LS: number): string {
+  const { heads: H, kvHeads: KV, headDim: D, splits: S } = spec;
+  const HG = H / KV, M = spec.merge!;
+  const NP = (HG * D) / 8; // pairs of vec4s of the KV head's outputs
+  const K = H * D, W2 = (K / 4 + K / 16) / 2;
+  const at = (s: string) => `part_o[((ob + ${s}) * ${HG}u + j) * ${D4}u + e]`;
+  const wt = (s: string) => `exp(lse_m[(${s}) * ${HG}u + j] - mx)`;
+  const store = M.outCodes
+    ? "hq[i] = val;"
+    : `out[r * ${H * D4}u + ${
+      M.outUnits ? unitChunk(`kvh * ${HG * D4}u + i`, K) : `kvh * ${HG * D4}u + i`
+    }] = val;`;
+  const codes = M.outCodes
+    ? `workgroupBarrier();
+    var am = 0.0;
+    var va = vec4<f32>(0.0);
+    var vb = vec4<f32>(0.0);
+    if (lid < ${NP}u) {
+      va = hq[2u * lid];
+      vb = hq[2u * lid + 1u];
+      pm[lid] = ${pairMax("va", "vb")};
+    }
+    workgroupBarrier();
+    let orow = r * ${W2}u;
+    let q = kvh * ${NP}u + lid; // the pair's place in the row (block q / 4)
+    if (lid < ${NP}u) {
+      let f = lid & ~3u;
+      am = max(max(pm[f], pm[f + 1u]), max(pm[f + 2u], pm[f + 3u]));
+      ${quantisePair("va", "vb", "am", "c")}
+      out[orow + q] = vec2<u32>(clo, chi);
+      pk[lid] = f32(cks);
+    }
+    workgroupBarrier();
+    if (lid < ${NP}u && (lid & 3u) == 0u) {
+      let sum = pk[lid] + pk[lid + 1u] + pk[lid + 2u] + pk[lid + 3u];
+      out[orow + ${K / 8}u + q / 4u] = ${q8BlockMeta("am", "sum")};
+    }`
+    : "";
+  return `{
+    // the merge, by the last of the KV head's ${HB} x used workgroups to finish
+    storageBarrier();
+    if (lid == 0u) {
+      last_sh = select(0u, 1u, atomicAdd(&counts[r * ${KV}u + kvh], 1u) + 1u == ${HB}u * used);
+    }
+    if (workgroupUniformLoad(&last_sh) == 0u) { return; }
+    storageBarrier();
+    if (lid == 0u) { atomicStore(&counts[r * ${KV}u + kvh], 0u); }
+    let lb = (r * ${KV}u + kvh) * ${LS}u;
+    for (var k = lid; k < used * ${HG}u; k += ${T}u) { lse_m[k] = part_lse[lb + k]; }
+    workgroupBarrier();
+    let ob = (r * ${KV}u + kvh) * ${S}u; // the KV head's first part_o row
+    for (var i = lid; i < ${HG * D4}u; i += ${T}u) {
+      let j = i / ${D4}u; // head within the KV head
+      let e = i % ${D4}u; // its vec4
+      var mx = ${NEG};
+      for (var s = 0u; s < used; s++) { mx = max(mx, lse_m[s * ${HG}u + j]); }
+      var den = 0.0;
+      var acc = vec4<f32>(0.0);
+      var s = 0u;
+      for (; s + 4u <= used; s += 4u) {
+        let o0 = ${at("s")};
+        let o1 = ${at("s + 1u")};
+        let o2 = ${at("s + 2u")};
+        let o3 = ${at("s + 3u")};
+        let w0 = ${wt("s")};
+        let w1 = ${wt("s + 1u")};
+        let w2 = ${wt("s + 2u")};
+        let w3 = ${wt("s + 3u")};
+        den += (w0 + w1) + (w2 + w3);
+        acc += (w0 * o0 + w1 * o1) + (w2 * o2 + w3 * o3);
+      }
+      for (; s < used; s++) {
+        let w = ${wt("s")};
+        den += w;
+        acc += w * ${at("s")};
+      }
+      let val = acc / den;
+      ${store}
+    }
+    ${codes}
+  }`;
 }
 
 /** WGSL: the max `mx` of the row's used splits' log-sum-exps and `den`, the sum of their exps. */
