@@ -290,66 +290,54 @@ function decodeCases(rng: Rng): ConformanceCase[] {
       ]
       : [];
     const lseWords = mergedPartials({ heads: h.H, kvHeads: h.KV, splits }).lseWords;
+    type Out = "rows" | "units" | "codes";
+    // a decode case: qkv split into qs partial sums, an f16 cache, the merge folded in (`mode`)
+    const decode = (qs: number, f16: boolean, mode?: Out): ConformanceCase => ({
+      name: `attention_decode${mode ? ` merge=${mode}` : ""} ${what}${
+        qs > 1 ? ` qkvSplits=${qs}` : ""
+      }${f16 ? " kv=f16" : ""} R=${b.R}`,
+      spec: {
+        op: "attention_decode",
+        heads: h.H,
+        kvHeads: h.KV,
+        headDim: h.D,
+        scale: 1 / Math.sqrt(h.D),
+        invFreq: invFreq(h.D, 500000),
+        ...layout,
+        ...(qs > 1 ? { qkvSplits: qs } : {}),
+        ...(f16 ? { kvDtype: "f16" as const } : {}),
+        ...(mode
+          ? {
+            merge: {
+              ...(mode === "units" ? { outUnits: true } : {}),
+              ...(mode === "codes" ? { outCodes: true } : {}),
+            },
+          }
+          : {}),
+      },
+      rows: b.R,
+      inputs: [
+        // scaled so the softmax is peaked, not flat (split into qs partial sums)
+        padded(rng.normals(b.R * qs * width, 2 / Math.sqrt(qs))),
+        ...b.paged,
+        kvCache(rng, cacheLen, f16),
+        padded(new Float32Array(b.R * splits * h.H * h.D).fill(-7)),
+        padded(new Float32Array(b.R * (mode ? lseWords : splits * h.H)).fill(-7)),
+        ...(mode
+          ? [
+            padded(new Uint32Array(b.R * h.KV)), // counts: zero before, zero after
+            padded(
+              new Float32Array(b.R * (mode === "codes" ? q8RowWords(h.H * h.D) : h.H * h.D))
+                .fill(-7),
+            ),
+          ]
+          : []),
+      ],
+      tol: mode === "codes" ? TOL.q8Written : f16 ? TOL.kvF16 : TOL.f32,
+    });
     return [
-      ...folds.map(([qs, f16, mode]): ConformanceCase => ({
-        name: `attention_decode merge=${mode} ${what}${qs > 1 ? ` qkvSplits=${qs}` : ""}${
-          f16 ? " kv=f16" : ""
-        } R=${b.R}`,
-        spec: {
-          op: "attention_decode",
-          heads: h.H,
-          kvHeads: h.KV,
-          headDim: h.D,
-          scale: 1 / Math.sqrt(h.D),
-          invFreq: invFreq(h.D, 500000),
-          ...layout,
-          ...(qs > 1 ? { qkvSplits: qs } : {}),
-          ...(f16 ? { kvDtype: "f16" as const } : {}),
-          merge: {
-            ...(mode === "units" ? { outUnits: true } : {}),
-            ...(mode === "codes" ? { outCodes: true } : {}),
-          },
-        },
-        rows: b.R,
-        inputs: [
-          padded(rng.normals(b.R * qs * width, 2 / Math.sqrt(qs))),
-          ...b.paged,
-          kvCache(rng, cacheLen, f16),
-          padded(new Float32Array(b.R * splits * h.H * h.D).fill(-7)),
-          padded(new Float32Array(b.R * lseWords).fill(-7)),
-          padded(new Uint32Array(b.R * h.KV)), // counts: zero before, zero after
-          padded(
-            new Float32Array(b.R * (mode === "codes" ? q8RowWords(h.H * h.D) : h.H * h.D)).fill(-7),
-          ),
-        ],
-        tol: mode === "codes" ? TOL.q8Written : f16 ? TOL.kvF16 : TOL.f32,
-      })),
-      ...variants.map(([qs, f16]): ConformanceCase => ({
-        name: `attention_decode ${what}${qs > 1 ? ` qkvSplits=${qs}` : ""}${
-          f16 ? " kv=f16" : ""
-        } R=${b.R}`,
-        spec: {
-          op: "attention_decode",
-          heads: h.H,
-          kvHeads: h.KV,
-          headDim: h.D,
-          scale: 1 / Math.sqrt(h.D),
-          invFreq: invFreq(h.D, 500000),
-          ...layout,
-          ...(qs > 1 ? { qkvSplits: qs } : {}),
-          ...(f16 ? { kvDtype: "f16" as const } : {}),
-        },
-        rows: b.R,
-        inputs: [
-          // scaled so the softmax is peaked, not flat (split into qs partial sums)
-          padded(rng.normals(b.R * qs * width, 2 / Math.sqrt(qs))),
-          ...b.paged,
-          kvCache(rng, cacheLen, f16),
-          padded(new Float32Array(b.R * splits * h.H * h.D).fill(-7)),
-          padded(new Float32Array(b.R * splits * h.H).fill(-7)),
-        ],
-        tol: f16 ? TOL.kvF16 : TOL.f32,
-      })),
+      ...folds.map(([qs, f16, mode]) => decode(qs, f16, mode)),
+      ...variants.map(([qs, f16]) => decode(qs, f16)),
       ...merges.map((mode): ConformanceCase => ({
         name: `attention_merge ${what}${
           mode === "rows" ? "" : ` out${mode[0].toUpperCase()}${mode.slice(1)}`

@@ -319,32 +319,7 @@ function mergeTail(spec: DecodeSpec, T: number, D4: number, HB: number, LS: numb
     : `out[r * ${H * D4}u + ${
       M.outUnits ? unitChunk(`kvh * ${HG * D4}u + i`, K) : `kvh * ${HG * D4}u + i`
     }] = val;`;
-  const codes = M.outCodes
-    ? `workgroupBarrier();
-    var am = 0.0;
-    var va = vec4<f32>(0.0);
-    var vb = vec4<f32>(0.0);
-    if (lid < ${NP}u) {
-      va = hq[2u * lid];
-      vb = hq[2u * lid + 1u];
-      pm[lid] = ${pairMax("va", "vb")};
-    }
-    workgroupBarrier();
-    let orow = r * ${W2}u;
-    let q = kvh * ${NP}u + lid; // the pair's place in the row (block q / 4)
-    if (lid < ${NP}u) {
-      let f = lid & ~3u;
-      am = max(max(pm[f], pm[f + 1u]), max(pm[f + 2u], pm[f + 3u]));
-      ${quantisePair("va", "vb", "am", "c")}
-      out[orow + q] = vec2<u32>(clo, chi);
-      pk[lid] = f32(cks);
-    }
-    workgroupBarrier();
-    if (lid < ${NP}u && (lid & 3u) == 0u) {
-      let sum = pk[lid] + pk[lid + 1u] + pk[lid + 2u] + pk[lid + 3u];
-      out[orow + ${K / 8}u + q / 4u] = ${q8BlockMeta("am", "sum")};
-    }`
-    : "";
+  const codes = M.outCodes ? codesOut(NP, `kvh * ${NP}u`, W2, K) : "";
   return `{
     // the merge, by the last of the KV head's ${HB} x used workgroups to finish
     storageBarrier();
@@ -390,6 +365,37 @@ function mergeTail(spec: DecodeSpec, T: number, D4: number, HB: number, LS: numb
   }`;
 }
 
+/** WGSL: the `NP` pairs of vec4s in workgroup array `hq` rounded to `quantize_q8` codes of row
+ * r of out (`W2` vec2 words a row of K elements), pair `lid` at `first` + lid of the row: a
+ * thread a pair (a quarter of a 32-element block), the block's max and code sum met in
+ * workgroup memory (`pm`, `pk`). */
+function codesOut(NP: number, first: string, W2: number, K: number): string {
+  return `workgroupBarrier();
+  var am = 0.0;
+  var va = vec4<f32>(0.0);
+  var vb = vec4<f32>(0.0);
+  if (lid < ${NP}u) {
+    va = hq[2u * lid];
+    vb = hq[2u * lid + 1u];
+    pm[lid] = ${pairMax("va", "vb")};
+  }
+  workgroupBarrier();
+  let orow = r * ${W2}u;
+  let q = ${first} + lid; // the pair's place in the row (block q / 4)
+  if (lid < ${NP}u) {
+    let f = lid & ~3u;
+    am = max(max(pm[f], pm[f + 1u]), max(pm[f + 2u], pm[f + 3u]));
+    ${quantisePair("va", "vb", "am", "c")}
+    out[orow + q] = vec2<u32>(clo, chi);
+    pk[lid] = f32(cks);
+  }
+  workgroupBarrier();
+  if (lid < ${NP}u && (lid & 3u) == 0u) {
+    let sum = pk[lid] + pk[lid + 1u] + pk[lid + 2u] + pk[lid + 3u];
+    out[orow + ${K / 8}u + q / 4u] = ${q8BlockMeta("am", "sum")};
+  }`;
+}
+
 /** WGSL: the max `mx` of the row's used splits' log-sum-exps and `den`, the sum of their exps. */
 const reduce = `var mx = ${NEG};
   for (var s = 0u; s < used; s++) { mx = max(mx, lse_sh[s]); }
@@ -430,32 +436,7 @@ export function attentionMergeKernel(spec: MergeSpec, target: TargetInfo): WgslK
   // codes: a thread a pair of vec4s (a quarter of a block), the block's max and code sum met
   // in workgroup memory
   const NP = D / 8;
-  const codes = CODES
-    ? `workgroupBarrier();
-  var am = 0.0;
-  var va = vec4<f32>(0.0);
-  var vb = vec4<f32>(0.0);
-  if (lid < ${NP}u) {
-    va = hq[2u * lid];
-    vb = hq[2u * lid + 1u];
-    pm[lid] = ${pairMax("va", "vb")};
-  }
-  workgroupBarrier();
-  let ob = r * ${W2}u;
-  let q = h * ${NP}u + lid; // the pair's place in the row (block q / 4)
-  if (lid < ${NP}u) {
-    let f = lid & ~3u;
-    am = max(max(pm[f], pm[f + 1u]), max(pm[f + 2u], pm[f + 3u]));
-    ${quantisePair("va", "vb", "am", "c")}
-    out[ob + q] = vec2<u32>(clo, chi);
-    pk[lid] = f32(cks);
-  }
-  workgroupBarrier();
-  if (lid < ${NP}u && (lid & 3u) == 0u) {
-    let s = pk[lid] + pk[lid + 1u] + pk[lid + 2u] + pk[lid + 3u];
-    out[ob + ${K / 8}u + q / 4u] = ${q8BlockMeta("am", "s")};
-  }`
-    : "";
+  const codes = CODES ? codesOut(NP, `h * ${NP}u`, W2, K) : "";
   checkTarget(spec, target, {
     workgroupSize: T,
     sharedBytes: 4 * S + (SG > 1 ? 4 * V * SG * DV : 0) + (CODES ? 4 * D + 8 * NP : 0),
