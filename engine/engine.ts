@@ -24,7 +24,6 @@ import { PAGE_SIZE } from "../compiler/codegen/contract.ts";
 
 /** Inputs that stay the same from one decode step of a round to the next. */
 const DECODE_KEEP: ReadonlySet<string> = new Set(["tok_seq", "page_indptr", "page_indices", "last_idx"]);
-const SAMPLER_KEEP: ReadonlySet<string> = new Set(["indptr", "entries", "params", "temperature", "top_p"]);
 
 export interface EngineConfig {
   /** Sequences decoded together at most (≤ the library's max_batch_size). */
@@ -227,21 +226,36 @@ export class KilnEngine implements Engine {
    * are the previous call's: only the uniforms are new.
    */
   #sample(seqs: Sequence[], logits: DeviceBuffer, again = false): DeviceBuffer {
-    const b = seqs.length;
+    return this.#prepareSample(seqs, again)(logits);
+  }
+
+  /**
+   * `#sample` in two halves: the sampler's inputs are written now, and the returned function
+   * queues the sampler over the logits given later. A decode step writes them before its
+   * forward: a write submits what is queued, so the step's dispatches then stay queued as one
+   * (held back whole at a round's readback, `#enqueue`).
+   */
+  #prepareSample(seqs: Sequence[], again = false): (logits: DeviceBuffer) => DeviceBuffer {
     const rt = this.model.runtime;
+    const vars = { n: 1, s: 1, m: seqs.length };
     if (seqs.every((s) => isPlainGreedy(s.opts.sampling))) {
-      rt.run("sample_argmax", {}, { n: 1, s: 1, m: b }, { logits });
-      return rt.output("sample_argmax", "tokens");
+      return (logits) => {
+        rt.run("sample_argmax", {}, vars, { logits });
+        return rt.output("sample_argmax", "tokens");
+      };
     }
     if (again) {
-      const uniform = Float32Array.from(seqs, (s) => s.rng.next());
-      rt.run("sample", { uniform }, { n: 1, s: 1, m: b }, { logits }, SAMPLER_KEEP);
-      return rt.output("sample", "tokens");
+      rt.write("sample", { uniform: Float32Array.from(seqs, (s) => s.rng.next()) }, vars);
+    } else {
+      const cap = (rt.fn("sample").inputs.find((i) => i.name === "entries")!.shape[0] as number) / 4;
+      const rows = seqs.map((s) => ({ sampling: s.opts.sampling, counts: s.counts, promptSet: s.promptSet, uniform: s.rng.next() }));
+      rt.write("sample", samplerInputs(rows, cap), vars);
     }
-    const cap = (rt.fn("sample").inputs.find((i) => i.name === "entries")!.shape[0] as number) / 4;
-    const rows = seqs.map((s) => ({ sampling: s.opts.sampling, counts: s.counts, promptSet: s.promptSet, uniform: s.rng.next() }));
-    rt.run("sample", samplerInputs(rows, cap), { n: 1, s: 1, m: b }, { logits });
-    return rt.output("sample", "tokens");
+    const written = new Set(rt.fn("sample").inputs.map((i) => i.name));
+    return (logits) => {
+      rt.run("sample", {}, vars, { logits }, written);
+      return rt.output("sample", "tokens");
+    };
   }
 
   /** Log-softmax of the rows whose sequences asked for logprobs (read back; one-step rounds only). */
@@ -348,7 +362,8 @@ export class KilnEngine implements Engine {
       return round;
     }
     for (let k = 0; k < K; k++) {
-      round.tokens = this.#sample(seqs, step(k), k > 0);
+      const sample = this.#prepareSample(seqs, k > 0); // (its writes before the step's forward)
+      round.tokens = sample(step(k));
       keep(k);
       if (k === 0 && prev) prev.data ??= dev.readSubmitted(prev.history, prev.K * prev.seqs.length * 4);
     }

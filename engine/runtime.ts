@@ -116,10 +116,39 @@ export class ModelRuntime {
     inputs: Record<string, ArrayBufferView>,
     vars: Vars,
     bind: Record<string, DeviceBuffer> = {},
-    /** Inputs whose slots still hold this call's values (written by the previous call of `name`). */
+    /** Inputs whose slots still hold this call's values (written by the previous call of `name`,
+     * or by `write`). */
     keep: ReadonlySet<string> = NO_KEEP,
   ): void {
     const fn = this.fn(name);
+    const over = this.#writeInputs(name, fn, inputs, vars, bind, keep);
+    const lists = over.size === 0 ? this.#stepBuffers.get(name)! : this.#boundLists(name, fn, over);
+    fn.steps.forEach((step, i) => {
+      const rows = typeof step.rows === "number" ? step.rows : vars[step.rows];
+      this.device.dispatch(this.#kernels[step.k], lists[i], rows);
+    });
+  }
+
+  /**
+   * Write inputs of `name` now, for a call that keeps them (`run` with their names in `keep`):
+   * a write first submits the work queued so far, so writing before queueing other work leaves
+   * that work unsubmitted (the engine writes the sampler's inputs before a step's forward).
+   */
+  write(name: string, inputs: Record<string, ArrayBufferView>, vars: Vars): void {
+    const fn = this.fn(name);
+    this.#writeInputs(name, fn, inputs, vars, {}, new Set(fn.inputs.map((i) => i.name).filter((n) => !(n in inputs))));
+  }
+
+  /** Check `vars` against the bounds and write the inputs neither bound nor kept; returns the
+   * slots bound to other buffers. */
+  #writeInputs(
+    name: string,
+    fn: FunctionPlan,
+    inputs: Record<string, ArrayBufferView>,
+    vars: Vars,
+    bind: Record<string, DeviceBuffer>,
+    keep: ReadonlySet<string>,
+  ): Map<number, DeviceBuffer> {
     const slots = this.#slots.get(slotGroup(name))!;
     for (const [k, bound] of Object.entries(fn.bounds) as [SymVar, number][]) {
       if (!(vars[k] >= 1 && vars[k] <= bound)) throw new RangeError(`${name}: ${k} = ${vars[k]} is outside [1, ${bound}]`);
@@ -139,11 +168,7 @@ export class ModelRuntime {
       }
       this.device.write(slots[io.slot], data);
     }
-    const lists = over.size === 0 ? this.#stepBuffers.get(name)! : this.#boundLists(name, fn, over);
-    fn.steps.forEach((step, i) => {
-      const rows = typeof step.rows === "number" ? step.rows : vars[step.rows];
-      this.device.dispatch(this.#kernels[step.k], lists[i], rows);
-    });
+    return over;
   }
 
   /** Each step's buffers of `name` with slots replaced by `over`; the same lists as the last
