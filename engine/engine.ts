@@ -52,6 +52,8 @@ export class KilnEngine implements Engine {
   #histories: [DeviceBuffer, DeviceBuffer];
   #flip = 0;
   #inflight: Round | null = null;
+  /** The names of the sampler's inputs (all written by `#prepareSample` before its run). */
+  #samplerInputs: ReadonlySet<string> | null = null;
   #stats = { lastBatchSize: 0, maxBatchSize: 0, promptTokensTotal: 0, generatedTokensTotal: 0, stepsTotal: 0 };
 
   constructor(
@@ -251,7 +253,8 @@ export class KilnEngine implements Engine {
       const rows = seqs.map((s) => ({ sampling: s.opts.sampling, counts: s.counts, promptSet: s.promptSet, uniform: s.rng.next() }));
       rt.write("sample", samplerInputs(rows, cap), vars);
     }
-    const written = new Set(rt.fn("sample").inputs.map((i) => i.name));
+    this.#samplerInputs ??= new Set(rt.fn("sample").inputs.map((i) => i.name));
+    const written = this.#samplerInputs;
     return (logits) => {
       rt.run("sample", {}, vars, { logits }, written);
       return rt.output("sample", "tokens");

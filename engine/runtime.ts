@@ -136,11 +136,11 @@ export class ModelRuntime {
    */
   write(name: string, inputs: Record<string, ArrayBufferView>, vars: Vars): void {
     const fn = this.fn(name);
-    this.#writeInputs(name, fn, inputs, vars, {}, new Set(fn.inputs.map((i) => i.name).filter((n) => !(n in inputs))));
+    this.#writeInputs(name, fn, inputs, vars, {}, NO_KEEP, true);
   }
 
-  /** Check `vars` against the bounds and write the inputs neither bound nor kept; returns the
-   * slots bound to other buffers. */
+  /** Check `vars` against the bounds and write the inputs neither bound nor kept (with `given`,
+   * only those in `inputs`); returns the slots bound to other buffers. */
   #writeInputs(
     name: string,
     fn: FunctionPlan,
@@ -148,6 +148,7 @@ export class ModelRuntime {
     vars: Vars,
     bind: Record<string, DeviceBuffer>,
     keep: ReadonlySet<string>,
+    given = false,
   ): Map<number, DeviceBuffer> {
     const slots = this.#slots.get(slotGroup(name))!;
     for (const [k, bound] of Object.entries(fn.bounds) as [SymVar, number][]) {
@@ -159,7 +160,7 @@ export class ModelRuntime {
         over.set(io.slot, bind[io.name]);
         continue;
       }
-      if (keep.has(io.name)) continue;
+      if (keep.has(io.name) || (given && !(io.name in inputs))) continue;
       const data = inputs[io.name];
       if (!data) throw new TypeError(`${name}: input "${io.name}" is missing`);
       const want = io.shape.reduce<number>((a, d) => a * (typeof d === "number" ? d : evalDim(d, vars)), 1) * 4;

@@ -40,7 +40,7 @@ export function verifyFunction(fn: IrFunction): void {
     for (const b of want) if (b.access === "read_write") written.add(node.args[b.name]);
     // The out binding's first dim is the node's row var.
     const out = fn.values[node.args.out ?? node.args.q_out ?? -1];
-    if (out && out.kind !== "kv" && out.kind !== "state" && out.shape[0] !== node.rows) {
+    if (out && out.kind !== "kv" && out.shape[0] !== node.rows) {
       fail(i, `output ${out.name} has rows ${out.shape[0]} but the node runs over ${node.rows}`);
     }
   });

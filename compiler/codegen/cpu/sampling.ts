@@ -80,16 +80,14 @@ export function softmaxTempKernel(spec: SoftmaxTempSpec): CpuKernel {
         out[o + best] = 1;
         continue;
       }
-      let max = -Infinity;
-      if (row) max = row.max;
-      else for (let c = 0; c < V; c++) if (x[o + c] > max) max = x[o + c];
-      let sum = 0;
+      // (with blocks, the row's max and sum come from the stats)
+      let max = row?.max ?? -Infinity, sum = row?.sum ?? 0;
+      if (!row) { for (let c = 0; c < V; c++) if (x[o + c] > max) max = x[o + c]; }
       for (let c = 0; c < V; c++) {
         const e = Math.exp((x[o + c] - max) / t);
         out[o + c] = e;
-        sum += e;
+        if (!row) sum += e;
       }
-      if (row) sum = row.sum;
       for (let c = 0; c < V; c++) out[o + c] = out[o + c] / sum;
     }
   };

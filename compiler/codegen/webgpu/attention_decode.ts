@@ -279,8 +279,7 @@ export function mergeFits(spec: DecodeSpec, target: TargetInfo): boolean {
 function mergeShared(spec: DecodeSpec): number {
   if (!spec.merge) return 0;
   const HG = spec.heads / spec.kvHeads, D = spec.headDim;
-  return 4 * spec.splits * HG + 4 + HG * D +
-    (spec.merge.outCodes ? 4 * HG * D + 8 * (HG * D) / 8 : 0);
+  return 4 * spec.splits * HG + 4 + (spec.merge.outCodes ? 4 * HG * D + 8 * (HG * D) / 8 : 0);
 }
 
 function mergeDecls(spec: DecodeSpec, D4: number): string {
