@@ -296,11 +296,27 @@ export type KernelSpec =
    * token at which the mass of the kept tokens, summed in index order, first exceeds
    * u[r] * kept_mass (if none does, the last kept index of nonzero probability, or 0). Any order of
    * the walk samples the same distribution; index order needs no sort. When top_p[r] >= 1
-   * nothing is cut: the kept set is every token. `hist` is `top_p_hist`'s output for the same
-   * rows: a kernel may start its search from it, checking it against the row, so the token does
-   * not depend on its contents beyond f32 rounding.
-   * Bindings: probs f32[R, V], top_p f32[R], u f32[R], hist u32[R, topPHistWords(V)], out u32[R]. */
-  | { op: "sample_top_p"; vocab: number };
+   * nothing is cut: the kept set is every token. `gathered` and `mass` are `top_p_gather`'s
+   * outputs for the same rows: a kernel may take the nucleus's edge from the candidates
+   * gathered there and draw from the slices' masses, checking that the bucket they were
+   * gathered for holds the edge, so that the token does not depend on which bucket that was
+   * beyond f32 rounding.
+   * Bindings: probs f32[R, V], top_p f32[R], u f32[R], gathered u32[R, topPGatherWords(V)],
+   * mass f32[R, topPSlices(V)], out u32[R]. */
+  | { op: "sample_top_p"; vocab: number }
+  /** The candidates for the edge of row r's nucleus, for `sample_top_p`, in slices of
+   * `TOP_P_SLICE` positions. With top_p[r] < 1: B, the largest bucket b for which the
+   * histogram's masses (`hist`, `top_p_hist`'s for the same rows; each bucket's summed over the
+   * slices as an integer) of the buckets >= b add up to at least
+   * max(topPFixed(max(top_p[r], 0)), 1) (`TOP_P_NONE` where none do). out[r, 0] = B; for slice
+   * g: out[r, 1 + g] = n_g, how many elements of slice g have p > 0 in bucket B, and
+   * out[r, 1 + G + g * TOP_P_SLICE + k] (k < n_g) their indices in the row, ascending;
+   * mass[r, g] = the sum of p over the elements of slice g with p > 0 in a bucket above B
+   * (B = `TOP_P_NONE`: n_g = 0, mass 0). With top_p[r] >= 1 (every token kept): out[r, 0] =
+   * `TOP_P_ALL`, n_g = 0, mass[r, g] = the sum of p over slice g. Other words are not written.
+   * Bindings: probs f32[R, V], top_p f32[R], hist u32[R, topPHistWords(V)],
+   * out u32[R, topPGatherWords(V)], mass f32[R, topPSlices(V)]. */
+  | { op: "top_p_gather"; vocab: number };
 
 export type KernelOp = KernelSpec["op"];
 
@@ -392,7 +408,9 @@ export function bindings(spec: KernelSpec): Binding[] {
     case "top_p_hist":
       return [r("probs"), r("top_p"), w("out")];
     case "sample_top_p":
-      return [r("probs"), r("top_p"), r("u"), r("hist"), w("out")];
+      return [r("probs"), r("top_p"), r("u"), r("gathered"), r("mass"), w("out")];
+    case "top_p_gather":
+      return [r("probs"), r("top_p"), r("hist"), w("out"), w("mass")];
   }
 }
 
@@ -410,9 +428,37 @@ export function topPBucket(bits: number): number {
   return Math.min(Math.max((bits >>> 20) - TOP_P_KEY0, 0), TOP_P_BUCKETS - 1);
 }
 
+/** Slices of `TOP_P_SLICE` positions of a row of `V`. */
+export function topPSlices(V: number): number {
+  return Math.ceil(V / TOP_P_SLICE);
+}
+
 /** u32 words of a row of `top_p_hist`'s output over a vocabulary of `V`. */
 export function topPHistWords(V: number): number {
-  return Math.ceil(V / TOP_P_SLICE) * TOP_P_BUCKETS * 4;
+  return topPSlices(V) * TOP_P_BUCKETS * 4;
+}
+
+/** u32 words of a row of `top_p_gather`'s `out` over a vocabulary of `V`: the bucket, the
+ * slices' counts, a slice's room for its candidates each. */
+export function topPGatherWords(V: number): number {
+  return 1 + topPSlices(V) + V;
+}
+
+/** `top_p_gather`'s bucket word where no bucket reaches top_p. */
+export const TOP_P_NONE = 0xffffffff;
+/** `top_p_gather`'s bucket word of a row with top_p >= 1 (every token kept). */
+export const TOP_P_ALL = 0xfffffffe;
+
+/** The bucket `top_p_gather` gathers for a row: the largest b where the masses of buckets >= b
+ * (`bucketMass(b)`, integers) reach the row's threshold (see the op), or `TOP_P_NONE`. */
+export function topPGatherBucket(bucketMass: (b: number) => number, topP: number): number {
+  const need = Math.max(topPFixed(Math.max(topP, 0)), 1);
+  let acc = 0;
+  for (let b = TOP_P_BUCKETS - 1; b >= 0; b--) {
+    acc += bucketMass(b);
+    if (acc >= need) return b;
+  }
+  return TOP_P_NONE;
 }
 
 /** The fixed-point mass `top_p_hist` adds for p (0 < p): floor(min(p, 1 - 2^-24) * 2^32). */

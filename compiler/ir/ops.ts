@@ -9,8 +9,16 @@
  * - position/kv:  rope, kv_append, rope_kv_append
  * - attention:    attention (paged, causal, GQA, sliding window); for decode calls
  *                 attention_decode (rope + KV append + split-KV partials) and attention_merge
- * - sampling:     argmax, softmax_temp, logits_process, top_p_hist, sample_top_p
+ * - sampling:     argmax, softmax_stats, softmax_temp, logits_process, top_p_hist,
+ *                 top_p_gather, sample_top_p
  * @module
  */
-export { bindings, decodeSplits, PAGE_SIZE, topPHistWords } from "../codegen/contract.ts";
+export {
+  bindings,
+  decodeSplits,
+  PAGE_SIZE,
+  topPGatherWords,
+  topPHistWords,
+  topPSlices,
+} from "../codegen/contract.ts";
 export type { Binding, KernelOp, KernelSpec, WeightFormat } from "../codegen/contract.ts";

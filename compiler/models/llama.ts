@@ -10,7 +10,7 @@
  */
 import type { ModelConfig } from "../config/model_config.ts";
 import type { WeightFormat } from "../codegen/contract.ts";
-import { PAGE_SIZE, topPHistWords } from "../ir/ops.ts";
+import { PAGE_SIZE, topPGatherWords, topPHistWords, topPSlices } from "../ir/ops.ts";
 import {
   type Dtype,
   FunctionBuilder,
@@ -396,13 +396,18 @@ export function buildEmbed(cfg: ModelConfig, defs: WeightDef[]): IrFunction {
 export const samplerEntries = (cfg: ModelConfig, rows: number): number =>
   Math.min(rows * (cfg.context_window_size + 512), 2 ** 20);
 
-/** The top-p draw over probs [m, V] into the function's output tokens [m]: `top_p_hist`, then
- * `sample_top_p` starting from it. */
+/** The top-p draw over probs [m, V] into the function's output tokens [m]: `top_p_hist`, the
+ * candidates for the nucleus' edge it points at and the slices' masses (`top_p_gather`: both
+ * spread over the row's slices), then `sample_top_p` from those (one workgroup a row reads a
+ * row at ~30 GB/s on the H100: its passes over the row were most of its 94 us at V = 128256). */
 function topPDraw(fb: FunctionBuilder, V: number, probs: number, p: number, u: number): void {
   const hist = fb.temp("hist", ["m", topPHistWords(V)], "u32");
   fb.node({ op: "top_p_hist", vocab: V }, "m", { probs, top_p: p, out: hist });
+  const gathered = fb.temp("top_p_gathered", ["m", topPGatherWords(V)], "u32");
+  const mass = fb.temp("top_p_mass", ["m", topPSlices(V)]);
+  fb.node({ op: "top_p_gather", vocab: V }, "m", { probs, top_p: p, hist, out: gathered, mass });
   const out = fb.output(fb.temp("tokens", ["m"], "u32"));
-  fb.node({ op: "sample_top_p", vocab: V }, "m", { probs, top_p: p, u, hist, out });
+  fb.node({ op: "sample_top_p", vocab: V }, "m", { probs, top_p: p, u, gathered, mass, out });
 }
 
 /** Elements a block of the split softmax (`softmax_stats`) reads, about. */

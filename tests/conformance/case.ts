@@ -17,6 +17,8 @@ export interface ConformanceCase {
   /** Allowed max |actual - ref| over each written binding, as a fraction of max |ref| over
    * that binding; 0 means bit-exact (copies, integer results). */
   tol: number;
+  /** Tolerances of particular written bindings, by name, in place of `tol`. */
+  tols?: Record<string, number>;
   /** A target feature the case needs (WebGPU cases without it are ignored, saying so). */
   requires?: string;
 }

@@ -1,6 +1,6 @@
 /**
- * Conformance cases of the sampling kernels: take_rows, argmax, softmax_temp, sample_top_p,
- * logits_process.
+ * Conformance cases of the sampling kernels: take_rows, argmax, softmax_temp, softmax_stats,
+ * top_p_hist, top_p_gather, sample_top_p, logits_process.
  * Ties are planted on purpose (lowest index wins); top-p cases are drawn so that no cumulative
  * mass lies within a margin of top_p or of u * kept_mass, so the sampled token is exact on
  * every backend despite f32 summation order.
@@ -9,7 +9,7 @@
 import { type ConformanceCase, TOL } from "./case.ts";
 import { padded, Rng } from "./helpers.ts";
 import { reference, topPRow } from "./reference.ts";
-import { topPHistWords } from "../../compiler/codegen/contract.ts";
+import { topPGatherWords, topPHistWords, topPSlices } from "../../compiler/codegen/contract.ts";
 
 /** Margin kept between any cumulative mass and the top-p / u thresholds. */
 const MARGIN = 2e-5;
@@ -222,13 +222,10 @@ function topPCases(rng: Rng): ConformanceCase[] {
         if (tries > 2000) throw new Error(`topPCases: no clear u for row ${r} of V=${V}`);
       } while (!clearOfBoundaries(row, smallest, tp[r], u[r]));
     }
-    // the histogram top_p_hist gives, and (larger rows) one that misleads: every count and
-    // mass moved one bucket up, so a search that trusts it starts in the wrong bucket
-    const hist = reference(
-      { op: "top_p_hist", vocab: V },
-      [probsBuf, padded(tp), new ArrayBuffer(R * topPHistWords(V) * 4)],
-      R,
-    ).out as Uint32Array;
+    // the candidates top_p_gather gathers from the histogram top_p_hist gives, and (larger
+    // rows) from one that misleads: every count and mass moved one bucket up, so that the
+    // candidates are those of the bucket below the nucleus' edge
+    const hist = histOf(probsBuf, tp, V);
     const hists: [string, Uint32Array][] = [["", hist]];
     if (V >= 5000) {
       hists.push([
@@ -244,10 +241,87 @@ function topPCases(rng: Rng): ConformanceCase[] {
         padded(probs),
         padded(tp),
         padded(u),
-        padded(h),
+        ...gatheredOf(probsBuf, tp, h, V),
         padded(new Uint32Array(R).fill(7777)),
       ],
       tol: TOL.exact,
+    }));
+  });
+}
+
+/** The reference's `top_p_hist` of rows [R, V] at top_p `tp`. */
+function histOf(probs: ArrayBuffer, tp: Float32Array, V: number): Uint32Array {
+  const R = tp.length;
+  return reference(
+    { op: "top_p_hist", vocab: V },
+    [probs, padded(tp), new ArrayBuffer(R * topPHistWords(V) * 4)],
+    R,
+  ).out as Uint32Array;
+}
+
+/** The reference's `top_p_gather` outputs (gathered, mass) from histogram `hist`. */
+function gatheredOf(
+  probs: ArrayBuffer,
+  tp: Float32Array,
+  hist: Uint32Array,
+  V: number,
+): ArrayBuffer[] {
+  const R = tp.length;
+  const ref = reference(
+    { op: "top_p_gather", vocab: V },
+    [
+      probs,
+      padded(tp),
+      padded(hist),
+      new ArrayBuffer(R * topPGatherWords(V) * 4),
+      new ArrayBuffer(R * topPSlices(V) * 4),
+    ],
+    R,
+  );
+  return [padded(ref.out as Uint32Array), padded(Float32Array.from(ref.mass))];
+}
+
+/** top_p_gather: one slice and several, a ragged last one; rows with top_p >= 1 (their
+ * slices' masses), 0 (the top bucket), 6,000 candidates in one bucket spread over the slices,
+ * a histogram that misleads (shifted a bucket up, so another bucket is gathered) and one that
+ * reaches no bucket (all zero); the bucket edges' values as in top_p_hist's cases. */
+function topPGatherCases(rng: Rng): ConformanceCase[] {
+  const table: [number, string[], number[]][] = [
+    [300, ["random", "random", "random", "tie"], [0.9, 1, 0, 0.5]],
+    [20000, ["random", "spread", "random"], [0.95, 0.85, 2]],
+    [128256, ["random", "equal", "random"], [0.9, 0.9, 1]],
+  ];
+  return table.flatMap(([V, kinds, topPs]) => {
+    const R = kinds.length;
+    const x = logits(rng, V, kinds.map(() => "random"), 4);
+    const probs = new Float32Array(R * V); // [R, V]
+    for (let r = 0; r < R; r++) {
+      const crowd = kinds[r] === "spread" || kinds[r] === "equal";
+      probs.set(crowd ? crowded(rng, V, kinds[r] === "equal") : softmaxRow(x, r * V, V), r * V);
+    }
+    [0, -0, -0.25, 1e-45, 2 ** -126, 1.25 * 2 ** -63, 1 - 2 ** -24, 0.5].forEach((v, i) =>
+      probs[(i * 41) % V] = v
+    );
+    const tp = Float32Array.from(topPs); // [R]
+    const hist = histOf(padded(probs), tp, V);
+    const hists: [string, Uint32Array][] = [
+      ["", hist],
+      [" hist shifted", Uint32Array.from(hist, (_, i) => hist[i - 4] ?? 0)],
+      [" hist zero", new Uint32Array(hist.length)],
+    ];
+    return hists.map(([label, h]) => ({
+      name: `top_p_gather V=${V} top_p=[${topPs}] R=${R}${label}`,
+      spec: { op: "top_p_gather", vocab: V },
+      rows: R,
+      inputs: [
+        padded(probs),
+        padded(tp),
+        padded(h),
+        padded(new Uint32Array(R * topPGatherWords(V)).fill(0xdeadbeef)),
+        padded(new Float32Array(R * topPSlices(V)).fill(-3)),
+      ],
+      tol: TOL.exact,
+      tols: { mass: TOL.f32 },
     }));
   });
 }
@@ -362,6 +436,7 @@ export function samplingCases(seed: number): ConformanceCase[] {
     ...splitSoftmaxCases(rng),
     ...topPCases(rng),
     ...topPHistCases(rng),
+    ...topPGatherCases(rng),
     ...logitsProcessCases(rng),
   ];
 }

@@ -117,6 +117,7 @@ const EVERY_OP: Record<KernelOp, true> = {
   softmax_stats: true,
   sample_top_p: true,
   top_p_hist: true,
+  top_p_gather: true,
 };
 
 Deno.test("conformanceCases() covers every kernel op", () => {

@@ -79,6 +79,7 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
       const n = inputs[i].byteLength / 4;
       const isU32 = spec.op === "argmax" || spec.op === "sample_top_p" ||
         spec.op === "top_p_hist" || (spec.op === "softmax_stats" && b.name === "idx") ||
+        (spec.op === "top_p_gather" && b.name === "out") ||
         b.name === "counts";
       out[b.name] = isU32 ? new Uint32Array(n) : new Float64Array(n);
       for (let j = 0; j < n; j++) out[b.name][j] = isU32 ? u32(inputs[i], j) : f32(inputs[i], j);
@@ -351,6 +352,46 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
             const at = r * words + (g * NB + b) * 4;
             out.out.set([count[b], mass[b] % 2 ** 32, Math.floor(mass[b] / 2 ** 32), 0], at);
           }
+        }
+      }
+      break;
+    }
+    case "top_p_gather": {
+      // the bucket from the top where the histogram's masses (integers, exact in float64)
+      // reach top_p's, then each slice's elements of that bucket and the mass above it
+      const V = spec.vocab, NB = TOP_P_BUCKETS, G = Math.ceil(V / TOP_P_SLICE);
+      const words = 1 + G + V;
+      for (let r = 0; r < R; r++) {
+        const tp = x("top_p", r), o = r * words;
+        let B = 0xfffffffe; // every token kept
+        if (!(tp >= 1)) {
+          const need = Math.max(Math.floor(Math.min(Math.max(tp, 0), 1 - 2 ** -24) * 2 ** 32), 1);
+          B = 0xffffffff;
+          let acc = 0;
+          for (let b = NB - 1; b >= 0 && B === 0xffffffff; b--) {
+            for (let g = 0; g < G; g++) {
+              const at = r * G * NB * 4 + (g * NB + b) * 4;
+              acc += ids("hist", at + 1) + ids("hist", at + 2) * 2 ** 32;
+            }
+            if (acc >= need) B = b;
+          }
+        }
+        out.out[o] = B;
+        for (let g = 0; g < G; g++) {
+          const found: number[] = [];
+          let m = 0;
+          for (let c = g * TOP_P_SLICE; c < Math.min(V, (g + 1) * TOP_P_SLICE); c++) {
+            const p = x("probs", r * V + c);
+            if (B === 0xfffffffe) m += p;
+            if (B >= NB || !(p > 0)) continue;
+            const key = Math.floor(u32(buf.probs, r * V + c) / 2 ** 20) - (1024 - (NB - 1));
+            const b = Math.min(Math.max(key, 0), NB - 1);
+            if (b > B) m += p;
+            if (b === B) found.push(c);
+          }
+          out.out[o + 1 + g] = found.length;
+          out.out.set(found, o + 1 + G + g * TOP_P_SLICE);
+          out.mass[r * G + g] = m;
         }
       }
       break;

@@ -1,5 +1,10 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { type KernelSpec, topPHistWords } from "../../compiler/codegen/contract.ts";
+import {
+  type KernelSpec,
+  TOP_P_BUCKETS,
+  topPGatherWords,
+  topPHistWords,
+} from "../../compiler/codegen/contract.ts";
 import { reference } from "./reference.ts";
 
 // Known-answer vectors for the float64 reference, worked out by hand from the contract.
@@ -111,9 +116,37 @@ Deno.test("reference() sample_top_p keeps the smallest nucleus and walks it in i
   // u = 0.5 → 0.35 → token 3.
   const probs = f32(0.1, 0.3, 0.2, 0.4, 0.1, 0.3, 0.2, 0.4);
   const spec: KernelSpec = { op: "sample_top_p", vocab: 4 };
-  const hist = new ArrayBuffer(2 * topPHistWords(4) * 4); // (not read)
+  const gathered = new ArrayBuffer(2 * topPGatherWords(4) * 4); // (not read)
+  const mass = new ArrayBuffer(2 * 4); // (not read)
   assertEquals(
-    Array.from(reference(spec, [probs, f32(0.6, 0.6), f32(0.3, 0.5), hist, u32(0, 0)], 2).out),
+    Array.from(
+      reference(spec, [probs, f32(0.6, 0.6), f32(0.3, 0.5), gathered, mass, u32(0, 0)], 2).out,
+    ),
     [1, 3],
   );
+});
+
+Deno.test("reference() top_p_gather gathers the bucket where the mass from the top reaches top_p", () => {
+  // probs (0.1, 0.3, 0.2, 0.4): from the top, 0.4 then 0.3 reach 0.6, and 0.3 (1.2 * 2^-2) has
+  // a bucket of its own: B = its bucket, candidate index 1, the mass above it 0.4. top_p 1:
+  // every token (B = 0xfffffffe), the slice's mass 1.
+  const probs = f32(0.1, 0.3, 0.2, 0.4, 0.1, 0.3, 0.2, 0.4);
+  const tp = f32(0.6, 1);
+  const hist = reference({ op: "top_p_hist", vocab: 4 }, [
+    probs,
+    tp,
+    new ArrayBuffer(2 * topPHistWords(4) * 4),
+  ], 2).out as Uint32Array;
+  const b3 = (new Uint32Array(f32(0.3))[0] >>> 20) - (1024 - (TOP_P_BUCKETS - 1));
+  const words = topPGatherWords(4); // 1 + 1 slice + 4
+  const ref = reference({ op: "top_p_gather", vocab: 4 }, [
+    probs,
+    tp,
+    hist.buffer as ArrayBuffer,
+    new ArrayBuffer(2 * words * 4),
+    new ArrayBuffer(2 * 4),
+  ], 2);
+  assertEquals(Array.from(ref.out.subarray(0, 3)), [b3, 1, 1]);
+  assertEquals(Array.from(ref.out.subarray(words, words + 2)), [0xfffffffe, 0]);
+  near(ref.mass, [0.4, 1]);
 });

@@ -105,7 +105,7 @@ export async function runCase(
         : bs[i].name === "cache" && kvF16(c.spec)
         ? Float32Array.from(halvesOf(bytes)) // an f16 cache
         : new Float32Array(bytes);
-      const f = compareBinding(bs[i].name, got, want, c.tol);
+      const f = compareBinding(bs[i].name, got, want, c.tols?.[bs[i].name] ?? c.tol);
       if (f) failures.push(f);
     }
     if (failures.length) {

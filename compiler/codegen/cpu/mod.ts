@@ -29,6 +29,7 @@ import {
   softmaxStatsKernel,
   softmaxTempKernel,
   takeRowsKernel,
+  topPGatherKernel,
   topPHistKernel,
 } from "./sampling.ts";
 
@@ -75,6 +76,8 @@ export function cpuKernel(spec: KernelSpec): CpuKernel {
       return softmaxStatsKernel(spec);
     case "top_p_hist":
       return topPHistKernel(spec);
+    case "top_p_gather":
+      return topPGatherKernel(spec);
     case "sample_top_p":
       return sampleTopPKernel(spec);
     case "logits_process":

@@ -2,18 +2,23 @@
  * CPU sampling kernels: `take_rows` (gather the logits rows to sample), `argmax` (lowest index
  * wins ties), `softmax_temp` (temperature softmax; t <= 0 gives a one-hot at the argmax) and
  * `softmax_stats` (its blocks' max, argmax and sum, for a split softmax),
- * `top_p_hist` (the histogram `sample_top_p` may start from) and `sample_top_p` (nucleus sampling
- * with a caller-supplied uniform u per row).
+ * `top_p_hist` and `top_p_gather` (the histogram and the candidates `sample_top_p` may start
+ * from) and `sample_top_p` (nucleus sampling with a caller-supplied uniform u per row).
  * @module
  */
 import {
   type CpuKernel,
   type KernelSpec,
+  TOP_P_ALL,
   TOP_P_BUCKETS,
+  TOP_P_NONE,
   TOP_P_SLICE,
   topPBucket,
   topPFixed,
+  topPGatherBucket,
+  topPGatherWords,
   topPHistWords,
+  topPSlices,
 } from "../contract.ts";
 
 type TakeRowsSpec = Extract<KernelSpec, { op: "take_rows" }>;
@@ -22,6 +27,7 @@ type SoftmaxTempSpec = Extract<KernelSpec, { op: "softmax_temp" }>;
 type SoftmaxStatsSpec = Extract<KernelSpec, { op: "softmax_stats" }>;
 type SampleTopPSpec = Extract<KernelSpec, { op: "sample_top_p" }>;
 type TopPHistSpec = Extract<KernelSpec, { op: "top_p_hist" }>;
+type TopPGatherSpec = Extract<KernelSpec, { op: "top_p_gather" }>;
 
 /** The CPU kernel of a `take_rows` spec. Bindings: x [*, width], idx [R], out [R, width]. */
 export function takeRowsKernel(spec: TakeRowsSpec): CpuKernel {
@@ -172,6 +178,51 @@ export function topPHistKernel(spec: TopPHistSpec): CpuKernel {
   };
 }
 
+/** The CPU kernel of a `top_p_gather` spec. Bindings: probs [R, V], top_p [R],
+ * hist [R, topPHistWords(V)], out u32 [R, topPGatherWords(V)], mass [R, topPSlices(V)]. The
+ * buckets' integer masses are exact in f64 (a row's < 2^53). */
+export function topPGatherKernel(spec: TopPGatherSpec): CpuKernel {
+  const V = spec.vocab, G = topPSlices(V), NB = TOP_P_BUCKETS;
+  const words = topPGatherWords(V), histWords = topPHistWords(V);
+  return (bufs, R) => {
+    const probs = new Float32Array(bufs[0]); // [R, V]
+    const bits = new Uint32Array(bufs[0]); // [R, V] the same values as bit patterns
+    const topP = new Float32Array(bufs[1]); // [R]
+    const hist = new Uint32Array(bufs[2]); // [R, G, NB, 4]
+    const out = new Uint32Array(bufs[3]); // [R, words]
+    const mass = new Float32Array(bufs[4]); // [R, G]
+    for (let r = 0; r < R; r++) {
+      const o = r * words, h = r * histWords;
+      const all = topP[r] >= 1;
+      const B = all ? TOP_P_ALL : topPGatherBucket((b) => {
+        let m = 0;
+        for (let g = 0; g < G; g++) {
+          const at = h + (g * NB + b) * 4;
+          m += hist[at + 1] + hist[at + 2] * 2 ** 32;
+        }
+        return m;
+      }, topP[r]);
+      out[o] = B;
+      for (let g = 0; g < G; g++) {
+        let n = 0, m = 0;
+        if (B !== TOP_P_NONE) {
+          for (let c = g * TOP_P_SLICE; c < Math.min(V, (g + 1) * TOP_P_SLICE); c++) {
+            const p = probs[r * V + c];
+            if (all) m += p;
+            else if (p > 0) {
+              const k = topPBucket(bits[r * V + c]);
+              if (k > B) m += p;
+              else if (k === B) out[o + 1 + G + g * TOP_P_SLICE + n++] = c;
+            }
+          }
+        }
+        out[o + 1 + g] = n;
+        mass[r * G + g] = m;
+      }
+    }
+  };
+}
+
 /** The token of a row where the mass of the kept tokens (`kept(c)`), summed in index order,
  * first exceeds `threshold`; if none does, the last kept index of nonzero probability (or 0). */
 function walkKept(
@@ -192,7 +243,7 @@ function walkKept(
 }
 
 /** The CPU kernel of a `sample_top_p` spec. Bindings: probs [R, V], top_p [R], u [R],
- * hist [R, topPHistWords(V)] (not read: the sort needs no start), out u32 [R].
+ * gathered, mass (`top_p_gather`'s: not read, the sort needs no start), out u32 [R].
  * Tokens are ordered by one native numeric sort of keys pbits * 2^20 + (2^20 - 1 - c), exact in
  * f64 (pbits < 2^31), whose descending order is probability descending, then index ascending. */
 export function sampleTopPKernel(spec: SampleTopPSpec): CpuKernel {
@@ -207,7 +258,7 @@ export function sampleTopPKernel(spec: SampleTopPSpec): CpuKernel {
     const bits = new Uint32Array(bufs[0]); // [R, V] the same values as bit patterns
     const topP = new Float32Array(bufs[1]); // [R]
     const u = new Float32Array(bufs[2]); // [R]
-    const out = new Uint32Array(bufs[4]); // [R]
+    const out = new Uint32Array(bufs[5]); // [R]
     for (let r = 0; r < R; r++) {
       const o = r * V;
       if (topP[r] >= 1) {

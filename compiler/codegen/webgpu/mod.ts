@@ -9,7 +9,7 @@ import type { KernelSpec, TargetInfo, WgslKernel } from "../contract.ts";
 import { attentionKernel } from "./attention.ts";
 import { attentionPrefillKernel, PREFILL_MIN_ROWS, prefillPlan } from "./attention_prefill.ts";
 import { attentionDecodeKernel, attentionMergeKernel } from "./attention_decode.ts";
-import { topPHistKernel } from "./top_p.ts";
+import { topPGatherKernel, topPHistKernel } from "./top_p.ts";
 import { dequantizeKernel } from "./dequantize.ts";
 import { elementwiseKernel } from "./elementwise.ts";
 import { embedKernel } from "./embed.ts";
@@ -58,6 +58,8 @@ export function wgslKernel(spec: KernelSpec, target: TargetInfo): WgslKernel {
       return samplingKernel(spec, target);
     case "top_p_hist":
       return topPHistKernel(spec, target);
+    case "top_p_gather":
+      return topPGatherKernel(spec, target);
     case "logits_process":
       return logitsProcessKernel(spec, target);
   }

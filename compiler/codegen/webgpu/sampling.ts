@@ -253,12 +253,13 @@ ${entry(T, totalGroups(1, B))}
   return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: B };
 }
 
-/** WGSL for the sampling ops. `topPSearch` false (tests): `sample_top_p` without its search,
- * so that rows the histogram does not settle give token 0xffffffff. */
+/** WGSL for the sampling ops. `topPSearch` false (tests): `sample_top_p` without its search
+ * and the row's walk after a draw by slices, so that rows the gathered candidates do not settle
+ * (or no slice crosses) give token 0xffffffff; `topPBySlice` false (tests): the row walked. */
 export function samplingKernel(
   spec: SamplingSpec,
   target: TargetInfo,
-  { topPSearch = true } = {},
+  { topPSearch = true, topPBySlice = true } = {},
 ): WgslKernel {
   // (a workgroup of the split softmax reads one block)
   const width = spec.op === "take_rows"
@@ -272,20 +273,25 @@ export function samplingKernel(
   const limit = target.limits.maxComputeWorkgroupStorageSize;
   if (spec.op === "sample_top_p") {
     // room for TOP_P_CAP gathered elements where the threads allow; at least 64 threads
-    while (T > 64 && topPSharedBytes(T, TOP_P_CAP) > limit) T /= 2;
+    const V = spec.vocab;
+    while (T > 64 && topPSharedBytes(T, TOP_P_CAP, V) > limit) T /= 2;
     if (T < 64) throw new RangeError(`sample_top_p: needs 64 threads, the target allows ${T}`);
-    const cap = Math.min(TOP_P_CAP, pow2Floor(Math.max(1, (limit - topPSharedBytes(T, 0)) / 8)));
-    checkTarget(spec, target, { workgroupSize: T, sharedBytes: topPSharedBytes(T, cap) });
+    const cap = Math.min(
+      TOP_P_CAP,
+      pow2Floor(Math.max(1, (limit - topPSharedBytes(T, 0, V)) / 8)),
+    );
+    checkTarget(spec, target, { workgroupSize: T, sharedBytes: topPSharedBytes(T, cap, V) });
     const code = `${
       declareBindings(spec, {
         probs: "array<f32>",
         top_p: "array<f32>",
         u: "array<f32>",
-        hist: "array<vec4<u32>>",
+        gathered: "array<u32>",
+        mass: "array<f32>",
         out: "array<u32>",
       })
     }
-${topPBody(spec.vocab, T, cap, topPSearch)}`;
+${topPBody(spec.vocab, T, cap, topPSearch, topPBySlice)}`;
     return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: 1 };
   }
   while (T > 32 && 12 * T + 64 > limit) T /= 2; // at most 12 workgroup bytes a thread

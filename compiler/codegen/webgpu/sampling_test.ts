@@ -1,5 +1,5 @@
-import { topPHistWords, type WgslKernel } from "../contract.ts";
-import { topPHistKernel } from "../cpu/sampling.ts";
+import { topPGatherWords, topPHistWords, topPSlices, type WgslKernel } from "../contract.ts";
+import { topPGatherKernel, topPHistKernel } from "../cpu/sampling.ts";
 import { samplingKernel } from "./sampling.ts";
 import { buf, device, expectClose, Rng, runKernel } from "./test_helpers.ts";
 
@@ -138,12 +138,16 @@ function topPRef(p: ArrayLike<number>, topP: number, u: number): number {
   return last;
 }
 
-/** `top_p_hist` of rows [R, V] (the CPU kernel's). */
-function histOf(probs: Float32Array, topP: Float32Array, V: number): ArrayBuffer {
+/** `top_p_gather`'s outputs (gathered, mass) over `top_p_hist` of rows [R, V] (the CPU
+ * kernels'). */
+function gatheredOf(probs: Float32Array, topP: Float32Array, V: number): ArrayBuffer[] {
   const R = topP.length;
-  const out = new ArrayBuffer(R * topPHistWords(V) * 4);
-  topPHistKernel({ op: "top_p_hist", vocab: V })([buf(probs), buf(topP), out], R);
-  return out;
+  const hist = new ArrayBuffer(R * topPHistWords(V) * 4);
+  topPHistKernel({ op: "top_p_hist", vocab: V })([buf(probs), buf(topP), hist], R);
+  const out = new ArrayBuffer(R * topPGatherWords(V) * 4);
+  const mass = new ArrayBuffer(R * topPSlices(V) * 4);
+  topPGatherKernel({ op: "top_p_gather", vocab: V })([buf(probs), buf(topP), hist, out, mass], R);
+  return [out, mass];
 }
 
 type TopPRow = { p: Float32Array; topP: number; u: number };
@@ -160,18 +164,18 @@ function peaked(rng: Rng, V: number, scale: number): Float32Array {
   return Float32Array.from(e, (v) => v / s);
 }
 
-/** `sample_top_p` over `rows` of V (with their `top_p_hist`), compiled as `source` if given:
+/** `sample_top_p` over `rows` of V (with their `top_p_gather`), compiled as `source` if given:
  * the tokens, and the reference's. */
 async function sampleRows(rows: TopPRow[], V: number, source?: WgslKernel) {
   const R = rows.length;
   const probs = new Float32Array(R * V); // [R, V]
   rows.forEach((row, r) => probs.set(row.p, r * V));
   const topP = Float32Array.from(rows, (r) => r.topP);
-  const [, , , , out] = await runKernel({ op: "sample_top_p", vocab: V }, R, [
+  const [, , , , , out] = await runKernel({ op: "sample_top_p", vocab: V }, R, [
     buf(probs),
     buf(topP),
     buf(Float32Array.from(rows, (r) => r.u)),
-    histOf(probs, topP, V),
+    ...gatheredOf(probs, topP, V),
     new ArrayBuffer(R * 4),
   ], source);
   return { tokens: new Uint32Array(out), ref: rows.map((r) => topPRef(r.p, r.topP, r.u)) };
@@ -212,7 +216,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "samplingKernel() sample_top_p settles the nucleus from the histogram, without the search",
+  name:
+    "samplingKernel() sample_top_p settles the nucleus from the gathered candidates, without the search",
   ignore,
   fn: async () => {
     // Rows the histogram settles: peaked rows at 32,000 tokens, where the bucket at top_p
@@ -255,7 +260,14 @@ Deno.test({
     const spec = { op: "sample_top_p", vocab: V } as const;
     const t = device!.target;
     const small = { ...t, limits: { ...t.limits, maxComputeWorkgroupStorageSize: 16384 } };
-    const { tokens, ref } = await sampleRows(rows, V, samplingKernel(spec, small));
-    expectClose(tokens, ref, 0, "sample_top_p, small workgroup memory");
+    // the row's walk (as after the search), and the draw by slices
+    for (const topPBySlice of [false, true]) {
+      const { tokens, ref } = await sampleRows(
+        rows,
+        V,
+        samplingKernel(spec, small, { topPBySlice }),
+      );
+      expectClose(tokens, ref, 0, `sample_top_p, small workgroup memory, by slice ${topPBySlice}`);
+    }
   },
 });
