@@ -11,11 +11,16 @@
  *   `stepsAhead` steps read back once): time to first token and decode tok/s.
  * @module
  */
-import type { KernelSpec } from "../../compiler/codegen/contract.ts";
+import {
+  groupLayout,
+  type KernelSpec,
+  PAGE_SIZE,
+  TOP_P_SLICE,
+  topPBucket,
+} from "../../compiler/codegen/contract.ts";
 import { compile } from "../../compiler/compile.ts";
 import { kvLayerTokenBytes } from "../../compiler/metadata.ts";
 import { targetFromAdapter } from "../../compiler/target.ts";
-import { groupLayout, PAGE_SIZE } from "../../compiler/codegen/contract.ts";
 import { type Library, loadLibrary } from "../../engine/library.ts";
 import { Model, type SeqChunk } from "../../engine/model.ts";
 import { ModelRuntime } from "../../engine/runtime.ts";
@@ -308,6 +313,10 @@ export async function benchModel(
     };
     const sampleMs = await sampler(0, 1);
     const sampleTopPMs = await sampler(1, 0.9);
+    if (b === 1) {
+      const row = new Float32Array(await runtime.read(fn, "logits", V * 4)); // [V]
+      log(`  ${o.name}: the logits' row at temperature 1, top_p 0.9: ${nucleusOf(row, 0.9)}`);
+    }
     // the one-kernel greedy path (all-greedy batches)
     const argmaxTrace = dev.record(() =>
       runtime.run("sample_argmax", {}, { n: 1, s: 1, m: b }, {
@@ -342,4 +351,26 @@ export async function benchModel(
   figures.engine = await benchEngine(model, o, log);
   await Deno.remove(dir, { recursive: true });
   return figures;
+}
+
+/** What the top-p draw has to find in a row of logits at temperature 1: the nucleus' size at
+ * `topP`, and how many tokens share the `top_p_hist` bucket of its edge (the candidates
+ * `sample_top_p` sorts; more than 2,048 take a second level) over how many slices. */
+export function nucleusOf(logits: Float32Array, topP: number): string {
+  const max = logits.reduce((a, b) => Math.max(a, b), -Infinity);
+  const e = Float64Array.from(logits, (x) => Math.exp(x - max));
+  const sum = e.reduce((a, b) => a + b, 0);
+  const p = Float32Array.from(e, (x) => x / sum);
+  const bits = new Uint32Array(p.buffer);
+  const order = Array.from(p.keys()).sort((a, b) => p[b] - p[a] || a - b);
+  let mass = 0, kept = 0;
+  while (kept < p.length && mass < topP) mass += p[order[kept++]];
+  const edge = topPBucket(bits[order[kept - 1]]);
+  const slices = new Set<number>();
+  let n = 0;
+  for (let c = 0; c < p.length; c++) {
+    if (p[c] > 0 && topPBucket(bits[c]) === edge) n++, slices.add(Math.floor(c / TOP_P_SLICE));
+  }
+  return `${kept} of ${p.length} tokens kept (max p ${p[order[0]].toExponential(2)}); ` +
+    `${n} share the edge's bucket, over ${slices.size} slices`;
 }
