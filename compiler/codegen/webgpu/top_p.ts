@@ -134,8 +134,8 @@ const GATHER_LOADS = 32;
  * the histogram (its buckets' 64-bit masses summed over the slices, then from the top by groups
  * of 8); a thread takes a run of the slice (8 elements at 1,024 threads: a warp's loads span 8
  * cache lines, where runs of 32 spanned 32 and took 13 us on the H100), counts its elements of
- * the bucket and sums the mass above it; an exclusive scan of the counts places each thread's
- * indices. */
+ * the bucket and sums the mass above it; a scan of the counts places each thread's indices
+ * after those of the threads before it. */
 export function topPGatherKernel(
   spec: Extract<KernelSpec, { op: "top_p_gather" }>,
   target: TargetInfo,
