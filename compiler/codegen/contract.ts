@@ -62,6 +62,14 @@ export type KernelSpec =
     rowStart: number;
     rows: number;
     weight: WeightFormat;
+    /** The first layer's RMSNorm folded in, the writing side (as a matmul's `normOut`): the
+     * rows written also get out_w[r, c] = out[r, c] * norm_w[c] and out_ssq[r, j] = sum of
+     * out[r, c]^2 over c in [4j, 4j + 4) within H, the next `norm` matmul's x and x_ssq.
+     * Bindings: `norm_w` [H] just before out, `out_w` f32[R, H], `out_ssq` f32[R, ceil(H / 4)]
+     * after it. */
+    normOut?: { weightDtype: DenseDtype };
+    /** With normOut, out_w and out_ssq unit-major (`unitMajorIndex`; H a multiple of 32). */
+    outUnits?: boolean;
   }
   /** out[r, rowStart + c] = sum_k x[r, k] * W[c, k] (+ bias[c]) for c in [0, rows).
    * W holds weight rows [rowStart, rowStart+rows) of an [N, K] matrix.
@@ -342,7 +350,11 @@ const PAGED = [r("positions"), r("tok_seq"), r("page_indptr"), r("page_indices")
 export function bindings(spec: KernelSpec): Binding[] {
   switch (spec.op) {
     case "embed":
-      return [r("ids"), ...weightBindings(spec.weight), w("out")];
+      return [
+        r("ids"),
+        ...weightBindings(spec.weight),
+        ...(spec.normOut ? [r("norm_w"), w("out"), w("out_w"), w("out_ssq")] : [w("out")]),
+      ];
     case "matmul":
       return [
         r("x"),
@@ -581,6 +593,11 @@ export function unitLayoutError(spec: KernelSpec): string | null {
   if (spec.op === "attention_merge") {
     return spec.outUnits && (spec.heads * spec.headDim) % 32 !== 0
       ? `attention_merge outUnits needs heads x headDim a multiple of 32 (${spec.heads} x ${spec.headDim})`
+      : null;
+  }
+  if (spec.op === "embed") {
+    return spec.outUnits && !(spec.normOut && spec.hidden % 32 === 0)
+      ? `embed outUnits needs normOut and hidden a multiple of 32 (hidden ${spec.hidden})`
       : null;
   }
   if (spec.op !== "matmul") return null;

@@ -359,10 +359,20 @@ export function buildForward(
     h = e.add(h, down, E, "n", `${p}.h_mlp`);
   }
   const normed = e.rmsNorm(h, "model.norm", "n", "final_norm"); // [n, E]
-  const last = b.temp("last_hidden", ["m", E]); // [m, E]
-  b.node({ op: "take_rows", width: E }, "m", { x: normed, idx: lastIdx, out: last });
   const head = cfg.tie_word_embeddings ? "model.embed_tokens" : "lm_head";
-  const logits = e.linear(last, head, V, E, "m", "logits"); // [m, V]
+  // A decode function's rows are each a sequence's last (last_idx is 0..n-1, m = n): its
+  // logits come from every row, so that the final norm can fold into the matmuls around it
+  // as a layer's norms do.
+  if (b.rowPerSequence && bounds.n !== bounds.m) {
+    throw new RangeError(`${name}: a decode function's n and m bounds must agree`);
+  }
+  const rows = b.rowPerSequence ? "n" : "m";
+  let last = normed;
+  if (!b.rowPerSequence) {
+    last = b.temp("last_hidden", ["m", E]); // [m, E]
+    b.node({ op: "take_rows", width: E }, "m", { x: normed, idx: lastIdx, out: last });
+  }
+  const logits = e.linear(last, head, V, E, rows, "logits"); // [m, V] (decode: [n, V])
   b.output(logits);
   return b.build();
 }

@@ -49,8 +49,11 @@ Deno.test("runPipeline() at O0 keeps every op unfused and the IR verifies", () =
   const fns = run("O0");
   const d = decode(fns);
   // per layer: norm, dequant+matmul (qkv), rope, kv_append, attention, dequant+matmul (o), add,
-  // norm, dequant+matmul (gate_up), silu_mul, dequant+matmul (down), add = 16
-  assertEquals(d.nodes.length, 1 + 2 * 16 + 1 + 1 + 2);
+  // norm, dequant+matmul (gate_up), silu_mul, dequant+matmul (down), add = 16; then the final
+  // norm and dequant+matmul (lm_head: a decode function's rows are its logit rows, no take_rows)
+  assertEquals(d.nodes.length, 1 + 2 * 16 + 1 + 2);
+  ok(!ops(d).includes("take_rows"));
+  ok(ops(fns.find((f) => f.name === "prefill")!).includes("take_rows"));
   ok(ops(d).includes("dequantize") && ops(d).includes("rope") && ops(d).includes("silu_mul"));
 });
 
@@ -76,8 +79,8 @@ Deno.test("runPipeline() at O2 fuses dequantize, add+norm, gate/up+SiLU and RoPE
   }
   ok(d.nodes.some((n) => n.spec.op === "matmul" && n.spec.epilogue === "silu_mul"));
   // embed, rms_norm, then per layer 8 (qkv, attention_decode, attention_merge, o, add_norm,
-  // gate_up, down, add_norm with the next layer's (or the final) norm), then take_rows, lm_head
-  assertEquals(d.nodes.length, 2 + 2 * 8 + 2);
+  // gate_up, down, add_norm with the next layer's (or the final) norm), then lm_head
+  assertEquals(d.nodes.length, 2 + 2 * 8 + 1);
   // prefill functions keep rope_kv_append + attention; every decode function splits
   for (const fn of fns) {
     const has = (op: string) => fn.nodes.some((n) => n.spec.op === op);
@@ -100,7 +103,7 @@ Deno.test("each fusion flag switches its own fusion only", () => {
     ops(f).includes("rope_kv_append") && ops(f).includes("attention") &&
       !ops(f).includes("attention_merge"),
   );
-  assertEquals(f.nodes.length, 2 + 2 * 8 + 2);
+  assertEquals(f.nodes.length, 2 + 2 * 8 + 1);
 });
 
 Deno.test("split_kv_decode gives a decode row enough splits and plans their partials as temps", () => {
@@ -185,50 +188,74 @@ Deno.test("the phases are listed in order and every pass has a name", () => {
   ok(OPT_PRESETS.O0.memory_planning === false);
 });
 
-Deno.test("fuse_norm_matmul folds the norms between q8 matmuls into them (o_proj, down → qkv, gate_up)", () => {
+Deno.test("fuse_norm_matmul folds the norms around q8 matmuls into them (embed, o_proj, down → qkv, gate_up, lm_head)", () => {
   const d = decode(run("fuse_norm_matmul=1", Q8_WEBGPU));
   const mm = d.nodes.filter((n) => n.spec.op === "matmul");
   const out = mm.filter((n) => n.spec.op === "matmul" && n.spec.normOut);
   const into = mm.filter((n) => n.spec.op === "matmul" && n.spec.norm);
-  // writers: o_proj of both layers and layer 0's down; readers: both gate_ups and layer 1's
-  // qkv. Layer 0's qkv reads the embedding's rms_norm, and the final norm feeds take_rows.
-  assertEquals([out.length, into.length], [3, 3]);
+  // writers: the embedding, o_proj and down of both layers; readers: both qkvs, both gate_ups
+  // and lm_head
+  const embed = d.nodes.filter((n) => n.spec.op === "embed");
+  assertEquals(embed.length, 1);
+  ok(embed[0].spec.op === "embed" && embed[0].spec.normOut);
+  assertEquals([out.length, into.length], [4, 5]);
   for (const n of out) {
     ok(n.spec.op === "matmul" && n.spec.epilogue === "add" && n.args.residual !== undefined);
   }
   // the readers take what the writers wrote
-  assertEquals(new Set(into.map((n) => n.args.x)), new Set(out.map((n) => n.args.out_w)));
-  assertEquals(new Set(into.map((n) => n.args.x_ssq)), new Set(out.map((n) => n.args.out_ssq)));
-  assertEquals(ops(d).filter((o) => o === "add_rms_norm").length, 1);
-  assertEquals(d.nodes.length, 2 + 2 * 6 + 3);
+  const writers = [...embed, ...out];
+  assertEquals(new Set(into.map((n) => n.args.x)), new Set(writers.map((n) => n.args.out_w)));
+  assertEquals(
+    new Set(into.map((n) => n.args.x_ssq)),
+    new Set(writers.map((n) => n.args.out_ssq)),
+  );
+  ok(!ops(d).includes("add_rms_norm") && !ops(d).includes("rms_norm"));
+  assertEquals(d.nodes.length, 1 + 2 * 6 + 1);
+  // prefill keeps its norms (its matmuls are tiled, not q8 GEMVs)
+  const prefill = run("fuse_norm_matmul=1", Q8_WEBGPU).find((f) => f.name === "prefill")!;
+  ok(ops(prefill).includes("rms_norm") && ops(prefill).includes("take_rows"));
   // without q8 matmuls nothing is folded
-  assertEquals(decode(run("fuse_norm_matmul=1", GENERIC_WEBGPU)).nodes.length, 2 + 2 * 8 + 2);
+  assertEquals(decode(run("fuse_norm_matmul=1", GENERIC_WEBGPU)).nodes.length, 2 + 2 * 8 + 1);
 });
 
 Deno.test("q8_unit_layout stores the q8 matmuls' x rows unit-major, writer and readers together", () => {
   const d = decode(run("O2", Q8_WEBGPU));
   const byValue = (id: number) => d.nodes.filter((n) => Object.values(n.args).includes(id));
   const readersOf = d.nodes.filter((n) => n.spec.op === "matmul" && n.spec.xUnits);
-  // o_proj and down of both layers, gate_up of both and layer 1's qkv (layer 0's reads the
-  // embedding's rms_norm; lm_head reads take_rows)
-  assertEquals(readersOf.length, 7);
+  // every matmul: qkv, o_proj, gate_up and down of both layers, and lm_head
+  assertEquals(readersOf.length, 9);
   for (const c of readersOf) {
     const w = byValue(c.args.x).filter((n) => n !== c);
     assertEquals(w.length, 1);
     const s = w[0].spec;
-    ok((s.op === "matmul" || s.op === "attention_merge") && s.outUnits, JSON.stringify(s));
+    ok(
+      (s.op === "matmul" || s.op === "attention_merge" || s.op === "embed") && s.outUnits,
+      JSON.stringify(s),
+    );
     if (c.spec.op === "matmul" && c.spec.norm) {
-      ok(s.op === "matmul" && s.normOut && w[0].args.out_ssq === c.args.x_ssq);
+      ok((s.op === "matmul" || s.op === "embed") && s.normOut);
+      assertEquals(w[0].args.out_ssq, c.args.x_ssq);
     }
   }
   assertEquals(
     d.nodes.filter((n) =>
-      (n.spec.op === "matmul" || n.spec.op === "attention_merge") && n.spec.outUnits
+      (n.spec.op === "matmul" || n.spec.op === "attention_merge" || n.spec.op === "embed") &&
+      n.spec.outUnits
     )
       .map((n) =>
         n.spec.op === "matmul" ? (n.spec.normOut ? "normOut" : n.spec.epilogue) : n.spec.op
       ),
-    ["attention_merge", "normOut", "silu_mul", "normOut", "attention_merge", "normOut", "silu_mul"],
+    [
+      "embed",
+      "attention_merge",
+      "normOut",
+      "silu_mul",
+      "normOut",
+      "attention_merge",
+      "normOut",
+      "silu_mul",
+      "normOut",
+    ],
   );
   // off: nothing unit-major; without q8 matmuls: nothing either
   for (

@@ -4,8 +4,9 @@
  * consecutive memory rather than 128 bytes apart. Applies where a temp x is written by
  *   a `normOut` matmul (as out_w, its sums of squares out_ssq going the same way: o_proj and
  *     down into the next qkv and gate_up),
- *   a silu_mul matmul (gate_up into down), or
- *   attention_merge (into o_proj),
+ *   a silu_mul matmul (gate_up into down),
+ *   attention_merge (into o_proj), or
+ *   the embedding's `normOut` parts (the first layer's qkv),
  * and read by xq8 matmuls only, with every width a multiple of 32. Runs after
  * `fuse_norm_matmul`.
  * @module
@@ -27,10 +28,16 @@ export const q8UnitLayout: Pass = {
       if (s.op === "attention_merge") [x, width] = [p.args.out, s.heads * s.headDim];
       else if (s.op === "matmul" && s.normOut) [x, width] = [p.args.out_w, s.N];
       else if (s.op === "matmul" && s.epilogue === "silu_mul") [x, width] = [p.args.out, s.N / 2];
+      else if (s.op === "embed" && s.normOut) [x, width] = [p.args.out_w, s.hidden];
       else return;
-      if (width % 32 !== 0 || fn.values[x].kind !== "temp" || writers(fn, x).length !== 1) return;
+      // (the embedding's parts write one row together: each the rows of its own ids)
+      const ws = writers(fn, x);
+      const together = s.op === "embed"
+        ? ws.every((w) => cur(w).spec.op === "embed" && !(cur(w).spec as typeof s).outUnits)
+        : ws.length === 1;
+      if (width % 32 !== 0 || fn.values[x].kind !== "temp" || !together) return;
       const users = readers(fn, x);
-      const ssq = s.op === "matmul" && s.normOut ? p.args.out_ssq : undefined;
+      const ssq = (s.op === "matmul" || s.op === "embed") && s.normOut ? p.args.out_ssq : undefined;
       const fits = users.length > 0 && users.every((u) => {
         const c = cur(u), cs = c.spec;
         return cs.op === "matmul" && isQ8Gemv(cs) && !cs.xUnits && c.args.x === x &&
@@ -38,7 +45,9 @@ export const q8UnitLayout: Pass = {
           (ssq === undefined ? !cs.norm : !!cs.norm && c.args.x_ssq === ssq);
       });
       if (!fits || (ssq !== undefined && readers(fn, ssq).some((u) => !users.includes(u)))) return;
-      replace.set(i, { ...p, spec: { ...s, outUnits: true } as Node["spec"] });
+      for (const w of ws) {
+        replace.set(w, { ...cur(w), spec: { ...cur(w).spec, outUnits: true } as Node["spec"] });
+      }
       for (const u of users) {
         const c = cur(u);
         replace.set(u, { ...c, spec: { ...c.spec, xUnits: true } as Node["spec"] });

@@ -26,7 +26,9 @@ export function sentinel(n: number): ArrayBuffer {
 }
 
 function embedCases(rng: Rng): ConformanceCase[] {
-  const table: [WeightFormat, number, number, number, number, number][] = [
+  // with normOut (the first layer's norm folded in; its weight's dtype, unit-major rows or not)
+  type Norm = { dtype: DenseDtype; units: boolean };
+  const table: [WeightFormat, number, number, number, number, number, Norm?][] = [
     // format, vocab, hidden, rowStart, rows, R
     [F32, 50, 64, 0, 50, 7],
     [F16, 50, 48, 0, 50, 37],
@@ -36,20 +38,34 @@ function embedCases(rng: Rng): ConformanceCase[] {
     [F16, 50, 48, 20, 30, 23], // split: ids outside [20, 50) leave rows untouched
     [Q4, 64, 96, 32, 32, 16],
     [Q3, 30, 120, 10, 12, 11],
+    [Q4, 60, 64, 0, 60, 5, { dtype: "f16", units: true }],
+    [Q4, 64, 96, 32, 32, 16, { dtype: "f16", units: true }], // split, unit-major
+    [F32, 50, 66, 0, 50, 7, { dtype: "f32", units: false }], // a ragged last chunk of 4
+    [Q3, 30, 120, 10, 12, 11, { dtype: "f16", units: false }],
   ];
-  return table.map(([weight, vocab, hidden, rowStart, rows, R]) => {
+  return table.map(([weight, vocab, hidden, rowStart, rows, R, norm]) => {
     const ids = new Uint32Array(R); // [R]
     for (let r = 0; r < R; r++) ids[r] = rng.int(vocab);
     ids[0] = rowStart; // first and last rows of the table are always exercised
     if (R > 1) ids[R - 1] = rowStart + rows - 1;
+    const normOut = norm ? { normOut: { weightDtype: norm.dtype }, outUnits: norm.units } : {};
+    const C = Math.ceil(hidden / 4);
     return {
       name: `embed ${formatLabel(weight)} vocab=${vocab} H=${hidden} rows=[${rowStart},${
         rowStart + rows
-      }) R=${R}`,
-      spec: { op: "embed", vocab, hidden, rowStart, rows, weight },
+      }) R=${R}${norm ? ` normOut=${norm.dtype}${norm.units ? " outUnits" : ""}` : ""}`,
+      spec: { op: "embed", vocab, hidden, rowStart, rows, weight, ...normOut },
       rows: R,
-      inputs: [padded(ids), ...randomWeight(rng, weight, rows, hidden), sentinel(R * hidden)],
+      inputs: [
+        padded(ids),
+        ...randomWeight(rng, weight, rows, hidden),
+        ...(norm ? [denseBuffer(rng.normals(hidden, 0.5), norm.dtype)] : []),
+        sentinel(R * hidden),
+        ...(norm ? [sentinel(R * hidden), sentinel(R * C)] : []),
+      ],
       tol: decodeTol(weight),
+      // (out_w: one more rounding; out_ssq: a sum of 4 squares, a few)
+      ...(norm ? { tols: { out_w: TOL.oneRounding, out_ssq: TOL.oneRounding } } : {}),
     };
   });
 }

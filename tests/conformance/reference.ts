@@ -115,6 +115,10 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
         for (let h = 0; h < H; h++) {
           out.out[r * H + h] = weightAt(spec.weight, weights, H, id - spec.rowStart, h);
         }
+        if (spec.normOut) {
+          const dt = spec.normOut.weightDtype;
+          normOutRow(out, r, H, (c) => dense(buf.norm_w, dt, c), spec.outUnits);
+        }
       }
       break;
     }
@@ -178,16 +182,8 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
           out.out[o] = y(r, c) + (spec.epilogue === "add" ? x("residual", o) : 0);
         }
         if (spec.normOut) {
-          // the next matmul's folded RMSNorm: the row weighted, its squares in chunks of 4
-          const C = Math.ceil(N / 4);
-          out.out_ssq.fill(0, r * C, (r + 1) * C);
-          const ou = spec.outUnits; // (out_w and out_ssq unit-major)
-          for (let c = 0; c < N; c++) {
-            const o = r * N + c;
-            out.out_w[r * N + unitPos(ou, c, N)] = out.out[o] *
-              dense(buf.norm_w, spec.normOut.weightDtype, c);
-            out.out_ssq[r * C + chunkPos(ou, c >> 2, N)] += out.out[o] * out.out[o];
-          }
+          const dt = spec.normOut.weightDtype;
+          normOutRow(out, r, N, (c) => dense(buf.norm_w, dt, c), spec.outUnits);
         }
       }
       break;
@@ -405,6 +401,25 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
   }
   if (codesK !== null) Object.assign(out, q8Written(out.out as Float64Array, R, codesK));
   return out;
+}
+
+/** A `normOut` kernel's other rows for row r of `out.out` [*, N] (norm weights `w`): the next
+ * matmul's folded RMSNorm, the row weighted (`out_w`) and its squares in chunks of 4
+ * (`out_ssq`), unit-major with `units`. */
+function normOutRow(
+  out: RefOutputs,
+  r: number,
+  N: number,
+  w: (c: number) => number,
+  units?: boolean,
+): void {
+  const C = Math.ceil(N / 4);
+  out.out_ssq.fill(0, r * C, (r + 1) * C);
+  for (let c = 0; c < N; c++) {
+    const o = r * N + c;
+    out.out_w[r * N + unitPos(units, c, N)] = out.out[o] * w(c);
+    out.out_ssq[r * C + chunkPos(units, c >> 2, N)] += out.out[o] * out.out[o];
+  }
 }
 
 /** Row r's max, argmax and sum of exp((x - max) / t) from `softmax_stats`' blocks, combined

@@ -18,7 +18,7 @@ import {
 } from "../contract.ts";
 import { denseReader, denseVector } from "./half.ts";
 import { rowDot } from "./row_dot.ts";
-import { unitMajorRows } from "./unit_major.ts";
+import { unitMajorRows, writeNormOut } from "./unit_major.ts";
 import { weightRows } from "./weight_rows.ts";
 
 type MatmulSpec = Extract<KernelSpec, { op: "matmul" }>;
@@ -48,8 +48,7 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
   // unit-major rows read (x, x_ssq) and written (silu_mul's out; normOut's out_w, out_ssq)
   const xRows = spec.xUnits ? unitMajorRows(K) : null;
   const xSums = spec.xUnits && spec.norm ? unitMajorRows(K, true) : null;
-  const outRows = spec.outUnits ? unitMajorRows(silu ? N / 2 : N) : null;
-  const outSums = spec.outUnits && spec.normOut ? unitMajorRows(N, true) : null;
+  const outRows = spec.outUnits && silu ? unitMajorRows(N / 2) : null;
   const dec = weightRows(spec.weight, K);
   const S = dec.stride;
   const tile = new Float32Array(TILE * S); // [TILE, S] decoded weight rows
@@ -194,22 +193,8 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
     const n = bufs.length;
     const w = denseVector(bufs[n - 4], weightDtype, N);
     const out = new Float32Array(bufs[n - 3]), outW = new Float32Array(bufs[n - 2]);
-    const ssq = new Float32Array(bufs[n - 1]), C = Math.ceil(N / 4);
-    for (let r = 0; r < R; r++) {
-      for (let j = 0; j < C; j++) {
-        let s = 0;
-        for (let c = 4 * j; c < Math.min(4 * j + 4, N); c++) {
-          const v = out[r * N + c];
-          outW[r * N + c] = v * w[c];
-          s += v * v;
-        }
-        ssq[r * C + j] = s;
-      }
-    }
-    if (outRows && outSums) {
-      outRows.to(outW.slice(0, R * N), R, outW);
-      outSums.to(ssq.slice(0, R * C), R, ssq);
-    }
+    const ssq = new Float32Array(bufs[n - 1]);
+    for (let r = 0; r < R; r++) writeNormOut(out, r, N, w, outW, ssq, !!spec.outUnits);
   };
 }
 

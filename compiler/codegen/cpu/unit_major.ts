@@ -30,3 +30,27 @@ export function unitMajorRows(W: number, chunks = false): {
   };
   return { to: move(true), from: move(false) };
 }
+
+/** The rows a `normOut` kernel writes for row r of out [*, N] (norm weights w [N]): out_w =
+ * out * w and ssq, the sums of squares of out in chunks of 4, at their unit-major places
+ * (`unitMajorIndex`, `unitMajorChunk`) when `units`. */
+export function writeNormOut(
+  out: Float32Array,
+  r: number,
+  N: number,
+  w: ArrayLike<number>,
+  outW: Float32Array,
+  ssq: Float32Array,
+  units: boolean,
+): void {
+  const C = Math.ceil(N / 4);
+  for (let j = 0; j < C; j++) {
+    let s = 0;
+    for (let c = 4 * j; c < Math.min(4 * j + 4, N); c++) {
+      const v = out[r * N + c];
+      outW[r * N + (units ? unitMajorIndex(c, N) : c)] = v * w[c];
+      s += v * v;
+    }
+    ssq[r * C + (units ? unitMajorChunk(j, N) : j)] = s;
+  }
+}
