@@ -9,14 +9,11 @@
  * far off). Needs the packed int8 dot product (the folds exist with q8 activations only).
  */
 import { ok } from "node:assert/strict";
-import { compile } from "../../compiler/compile.ts";
-import { resolveTarget } from "../../compiler/target.ts";
-import { Model } from "../../engine/model.ts";
-import { makeModel } from "../../examples/make_model.ts";
 import { referenceLogits } from "../reference/llama_f64.ts";
 import { relMaxError } from "../assert.ts";
 import { dequantizedWeights } from "./dequantized.ts";
 import { packedDot, Q8_TOL } from "./q8.ts";
+import { compiledModel, withRandomModel } from "./fold_models.ts";
 
 const TOKENS = [5, 17, 300, 42, 7, 99, 256, 3, 411, 18];
 /** Tokens prefilled before the decode steps (the rest are decoded one at a time). */
@@ -25,19 +22,7 @@ const PROMPT = 4;
 /** The decode steps' logits (rows PROMPT - 1 .. of the sequence) of the model in `dir`
  * compiled at `opt`, and the library's kernels. */
 async function decodeSteps(dir: string, opt: string) {
-  await compile({
-    config: `${dir}/model`,
-    quantization: "q4f16_1",
-    target: await resolveTarget("auto"),
-    opt,
-    output: `${dir}/lib-${opt}`,
-    warn: () => {},
-  });
-  const model = await Model.load({
-    lib: `${dir}/lib-${opt}`,
-    weights: `${dir}/model`,
-    numPages: 8,
-  });
+  const model = await compiledModel(dir, opt, 8);
   try {
     const V = model.metadata.vocab_size;
     const rows: Float32Array[] = [];
@@ -58,9 +43,7 @@ Deno.test({
     "fuse_norm_matmul: decode with the first and final norms folded (embed normOut, lm_head norm) matches the float64 reference and the library without the fold",
   ignore: !packedDot,
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "kiln-norm-fold-" });
-    try {
-      await makeModel({ out: `${dir}/model`, variant: "wide_llama", seed: 29, dtype: "f32" });
+    await withRandomModel("kiln-norm-fold-", "wide_llama", 29, async (dir) => {
       const folded = await decodeSteps(dir, "O2");
       const apart = await decodeSteps(dir, "fuse_norm_matmul=0");
       ok(
@@ -78,8 +61,6 @@ Deno.test({
       }
       const d = relMaxError(folded.out, apart.out);
       ok(d.rel <= 1e-2, `folded vs apart: ${d.rel.toExponential(2)} × max|logit|`);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });

@@ -14,33 +14,17 @@
  */
 import { ok } from "node:assert/strict";
 import type { KernelSpec } from "../../compiler/codegen/contract.ts";
-import { compile } from "../../compiler/compile.ts";
-import { resolveTarget } from "../../compiler/target.ts";
-import { Model } from "../../engine/model.ts";
-import { makeModel } from "../../examples/make_model.ts";
 import { referenceLogits } from "../reference/llama_f64.ts";
 import { relMaxError } from "../assert.ts";
 import { dequantizedWeights } from "./dequantized.ts";
 import { adapter, packedDot, Q8_TOL } from "./q8.ts";
+import { compiledModel, withRandomModel } from "./fold_models.ts";
 
 /** Logits of the 12-token prompt (every row) and of one batched decode step of `B` sequences,
  * sequence s holding the prompt's first `at(s)` tokens (its row: the prompt's row at(s)), from
  * the model in `dir` compiled at `opt`; with the library's kernels and vocabulary size. */
 async function run(dir: string, opt: string) {
-  const target = await resolveTarget("auto");
-  await compile({
-    config: `${dir}/model`,
-    quantization: "q4f16_1",
-    target,
-    opt,
-    output: `${dir}/lib-${opt}`,
-    warn: () => {},
-  });
-  const model = await Model.load({
-    lib: `${dir}/lib-${opt}`,
-    weights: `${dir}/model`,
-    numPages: 16,
-  });
+  const model = await compiledModel(dir, opt, 16);
   const rows = await model.forward([{ seq: 1, tokens: TOKENS, start: 0 }], { all: true });
   const V = model.metadata.vocab_size;
   const out = new Float32Array(TOKENS.length * V);
@@ -82,9 +66,7 @@ Deno.test({
     "split_k: batched matmuls with K split across workgroups match the float64 reference and the unsplit library",
   ignore: !adapter,
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "kiln-split-k-" });
-    try {
-      await makeModel({ out: `${dir}/model`, variant: "wide", seed: 21, dtype: "f32" });
+    await withRandomModel("kiln-split-k-", "wide", 21, async (dir) => {
       const split = (k: KernelSpec[]) =>
         k.filter((s) => s.op === "sum_splits" || (s.op === "matmul" && s.kSplit)).length;
       // q8 activations in the few-rows kernel: xq8 matmuls of more than one row
@@ -112,9 +94,7 @@ Deno.test({
         }`,
       );
       nearRef("O2", o2, ref, V, packedDot ? Q8_TOL : 2e-2);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 
@@ -123,9 +103,7 @@ Deno.test({
     "fold_sum_splits and q8_writers: the folded batched decode and prompt match the float64 reference and the library without the folds",
   ignore: !adapter,
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "kiln-folds-" });
-    try {
-      await makeModel({ out: `${dir}/model`, variant: "wide_llama", seed: 22, dtype: "f32" });
+    await withRandomModel("kiln-folds-", "wide_llama", 22, async (dir) => {
       const folded = await run(dir, "O2");
       const unfolded = await run(dir, "fold_sum_splits=0;q8_writers=0");
       ok(folded.kernels.some((s) => s.op === "attention_decode" && !!s.qkvSplits));
@@ -149,9 +127,7 @@ Deno.test({
         const d = relMaxError(folded[k], unfolded[k]);
         ok(d.rel <= 1e-2, `folded vs unfolded (${k}): ${d.rel.toExponential(2)} × max|logit|`);
       }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 
@@ -160,9 +136,7 @@ Deno.test({
     "fold_attention_merge: decode with the merge folded into attention_decode matches the float64 reference and the library without the fold",
   ignore: !adapter,
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "kiln-merge-fold-" });
-    try {
-      await makeModel({ out: `${dir}/model`, variant: "wide_llama", seed: 23, dtype: "f32" });
+    await withRandomModel("kiln-merge-fold-", "wide_llama", 23, async (dir) => {
       const folded = await run(dir, "O2");
       const apart = await run(dir, "fold_attention_merge=0");
       ok(!folded.kernels.some((s) => s.op === "attention_merge"), "a merge left in the O2 library");
@@ -180,9 +154,7 @@ Deno.test({
         const d = relMaxError(folded[k], apart[k]);
         ok(d.rel <= 1e-2, `merge folded vs apart (${k}): ${d.rel.toExponential(2)} × max|logit|`);
       }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 
