@@ -276,8 +276,13 @@ export type KernelSpec =
    * the top_k-th largest becomes -inf (ties with it are kept).
    * Bindings: x f32[R, V], indptr u32[R+1], entries u32[E*4], params f32[R, 4], out f32[R, V]. */
   | { op: "logits_process"; vocab: number }
-  /** out[r] = argmax_c x[r, c] (lowest index wins ties).  Bindings: x f32[R, V], out u32[R]. */
-  | { op: "argmax"; vocab: number }
+  /** out[r] = argmax_c x[r, c] (lowest index wins ties; 0 where no element is above -inf).
+   * Bindings: x f32[R, V], out u32[R]. With `blocks` (>= 2) a kernel may spread a row over
+   * that many workgroups, which store their blocks' max and first index in `part` (scratch,
+   * u32[R, blocks * 2]) and count themselves in `counts` (u32[R], zero before and after: a
+   * `state` value) so that the last of a row combines them. Bindings then: x, part, counts,
+   * out. */
+  | { op: "argmax"; vocab: number; blocks?: number }
   /** out[r, :] = softmax(x[r, :] / t[r]); t[r] <= 0 means greedy: one-hot at the argmax.
    * Bindings: x f32[R, V], temperature f32[R], out f32[R, V]. With `blocks` (>= 2), the row's
    * max, argmax and sum come from `softmax_stats` of the same vocab and blocks, combined:
@@ -408,7 +413,9 @@ export function bindings(spec: KernelSpec): Binding[] {
     case "take_rows":
       return [r("x"), r("idx"), w("out")];
     case "argmax":
-      return [r("x"), w("out")];
+      return spec.blocks
+        ? [r("x"), { ...w("part"), scratch: true }, w("counts"), w("out")]
+        : [r("x"), w("out")];
     case "softmax_temp":
       return spec.blocks
         ? [r("x"), r("temperature"), r("stats"), r("stats_idx"), w("out")]

@@ -423,12 +423,15 @@ function topPDraw(fb: FunctionBuilder, V: number, probs: number, p: number, u: n
 /** Elements a block of the split softmax (`softmax_stats`) reads, about. */
 const SOFTMAX_BLOCK = 4096;
 
+/** Blocks a row of V is spread over by the split softmax and argmax (< 2: one workgroup). */
+const softmaxBlocks = (V: number) => Math.min(64, Math.floor(V / SOFTMAX_BLOCK));
+
 /** softmax_temp of x [m, V] into out: split into `softmax_stats` over blocks and a
  * `softmax_temp` that combines them where the row spans two blocks or more (one workgroup
  * reads a row at ~30 GB/s on the H100: the unsplit kernel took 48 us at V = 128256, the two
  * take 8 + 8.5; blocks of 1024 or 2048 were within 2 us of that). */
 function softmaxTemp(fb: FunctionBuilder, V: number, x: number, t: number, out: number): void {
-  const blocks = Math.min(64, Math.floor(V / SOFTMAX_BLOCK));
+  const blocks = softmaxBlocks(V);
   if (blocks < 2) {
     fb.node({ op: "softmax_temp", vocab: V }, "m", { x, temperature: t, out });
     return;
@@ -452,7 +455,15 @@ export function buildSampling(cfg: ModelConfig): IrFunction[] {
   {
     const x = argmax.input("logits", ["m", V], "f32");
     const out = argmax.output(argmax.temp("tokens", ["m"], "u32"));
-    argmax.node({ op: "argmax", vocab: V }, "m", { x, out });
+    // spread over the row's blocks as the softmax is, the last workgroup of a row combining
+    // them (one workgroup reads a row at ~30 GB/s on the H100: 16 us at V = 128256)
+    const blocks = softmaxBlocks(V);
+    if (blocks < 2) argmax.node({ op: "argmax", vocab: V }, "m", { x, out });
+    else {
+      const part = argmax.temp("argmax_part", ["m", blocks * 2], "u32");
+      const counts = argmax.state("argmax_counts", [bounds.m]);
+      argmax.node({ op: "argmax", vocab: V, blocks }, "m", { x, part, counts, out });
+    }
   }
   const softmax = new FunctionBuilder("softmax_with_temperature", bounds);
   {

@@ -55,24 +55,36 @@ function logits(rng: Rng, V: number, kinds: string[], scale = 2): Float32Array {
   return x;
 }
 
+/** argmax, in one workgroup a row and spread over `blocks` (the last block ragged; ties
+ * within and across blocks, rows all -inf but a few, the max in the last element). */
 function argmaxCases(rng: Rng): ConformanceCase[] {
-  const table: [number, string[]][] = [
+  const table: [number, string[], number?][] = [
     [1000, ["random", "tie", "flat", "last"]],
     [37, ["tie"]],
     [5000, ["random", "tie"]],
     [32000, ["tie", "last"]],
+    [1000, ["random", "tie", "flat", "last", "masked"], 3],
+    [20011, ["tie", "last", "random", "flat"], 4],
+    [128256, ["random", "tie", "masked"], 31],
   ];
   return table
-    .map(([V, kinds]) => ({
-      name: `argmax V=${V} rows=${kinds.join(",")} R=${kinds.length}`,
-      spec: { op: "argmax", vocab: V },
-      rows: kinds.length,
-      inputs: [
-        padded(logits(rng, V, [...kinds])),
-        padded(new Uint32Array(kinds.length).fill(7777)),
-      ],
-      tol: TOL.exact,
-    }));
+    .map(([V, kinds, blocks]) => {
+      const R = kinds.length;
+      return {
+        name: `argmax V=${V} rows=${kinds.join(",")} R=${R}${blocks ? ` blocks=${blocks}` : ""}`,
+        spec: { op: "argmax", vocab: V, ...(blocks ? { blocks } : {}) },
+        rows: R,
+        inputs: [
+          padded(logits(rng, V, [...kinds])),
+          // (blocks: the blocks' scratch, and the counts, zero before and after)
+          ...(blocks
+            ? [padded(new Uint32Array(R * blocks * 2).fill(0xdeadbeef)), padded(new Uint32Array(R))]
+            : []),
+          padded(new Uint32Array(R).fill(7777)),
+        ],
+        tol: TOL.exact,
+      };
+    });
 }
 
 function softmaxCases(rng: Rng): ConformanceCase[] {

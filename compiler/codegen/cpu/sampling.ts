@@ -55,12 +55,13 @@ function argmaxRow(x: Float32Array, o: number, V: number): number {
   return best;
 }
 
-/** The CPU kernel of an `argmax` spec. Bindings: x [R, V], out u32 [R]. */
+/** The CPU kernel of an `argmax` spec. Bindings: x [R, V], [part, counts], out u32 [R]. */
 export function argmaxKernel(spec: ArgmaxSpec): CpuKernel {
   const V = spec.vocab;
   return (bufs, R) => {
     const x = new Float32Array(bufs[0]); // [R, V]
-    const out = new Uint32Array(bufs[1]); // [R]
+    // (with blocks: part and counts, a WebGPU kernel's, are left as they are: counts zero)
+    const out = new Uint32Array(bufs[spec.blocks ? 3 : 1]); // [R]
     for (let r = 0; r < R; r++) out[r] = argmaxRow(x, r * V, V);
   };
 }

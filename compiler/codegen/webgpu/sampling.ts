@@ -25,35 +25,63 @@ type SamplingSpec = Extract<
   { op: "take_rows" | "argmax" | "softmax_temp" | "softmax_stats" | "sample_top_p" }
 >;
 
-/** WGSL `fn argmax_row(base: u32) -> vec2<u32>`: (index, bits of the max) of a row of x. */
-export function argmaxFn(V: number, T: number): string {
-  return `var<workgroup> best_v: array<f32, ${T}>;
-var<workgroup> best_i: array<u32, ${T}>;
-fn argmax_row(base: u32, lid: u32) -> vec2<u32> {
-  var bv = bitcast<f32>(0xff800000u);
-  var bi = 0xffffffffu;
-  ${
-    rowPass("x", V, T, (v, ok, c) =>
-      `if (${ok} && (${v} > bv || (${v} == bv && ${c} < bi))) { bv = ${v}; bi = ${c}; }`)
-  }
-  best_v[lid] = bv;
+/** WGSL `fn argmax_row(base: u32, lid: u32) -> vec2<u32>`: (index, bits of the max) of a row
+ * of x; with `block` (L elements a block), `fn argmax_span(base, lo, hi, lid)` of elements
+ * lo..hi-1 (index 0xffffffff where none is above -inf) as well. */
+export function argmaxFn(V: number, T: number, block?: number): string {
+  const better = (v: string, i: string, bv: string, bi: string) =>
+    `(${v} > ${bv} || (${v} == ${bv} && ${i} < ${bi}))`;
+  // the workgroup's best of best_v / best_i, into their first entries
+  const tree = `best_v[lid] = bv;
   best_i[lid] = bi;
   workgroupBarrier();
   for (var s = ${T / 2}u; s > 0u; s = s >> 1u) {
     if (lid < s) {
       let ov = best_v[lid + s];
       let oi = best_i[lid + s];
-      if (ov > best_v[lid] || (ov == best_v[lid] && oi < best_i[lid])) {
+      if (${better("ov", "oi", "best_v[lid]", "best_i[lid]")}) {
         best_v[lid] = ov;
         best_i[lid] = oi;
       }
     }
     workgroupBarrier();
-  }
+  }`;
+  const visit = (v: string, ok: string, c: string) =>
+    `if (${ok} && ${better(v, c, "bv", "bi")}) { bv = ${v}; bi = ${c}; }`;
+  return `var<workgroup> best_v: array<f32, ${T}>;
+var<workgroup> best_i: array<u32, ${T}>;
+fn argmax_row(base: u32, lid: u32) -> vec2<u32> {
+  var bv = bitcast<f32>(0xff800000u);
+  var bi = 0xffffffffu;
+  ${rowPass("x", V, T, visit)}
+  ${tree}
   let res = vec2<u32>(select(best_i[0], 0u, best_i[0] == 0xffffffffu), bitcast<u32>(best_v[0]));
   workgroupBarrier();
   return res;
-}`;
+}
+${
+    block
+      ? `fn argmax_span(base: u32, lo: u32, hi: u32, lid: u32) -> vec2<u32> {
+  var bv = bitcast<f32>(0xff800000u);
+  var bi = 0xffffffffu;
+  ${spanPass("x", "lo", "hi", block, T, visit)}
+  ${tree}
+  let res = vec2<u32>(best_i[0], bitcast<u32>(best_v[0]));
+  workgroupBarrier();
+  return res;
+}
+// the best of n (<= ${T}) (index, max bits) pairs, one a thread in (pi, pv)
+fn argmax_of(pi: u32, pv: f32, n: u32, lid: u32) -> u32 {
+  var bv = bitcast<f32>(0xff800000u);
+  var bi = 0xffffffffu;
+  if (lid < n) { bv = pv; bi = pi; }
+  ${tree}
+  let res = select(best_i[0], 0u, best_i[0] == 0xffffffffu);
+  workgroupBarrier();
+  return res;
+}`
+      : ""
+  }`;
 }
 
 function takeRows(spec: Extract<SamplingSpec, { op: "take_rows" }>, T: number): WgslKernel {
@@ -76,6 +104,7 @@ ${entry(T, totalGroups(1, blocks))}
 }
 
 function argmax(spec: Extract<SamplingSpec, { op: "argmax" }>, T: number): WgslKernel {
+  if (spec.blocks) return argmaxBlocks(spec, spec.blocks, T);
   const code = `${declareBindings(spec, { x: "array<f32>", out: "array<u32>" })}
 ${argmaxFn(spec.vocab, T)}
 
@@ -85,6 +114,53 @@ ${entry(T, totalGroups(1, 1))}
 }
 `;
   return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: 1 };
+}
+
+/** `argmax` with `blocks`: a workgroup a block of the row stores its best in `part` and counts
+ * itself (`atomicAdd` between two `storageBarrier()`s, device-scope acquire-release barriers in
+ * naga, as the folded attention merge); the last of the row's combines the blocks' bests and
+ * zeroes the count. One dispatch: the row is read by B workgroups, not one at ~30 GB/s. */
+function argmaxBlocks(
+  spec: Extract<SamplingSpec, { op: "argmax" }>,
+  B: number,
+  T: number,
+): WgslKernel {
+  const V = spec.vocab, L = blockLen(V, B);
+  if (!(Number.isInteger(B) && B >= 2 && B <= T)) {
+    throw new RangeError(`argmax: blocks ${B} must be an integer in [2, ${T}]`);
+  }
+  const code = `${
+    declareBindings(spec, {
+      x: "array<f32>",
+      part: "array<vec2<u32>>",
+      counts: "array<atomic<u32>>",
+      out: "array<u32>",
+    })
+  }
+${argmaxFn(V, T, L)}
+var<workgroup> last_sh: u32;
+
+${entry(T, totalGroups(1, B))}
+  let r = wg / ${B}u;
+  let b = wg % ${B}u;
+  let lo = b * ${L}u;
+  let best = argmax_span(r * ${V}u, lo, min(lo + ${L}u, ${V}u), lid);
+  if (lid == 0u) { part[r * ${B}u + b] = best; }
+  // the last of the row's ${B} workgroups to finish combines their bests
+  storageBarrier();
+  if (lid == 0u) { last_sh = select(0u, 1u, atomicAdd(&counts[r], 1u) + 1u == ${B}u); }
+  if (workgroupUniformLoad(&last_sh) == 0u) { return; }
+  storageBarrier();
+  var p = vec2<u32>(0xffffffffu, 0xff800000u);
+  if (lid < ${B}u) { p = part[r * ${B}u + lid]; }
+  let res = argmax_of(p.x, bitcast<f32>(p.y), ${B}u, lid);
+  if (lid == 0u) {
+    out[r] = res;
+    atomicStore(&counts[r], 0u);
+  }
+}
+`;
+  return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: B };
 }
 
 const NEG_INF = "bitcast<f32>(0xff800000u)";
@@ -264,7 +340,8 @@ export function samplingKernel(
   // (a workgroup of the split softmax reads one block)
   const width = spec.op === "take_rows"
     ? spec.width
-    : spec.op === "softmax_stats" || (spec.op === "softmax_temp" && spec.blocks)
+    : spec.op === "softmax_stats" || (spec.op === "softmax_temp" && spec.blocks) ||
+        (spec.op === "argmax" && spec.blocks)
     ? blockLen(spec.vocab, spec.blocks!)
     : spec.vocab;
   if (!(width > 0)) throw new RangeError(`${spec.op}: width ${width} must be positive`);
