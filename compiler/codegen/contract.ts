@@ -299,8 +299,8 @@ export type KernelSpec =
   | { op: "softmax_stats"; vocab: number; blocks: number }
   /** The histogram `sample_top_p` starts from. Row r is cut into slices of `TOP_P_SLICE`
    * positions; for slice g and bucket b (`topPBucket` of the bits of each p > 0 in it),
-   * out[r, g, b, :] = (count, mass_lo, mass_hi, 0): how many there are, and the sum of
-   * floor(min(p, 1 - 2^-24) * 2^32) over them as a 64-bit integer (lo + 2^32 hi). Rows with
+   * out[r, g, b, :] = (mass_lo, mass_hi): the sum of floor(min(p, 1 - 2^-24) * 2^32) over
+   * them as a 64-bit integer (lo + 2^32 hi). Rows with
    * top_p[r] >= 1 (nothing cut, no search) are not written.
    * Bindings: probs f32[R, V], top_p f32[R], out u32[R, topPHistWords(V)]. */
   | { op: "top_p_hist"; vocab: number }
@@ -454,7 +454,7 @@ export function topPSlices(V: number): number {
 
 /** u32 words of a row of `top_p_hist`'s output over a vocabulary of `V`. */
 export function topPHistWords(V: number): number {
-  return topPSlices(V) * TOP_P_BUCKETS * 4;
+  return topPSlices(V) * TOP_P_BUCKETS * 2;
 }
 
 /** u32 words of a row of `top_p_gather`'s `out` over a vocabulary of `V`: the bucket, the

@@ -235,14 +235,14 @@ function topPCases(rng: Rng): ConformanceCase[] {
       } while (!clearOfBoundaries(row, smallest, tp[r], u[r]));
     }
     // the candidates top_p_gather gathers from the histogram top_p_hist gives, and (larger
-    // rows) from one that misleads: every count and mass moved one bucket up, so that the
+    // rows) from one that misleads: every mass moved one bucket up, so that the
     // candidates are those of the bucket below the nucleus' edge
     const hist = histOf(probsBuf, tp, V);
     const hists: [string, Uint32Array][] = [["", hist]];
     if (V >= 5000) {
       hists.push([
         " hist shifted",
-        Uint32Array.from(hist, (_, i) => hist[i - 4] ?? 0),
+        Uint32Array.from(hist, (_, i) => hist[i - 2] ?? 0),
       ]);
     }
     return hists.map(([label, h]) => ({
@@ -318,7 +318,7 @@ function topPGatherCases(rng: Rng): ConformanceCase[] {
     const hist = histOf(padded(probs), tp, V);
     const hists: [string, Uint32Array][] = [
       ["", hist],
-      [" hist shifted", Uint32Array.from(hist, (_, i) => hist[i - 4] ?? 0)],
+      [" hist shifted", Uint32Array.from(hist, (_, i) => hist[i - 2] ?? 0)],
       [" hist zero", new Uint32Array(hist.length)],
     ];
     return hists.map(([label, h]) => ({

@@ -329,24 +329,23 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
       break;
     case "top_p_hist": {
       // per slice and bucket (bits >> 20, offset so that [1, 2) is 503..510, clamped to the
-      // buckets): the count and the sum of floor(min(p, 1 - 2^-24) * 2^32) as (lo, hi) words
+      // buckets): the sum of floor(min(p, 1 - 2^-24) * 2^32) as (lo, hi) words
       const V = spec.vocab, NB = TOP_P_BUCKETS;
-      const words = Math.ceil(V / TOP_P_SLICE) * NB * 4;
+      const words = Math.ceil(V / TOP_P_SLICE) * NB * 2;
       for (let r = 0; r < R; r++) {
         if (x("top_p", r) >= 1) continue;
         for (let g = 0; g * TOP_P_SLICE < V; g++) {
-          const count = new Array(NB).fill(0), mass = new Array(NB).fill(0);
+          const mass = new Array(NB).fill(0);
           for (let c = g * TOP_P_SLICE; c < Math.min(V, (g + 1) * TOP_P_SLICE); c++) {
             const p = x("probs", r * V + c);
             if (!(p > 0)) continue;
             const key = Math.floor(u32(buf.probs, r * V + c) / 2 ** 20) - (1024 - (NB - 1));
             const b = Math.min(Math.max(key, 0), NB - 1);
-            count[b] += 1;
             mass[b] += Math.floor(Math.min(p, 1 - 2 ** -24) * 2 ** 32);
           }
           for (let b = 0; b < NB; b++) {
-            const at = r * words + (g * NB + b) * 4;
-            out.out.set([count[b], mass[b] % 2 ** 32, Math.floor(mass[b] / 2 ** 32), 0], at);
+            const at = r * words + (g * NB + b) * 2;
+            out.out.set([mass[b] % 2 ** 32, Math.floor(mass[b] / 2 ** 32)], at);
           }
         }
       }
@@ -366,8 +365,8 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
           let acc = 0;
           for (let b = NB - 1; b >= 0 && B === 0xffffffff; b--) {
             for (let g = 0; g < G; g++) {
-              const at = r * G * NB * 4 + (g * NB + b) * 4;
-              acc += ids("hist", at + 1) + ids("hist", at + 2) * 2 ** 32;
+              const at = r * G * NB * 2 + (g * NB + b) * 2;
+              acc += ids("hist", at) + ids("hist", at + 1) * 2 ** 32;
             }
             if (acc >= need) B = b;
           }

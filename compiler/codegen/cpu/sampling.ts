@@ -160,19 +160,17 @@ export function topPHistKernel(spec: TopPHistSpec): CpuKernel {
     for (let r = 0; r < R; r++) {
       if (topP[r] >= 1) continue;
       for (let g = 0; g * TOP_P_SLICE < V; g++) {
-        const at = r * words + g * TOP_P_BUCKETS * 4;
-        out.fill(0, at, at + TOP_P_BUCKETS * 4);
+        const at = r * words + g * TOP_P_BUCKETS * 2;
         mass.fill(0);
         for (let c = g * TOP_P_SLICE; c < Math.min(V, (g + 1) * TOP_P_SLICE); c++) {
           const p = probs[r * V + c];
           if (!(p > 0)) continue;
           const b = topPBucket(bits[r * V + c]);
-          out[at + 4 * b]++;
           mass[b] += topPFixed(p);
         }
         mass.forEach((m, b) => {
-          out[at + 4 * b + 1] = m % 2 ** 32;
-          out[at + 4 * b + 2] = Math.floor(m / 2 ** 32);
+          out[at + 2 * b] = m % 2 ** 32;
+          out[at + 2 * b + 1] = Math.floor(m / 2 ** 32);
         });
       }
     }
@@ -189,7 +187,7 @@ export function topPGatherKernel(spec: TopPGatherSpec): CpuKernel {
     const probs = new Float32Array(bufs[0]); // [R, V]
     const bits = new Uint32Array(bufs[0]); // [R, V] the same values as bit patterns
     const topP = new Float32Array(bufs[1]); // [R]
-    const hist = new Uint32Array(bufs[2]); // [R, G, NB, 4]
+    const hist = new Uint32Array(bufs[2]); // [R, G, NB, 2]
     const out = new Uint32Array(bufs[3]); // [R, words]
     const mass = new Float32Array(bufs[4]); // [R, G]
     for (let r = 0; r < R; r++) {
@@ -198,8 +196,8 @@ export function topPGatherKernel(spec: TopPGatherSpec): CpuKernel {
       const B = all ? TOP_P_ALL : topPGatherBucket((b) => {
         let m = 0;
         for (let g = 0; g < G; g++) {
-          const at = h + (g * NB + b) * 4;
-          m += hist[at + 1] + hist[at + 2] * 2 ** 32;
+          const at = h + (g * NB + b) * 2;
+          m += hist[at] + hist[at + 1] * 2 ** 32;
         }
         return m;
       }, topP[r]);

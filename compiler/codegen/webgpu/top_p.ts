@@ -2,7 +2,7 @@
  * `top_p_hist`, `top_p_gather` and the body of `sample_top_p` (bindings declared by the
  * caller).
  *
- * `top_p_hist`: one workgroup per (row, slice of `TOP_P_SLICE`), its buckets counted in
+ * `top_p_hist`: one workgroup per (row, slice of `TOP_P_SLICE`), its buckets' masses summed in
  * workgroup memory with atomics (the 64-bit fixed-point masses as two words and a carry).
  * `top_p_gather`: one workgroup per (row, slice) too: the bucket B where the histogram's mass
  * summed from the top bucket down reaches top_p, the slice's elements of B (their indices) and
@@ -81,15 +81,14 @@ export function topPHistKernel(
   const V = spec.vocab, NB = TOP_P_BUCKETS;
   const G = Math.ceil(V / TOP_P_SLICE);
   const T = reductionThreads(target, 256);
-  checkTarget(spec, target, { workgroupSize: T, sharedBytes: 12 * NB });
+  checkTarget(spec, target, { workgroupSize: T, sharedBytes: 8 * NB });
   const code = `${
     declareBindings(spec, {
       probs: "array<f32>",
       top_p: "array<f32>",
-      out: "array<vec4<u32>>",
+      out: "array<vec2<u32>>",
     })
   }
-var<workgroup> h_count: array<atomic<u32>, ${NB}>;
 var<workgroup> h_lo: array<atomic<u32>, ${NB}>;
 var<workgroup> h_hi: array<atomic<u32>, ${NB}>;
 ${BUCKET_FNS}
@@ -98,7 +97,6 @@ ${entry(T, totalGroups(1, G))}
   let r = wg / ${G}u;
   if (top_p[r] >= 1.0) { return; }
   for (var b = lid; b < ${NB}u; b += ${T}u) {
-    atomicStore(&h_count[b], 0u);
     atomicStore(&h_lo[b], 0u);
     atomicStore(&h_hi[b], 0u);
   }
@@ -112,14 +110,13 @@ ${entry(T, totalGroups(1, G))}
       let bits = bitcast<u32>(${p});
       if (positive(bits)) {
         let b = top_p_bucket(bits);
-        atomicAdd(&h_count[b], 1u);
         ${addFixed("h_lo", "h_hi", "b", `fixed_mass(${p})`)}
       }
     }`)
   }
   workgroupBarrier();
   for (var b = lid; b < ${NB}u; b += ${T}u) {
-    out[wg * ${NB}u + b] = vec4<u32>(atomicLoad(&h_count[b]), atomicLoad(&h_lo[b]), atomicLoad(&h_hi[b]), 0u);
+    out[wg * ${NB}u + b] = vec2<u32>(atomicLoad(&h_lo[b]), atomicLoad(&h_hi[b]));
   }
 }
 `;
@@ -171,7 +168,7 @@ export function topPGatherKernel(
     declareBindings(spec, {
       probs: VEC ? "array<vec4<f32>>" : "array<f32>",
       top_p: "array<f32>",
-      hist: "array<vec4<u32>>",
+      hist: "array<vec2<u32>>",
       out: "array<u32>",
       mass: "array<f32>",
     })
@@ -212,8 +209,8 @@ ${entry(T, totalGroups(1, G))}
         ${
     range(HU).map((i) =>
       G % HU === 0
-        ? `m = add64(m, h${i}.y, h${i}.z);`
-        : `if (k0 + ${i}u < ${G}u) { m = add64(m, h${i}.y, h${i}.z); }`
+        ? `m = add64(m, h${i}.x, h${i}.y);`
+        : `if (k0 + ${i}u < ${G}u) { m = add64(m, h${i}.x, h${i}.y); }`
     ).join("\n        ")
   }
       }
