@@ -719,7 +719,9 @@ fn pick(n: u32, above: f32, t: f32, lid: u32) {
   workgroupBarrier();
 }
 
-// The nucleus (r_ok 1: its last value r_v and index r_i) from top_p_gather's candidates: the
+${
+    FAST
+      ? `// The nucleus (r_ok 1: its last value r_v and index r_i) from top_p_gather's candidates: the
 // bucket's own when they fit (their mass above from the slices' masses), else those of the
 // sub-bucket where the mass from the top reaches t (a pass of their own counts the
 // sub-buckets); r_ok 0 when the bucket does not hold the nucleus' edge (a bucket chosen by a
@@ -750,11 +752,11 @@ fn from_cands(gb: u32, mb: u32, base: u32, b: u32, t: f32, lid: u32) -> u32 {
     for (var i = lid; i < ${SUBS}u; i += ${T}u) { atomicStore(&s_lo[i], 0u); atomicStore(&s_hi[i], 0u); }
     workgroupBarrier();
     ${
-    candPass((p) =>
-      `let k2 = (bitcast<u32>(${p}) >> 12u) & ${SUBS - 1}u;
+        candPass((p) =>
+          `let k2 = (bitcast<u32>(${p}) >> 12u) & ${SUBS - 1}u;
         ${addFixed("s_lo", "s_hi", "k2", `fixed_mass(${p})`)}`
-    )
-  }
+        )
+      }
     workgroupBarrier();
     for (var i = lid; i < ${SUBS}u; i += ${T}u) {
       bmass[i] = fixed_f32(atomicLoad(&s_lo[i]), atomicLoad(&s_hi[i]));
@@ -766,15 +768,15 @@ fn from_cands(gb: u32, mb: u32, base: u32, b: u32, t: f32, lid: u32) -> u32 {
     workgroupBarrier();
     var m = 0.0;
     ${
-    candPass((p, c) =>
-      `let k2 = (bitcast<u32>(${p}) >> 12u) & ${SUBS - 1}u;
+        candPass((p, c) =>
+          `let k2 = (bitcast<u32>(${p}) >> 12u) & ${SUBS - 1}u;
         if (k2 > sb) { m += ${p}; }
         if (k2 == sb) {
           let at = atomicAdd(&n_cand, 1u);
           if (at < ${cap}u) { cand_p[at] = ${p}; cand_i[at] = ${c}; }
         }`
-    )
-  }
+        )
+      }
     red[lid] = m;
     ${reduceSum("red")}
     if (lid == 0u) { found = atomicLoad(&n_cand); }
@@ -828,9 +830,12 @@ fn draw_slices(base: u32, v: f32, vi: u32, u: f32, lid: u32) -> u32 {
   return walk_slice(base, s0, min(${TOP_P_SLICE}u, ${V}u - s0), v, vi, before, goal, 0.0, lid);
 }
 
+${walkFn("walk_slice", Math.min(V, TOP_P_SLICE))}`
+      : ""
+  }
+
 ${walkFn("walk_row", V)}
 
-${walkFn("walk_slice", Math.min(V, TOP_P_SLICE))}
 
 @compute @workgroup_size(${T})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
