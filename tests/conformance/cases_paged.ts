@@ -198,6 +198,19 @@ const DECODE_TABLE: [string, Heads, number[], number, Splits][] = [
     rows: 32,
     align: 32,
   }],
+  // one row of 19 splits: more than a folded merge's thread groups load before the
+  // log-sum-exps (2 groups x 8), so the later batches run
+  ["8B heads one long row", { H: 32, KV: 8, D: 128 }, [577], 0, {
+    splits: 32,
+    rows: 32,
+    align: 16,
+  }],
+  // 8 query heads a KV head: a folded merge of one thread group (256 output vec4s)
+  ["8 heads a KV head", { H: 16, KV: 2, D: 128 }, [300, 41], 0, {
+    splits: 16,
+    rows: 16,
+    align: 16,
+  }],
   ["GQA one token", { H: 8, KV: 2, D: 64 }, [1], 0, { splits: 4, rows: 64, align: 16 }],
   ["GQA blocks of 4 and 2", { H: 12, KV: 2, D: 32 }, [130, 33, 16, 17], 0, {
     splits: 8,
