@@ -141,6 +141,8 @@ function attentionCases(rng: Rng): ConformanceCase[] {
     ["sliding window decode", { H: 2, KV: 1, D: 64 }, [100, 3], [1, 1], 20, false],
     ["GQA q from qkv", { H: 4, KV: 2, D: 32 }, [19, 6], [4, 6], 0, true],
     ["long decode D=128", { H: 2, KV: 1, D: 128 }, [300], [1], 0, false],
+    // 69 pages of one sequence in one workgroup's key range
+    ["decode over 69 pages", { H: 2, KV: 1, D: 32 }, [1100, 40], [1, 1], 0, false],
     ["GQA long prefill", { H: 4, KV: 2, D: 64 }, [90], [90], 0, false],
     ["scores past exp's f32 range", { H: 4, KV: 2, D: 32 }, [40, 9], [3, 9], 0, false, 40],
     ["chunked prefill with window", { H: 4, KV: 1, D: 32 }, [150, 64], [70, 64], 33, false],
