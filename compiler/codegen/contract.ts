@@ -279,9 +279,9 @@ export type KernelSpec =
   /** out[r] = argmax_c x[r, c] (lowest index wins ties; 0 where no element is above -inf).
    * Bindings: x f32[R, V], out u32[R]. With `blocks` (>= 2) a kernel may spread a row over
    * that many workgroups, which store their blocks' max and first index in `part` (scratch,
-   * u32[R, blocks * 2]) and count themselves in `counts` (u32[R], zero before and after: a
-   * `state` value) so that the last of a row combines them. Bindings then: x, part, counts,
-   * out. */
+   * u32[R, argmaxPartWords(blocks)]: a row's pairs start a 128-byte line) and count themselves
+   * in `counts` (u32[R], zero before and after: a `state` value) so that the last of a row
+   * combines them. Bindings then: x, part, counts, out. */
   | { op: "argmax"; vocab: number; blocks?: number }
   /** out[r, :] = softmax(x[r, :] / t[r]); t[r] <= 0 means greedy: one-hot at the argmax.
    * Bindings: x f32[R, V], temperature f32[R], out f32[R, V]. With `blocks` (>= 2), the row's
@@ -664,6 +664,15 @@ export function attentionMergeOf(
  * to 32; the part_o rows need G * D a multiple of 32), so that no cache line holds two KV
  * heads' (the workgroup that merges one KV head may run beside another's writers).
  */
+/** Words of a row of `argmax`'s `part` at `blocks` blocks: its (max, index) pairs, padded to
+ * whole 128-byte lines. The row's combining workgroup is then the first on its SM to load the
+ * row's lines: `storageBarrier()` does not refresh a line an SM's L1 already holds
+ * (`bench/gpu/grid_barrier.ts`), and another row's combiner on the same SM may have loaded a
+ * shared line before this row's blocks had stored into it. */
+export function argmaxPartWords(blocks: number): number {
+  return Math.ceil((blocks * 2) / 32) * 32;
+}
+
 export function mergedPartials(spec: { heads: number; kvHeads: number; splits: number }) {
   const lseStride = Math.ceil((spec.splits * spec.heads) / spec.kvHeads / 32) * 32;
   return { lseStride, lseWords: spec.kvHeads * lseStride };

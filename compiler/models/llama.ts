@@ -9,7 +9,7 @@
  * @module
  */
 import type { ModelConfig } from "../config/model_config.ts";
-import type { WeightFormat } from "../codegen/contract.ts";
+import { argmaxPartWords, type WeightFormat } from "../codegen/contract.ts";
 import { PAGE_SIZE, topPGatherWords, topPHistWords, topPSlices } from "../ir/ops.ts";
 import {
   type Dtype,
@@ -460,7 +460,7 @@ export function buildSampling(cfg: ModelConfig): IrFunction[] {
     const blocks = softmaxBlocks(V);
     if (blocks < 2) argmax.node({ op: "argmax", vocab: V }, "m", { x, out });
     else {
-      const part = argmax.temp("argmax_part", ["m", blocks * 2], "u32");
+      const part = argmax.temp("argmax_part", ["m", argmaxPartWords(blocks)], "u32");
       const counts = argmax.state("argmax_counts", [bounds.m]);
       argmax.node({ op: "argmax", vocab: V, blocks }, "m", { x, part, counts, out });
     }

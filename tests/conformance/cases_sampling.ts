@@ -9,7 +9,12 @@
 import { type ConformanceCase, TOL } from "./case.ts";
 import { padded, Rng } from "./helpers.ts";
 import { reference, topPRow } from "./reference.ts";
-import { topPGatherWords, topPHistWords, topPSlices } from "../../compiler/codegen/contract.ts";
+import {
+  argmaxPartWords,
+  topPGatherWords,
+  topPHistWords,
+  topPSlices,
+} from "../../compiler/codegen/contract.ts";
 
 /** Margin kept between any cumulative mass and the top-p / u thresholds. */
 const MARGIN = 2e-5;
@@ -78,7 +83,10 @@ function argmaxCases(rng: Rng): ConformanceCase[] {
           padded(logits(rng, V, [...kinds])),
           // (blocks: the blocks' scratch, and the counts, zero before and after)
           ...(blocks
-            ? [padded(new Uint32Array(R * blocks * 2).fill(0xdeadbeef)), padded(new Uint32Array(R))]
+            ? [
+              padded(new Uint32Array(R * argmaxPartWords(blocks)).fill(0xdeadbeef)),
+              padded(new Uint32Array(R)),
+            ]
             : []),
           padded(new Uint32Array(R).fill(7777)),
         ],

@@ -307,10 +307,12 @@ const MERGE_LOADS = 8;
  * WGSL after the partials' stores of an `attention_decode` with `merge`: the workgroups of a
  * (row, KV head) count themselves in `counts`; the last to arrive (all HB blocks of the used
  * splits have stored) zeroes the count and merges the KV head's heads as `attention_merge`
- * does. `storageBarrier()` is a device-scope acquire-release barrier (naga): the one before
- * the count makes this workgroup's partials visible before its count, the one after it makes
- * the others' visible to the last. The partials of a KV head share no cache line with another's
- * (`mergedPartials`), so a line is first loaded by the one workgroup that merges it.
+ * does. `storageBarrier()` (naga: acquire-release at device scope): the one before the count
+ * makes this workgroup's partials visible before its count, the one after it orders the last
+ * one's loads after the count. It does not refresh a line the SM's L1 already holds
+ * (`bench/gpu/grid_barrier.ts`: another workgroup's value, loaded again after such a barrier,
+ * was stale); the partials of a KV head share no cache line with another's (`mergedPartials`),
+ * so a line is first loaded by the one workgroup that merges it.
  */
 function mergeTail(spec: DecodeSpec, T: number, D4: number, HB: number, LS: number): string {
   const { heads: H, kvHeads: KV, headDim: D, splits: S } = spec;

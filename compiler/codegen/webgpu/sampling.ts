@@ -3,7 +3,7 @@
  * Reductions run one workgroup per row through workgroup memory.
  * @module
  */
-import type { KernelSpec, TargetInfo, WgslKernel } from "../contract.ts";
+import { argmaxPartWords, type KernelSpec, type TargetInfo, type WgslKernel } from "../contract.ts";
 import {
   checkTarget,
   declareBindings,
@@ -117,15 +117,18 @@ ${entry(T, totalGroups(1, 1))}
 }
 
 /** `argmax` with `blocks`: a workgroup a block of the row stores its best in `part` and counts
- * itself (`atomicAdd` between two `storageBarrier()`s, device-scope acquire-release barriers in
- * naga, as the folded attention merge); the last of the row's combines the blocks' bests and
- * zeroes the count. One dispatch: the row is read by B workgroups, not one at ~30 GB/s. */
+ * itself (`atomicAdd` between two `storageBarrier()`s, as the folded attention merge); the last
+ * of the row's combines the blocks' bests and zeroes the count. The barriers order the stores
+ * before the count, but do not refresh a line the combiner's SM already holds in L1, so a row's
+ * pairs get lines of their own (`argmaxPartWords`). One dispatch: the row is read by B
+ * workgroups, not one at ~30 GB/s. */
 function argmaxBlocks(
   spec: Extract<SamplingSpec, { op: "argmax" }>,
   B: number,
   T: number,
 ): WgslKernel {
   const V = spec.vocab, L = blockLen(V, B);
+  const PS = argmaxPartWords(B) / 2; // a row's (max, index) pairs, padded to whole lines
   if (!(Number.isInteger(B) && B >= 2 && B <= T)) {
     throw new RangeError(`argmax: blocks ${B} must be an integer in [2, ${T}]`);
   }
@@ -145,14 +148,14 @@ ${entry(T, totalGroups(1, B))}
   let b = wg % ${B}u;
   let lo = b * ${L}u;
   let best = argmax_span(r * ${V}u, lo, min(lo + ${L}u, ${V}u), lid);
-  if (lid == 0u) { part[r * ${B}u + b] = best; }
+  if (lid == 0u) { part[r * ${PS}u + b] = best; }
   // the last of the row's ${B} workgroups to finish combines their bests
   storageBarrier();
   if (lid == 0u) { last_sh = select(0u, 1u, atomicAdd(&counts[r], 1u) + 1u == ${B}u); }
   if (workgroupUniformLoad(&last_sh) == 0u) { return; }
   storageBarrier();
   var p = vec2<u32>(0xffffffffu, 0xff800000u);
-  if (lid < ${B}u) { p = part[r * ${B}u + lid]; }
+  if (lid < ${B}u) { p = part[r * ${PS}u + lid]; }
   let res = argmax_of(p.x, bitcast<f32>(p.y), ${B}u, lid);
   if (lid == 0u) {
     out[r] = res;
