@@ -218,11 +218,11 @@ fn turn(x: f32, y: f32, d: u32, p: u32) -> f32 {
       store: (h) =>
         M
           ? `let pj = hb + ${h}u; // the head within the KV head's ${HG}
-    part_o[(((r * ${KV}u + kvh) * ${S}u + split) * ${HG}u + pj) * ${D4}u + lid] = o;
-    if (lid == 0u) { part_lse[(r * ${KV}u + kvh) * ${LS}u + split * ${HG}u + pj] = mx_h + log(total_h); }`
+    part_o[(((r * ${KV}u + kvh) * ${S}u + split) * ${HG}u + pj) * ${D4}u + e] = o;
+    if (e == 0u) { part_lse[(r * ${KV}u + kvh) * ${LS}u + split * ${HG}u + pj] = mx_h + log(total_h); }`
           : `let pi = (r * ${S}u + split) * ${H}u + kvh * ${HG}u + hb + ${h}u;
-    part_o[pi * ${D4}u + lid] = o;
-    if (lid == 0u) { part_lse[pi] = mx_h + log(total_h); }`,
+    part_o[pi * ${D4}u + e] = o;
+    if (e == 0u) { part_lse[pi] = mx_h + log(total_h); }`,
       tail: M ? mergeTail(spec, T, D4, HB, LS) : undefined,
     });
   }

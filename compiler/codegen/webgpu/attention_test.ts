@@ -172,6 +172,10 @@ Deno.test("attentionKernel() gives a GQA group's query heads one workgroup and c
   // 512 threads: 8 threads a key (128 contiguous bytes each read), 64 keys a chunk
   assertEquals([plan.T, plan.HW, plan.g, plan.K4, plan.NK], [512, 4, 8, 4, 64]);
   assertEquals(groupedPlan(LLAMA3, GENERIC_WEBGPU)!.T, 256);
+  // the key groups of the block's 4 heads merged in one pass where workgroup memory holds
+  // them (4 x 16 key groups x 32 vec4s at 512 threads: 32 KiB), else a head at a time
+  assertEquals(groupedPlan(LLAMA3, H100_LIKE)!.onePass, true);
+  assertEquals(groupedPlan(LLAMA3, GENERIC_WEBGPU)!.onePass, false);
   // 7 query heads a KV head: blocks of 4 and 3
   assertEquals(
     attentionKernel({ ...LLAMA3, heads: 14, kvHeads: 2, qStride: 14 * 128 }, GENERIC_WEBGPU)
@@ -187,12 +191,22 @@ Deno.test("attentionKernel() gives a GQA group's query heads one workgroup and c
 
 Deno.test({
   name:
-    "attentionKernel() matches float64 attention across key chunks, head blocks and head dims, at 256 and 512 threads",
+    "attentionKernel() matches float64 attention across key chunks, head blocks and head dims, at 256 and 512 threads, the key groups merged a head at a time or at once",
   ignore,
   fn: async () => {
     const rng = new Rng(15);
     const limits = device?.target.limits;
     const targets = [GENERIC_WEBGPU];
+    // 32 KiB of workgroup storage: the heads' key groups merged in one pass (16 KiB: a head
+    // at a time)
+    if (limits && limits.maxComputeWorkgroupStorageSize >= 32768) {
+      const big = {
+        ...GENERIC_WEBGPU,
+        limits: { ...GENERIC_WEBGPU.limits, maxComputeWorkgroupStorageSize: 32768 },
+      };
+      assertEquals(groupedPlan(LLAMA3, big)!.onePass, true);
+      targets.push(big);
+    }
     if (
       limits && limits.maxComputeInvocationsPerWorkgroup >= 512 &&
       limits.maxComputeWorkgroupStorageSize >= 16384
