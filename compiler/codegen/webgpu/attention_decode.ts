@@ -329,8 +329,9 @@ function mergeTail(spec: DecodeSpec, T: number, D4: number, HB: number, LS: numb
   const codes = M.outCodes ? codesOut(NP, `kvh * ${NP}u`, W2, K) : "";
   const ML = MERGE_LOADS;
   // The first ML partials loaded before the max (they do not need it) where the merge's out
-  // is f32: 8B b=1 -0.6%, 0.5B -1.4% on the H100. Where it writes codes (the batched
-  // functions' kernel) the 8 vec4s held across the max cost the 8B's b=16 step 0.7%.
+  // is f32; with the max 4 loads at a time, on the H100: 8B b=1 -0.6% and 0.5B -1.4% in one
+  // call, -0.3% / -0.4% in another. Where it writes codes (the batched functions' kernel) the
+  // 8 vec4s held across the max cost the 8B's b=16 step 0.7%, so there they load after it.
   const early = !M.outCodes;
   // the weights of splits s0.. s0 + ML - 1 and their partials p0.. added to den and acc
   const weigh = (s0: string, p: string) =>
