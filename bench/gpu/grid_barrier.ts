@@ -21,6 +21,7 @@
  * @module
  */
 import { GpuTimer } from "./gpu_timer.ts";
+import { fillSynthetic } from "./synthetic_weights.ts";
 
 const arg = (name: string, d: number) =>
   Number(Deno.args.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? d);
@@ -51,37 +52,8 @@ const info = adapter.info;
 console.log(`device: ${info.vendor} ${info.device || info.description}; ${G} workgroups x ${T}`);
 
 const weights = device.createBuffer({ size: WEIGHT_BYTES, usage: GPUBufferUsage.STORAGE });
-// fill the weights with something non-zero (a cheap kernel: w[i] = hash(i))
-{
-  const fill = device.createComputePipeline({
-    layout: "auto",
-    compute: {
-      module: device.createShaderModule({
-        code: `@group(0) @binding(0) var<storage, read_write> w: array<vec4<u32>>;
-@compute @workgroup_size(256) fn main(@builtin(global_invocation_id) g: vec3<u32>,
-  @builtin(num_workgroups) n: vec3<u32>) {
-  let i = g.x + g.y * n.x * 256u;
-  if (i < arrayLength(&w)) { w[i] = vec4<u32>(i * 2654435761u, i ^ 0x9e3779b9u, i + 7u, i * 3u); }
-}`,
-      }),
-      entryPoint: "main",
-    },
-  });
-  const enc = device.createCommandEncoder();
-  const p = enc.beginComputePass();
-  p.setPipeline(fill);
-  p.setBindGroup(
-    0,
-    device.createBindGroup({
-      layout: fill.getBindGroupLayout(0),
-      entries: [{ binding: 0, resource: { buffer: weights } }],
-    }),
-  );
-  const n = WEIGHT_BYTES / 16 / 256;
-  p.dispatchWorkgroups(32768, Math.ceil(n / 32768));
-  p.end();
-  device.queue.submit([enc.finish()]);
-}
+// random words on the GPU (the bench's synthetic-weight fill)
+fillSynthetic(device, weights, WEIGHT_BYTES / 4, { kind: "bits", seed: 1, firstWord: 0 });
 
 /** WGSL of a phase body and the three entry points, for phases of `v4` vec4s each, phase k
  * reading region k % `regions` of the weights. */

@@ -656,14 +656,6 @@ export function attentionMergeOf(
   };
 }
 
-/**
- * Where an `attention_decode` with `merge` keeps the partials of split s of head h (KV head
- * kvh = h / G, j = h % G, G = heads / kvHeads) of row r: part_o at vec4s
- * ((r * KV + kvh) * splits + s) * G + j (times D / 4), part_lse at (r * KV + kvh) * lseStride +
- * s * G + j. Each KV head's partials start a new 128-byte line (lseStride rounds splits * G up
- * to 32; the part_o rows need G * D a multiple of 32), so that no cache line holds two KV
- * heads' (the workgroup that merges one KV head may run beside another's writers).
- */
 /** Words of a row of `argmax`'s `part` at `blocks` blocks: its (max, index) pairs, padded to
  * whole 128-byte lines. The row's combining workgroup is then the first on its SM to load the
  * row's lines: `storageBarrier()` does not refresh a line an SM's L1 already holds
@@ -673,6 +665,14 @@ export function argmaxPartWords(blocks: number): number {
   return Math.ceil((blocks * 2) / 32) * 32;
 }
 
+/**
+ * Where an `attention_decode` with `merge` keeps the partials of split s of head h (KV head
+ * kvh = h / G, j = h % G, G = heads / kvHeads) of row r: part_o at vec4s
+ * ((r * KV + kvh) * splits + s) * G + j (times D / 4), part_lse at (r * KV + kvh) * lseStride +
+ * s * G + j. Each KV head's partials start a new 128-byte line (lseStride rounds splits * G up
+ * to 32; the part_o rows need G * D a multiple of 32), so that no cache line holds two KV
+ * heads' (the workgroup that merges one KV head may run beside another's writers).
+ */
 export function mergedPartials(spec: { heads: number; kvHeads: number; splits: number }) {
   const lseStride = Math.ceil((spec.splits * spec.heads) / spec.kvHeads / 32) * 32;
   return { lseStride, lseWords: spec.kvHeads * lseStride };

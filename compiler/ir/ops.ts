@@ -14,6 +14,7 @@
  * @module
  */
 export {
+  argmaxPartWords,
   bindings,
   decodeSplits,
   PAGE_SIZE,

@@ -9,8 +9,14 @@
  * @module
  */
 import type { ModelConfig } from "../config/model_config.ts";
-import { argmaxPartWords, type WeightFormat } from "../codegen/contract.ts";
-import { PAGE_SIZE, topPGatherWords, topPHistWords, topPSlices } from "../ir/ops.ts";
+import type { WeightFormat } from "../codegen/contract.ts";
+import {
+  argmaxPartWords,
+  PAGE_SIZE,
+  topPGatherWords,
+  topPHistWords,
+  topPSlices,
+} from "../ir/ops.ts";
 import {
   type Dtype,
   FunctionBuilder,
