@@ -123,6 +123,11 @@ export type KernelSpec =
      * or unit-major rows): binding x holds [R, q8RowWords(K)] words, the codes and block
      * scales of the rows the matmul would otherwise round itself (the same products). */
     xCodes?: boolean;
+    /** out is written as `quantize_q8` rows of the output (u32[R, q8RowWords(outCols)], outCols
+     * N, or N / 2 with silu_mul, a multiple of 64): the codes of the values out would hold. Only
+     * with epilogue "none" or "silu_mul", rowStart 0, rows N, no kSplit, normOut or outUnits
+     * (the next matmul reads them as its `xCodes`). */
+    outCodes?: boolean;
   }
   /** x rounded through int8 codes per 32-element block as `xq8` defines it, written once for
    * the matmuls that read it (`xCodes`). A row of out (`q8RowWords(K)` u32 words) holds K / 4
@@ -528,11 +533,14 @@ export function q8OutWidth(spec: KernelSpec): number | null {
   if (spec.op === "quantize_q8") return spec.K;
   if ((spec.op === "rms_norm" || spec.op === "add_rms_norm") && spec.outCodes) return spec.hidden;
   if (spec.op === "attention_merge" && spec.outCodes) return spec.heads * spec.headDim;
+  if (spec.op === "matmul" && spec.outCodes) {
+    return spec.epilogue === "silu_mul" ? spec.N / 2 : spec.N;
+  }
   return null;
 }
 
 /** Why a `quantize_q8`, a matmul's `xCodes` or a writer's `outCodes` (rms_norm, add_rms_norm,
- * attention_merge) cannot hold, or null where it can: both backends refuse such a spec with
+ * attention_merge, matmul) cannot hold, or null where it can: both backends refuse such a spec with
  * this. */
 export function q8CodesError(spec: KernelSpec): string | null {
   if (spec.op === "attention_decode" && spec.merge) return q8CodesError(attentionMergeOf(spec));
@@ -552,7 +560,19 @@ export function q8CodesError(spec: KernelSpec): string | null {
       ? null
       : `attention_merge outCodes needs headDim a multiple of 32, heads x headDim of 64 and no outUnits (${H} x ${D})`;
   }
-  if (spec.op !== "matmul" || !spec.xCodes) return null;
+  if (spec.op !== "matmul") return null;
+  if (spec.outCodes) {
+    const W = spec.epilogue === "silu_mul" ? spec.N / 2 : spec.N;
+    if (
+      spec.epilogue === "add" || spec.rowStart !== 0 || spec.rows !== spec.N || spec.kSplit ||
+      spec.normOut || spec.outUnits || !(W > 0 && W % 64 === 0)
+    ) {
+      return `matmul outCodes needs epilogue none or silu_mul, the whole output (rowStart 0, rows N), no kSplit, normOut or outUnits, and out columns a positive multiple of 64 (epilogue ${spec.epilogue}, N ${spec.N}, rows [${spec.rowStart}, ${
+        spec.rowStart + spec.rows
+      }))`;
+    }
+  }
+  if (!spec.xCodes) return null;
   if (!spec.xq8 || spec.K % 64 !== 0 || spec.norm || spec.normOut || spec.xUnits) {
     return `matmul xCodes needs xq8, K a multiple of 64 (K ${spec.K}) and row-major x (no norm, normOut or unit-major rows)`;
   }

@@ -47,7 +47,8 @@ export interface OptimizationFlags {
    * kernel as it reads the partial sums (after split_k). */
   readonly fold_sum_splits: boolean;
   /** A `quantize_q8` whose x only it reads is written by x's producer instead (rms_norm,
-   * add_rms_norm, attention_merge: their `outCodes`; after q8_codes). */
+   * add_rms_norm, attention_merge, a matmul of the few-rows kernel: their `outCodes`; after
+   * q8_codes). */
   readonly q8_writers: boolean;
   /** The KV cache in f16 where the model's dtype is f16 (q0f16, q3f16_1, q4f16_1), as MLC
    * keeps it; f32 otherwise. */

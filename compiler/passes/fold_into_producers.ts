@@ -5,8 +5,9 @@
  *   an attention_decode reads goes: that kernel reads the kSplit matmul's partial sums and
  *   adds them up itself (add_rms_norm's `splits`, attention_decode's `qkvSplits`).
  * - `q8_writers`: a `quantize_q8` whose x only it reads goes: x's producer (rms_norm,
- *   add_rms_norm, attention_merge) writes the codes itself (`outCodes`), so the normed or
- *   attended row never round-trips through memory as f32.
+ *   add_rms_norm, attention_merge, a matmul of the few-rows kernel: batched decode's gate_up)
+ *   writes the codes itself (`outCodes`), so the normed, attended or gated row never
+ *   round-trips through memory as f32.
  *
  * WebGPU targets (where split_k and q8_codes make these nodes); after them.
  * @module
@@ -18,6 +19,7 @@ import {
   q8OutWidth,
 } from "../codegen/contract.ts";
 import type { IrFunction, Node } from "../ir/graph.ts";
+import { rowsKernelTakes } from "../codegen/webgpu/matmul.ts";
 import { type Pass, readers, rewrite, writers } from "./pass.ts";
 
 /** Whether value `id` is a temp read by exactly the node at `user`. */
@@ -76,6 +78,8 @@ export const q8Writers: Pass = {
       // (q8OutWidth: the ops that can write codes, and their row width)
       const spec = { ...p.spec, outCodes: true } as KernelSpec;
       if (q8OutWidth(spec) !== q.spec.K || p.rows !== q.rows || q8CodesError(spec)) return;
+      // (of the matmul kernels, only the few-rows one writes codes)
+      if (spec.op === "matmul" && !rowsKernelTakes(spec)) return;
       replace.set(w, { ...p, spec, args: { ...p.args, out: q.args.out } });
       drop.add(i);
     });

@@ -387,8 +387,8 @@ Deno.test("fold_sum_splits and q8_writers: the split sums and the q8 rows move i
   const count = (f: IrFunction, op: string) => f.nodes.filter((n) => n.spec.op === op).length;
   // batched decode, a layer: qkv (split), attention_decode summing its splits, attention_merge
   // writing o_proj's codes, o_proj (split), add_rms_norm summing o_proj's splits and writing
-  // gate_up's codes, gate_up, the quantize_q8 of its output (silu_mul's, no writer), down
-  // (split), add_rms_norm as before; 15 dispatches a layer before
+  // gate_up's codes, gate_up writing down's codes (the few-rows kernel), down (split),
+  // add_rms_norm as before; 15 dispatches a layer before
   const bd = fn(on, "batch_decode_small");
   const layer = bd.nodes.slice(
     bd.nodes.findIndex((n) => n.spec.op === "matmul"),
@@ -402,7 +402,6 @@ Deno.test("fold_sum_splits and q8_writers: the split sums and the q8 rows move i
     "matmul",
     "add_rms_norm",
     "matmul",
-    "quantize_q8",
     "matmul",
     "add_rms_norm",
   ]);
@@ -414,6 +413,9 @@ Deno.test("fold_sum_splits and q8_writers: the split sums and the q8 rows move i
   ok(norm.spec.op === "add_rms_norm" && norm.spec.splits === 4 && norm.spec.outCodes);
   ok(norm.args.b === layer[3].args.out && norm.args.out === layer[5].args.x);
   ok(layer[2].spec.op === "attention_merge" && layer[2].spec.outCodes);
+  const gateUp = layer[5];
+  ok(gateUp.spec.op === "matmul" && gateUp.spec.epilogue === "silu_mul" && gateUp.spec.outCodes);
+  ok(gateUp.args.out === layer[6].args.x);
   // every function: each q8 matmul reading codes reads them from a quantize_q8 or a writer
   // with outCodes of its K, written before it; each folded sum reads a kSplit matmul's out
   for (const f of on) {
@@ -438,12 +440,14 @@ Deno.test("fold_sum_splits and q8_writers: the split sums and the q8 rows move i
     }
   }
   // prompts: the norms write the codes of qkv and gate_up (prefill: the q8 tiles) and the
-  // first layer's rms_norm too; the o_proj's x comes from attention (no writer): quantize_q8
-  for (const name of ["prefill", "prefill_small"]) {
+  // first layer's rms_norm too; the o_proj's x comes from attention (no writer): quantize_q8;
+  // down's from gate_up, which writes them in prefill_small (the few-rows kernel), not in
+  // prefill (the tiles)
+  for (const [name, left] of [["prefill", [4096, 14336]], ["prefill_small", [4096]]] as const) {
     const q = fn(on, name).nodes.filter((n) => n.spec.op === "quantize_q8").map((n) =>
       n.spec.op === "quantize_q8" && n.spec.K
     );
-    assertEquals(q, [4096, 14336], name);
+    assertEquals(q, left, name);
     assertEquals(count(fn(off, name), "quantize_q8"), 4, name);
   }
   // decode (the q8 GEMV's own x path) and the CPU target: nothing to fold

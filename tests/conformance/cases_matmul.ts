@@ -3,7 +3,8 @@
  * scales, q3 g40), K that is and is not a multiple of the group, each bias dtype and epilogue,
  * split weights (rowStart > 0), R of 1 (GEMV), of a ragged 37, and past one tile in N, K and R,
  * row counts that are not a multiple of 4, f16 scales in the subnormal range, and K split across
- * workgroups (`kSplit`, one range empty).
+ * workgroups (`kSplit`, one range empty), x read and out written as `quantize_q8` rows (`xCodes`,
+ * `outCodes`).
  * @module
  */
 import { type DenseDtype, q8RowWords, type WeightFormat } from "../../compiler/codegen/contract.ts";
@@ -41,6 +42,8 @@ interface MatmulShape {
   kSplit?: number;
   /** x given as `quantize_q8` rows (the spec's `xCodes`, with xq8). */
   xCodes?: boolean;
+  /** out written as `quantize_q8` rows (the spec's `outCodes`). */
+  outCodes?: boolean;
 }
 
 function matmulCase(rng: Rng, m: MatmulShape): ConformanceCase {
@@ -59,13 +62,16 @@ function matmulCase(rng: Rng, m: MatmulShape): ConformanceCase {
   if (m.bias) inputs.push(denseBuffer(rng.normals(m.N, 0.5), m.bias));
   if (m.epilogue === "add") inputs.push(padded(rng.normals(m.R * m.N)));
   if (m.normOut) inputs.push(denseBuffer(rng.normals(m.N, 0.5), m.normOut));
-  inputs.push(sentinel(m.R * outWidth * (m.kSplit ?? 1)));
+  inputs.push(
+    sentinel(m.outCodes ? m.R * q8RowWords(outWidth) : m.R * outWidth * (m.kSplit ?? 1)),
+  );
   if (m.normOut) inputs.push(sentinel(m.R * m.N), sentinel(m.R * Math.ceil(m.N / 4)));
   const split = (rows !== m.N ? ` rows=[${rowStart},${rowStart + rows})` : "") +
     (m.scaleMagnitude ? ` scales~${m.scaleMagnitude}` : "") + (m.xq8 ? " xq8" : "") +
     (m.norm ? " norm" : "") + (m.normOut ? ` normOut(w ${m.normOut})` : "") +
     (m.xUnits ? " xUnits" : "") + (m.outUnits ? " outUnits" : "") +
-    (m.kSplit ? ` kSplit=${m.kSplit}` : "") + (m.xCodes ? " xCodes" : "");
+    (m.kSplit ? ` kSplit=${m.kSplit}` : "") + (m.xCodes ? " xCodes" : "") +
+    (m.outCodes ? " outCodes" : "");
   return {
     name: `matmul ${formatLabel(m.weight)} N=${m.N} K=${m.K}${split} bias=${m.bias ?? "none"} ` +
       `epilogue=${m.epilogue} R=${m.R} maxRows=${m.maxRows}`,
@@ -86,10 +92,11 @@ function matmulCase(rng: Rng, m: MatmulShape): ConformanceCase {
       ...(m.outUnits ? { outUnits: true } : {}),
       ...(m.kSplit ? { kSplit: m.kSplit } : {}),
       ...(m.xCodes ? { xCodes: true } : {}),
+      ...(m.outCodes ? { outCodes: true } : {}),
     },
     rows: m.R,
     inputs,
-    tol: m.xq8 ? TOL.q8 : TOL.f32,
+    tol: m.outCodes ? TOL.q8Written : m.xq8 ? TOL.q8 : TOL.f32,
     ...(m.xq8 ? { requires: PACKED_DOT } : {}),
   };
 }
@@ -273,6 +280,18 @@ function matmulCasesOf(rng: Rng): ConformanceCase[] {
   for (const [m, kSplit] of codes) {
     const c = matmulCase(rng, { ...m, xq8: true, xCodes: true, ...(kSplit ? { kSplit } : {}) });
     out.push({ ...c, tol: TOL.f32 });
+  }
+  // out written as quantize_q8 rows (`outCodes`, the few-rows kernel: batched gate_up): rows
+  // past a 16-row block, a bias, blocks of the last column block past the end (I = 192 in
+  // 64-column blocks; N = 192 in 128-column ones), 8-row blocks
+  for (
+    const m of [
+      { weight: Q4, N: 256, K: 192, R: 19, maxRows: 32, bias: null, epilogue: "silu_mul" },
+      { weight: Q4S32, N: 384, K: 128, R: 5, maxRows: 16, bias: "f16", epilogue: "silu_mul" },
+      { weight: Q4, N: 192, K: 256, R: 9, maxRows: 16, bias: null, epilogue: "none" },
+    ] as MatmulShape[]
+  ) {
+    out.push(matmulCase(rng, { ...m, xq8: true, xCodes: true, outCodes: true }));
   }
   // quantize_q8: blocks whose max is 127 x 2^e and whose other elements are multiples of
   // 2^(e-1) (so x * 127 / max is exact in f32 and float64: ties at .5 must go to even), a

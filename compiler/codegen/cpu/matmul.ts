@@ -175,6 +175,18 @@ export function matmulKernel(spec: MatmulSpec): CpuKernel {
       }
     }
   };
+  if (spec.outCodes) {
+    // the values out would hold, in a scratch row block, then written as quantize_q8 rows
+    const W = silu ? I : N;
+    const write = q8RowWriter(W);
+    let scratch = new ArrayBuffer(0);
+    return (bufs, R) => {
+      if (scratch.byteLength < R * W * 4) scratch = new ArrayBuffer(R * W * 4);
+      const out = bufs[bufs.length - 1];
+      run([...bufs.slice(0, -1), scratch], R);
+      write(new Float32Array(scratch, 0, R * W), R, out);
+    };
+  }
   if (outRows && silu) {
     return (bufs, R) => {
       run(bufs, R);

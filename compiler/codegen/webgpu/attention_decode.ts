@@ -52,7 +52,7 @@ import {
   scalarKernel,
 } from "./attention.ts";
 import { ropeElement, rotation } from "./rope.ts";
-import { pairMax, q8BlockMeta, quantisePair } from "./quantize_q8.ts";
+import { sharedPairCodes } from "./quantize_q8.ts";
 
 type DecodeSpec = Extract<KernelSpec, { op: "attention_decode" }>;
 type MergeSpec = Extract<KernelSpec, { op: "attention_merge" }>;
@@ -391,34 +391,16 @@ function mergeTail(spec: DecodeSpec, T: number, D4: number, HB: number, LS: numb
 }
 
 /** WGSL: the `NP` pairs of vec4s in workgroup array `hq` rounded to `quantize_q8` codes of row
- * r of out (`W2` vec2 words a row of K elements), pair `lid` at `first` + lid of the row: a
- * thread a pair (a quarter of a 32-element block), the block's max and code sum met in
- * workgroup memory (`pm`, `pk`). */
+ * r of out (`W2` vec2 words a row of K elements), pair `lid` at `first` + lid of the row (a
+ * multiple of 4: whole blocks). */
 function codesOut(NP: number, first: string, W2: number, K: number): string {
-  return `workgroupBarrier();
-  var am = 0.0;
-  var va = vec4<f32>(0.0);
-  var vb = vec4<f32>(0.0);
-  if (lid < ${NP}u) {
-    va = hq[2u * lid];
-    vb = hq[2u * lid + 1u];
-    pm[lid] = ${pairMax("va", "vb")};
-  }
-  workgroupBarrier();
-  let orow = r * ${W2}u;
-  let q = ${first} + lid; // the pair's place in the row (block q / 4)
-  if (lid < ${NP}u) {
-    let f = lid & ~3u;
-    am = max(max(pm[f], pm[f + 1u]), max(pm[f + 2u], pm[f + 3u]));
-    ${quantisePair("va", "vb", "am", "c")}
-    out[orow + q] = vec2<u32>(clo, chi);
-    pk[lid] = f32(cks);
-  }
-  workgroupBarrier();
-  if (lid < ${NP}u && (lid & 3u) == 0u) {
-    let sum = pk[lid] + pk[lid + 1u] + pk[lid + 2u] + pk[lid + 3u];
-    out[orow + ${K / 8}u + q / 4u] = ${q8BlockMeta("am", "sum")};
-  }`;
+  const q = `${first} + lid`; // the pair's place in the row (block q / 4)
+  return sharedPairCodes({
+    pairs: NP,
+    load: "va = hq[2u * lid]; vb = hq[2u * lid + 1u];",
+    word: `r * ${W2}u + ${q}`,
+    meta: `r * ${W2}u + ${K / 8}u + (${q}) / 4u`,
+  });
 }
 
 /** WGSL: the max `mx` of the row's used splits' log-sum-exps and `den`, the sum of their exps. */

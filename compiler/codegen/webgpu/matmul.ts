@@ -27,10 +27,27 @@ export function tiledQ8Takes(spec: MatmulSpec): boolean {
     !spec.normOut && !spec.xUnits && !spec.outUnits;
 }
 
+/** Whether `matmulKernel` takes the few-rows kernel (`matmul_rows.ts`) for this spec: the one
+ * shape that writes `outCodes`. */
+export function rowsKernelTakes(spec: MatmulSpec): boolean {
+  if (spec.kSplit) return true;
+  if (spec.xCodes) return spec.maxRows <= GEMV_MAX_ROWS;
+  if (spec.xq8) {
+    return !tiledQ8Takes(spec) && !spec.norm && !spec.normOut && !spec.xUnits &&
+      rowsShapeWins(spec);
+  }
+  return spec.maxRows <= GEMV_MAX_ROWS && rowsShapeWins(spec);
+}
+
 /** WGSL for `matmul`. */
 export function matmulKernel(spec: MatmulSpec, target: TargetInfo): WgslKernel {
   if (spec.norm && !spec.xq8) {
     throw new RangeError("matmul: the RMSNorm prologue needs q8 activations (xq8)");
+  }
+  if (spec.outCodes && !rowsKernelTakes(spec)) {
+    throw new RangeError(
+      `matmul outCodes: only the few-rows kernel (8-${GEMV_MAX_ROWS} rows, 4-bit groups) writes codes (maxRows ${spec.maxRows}, N ${spec.N}, K ${spec.K})`,
+    );
   }
   // only the few-rows shape splits K (it refuses weights it cannot read)
   if (spec.kSplit) return matmulRows(spec, target);

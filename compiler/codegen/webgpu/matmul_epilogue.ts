@@ -23,6 +23,8 @@ export interface MatmulPlan {
    * (`residual`: the add epilogue's residual value, if already loaded). */
   outIndex(r: string, c: string): string;
   value(r: string, c: string, a0: string, residual?: string): string;
+  /** ` + bias_at(i)` (weight row i's bias), or "" without a bias. */
+  bias(i: string): string;
 }
 
 /** Validates a matmul spec and describes its output and epilogue. */
@@ -68,5 +70,6 @@ export function matmulPlan(spec: MatmulSpec): MatmulPlan {
     store,
     outIndex,
     value,
+    bias,
   };
 }

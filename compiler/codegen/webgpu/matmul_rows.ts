@@ -20,7 +20,10 @@
  *   products (the 4-bit codes as bytes, the offset through the code sum);
  * - with `xCodes` (x as `quantize_q8` rows, written once before the matmul), no
  *   quantisation and no barriers: each warp reads its unit's codes and (d, code sum) of every
- *   row of the block (broadcast loads), the next unit's weights prefetched as on f32 x.
+ *   row of the block (broadcast loads), the next unit's weights prefetched as on f32 x;
+ * - with `outCodes`, the block's outputs (whole 32-element blocks of each row: 32 x C columns)
+ *   go to workgroup memory and are written as `quantize_q8` codes (`sharedPairCodes`), the next
+ *   matmul's x (batched gate_up writing down's).
  * @module
  */
 import {
@@ -46,7 +49,7 @@ import {
 } from "./common.ts";
 import { matmulPlan, type MatmulSpec } from "./matmul_epilogue.ts";
 import { weightUnit } from "./matmul_gemv_unit.ts";
-import { quantiseBlock } from "./quantize_q8.ts";
+import { quantiseBlock, sharedPairCodes } from "./quantize_q8.ts";
 
 /** Tuning knobs of the few-rows shape (defaults: `rowsDefaults`). */
 export interface RowsTuning {
@@ -183,10 +186,20 @@ export function matmulRows(
   const codesErr = q8CodesError(spec);
   if (codesErr) throw new RangeError(codesErr);
   const q8Bytes = Q8 && !CODES ? 40 * S * RB : 0; // xq (32 bytes) and xm (8) a (unit, row)
-  const P = reductionPass("matmulRows", A, NW, T, budget - q8Bytes);
+  // outCodes: the block's outputs (RB rows x COLS) in workgroup memory, then a thread a pair
+  // of vec4s rounds them to codes (`sharedPairCodes`), the blocks' max and sums in pm, pk
+  const OC = !!spec.outCodes;
+  const NPB = (RB * COLS) / 8; // pairs of the block
+  if (OC && (NPB > T || COLS % 32 !== 0)) {
+    throw new RangeError(
+      `matmulRows outCodes: ${RB} rows x ${COLS} columns a block need ${NPB} threads, the workgroup has ${T}`,
+    );
+  }
+  const codesBytes = OC ? 4 * RB * COLS + 8 * NPB : 0;
+  const P = reductionPass("matmulRows", A, NW, T, budget - q8Bytes - codesBytes);
   checkTarget(spec, target, {
     workgroupSize: T,
-    sharedBytes: 4 * P * T + q8Bytes,
+    sharedBytes: 4 * P * T + q8Bytes + codesBytes,
     largestBinding: spec.rows * g.wordsPerRow * 4,
   });
   // weight row m of the lane: column c = floor(m / NW), row n = m % NW
@@ -359,6 +372,21 @@ export function matmulRows(
       names.push(acc(c * NW + nn, r));
     }
     const outs = (n / NW) * LANES;
+    // outCodes: every output of the block into hq (rows past R and columns past the end too:
+    // their codes are not stored)
+    const keep = OC
+      ? `hq[(o % ${RB}u) * ${COLS}u + lane * ${C}u + o / ${RB}u] = ${
+        NW === 2
+          ? `silu(v0${plan.bias("col")}) * (v1${plan.bias(`${OUT}u + col`)})`
+          : plan.value("row", "col", "v0")
+      };`
+      : `if (row < R.x && col < ${OUT}u) {
+      ${
+        KS > 1
+          ? `out[row * ${KS * OUT}u + split * ${OUT}u + col] = v0;`
+          : plan.store("row", "col", "v0", NW === 2 ? "v1" : "")
+      }
+    }`;
     const sum = (nn: number) =>
       range(S).map((wi) => `red[(k * ${NW}u + ${nn}u) * ${T}u + ${wi * LANES}u + lane]`).join(
         " + ",
@@ -376,21 +404,41 @@ export function matmulRows(
     let col = blk * ${COLS}u + lane * ${C}u + o / ${RB}u;
     let v0 = ${sum(0)};
     ${NW === 2 ? `let v1 = ${sum(1)};` : ""}
-    if (row < R.x && col < ${OUT}u) {
-      ${
-        KS > 1
-          ? `out[row * ${KS * OUT}u + split * ${OUT}u + col] = v0;`
-          : plan.store("row", "col", "v0", NW === 2 ? "v1" : "")
-      }
-    }
+    ${keep}
   }`,
     );
   }
-  const types = { ...plan.types, ...unit.types, x: `array<vec4<${CODES ? "u32" : "f32"}>>` };
+  // outCodes: pair p of the block is row p / PR's pair p % PR (PR pairs a row of the block)
+  const PR = COLS / 8, W2 = q8RowWords(OUT) / 2;
+  const codes = OC
+    ? sharedPairCodes({
+      pairs: NPB,
+      load: `let hb = 8u * lid;
+    va = vec4<f32>(hq[hb], hq[hb + 1u], hq[hb + 2u], hq[hb + 3u]);
+    vb = vec4<f32>(hq[hb + 4u], hq[hb + 5u], hq[hb + 6u], hq[hb + 7u]);`,
+      word: `(r0 + lid / ${PR}u) * ${W2}u + blk * ${PR}u + lid % ${PR}u`,
+      meta: `(r0 + lid / ${PR}u) * ${W2}u + ${OUT / 8}u + (blk * ${PR}u + lid % ${PR}u) / 4u`,
+      keep: `r0 + lid / ${PR}u < R.x && blk * ${COLS}u + (lid % ${PR}u) * 8u < ${OUT}u`,
+    })
+    : "";
+  const types = {
+    ...plan.types,
+    ...unit.types,
+    x: `array<vec4<${CODES ? "u32" : "f32"}>>`,
+    ...(OC ? { out: "array<vec2<u32>>" } : {}),
+  };
   const code = `${declareBindings(spec, types)}
 ${unit.helpers}
 ${plan.prelude}
 var<workgroup> red: array<f32, ${P * T}>; // [P, T]
+${
+    OC
+      ? `var<workgroup> hq: array<f32, ${RB * COLS}>; // [RB, ${COLS}] the block's outputs
+var<workgroup> pm: array<f32, ${NPB}>; // each pair's max |x|
+var<workgroup> pk: array<f32, ${NPB}>; // each pair's code sum
+fn silu(g: f32) -> f32 { return g / (1.0 + exp(-g)); }`
+      : ""
+  }
 ${
     Q8 && !CODES
       ? `var<workgroup> xq: array<vec4<u32>, ${2 * S * RB}>; // [S units, RB rows, 2] int8 codes
@@ -433,6 +481,7 @@ ${entry(T, totalGroups(RB, blocks * KS))}
   ${range(WR * RB).map((i) => `var ${acc(Math.floor(i / RB), i % RB)} = 0.0;`).join(" ")}
   ${loops}
   ${passes.join("\n  ")}
+  ${codes}
 }
 `;
   return { code, entryPoint: "main", rowsPerGroup: RB, groupsPerRowBlock: blocks * KS };

@@ -71,6 +71,42 @@ export function q8BlockMeta(amax: string, sum: string): string {
   return `bitcast<vec2<u32>>(vec2<f32>(${amax} / 127.0, ${sum}))`;
 }
 
+/**
+ * WGSL rounding values a workgroup holds in workgroup memory to `quantize_q8` codes, a thread
+ * a pair of vec4s (8 elements, a quarter of a 32-element block): thread lid < `pairs` defines
+ * its pair's `va`, `vb` (vec4<f32>) by `load`, the blocks' max |x| and code sums meet in the
+ * caller's workgroup arrays `pm` and `pk` ([pairs] f32; pairs 4p..4p + 3 a block), and where
+ * `keep` holds it stores its code word at out[`word`] (out: array<vec2<u32>>) and, the first
+ * pair of a block, the block's (d, code sum) at out[`meta`]. Starts with a barrier (the values
+ * written before it).
+ */
+export function sharedPairCodes(
+  o: { pairs: number; load: string; word: string; meta: string; keep?: string },
+): string {
+  const keep = o.keep ? ` && ${o.keep}` : "";
+  return `workgroupBarrier();
+  var am = 0.0;
+  var va = vec4<f32>(0.0);
+  var vb = vec4<f32>(0.0);
+  if (lid < ${o.pairs}u) {
+    ${o.load}
+    pm[lid] = ${pairMax("va", "vb")};
+  }
+  workgroupBarrier();
+  if (lid < ${o.pairs}u) {
+    let f = lid & ~3u;
+    am = max(max(pm[f], pm[f + 1u]), max(pm[f + 2u], pm[f + 3u]));
+    ${quantisePair("va", "vb", "am", "c")}
+    ${o.keep ? `if (${o.keep}) { ` : ""}out[${o.word}] = vec2<u32>(clo, chi);${o.keep ? " }" : ""}
+    pk[lid] = f32(cks);
+  }
+  workgroupBarrier();
+  if (lid < ${o.pairs}u && (lid & 3u) == 0u${keep}) {
+    let sum = pk[lid] + pk[lid + 1u] + pk[lid + 2u] + pk[lid + 3u];
+    out[${o.meta}] = ${q8BlockMeta("am", "sum")};
+  }`;
+}
+
 /** Threads a workgroup (blocks of a row). */
 const THREADS = 64;
 
