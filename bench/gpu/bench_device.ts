@@ -152,6 +152,57 @@ export class BenchDevice implements Device {
   }
 
   /**
+   * GPU milliseconds of one replay of `trace`, `reps` replays with a boundary between them:
+   * none ("one": one pass), a compute pass each ("passes", one command buffer), a command
+   * buffer and submit each ("submits"), and those with a 4-byte `writeBuffer` before each
+   * submit ("writes", as a decode step's inputs) or a 4-byte copy after each pass ("copies", as
+   * its tokens' copy into the history). Every command buffer is finished before the first
+   * timestamp, so the span holds no host encoding.
+   */
+  async replayBounded(
+    timer: GpuTimer,
+    trace: Trace,
+    reps: number,
+    mode: "one" | "passes" | "submits" | "writes" | "copies",
+  ): Promise<number> {
+    this.inner.submit();
+    const scratch = [0, 1].map(() =>
+      this.gpu.createBuffer({
+        size: 256,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+      })
+    );
+    // every command buffer encoded first, so that the span holds no host encoding
+    const cbs: GPUCommandBuffer[] = [];
+    let enc = this.gpu.createCommandEncoder();
+    if (mode === "one") {
+      const p = enc.beginComputePass();
+      for (let r = 0; r < reps; r++) for (const d of trace) this.#encode(p, d);
+      p.end();
+    } else {
+      for (let r = 0; r < reps; r++) {
+        const p = enc.beginComputePass();
+        for (const d of trace) this.#encode(p, d);
+        p.end();
+        if (mode === "copies") enc.copyBufferToBuffer(scratch[0], 0, scratch[1], 0, 4);
+        if (mode !== "passes") {
+          cbs.push(enc.finish());
+          enc = this.gpu.createCommandEncoder();
+        }
+      }
+    }
+    cbs.push(enc.finish());
+    timer.begin();
+    for (const [r, cb] of cbs.entries()) {
+      if (mode === "writes") this.gpu.queue.writeBuffer(scratch[0], 0, new Uint32Array([r]));
+      this.gpu.queue.submit([cb]);
+    }
+    const ms = await timer.end();
+    for (const b of scratch) b.destroy();
+    return ms / reps;
+  }
+
+  /**
    * Replays `trace` `reps` times a round for at least `ms` of wall time, so that the GPU's clock
    * is up before a timing: the H100's SM clock idles at 345 MHz (pipeline creation, buffer
    * fills, readback waits) and takes ~0.2 s of steady work to reach 1,980 MHz.

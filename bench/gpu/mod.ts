@@ -9,7 +9,9 @@
  * Options: `--small` (tiny shapes, for lavapipe), `--models=8b,1b,0.5b` (`none`: ceilings and
  * GEMVs only), `--no-gemv`, `--opt=<flags>` (compile flags, e.g. `fuse_norm_matmul=0`),
  * `--q8-sweep` (the q8 GEMV under several tunings), `--batches=1,16` (the decode batches timed),
- * `--no-engine` (no KilnEngine runs), `--prompt=4096` (prompt tokens; default 512).
+ * `--no-engine` (no KilnEngine runs), `--prompt=4096` (prompt tokens; default 512),
+ * `--boundaries` (what a pass, a command buffer, a write or a copy between decode steps costs
+ * the GPU: the step replayed 16 times each way, printed).
  *
  * On the GPU host (no network): carry `.gl` (Vulkan loader .debs), `.carry` (deno.xz) and a
  * `node_modules` holding only esbuild-wasm (the full one is over the 64 MiB carry limit), and run
@@ -155,12 +157,19 @@ if (batches) shape.batches = batches;
 const prompt = Deno.args.find((a) => a.startsWith("--prompt="))?.slice(9);
 if (prompt) shape.promptLen = Number(prompt);
 if (Deno.args.includes("--no-engine")) shape.stepsAhead = [];
+const boundaries = Deno.args.includes("--boundaries");
 
 const modelFigures: ModelFigures[] = [];
 const errors: string[] = [];
 for (const [name, config] of wanted) {
   log(`model ${name}…`);
-  const o: ModelBenchOptions = { name, config, ...shape, ...(opt ? { opt } : {}) };
+  const o: ModelBenchOptions = {
+    name,
+    config,
+    ...shape,
+    ...(opt ? { opt } : {}),
+    ...(boundaries ? { boundaries } : {}),
+  };
   const keep = dev.liveBuffers();
   try {
     modelFigures.push(await benchModel(dev, timer, adapter, o, log));

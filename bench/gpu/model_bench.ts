@@ -42,6 +42,9 @@ export interface ModelBenchOptions {
   stepsAhead: number[];
   /** Queued raw decode steps per measurement. */
   rawSteps: number;
+  /** Also time the decode step's replay with a boundary between steps (`replayBounded`),
+   * twice each way, printed. */
+  boundaries?: boolean;
 }
 
 /** GPU µs per kernel label (summed over its dispatches in one call, each alone); `bytes`: weight
@@ -281,6 +284,20 @@ export async function benchModel(
     await runtime.read(fn, "logits", 4);
     await dev.warm(timer, trace, 10);
     const kernelMs = await dev.replay(timer, trace, 10);
+    if (o.boundaries) {
+      const modes = ["one", "passes", "submits", "writes", "copies"] as const;
+      const runs: string[] = [];
+      for (let k = 0; k < 2; k++) {
+        for (const mode of modes) {
+          runs.push((await dev.replayBounded(timer, trace, 16, mode)).toFixed(3));
+        }
+      }
+      log(
+        `  ${o.name}: ${called} b=${b} between steps (ms/step, two runs): ${
+          modes.map((m, i) => `${m} ${runs[i]}, ${runs[i + modes.length]}`).join("; ")
+        }`,
+      );
+    }
     const each = await dev.replayEach(timer, trace);
     // the sampler over this batch's logits, as the engine queues it: greedy rows at top_p 1,
     // then temperature 1 and top_p 0.9
