@@ -5,7 +5,7 @@
  * Decode speed comes from the difference of a short and a long run of the same requests: the
  * extra tokens over the extra time, so prefill, the first readback and round pipelining cancel.
  * A throwaway run first brings the GPU's clock up (the H100's idles at 345 MHz between runs and
- * takes ~0.2 s of work to reach full speed), then `PAIRS` (short, long) pairs give the median
+ * takes ~0.2 s of work to reach full speed), then `PAIRS` (short, long) pairs (`pairs`) give the median
  * rate: one pair moved by up to ±10% (and once 30%) between runs of the same tree.
  * @module
  */
@@ -49,7 +49,7 @@ export function tokens(n: number, vocab: number, seed: number): number[] {
 }
 
 const GREEDY = { ...GREEDY_SAMPLING, seed: 1 };
-/** (short, long) run pairs a figure: the median pair's rate is reported. */
+/** (short, long) run pairs a figure by default: the median pair's rate is reported. */
 const PAIRS = 3;
 const TOP_P = {
   sampling: { ...samplingParams({ top_p: 0.9 }), seed: 1 },
@@ -63,6 +63,8 @@ export interface EngineBenchOptions {
   batches: number[];
   /** Round sizes to try at batch 1 (larger batches use the last). */
   stepsAhead: number[];
+  /** (short, long) pairs a figure (default `PAIRS`). */
+  pairs?: number;
 }
 
 /** Engine figures per (batch, stepsAhead). The engines are left idle, not closed: closing one
@@ -115,12 +117,13 @@ export async function benchEngine(
     const sampling = top ? TOP_P.sampling : GREEDY;
     await generate(engine, b, short, sampling); // a throwaway run: the GPU's clock comes up
     const pairs = [];
-    for (let i = 0; i < PAIRS; i++) {
+    const n = o.pairs ?? PAIRS;
+    for (let i = 0; i < n; i++) {
       const s = await generate(engine, b, short, sampling);
       const l = await generate(engine, b, o.decodeTokens, sampling);
       pairs.push({ s, l, rate: (l.tokens - s.tokens) / ((l.ms - s.ms) / 1000) });
     }
-    const { s, l, rate } = [...pairs].sort((x, y) => x.rate - y.rate)[PAIRS >> 1];
+    const { s, l, rate } = [...pairs].sort((x, y) => x.rate - y.rate)[n >> 1];
     const e: EngineFigures = {
       batch: b,
       stepsAhead: ahead,

@@ -10,6 +10,7 @@
  * GEMVs only), `--no-gemv`, `--opt=<flags>` (compile flags, e.g. `fuse_norm_matmul=0`),
  * `--q8-sweep` (the q8 GEMV under several tunings), `--batches=1,16` (the decode batches timed),
  * `--no-engine` (no KilnEngine runs), `--prompt=4096` (prompt tokens; default 512),
+ * `--decode=512` and `--pairs=7` (the engine runs' long generations and (short, long) pairs),
  * `--boundaries` (what a pass, a command buffer, a write or a copy between decode steps costs
  * the GPU: the step replayed 16 times each way, printed).
  *
@@ -157,6 +158,11 @@ if (batches) shape.batches = batches;
 const prompt = Deno.args.find((a) => a.startsWith("--prompt="))?.slice(9);
 if (prompt) shape.promptLen = Number(prompt);
 if (Deno.args.includes("--no-engine")) shape.stepsAhead = [];
+// `--decode=512`: tokens of the engine runs' long generations (short: a quarter); `--pairs=7`:
+// (short, long) pairs a figure (engine figures steadier for comparisons)
+const decode = Deno.args.find((a) => a.startsWith("--decode="))?.slice(9);
+if (decode) shape.decodeTokens = Number(decode);
+const pairs = Number(Deno.args.find((a) => a.startsWith("--pairs="))?.slice(8) ?? 0) || undefined;
 const boundaries = Deno.args.includes("--boundaries");
 
 const modelFigures: ModelFigures[] = [];
@@ -169,6 +175,7 @@ for (const [name, config] of wanted) {
     ...shape,
     ...(opt ? { opt } : {}),
     ...(boundaries ? { boundaries } : {}),
+    ...(pairs ? { pairs } : {}),
   };
   const keep = dev.liveBuffers();
   try {

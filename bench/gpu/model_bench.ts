@@ -45,6 +45,8 @@ export interface ModelBenchOptions {
   /** Also time the decode step's replay with a boundary between steps (`replayBounded`),
    * twice each way, printed. */
   boundaries?: boolean;
+  /** (short, long) pairs an engine figure (`benchEngine`). */
+  pairs?: number;
 }
 
 /** GPU µs per kernel label (summed over its dispatches in one call, each alone); `bytes`: weight
