@@ -44,23 +44,16 @@ export function matmulKernel(spec: MatmulSpec, target: TargetInfo): WgslKernel {
   if (spec.norm && !spec.xq8) {
     throw new RangeError("matmul: the RMSNorm prologue needs q8 activations (xq8)");
   }
-  if (spec.outCodes && !rowsKernelTakes(spec)) {
+  if (rowsKernelTakes(spec)) return matmulRows(spec, target);
+  if (spec.outCodes) {
     throw new RangeError(
       `matmul outCodes: only the few-rows kernel (8-${GEMV_MAX_ROWS} rows, 4-bit groups) writes codes (maxRows ${spec.maxRows}, N ${spec.N}, K ${spec.K})`,
     );
   }
-  // only the few-rows shape splits K (it refuses weights it cannot read)
-  if (spec.kSplit) return matmulRows(spec, target);
-  if (spec.xCodes) {
-    // x as quantize_q8 rows: the few-rows kernel or the q8 tiles read them
-    return spec.maxRows > GEMV_MAX_ROWS ? matmulTiledQ8(spec, target) : matmulRows(spec, target);
-  }
+  // x as quantize_q8 rows beyond the few-rows kernel: the q8 tiles
+  if (spec.xCodes) return matmulTiledQ8(spec, target);
   if (spec.xq8) {
-    if (tiledQ8Takes(spec)) return matmulTiledQ8(spec, target);
-    return !spec.norm && !spec.normOut && !spec.xUnits && rowsShapeWins(spec)
-      ? matmulRows(spec, target)
-      : matmulGemvQ8(spec, target);
+    return tiledQ8Takes(spec) ? matmulTiledQ8(spec, target) : matmulGemvQ8(spec, target);
   }
-  if (spec.maxRows > GEMV_MAX_ROWS) return matmulTiled(spec, target);
-  return rowsShapeWins(spec) ? matmulRows(spec, target) : matmulGemv(spec, target);
+  return spec.maxRows > GEMV_MAX_ROWS ? matmulTiled(spec, target) : matmulGemv(spec, target);
 }

@@ -374,7 +374,7 @@ export function matmulRows(
     const outs = (n / NW) * LANES;
     // outCodes: every output of the block into hq (rows past R and columns past the end too:
     // their codes are not stored)
-    const keep = OC
+    const stored = OC
       ? `hq[(o % ${RB}u) * ${COLS}u + lane * ${C}u + o / ${RB}u] = ${
         NW === 2
           ? `silu(v0${plan.bias("col")}) * (v1${plan.bias(`${OUT}u + col`)})`
@@ -404,7 +404,7 @@ export function matmulRows(
     let col = blk * ${COLS}u + lane * ${C}u + o / ${RB}u;
     let v0 = ${sum(0)};
     ${NW === 2 ? `let v1 = ${sum(1)};` : ""}
-    ${keep}
+    ${stored}
   }`,
     );
   }

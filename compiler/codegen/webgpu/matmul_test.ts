@@ -1,3 +1,4 @@
+import { ok } from "node:assert/strict";
 import { hasPackedDot, type KernelSpec, PACKED_DOT, type WeightFormat } from "../contract.ts";
 import { assertThrows } from "../../../tests/assert.ts";
 import { device, expectClose, matmulInputs, matmulSpec, Rng, runKernel } from "./test_helpers.ts";
@@ -434,4 +435,19 @@ Deno.test({
       throw new Error("compute units unknown: expected 128 rows");
     }
   },
+});
+
+Deno.test("matmulKernel: outCodes only where the few-rows kernel runs, else a RangeError naming it", () => {
+  const codes = { xq8: true, xCodes: true, outCodes: true, epilogue: "silu_mul" as const };
+  // 8-32 rows of x as codes: the few-rows kernel writes them
+  const rows = wgslKernel(matmulSpec(q4, 256, 128, 16, codes), Q8_WEBGPU);
+  ok(rows.code.includes("var<workgroup> hq:"), "the few-rows kernel stages its outputs");
+  // decode (the q8 GEMV) and prefill (the q8 tiles) do not
+  for (const [maxRows, more] of [[1, { xCodes: false }], [128, {}]] as const) {
+    assertThrows(
+      () => wgslKernel(matmulSpec(q4, 256, 128, maxRows, { ...codes, ...more }), Q8_WEBGPU),
+      RangeError,
+      "only the few-rows kernel",
+    );
+  }
 });
