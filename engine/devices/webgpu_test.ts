@@ -182,6 +182,14 @@ Deno.test({
     expectEqual(new Float32Array(await dev.read(z)), [5, 10], "z, from the held dispatches");
     // nothing queued: the same as read
     expectEqual(new Float32Array(await dev.readSubmitted(z)), [5, 10], "z again");
+    // a queued dispatch that rewrites the buffer read: held until after the read's copy (a
+    // read that submitted it first would see 11, 22)
+    dev.write(y, Float32Array.from([10, 20]));
+    dev.dispatch(k, [a, a, x], 1); // x = 2a
+    dev.submit();
+    dev.dispatch(k, [y, a, x], 1); // x = y + a, queued
+    expectEqual(new Float32Array(await dev.readSubmitted(x)), [2, 4], "x before the held dispatch");
+    expectEqual(new Float32Array(await dev.read(x)), [11, 22], "x after it");
     for (const b of [a, x, y, z]) dev.release(b);
   },
 });
