@@ -375,7 +375,8 @@ export function matmulRows(
     // outCodes: every output of the block into hq (rows past R and columns past the end too:
     // their codes are not stored)
     const stored = OC
-      ? `hq[(o % ${RB}u) * ${COLS}u + lane * ${C}u + o / ${RB}u] = ${
+      ? `let hi = (o % ${RB}u) * ${COLS}u + lane * ${C}u + o / ${RB}u;
+    hq[hi >> 2u][hi & 3u] = ${
         NW === 2
           ? `silu(v0${plan.bias("col")}) * (v1${plan.bias(`${OUT}u + col`)})`
           : plan.value("row", "col", "v0")
@@ -413,9 +414,7 @@ export function matmulRows(
   const codes = OC
     ? sharedPairCodes({
       pairs: NPB,
-      load: `let hb = 8u * lid;
-    va = vec4<f32>(hq[hb], hq[hb + 1u], hq[hb + 2u], hq[hb + 3u]);
-    vb = vec4<f32>(hq[hb + 4u], hq[hb + 5u], hq[hb + 6u], hq[hb + 7u]);`,
+      load: "va = hq[2u * lid]; vb = hq[2u * lid + 1u];",
       word: `(r0 + lid / ${PR}u) * ${W2}u + blk * ${PR}u + lid % ${PR}u`,
       meta: `(r0 + lid / ${PR}u) * ${W2}u + ${OUT / 8}u + (blk * ${PR}u + lid % ${PR}u) / 4u`,
       keep: `r0 + lid / ${PR}u < R.x && blk * ${COLS}u + (lid % ${PR}u) * 8u < ${OUT}u`,
@@ -433,7 +432,9 @@ ${plan.prelude}
 var<workgroup> red: array<f32, ${P * T}>; // [P, T]
 ${
     OC
-      ? `var<workgroup> hq: array<f32, ${RB * COLS}>; // [RB, ${COLS}] the block's outputs
+      ? `var<workgroup> hq: array<vec4<f32>, ${
+        (RB * COLS) / 4
+      }>; // [RB, ${COLS}] the block's outputs
 var<workgroup> pm: array<f32, ${NPB}>; // each pair's max |x|
 var<workgroup> pk: array<f32, ${NPB}>; // each pair's code sum
 fn silu(g: f32) -> f32 { return g / (1.0 + exp(-g)); }`
