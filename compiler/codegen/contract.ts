@@ -77,7 +77,8 @@ export type KernelSpec =
    *   out[r, c] = silu(g_c) * u_c with out f32[R, I].
    * epilogue "add": out[r, c] = residual[r, c] + (xW^T)[r, c].
    * Bindings: x f32[R, K], weight (dense | q_weight, q_scale), [bias f32/f16 [N]],
-   *   [residual f32[R, N]], out f32[R, N or N/2]. */
+   *   [residual f32[R, N]], out f32[R, N or N/2] (with `outCodes`: u32[R, q8RowWords(N or
+   *   N/2)]). */
   | {
     op: "matmul";
     N: number;
