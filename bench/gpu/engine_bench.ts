@@ -5,8 +5,8 @@
  * Decode speed comes from the difference of a short and a long run of the same requests: the
  * extra tokens over the extra time, so prefill, the first readback and round pipelining cancel.
  * A throwaway run first brings the GPU's clock up (the H100's idles at 345 MHz between runs and
- * takes ~0.2 s of work to reach full speed), then `PAIRS` (short, long) pairs (`pairs`) give the median
- * rate: one pair moved by up to ±10% (and once 30%) between runs of the same tree.
+ * takes ~0.2 s of work to reach full speed), then `PAIRS` (or `pairs`) (short, long) pairs give
+ * the median rate: one pair moved by up to ±10% (and once 30%) between runs of the same tree.
  * @module
  */
 import { KilnEngine } from "../../engine/engine.ts";

@@ -541,8 +541,8 @@ export function q8OutWidth(spec: KernelSpec): number | null {
 }
 
 /** Why a `quantize_q8`, a matmul's `xCodes` or a writer's `outCodes` (rms_norm, add_rms_norm,
- * attention_merge, matmul) cannot hold, or null where it can: both backends refuse such a spec with
- * this. */
+ * attention_merge, matmul) cannot hold, or null where it can: both backends refuse such a spec
+ * with this. */
 export function q8CodesError(spec: KernelSpec): string | null {
   if (spec.op === "attention_decode" && spec.merge) return q8CodesError(attentionMergeOf(spec));
   if (spec.op === "quantize_q8") {
@@ -563,7 +563,7 @@ export function q8CodesError(spec: KernelSpec): string | null {
   }
   if (spec.op !== "matmul") return null;
   if (spec.outCodes) {
-    const W = spec.epilogue === "silu_mul" ? spec.N / 2 : spec.N;
+    const W = q8OutWidth(spec)!;
     if (
       spec.epilogue === "add" || spec.rowStart !== 0 || spec.rows !== spec.N || spec.kSplit ||
       spec.normOut || spec.outUnits || !(W > 0 && W % 64 === 0)
