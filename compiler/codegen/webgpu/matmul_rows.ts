@@ -19,8 +19,11 @@
  *   warps' weight loads issued before it, and each lane multiplies with packed int8 dot
  *   products (the 4-bit codes as bytes, the offset through the code sum);
  * - with `xCodes` (x as `quantize_q8` rows, written once before the matmul), no
- *   quantisation and no barriers: each warp reads its unit's codes and (d, code sum) of every
- *   row of the block (broadcast loads), the next unit's weights prefetched as on f32 x;
+ *   quantisation and no barriers: each thread reads its unit's codes and (d, code sum) of
+ *   every row of the block, the next unit's weights prefetched as on f32 x; a warp's threads
+ *   take 4 consecutive units of 8 lanes' columns (`unitLanes`), so that a load of a weight
+ *   row's codes reads 64 consecutive bytes of 8 rows instead of 16 bytes of 32 (gate_up's
+ *   share of the 8B's batch-16 step 3.55 → 2.89 ms on the H100);
  * - with `outCodes`, the block's outputs (whole 32-element blocks of each row: 32 x C columns)
  *   go to workgroup memory and are written as `quantize_q8` codes (`sharedPairCodes`), the next
  *   matmul's x (batched gate_up writing down's).
@@ -67,6 +70,12 @@ export interface RowsTuning {
    * block is computed (rows past R read row R - 1). No loop branches on the row count
    * inside (such branches kept the compiler from issuing x loads early: 30-50% slower). */
   skipRows: boolean;
+  /** With `xCodes`: the units of a step a warp's threads take (1, also where unset: the
+   * warp's 32 threads one unit, each its lane's columns; UW > 1: UW consecutive units, 32 / UW
+   * lanes' columns), so that a warp's load of a weight row's codes reads UW consecutive units
+   * (32 / UW lines a load instead of 32) and x's codes are read for UW units at once instead
+   * of broadcast. A divisor of the warps and of 32. */
+  unitLanes?: number;
 }
 
 /** Lanes a warp: threads that share one x load. Correct for any subgroup size. */
@@ -88,14 +97,23 @@ export function rowsShapeFits(w: WeightFormat, K: number): boolean {
  * blocks where a warp has more than 4 units of its K range: in the 8B's batch-16 step on the
  * H100 (`bench/gpu/mod.ts --batches=16`, µs a step) down (14 units a warp) 2,070 → 1,728 and
  * lm_head (16) 513 → 374, but qkv (4) 1,223 → 1,319 and the 1B's step 2.74 → 2.90 ms with
- * 16-row blocks everywhere. */
+ * 16-row blocks everywhere. On `xCodes`, a warp's threads on 4 units of a step (`unitLanes`):
+ * batch-16 step, kernels only, 1 / 2 / 4 / 8 units a warp: 8B 8.20 / 7.71 / 7.49 / 7.77 ms,
+ * 1B 2.07 / 1.98 / 1.95 / 2.01, 0.5B 1.90 / 1.88 / 1.89 / 1.99 (one call). */
 export function rowsDefaults(spec: MatmulSpec): RowsTuning {
   const plan = matmulPlan(spec);
   const NW = plan.weightRowsPerOut;
   const warps = 8;
   const perWarp = spec.K / 32 / (spec.kSplit ?? 1) / warps;
   const RB = (NW === 2 || (spec.xCodes && perWarp > 4)) && spec.maxRows >= 16 ? 16 : 8;
-  return { rowsPerGroup: RB, colsPerLane: 4 / NW, warps, prefetch: true, skipRows: true };
+  return {
+    rowsPerGroup: RB,
+    colsPerLane: 4 / NW,
+    warps,
+    prefetch: true,
+    skipRows: true,
+    unitLanes: spec.xCodes ? 4 : 1,
+  };
 }
 
 /**
@@ -181,8 +199,20 @@ export function matmulRows(
   if (Q8 && !hasPackedDot(target)) {
     throw new RangeError(`matmulRows: xq8 needs ${PACKED_DOT}`);
   }
-  // xCodes: x arrives as quantize_q8 rows, each warp reads its unit's codes itself
+  // xCodes: x arrives as quantize_q8 rows, each thread reads its unit's codes itself
   const CODES = !!spec.xCodes;
+  // unitLanes: thread t of warp w takes unit (w % (S / UW)) UW + t % UW of a step and the
+  // columns of lane (w / (S / UW)) (32 / UW) + t / UW (UW = 1: unit w, lane t)
+  const UW = CODES ? Math.max(1, Math.floor(tune.unitLanes ?? 1)) : 1;
+  if (S % UW !== 0 || LANES % UW !== 0) {
+    throw new RangeError(`matmulRows: unitLanes ${UW} must divide the warps (${S}) and ${LANES}`);
+  }
+  const SW = S / UW, LW = LANES / UW; // warps a lane's units span, lanes a warp
+  // the thread (local index) of a lane and a unit of the step
+  const thread = (lane: string, unit: number) =>
+    `(${lane} / ${LW}u) * ${SW * LANES}u + (${lane} % ${LW}u) * ${UW}u + ${
+      Math.floor(unit / UW) * LANES + unit % UW
+    }u`;
   const codesErr = q8CodesError(spec);
   if (codesErr) throw new RangeError(codesErr);
   const q8Bytes = Q8 && !CODES ? 40 * S * RB : 0; // xq (32 bytes) and xm (8) a (unit, row)
@@ -389,7 +419,7 @@ export function matmulRows(
       }
     }`;
     const sum = (nn: number) =>
-      range(S).map((wi) => `red[(k * ${NW}u + ${nn}u) * ${T}u + ${wi * LANES}u + lane]`).join(
+      range(S).map((wi) => `red[(k * ${NW}u + ${nn}u) * ${T}u + ${thread("lane", wi)}]`).join(
         " + ",
       );
     passes.push(
@@ -464,8 +494,10 @@ ${entry(T, totalGroups(RB, blocks * KS))}
   let u0 = split * ${UL}u; // this workgroup's units: [u0, u1)
   let u1 = min(u0 + ${UL}u, ${UN}u);
   let nr = min(R.x - r0, ${RB}u);
-  let s = lid / ${LANES}u;
-  let col0 = blk * ${COLS}u + (lid % ${LANES}u) * ${C}u;
+  let s = ((lid / ${LANES}u) % ${SW}u) * ${UW}u + lid % ${UW}u; // this thread's unit of a step
+  let col0 = blk * ${COLS}u + ((lid / ${
+    LANES * SW
+  }u) * ${LW}u + (lid % ${LANES}u) / ${UW}u) * ${C}u;
   // rows and columns past the end are clamped (read valid data) and never stored
   ${
     range(RB).map((r) =>

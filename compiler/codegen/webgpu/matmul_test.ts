@@ -162,13 +162,14 @@ Deno.test({
       prefetch: true,
       skipRows: true,
     };
+    // (unitLanes, with xCodes: a warp's threads on 2, 4 or 8 consecutive units)
     const tunings: [RowsTuning, boolean][] = [
       [base, false],
-      [{ ...base, prefetch: false, skipRows: false, colsPerLane: 1 }, false],
-      [{ ...base, rowsPerGroup: 8, colsPerLane: 4, warps: 8 }, false],
+      [{ ...base, prefetch: false, skipRows: false, colsPerLane: 1, unitLanes: 2 }, false],
+      [{ ...base, rowsPerGroup: 8, colsPerLane: 4, warps: 8, unitLanes: 8 }, false],
       [{ ...base, rowsPerGroup: 32, colsPerLane: 1, warps: 3 }, false],
       // 16 KiB of workgroup storage: the reduction in several passes
-      [{ ...base, colsPerLane: 4, warps: 8 }, true],
+      [{ ...base, colsPerLane: 4, warps: 8, unitLanes: 4 }, true],
     ];
     for (const [rows, small] of tunings) {
       const t = { rows, small };
