@@ -23,7 +23,8 @@
  *   every row of the block, the next unit's weights prefetched as on f32 x; a warp's threads
  *   take 4 consecutive units of 8 lanes' columns (`unitLanes`), so that a load of a weight
  *   row's codes reads 64 consecutive bytes of 8 rows instead of 16 bytes of 32 (gate_up's
- *   share of the 8B's batch-16 step 3.55 → 2.89 ms on the H100);
+ *   share of the 8B's batch-16 step 3.55 → 2.89 ms on the H100); where a thread walks many
+ *   steps, the codes of the block's first two rows are loaded a unit ahead too (`prefetchRows`);
  * - with `outCodes`, the block's outputs (whole 32-element blocks of each row: 32 x C columns)
  *   go to workgroup memory and are written as `quantize_q8` codes (`sharedPairCodes`), the next
  *   matmul's x (batched gate_up writing down's).
@@ -76,6 +77,9 @@ export interface RowsTuning {
    * (32 / UW lines a load instead of 32) and x's codes are read for UW units at once instead
    * of broadcast. A divisor of the warps and of 32. */
   unitLanes?: number;
+  /** With `xCodes` and `prefetch`: rows of the block whose codes of x are loaded a unit
+   * ahead, with the weights (0 where unset; more registers a thread). */
+  prefetchRows?: number;
 }
 
 /** Lanes a warp: threads that share one x load. Correct for any subgroup size. */
@@ -113,6 +117,7 @@ export function rowsDefaults(spec: MatmulSpec): RowsTuning {
     prefetch: true,
     skipRows: true,
     unitLanes: spec.xCodes ? 4 : 1,
+    prefetchRows: spec.xCodes && perWarp >= PREFETCH_X_STEPS ? 2 : 0,
   };
 }
 
@@ -133,6 +138,10 @@ function columnBlocks(spec: MatmulSpec): number {
   return Math.ceil(matmulPlan(spec).outCols / (LANES * rowsDefaults(spec).colsPerLane));
 }
 
+/** Steps (S units each) of a workgroup's K range from which `xCodes` loads two rows' codes of
+ * x a unit ahead (`prefetchRows`): the 8B's gate_up, down and lm_head (14-16), not the short
+ * ranges of its K splits or the 1B's and 0.5B's matmuls (2-8), which lost with it. */
+const PREFETCH_X_STEPS = 12;
 /** Units (32 elements) a workgroup's K range keeps at least under `rowsSplitK`: two a warp. */
 const MIN_SPLIT_UNITS = 16;
 /** The most rows the shape is chosen for (`GEMV_MAX_ROWS`: past it, the tiled shape). */
@@ -265,6 +274,18 @@ export function matmulRows(
   // of 8w+1, ..., as the weight's nibbles fall out of (word & 0x0f0f0f0f) and (word >> 4) & ..)
   // and xm (the unit's d and code sum): packed int8 dot products against the 4-bit codes,
   // sum((q - maxInt) c) = sum(q c) - maxInt sum(c), times the weight's scale and d
+  // xCodes: row r's codes of unit u (two vec4s) and the vec4 of its (d, code sum) pair, as
+  // `${p}0_r`, `${p}1_r` and `${p}v_r` ("assign": into the vars of those names)
+  const xLoads = (p: string, r: number, u: string, decl: "let" | "assign") => {
+    const d = decl === "let" ? "let " : "";
+    const at = `x[xr${r} + 2u * ${u}`;
+    return `${d}${p}0_${r} = ${at}]; ${d}${p}1_${r} = ${at} + 1u]; ${d}${p}v_${r} = x[xr${r} + ${
+      K / 16
+    }u + ${u} / 2u];`;
+  };
+  // prefetchRows: the block's first PX rows' codes loaded a unit ahead, with the weights
+  const PX = (nrows: number) =>
+    CODES && tune.prefetch ? Math.min(nrows, Math.floor(tune.prefetchRows ?? 0)) : 0;
   const arith8 = (p: string, nrows: number) => {
     const out: string[] = [];
     for (let m = 0; m < WR; m++) {
@@ -278,9 +299,11 @@ export function matmulRows(
     for (let r = 0; r < nrows; r++) {
       out.push(
         CODES
-          ? `let c0_${r} = x[xr${r} + 2u * u]; let c1_${r} = x[xr${r} + 2u * u + 1u]; let xv${r} = x[xr${r} + ${
-            K / 16
-          }u + u / 2u]; let xm${r} = bitcast<vec2<f32>>(select(xv${r}.zw, xv${r}.xy, (u & 1u) == 0u));`
+          ? `${
+            r < PX(nrows)
+              ? `let c0_${r} = px0_${r}; let c1_${r} = px1_${r}; let cv_${r} = pxv_${r};`
+              : xLoads("c", r, "u", "let")
+          } let xm${r} = bitcast<vec2<f32>>(select(cv_${r}.zw, cv_${r}.xy, (u & 1u) == 0u));`
           : `let c0_${r} = xq[${2 * r}u + qs]; let c1_${r} = xq[${
             2 * r + 1
           }u + qs]; let xm${r} = xm[${r}u + ms];`,
@@ -372,13 +395,25 @@ export function matmulRows(
       ? loop8(nrows)
       : tune.prefetch
       ? `${range(WR).map((m) => `var n${m}_q = vec4<u32>(); var n${m}_s = 0.0;`).join(" ")}
+  ${
+        range(PX(nrows)).map((r) =>
+          `var nx0_${r} = vec4<u32>(); var nx1_${r} = vec4<u32>(); var nxv_${r} = vec4<u32>();`
+        ).join(" ")
+      }
   if (u0 + s < u1) {
     ${loads("n", "(u0 + s)", "assign")}
+    ${range(PX(nrows)).map((r) => xLoads("nx", r, "(u0 + s)", "assign")).join(" ")}
   }
   for (var u = u0 + s; u < u1; u += ${S}u) {
     ${range(WR).map((m) => `let c${m}_q = n${m}_q; let c${m}_s = n${m}_s;`).join(" ")}
+    ${
+        range(PX(nrows)).map((r) =>
+          `let px0_${r} = nx0_${r}; let px1_${r} = nx1_${r}; let pxv_${r} = nxv_${r};`
+        ).join(" ")
+      }
     let un = min(u + ${S}u, ${UN - 1}u);
     ${loads("n", "un", "assign")}
+    ${range(PX(nrows)).map((r) => xLoads("nx", r, "un", "assign")).join(" ")}
     ${arith("c", nrows)}
   }`
       : `for (var u = u0 + s; u < u1; u += ${S}u) {

@@ -162,14 +162,18 @@ Deno.test({
       prefetch: true,
       skipRows: true,
     };
-    // (unitLanes, with xCodes: a warp's threads on 2, 4 or 8 consecutive units)
+    // (unitLanes, with xCodes: a warp's threads on 2, 4 or 8 consecutive units; prefetchRows:
+    // every row of a block, or 3 of 16 rows, loaded a unit ahead)
     const tunings: [RowsTuning, boolean][] = [
       [base, false],
       [{ ...base, prefetch: false, skipRows: false, colsPerLane: 1, unitLanes: 2 }, false],
-      [{ ...base, rowsPerGroup: 8, colsPerLane: 4, warps: 8, unitLanes: 8 }, false],
+      [
+        { ...base, rowsPerGroup: 8, colsPerLane: 4, warps: 8, unitLanes: 8, prefetchRows: 8 },
+        false,
+      ],
       [{ ...base, rowsPerGroup: 32, colsPerLane: 1, warps: 3 }, false],
       // 16 KiB of workgroup storage: the reduction in several passes
-      [{ ...base, colsPerLane: 4, warps: 8, unitLanes: 4 }, true],
+      [{ ...base, colsPerLane: 4, warps: 8, unitLanes: 4, prefetchRows: 3 }, true],
     ];
     for (const [rows, small] of tunings) {
       const t = { rows, small };
@@ -195,6 +199,9 @@ Deno.test({
           await checkMatmul(rng, spec(q4, 70, 256, 32, { ...c8, epilogue: "silu_mul" }), R, t);
         }
         await checkMatmul(rng, spec(q4g64, 40, 192, 32, { ...c8, bias: "f16" }), 12, t);
+        // 20 units: several steps a thread at 8 warps (codes loaded a unit ahead), the last
+        // one partial
+        await checkMatmul(rng, spec(q4, 72, 640, 32, c8), 16, t);
         await checkMatmul(rng, spec(q4, 130, 448, 32, { ...c8, kSplit: 3 }), 9, t);
       }
       await checkMatmul(
