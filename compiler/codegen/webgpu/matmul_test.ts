@@ -252,6 +252,9 @@ Deno.test({
       // 64 threads: the first unit x rows or weight rows, the rest weight rows only
       { rows: 16, wrows: 128, tm: 4, tn: 8, blocks: 3, double: true },
       { rows: 16, wrows: 64, tm: 4, tn: 8, blocks: 2, double: false },
+      // 4 blocks a slice (the default on quantize_q8 rows where storage allows): block counts
+      // of K it does not divide
+      { rows: 32, wrows: 64, tm: 4, tn: 8, blocks: 4, double: false },
     ];
     for (const t of tunings) {
       const tune = { q8tiled: t };

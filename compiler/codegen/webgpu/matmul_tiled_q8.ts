@@ -49,16 +49,21 @@ export interface TiledQ8Tuning {
  * rows, 1.45 waves on 132 units), 64-row tiles of 4 x 8 a thread, two blocks a slice (qkv
  * 0.68 → 0.59 ms on the H100, BENCHMARKS.md). On quantize_q8 rows (`xCodes`, the staging
  * light) the 128-row tiles take one buffer: 8B gate_up 1.83 → 1.75 ms, down 0.92 → 0.89,
- * o_proj 0.27 → 0.26 (`matmul_bench.ts --prefill --x8`). One buffer (then one block) where the
+ * o_proj 0.27 → 0.26 (`matmul_bench.ts --prefill --x8`), and 4 blocks a slice, read in whole
+ * sectors (see the staging order in `matmulTiledQ8`) where K has at least 64 blocks (16
+ * slices): gate_up 1.76 → 1.64 ms, down 0.90 → 0.83, o_proj 0.27 → 0.24; Qwen2.5-0.5B's
+ * prefill (K 896: 7 slices) lost 6% with them. One buffer, then fewer blocks, where the
  * target's workgroup storage is short.
  */
 export function tiledQ8Defaults(spec: MatmulSpec, target: TargetInfo): TiledQ8Tuning {
   const t: TiledQ8Tuning = thinLastWave(spec, target, 128, 128)
     ? { rows: 64, wrows: 128, tm: 4, tn: 8, blocks: 2, double: true }
-    : { rows: 128, wrows: 128, tm: 8, tn: 8, blocks: 1, double: !spec.xCodes };
+    : spec.xCodes
+    ? { rows: 128, wrows: 128, tm: 8, tn: 8, blocks: spec.K >= 64 * 32 ? 4 : 1, double: false }
+    : { rows: 128, wrows: 128, tm: 8, tn: 8, blocks: 1, double: true };
   const limit = target.limits.maxComputeWorkgroupStorageSize;
   if (tiledQ8SharedBytes(t) > limit) t.double = false;
-  if (tiledQ8SharedBytes(t) > limit) t.blocks = 1;
+  while (tiledQ8SharedBytes(t) > limit && t.blocks > 1) t.blocks /= 2;
   return t;
 }
 
@@ -112,8 +117,11 @@ export function matmulTiledQ8(
   if (unit.elems !== 32) throw new Error(`matmulTiledQ8: expected 32-element units`);
   const KB = Math.ceil(K / 32); // blocks of K (the last one may be partly past K: zeros)
 
-  // Staging: unit s < BM * G is x row s % BM, block s / BM; the rest weight row (s - BM G) %
-  // WS, block (s - BM G) / WS, so that a warp takes consecutive rows of one block.
+  // Staging: unit s < BM * G is x row s / G, block s % G; the rest weight row (s - BM G) / G,
+  // block (s - BM G) % G, so that a row's G blocks of the slice are read by consecutive
+  // threads (a load reads G consecutive units of 32 / G rows, not one unit of 32 rows: 4
+  // blocks a slice against the old order's 1, H100, 8B at 512 rows: gate_up 1.76 → 1.64 ms,
+  // down 0.90 → 0.83, o_proj 0.27 → 0.24, qkv's 2 blocks 0.47 → 0.42).
   const XU = BM * G, TU = XU + G * WS;
   const V = Math.ceil(TU / T);
   const maxK = K / 4;
@@ -141,9 +149,9 @@ export function matmulTiledQ8(
   const load = (kb: string) =>
     range(V).map((v) => {
       const s = `(lid + ${v * T}u)`;
-      const xrow = `(r0 + ${s} % ${BM}u)`, xblk = `(${kb} + ${s} / ${BM}u)`;
+      const xrow = `(r0 + ${s} / ${G}u)`, xblk = `(${kb} + ${s} % ${G}u)`;
       const t = `(${s} - ${XU}u)`;
-      const n = `(${t} % ${WS}u)`, wblk = `(${kb} + ${t} / ${WS}u)`;
+      const n = `(${t} / ${G}u)`, wblk = `(${kb} + ${t} % ${G}u)`;
       const xload = CODES
         ? `pc${v}_0 = vec4<u32>(); pc${v}_1 = vec4<u32>(); pm${v} = vec4<u32>(); if (${xrow} < R.x && ${xblk} < ${KB}u) { pc${v}_0 = x[${xrow} * ${W4}u + ${xblk} * 2u]; pc${v}_1 = x[${xrow} * ${W4}u + ${xblk} * 2u + 1u]; pm${v} = x[${xrow} * ${W4}u + ${
           K / 16
@@ -164,9 +172,9 @@ export function matmulTiledQ8(
   const store = (b: string, kb: string) =>
     range(V).map((v) => {
       const s = `(lid + ${v * T}u)`;
-      const xr = `(${s} % ${BM}u)`, xbl = `(${s} / ${BM}u)`;
+      const xr = `(${s} / ${G}u)`, xbl = `(${s} % ${G}u)`;
       const t = `(${s} - ${XU}u)`;
-      const n = `(${t} % ${WS}u)`, wbl = `(${t} / ${WS}u)`;
+      const n = `(${t} / ${G}u)`, wbl = `(${t} % ${G}u)`;
       const xstore = CODES
         ? `${
           range(8).map((j) =>
