@@ -248,7 +248,13 @@ if (Deno.args.includes("--batch16")) {
         const key = `${JSON.stringify(tune)}${sp.xq8 ? " xq8" : ""}${sp.xCodes ? " codes" : ""}`;
         if (seen.has(`${R} ${key}`)) continue;
         seen.add(`${R} ${key}`);
-        const t = tune === "gemv" ? undefined : tune;
+        // (on xCodes, the shape's own unitLanes and prefetchRows under the varied tuning)
+        const codes = sp.xCodes ? rowsDefaults(sp) : undefined;
+        const t = tune === "gemv"
+          ? undefined
+          : codes
+          ? { unitLanes: codes.unitLanes, prefetchRows: codes.prefetchRows, ...tune }
+          : tune;
         const r = await bench(sp, R, t ?? gemvDefaults(sp, dev.target)).catch((e) => {
           console.log(`batch16 ${name} R=${R} ${key}: ${(e as Error).message}`);
           return null;
@@ -286,7 +292,7 @@ if (Deno.args.includes("--ksweep")) {
       for (const rowsPerGroup of [8, 16]) {
         for (const colsPerLane of [1, 2, 4]) {
           for (const warps of [4, 8]) {
-            tunes.push({ rowsPerGroup, colsPerLane, warps, prefetch: true, skipRows: true });
+            tunes.push({ ...first, rowsPerGroup, colsPerLane, warps });
           }
         }
       }

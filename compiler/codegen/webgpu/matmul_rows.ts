@@ -116,8 +116,7 @@ export function rowsDefaults(spec: MatmulSpec): RowsTuning {
     warps,
     prefetch: true,
     skipRows: true,
-    unitLanes: spec.xCodes ? 4 : 1,
-    prefetchRows: spec.xCodes && perWarp >= PREFETCH_X_STEPS ? 2 : 0,
+    ...(spec.xCodes ? { unitLanes: 4, prefetchRows: perWarp >= PREFETCH_X_STEPS ? 2 : 0 } : {}),
   };
 }
 
