@@ -4,7 +4,7 @@ import { assertThrows } from "../../../tests/assert.ts";
 import { device, expectClose, matmulInputs, matmulSpec, Rng, runKernel } from "./test_helpers.ts";
 import { gemvDefaults, type GemvTuning, matmulGemv } from "./matmul_gemv.ts";
 import { matmulTiled, tiledDefaults, tiledSharedBytes, type TiledTuning } from "./matmul_tiled.ts";
-import { matmulRows, type RowsTuning } from "./matmul_rows.ts";
+import { matmulRows, rowsDefaults, type RowsTuning } from "./matmul_rows.ts";
 import { matmulTiledQ8, type TiledQ8Tuning } from "./matmul_tiled_q8.ts";
 import { GENERIC_WEBGPU } from "../../target.ts";
 import { wgslKernel } from "./mod.ts";
@@ -210,6 +210,16 @@ Deno.test({
         12,
         t,
       );
+    }
+    if (packedDot) {
+      // the defaults on quantize_q8 rows where a thread walks 16 steps of K: 4 units a warp,
+      // two rows' codes loaded a unit ahead, 16-row blocks
+      const long = spec(q4, 72, 4096, 32, { xq8: true, xCodes: true });
+      const d = rowsDefaults(long);
+      if (d.unitLanes !== 4 || d.prefetchRows !== 2 || d.rowsPerGroup !== 16) {
+        throw new Error(`unexpected defaults at K 4096 on codes: ${JSON.stringify(d)}`);
+      }
+      for (const R of [16, 11]) await checkMatmul(rng, long, R, { rows: d });
     }
     // matmulKernel() takes the shape for many weight rows at 8+ rows, not for few
     const pick = (s: MatmulSpec) =>
