@@ -23,8 +23,9 @@ export interface MatmulPlan {
    * (`residual`: the add epilogue's residual value, if already loaded). */
   outIndex(r: string, c: string): string;
   value(r: string, c: string, a0: string, residual?: string): string;
-  /** ` + bias_at(i)` (weight row i's bias), or "" without a bias. */
-  bias(i: string): string;
+  /** The value of output column c of row r from its sums (silu_mul: a0 the gate's, a1 the
+   * up's; else `value`). */
+  outValue(r: string, c: string, a0: string, a1?: string): string;
 }
 
 /** Validates a matmul spec and describes its output and epilogue. */
@@ -57,10 +58,15 @@ export function matmulPlan(spec: MatmulSpec): MatmulPlan {
     `${a0}${bias(`${rowStart}u + ${c}`)}${
       epilogue === "add" ? ` + ${res ?? `residual[${outIndex(r, c)}]`}` : ""
     }`;
+  // silu_mul: silu(gate) * up, each with its weight row's bias
+  const outValue = (r: string, c: string, a0: string, a1?: string) => {
+    if (!silu) return value(r, c, a0);
+    const g = `(${a0}${bias(c)})`;
+    return `${g} / (1.0 + exp(-${g})) * (${a1}${bias(`${I}u + ${c}`)})`;
+  };
   const store = silu
     ? (r: string, c: string, a0: string, a1: string) =>
-      `{ let g = ${a0}${bias(c)}; let u = ${a1}${bias(`${I}u + ${c}`)};
-        out[${r} * ${I}u + ${spec.outUnits ? unitElem(c, I) : c}] = g / (1.0 + exp(-g)) * u; }`
+      `out[${r} * ${I}u + ${spec.outUnits ? unitElem(c, I) : c}] = ${outValue(r, c, a0, a1)};`
     : (r: string, c: string, a0: string) => `out[${outIndex(r, c)}] = ${value(r, c, a0)};`;
   return {
     outCols: silu ? I : rows,
@@ -70,6 +76,6 @@ export function matmulPlan(spec: MatmulSpec): MatmulPlan {
     store,
     outIndex,
     value,
-    bias,
+    outValue,
   };
 }

@@ -444,11 +444,7 @@ export function matmulRows(
     // their codes are not stored)
     const stored = OC
       ? `let hi = (o % ${RB}u) * ${COLS}u + lane * ${C}u + o / ${RB}u;
-    hq[hi >> 2u][hi & 3u] = ${
-        NW === 2
-          ? `silu(v0${plan.bias("col")}) * (v1${plan.bias(`${OUT}u + col`)})`
-          : plan.value("row", "col", "v0")
-      };`
+    hq[hi >> 2u][hi & 3u] = ${plan.outValue("row", "col", "v0", "v1")};`
       : `if (row < R.x && col < ${OUT}u) {
       ${
         KS > 1
@@ -504,8 +500,7 @@ ${
         (RB * COLS) / 4
       }>; // [RB, ${COLS}] the block's outputs
 var<workgroup> pm: array<f32, ${NPB}>; // each pair's max |x|
-var<workgroup> pk: array<f32, ${NPB}>; // each pair's code sum
-fn silu(g: f32) -> f32 { return g / (1.0 + exp(-g)); }`
+var<workgroup> pk: array<f32, ${NPB}>; // each pair's code sum`
       : ""
   }
 ${
