@@ -236,6 +236,13 @@ const DECODE_TABLE: [string, Heads, number[], number, Splits][] = [
   ["D=10 scalar form", { H: 16, KV: 2, D: 10 }, [37, 1, 80], 0, { splits: 4, rows: 9, align: 8 }],
   ["D=6 MQA window", { H: 3, KV: 1, D: 6 }, [50, 9], 12, { splits: 3, rows: 64, align: 2 }],
   ["D=34 long", { H: 2, KV: 2, D: 34 }, [200], 0, { splits: 5, rows: 64, align: 7 }],
+  // the grouped form (D a multiple of 4) with rotation pairs that straddle vec4s (D / 2 = 6):
+  // q, k and v read element by element
+  ["D=12 grouped, pairs across vec4s", { H: 4, KV: 2, D: 12 }, [40, 5], 0, {
+    splits: 3,
+    rows: 8,
+    align: 4,
+  }],
   ["D=258: a head row wider than a workgroup", { H: 2, KV: 1, D: 258 }, [40, 3], 0, {
     splits: 4,
     rows: 4,
@@ -249,6 +256,7 @@ const DECODE_F16 = new Set([
   "GQA blocks of 4 and 2",
   "D=10 scalar form",
   "D=6 MQA window",
+  "D=12 grouped, pairs across vec4s",
 ]);
 
 /** Decode batches whose qkv also comes as a kSplit matmul's partial sums (`qkvSplits`). */
@@ -257,6 +265,7 @@ const QKV_SPLITS: Record<string, number> = {
   "GQA blocks of 4 and 2": 3,
   "sliding window": 2,
   "D=10 scalar form": 2,
+  "D=12 grouped, pairs across vec4s": 3,
 };
 
 function decodeCases(rng: Rng): ConformanceCase[] {

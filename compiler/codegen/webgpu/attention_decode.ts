@@ -153,8 +153,11 @@ fn qv(i: u32) -> f32 { return ${rep(QS, (s) => `qkv[i${s ? ` + ${s * W}u` : ""}]
     const { lseStride: LS } = mergedPartials(spec);
     const items = (HW + 2) * D4; // vec4s of q (HW heads), k and v this workgroup rotates or copies
     const passes = Math.ceil(items / T);
+    // a vec4 of qkv at b + d(0): one 16-byte load a partial where the rotation pairs fall
+    // in whole vec4s (half the head dim a multiple of 4), else element by element
+    const V4 = half % 4 === 0;
     const ld = (b: string, d: (c: number) => string) =>
-      `vec4<f32>(${rep(4, (c) => `qv(${b} + ${d(c)})`, ", ")})`;
+      V4 ? `qv4((${b} + ${d(0)}) / 4u)` : `vec4<f32>(${rep(4, (c) => `qv(${b} + ${d(c)})`, ", ")})`;
     // raw values of item i (x) and their rotation partners (y): q heads, then k, then v
     const raw = (n: number) =>
       `var x${n} = vec4<f32>(0.0);
@@ -167,7 +170,7 @@ fn qv(i: u32) -> f32 { return ${rep(QS, (s) => `qkv[i${s ? ` + ${s * W}u` : ""}]
     if (i >= ${(HW + 1) * D4}u) { b = base + ${(H + KV) * D}u + kvh * ${D}u; }
     if (i < ${items}u && (i >= ${HW * D4}u || hb + i / ${D4}u < ${HG}u)) {
       x${n} = ${ld("b", (c) => `d + ${c}u`)};
-      if (i < ${(HW + 1) * D4}u) { y${n} = ${ld("b", (c) => `pair(d + ${c}u)`)}; }
+      if (i < ${(HW + 1) * D4}u) { y${n} = ${ld("b", (c) => V4 ? "pair(d)" : `pair(d + ${c}u)`)}; }
     }
   }`;
     const rotate = (n: number) =>
@@ -182,12 +185,20 @@ fn qv(i: u32) -> f32 { return ${rep(QS, (s) => `qkv[i${s ? ` + ${s * W}u` : ""}]
     return groupedKernel(spec, target, plan, {
       types: {
         ...TYPES,
+        ...(V4 ? { qkv: "array<vec4<f32>>" } : {}),
         cache: "array<vec4<f32>>",
         part_o: "array<vec4<f32>>",
         counts: "array<atomic<u32>>",
         out: M?.outCodes ? "array<vec2<u32>>" : "array<vec4<f32>>",
       },
-      decls: `${qv}
+      decls: `${
+        V4
+          ? `// vec4 i of qkv (rows of ${QS} x ${W / 4} vec4s of partial sums: added up)
+fn qv4(i: u32) -> vec4<f32> { return ${
+            rep(QS, (s) => `qkv[i${s ? ` + ${(s * W) / 4}u` : ""}]`, " + ")
+          }; }`
+          : qv
+      }
 ${M ? mergeDecls(spec, D4) : ""}
 var<workgroup> knew: array<${kv4.raw}, ${D4}>; // [D4] rotated key p, as the cache stores it
 var<workgroup> vnew: array<${kv4.raw}, ${D4}>; // [D4] value p, as the cache stores it
