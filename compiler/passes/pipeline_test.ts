@@ -11,6 +11,7 @@ import { foldSumSplits } from "./fold_into_producers.ts";
 import { CPU_TARGET, GENERIC_WEBGPU } from "../target.ts";
 import { PACKED_DOT, q8OutWidth } from "../codegen/contract.ts";
 import { assertThrows } from "../../tests/assert.ts";
+import { rowsDefaults } from "../codegen/webgpu/matmul_rows.ts";
 
 const RAW = {
   model_type: "llama",
@@ -353,22 +354,28 @@ Deno.test("q8_codes: the few-rows and tiled q8 matmuls read x quantised once, be
     const quants = fn.nodes.filter((n) => n.spec.op === "quantize_q8").length;
     assertEquals(quants, new Set(mms.map((n) => n.args.x)).size);
   }
-  // Qwen2.5-0.5B widths: qkv, o_proj and gate_up have too few column blocks for the few-rows
-  // shape and K (896) too short to split; on codes the few-rows kernel takes them too
+  // Qwen2.5-0.5B widths: qkv and o_proj (K 896, short) split into 4 ranges of 7 units,
+  // a column a lane; gate_up has too few column blocks for the few-rows shape and cannot
+  // split (silu_mul): on codes the few-rows kernel takes it too
   const small = run("O2", Q8_WEBGPU, "q4f16_1", QWEN_05B_WIDTHS).find((f) =>
     f.name === "prefill_small"
   )!;
   const mm = small.nodes.filter((n) => n.spec.op === "matmul" && n.spec.maxRows > 1);
   assertEquals(mm.map((n) => n.spec.op === "matmul" && !!n.spec.xCodes), [true, true, true, true]);
+  assertEquals(mm.map((n) => n.spec.op === "matmul" ? n.spec.kSplit ?? 1 : 0), [4, 4, 1, 8]);
+  for (const n of mm.slice(0, 2)) {
+    ok(n.spec.op === "matmul" && rowsDefaults(n.spec).colsPerLane === 1);
+  }
   const noCodes = run("q8_codes=0", Q8_WEBGPU, "q4f16_1", QWEN_05B_WIDTHS).find((f) =>
     f.name === "prefill_small"
   )!;
-  // (without codes they stay f32 GEMVs: the q8 GEMV spills at 16 rows)
+  // (without codes gate_up stays an f32 GEMV: the q8 GEMV spills at 16 rows; the split ones
+  // quantise x in the few-rows kernel)
   assertEquals(
     noCodes.nodes.filter((n) => n.spec.op === "matmul" && n.spec.maxRows > 1).map((n) =>
       n.spec.op === "matmul" && !!n.spec.xq8
     ),
-    [false, false, false, true],
+    [true, true, false, true],
   );
   // decode (one row: the q8 GEMV, its own x path): none; the CPU target and q8_codes=0: none
   const count = (fs: IrFunction[]) =>

@@ -112,7 +112,7 @@ export function rowsDefaults(spec: MatmulSpec): RowsTuning {
   const RB = (NW === 2 || (spec.xCodes && perWarp > 4)) && spec.maxRows >= 16 ? 16 : 8;
   return {
     rowsPerGroup: RB,
-    colsPerLane: 4 / NW,
+    colsPerLane: shortSplit(spec) ? 1 : 4 / NW,
     warps,
     prefetch: true,
     skipRows: true,
@@ -135,6 +135,26 @@ export function rowsShapeWins(spec: MatmulSpec): boolean {
 /** Column blocks (workgroups a row block, without a K split) under the default tuning. */
 function columnBlocks(spec: MatmulSpec): number {
   return Math.ceil(matmulPlan(spec).outCols / (LANES * rowsDefaults(spec).colsPerLane));
+}
+
+/** A weight's K under this many units is short: too few for two MIN_SPLIT_UNITS ranges. */
+const SHORT_K_UNITS = 2 * 16;
+/** Units a K range keeps at least under `rowsSplitK` where K is short. */
+const SHORT_SPLIT_UNITS = 4;
+
+/**
+ * Whether a matmul is a short-K one that `rowsSplitK` splits into ranges of at least
+ * SHORT_SPLIT_UNITS units, its lanes a column each (the 0.5B's qkv, 1152 x 896, and o_proj,
+ * 896 x 896: 9 and 7 column blocks of 4 columns a lane, left to the GEMV at 16 rows): one
+ * weight row an output, K under SHORT_K_UNITS units, fewer than MANY_BLOCKS column blocks at
+ * 4 columns a lane. On the H100 in the 0.5B's batch-16 step (`bench/gpu/mod.ts`, temporary
+ * switches): qkv 282 → 128 µs (+ 85 for its `sum_splits`, which carries the bias), o_proj 268 →
+ * 124 at 4 splits; 2 columns a lane 162 / 154; the 1B's and 8B's K are not short.
+ */
+function shortSplit(spec: MatmulSpec): boolean {
+  const plan = matmulPlan(spec);
+  return plan.weightRowsPerOut === 1 && spec.K / 32 < SHORT_K_UNITS &&
+    Math.ceil(plan.outCols / (LANES * 4)) < MANY_BLOCKS;
 }
 
 /** Steps (S units each) of a workgroup's K range from which `xCodes` loads two rows' codes of
@@ -161,7 +181,7 @@ export function rowsSplitK(spec: MatmulSpec): number {
   if (!rowsShapeFits(spec.weight, spec.K) || rowsShapeWins(spec)) return 1;
   if (spec.epilogue === "silu_mul" || spec.rowStart !== 0 || spec.rows !== spec.N) return 1;
   const blocks = columnBlocks(spec);
-  const most = Math.floor(spec.K / 32 / MIN_SPLIT_UNITS);
+  const most = Math.floor(spec.K / 32 / (shortSplit(spec) ? SHORT_SPLIT_UNITS : MIN_SPLIT_UNITS));
   let ks = 2;
   while (ks * 2 <= most && blocks * ks < MANY_BLOCKS) ks *= 2;
   return ks <= most ? ks : 1;
