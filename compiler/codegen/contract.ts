@@ -229,8 +229,9 @@ export type KernelSpec =
    * t_j = scale * rope(q_h) . k_j: part_lse[r, s, h] = log(sum_j exp(t_j)) and
    * part_o[r, s, h, :] = sum_j softmax(t)_j v_j; splits s >= used are not written.
    * Bindings: qkv f32[R, (H + 2KV) * D] (with `qkvSplits`: [R, qkvSplits * (H + 2KV) * D]),
-   * positions, tok_seq, page_indptr, page_indices, cache (read_write), part_o f32[R, splits *
-   * H * D], part_lse f32[R, splits * H]. */
+   * [qkv_bias f32/f16 [(H + 2KV) * D] with `qkvBias`], positions, tok_seq, page_indptr,
+   * page_indices, cache (read_write), part_o f32[R, splits * H * D], part_lse f32[R, splits *
+   * H]. */
   | {
     op: "attention_decode";
     heads: number;
@@ -247,6 +248,9 @@ export type KernelSpec =
     /** qkv holds a `kSplit` matmul's `qkvSplits` (>= 2) partial sums, added up in split order
      * as they are read: a `sum_splits` folded in. */
     qkvSplits?: number;
+    /** qkv's bias, of this dtype, added to every qkv row (after its partial sums): a
+     * `sum_splits` with a bias folded in. */
+    qkvBias?: DenseDtype;
     /** `attention_merge` folded in (pass `fold_attention_merge`): the same dispatch also
      * writes out f32[R, H*D] as the merge with these fields would (`attentionMergeOf`). The
      * partials are then scratch in the layout `mergedPartials` gives, and counts u32[R * KV]
@@ -406,6 +410,7 @@ export function bindings(spec: KernelSpec): Binding[] {
       return spec.merge
         ? [
           r("qkv"),
+          ...(spec.qkvBias ? [r("qkv_bias")] : []),
           ...PAGED,
           w("cache"),
           { ...w("part_o"), scratch: true },
@@ -413,7 +418,14 @@ export function bindings(spec: KernelSpec): Binding[] {
           w("counts"),
           w("out"),
         ]
-        : [r("qkv"), ...PAGED, w("cache"), w("part_o"), w("part_lse")];
+        : [
+          r("qkv"),
+          ...(spec.qkvBias ? [r("qkv_bias")] : []),
+          ...PAGED,
+          w("cache"),
+          w("part_o"),
+          w("part_lse"),
+        ];
     case "attention_merge":
       return [r("positions"), r("part_o"), r("part_lse"), w("out")];
     case "take_rows":

@@ -1,9 +1,10 @@
 /**
  * Two folds of batched decode's and prompts' extra dispatches into the kernels beside them:
  *
- * - `fold_sum_splits`: a `sum_splits` (no bias, no residual) whose sums only an add_rms_norm or
- *   an attention_decode reads goes: that kernel reads the kSplit matmul's partial sums and
- *   adds them up itself (add_rms_norm's `splits`, attention_decode's `qkvSplits`).
+ * - `fold_sum_splits`: a `sum_splits` (no residual; a bias only into attention_decode) whose
+ *   sums only an add_rms_norm or an attention_decode reads goes: that kernel reads the kSplit
+ *   matmul's partial sums and adds them up itself (add_rms_norm's `splits`, attention_decode's
+ *   `qkvSplits`, and `qkvBias` for the bias: Qwen's qkv).
  * - `q8_writers`: a `quantize_q8` whose x only it reads goes: x's producer (rms_norm,
  *   add_rms_norm, attention_merge, a matmul of the few-rows kernel: batched decode's gate_up)
  *   writes the codes itself (`outCodes`), so the normed, attended or gated row never
@@ -35,25 +36,33 @@ export const foldSumSplits: Pass = {
     const replace = new Map<number, Node>(), drop = new Set<number>();
     fn.nodes.forEach((n, i) => {
       const s = n.spec;
-      if (s.op !== "sum_splits" || s.bias || s.residual) return;
+      if (s.op !== "sum_splits" || s.residual) return;
       const [u] = readers(fn, n.args.out);
       // (a reader already folded into, from its other operand, keeps that fold)
       if (u === undefined || !onlyReader(fn, n.args.out, u) || replace.has(u)) return;
       const user = fn.nodes[u];
       const us = user.spec;
       let spec: KernelSpec, args: Record<string, number>;
-      if (us.op === "add_rms_norm" && !us.splits && us.hidden === s.width && user.rows === n.rows) {
+      if (
+        us.op === "add_rms_norm" && !s.bias && !us.splits && us.hidden === s.width &&
+        user.rows === n.rows
+      ) {
         // the partial sums as b (a + b = b + a: the other operand moves to a)
         const other = user.args.a === n.args.out ? user.args.b : user.args.a;
         if (other === n.args.out) return;
         spec = { ...us, splits: s.splits };
         args = { ...user.args, a: other, b: n.args.part };
       } else if (
-        us.op === "attention_decode" && !us.qkvSplits && user.args.qkv === n.args.out &&
-        (us.heads + 2 * us.kvHeads) * us.headDim === s.width && user.rows === n.rows
+        us.op === "attention_decode" && !us.qkvSplits && !us.qkvBias &&
+        user.args.qkv === n.args.out && (us.heads + 2 * us.kvHeads) * us.headDim === s.width &&
+        user.rows === n.rows
       ) {
-        spec = { ...us, qkvSplits: s.splits };
-        args = { ...user.args, qkv: n.args.part };
+        spec = { ...us, qkvSplits: s.splits, ...(s.bias ? { qkvBias: s.bias } : {}) };
+        args = {
+          ...user.args,
+          qkv: n.args.part,
+          ...(s.bias ? { qkv_bias: n.args.bias } : {}),
+        };
       } else return;
       if (foldedSplitsError(spec)) return;
       replace.set(u, { ...user, spec, args });

@@ -493,6 +493,26 @@ Deno.test("kv_f16: the cache in f16 where the model's dtype is f16, every kernel
   assertEquals(kvOf(run("O0", CPU_TARGET, "q4f16_1")), new Set(["f32"]));
 });
 
+Deno.test("fold_sum_splits folds a sum_splits with qkv's bias into attention_decode (qkvBias), not into a norm", () => {
+  // Qwen2.5-0.5B widths with its q/k/v bias: batched decode's qkv splits K (short K), and its
+  // sums with the bias go into attention_decode, whose qkv_bias is the bias the matmul had
+  const qwen = { ...QWEN_05B_WIDTHS, model_type: "qwen2" };
+  const on = run("O2", Q8_WEBGPU, "q4f16_1", qwen);
+  const off = run("fold_sum_splits=0", Q8_WEBGPU, "q4f16_1", qwen);
+  const bd = on.find((f) => f.name === "batch_decode_small")!;
+  const count = (f: IrFunction, op: string) => f.nodes.filter((n) => n.spec.op === op).length;
+  assertEquals(count(bd, "sum_splits"), 0);
+  const offBd = off.find((f) => f.name === "batch_decode_small")!;
+  const sum = offBd.nodes.find((n) => n.spec.op === "sum_splits" && n.spec.bias)!;
+  ok(sum, "a sum_splits with a bias without the fold");
+  const att = bd.nodes.find((n) => n.spec.op === "attention_decode")!;
+  ok(att.spec.op === "attention_decode" && att.spec.qkvSplits === 4);
+  ok(sum.spec.op === "sum_splits" && att.spec.qkvBias === sum.spec.bias);
+  assertEquals(bd.values[att.args.qkv_bias].name, offBd.values[sum.args.bias].name);
+  const mm = bd.nodes.find((n) => n.args.out === att.args.qkv)!;
+  ok(mm.spec.op === "matmul" && mm.spec.kSplit === 4 && mm.spec.bias === null);
+});
+
 Deno.test("fold_sum_splits folds one sum_splits into an add_rms_norm whose both operands are split sums", () => {
   // a hand-made function: two kSplit partial-sum rows, each summed, then added and normed
   const H = 64;

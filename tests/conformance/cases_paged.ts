@@ -316,10 +316,15 @@ function decodeCases(rng: Rng): ConformanceCase[] {
     const lseWords = mergedPartials({ heads: h.H, kvHeads: h.KV, splits }).lseWords;
     type Out = "rows" | "units" | "codes";
     // a decode case: qkv split into qs partial sums, an f16 cache, the merge folded in (`mode`)
-    const decode = (qs: number, f16: boolean, mode?: Out): ConformanceCase => ({
+    const decode = (
+      qs: number,
+      f16: boolean,
+      mode?: Out,
+      bias?: "f32" | "f16",
+    ): ConformanceCase => ({
       name: `attention_decode${mode ? ` merge=${mode}` : ""} ${what}${
         qs > 1 ? ` qkvSplits=${qs}` : ""
-      }${f16 ? " kv=f16" : ""} R=${b.R}`,
+      }${bias ? ` qkvBias=${bias}` : ""}${f16 ? " kv=f16" : ""} R=${b.R}`,
       spec: {
         op: "attention_decode",
         heads: h.H,
@@ -329,6 +334,7 @@ function decodeCases(rng: Rng): ConformanceCase[] {
         invFreq: invFreq(h.D, 500000),
         ...layout,
         ...(qs > 1 ? { qkvSplits: qs } : {}),
+        ...(bias ? { qkvBias: bias } : {}),
         ...(f16 ? { kvDtype: "f16" as const } : {}),
         ...(mode
           ? {
@@ -343,6 +349,7 @@ function decodeCases(rng: Rng): ConformanceCase[] {
       inputs: [
         // scaled so the softmax is peaked, not flat (split into qs partial sums)
         padded(rng.normals(b.R * qs * width, 2 / Math.sqrt(qs))),
+        ...(bias ? [denseBuffer(rng.normals(width, 1), bias)] : []),
         ...b.paged,
         kvCache(rng, cacheLen, f16),
         padded(new Float32Array(b.R * splits * h.H * h.D).fill(-7)),
@@ -359,9 +366,16 @@ function decodeCases(rng: Rng): ConformanceCase[] {
       ],
       tol: mode === "codes" ? TOL.q8Written : f16 ? TOL.kvF16 : TOL.f32,
     });
+    // a folded sum_splits' bias (`qkvBias`): f16 with the partial sums, f32 alone, and with
+    // the last merge mode where the merge folds in
+    const biased: [number, Out | undefined, "f32" | "f16"][] = qkvSplits > 1
+      ? [[qkvSplits, undefined, "f16"], [1, undefined, "f32"]]
+      : [];
+    if (biased.length && folds.length) biased.push([qkvSplits, merges.at(-1)!, "f16"]);
     return [
       ...folds.map(([qs, f16, mode]) => decode(qs, f16, mode)),
       ...variants.map(([qs, f16]) => decode(qs, f16)),
+      ...biased.map(([qs, mode, bias]) => decode(qs, false, mode, bias)),
       ...merges.map((mode): ConformanceCase => ({
         name: `attention_merge ${what}${
           mode === "rows" ? "" : ` out${mode[0].toUpperCase()}${mode.slice(1)}`

@@ -90,13 +90,18 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
   const ids = (name: string, i: number) => u32(buf[name], i);
   // a folded sum_splits: the partial sums added up first (rounded once to f32, as the
   // sum_splits it replaces stores them)
-  if (spec.op === "attention_decode" && spec.qkvSplits) {
-    buf.qkv = summedSplits(
-      buf.qkv,
-      R,
-      spec.qkvSplits,
-      (spec.heads + 2 * spec.kvHeads) * spec.headDim,
-    );
+  if (spec.op === "attention_decode" && (spec.qkvSplits || spec.qkvBias)) {
+    // with qkvBias, the bias added to the sum before the one rounding, as sum_splits does
+    const W = (spec.heads + 2 * spec.kvHeads) * spec.headDim, S = spec.qkvSplits ?? 1;
+    const rows = new Float32Array(R * W);
+    for (let r = 0; r < R; r++) {
+      for (let c = 0; c < W; c++) {
+        let acc = spec.qkvBias ? dense(buf.qkv_bias, spec.qkvBias, c) : 0;
+        for (let s = 0; s < S; s++) acc += f32(buf.qkv, r * S * W + s * W + c);
+        rows[r * W + c] = acc;
+      }
+    }
+    buf.qkv = rows.buffer;
   }
   if (spec.op === "add_rms_norm" && spec.splits) {
     buf.b = summedSplits(buf.b, R, spec.splits, spec.hidden);

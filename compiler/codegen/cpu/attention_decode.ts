@@ -16,7 +16,7 @@ import {
   unitLayoutError,
 } from "../contract.ts";
 import { summedSplits } from "./elementwise.ts";
-import { kvAccess } from "./half.ts";
+import { denseReader, kvAccess } from "./half.ts";
 import { q8RowWriter } from "./matmul.ts";
 import { attendRange } from "./attention.ts";
 import { rotator } from "./rope.ts";
@@ -26,11 +26,34 @@ type DecodeSpec = Extract<KernelSpec, { op: "attention_decode" }>;
 type MergeSpec = Extract<KernelSpec, { op: "attention_merge" }>;
 
 /** The CPU kernel of an `attention_decode` spec. Bindings: qkv [R, (H + 2KV) * D] (with
- * `qkvSplits`: [R, qkvSplits * (H + 2KV) * D], added up first), positions,
+ * `qkvSplits`: [R, qkvSplits * (H + 2KV) * D], added up first), [qkv_bias], positions,
  * tok_seq, page_indptr, page_indices, cache, part_o [R, S * H * D], part_lse [R, S * H]; with
  * `merge`, then counts and out (the partials are left as they were). */
 export function attentionDecodeKernel(spec: DecodeSpec): CpuKernel {
   const { heads: H, kvHeads: KV, headDim: D, scale, splits: S } = spec;
+  if (spec.qkvBias) {
+    // the bias folded in: qkv's rows (their partials added up first) plus the bias, rounded
+    // once to f32 as the sum_splits it replaces stores them, then the kernel without it
+    const { qkvBias: dtype, qkvSplits, ...plain } = spec;
+    const err = foldedSplitsError(spec);
+    if (err) throw new RangeError(err);
+    const inner = attentionDecodeKernel(plain);
+    const W = (H + 2 * KV) * D;
+    const SP = qkvSplits ?? 1;
+    return (bufs, R) => {
+      const part = new Float32Array(bufs[0]); // [R, SP * W]
+      const bias = denseReader(bufs[1], dtype);
+      const rows = new Float32Array(R * W); // [R, W]
+      for (let r = 0; r < R; r++) {
+        for (let c = 0; c < W; c++) {
+          let acc = bias(c);
+          for (let s = 0; s < SP; s++) acc += part[r * SP * W + s * W + c];
+          rows[r * W + c] = acc;
+        }
+      }
+      inner([rows.buffer, ...bufs.slice(2)], R);
+    };
+  }
   if (spec.merge) {
     // the merge folded in: the partials (scratch by the contract) in arrays of this call's,
     // then the merge's kernel over them; counts stay zero

@@ -33,6 +33,8 @@ import {
 import {
   checkTarget,
   declareBindings,
+  denseReader,
+  denseType,
   entry,
   lit,
   reductionThreads,
@@ -118,8 +120,16 @@ export function attentionDecodeKernel(
   const W = (H + 2 * KV) * D; // qkv row width
   const kv4 = cacheVec4(kvF16(spec)), kv1 = cacheScalar(kvF16(spec));
   const QS = spec.qkvSplits ?? 1; // qkv: partial sums of a kSplit matmul, added up as read
-  const qv = `// element i of qkv (rows of ${QS} x ${W} partial sums: added up)
-fn qv(i: u32) -> f32 { return ${rep(QS, (s) => `qkv[i${s ? ` + ${s * W}u` : ""}]`, " + ")}; }`;
+  // qkvBias: the bias of element i % W added to the sum (a bias reader, qkv_bias_at)
+  const QB = spec.qkvBias;
+  const qv = `// element i of qkv (rows of ${QS} x ${W} partial sums: added up${
+    QB ? ", the bias" : ""
+  })
+fn qv(i: u32) -> f32 { return ${rep(QS, (s) => `qkv[i${s ? ` + ${s * W}u` : ""}]`, " + ")}${
+    QB ? ` + qkv_bias_at(i % ${W}u)` : ""
+  }; }`;
+  const biasDecls = QB ? denseReader("qkv_bias", QB) : "";
+  const biasType: Record<string, string> = QB ? { qkv_bias: denseType(QB) } : {};
   const HG = H / KV;
   const half = D / 2;
   // Before the position is known: the page table's start and (grouped form) the raw q, k, v of
@@ -186,6 +196,7 @@ fn qv(i: u32) -> f32 { return ${rep(QS, (s) => `qkv[i${s ? ` + ${s * W}u` : ""}]
       types: {
         ...TYPES,
         ...(V4 ? { qkv: "array<vec4<f32>>" } : {}),
+        ...biasType,
         cache: "array<vec4<f32>>",
         part_o: "array<vec4<f32>>",
         counts: "array<atomic<u32>>",
@@ -196,9 +207,16 @@ fn qv(i: u32) -> f32 { return ${rep(QS, (s) => `qkv[i${s ? ` + ${s * W}u` : ""}]
           ? `// vec4 i of qkv (rows of ${QS} x ${W / 4} vec4s of partial sums: added up)
 fn qv4(i: u32) -> vec4<f32> { return ${
             rep(QS, (s) => `qkv[i${s ? ` + ${(s * W) / 4}u` : ""}]`, " + ")
+          }${
+            QB
+              ? ` + vec4<f32>(${
+                rep(4, (c) => `qkv_bias_at((i % ${W / 4}u) * 4u${c ? ` + ${c}u` : ""})`, ", ")
+              })`
+              : ""
           }; }`
           : qv
       }
+${biasDecls}
 ${M ? mergeDecls(spec, D4) : ""}
 var<workgroup> knew: array<${kv4.raw}, ${D4}>; // [D4] rotated key p, as the cache stores it
 var<workgroup> vnew: array<${kv4.raw}, ${D4}>; // [D4] value p, as the cache stores it
@@ -240,8 +258,9 @@ fn turn(x: f32, y: f32, d: u32, p: u32) -> f32 {
   const T = reductionThreads(target, 64);
   const G = S * H;
   return scalarKernel(spec, target, T, {
-    types: TYPES,
+    types: { ...TYPES, ...biasType },
     decls: `${qv}
+${biasDecls}
 var<workgroup> knew: array<f32, ${D}>; // [D] rotated key p
 var<workgroup> vnew: array<f32, ${D}>; // [D] value p
 ${rotation(spec.invFreq, D)}

@@ -145,7 +145,7 @@ const SHORT_SPLIT_UNITS = 4;
 /**
  * Whether a matmul is a short-K one that `rowsSplitK` splits into ranges of at least
  * SHORT_SPLIT_UNITS units, its lanes a column each (the 0.5B's qkv, 1152 x 896, and o_proj,
- * 896 x 896: 9 and 7 column blocks of 4 columns a lane, left to the GEMV at 16 rows): one
+ * 896 x 896: 9 and 7 workgroups at 4 columns a lane, unsplit): one
  * weight row an output, K under SHORT_K_UNITS units, fewer than MANY_BLOCKS column blocks at
  * 4 columns a lane. On the H100 in the 0.5B's batch-16 step (`bench/gpu/mod.ts`, temporary
  * switches): qkv 282 → 128 µs (+ 85 for its `sum_splits`, which carries the bias), o_proj 268 →
