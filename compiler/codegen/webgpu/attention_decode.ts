@@ -68,7 +68,10 @@ const TYPES = {
 };
 
 /** Threads of the grouped decode kernel: 256 gives 32 keys a chunk at head dim 128, one
- * `SPLIT_ALIGN` of the pass. */
+ * `SPLIT_ALIGN` of the pass. In the H100's decode steps 128 and 512 were slower (8B b=16 7.63
+ * and 7.74 against 7.25 ms), as were 4 or 16 threads a key, K/V loads 2-3 chunks ahead and a
+ * chunk loop of one barrier; where the kernel's time goes there: BENCHMARKS.md ("decode
+ * attention ... is made of"). */
 export const DECODE_THREADS = 256;
 
 /** WGSL defining `per_row`, the splits a row of a dispatch of `R.x` rows has (uniform). */
