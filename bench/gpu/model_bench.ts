@@ -127,6 +127,12 @@ function breakdown(trace: Trace, us: number[]): Breakdown {
   return [...by].map(([label, e]) => ({ label, ...e })).sort((a, b) => b.us - a.us);
 }
 
+/** A breakdown on one line: each label with its dispatches, µs alone and in the step. */
+export function breakdownLine(b: Breakdown): string {
+  return b.map((e) => `${e.label} x${e.count} ${e.us.toFixed(0)} / ${e.stepUs?.toFixed(0) ?? "-"}`)
+    .join("; ");
+}
+
 /**
  * Each label's cost inside the step: the trace replayed back to back (`reps` a pass, best of
  * two) with and without that label's dispatches. The data the removed kernels would have
@@ -364,6 +370,10 @@ export async function benchModel(
       }, host ${d.queuedHostMs.toFixed(3)}, wall ${d.queuedWallMs.toFixed(3)}, sampler ${
         sampleMs.toFixed(3)
       } (top_p 0.9: ${sampleTopPMs.toFixed(3)}, argmax ${argmaxMs.toFixed(3)})`,
+    );
+    // (the report's tables show the first model's; this line every model's, for A/B calls)
+    log(
+      `  ${o.name}: ${fn} b=${b} by kernel, µs alone / in the step: ${breakdownLine(d.breakdown)}`,
     );
   }
 
