@@ -137,19 +137,14 @@ function columnBlocks(spec: MatmulSpec): number {
   return Math.ceil(matmulPlan(spec).outCols / (LANES * rowsDefaults(spec).colsPerLane));
 }
 
-/** A weight's K under this many units is short: too few for two MIN_SPLIT_UNITS ranges. */
-const SHORT_K_UNITS = 2 * 16;
-/** Units a K range keeps at least under `rowsSplitK` where K is short. */
-const SHORT_SPLIT_UNITS = 4;
-
 /**
  * Whether a matmul is a short-K one that `rowsSplitK` splits into ranges of at least
- * SHORT_SPLIT_UNITS units, its lanes a column each (the 0.5B's qkv, 1152 x 896, and o_proj,
- * 896 x 896: 9 and 7 workgroups at 4 columns a lane, unsplit): one
- * weight row an output, K under SHORT_K_UNITS units, fewer than MANY_BLOCKS column blocks at
- * 4 columns a lane. On the H100 in the 0.5B's batch-16 step (`bench/gpu/mod.ts`, temporary
- * switches): qkv 282 → 128 µs (+ 85 for its `sum_splits`, which carries the bias), o_proj 268 →
- * 124 at 4 splits; 2 columns a lane 162 / 154; the 1B's and 8B's K are not short.
+ * SHORT_SPLIT_UNITS units, its lanes a column each: one weight row an output, K under
+ * SHORT_K_UNITS units, fewer than MANY_BLOCKS column blocks at 4 columns a lane (the 0.5B's
+ * qkv, 1152 x 896, and o_proj, 896 x 896, which ran unsplit on 9 and 7 workgroups). On the
+ * H100 in the 0.5B's batch-16 step (`bench/gpu/mod.ts`, temporary switches): qkv 282 → 128 µs
+ * (its `sum_splits`, which carries Qwen's bias, since folded into `attention_decode`), o_proj
+ * 268 → 124 at 4 splits; 2 columns a lane 162 / 154; the 1B's and 8B's K are not short.
  */
 function shortSplit(spec: MatmulSpec): boolean {
   const plan = matmulPlan(spec);
@@ -163,6 +158,10 @@ function shortSplit(spec: MatmulSpec): boolean {
 const PREFETCH_X_STEPS = 12;
 /** Units (32 elements) a workgroup's K range keeps at least under `rowsSplitK`: two a warp. */
 const MIN_SPLIT_UNITS = 16;
+/** A weight's K under this many units is short: too few for two MIN_SPLIT_UNITS ranges. */
+const SHORT_K_UNITS = 2 * MIN_SPLIT_UNITS;
+/** Units a K range keeps at least under `rowsSplitK` where K is short (`shortSplit`). */
+const SHORT_SPLIT_UNITS = 4;
 /** The most rows the shape is chosen for (`GEMV_MAX_ROWS`: past it, the tiled shape). */
 const ROWS_MAX = 32;
 /** The fewest rows (`maxRows`) the shape is chosen for. */
