@@ -128,7 +128,7 @@ function breakdown(trace: Trace, us: number[]): Breakdown {
 }
 
 /** A breakdown on one line: each label with its dispatches, µs alone and in the step. */
-export function breakdownLine(b: Breakdown): string {
+function breakdownLine(b: Breakdown): string {
   return b.map((e) => `${e.label} x${e.count} ${e.us.toFixed(0)} / ${e.stepUs?.toFixed(0) ?? "-"}`)
     .join("; ");
 }

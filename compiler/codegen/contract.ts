@@ -406,26 +406,18 @@ export function bindings(spec: KernelSpec): Binding[] {
       return [r("qkv"), ...PAGED, w("cache"), w("q_out")];
     case "attention":
       return [r("q"), ...PAGED, r("cache"), w("out")];
-    case "attention_decode":
+    case "attention_decode": {
+      const head = [r("qkv"), ...(spec.qkvBias ? [r("qkv_bias")] : []), ...PAGED, w("cache")];
       return spec.merge
         ? [
-          r("qkv"),
-          ...(spec.qkvBias ? [r("qkv_bias")] : []),
-          ...PAGED,
-          w("cache"),
+          ...head,
           { ...w("part_o"), scratch: true },
           { ...w("part_lse"), scratch: true },
           w("counts"),
           w("out"),
         ]
-        : [
-          r("qkv"),
-          ...(spec.qkvBias ? [r("qkv_bias")] : []),
-          ...PAGED,
-          w("cache"),
-          w("part_o"),
-          w("part_lse"),
-        ];
+        : [...head, w("part_o"), w("part_lse")];
+    }
     case "attention_merge":
       return [r("positions"), r("part_o"), r("part_lse"), w("out")];
     case "take_rows":

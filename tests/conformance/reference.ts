@@ -91,17 +91,14 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
   // a folded sum_splits: the partial sums added up first (rounded once to f32, as the
   // sum_splits it replaces stores them)
   if (spec.op === "attention_decode" && (spec.qkvSplits || spec.qkvBias)) {
-    // with qkvBias, the bias added to the sum before the one rounding, as sum_splits does
-    const W = (spec.heads + 2 * spec.kvHeads) * spec.headDim, S = spec.qkvSplits ?? 1;
-    const rows = new Float32Array(R * W);
-    for (let r = 0; r < R; r++) {
-      for (let c = 0; c < W; c++) {
-        let acc = spec.qkvBias ? dense(buf.qkv_bias, spec.qkvBias, c) : 0;
-        for (let s = 0; s < S; s++) acc += f32(buf.qkv, r * S * W + s * W + c);
-        rows[r * W + c] = acc;
-      }
-    }
-    buf.qkv = rows.buffer;
+    const { qkvBias } = spec; // (with the bias, added before the one rounding)
+    buf.qkv = summedSplits(
+      buf.qkv,
+      R,
+      spec.qkvSplits ?? 1,
+      (spec.heads + 2 * spec.kvHeads) * spec.headDim,
+      qkvBias ? (c) => dense(buf.qkv_bias, qkvBias, c) : undefined,
+    );
   }
   if (spec.op === "add_rms_norm" && spec.splits) {
     buf.b = summedSplits(buf.b, R, spec.splits, spec.hidden);
@@ -771,11 +768,17 @@ function q8Written(xin: Float64Array, R: number, K: number): RefOutputs {
 }
 
 /** Rows of `splits` partial sums (f32 [R, splits * W]) added up: f32 [R, W]. */
-function summedSplits(part: ArrayBuffer, R: number, splits: number, W: number): ArrayBuffer {
+function summedSplits(
+  part: ArrayBuffer,
+  R: number,
+  splits: number,
+  W: number,
+  bias?: (c: number) => number,
+): ArrayBuffer {
   const out = new Float32Array(R * W);
   for (let r = 0; r < R; r++) {
     for (let c = 0; c < W; c++) {
-      let acc = 0;
+      let acc = bias?.(c) ?? 0;
       for (let s = 0; s < splits; s++) acc += f32(part, r * splits * W + s * W + c);
       out[r * W + c] = acc;
     }

@@ -15,8 +15,8 @@ import {
   q8CodesError,
   unitLayoutError,
 } from "../contract.ts";
-import { summedSplits } from "./elementwise.ts";
-import { denseReader, kvAccess } from "./half.ts";
+import { sumSplitsKernel } from "./elementwise.ts";
+import { kvAccess } from "./half.ts";
 import { q8RowWriter } from "./matmul.ts";
 import { attendRange } from "./attention.ts";
 import { rotator } from "./rope.ts";
@@ -31,27 +31,26 @@ type MergeSpec = Extract<KernelSpec, { op: "attention_merge" }>;
  * `merge`, then counts and out (the partials are left as they were). */
 export function attentionDecodeKernel(spec: DecodeSpec): CpuKernel {
   const { heads: H, kvHeads: KV, headDim: D, scale, splits: S } = spec;
-  if (spec.qkvBias) {
-    // the bias folded in: qkv's rows (their partials added up first) plus the bias, rounded
-    // once to f32 as the sum_splits it replaces stores them, then the kernel without it
-    const { qkvBias: dtype, qkvSplits, ...plain } = spec;
+  if (spec.qkvSplits !== undefined || spec.qkvBias) {
+    // a folded sum_splits (its partials, its bias): the sum_splits kernel it replaces writes
+    // qkv's rows, then the kernel without it reads them
     const err = foldedSplitsError(spec);
     if (err) throw new RangeError(err);
-    const inner = attentionDecodeKernel(plain);
+    const { qkvSplits, qkvBias, ...plain } = spec;
     const W = (H + 2 * KV) * D;
-    const SP = qkvSplits ?? 1;
+    const sum = sumSplitsKernel({
+      op: "sum_splits",
+      width: W,
+      splits: qkvSplits ?? 1,
+      bias: qkvBias ?? null,
+      residual: false,
+    });
+    const inner = attentionDecodeKernel(plain);
+    const taken = qkvBias ? 2 : 1; // qkv and its bias
     return (bufs, R) => {
-      const part = new Float32Array(bufs[0]); // [R, SP * W]
-      const bias = denseReader(bufs[1], dtype);
-      const rows = new Float32Array(R * W); // [R, W]
-      for (let r = 0; r < R; r++) {
-        for (let c = 0; c < W; c++) {
-          let acc = bias(c);
-          for (let s = 0; s < SP; s++) acc += part[r * SP * W + s * W + c];
-          rows[r * W + c] = acc;
-        }
-      }
-      inner([rows.buffer, ...bufs.slice(2)], R);
+      const rows = new ArrayBuffer(R * W * 4); // [R, W]
+      sum([...bufs.slice(0, taken), rows], R);
+      inner([rows, ...bufs.slice(taken)], R);
     };
   }
   if (spec.merge) {
@@ -69,8 +68,6 @@ export function attentionDecodeKernel(spec: DecodeSpec): CpuKernel {
   if (H % KV !== 0) {
     throw new RangeError(`attention_decode heads ${H} is not a multiple of kvHeads ${KV}`);
   }
-  const err = foldedSplitsError(spec);
-  if (err) throw new RangeError(err);
   const group = H / KV;
   const rotate = rotator(D, spec.invFreq);
   const width = (H + 2 * KV) * D;
@@ -80,9 +77,7 @@ export function attentionDecodeKernel(spec: DecodeSpec): CpuKernel {
   const acc = new Float64Array(D); // [D]
   let scores = new Float64Array(256); // [split length] grows on demand
   return (bufs, R) => {
-    const qkv = spec.qkvSplits
-      ? summedSplits(new Float32Array(bufs[0]), R, spec.qkvSplits, width)
-      : new Float32Array(bufs[0]); // [R, width]
+    const qkv = new Float32Array(bufs[0]); // [R, width]
     const positions = new Uint32Array(bufs[1]); // [R]
     const tokSeq = new Uint32Array(bufs[2]); // [R]
     const indptr = new Uint32Array(bufs[3]); // [b + 1]

@@ -112,7 +112,7 @@ export function rowsDefaults(spec: MatmulSpec): RowsTuning {
   const RB = (NW === 2 || (spec.xCodes && perWarp > 4)) && spec.maxRows >= 16 ? 16 : 8;
   return {
     rowsPerGroup: RB,
-    colsPerLane: shortSplit(spec) ? 1 : 4 / NW,
+    colsPerLane: shortSplit(spec, plan) ? 1 : 4 / NW,
     warps,
     prefetch: true,
     skipRows: true,
@@ -146,8 +146,7 @@ function columnBlocks(spec: MatmulSpec): number {
  * (its `sum_splits`, which carries Qwen's bias, since folded into `attention_decode`), o_proj
  * 268 → 124 at 4 splits; 2 columns a lane 162 / 154; the 1B's and 8B's K are not short.
  */
-function shortSplit(spec: MatmulSpec): boolean {
-  const plan = matmulPlan(spec);
+function shortSplit(spec: MatmulSpec, plan = matmulPlan(spec)): boolean {
   return plan.weightRowsPerOut === 1 && spec.K / 32 < SHORT_K_UNITS &&
     Math.ceil(plan.outCols / (LANES * 4)) < MANY_BLOCKS;
 }
