@@ -321,6 +321,16 @@ Deno.test("split_k splits K of the 8-32-row matmuls whose weights have few rows,
     [6144, 4096, 28672, 4096, 128256, 128256],
   );
   ok(q8small.nodes.every((n) => !(n.spec.op === "matmul" && (n.spec.norm || n.spec.normOut))));
+  // split as without codes (at 4 columns a lane); then on x's codes qkv and o_proj (128
+  // units of K) take 2 columns a lane, down (448 units) keeps 4 (gate_up: 2 outputs of 2
+  // weight rows)
+  assertEquals(splits(q8small), splits(small));
+  assertEquals(
+    q8small.nodes.flatMap((n) =>
+      n.spec.op === "matmul" && n.spec.xCodes ? [rowsDefaults(n.spec).colsPerLane] : []
+    ),
+    [2, 2, 2, 4],
+  );
   // split_k=0: nothing split
   const off = run("split_k=0", GENERIC_WEBGPU, "q4f16_1", RAW_8B_LAYER);
   assertEquals(off.flatMap((f) => f.nodes).filter((n) => n.spec.op === "sum_splits").length, 0);
@@ -363,9 +373,13 @@ Deno.test("q8_codes: the few-rows and tiled q8 matmuls read x quantised once, be
   const mm = small.nodes.filter((n) => n.spec.op === "matmul" && n.spec.maxRows > 1);
   assertEquals(mm.map((n) => n.spec.op === "matmul" && !!n.spec.xCodes), [true, true, true, true]);
   assertEquals(mm.map((n) => n.spec.op === "matmul" ? n.spec.kSplit ?? 1 : 0), [4, 4, 1, 8]);
-  for (const n of mm.slice(0, 2)) {
-    ok(n.spec.op === "matmul" && rowsDefaults(n.spec).colsPerLane === 1);
-  }
+  // (down, 152 units split 8 ways, 2 columns a lane)
+  assertEquals(mm.map((n) => n.spec.op === "matmul" ? rowsDefaults(n.spec).colsPerLane : 0), [
+    1,
+    1,
+    2,
+    2,
+  ]);
   const noCodes = run("q8_codes=0", Q8_WEBGPU, "q4f16_1", QWEN_05B_WIDTHS).find((f) =>
     f.name === "prefill_small"
   )!;

@@ -112,7 +112,7 @@ export function rowsDefaults(spec: MatmulSpec): RowsTuning {
   const RB = (NW === 2 || (spec.xCodes && perWarp > 4)) && spec.maxRows >= 16 ? 16 : 8;
   return {
     rowsPerGroup: RB,
-    colsPerLane: shortSplit(spec, plan) ? 1 : 4 / NW,
+    colsPerLane: shortSplit(spec, plan) ? 1 : twoColumns(spec, plan) ? 2 : 4 / NW,
     warps,
     prefetch: true,
     skipRows: true,
@@ -122,7 +122,7 @@ export function rowsDefaults(spec: MatmulSpec): RowsTuning {
 
 /**
  * Whether `matmulKernel` takes the few-rows shape: 8 to 32 rows, 4-bit group weights, and
- * at least MANY_BLOCKS column blocks under the default tuning (weights of many rows for
+ * at least MANY_BLOCKS column blocks (`columnBlocks`: weights of many rows for
  * their K: gate_up, lm_head). Where the weight has few rows (qkv, o_proj, down) a lane's
  * long K loop runs on too few SMs and the GEMV shape was as fast or faster at 4-16 rows.
  */
@@ -132,9 +132,16 @@ export function rowsShapeWins(spec: MatmulSpec): boolean {
   return columnBlocks(spec) >= MANY_BLOCKS;
 }
 
-/** Column blocks (workgroups a row block, without a K split) under the default tuning. */
+/** Columns a lane by which the shape and the K split are chosen: 4 weight rows a lane, or
+ * one column under `shortSplit` (`twoColumns` narrows them later, on the split chosen). */
+function splitColumns(spec: MatmulSpec, plan = matmulPlan(spec)): number {
+  return shortSplit(spec, plan) ? 1 : 4 / plan.weightRowsPerOut;
+}
+
+/** Column blocks (workgroups a row block, without a K split) at `splitColumns`. */
 function columnBlocks(spec: MatmulSpec): number {
-  return Math.ceil(matmulPlan(spec).outCols / (LANES * rowsDefaults(spec).colsPerLane));
+  const plan = matmulPlan(spec);
+  return Math.ceil(plan.outCols / (LANES * splitColumns(spec, plan)));
 }
 
 /**
@@ -151,6 +158,28 @@ function shortSplit(spec: MatmulSpec, plan = matmulPlan(spec)): boolean {
     Math.ceil(plan.outCols / (LANES * 4)) < MANY_BLOCKS;
 }
 
+/**
+ * Whether a matmul on `xCodes` with one weight row an output takes 2 columns a lane instead
+ * of 4 (its K split already chosen at 4: `columnBlocks`): where it has fewer than MANY_BLOCKS
+ * column blocks at 4 (K split) and K is at most LONG_K_UNITS units, or many blocks and a short
+ * K (the 0.5B's lm_head, 151936 x 896: 3.5 units a warp). Twice the workgroups, each with
+ * half the accumulators: more of them in flight where a workgroup's K range is short (the 8B's
+ * qkv and o_proj, 4 ranges of 32 units: 4 units a warp). On the H100 (`bench/gpu/mod.ts
+ * --batches=8,16`, twice against 4 columns in one call), kernels a step at 8 / 16 rows: 8B
+ * 4.889 → 4.72, 7.22 → 7.06 ms (qkv 1,015 → 915, o_proj 795 → 765 µs at 16); 1B 1.324 →
+ * 1.293, 1.873 → 1.823; 0.5B 1.347 → 1.320, 1.640 → 1.600. Not taken: the 8B's down (4
+ * ranges of 112 units: 1,591 → 1,940 µs at 16 rows) and the 1B's and 8B's lm_head (64 and
+ * 128 units, many blocks: 174 → 238, 332 → 379 µs). Also slower (one call): half the K
+ * splits at 2 columns (8B b=16 7.04 → 7.58 ms), 16-row blocks at 2 columns (→ 7.36).
+ */
+function twoColumns(spec: MatmulSpec, plan = matmulPlan(spec)): boolean {
+  if (plan.weightRowsPerOut !== 1 || !spec.xCodes) return false;
+  const units = spec.K / 32;
+  return Math.ceil(plan.outCols / (LANES * 4)) < MANY_BLOCKS
+    ? units <= LONG_K_UNITS
+    : units < SHORT_K_UNITS;
+}
+
 /** Steps (S units each) of a workgroup's K range from which `xCodes` loads two rows' codes of
  * x a unit ahead (`prefetchRows`): the 8B's gate_up, down and lm_head (14-16), not the short
  * ranges of its K splits or the 1B's and 0.5B's matmuls (2-8), which lost with it. */
@@ -159,6 +188,8 @@ const PREFETCH_X_STEPS = 12;
 const MIN_SPLIT_UNITS = 16;
 /** A weight's K under this many units is short: too few for two MIN_SPLIT_UNITS ranges. */
 const SHORT_K_UNITS = 2 * MIN_SPLIT_UNITS;
+/** The longest K (units) at which a K-split matmul takes 2 columns a lane (`twoColumns`). */
+const LONG_K_UNITS = 256;
 /** Units a K range keeps at least under `rowsSplitK` where K is short (`shortSplit`). */
 const SHORT_SPLIT_UNITS = 4;
 /** The most rows the shape is chosen for (`GEMV_MAX_ROWS`: past it, the tiled shape). */
