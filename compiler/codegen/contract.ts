@@ -650,6 +650,12 @@ export function unitMajorChunk(q: number, W: number): number {
   return (q % 8) * (W / 32) + Math.floor(q / 8);
 }
 
+/** The splits a row of a dispatch of `R` rows has: `splitRows` rows' worth shared by the
+ * rows, at least 1 and at most `splits` a row. */
+export function splitsPerRow(spec: { splits: number; splitRows: number }, R: number): number {
+  return Math.min(spec.splits, Math.max(1, Math.floor(spec.splitRows / R)));
+}
+
 /** The splits of `attention_decode` for a row at position p in a dispatch of R rows: positions
  * lo..p, `len` a split, `used` splits (see the op's contract). */
 export function decodeSplits(
@@ -659,7 +665,7 @@ export function decodeSplits(
 ): { lo: number; len: number; used: number } {
   const lo = spec.window > 0 ? Math.max(0, p - spec.window + 1) : 0;
   const n = p + 1 - lo;
-  const perRow = Math.min(spec.splits, Math.max(1, Math.floor(spec.splitRows / R)));
+  const perRow = splitsPerRow(spec, R);
   const len = Math.ceil(Math.ceil(n / perRow) / spec.splitAlign) * spec.splitAlign;
   return { lo, len, used: Math.ceil(n / len) };
 }
@@ -730,22 +736,28 @@ export function pow2Floor(n: number): number {
 /** A generated WebGPU kernel. The dispatch of `R` rows launches
  * `ceil(R / rowsPerGroup) * groupsPerRowBlock` workgroups, laid out by `grid2d`; the shader
  * recovers the linear workgroup id as `wid.x + wid.y * nwg.x` and must ignore ids past the
- * total. Binding 0 is `var<uniform> R: vec4<u32>` (R.x = rows); storage bindings follow
- * from 1 in `bindings(spec)` order. */
+ * total. With `splitGrid` (rowsPerGroup 1, groupsPerRowBlock a multiple of `splits`) a row
+ * launches only its `splitsPerRow(splitGrid, R)` splits' share of groupsPerRowBlock (the
+ * bound, at `splits` a row). Binding 0 is `var<uniform> R: vec4<u32>` (R.x = rows); storage
+ * bindings follow from 1 in `bindings(spec)` order. */
 export interface WgslKernel {
   code: string;
   entryPoint: string;
   rowsPerGroup: number;
   groupsPerRowBlock: number;
+  splitGrid?: { splits: number; splitRows: number };
 }
 
 /** Workgroup count for a dispatch, split over x/y so that no dimension exceeds `maxPerDim`. */
 export function workgroupCount(
-  k: { rowsPerGroup: number; groupsPerRowBlock: number },
+  k: Pick<WgslKernel, "rowsPerGroup" | "groupsPerRowBlock" | "splitGrid">,
   rows: number,
   maxPerDim = 65535,
 ): [number, number, number] {
-  const total = Math.ceil(rows / k.rowsPerGroup) * k.groupsPerRowBlock;
+  const g = k.splitGrid;
+  const total = g
+    ? rows * splitsPerRow(g, rows) * (k.groupsPerRowBlock / g.splits)
+    : Math.ceil(rows / k.rowsPerGroup) * k.groupsPerRowBlock;
   if (total <= maxPerDim) return [Math.max(total, 1), 1, 1];
   const x = maxPerDim;
   return [x, Math.ceil(total / x), 1];

@@ -249,6 +249,9 @@ export interface Variant<Store> {
   /** Extra module-scope WGSL (workgroup arrays, functions). */
   decls: string;
   groupsPerRow: number;
+  /** A row's workgroups are only its splits' share of `groupsPerRow` at R.x rows (the
+   * contract's `splitGrid`): the entry's total is theirs. */
+  splitGrid?: { splits: number; splitRows: number };
   /** Statements from the workgroup id `wg` on: define `r`, `kvh` (and `hb`, the block's first
    * head, for the grouped body; `h` for the scalar one), the uniform position `p`, `pages`
    * (the sequence's first page-table entry) and the uniform key range `jb`..`je - 1`, and fill
@@ -260,6 +263,25 @@ export interface Variant<Store> {
   store: Store;
   /** Statements after every head's store (the grouped body), reached by all threads. */
   tail?: string;
+}
+
+/** WGSL: the workgroups of a dispatch of a variant (`splitGrid`: a row's splits' share). */
+function variantTotal(v: Variant<unknown>): string {
+  const g = v.splitGrid;
+  return g
+    ? `R.x * clamp(${g.splitRows}u / R.x, 1u, ${g.splits}u) * ${v.groupsPerRow / g.splits}u`
+    : totalGroups(1, v.groupsPerRow);
+}
+
+/** The kernel of a variant's WGSL. */
+function variantKernel(code: string, v: Variant<unknown>): WgslKernel {
+  const k: WgslKernel = {
+    code,
+    entryPoint: "main",
+    rowsPerGroup: 1,
+    groupsPerRowBlock: v.groupsPerRow,
+  };
+  return v.splitGrid ? { ...k, splitGrid: v.splitGrid } : k;
 }
 
 /** The specs whose kernels these bodies render. */
@@ -297,7 +319,7 @@ ${v.decls}
 ${pagedRows(KV, D4).fn}
 ${kv.fn}
 
-${entry(T, totalGroups(1, v.groupsPerRow))}
+${entry(T, variantTotal(v))}
   ${v.start}
   let kl = lid / ${g}u; // key of the chunk this thread scores (${NK} keys, ${g} threads each)
   let sl = lid % ${g}u; // its slice: vec4s sl, sl + ${g}, ...
@@ -465,7 +487,7 @@ ${entry(T, totalGroups(1, v.groupsPerRow))}
     }
   }`;
   }
-  return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: v.groupsPerRow };
+  return variantKernel(code, v);
 }
 
 /** One workgroup per (row, head, ...) of `T` threads, one key per thread: any head dim.
@@ -494,7 +516,7 @@ ${v.decls}
 ${pagedRows(KV, D).fn}
 ${kv.fn}
 
-${entry(T, totalGroups(1, v.groupsPerRow))}
+${entry(T, variantTotal(v))}
   ${v.start}
   var m = ${NEG};
   var l = 0.0;
@@ -555,5 +577,5 @@ ${entry(T, totalGroups(1, v.groupsPerRow))}
   }
 }
 `;
-  return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: v.groupsPerRow };
+  return variantKernel(code, v);
 }

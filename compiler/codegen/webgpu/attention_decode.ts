@@ -8,8 +8,9 @@
  * and value p from workgroup memory rather than the cache, and the one split that holds p
  * (its last) writes them to the cache, so that the other splits, which read only positions
  * below p, need not wait for it. Each writes its heads' normalised partial output and
- * log-sum-exp. Splits past the dispatch's share (many rows) return before any load; splits past
- * the row's `used` (short contexts) once the position is known.
+ * log-sum-exp. A dispatch launches each row's share of splits only (`splitGrid`: fewer a row
+ * the more rows); splits past the row's `used` (short contexts) return once the position is
+ * known.
  *
  * With `qkvSplits` (a folded `sum_splits`), every qkv element is the sum of the kSplit
  * matmul's partials, added as it is read.
@@ -137,10 +138,7 @@ fn qv(i: u32) -> f32 { return ${rep(QS, (s) => `qkv[i${s ? ` + ${s * W}u` : ""}]
   const half = D / 2;
   // Before the position is known: the page table's start and (grouped form) the raw q, k, v of
   // this thread, so that those loads overlap the position's; the turn table with it.
-  // Splits past the dispatch's share (many rows) stop at once, before any load.
-  const pre = `${perRow(spec)}
-  if (split >= per_row) { return; }
-  let base = r * ${QS * W}u;
+  const pre = `let base = r * ${QS * W}u;
   if (lid == 0u) { pos_shared = positions[r]; fill_turns(); }
   let pages = page_indptr[tok_seq[r]];`;
   const range = `let p = workgroupUniformLoad(&pos_shared);
@@ -232,8 +230,11 @@ fn turn(x: f32, y: f32, d: u32, p: u32) -> f32 {
   return x * cs.x + select(y, -y, d < ${half}u) * cs.y;
 }`,
       groupsPerRow: G,
-      start: `let r = wg / ${G}u;
-  let split = (wg % ${G}u) / ${KV * HB}u;
+      splitGrid: { splits: S, splitRows: spec.splitRows },
+      start: `${perRow(spec)}
+  let gr = per_row * ${KV * HB}u; // workgroups a row (its splits' share)
+  let r = wg / gr;
+  let split = (wg % gr) / ${KV * HB}u;
   let kvh = (wg % ${KV * HB}u) / ${HB}u;
   let hb = (wg % ${HB}u) * ${HW}u; // first head of the block within the KV head's ${HG}
   ${pre}
@@ -269,8 +270,11 @@ var<workgroup> vnew: array<f32, ${D}>; // [D] value p
 ${rotation(spec.invFreq, D)}
 ${ropeElement("rope_at", (i) => `qv(${i})`, D)}`,
     groupsPerRow: G,
-    start: `let r = wg / ${G}u;
-  let split = (wg % ${G}u) / ${H}u;
+    splitGrid: { splits: S, splitRows: spec.splitRows },
+    start: `${perRow(spec)}
+  let gr = per_row * ${H}u; // workgroups a row (its splits' share)
+  let r = wg / gr;
+  let split = (wg % gr) / ${H}u;
   let h = wg % ${H}u;
   let kvh = h / ${HG}u;
   ${pre}

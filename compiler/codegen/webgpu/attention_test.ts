@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { PAGE_SIZE, type TargetInfo } from "../contract.ts";
+import { PAGE_SIZE, type TargetInfo, workgroupCount } from "../contract.ts";
 import { GENERIC_WEBGPU } from "../../target.ts";
 import { attentionKernel, groupedPlan } from "./attention.ts";
 import { attentionPrefillKernel, PREFILL_MIN_ROWS, prefillPlan } from "./attention_prefill.ts";
@@ -349,4 +349,36 @@ Deno.test({
       await checkAttention(rng, { ...c, maxRows: 512 });
     }
   },
+});
+
+Deno.test("attention_decode's dispatch launches each row's share of splits, not the bound", () => {
+  // Llama-3-8B heads in a 16-row function: 16 splits a row at most, 32 rows' worth shared
+  // (decodeSplitLayout's 256 workgroups at 8 a split); the grid is 128 workgroups a row at
+  // the bound (16 splits x 8 KV heads)
+  const spec = {
+    op: "attention_decode",
+    heads: 32,
+    kvHeads: 8,
+    headDim: 128,
+    window: 0,
+    scale: 1 / Math.sqrt(128),
+    invFreq: Array.from({ length: 64 }, (_, i) => 500000 ** (-i / 64)),
+    splits: 16,
+    splitRows: 32,
+    splitAlign: 32,
+  } as const;
+  const k = wgslKernel(spec, H100_LIKE);
+  assertEquals(k.groupsPerRowBlock, 128);
+  // 1 row: 16 splits (the most); 2: 16 each; 4: 8 each; 16: 2 each; 64: 1 each
+  assertEquals(
+    [1, 2, 4, 16, 64].map((rows) => workgroupCount(k, rows)[0]),
+    [128, 256, 256, 256, 512],
+  );
+  // the scalar form (D not a multiple of 4): a workgroup a (row, split, head)
+  const scalar = wgslKernel(
+    { ...spec, headDim: 10, invFreq: [1, 0.5, 0.25, 0.125, 0.0625] },
+    H100_LIKE,
+  );
+  assertEquals(scalar.groupsPerRowBlock, 16 * 32);
+  assertEquals([1, 4, 16].map((rows) => workgroupCount(scalar, rows)[0]), [512, 1024, 1024]);
 });
