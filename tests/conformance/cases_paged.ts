@@ -214,6 +214,13 @@ const DECODE_TABLE: [string, Heads, number[], number, Splits][] = [
     align: 16,
   }],
   ["GQA one token", { H: 8, KV: 2, D: 64 }, [1], 0, { splits: 4, rows: 64, align: 16 }],
+  // Qwen2.5-0.5B's heads in the one-row decode function's layout (a row has every split: the
+  // WebGPU kernel's 128-thread form), 7 heads a KV head (blocks of 4 and 3)
+  ["0.5B heads, one row's layout", { H: 14, KV: 2, D: 64 }, [577], 0, {
+    splits: 64,
+    rows: 64,
+    align: 32,
+  }],
   ["GQA blocks of 4 and 2", { H: 12, KV: 2, D: 32 }, [130, 33, 16, 17], 0, {
     splits: 8,
     rows: 12,
@@ -253,6 +260,7 @@ const DECODE_TABLE: [string, Heads, number[], number, Splits][] = [
 /** Decode batches that also run on an f16 cache. */
 const DECODE_F16 = new Set([
   "8B heads ragged",
+  "0.5B heads, one row's layout",
   "GQA blocks of 4 and 2",
   "D=10 scalar form",
   "D=6 MQA window",
@@ -262,6 +270,7 @@ const DECODE_F16 = new Set([
 /** Decode batches whose qkv also comes as a kSplit matmul's partial sums (`qkvSplits`). */
 const QKV_SPLITS: Record<string, number> = {
   "8B heads ragged": 4,
+  "0.5B heads, one row's layout": 4,
   "GQA blocks of 4 and 2": 3,
   "sliding window": 2,
   "D=10 scalar form": 2,

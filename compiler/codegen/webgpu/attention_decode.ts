@@ -75,6 +75,19 @@ const TYPES = {
  * attention ... is made of"). */
 export const DECODE_THREADS = 256;
 
+/**
+ * Threads of the grouped decode kernel for `spec`: DECODE_THREADS, but 128 where the head dim
+ * is at most 64 and a row has the dispatch's whole split share (`splits` = `splitRows`: the
+ * one-row decode function, up to 64 splits a row of 32 positions each: more, smaller
+ * workgroups shorten its chain). On the H100 (`bench/gpu/mod.ts --models=1b,0.5b`, twice
+ * against 256 in one call), kernels a step: 1B b=1 0.721 → 0.701-0.707 ms, 0.5B 0.792-0.796 →
+ * 0.780; at 16 rows 128 threads were slower (1B 1.79 → 1.86, 0.5B 1.54 → 1.58), as were 4
+ * threads a key at head dim 64 at both.
+ */
+export function decodeThreads(spec: { headDim: number; splits: number; splitRows: number }) {
+  return spec.headDim <= 64 && spec.splits >= spec.splitRows ? 128 : DECODE_THREADS;
+}
+
 /** WGSL defining `per_row`, the splits a row of a dispatch of `R.x` rows has (uniform). */
 function perRow(s: { splits: number; splitRows: number }): string {
   return `let per_row = clamp(${s.splitRows}u / R.x, 1u, ${s.splits}u); // splits a row at R.x rows`;
@@ -106,11 +119,11 @@ function checkSplits(
   }
 }
 
-/** WGSL for `attention_decode`; `threads` overrides `DECODE_THREADS` (benches). */
+/** WGSL for `attention_decode`; `threads` overrides `decodeThreads` (benches). */
 export function attentionDecodeKernel(
   spec: DecodeSpec,
   target: TargetInfo,
-  threads = DECODE_THREADS,
+  threads = decodeThreads(spec),
 ): WgslKernel {
   const { heads: H, kvHeads: KV, headDim: D, splits: S, scale } = spec;
   if (!(H > 0 && KV > 0 && D > 0 && D % 2 === 0 && H % KV === 0)) {
@@ -308,7 +321,7 @@ export function mergeFits(spec: DecodeSpec, target: TargetInfo): boolean {
   const merged = { ...spec, merge: spec.merge ?? {} };
   return D % 4 === 0 && H % KV === 0 && ((H / KV) * D) % 32 === 0 &&
     bindings(merged).length <= target.limits.maxStorageBuffersPerShaderStage &&
-    groupedPlan(merged, target, DECODE_THREADS, 12 * D + mergeShared(merged)) !== null;
+    groupedPlan(merged, target, decodeThreads(spec), 12 * D + mergeShared(merged)) !== null;
 }
 
 /** Workgroup bytes of a folded merge (`merge`): the KV head's log-sum-exps, a flag, and with

@@ -382,3 +382,25 @@ Deno.test("attention_decode's dispatch launches each row's share of splits, not 
   assertEquals(scalar.groupsPerRowBlock, 16 * 32);
   assertEquals([1, 4, 16].map((rows) => workgroupCount(scalar, rows)[0]), [512, 1024, 1024]);
 });
+
+Deno.test("attention_decode takes 128 threads at head dim 64 where a row has every split", () => {
+  // Qwen2.5-0.5B heads: the one-row decode function's layout (splits = splitRows) against the
+  // 16-row function's; head dim 128 keeps 256 either way
+  const spec = {
+    op: "attention_decode",
+    heads: 14,
+    kvHeads: 2,
+    headDim: 64,
+    window: 0,
+    scale: 0.125,
+    invFreq: Array.from({ length: 32 }, (_, i) => 1e6 ** (-i / 32)),
+    splits: 64,
+    splitRows: 64,
+    splitAlign: 32,
+  } as const;
+  const size = (s: Parameters<typeof wgslKernel>[0]) =>
+    Number(/@workgroup_size\((\d+)\)/.exec(wgslKernel(s, H100_LIKE).code)![1]);
+  assertEquals(size(spec), 128);
+  assertEquals(size({ ...spec, splits: 16 }), 256);
+  assertEquals(size({ ...spec, headDim: 128, invFreq: [...spec.invFreq, ...spec.invFreq] }), 256);
+});
