@@ -265,11 +265,17 @@ export interface Variant<Store> {
   tail?: string;
 }
 
+/** WGSL expression: the splits a row of a dispatch of R.x rows has (the contract's
+ * `splitsPerRow`; uniform). */
+export function splitsPerRowWgsl(g: { splits: number; splitRows: number }): string {
+  return `clamp(${g.splitRows}u / R.x, 1u, ${g.splits}u)`;
+}
+
 /** WGSL: the workgroups of a dispatch of a variant (`splitGrid`: a row's splits' share). */
 function variantTotal(v: Variant<unknown>): string {
   const g = v.splitGrid;
   return g
-    ? `R.x * clamp(${g.splitRows}u / R.x, 1u, ${g.splits}u) * ${v.groupsPerRow / g.splits}u`
+    ? `R.x * ${splitsPerRowWgsl(g)} * ${v.groupsPerRow / g.splits}u`
     : totalGroups(1, v.groupsPerRow);
 }
 

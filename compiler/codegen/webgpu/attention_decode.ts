@@ -53,6 +53,7 @@ import {
   PAGED_TYPES,
   pagedRows,
   scalarKernel,
+  splitsPerRowWgsl,
 } from "./attention.ts";
 import { ropeElement, rotation } from "./rope.ts";
 import { sharedPairCodes } from "./quantize_q8.ts";
@@ -90,7 +91,7 @@ export function decodeThreads(spec: { headDim: number; splits: number; splitRows
 
 /** WGSL defining `per_row`, the splits a row of a dispatch of `R.x` rows has (uniform). */
 function perRow(s: { splits: number; splitRows: number }): string {
-  return `let per_row = clamp(${s.splitRows}u / R.x, 1u, ${s.splits}u); // splits a row at R.x rows`;
+  return `let per_row = ${splitsPerRowWgsl(s)}; // splits a row at R.x rows`;
 }
 
 /** WGSL defining `lo`, `len` and `used` of the row at position `p` with `per_row` splits (the
