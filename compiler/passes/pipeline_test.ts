@@ -331,6 +331,19 @@ Deno.test("split_k splits K of the 8-32-row matmuls whose weights have few rows,
     ),
     [2, 2, 2, 4],
   );
+  // Llama-3.2-1B widths: down's K (8192: 256 units, long) in 4 ranges of 64 units, not 8 of
+  // 32; qkv and o_proj (64 units) in 4 of 16
+  const oneB = run("O2", Q8_WEBGPU, "q4f16_1", {
+    ...RAW_8B_LAYER,
+    hidden_size: 2048,
+    intermediate_size: 8192,
+  }).find((f) => f.name === "prefill_small")!;
+  assertEquals(splits(oneB).slice(0, 4), [
+    "3072x2048:4",
+    "2048x2048:4",
+    "16384x2048:1",
+    "2048x8192:4",
+  ]);
   // split_k=0: nothing split
   const off = run("split_k=0", GENERIC_WEBGPU, "q4f16_1", RAW_8B_LAYER);
   assertEquals(off.flatMap((f) => f.nodes).filter((n) => n.spec.op === "sum_splits").length, 0);

@@ -188,8 +188,16 @@ const PREFETCH_X_STEPS = 12;
 const MIN_SPLIT_UNITS = 16;
 /** A weight's K under this many units is short: too few for two MIN_SPLIT_UNITS ranges. */
 const SHORT_K_UNITS = 2 * MIN_SPLIT_UNITS;
-/** The longest K (units) at which a K-split matmul takes 2 columns a lane (`twoColumns`). */
+/** The longest K (units) at which a K-split matmul takes 2 columns a lane (`twoColumns`), and
+ * the shortest whose K ranges keep LONG_SPLIT_UNITS. */
 const LONG_K_UNITS = 256;
+/** Units a K range keeps at least under `rowsSplitK` where K has LONG_K_UNITS or more: the
+ * 1B's down (256 units) in 4 ranges, not 8. On the H100 (`bench/gpu/mod.ts --batches=16`, a
+ * temporary switch capping every split at 4, twice in one call): the 1B's b=16 step 1.800,
+ * 1.788 → 1.637, 1.648 ms, though its down alone was no faster (383 → 389-391 µs): the step's
+ * add_rms_norm (which adds the ranges up) and the kernels after it ran faster; the same cap
+ * on the 0.5B's down (152 units, 8 ranges) cost 5%, and the 8B's down (448) has 4 already. */
+const LONG_SPLIT_UNITS = 64;
 /** Units a K range keeps at least under `rowsSplitK` where K is short (`shortSplit`). */
 const SHORT_SPLIT_UNITS = 4;
 /** The most rows the shape is chosen for (`GEMV_MAX_ROWS`: past it, the tiled shape). */
@@ -201,7 +209,7 @@ export const ROWS_MIN = 8;
  * The `kSplit` under which the few-rows shape should run a matmul it does not win as is
  * (`rowsShapeWins` false: too few column blocks), or 1 (leave it to the GEMV): the fewest
  * (a power of two) that give MANY_BLOCKS workgroups a row block, each range keeping at least
- * MIN_SPLIT_UNITS units. For matmuls of 8 to 32 rows, 4-bit group weights, epilogue none or
+ * MIN_SPLIT_UNITS units (LONG_SPLIT_UNITS where K is long, SHORT_SPLIT_UNITS where short). For matmuls of 8 to 32 rows, 4-bit group weights, epilogue none or
  * add. Measured on the H100 (8B at 16 rows, K split without the second pass): down 85-87
  * against the GEMV's 101 µs, qkv 42 against 71, o_proj 29-31 against 51.
  */
@@ -210,7 +218,13 @@ export function rowsSplitK(spec: MatmulSpec): number {
   if (!rowsShapeFits(spec.weight, spec.K) || rowsShapeWins(spec)) return 1;
   if (spec.epilogue === "silu_mul" || spec.rowStart !== 0 || spec.rows !== spec.N) return 1;
   const blocks = columnBlocks(spec);
-  const most = Math.floor(spec.K / 32 / (shortSplit(spec) ? SHORT_SPLIT_UNITS : MIN_SPLIT_UNITS));
+  const units = spec.K / 32;
+  const least = shortSplit(spec)
+    ? SHORT_SPLIT_UNITS
+    : units >= LONG_K_UNITS
+    ? LONG_SPLIT_UNITS
+    : MIN_SPLIT_UNITS;
+  const most = Math.floor(units / least);
   let ks = 2;
   while (ks * 2 <= most && blocks * ks < MANY_BLOCKS) ks *= 2;
   return ks <= most ? ks : 1;
