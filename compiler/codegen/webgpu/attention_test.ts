@@ -351,23 +351,33 @@ Deno.test({
   },
 });
 
+/** An `attention_decode` spec of these heads and split layout (no window, 32-position splits). */
+function decodeSpec(
+  heads: number,
+  kvHeads: number,
+  headDim: number,
+  splits: number,
+  splitRows: number,
+) {
+  return {
+    op: "attention_decode",
+    heads,
+    kvHeads,
+    headDim,
+    window: 0,
+    scale: 1 / Math.sqrt(headDim),
+    invFreq: Array.from({ length: headDim / 2 }, (_, i) => 10000 ** (-i / (headDim / 2))),
+    splits,
+    splitRows,
+    splitAlign: 32,
+  } as const;
+}
+
 Deno.test("attention_decode's dispatch launches each row's share of splits, not the bound", () => {
   // Llama-3-8B heads in a 16-row function: 16 splits a row at most, 32 rows' worth shared
   // (decodeSplitLayout's 256 workgroups at 8 a split); the grid is 128 workgroups a row at
   // the bound (16 splits x 8 KV heads)
-  const spec = {
-    op: "attention_decode",
-    heads: 32,
-    kvHeads: 8,
-    headDim: 128,
-    window: 0,
-    scale: 1 / Math.sqrt(128),
-    invFreq: Array.from({ length: 64 }, (_, i) => 500000 ** (-i / 64)),
-    splits: 16,
-    splitRows: 32,
-    splitAlign: 32,
-  } as const;
-  const k = wgslKernel(spec, H100_LIKE);
+  const k = wgslKernel(decodeSpec(32, 8, 128, 16, 32), H100_LIKE);
   assertEquals(k.groupsPerRowBlock, 128);
   // 1 row: 16 splits (the most); 2: 16 each; 4: 8 each; 16: 2 each; 64: 1 each
   assertEquals(
@@ -375,10 +385,7 @@ Deno.test("attention_decode's dispatch launches each row's share of splits, not 
     [128, 256, 256, 256, 512],
   );
   // the scalar form (D not a multiple of 4): a workgroup a (row, split, head)
-  const scalar = wgslKernel(
-    { ...spec, headDim: 10, invFreq: [1, 0.5, 0.25, 0.125, 0.0625] },
-    H100_LIKE,
-  );
+  const scalar = wgslKernel(decodeSpec(32, 8, 10, 16, 32), H100_LIKE);
   assertEquals(scalar.groupsPerRowBlock, 16 * 32);
   assertEquals([1, 4, 16].map((rows) => workgroupCount(scalar, rows)[0]), [512, 1024, 1024]);
 });
@@ -386,21 +393,9 @@ Deno.test("attention_decode's dispatch launches each row's share of splits, not 
 Deno.test("attention_decode takes 128 threads at head dim 64 where a row has every split", () => {
   // Qwen2.5-0.5B heads: the one-row decode function's layout (splits = splitRows) against the
   // 16-row function's; head dim 128 keeps 256 either way
-  const spec = {
-    op: "attention_decode",
-    heads: 14,
-    kvHeads: 2,
-    headDim: 64,
-    window: 0,
-    scale: 0.125,
-    invFreq: Array.from({ length: 32 }, (_, i) => 1e6 ** (-i / 32)),
-    splits: 64,
-    splitRows: 64,
-    splitAlign: 32,
-  } as const;
   const size = (s: Parameters<typeof wgslKernel>[0]) =>
     Number(/@workgroup_size\((\d+)\)/.exec(wgslKernel(s, H100_LIKE).code)![1]);
-  assertEquals(size(spec), 128);
-  assertEquals(size({ ...spec, splits: 16 }), 256);
-  assertEquals(size({ ...spec, headDim: 128, invFreq: [...spec.invFreq, ...spec.invFreq] }), 256);
+  assertEquals(size(decodeSpec(14, 2, 64, 64, 64)), 128);
+  assertEquals(size(decodeSpec(14, 2, 64, 16, 64)), 256);
+  assertEquals(size(decodeSpec(14, 2, 128, 64, 64)), 256);
 });
