@@ -196,7 +196,9 @@ const LONG_K_UNITS = 256;
  * temporary switch capping every split at 4, twice in one call): the 1B's b=16 step 1.800,
  * 1.788 → 1.637, 1.648 ms, though its down alone was no faster (383 → 389-391 µs): the step's
  * add_rms_norm (which adds the ranges up) and the kernels after it ran faster; the same cap
- * on the 0.5B's down (152 units, 8 ranges) cost 5%, and the 8B's down (448) has 4 already. */
+ * on the 0.5B's down (152 units, 8 ranges) cost 5%, and the 8B's down (448) has 4 already.
+ * This rule against the tree without it (`--batches=8,16`, alternating twice in one call): 1B
+ * 1.302 → 1.277 ms at 8 rows, 1.789 → 1.650 at 16; 8B and 0.5B unchanged. */
 const LONG_SPLIT_UNITS = 64;
 /** Units a K range keeps at least under `rowsSplitK` where K is short (`shortSplit`). */
 const SHORT_SPLIT_UNITS = 4;
@@ -209,9 +211,10 @@ export const ROWS_MIN = 8;
  * The `kSplit` under which the few-rows shape should run a matmul it does not win as is
  * (`rowsShapeWins` false: too few column blocks), or 1 (leave it to the GEMV): the fewest
  * (a power of two) that give MANY_BLOCKS workgroups a row block, each range keeping at least
- * MIN_SPLIT_UNITS units (LONG_SPLIT_UNITS where K is long, SHORT_SPLIT_UNITS where short). For matmuls of 8 to 32 rows, 4-bit group weights, epilogue none or
- * add. Measured on the H100 (8B at 16 rows, K split without the second pass): down 85-87
- * against the GEMV's 101 µs, qkv 42 against 71, o_proj 29-31 against 51.
+ * MIN_SPLIT_UNITS units (LONG_SPLIT_UNITS where K is long, SHORT_SPLIT_UNITS where short).
+ * For matmuls of 8 to 32 rows, 4-bit group weights, epilogue none or add. Measured on the H100
+ * (8B at 16 rows, K split without the second pass): down 85-87 against the GEMV's 101 µs, qkv
+ * 42 against 71, o_proj 29-31 against 51.
  */
 export function rowsSplitK(spec: MatmulSpec): number {
   if (spec.maxRows < ROWS_MIN || spec.maxRows > ROWS_MAX) return 1;
