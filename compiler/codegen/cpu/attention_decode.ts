@@ -47,8 +47,9 @@ export function attentionDecodeKernel(spec: DecodeSpec): CpuKernel {
     });
     const inner = attentionDecodeKernel(plain);
     const taken = qkvBias ? 2 : 1; // qkv and its bias
+    let rows = new ArrayBuffer(0); // [R, W], grown on demand, kept between calls
     return (bufs, R) => {
-      const rows = new ArrayBuffer(R * W * 4); // [R, W]
+      if (rows.byteLength < R * W * 4) rows = new ArrayBuffer(R * W * 4);
       sum([...bufs.slice(0, taken), rows], R);
       inner([rows, ...bufs.slice(taken)], R);
     };

@@ -10,13 +10,13 @@
  * takes >= 100 ms. One layer's cache is read over and over: at short contexts it sits in L2.
  * @module
  */
-import { type KernelSpec, PAGE_SIZE, type WgslKernel } from "../contract.ts";
+import { type KernelSpec, PAGE_SIZE, splitsPerRow, type WgslKernel } from "../contract.ts";
 import { createWebGpuDevice } from "../../../engine/devices/webgpu.ts";
 import type { DeviceBuffer } from "../../../engine/device.ts";
 import { wgslKernel } from "./mod.ts";
 import { attentionKernel } from "./attention.ts";
 import { attentionPrefillKernel, prefillPlan } from "./attention_prefill.ts";
-import { attentionDecodeKernel, DECODE_THREADS } from "./attention_decode.ts";
+import { attentionDecodeKernel, decodeThreads } from "./attention_decode.ts";
 import { decodeSplitLayout, SPLIT_ALIGN } from "../../passes/split_kv_decode.ts";
 import { SMALL_ROWS } from "../../models/llama.ts";
 import { timeIt as timeWith } from "./bench_timing.ts";
@@ -133,14 +133,19 @@ async function decodeStep(seqs: number, ctx: number, maxRows: number) {
   line("rope_kv_append + attention", old);
   // the layout the compiler picks for the function, then (--sweep) fixed splits a row
   const picked = decodeSplitLayout(maxRows, H, KV, 8192);
-  const configs: [number, number, number][] = [[picked.splits, picked.splitRows, DECODE_THREADS]]; // splits, splitRows, threads
+  // splits, splitRows, threads (the library's: `decodeThreads`)
+  const threadsOf = (splits: number, splitRows: number) =>
+    decodeThreads({ headDim: D, splits, splitRows });
+  const configs: [number, number, number][] = [
+    [picked.splits, picked.splitRows, threadsOf(picked.splits, picked.splitRows)],
+  ];
   if (sweep) {
-    for (const s of [1, 2, 4, 8, 16, 32, 64]) configs.push([s, s * p.R, DECODE_THREADS]);
+    for (const s of [1, 2, 4, 8, 16, 32, 64]) configs.push([s, s * p.R, threadsOf(s, s * p.R)]);
     configs.push([picked.splits, picked.splitRows, 512]);
   }
   for (const [splits, splitRows, threads] of configs) {
     const layout = { window: 0, splits, splitRows, splitAlign: SPLIT_ALIGN };
-    const perRow = Math.min(splits, Math.max(1, Math.floor(splitRows / p.R)));
+    const perRow = splitsPerRow(layout, p.R);
     const dec = {
       op: "attention_decode" as const,
       heads: H,

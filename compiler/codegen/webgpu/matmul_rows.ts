@@ -51,7 +51,7 @@ import {
   reductionPass,
   totalGroups,
 } from "./common.ts";
-import { matmulPlan, type MatmulSpec } from "./matmul_epilogue.ts";
+import { type MatmulPlan, matmulPlan, type MatmulSpec } from "./matmul_epilogue.ts";
 import { weightUnit } from "./matmul_gemv_unit.ts";
 import { quantiseBlock, sharedPairCodes } from "./quantize_q8.ts";
 
@@ -154,8 +154,13 @@ function columnBlocks(spec: MatmulSpec): number {
  * 268 → 124 at 4 splits; 2 columns a lane 162 / 154; the 1B's and 8B's K are not short.
  */
 function shortSplit(spec: MatmulSpec, plan = matmulPlan(spec)): boolean {
-  return plan.weightRowsPerOut === 1 && spec.K / 32 < SHORT_K_UNITS &&
-    Math.ceil(plan.outCols / (LANES * 4)) < MANY_BLOCKS;
+  return plan.weightRowsPerOut === 1 && spec.K / 32 < SHORT_K_UNITS && fewBlocksAt4(plan);
+}
+
+/** Whether a weight of one row an output has fewer than MANY_BLOCKS column blocks at 4 columns
+ * a lane (K split unless short-split). */
+function fewBlocksAt4(plan: MatmulPlan): boolean {
+  return Math.ceil(plan.outCols / (LANES * 4)) < MANY_BLOCKS;
 }
 
 /**
@@ -175,9 +180,7 @@ function shortSplit(spec: MatmulSpec, plan = matmulPlan(spec)): boolean {
 function twoColumns(spec: MatmulSpec, plan = matmulPlan(spec)): boolean {
   if (plan.weightRowsPerOut !== 1 || !spec.xCodes) return false;
   const units = spec.K / 32;
-  return Math.ceil(plan.outCols / (LANES * 4)) < MANY_BLOCKS
-    ? units <= LONG_K_UNITS
-    : units < SHORT_K_UNITS;
+  return fewBlocksAt4(plan) ? units <= LONG_K_UNITS : units < SHORT_K_UNITS;
 }
 
 /** Steps (S units each) of a workgroup's K range from which `xCodes` loads two rows' codes of
@@ -221,16 +224,16 @@ export function rowsSplitK(spec: MatmulSpec): number {
   if (!rowsShapeFits(spec.weight, spec.K) || rowsShapeWins(spec)) return 1;
   if (spec.epilogue === "silu_mul" || spec.rowStart !== 0 || spec.rows !== spec.N) return 1;
   const blocks = columnBlocks(spec);
-  const units = spec.K / 32;
-  const least = shortSplit(spec)
-    ? SHORT_SPLIT_UNITS
-    : units >= LONG_K_UNITS
-    ? LONG_SPLIT_UNITS
-    : MIN_SPLIT_UNITS;
-  const most = Math.floor(units / least);
+  const most = Math.floor(spec.K / 32 / leastSplitUnits(spec));
   let ks = 2;
   while (ks * 2 <= most && blocks * ks < MANY_BLOCKS) ks *= 2;
   return ks <= most ? ks : 1;
+}
+
+/** Units a K range keeps at least under `rowsSplitK`. */
+function leastSplitUnits(spec: MatmulSpec): number {
+  if (shortSplit(spec)) return SHORT_SPLIT_UNITS;
+  return spec.K / 32 >= LONG_K_UNITS ? LONG_SPLIT_UNITS : MIN_SPLIT_UNITS;
 }
 
 /** WGSL for a few-rows `matmul` (4-bit group weights, see `rowsShapeFits`; any R). */
