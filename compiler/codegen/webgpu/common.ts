@@ -128,6 +128,19 @@ export function checkTarget(
 }
 
 /** 0, 1, ..., n - 1 (the indices a generator unrolls). */
+/**
+ * WGSL `dots4(q, w)`: the packed int8 dot products of 4 codes `q` with each word of `w`.
+ * Unrolled kernels call it instead of writing the four `dot4I8Packed` calls out: naga's shader
+ * module creation takes time quadratic in the expressions of a function (the 8B's tiled q8
+ * matmuls ~300 ms each on the H100 host, 95% of pipeline creation with the driver's cache
+ * warm), and a call is one expression where the four calls and their vector are thirteen. The
+ * driver inlines it.
+ */
+export const DOTS4 = `fn dots4(q: u32, w: vec4<u32>) -> vec4<i32> {
+  return vec4<i32>(dot4I8Packed(q, w.x), dot4I8Packed(q, w.y), dot4I8Packed(q, w.z),
+    dot4I8Packed(q, w.w));
+}`;
+
 export const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 /** `n` copies of `f(i)` joined by `sep` (unrolled WGSL). */

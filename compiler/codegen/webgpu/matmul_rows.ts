@@ -357,12 +357,8 @@ export function matmulRows(
   const arith8 = (p: string, nrows: number) => {
     const out: string[] = [];
     for (let m = 0; m < WR; m++) {
-      for (let j = 0; j < 4; j++) {
-        const word = `${p}${m}_q.${["x", "y", "z", "w"][j]}`;
-        out.push(
-          `let wl${m}_${j} = ${word} & 0x0f0f0f0fu; let wh${m}_${j} = (${word} >> 4u) & 0x0f0f0f0fu;`,
-        );
-      }
+      const q = `${p}${m}_q`;
+      out.push(`let wl${m} = ${q} & NIB; let wh${m} = (${q} >> vec4<u32>(4u)) & NIB;`);
     }
     for (let r = 0; r < nrows; r++) {
       out.push(
@@ -381,20 +377,9 @@ export function matmulRows(
       // less the offset; an integer add in place of NVIDIA's int-to-float (16 a clock an SM)
       out.push(`let xo${r} = 12582912.0 + ${g.maxInt}.0 * xm${r}.y;`);
       for (let m = 0; m < WR; m++) {
-        const terms = [0, 1, 2, 3].flatMap((j) => {
-          const c = j < 2 ? `c0_${r}` : `c1_${r}`;
-          const lo = ["x", "z"][j & 1], hi = ["y", "w"][j & 1];
-          return [
-            `dot4I8Packed(wl${m}_${j}, ${c}.${lo})`,
-            `dot4I8Packed(wh${m}_${j}, ${c}.${hi})`,
-          ];
-        });
         const a = acc(m, r);
-        out.push(
-          `${a} = fma(bitcast<f32>(0x4b400000 + ${
-            terms.join(" + ")
-          }) - xo${r}, ${p}${m}_s * xm${r}.x, ${a});`,
-        );
+        const sum = `unit_dot(0x4b400000, wl${m}, wh${m}, c0_${r}, c1_${r})`;
+        out.push(`${a} = fma(bitcast<f32>(${sum}) - xo${r}, ${p}${m}_s * xm${r}.x, ${a});`);
       }
     }
     return out.join("\n    ");
@@ -584,6 +569,21 @@ const INV = ${INV};
 fn decode(w: u32, v: vec4<f32>) -> vec4<f32> {
   return (bitcast<vec4<f32>>((vec4<u32>(w) & ${MASK}) | vec4<u32>(0x4b000000u)) - ${OFF}) * v;
 }
+${
+    Q8
+      ? `const NIB = vec4<u32>(0x0f0f0f0fu);
+// a + a unit's integer sum: the low (wl) and high (wh) nibbles of its 4 weight words against
+// the codes c0, c1 (lo0, hi0, ..., lo3, hi3). A function, not written out at each use: naga's
+// module creation takes time quadratic in a function's expressions (the 8B's batch-16 kernels
+// ~80 ms each on the H100 host); the driver inlines it. The sum starts from a, as written out
+// it did: one that started from zero, a added after, cost the 8B's batch-16 step 1.3%
+fn unit_dot(a: i32, wl: vec4<u32>, wh: vec4<u32>, c0: vec4<u32>, c1: vec4<u32>) -> i32 {
+  return a + dot4I8Packed(wl.x, c0.x) + dot4I8Packed(wh.x, c0.y) + dot4I8Packed(wl.y, c0.z) +
+    dot4I8Packed(wh.y, c0.w) + dot4I8Packed(wl.z, c1.x) + dot4I8Packed(wh.z, c1.y) +
+    dot4I8Packed(wl.w, c1.z) + dot4I8Packed(wh.w, c1.w);
+}`
+      : ""
+  }
 // a + d . x as four fused multiply-adds (a dot product is a multiply and three)
 fn dot4(d: vec4<f32>, x: vec4<f32>, a: f32) -> f32 {
   return fma(d.w, x.w, fma(d.z, x.z, fma(d.y, x.y, fma(d.x, x.x, a))));

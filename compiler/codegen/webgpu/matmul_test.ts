@@ -306,6 +306,30 @@ Deno.test({
   },
 });
 
+Deno.test(
+  "the unrolled q8 kernels keep their packed dot products out of main (naga: time quadratic)",
+  () => {
+    // naga's module creation takes time quadratic in a function's expressions. The 8B's
+    // gate_up: prefill's q8 tiles and batched decode's few-rows kernel on codes.
+    // Written out in main they took naga ~300 and ~80 ms each on the H100 host (95% of
+    // pipeline creation with the driver's cache warm); as calls, ~40 and ~25
+    const c8 = { xq8: true, xCodes: true, epilogue: "silu_mul" as const };
+    for (
+      const [what, code] of [
+        ["q8 tiles", matmulTiledQ8(spec(q4, 28672, 4096, 512, c8), Q8_WEBGPU).code],
+        ["few-rows", matmulRows(spec(q4, 28672, 4096, 32, c8), Q8_WEBGPU).code],
+      ]
+    ) {
+      const main = code.slice(code.indexOf("fn main("));
+      const inMain = main.split("dot4I8Packed").length - 1;
+      const all = code.split("dot4I8Packed").length - 1;
+      if (inMain !== 0 || all > 8) {
+        throw new Error(`${what}: ${inMain} packed dot products in main, ${all} in all`);
+      }
+    }
+  },
+);
+
 Deno.test({
   name: "matmulGemv() reduces in passes within the 16 KiB default workgroup storage limit",
   ignore,

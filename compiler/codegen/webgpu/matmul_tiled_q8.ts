@@ -21,7 +21,7 @@ import {
   type TargetInfo,
   type WgslKernel,
 } from "../contract.ts";
-import { checkTarget, declareBindings, entry, lit, range, totalGroups } from "./common.ts";
+import { checkTarget, declareBindings, DOTS4, entry, lit, range, totalGroups } from "./common.ts";
 import { matmulPlan, type MatmulSpec } from "./matmul_epilogue.ts";
 import { weightUnit } from "./matmul_gemv_unit.ts";
 import { quantiseBlock } from "./quantize_q8.ts";
@@ -169,45 +169,45 @@ export function matmulTiledQ8(
       return (v + 1) * T > TU ? `if (${s} < ${TU}u) { ${body} }` : body;
     }).join("\n    ");
   // into buffer `b` (WGSL): x codes and d, weight nibbles and scales of the slice at `kb`
+  // (each unit's indices as lets: fewer expressions for naga, whose module creation takes
+  // time quadratic in a function's expressions)
   const store = (b: string, kb: string) =>
     range(V).map((v) => {
       const s = `(lid + ${v * T}u)`;
       const xr = `(${s} / ${G}u)`, xbl = `(${s} % ${G}u)`;
       const t = `(${s} - ${XU}u)`;
       const n = `(${t} / ${G}u)`, wbl = `(${t} % ${G}u)`;
+      const xat = `let xw = ${xbl} * 8u; let xi = ${xr} / 4u; let xl = ${xr} % 4u;`;
       const xstore = CODES
-        ? `${
-          range(8).map((j) =>
-            `xq[${b}][${xbl} * 8u + ${j}u][${xr} / 4u][${xr} % 4u] = pc${v}_${j >> 2}.${
-              LANES[j & 3]
-            };`
-          ).join(" ")
+        ? `${xat} ${
+          range(8).map((j) => `xq[${b}][xw + ${j}u][xi][xl] = pc${v}_${j >> 2}.${LANES[j & 3]};`)
+            .join(" ")
         }
-      xd[${b}][${xbl}][${xr} / 4u][${xr} % 4u] = bitcast<f32>(select(pm${v}.z, pm${v}.x, ((${kb} + ${xbl}) & 1u) == 0u));`
+      xd[${b}][${xbl}][xi][xl] = bitcast<f32>(select(pm${v}.z, pm${v}.x, ((${kb} + ${xbl}) & 1u) == 0u));`
         : `${quantiseBlock((i) => `px${v}_${i}`, `q${v}_`)}
+      ${xat}
       ${
           range(4).map((wd) =>
-            `xq[${b}][${xbl} * 8u + ${
-              2 * wd
-            }u][${xr} / 4u][${xr} % 4u] = q${v}_lo${wd}; xq[${b}][${xbl} * 8u + ${
+            `xq[${b}][xw + ${2 * wd}u][xi][xl] = q${v}_lo${wd}; xq[${b}][xw + ${
               2 * wd + 1
-            }u][${xr} / 4u][${xr} % 4u] = q${v}_hi${wd};`
+            }u][xi][xl] = q${v}_hi${wd};`
           ).join("\n      ")
         }
-      xd[${b}][${xbl}][${xr} / 4u][${xr} % 4u] = q${v}_a * ${lit(1 / 127)};
+      xd[${b}][${xbl}][xi][xl] = q${v}_a * ${lit(1 / 127)};
 `;
-      const wstore = `${
+      const nib = "vec4<u32>(0x0f0f0f0fu)";
+      const wstore = `let ww = ${wbl} * 8u; let wi = ${n} / 4u; let wl = ${n} % 4u;
+      let wn = pq${v} & ${nib}; let wm = (pq${v} >> vec4<u32>(4u)) & ${nib};
+      ${
         range(4).map((wd) =>
-          `wq[${b}][${wbl} * 8u + ${2 * wd}u][${n} / 4u][${n} % 4u] = signed(pq${v}.${
-            LANES[wd]
-          } & 0x0f0f0f0fu); wq[${b}][${wbl} * 8u + ${
+          `wq[${b}][ww + ${2 * wd}u][wi][wl] = signed(wn.${LANES[wd]}); wq[${b}][ww + ${
             2 * wd + 1
-          }u][${n} / 4u][${n} % 4u] = signed((pq${v}.${LANES[wd]} >> 4u) & 0x0f0f0f0fu);`
+          }u][wi][wl] = signed(wm.${LANES[wd]});`
         ).join("\n      ")
       }
-      wd[${b}][${wbl}][${n} / 4u][${n} % 4u] = ps${v};`;
+      wd[${b}][${wbl}][wi][wl] = ps${v};`;
       const body = either(v, xstore, wstore);
-      return (v + 1) * T > TU ? `if (${s} < ${TU}u) { ${body} }` : body;
+      return (v + 1) * T > TU ? `if (${s} < ${TU}u) { ${body} }` : `{ ${body} }`;
     }).join("\n    ");
 
   const acc = (i: number, j: number) => `a${i}_${j >> 2}.${LANES[j & 3]}`;
@@ -217,45 +217,40 @@ export function matmulTiledQ8(
   // (unrolled: as a loop over the 8 words the WGSL is 40% shorter, pipeline creation 17%
   // faster with a warm driver cache and no faster cold, and the kernel 40% slower on the H100)
   // one block of the slice in buffer b: integer sums s{i}_{c} (vec4<i32> of weight rows
-  // 4c .. 4c + 3), then scaled into the f32 accumulators
-  const block = (bl: number) => {
-    const lines: string[] = [];
-    for (let wd = 0; wd < 8; wd++) {
-      const j = `${bl * 8 + wd}u`;
-      for (let a = 0; a < TM / 4; a++) {
-        lines.push(`let x${wd}_${a} = xq[b][${j}][${a * TY}u + ty];`);
-      }
-      for (let c = 0; c < TN / 4; c++) {
-        lines.push(`let w${wd}_${c} = wq[b][${j}][${c * TX}u + tx];`);
-      }
-      for (let i = 0; i < TM; i++) {
-        const xi = `x${wd}_${i >> 2}.${LANES[i & 3]}`;
-        for (let c = 0; c < TN / 4; c++) {
-          const dots = LANES.map((l) => `dot4I8Packed(${xi}, w${wd}_${c}.${l})`).join(", ");
-          lines.push(
-            wd === 0 ? `var s${i}_${c} = vec4<i32>(${dots});` : `s${i}_${c} += vec4<i32>(${dots});`,
-          );
-        }
-      }
-      lines.push("");
-    }
-    for (let a = 0; a < TM / 4; a++) {
-      lines.push(
-        `let d${a} = xd[b][${bl}u][${a * TY}u + ty];`,
-      );
-    }
-    for (let c = 0; c < TN / 4; c++) lines.push(`let e${c} = wd[b][${bl}u][${c * TX}u + tx];`);
+  // 4c .. 4c + 3), then scaled into the f32 accumulators. A function called once a block (the
+  // driver inlines it, the block index a constant): naga's module creation takes time
+  // quadratic in a function's expressions, and the blocks written out in main took it ~300 ms
+  // for each of the 8B's tiled q8 matmuls on the H100 host
+  const accNames = range(TM).flatMap((i) => range(TN / 4).map((c) => `a${i}_${c}`));
+  const lines: string[] = [];
+  for (let wd = 0; wd < 8; wd++) {
+    const j = `bl * 8u + ${wd}u`;
+    for (let a = 0; a < TM / 4; a++) lines.push(`let x${wd}_${a} = xq[b][${j}][${a * TY}u + ty];`);
+    for (let c = 0; c < TN / 4; c++) lines.push(`let w${wd}_${c} = wq[b][${j}][${c * TX}u + tx];`);
     for (let i = 0; i < TM; i++) {
-      const l = `${i >> 2}.${LANES[i & 3]}`;
+      const xi = `x${wd}_${i >> 2}.${LANES[i & 3]}`;
       for (let c = 0; c < TN / 4; c++) {
-        lines.push(
-          `a${i}_${c} = fma(vec4<f32>(s${i}_${c}), d${l} * e${c}, a${i}_${c});`,
-        );
+        const dots = `dots4(${xi}, w${wd}_${c})`;
+        lines.push(wd === 0 ? `var s${i}_${c} = ${dots};` : `s${i}_${c} += ${dots};`);
       }
     }
-    return `{\n      ${lines.join("\n      ")}\n    }`;
-  };
-  const multiply = range(G).map(block).join("\n    ");
+  }
+  for (let a = 0; a < TM / 4; a++) lines.push(`let d${a} = xd[b][bl][${a * TY}u + ty];`);
+  for (let c = 0; c < TN / 4; c++) lines.push(`let e${c} = wd[b][bl][${c * TX}u + tx];`);
+  for (let i = 0; i < TM; i++) {
+    const l = `${i >> 2}.${LANES[i & 3]}`;
+    for (let c = 0; c < TN / 4; c++) {
+      lines.push(`*a${i}_${c} = fma(vec4<f32>(s${i}_${c}), d${l} * e${c}, *a${i}_${c});`);
+    }
+  }
+  const blockFn = `fn block(b: u32, bl: u32, ty: u32, tx: u32, ${
+    accNames.map((a) => `${a}: ptr<function, vec4<f32>>`).join(", ")
+  }) {
+  ${lines.join("\n  ")}
+}`;
+  const multiply = range(G).map((bl) =>
+    `block(b, ${bl}u, ty, tx, ${accNames.map((a) => `&${a}`).join(", ")});`
+  ).join("\n    ");
 
   const stores = tileStores(plan, { TM, TN, TY, TX, OUT }, acc);
   const next = `k0 + ${G}u < ${KB}u`;
@@ -280,10 +275,12 @@ ${plan.prelude}
 fn signed(q: u32) -> u32 {
   return ((q | 0x80808080u) - ${0x01010101 * groupLayout(w, K).maxInt}u) ^ 0x80808080u;
 }
+${DOTS4}
 var<workgroup> xq: ${arr("vec4<u32>", 8 * G, BM)}; // [buffer, code word, rows / 4] x codes
 var<workgroup> wq: ${arr("vec4<u32>", 8 * G, WS)}; // [buffer, code word, wrows / 4] nibbles
 var<workgroup> xd: ${arr("vec4<f32>", G, BM)}; // [buffer, block, rows / 4] x's d
 var<workgroup> wd: ${arr("vec4<f32>", G, WS)}; // [buffer, block, wrows / 4] weight scales
+${blockFn}
 
 ${entry(T, totalGroups(BM, colBlocks))}
   let r0 = (wg / ${colBlocks}u) * ${BM}u;
