@@ -5,7 +5,7 @@ import { device, expectClose, matmulInputs, matmulSpec, Rng, runKernel } from ".
 import { gemvDefaults, type GemvTuning, matmulGemv } from "./matmul_gemv.ts";
 import { matmulTiled, tiledDefaults, tiledSharedBytes, type TiledTuning } from "./matmul_tiled.ts";
 import { matmulRows, rowsDefaults, type RowsTuning } from "./matmul_rows.ts";
-import { matmulTiledQ8, type TiledQ8Tuning } from "./matmul_tiled_q8.ts";
+import { matmulTiledQ8, tiledQ8Defaults, type TiledQ8Tuning } from "./matmul_tiled_q8.ts";
 import { GENERIC_WEBGPU } from "../../target.ts";
 import { wgslKernel } from "./mod.ts";
 import { reference } from "../../../tests/conformance/reference.ts";
@@ -304,6 +304,35 @@ Deno.test({
     assertThrows(() => matmulTiledQ8(spec(q4, 64, 64, 512, x8), GENERIC_WEBGPU), RangeError);
     await checkMatmul(rng, spec(q4, 34, 70, 64, { ...x8, epilogue: "silu_mul" }), 40);
   },
+});
+
+Deno.test("tiledQ8Defaults() takes 64-row tiles where 128-row tiles leave units idle", () => {
+  // 132 units (H100): 64-row tiles where the 128 x 128 grid at min(maxRows, 512) rows has
+  // fewer than 99 tiles (or ends on a thin last wave), else 128
+  const h100 = {
+    ...Q8_WEBGPU,
+    limits: { ...Q8_WEBGPU.limits, maxComputeWorkgroupStorageSize: 49152 },
+    computeUnits: 132,
+  };
+  const c8 = { xq8: true, xCodes: true };
+  const rows = (N: number, K: number, maxRows: number, epilogue: "none" | "silu_mul" = "none") =>
+    tiledQ8Defaults(spec(q4, N, K, maxRows, { ...c8, epilogue }), h100).rows;
+  const cases: [string, number, number][] = [
+    ["8B prefill o_proj (128 tiles)", rows(4096, 4096, 8192), 128],
+    ["8B prefill qkv (192 tiles: 1.45 waves)", rows(6144, 4096, 8192), 64],
+    ["8B prefill gate_up (448 tiles)", rows(28672, 4096, 8192, "silu_mul"), 128],
+    ["8B 128-row qkv (48 tiles)", rows(6144, 4096, 128), 64],
+    ["8B 128-row down (32 tiles)", rows(4096, 14336, 128), 64],
+    ["8B 128-row gate_up (224 tiles)", rows(28672, 4096, 128, "silu_mul"), 128],
+    ["0.5B prefill o_proj (28 tiles)", rows(896, 896, 8192), 64],
+  ];
+  for (const [what, got, want] of cases) {
+    if (got !== want) throw new Error(`${what}: ${got}-row tiles, expected ${want}`);
+  }
+  // units unknown: 128 rows
+  if (tiledQ8Defaults(spec(q4, 896, 896, 8192, c8), Q8_WEBGPU).rows !== 128) {
+    throw new Error("compute units unknown: expected 128-row tiles");
+  }
 });
 
 Deno.test(

@@ -104,6 +104,26 @@ export function thinLastWave(
 }
 
 /**
+ * Whether a grid of `rows` x `wrows` tiles (at `TYPICAL_ROWS` rows, or `maxRows` if fewer)
+ * has fewer workgroups than 3/4 of the compute units (false where the target does not say how
+ * many it has): most units would sit idle, and tiles of half the rows, twice as many, do
+ * better though each weight tile is then read by twice as many workgroups.
+ */
+export function underFilled(
+  spec: MatmulSpec,
+  target: TargetInfo,
+  rows: number,
+  wrows: number,
+): boolean {
+  const units = target.computeUnits;
+  if (!units) return false;
+  const plan = matmulPlan(spec);
+  const cols = plan.weightRowsPerOut === 2 ? wrows / 2 : wrows;
+  const R = Math.min(spec.maxRows, TYPICAL_ROWS);
+  return Math.ceil(R / rows) * Math.ceil(plan.outCols / cols) < 0.75 * units;
+}
+
+/**
  * WGSL for the thread's place (ty < TY, tx < TX) in the grid of threads. A warp of 32 covers
  * 4 ty x 8 tx where the grid allows, so that its vec4 reads of a staged k touch 4 x vec4s and
  * 8 weight vec4s (one 128-byte wavefront each) rather than 2 and 16 in a 2 x 16 layout.

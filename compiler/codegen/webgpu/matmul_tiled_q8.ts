@@ -25,7 +25,13 @@ import { checkTarget, declareBindings, DOTS4, entry, lit, range, totalGroups } f
 import { matmulPlan, type MatmulSpec } from "./matmul_epilogue.ts";
 import { weightUnit } from "./matmul_gemv_unit.ts";
 import { quantiseBlock } from "./quantize_q8.ts";
-import { thinLastWave, threadGrid, tiledWeightRows, tileStores } from "./matmul_tiled.ts";
+import {
+  thinLastWave,
+  threadGrid,
+  tiledWeightRows,
+  tileStores,
+  underFilled,
+} from "./matmul_tiled.ts";
 
 /** Tile sizes of the q8 tiled matmul. */
 export interface TiledQ8Tuning {
@@ -52,15 +58,21 @@ export interface TiledQ8Tuning {
  * o_proj 0.27 → 0.26 (`matmul_bench.ts --prefill --x8`), and 4 blocks a slice, read in whole
  * sectors (see the staging order in `matmulTiledQ8`) where K has at least 64 blocks (16
  * slices): gate_up 1.76 → 1.64 ms, down 0.90 → 0.83, o_proj 0.27 → 0.24; Qwen2.5-0.5B's
- * prefill (K 896: 7 slices) lost 6% with them. One buffer, then fewer blocks, where the
- * target's workgroup storage is short.
+ * prefill (K 896: 7 slices) lost 6% with them. The 64-row tiles also where the 128-row grid
+ * would leave a quarter of the units or more idle (`underFilled`): the batch function's qkv,
+ * o_proj and down at its 128-row bound (48, 32 and 32 tiles at 8B), the 1B's and 0.5B's
+ * prefill matmuls but gate_up: on the H100 8B b=64 decode 63.3-63.7 → 46.6-47.0 ms a step,
+ * 1B 16.7-16.8 → 11.8-11.9, 0.5B 12.6 → 8.5-8.6, 0.5B prefill 16.5 → 12.4-12.7 ms, the 8B's
+ * prefill unchanged (a bound of all the units took its o_proj and down, 128 tiles, to 64 rows
+ * too: 5% slower). One buffer, then fewer blocks, where the target's workgroup storage is short.
  */
 export function tiledQ8Defaults(spec: MatmulSpec, target: TargetInfo): TiledQ8Tuning {
-  const t: TiledQ8Tuning = thinLastWave(spec, target, 128, 128)
-    ? { rows: 64, wrows: 128, tm: 4, tn: 8, blocks: 2, double: true }
-    : spec.xCodes
-    ? { rows: 128, wrows: 128, tm: 8, tn: 8, blocks: spec.K >= 64 * 32 ? 4 : 1, double: false }
-    : { rows: 128, wrows: 128, tm: 8, tn: 8, blocks: 1, double: true };
+  const t: TiledQ8Tuning =
+    thinLastWave(spec, target, 128, 128) || underFilled(spec, target, 128, 128)
+      ? { rows: 64, wrows: 128, tm: 4, tn: 8, blocks: 2, double: true }
+      : spec.xCodes
+      ? { rows: 128, wrows: 128, tm: 8, tn: 8, blocks: spec.K >= 64 * 32 ? 4 : 1, double: false }
+      : { rows: 128, wrows: 128, tm: 8, tn: 8, blocks: 1, double: true };
   const limit = target.limits.maxComputeWorkgroupStorageSize;
   if (tiledQ8SharedBytes(t) > limit) t.double = false;
   while (tiledQ8SharedBytes(t) > limit && t.blocks > 1) t.blocks /= 2;
