@@ -83,6 +83,14 @@ export function tiledDefaults(spec: MatmulSpec, target: TargetInfo): TiledTuning
   return t;
 }
 
+/** The workgroups of a grid of `rows` x `wrows` tiles at `TYPICAL_ROWS` rows (or `maxRows`,
+ * if fewer). */
+function tilesAtTypicalRows(spec: MatmulSpec, rows: number, wrows: number): number {
+  const plan = matmulPlan(spec);
+  const cols = plan.weightRowsPerOut === 2 ? wrows / 2 : wrows;
+  return Math.ceil(Math.min(spec.maxRows, TYPICAL_ROWS) / rows) * Math.ceil(plan.outCols / cols);
+}
+
 /**
  * Whether a grid of `rows` x `wrows` tiles (at `TYPICAL_ROWS` rows, or `maxRows` if fewer)
  * ends on a wave of workgroups less than half full, one workgroup a compute unit (false where
@@ -96,10 +104,7 @@ export function thinLastWave(
 ): boolean {
   const units = target.computeUnits;
   if (!units) return false;
-  const plan = matmulPlan(spec);
-  const cols = plan.weightRowsPerOut === 2 ? wrows / 2 : wrows;
-  const R = Math.min(spec.maxRows, TYPICAL_ROWS);
-  const waves = Math.ceil(R / rows) * Math.ceil(plan.outCols / cols) / units;
+  const waves = tilesAtTypicalRows(spec, rows, wrows) / units;
   return waves > 1 && waves % 1 > 0 && waves % 1 <= 0.5;
 }
 
@@ -116,11 +121,7 @@ export function underFilled(
   wrows: number,
 ): boolean {
   const units = target.computeUnits;
-  if (!units) return false;
-  const plan = matmulPlan(spec);
-  const cols = plan.weightRowsPerOut === 2 ? wrows / 2 : wrows;
-  const R = Math.min(spec.maxRows, TYPICAL_ROWS);
-  return Math.ceil(R / rows) * Math.ceil(plan.outCols / cols) < 0.75 * units;
+  return !!units && tilesAtTypicalRows(spec, rows, wrows) < 0.75 * units;
 }
 
 /**
