@@ -76,52 +76,44 @@ export function tiledDefaults(spec: MatmulSpec, target: TargetInfo): TiledTuning
   };
   if (tiledSharedBytes(wide) <= limit) {
     const half: TiledTuning = { ...wide, rows: 64, bk: 16, unroll: 16, prefetch: false };
-    return thinLastWave(spec, target, wide.rows, wide.wrows) ? half : wide;
+    return thinLastWave(tileWaves(spec, target, wide.rows, wide.wrows)) ? half : wide;
   }
   const t: TiledTuning = { rows: 128, wrows: 128, tm: 8, tn: 8, bk: 16, double: true, unroll: 16 };
   if (tiledSharedBytes(t) > limit) t.double = false;
   return t;
 }
 
-/** The workgroups of a grid of `rows` x `wrows` tiles at `TYPICAL_ROWS` rows (or `maxRows`,
- * if fewer). */
-function tilesAtTypicalRows(spec: MatmulSpec, rows: number, wrows: number): number {
+/**
+ * The waves a grid of `rows` x `wrows` tiles runs in (at `TYPICAL_ROWS` rows, or `maxRows` if
+ * fewer), one workgroup a compute unit; undefined where the target does not say how many units
+ * it has.
+ */
+export function tileWaves(
+  spec: MatmulSpec,
+  target: TargetInfo,
+  rows: number,
+  wrows: number,
+): number | undefined {
+  const units = target.computeUnits;
+  if (!units) return undefined;
   const plan = matmulPlan(spec);
   const cols = plan.weightRowsPerOut === 2 ? wrows / 2 : wrows;
-  return Math.ceil(Math.min(spec.maxRows, TYPICAL_ROWS) / rows) * Math.ceil(plan.outCols / cols);
+  return Math.ceil(Math.min(spec.maxRows, TYPICAL_ROWS) / rows) * Math.ceil(plan.outCols / cols) /
+    units;
+}
+
+/** Whether a grid of `waves` (`tileWaves`) ends on a wave less than half full. */
+export function thinLastWave(waves: number | undefined): boolean {
+  return waves !== undefined && waves > 1 && waves % 1 > 0 && waves % 1 <= 0.5;
 }
 
 /**
- * Whether a grid of `rows` x `wrows` tiles (at `TYPICAL_ROWS` rows, or `maxRows` if fewer)
- * ends on a wave of workgroups less than half full, one workgroup a compute unit (false where
- * the target does not say how many units it has).
+ * Whether a grid of `waves` (`tileWaves`) has fewer workgroups than 3/4 of the compute units:
+ * most units would sit idle, and tiles of half the rows, twice as many, do better though each
+ * weight tile is then read by twice as many workgroups.
  */
-export function thinLastWave(
-  spec: MatmulSpec,
-  target: TargetInfo,
-  rows: number,
-  wrows: number,
-): boolean {
-  const units = target.computeUnits;
-  if (!units) return false;
-  const waves = tilesAtTypicalRows(spec, rows, wrows) / units;
-  return waves > 1 && waves % 1 > 0 && waves % 1 <= 0.5;
-}
-
-/**
- * Whether a grid of `rows` x `wrows` tiles (at `TYPICAL_ROWS` rows, or `maxRows` if fewer)
- * has fewer workgroups than 3/4 of the compute units (false where the target does not say how
- * many it has): most units would sit idle, and tiles of half the rows, twice as many, do
- * better though each weight tile is then read by twice as many workgroups.
- */
-export function underFilled(
-  spec: MatmulSpec,
-  target: TargetInfo,
-  rows: number,
-  wrows: number,
-): boolean {
-  const units = target.computeUnits;
-  return !!units && tilesAtTypicalRows(spec, rows, wrows) < 0.75 * units;
+export function underFilled(waves: number | undefined): boolean {
+  return waves !== undefined && waves < 0.75;
 }
 
 /**

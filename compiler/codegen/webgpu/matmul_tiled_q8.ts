@@ -30,6 +30,7 @@ import {
   threadGrid,
   tiledWeightRows,
   tileStores,
+  tileWaves,
   underFilled,
 } from "./matmul_tiled.ts";
 
@@ -67,12 +68,12 @@ export interface TiledQ8Tuning {
  * too: 5% slower). One buffer, then fewer blocks, where the target's workgroup storage is short.
  */
 export function tiledQ8Defaults(spec: MatmulSpec, target: TargetInfo): TiledQ8Tuning {
-  const t: TiledQ8Tuning =
-    thinLastWave(spec, target, 128, 128) || underFilled(spec, target, 128, 128)
-      ? { rows: 64, wrows: 128, tm: 4, tn: 8, blocks: 2, double: true }
-      : spec.xCodes
-      ? { rows: 128, wrows: 128, tm: 8, tn: 8, blocks: spec.K >= 64 * 32 ? 4 : 1, double: false }
-      : { rows: 128, wrows: 128, tm: 8, tn: 8, blocks: 1, double: true };
+  const waves = tileWaves(spec, target, 128, 128);
+  const t: TiledQ8Tuning = thinLastWave(waves) || underFilled(waves)
+    ? { rows: 64, wrows: 128, tm: 4, tn: 8, blocks: 2, double: true }
+    : spec.xCodes
+    ? { rows: 128, wrows: 128, tm: 8, tn: 8, blocks: spec.K >= 64 * 32 ? 4 : 1, double: false }
+    : { rows: 128, wrows: 128, tm: 8, tn: 8, blocks: 1, double: true };
   const limit = target.limits.maxComputeWorkgroupStorageSize;
   if (tiledQ8SharedBytes(t) > limit) t.double = false;
   while (tiledQ8SharedBytes(t) > limit && t.blocks > 1) t.blocks /= 2;
