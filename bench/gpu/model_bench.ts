@@ -256,6 +256,11 @@ export async function benchModel(
       figures.prefill.kernelMs.toFixed(1)
     } ms`,
   );
+  log(
+    `  ${o.name}: prefill by kernel, µs alone / in the step: ${
+      breakdownLine(figures.prefill.breakdown)
+    }`,
+  );
 
   // ---- raw decode ----
   for (const b of o.batches) {

@@ -120,6 +120,11 @@ export type KernelSpec =
      * adds up. Only with epilogue "none", no bias, rowStart 0, rows N, row-major x (no norm,
      * normOut or unit-major rows); with xq8, each range sums the rounded x's products. */
     kSplit?: number;
+    /** With kSplit, the ranges depend on the dispatch's rows: R rows split K into S_R =
+     * `kSplitsAt(spec, R)` = clamp(floor(kSplitRows / R), 1, kSplit) ranges of kSplitLen(K,
+     * S_R) elements, out[r, s * N + c] their partial sums for s < S_R and 0 for S_R <= s <
+     * kSplit (the sum over the kSplit partials is the matmul's whatever R). */
+    kSplitRows?: number;
     /** x arrives as a `quantize_q8` row (only with `xq8`, K a multiple of 64, no norm, normOut
      * or unit-major rows): binding x holds [R, q8RowWords(K)] words, the codes and block
      * scales of the rows the matmul would otherwise round itself (the same products). */
@@ -603,12 +608,28 @@ export function kSplitLen(K: number, kSplit: number): number {
   return Math.ceil(K / kSplit / 32) * 32;
 }
 
+/** The K ranges of a `kSplit` matmul in a dispatch of `R` rows (`kSplitRows`: fewer the more
+ * rows; else `kSplit`). */
+export function kSplitsAt(spec: { kSplit?: number; kSplitRows?: number }, R: number): number {
+  const S = spec.kSplit ?? 1;
+  return spec.kSplitRows === undefined
+    ? S
+    : splitsPerRow({ splits: S, splitRows: spec.kSplitRows }, R);
+}
+
 /** Why a matmul's `kSplit` cannot hold, or null where it can (or it has none): both backends
  * refuse such a spec with this. */
 export function kSplitError(spec: KernelSpec): string | null {
-  if (spec.op !== "matmul" || spec.kSplit === undefined) return null;
+  if (spec.op !== "matmul") return null;
+  if (spec.kSplit === undefined) {
+    return spec.kSplitRows === undefined ? null : "matmul kSplitRows needs kSplit";
+  }
   const S = spec.kSplit;
   if (!(Number.isInteger(S) && S >= 2)) return `matmul kSplit ${S} must be an integer >= 2`;
+  const SR = spec.kSplitRows;
+  if (SR !== undefined && !(Number.isInteger(SR) && SR >= 1)) {
+    return `matmul kSplitRows ${SR} must be a positive integer`;
+  }
   if (
     spec.epilogue !== "none" || spec.bias || spec.rowStart !== 0 || spec.rows !== spec.N ||
     spec.norm || spec.normOut || spec.xUnits || spec.outUnits
@@ -736,9 +757,9 @@ export function pow2Floor(n: number): number {
 /** A generated WebGPU kernel. The dispatch of `R` rows launches
  * `ceil(R / rowsPerGroup) * groupsPerRowBlock` workgroups, laid out by `grid2d`; the shader
  * recovers the linear workgroup id as `wid.x + wid.y * nwg.x` and must ignore ids past the
- * total. With `splitGrid` (rowsPerGroup 1, groupsPerRowBlock a multiple of `splits`) a row
- * launches only its `splitsPerRow(splitGrid, R)` splits' share of groupsPerRowBlock (the
- * bound, at `splits` a row). Binding 0 is `var<uniform> R: vec4<u32>` (R.x = rows); storage
+ * total. With `splitGrid` (groupsPerRowBlock a multiple of `splits`) a block of rows launches
+ * only its `splitsPerRow(splitGrid, R)` splits' share of groupsPerRowBlock (the bound, at
+ * `splits` a block). Binding 0 is `var<uniform> R: vec4<u32>` (R.x = rows); storage
  * bindings follow from 1 in `bindings(spec)` order. */
 export interface WgslKernel {
   code: string;
@@ -756,7 +777,7 @@ export function workgroupCount(
 ): [number, number, number] {
   const g = k.splitGrid;
   const total = g
-    ? rows * splitsPerRow(g, rows) * (k.groupsPerRowBlock / g.splits)
+    ? Math.ceil(rows / k.rowsPerGroup) * splitsPerRow(g, rows) * (k.groupsPerRowBlock / g.splits)
     : Math.ceil(rows / k.rowsPerGroup) * k.groupsPerRowBlock;
   if (total <= maxPerDim) return [Math.max(total, 1), 1, 1];
   const x = maxPerDim;

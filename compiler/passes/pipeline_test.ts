@@ -278,6 +278,66 @@ const RAW_8B_LAYER = {
   max_position_embeddings: 1024,
 };
 
+Deno.test("split_k splits the q8 tiles' K by the dispatch's rows where their grid is thin", () => {
+  // 132 compute units (H100): ranges such that row blocks x column blocks x ranges about fill
+  // them (kSplitRows = tile rows x 132 / column blocks), at most 4 and at most one row block's
+  const h100 = {
+    ...Q8_WEBGPU,
+    limits: { ...Q8_WEBGPU.limits, maxComputeWorkgroupStorageSize: 49152 },
+    computeUnits: 132,
+  };
+  const splits = (fn: IrFunction) =>
+    fn.nodes.flatMap((n) =>
+      n.spec.op === "matmul" && n.spec.maxRows > 32
+        ? [`${n.spec.N}x${n.spec.K}:${n.spec.kSplit ?? 1}/${n.spec.kSplitRows ?? "-"}`]
+        : []
+    );
+  const fns = run("O2", h100, "q4f16_1", RAW_8B_LAYER);
+  const fn = (name: string) => fns.find((f) => f.name === name)!;
+  // prefill (512 rows): qkv in 64-row tiles, 48 column blocks (2 ranges up to 88 rows);
+  // o_proj and down 32 column blocks of 128-row tiles (2 ranges up to 264 rows: 1 at 512, so
+  // at most as many partials of zeros as of sums there); gate_up (silu_mul) and lm_head
+  // (1,002 column blocks) whole
+  assertEquals(splits(fn("prefill")), [
+    "6144x4096:2/176",
+    "4096x4096:2/528",
+    "28672x4096:1/-",
+    "4096x14336:2/528",
+  ]);
+  // the 128-row batch function: 64-row tiles but gate_up's and lm_head's (two row ranges past
+  // the 128 MiB binding limit)
+  assertEquals(splits(fn("batch_decode")), [
+    "6144x4096:2/176",
+    "4096x4096:4/264",
+    "28672x4096:1/-",
+    "4096x14336:4/264",
+    "128256x4096:1/-",
+    "128256x4096:1/-",
+  ]);
+  // the partial sums are added up where they are read: prefill's qkv by a sum_splits before
+  // rope_kv_append, the batch function's by attention_decode; o_proj's and down's by the
+  // add_rms_norm after them
+  const sums = (name: string) =>
+    fn(name).nodes.flatMap((n) =>
+      n.spec.op === "sum_splits"
+        ? ["sum_splits"]
+        : n.spec.op === "add_rms_norm" && n.spec.splits
+        ? [`add_rms_norm:${n.spec.splits}`]
+        : n.spec.op === "attention_decode" && n.spec.qkvSplits
+        ? [`attention_decode:${n.spec.qkvSplits}`]
+        : []
+    );
+  assertEquals(sums("prefill"), ["sum_splits", "add_rms_norm:2", "add_rms_norm:2"]);
+  assertEquals(sums("batch_decode"), ["attention_decode:2", "add_rms_norm:4", "add_rms_norm:4"]);
+  // a target that does not say its compute units: the tiles as they were
+  assertEquals(
+    run("O2", Q8_WEBGPU, "q4f16_1", RAW_8B_LAYER).flatMap((f) => f.nodes).filter((n) =>
+      n.spec.op === "matmul" && n.spec.maxRows > 32 && n.spec.kSplit
+    ).length,
+    0,
+  );
+});
+
 Deno.test("split_k splits K of the 8-32-row matmuls whose weights have few rows, on WebGPU only", () => {
   // (the sums left to sum_splits: fold_sum_splits has its own test)
   const fns = run("fold_sum_splits=0", GENERIC_WEBGPU, "q4f16_1", RAW_8B_LAYER);

@@ -3,11 +3,15 @@
  * their K (qkv, o_proj, down) split K across workgroups: matmul(x) → out becomes a `kSplit`
  * matmul writing each K range's partial sums and a `sum_splits` that adds them up with the
  * bias and residual the matmul left out. The few-rows kernel then fills the GPU where its
- * column blocks alone would occupy a quarter of it (`rowsSplitK`). WebGPU targets only.
+ * column blocks alone would occupy a quarter of it (`rowsSplitK`). Past 32 rows (prompts,
+ * batches of more sequences) the q8 tiles of such weights split K likewise, into ranges by the
+ * dispatch's rows (`tiledSplit`: `kSplitRows`), so that a few row blocks fill the GPU and
+ * many need no split (the partials past the dispatch's ranges are zeros). WebGPU targets only.
  * @module
  */
 import type { Node } from "../ir/graph.ts";
 import { rowsSplitK } from "../codegen/webgpu/matmul_rows.ts";
+import { tiledSplit } from "../codegen/webgpu/matmul_tiled_q8.ts";
 import { addTemp, type Pass } from "./pass.ts";
 
 export const splitK: Pass = {
@@ -24,7 +28,8 @@ export const splitK: Pass = {
       ) {
         return [n];
       }
-      const ks = rowsSplitK(s);
+      const tiled = tiledSplit(s, ctx.target);
+      const ks = tiled?.kSplit ?? rowsSplitK(s);
       if (ks < 2) return [n];
       changed = true;
       const name = fn.values[n.args.out].name;
@@ -33,7 +38,7 @@ export const splitK: Pass = {
       return [
         {
           ...n,
-          spec: { ...s, epilogue: "none", bias: null, kSplit: ks },
+          spec: { ...s, epilogue: "none", bias: null, kSplit: ks, ...(tiled ?? {}) },
           args: { ...mm, out: part },
         },
         {

@@ -40,6 +40,8 @@ interface MatmulShape {
   outUnits?: boolean;
   /** K split across workgroups (the spec's `kSplit`): out holds each range's partial sums. */
   kSplit?: number;
+  /** The K ranges by the dispatch's rows (the spec's `kSplitRows`): zeros past them. */
+  kSplitRows?: number;
   /** x given as `quantize_q8` rows (the spec's `xCodes`, with xq8). */
   xCodes?: boolean;
   /** out written as `quantize_q8` rows (the spec's `outCodes`). */
@@ -70,7 +72,8 @@ function matmulCase(rng: Rng, m: MatmulShape): ConformanceCase {
     (m.scaleMagnitude ? ` scales~${m.scaleMagnitude}` : "") + (m.xq8 ? " xq8" : "") +
     (m.norm ? " norm" : "") + (m.normOut ? ` normOut(w ${m.normOut})` : "") +
     (m.xUnits ? " xUnits" : "") + (m.outUnits ? " outUnits" : "") +
-    (m.kSplit ? ` kSplit=${m.kSplit}` : "") + (m.xCodes ? " xCodes" : "") +
+    (m.kSplit ? ` kSplit=${m.kSplit}` : "") +
+    (m.kSplitRows ? ` kSplitRows=${m.kSplitRows}` : "") + (m.xCodes ? " xCodes" : "") +
     (m.outCodes ? " outCodes" : "");
   return {
     name: `matmul ${formatLabel(m.weight)} N=${m.N} K=${m.K}${split} bias=${m.bias ?? "none"} ` +
@@ -91,6 +94,7 @@ function matmulCase(rng: Rng, m: MatmulShape): ConformanceCase {
       ...(m.xUnits ? { xUnits: true } : {}),
       ...(m.outUnits ? { outUnits: true } : {}),
       ...(m.kSplit ? { kSplit: m.kSplit } : {}),
+      ...(m.kSplitRows ? { kSplitRows: m.kSplitRows } : {}),
       ...(m.xCodes ? { xCodes: true } : {}),
       ...(m.outCodes ? { outCodes: true } : {}),
     },
@@ -279,6 +283,21 @@ function matmulCasesOf(rng: Rng): ConformanceCase[] {
   ];
   for (const [m, kSplit] of codes) {
     const c = matmulCase(rng, { ...m, xq8: true, xCodes: true, ...(kSplit ? { kSplit } : {}) });
+    out.push({ ...c, tol: TOL.f32 });
+  }
+  // the q8 tiles' K split by the dispatch's rows (`kSplitRows` 96): 2 ranges at 40 rows, 1 at
+  // 100 (the second partial zeros)
+  for (const R of [40, 100]) {
+    const m: MatmulShape = {
+      weight: Q4,
+      N: 130,
+      K: 320,
+      R,
+      maxRows: 128,
+      bias: null,
+      epilogue: "none",
+    };
+    const c = matmulCase(rng, { ...m, xq8: true, xCodes: true, kSplit: 2, kSplitRows: 96 });
     out.push({ ...c, tol: TOL.f32 });
   }
   // out written as quantize_q8 rows (`outCodes`, the few-rows kernel: batched gate_up): rows

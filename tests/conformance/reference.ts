@@ -9,6 +9,7 @@ import {
   bindings,
   type KernelSpec,
   kSplitLen,
+  kSplitsAt,
   kvF16,
   PAGE_SIZE,
   q8OutWidth,
@@ -148,13 +149,13 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
       }
       const xs = spec.xq8 && !spec.xCodes ? q8Activations(xin, R, K) : null; // [R, K]
       if (spec.kSplit) {
-        // partial sums of each K range: out[r, s * N + c]
-        const S = spec.kSplit, L = kSplitLen(K, S);
+        // partial sums of each of the dispatch's S_R K ranges: out[r, s * N + c] (0 past S_R)
+        const S = spec.kSplit, SR = kSplitsAt(spec, R), L = kSplitLen(K, SR);
         for (let r = 0; r < R; r++) {
           for (let s = 0; s < S; s++) {
             for (let c = 0; c < N; c++) {
               let acc = 0;
-              for (let k = s * L; k < Math.min(K, (s + 1) * L); k++) {
+              for (let k = s * L; s < SR && k < Math.min(K, (s + 1) * L); k++) {
                 acc += (xs ?? xin)[r * K + k] * weightAt(spec.weight, weights, K, c, k);
               }
               out.out[r * S * N + s * N + c] = acc;

@@ -11,6 +11,7 @@ import {
   type KernelSpec,
   kSplitError,
   kSplitLen,
+  kSplitsAt,
   q8CodesError,
   q8Eligible,
   q8RowWords,
@@ -322,14 +323,14 @@ function normRows(
 }
 
 /** A `kSplit` matmul: each weight row decoded once, dotted with each row of x (rounded
- * through int8 codes with xq8) over each K range. Bindings: x [R, K], weight (1 or 2),
- * out [R, kSplit * N]. */
+ * through int8 codes with xq8) over each of the dispatch's K ranges (`kSplitsAt`; the
+ * partials past them zeros). Bindings: x [R, K], weight (1 or 2), out [R, kSplit * N]. */
 function kSplitKernel(spec: MatmulSpec, S: number): CpuKernel {
   const { N, K } = spec;
-  const L = kSplitLen(K, S);
   const dec = weightRows(spec.weight, K);
   const row = new Float32Array(dec.stride);
   return (bufs, R) => {
+    const SR = kSplitsAt(spec, R), L = kSplitLen(K, SR); // this dispatch's ranges (0 past SR)
     let x: Float32Array = spec.xCodes ? q8Decode(bufs[0], R, K) : new Float32Array(bufs[0]);
     if (spec.xq8 && !spec.xCodes) x = q8Rows(x, R, K); // [R, K]
     const decode = dec.bind(bufs.slice(1, 1 + dec.buffers));
@@ -339,7 +340,9 @@ function kSplitKernel(spec: MatmulSpec, S: number): CpuKernel {
       for (let r = 0; r < R; r++) {
         for (let s = 0; s < S; s++) {
           let acc = 0;
-          for (let k = s * L; k < Math.min(K, (s + 1) * L); k++) acc += x[r * K + k] * row[k];
+          for (let k = s * L; s < SR && k < Math.min(K, (s + 1) * L); k++) {
+            acc += x[r * K + k] * row[k];
+          }
           out[r * S * N + s * N + c] = acc;
         }
       }

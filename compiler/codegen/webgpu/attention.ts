@@ -30,6 +30,7 @@ import {
   lit,
   reductionThreads,
   rep,
+  splitsPerRowWgsl,
   totalGroups,
   treeReduce,
 } from "./common.ts";
@@ -263,12 +264,6 @@ export interface Variant<Store> {
   store: Store;
   /** Statements after every head's store (the grouped body), reached by all threads. */
   tail?: string;
-}
-
-/** WGSL expression: the splits a row of a dispatch of R.x rows has (the contract's
- * `splitsPerRow`; uniform). */
-export function splitsPerRowWgsl(g: { splits: number; splitRows: number }): string {
-  return `clamp(${g.splitRows}u / R.x, 1u, ${g.splits}u)`;
 }
 
 /** WGSL: the workgroups of a dispatch of a variant (`splitGrid`: a row's splits' share). */

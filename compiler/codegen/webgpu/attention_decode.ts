@@ -40,6 +40,7 @@ import {
   lit,
   reductionThreads,
   rep,
+  splitsPerRowWgsl,
   totalGroups,
   unitChunk,
   unitElem,
@@ -53,7 +54,6 @@ import {
   PAGED_TYPES,
   pagedRows,
   scalarKernel,
-  splitsPerRowWgsl,
 } from "./attention.ts";
 import { ropeElement, rotation } from "./rope.ts";
 import { sharedPairCodes } from "./quantize_q8.ts";

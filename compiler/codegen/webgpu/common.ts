@@ -56,6 +56,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (wg >= ${total}) { return; }`;
 }
 
+/** WGSL expression: the splits a row (or block of rows) of a dispatch of R.x rows has (the
+ * contract's `splitsPerRow`; uniform). */
+export function splitsPerRowWgsl(g: { splits: number; splitRows: number }): string {
+  return `clamp(${g.splitRows}u / R.x, 1u, ${g.splits}u)`;
+}
+
 /** Workgroup count total for `rowsPerGroup` and `groupsPerRowBlock`, as WGSL. */
 export function totalGroups(rowsPerGroup: number, groupsPerRowBlock: number): string {
   return `((R.x + ${rowsPerGroup - 1}u) / ${rowsPerGroup}u) * ${groupsPerRowBlock}u`;

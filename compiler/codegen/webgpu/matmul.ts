@@ -1,12 +1,12 @@
 /**
  * `matmul`: picks the GEMV shape when the kernel sees few rows (decode), the few-rows shape
  * for 8 to 32 rows of 4-bit weights with many rows (batched decode's gate_up and lm_head; with
- * `kSplit`, any), and the tiled shape otherwise (prefill); q8 activations (`xq8`) take the
- * packed-int8 GEMV, the few-rows shape's packed-int8 form where it is chosen, or the tiled
- * shape's (`matmul_tiled_q8.ts`) beyond 32 rows; x given as `quantize_q8` rows (`xCodes`)
- * goes to the few-rows or the q8 tiled shape. The GEMV and tiled shapes handle dense f32/f16
- * and group-quantised q3/q4 weights; all handle the bias, add and silu_mul epilogues, for any
- * R.
+ * `kSplit`, any but the q8 tiles'), and the tiled shape otherwise (prefill); q8 activations
+ * (`xq8`) take the packed-int8 GEMV, the few-rows shape's packed-int8 form where it is chosen,
+ * or the tiled shape's (`matmul_tiled_q8.ts`, also with `kSplit`) beyond 32 rows; x given as
+ * `quantize_q8` rows (`xCodes`) goes to the few-rows or the q8 tiled shape. The GEMV and tiled
+ * shapes handle dense f32/f16 and group-quantised q3/q4 weights; all handle the bias, add and
+ * silu_mul epilogues, for any R.
  * @module
  */
 import type { TargetInfo, WgslKernel } from "../contract.ts";
@@ -28,9 +28,9 @@ export function tiledQ8Takes(spec: MatmulSpec): boolean {
 }
 
 /** Whether `matmulKernel` takes the few-rows kernel (`matmul_rows.ts`) for this spec: the one
- * shape that writes `outCodes`. */
+ * shape that writes `outCodes`, and the one for a K split but the q8 tiles'. */
 export function rowsKernelTakes(spec: MatmulSpec): boolean {
-  if (spec.kSplit) return true;
+  if (spec.kSplit) return !tiledQ8Takes(spec);
   if (spec.xCodes) return spec.maxRows <= GEMV_MAX_ROWS;
   if (spec.xq8) {
     return !tiledQ8Takes(spec) && !spec.norm && !spec.normOut && !spec.xUnits &&

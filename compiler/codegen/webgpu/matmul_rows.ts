@@ -258,6 +258,9 @@ export function matmulRows(
   const split = kSplitError(spec);
   if (split) throw new RangeError(split);
   const KS = spec.kSplit ?? 1;
+  if (spec.kSplitRows !== undefined) {
+    throw new RangeError("matmulRows: kSplitRows (ranges by the dispatch's rows) is the q8 tiles'");
+  }
   const UL = kSplitLen(K, KS) / 32;
   const RB = Math.max(4, Math.min(32, 4 * Math.ceil(tune.rowsPerGroup / 4)));
   const C = Math.max(1, Math.floor(tune.colsPerLane));

@@ -293,6 +293,16 @@ Deno.test({
       const c8 = { ...x8, xCodes: true };
       await checkMatmul(rng, spec(q4, 70, 320, 512, { ...c8, epilogue: silu }), 150, tune);
       await checkMatmul(rng, spec(q4s32, 45, 192, 512, { ...c8, bias: "f32" }), 37, tune);
+      // K split across workgroups: ranges the slice does not divide, an empty last range
+      // (6 blocks in 4 ranges of 2), a part block at K's end, on x and on quantize_q8 rows
+      await checkMatmul(rng, spec(q4, 130, 448, 512, { ...c8, kSplit: 3 }), 70, tune);
+      await checkMatmul(rng, spec(q4, 70, 192, 512, { ...c8, kSplit: 4 }), 37, tune);
+      await checkMatmul(rng, spec(q4g64, 40, 320, 512, { ...x8, kSplit: 2 }), 33, tune);
+      await checkMatmul(rng, spec(q4, 45, 100, 512, { ...x8, kSplit: 2 }), 129, tune);
+      // ranges by the dispatch's rows (kSplitRows 100): 4 at 20 rows, 3 at 33 (a count the
+      // slot stride is not a power of), 1 at 100 and 150 (the other partials zeros)
+      const byRows = spec(q4, 70, 448, 512, { ...c8, kSplit: 4, kSplitRows: 100 });
+      for (const R of [20, 33, 100, 150]) await checkMatmul(rng, byRows, R, tune);
     }
     // matmulKernel() takes it for xq8 beyond 32 rows, not at 32 or with K % 4 != 0
     const pick = (s: MatmulSpec) =>

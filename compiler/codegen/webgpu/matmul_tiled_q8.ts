@@ -9,19 +9,35 @@
  * multiply-adds an instruction) summed per block, then scaled into f32 accumulators:
  * sum_k (q_k - maxInt) c_k d s. The f32 tiles sat at ~50% of the FMA ceiling on the H100,
  * bound by their workgroup-memory loads and instruction count; these load a quarter of the
- * bytes and issue a quarter of the instructions a multiply-add.
+ * bytes and issue a quarter of the instructions a multiply-add. With `kSplit` (`tiledSplit`:
+ * weights of few rows at a few row blocks) the grid also splits K, each workgroup writing its
+ * range's partial sums; with `kSplitRows` the ranges are the dispatch's (fewer the more rows).
  * @module
  */
 import {
   groupLayout,
   hasPackedDot,
+  kSplitError,
+  kSplitLen,
   PACKED_DOT,
+  pow2Floor,
   q8CodesError,
   q8RowWords,
+  splitsPerRow,
   type TargetInfo,
   type WgslKernel,
 } from "../contract.ts";
-import { checkTarget, declareBindings, DOTS4, entry, lit, range, totalGroups } from "./common.ts";
+import {
+  checkTarget,
+  declareBindings,
+  DOTS4,
+  entry,
+  lit,
+  range,
+  splitsPerRowWgsl,
+  totalGroups,
+} from "./common.ts";
+import { tiledQ8Takes } from "./matmul.ts";
 import { matmulPlan, type MatmulSpec } from "./matmul_epilogue.ts";
 import { weightUnit } from "./matmul_gemv_unit.ts";
 import { quantiseBlock } from "./quantize_q8.ts";
@@ -31,6 +47,7 @@ import {
   tiledWeightRows,
   tileStores,
   tileWaves,
+  TYPICAL_ROWS,
   underFilled,
 } from "./matmul_tiled.ts";
 
@@ -80,6 +97,44 @@ export function tiledQ8Defaults(spec: MatmulSpec, target: TargetInfo): TiledQ8Tu
   return t;
 }
 
+/** Blocks of K a range keeps at least under `tiledSplit`. */
+const MIN_SPLIT_BLOCKS = 4;
+/** The most K ranges `tiledSplit` gives a matmul. */
+const MAX_SPLITS = 4;
+
+/**
+ * The K split of a tiled q8 matmul whose tile grid leaves compute units idle at a few row
+ * blocks (weights of few rows for their K: qkv, o_proj and down of prefill and of the batch
+ * function), or null: K ranges by the dispatch's rows (`kSplitRows`), so that its row blocks x
+ * column blocks x ranges about fill the units once (kSplitRows = rows a tile x units / column
+ * blocks), at most MAX_SPLITS ranges of at least MIN_SPLIT_BLOCKS blocks each. A tile's
+ * workgroup runs its whole K loop; at one or two row blocks such a grid ran on a quarter to
+ * half of the H100's units, about as slowly as at four.
+ */
+export function tiledSplit(
+  spec: MatmulSpec,
+  target: TargetInfo,
+): { kSplit: number; kSplitRows: number } | null {
+  if (!tiledQ8Takes(spec) || spec.epilogue === "silu_mul" || spec.kSplit) return null;
+  if (spec.rowStart !== 0 || spec.rows !== spec.N) return null;
+  const w = spec.weight;
+  if (w.kind !== "group" || w.bits !== 4 || w.groupSize % 32 !== 0) return null;
+  const units = target.computeUnits;
+  if (!units) return null;
+  const t = tiledQ8Defaults(spec, target);
+  const kSplitRows = Math.floor((t.rows * units) / Math.ceil(spec.N / t.wrows));
+  // at most the ranges of a dispatch of one full row block, and twice those at the rows the
+  // tiles are chosen for (`TYPICAL_ROWS`): at most as many partials of zeros as of sums there
+  const at = (R: number) => splitsPerRow({ splits: MAX_SPLITS, splitRows: kSplitRows }, R);
+  const kSplit = Math.min(
+    MAX_SPLITS,
+    pow2Floor(Math.ceil(spec.K / 32) / MIN_SPLIT_BLOCKS),
+    pow2Floor(at(Math.min(t.rows, spec.maxRows))),
+    2 * pow2Floor(at(Math.min(spec.maxRows, TYPICAL_ROWS))),
+  );
+  return kSplit >= 2 ? { kSplit, kSplitRows } : null;
+}
+
 /** Bytes of workgroup storage a tuning takes: per buffer, 8 code words a block of each x and
  * weight row, and each x row's d and each weight row's scale a block. */
 export function tiledQ8SharedBytes(t: TiledQ8Tuning): number {
@@ -100,9 +155,11 @@ export function matmulTiledQ8(
   if (!spec.xq8 || w.kind !== "group" || w.bits !== 4 || w.groupSize % 32 !== 0) {
     throw new RangeError("matmulTiledQ8: needs xq8 and 4-bit group weights in groups of 32k");
   }
-  if (spec.norm || spec.normOut || spec.xUnits || spec.outUnits || spec.kSplit) {
-    throw new RangeError("matmulTiledQ8: norm, normOut, unit-major rows and kSplit are not its");
+  if (spec.norm || spec.normOut || spec.xUnits || spec.outUnits) {
+    throw new RangeError("matmulTiledQ8: norm, normOut and unit-major rows are not its");
   }
+  const splitErr = kSplitError(spec);
+  if (splitErr) throw new RangeError(splitErr);
   if (spec.K % 4 !== 0) throw new RangeError(`matmulTiledQ8: K ${spec.K} is not a multiple of 4`);
   const codesErr = q8CodesError(spec);
   if (codesErr) throw new RangeError(codesErr);
@@ -129,6 +186,14 @@ export function matmulTiledQ8(
   const unit = weightUnit(w, K, 4);
   if (unit.elems !== 32) throw new Error(`matmulTiledQ8: expected 32-element units`);
   const KB = Math.ceil(K / 32); // blocks of K (the last one may be partly past K: zeros)
+  // kSplit: the dispatch's `nsp` ranges (kSplitsAt: fewer the more rows, with kSplitRows);
+  // the workgroups of split s take blocks [kb0, ke) = [s kr, min((s + 1) kr, KB)) and write
+  // their partial sums (no epilogue: a sum_splits or a folding reader adds them up), and zeros
+  // in the partials past nsp
+  const KS = spec.kSplit ?? 1, KSR = spec.kSplitRows;
+  const KB0 = KS > 1 ? "kb0" : "0u", END = KS > 1 ? "ke" : `${KB}u`;
+  const grid = KSR ? { splits: KS, splitRows: KSR } : undefined;
+  const nsp = grid ? splitsPerRowWgsl(grid) : `${KS}u`;
 
   // Staging: unit s < BM * G is x row s / G, block s % G; the rest weight row (s - BM G) / G,
   // block (s - BM G) % G, so that a row's G blocks of the slice are read by consecutive
@@ -166,7 +231,7 @@ export function matmulTiledQ8(
       const t = `(${s} - ${XU}u)`;
       const n = `(${t} / ${G}u)`, wblk = `(${kb} + ${t} % ${G}u)`;
       const xload = CODES
-        ? `pc${v}_0 = vec4<u32>(); pc${v}_1 = vec4<u32>(); pm${v} = vec4<u32>(); if (${xrow} < R.x && ${xblk} < ${KB}u) { pc${v}_0 = x[${xrow} * ${W4}u + ${xblk} * 2u]; pc${v}_1 = x[${xrow} * ${W4}u + ${xblk} * 2u + 1u]; pm${v} = x[${xrow} * ${W4}u + ${
+        ? `pc${v}_0 = vec4<u32>(); pc${v}_1 = vec4<u32>(); pm${v} = vec4<u32>(); if (${xrow} < R.x && ${xblk} < ${END}) { pc${v}_0 = x[${xrow} * ${W4}u + ${xblk} * 2u]; pc${v}_1 = x[${xrow} * ${W4}u + ${xblk} * 2u + 1u]; pm${v} = x[${xrow} * ${W4}u + ${
           K / 16
         }u + ${xblk} / 2u]; }`
         : range(8).map((i) => {
@@ -175,7 +240,7 @@ export function matmulTiledQ8(
         }).join(" ");
       const wload = `pq${v} = vec4<u32>(); ps${v} = 0.0; if (${
         rowsOf.valid(n)
-      } && ${wblk} < ${KB}u) { ${unit.prep(wblk, v)} ${
+      } && ${wblk} < ${END}) { ${unit.prep(wblk, v)} ${
         unit.load(rowsOf.row(n), wblk, `t${v}_`, v)
       } pq${v} = t${v}_q; ps${v} = t${v}_s; }`;
       const body = either(v, xload, wload);
@@ -265,8 +330,19 @@ export function matmulTiledQ8(
     `block(b, ${bl}u, ty, tx, ${accNames.map((a) => `&${a}`).join(", ")});`
   ).join("\n    ");
 
-  const stores = tileStores(plan, { TM, TN, TY, TX, OUT }, acc);
-  const next = `k0 + ${G}u < ${KB}u`;
+  const dims = { TM, TN, TY, TX, OUT };
+  const partial = (slot: string) => ({
+    ...plan,
+    store: (r: string, c: string, a0: string) =>
+      `out[${r} * ${KS * OUT}u + ${slot} * ${OUT}u + ${c}] = ${a0};`,
+  });
+  const stores = KS > 1 ? tileStores(partial("split"), dims, acc) : tileStores(plan, dims, acc);
+  if (grid) {
+    stores.push(`for (var t = split + nsp; t < ${KS}u; t += nsp) {
+    ${tileStores(partial("t"), dims, () => "0.0").join("\n    ")}
+  }`);
+  }
+  const next = `k0 + ${G}u < ${END}`;
   const refill = tune.double
     ? `if (${next}) {
     ${store("1u - b", `(k0 + ${G}u)`)}
@@ -295,19 +371,29 @@ var<workgroup> xd: ${arr("vec4<f32>", G, BM)}; // [buffer, block, rows / 4] x's 
 var<workgroup> wd: ${arr("vec4<f32>", G, WS)}; // [buffer, block, wrows / 4] weight scales
 ${blockFn}
 
-${entry(T, totalGroups(BM, colBlocks))}
-  let r0 = (wg / ${colBlocks}u) * ${BM}u;
+${entry(T, grid ? `${totalGroups(BM, colBlocks)} * ${nsp}` : totalGroups(BM, colBlocks * KS))}${
+    KS > 1
+      ? `
+  let nsp = ${nsp}; // this dispatch's K ranges
+  let r0 = (wg / (${colBlocks}u * nsp)) * ${BM}u;
+  let split = (wg / ${colBlocks}u) % nsp;
+  let kr = ${grid ? `(${KB}u + nsp - 1u) / nsp` : `${kSplitLen(K, KS) / 32}u`}; // blocks a range
+  let kb0 = split * kr;
+  let ke = min(kb0 + kr, ${KB}u);`
+      : `
+  let r0 = (wg / ${colBlocks}u) * ${BM}u;`
+  }
   let c0 = (wg % ${colBlocks}u) * ${BN}u;
   ${threadGrid(TY, TX)}
   ${accDecls}
   ${decls}
   {
-    ${load("0u")}
-    ${store("0u", "0u")}
+    ${load(KB0)}
+    ${store("0u", KB0)}
   }
   workgroupBarrier();
   var b = 0u;
-  for (var k0 = 0u; k0 < ${KB}u; k0 += ${G}u) {
+  for (var k0 = ${KB0}; k0 < ${END}; k0 += ${G}u) {
     if (${next}) {
     ${load(`(k0 + ${G}u)`)}
     }
@@ -317,5 +403,11 @@ ${entry(T, totalGroups(BM, colBlocks))}
   ${stores.join("\n  ")}
 }
 `;
-  return { code, entryPoint: "main", rowsPerGroup: BM, groupsPerRowBlock: colBlocks };
+  const k: WgslKernel = {
+    code,
+    entryPoint: "main",
+    rowsPerGroup: BM,
+    groupsPerRowBlock: colBlocks * KS,
+  };
+  return grid ? { ...k, splitGrid: grid } : k;
 }
