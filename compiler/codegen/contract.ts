@@ -776,9 +776,10 @@ export function workgroupCount(
   maxPerDim = 65535,
 ): [number, number, number] {
   const g = k.splitGrid;
-  const total = g
-    ? Math.ceil(rows / k.rowsPerGroup) * splitsPerRow(g, rows) * (k.groupsPerRowBlock / g.splits)
-    : Math.ceil(rows / k.rowsPerGroup) * k.groupsPerRowBlock;
+  const perBlock = g
+    ? splitsPerRow(g, rows) * (k.groupsPerRowBlock / g.splits)
+    : k.groupsPerRowBlock;
+  const total = Math.ceil(rows / k.rowsPerGroup) * perBlock;
   if (total <= maxPerDim) return [Math.max(total, 1), 1, 1];
   const x = maxPerDim;
   return [x, Math.ceil(total / x), 1];

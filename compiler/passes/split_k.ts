@@ -11,7 +11,7 @@
  */
 import type { Node } from "../ir/graph.ts";
 import { rowsSplitK } from "../codegen/webgpu/matmul_rows.ts";
-import { tiledSplit } from "../codegen/webgpu/matmul_tiled_q8.ts";
+import { tiledSplit } from "../codegen/webgpu/matmul.ts";
 import { addTemp, type Pass } from "./pass.ts";
 
 export const splitK: Pass = {

@@ -155,7 +155,8 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
           for (let s = 0; s < S; s++) {
             for (let c = 0; c < N; c++) {
               let acc = 0;
-              for (let k = s * L; s < SR && k < Math.min(K, (s + 1) * L); k++) {
+              const end = s < SR ? Math.min(K, (s + 1) * L) : 0; // (no range past SR: 0)
+              for (let k = s * L; k < end; k++) {
                 acc += (xs ?? xin)[r * K + k] * weightAt(spec.weight, weights, K, c, k);
               }
               out.out[r * S * N + s * N + c] = acc;

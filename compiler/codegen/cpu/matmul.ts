@@ -340,9 +340,8 @@ function kSplitKernel(spec: MatmulSpec, S: number): CpuKernel {
       for (let r = 0; r < R; r++) {
         for (let s = 0; s < S; s++) {
           let acc = 0;
-          for (let k = s * L; s < SR && k < Math.min(K, (s + 1) * L); k++) {
-            acc += x[r * K + k] * row[k];
-          }
+          const end = s < SR ? Math.min(K, (s + 1) * L) : 0; // (no range past SR: 0)
+          for (let k = s * L; k < end; k++) acc += x[r * K + k] * row[k];
           out[r * S * N + s * N + c] = acc;
         }
       }

@@ -27,11 +27,10 @@ import {
   checkTarget,
   declareBindings,
   entry,
+  gridTotal,
   lit,
   reductionThreads,
   rep,
-  splitsPerRowWgsl,
-  totalGroups,
   treeReduce,
 } from "./common.ts";
 
@@ -266,14 +265,6 @@ export interface Variant<Store> {
   tail?: string;
 }
 
-/** WGSL: the workgroups of a dispatch of a variant (`splitGrid`: a row's splits' share). */
-function variantTotal(v: Variant<unknown>): string {
-  const g = v.splitGrid;
-  return g
-    ? `R.x * ${splitsPerRowWgsl(g)} * ${v.groupsPerRow / g.splits}u`
-    : totalGroups(1, v.groupsPerRow);
-}
-
 /** The kernel of a variant's WGSL. */
 function variantKernel(code: string, v: Variant<unknown>): WgslKernel {
   const k: WgslKernel = {
@@ -320,7 +311,7 @@ ${v.decls}
 ${pagedRows(KV, D4).fn}
 ${kv.fn}
 
-${entry(T, variantTotal(v))}
+${entry(T, gridTotal(1, v.groupsPerRow, v.splitGrid))}
   ${v.start}
   let kl = lid / ${g}u; // key of the chunk this thread scores (${NK} keys, ${g} threads each)
   let sl = lid % ${g}u; // its slice: vec4s sl, sl + ${g}, ...
@@ -517,7 +508,7 @@ ${v.decls}
 ${pagedRows(KV, D).fn}
 ${kv.fn}
 
-${entry(T, variantTotal(v))}
+${entry(T, gridTotal(1, v.groupsPerRow, v.splitGrid))}
   ${v.start}
   var m = ${NEG};
   var l = 0.0;

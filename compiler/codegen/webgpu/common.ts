@@ -67,6 +67,20 @@ export function totalGroups(rowsPerGroup: number, groupsPerRowBlock: number): st
   return `((R.x + ${rowsPerGroup - 1}u) / ${rowsPerGroup}u) * ${groupsPerRowBlock}u`;
 }
 
+/** Workgroup count total of a kernel, as WGSL: `totalGroups`, or with `splitGrid` a block of
+ * rows' splits' share (the contract's `workgroupCount`). */
+export function gridTotal(
+  rowsPerGroup: number,
+  groupsPerRowBlock: number,
+  splitGrid?: { splits: number; splitRows: number },
+): string {
+  return splitGrid
+    ? `${totalGroups(rowsPerGroup, groupsPerRowBlock / splitGrid.splits)} * ${
+      splitsPerRowWgsl(splitGrid)
+    }`
+    : totalGroups(rowsPerGroup, groupsPerRowBlock);
+}
+
 /** Binding types for a weight of format `w`. */
 export function weightTypes(w: WeightFormat): Record<string, string> {
   return w.kind === "dense"
@@ -133,7 +147,6 @@ export function checkTarget(
   }
 }
 
-/** 0, 1, ..., n - 1 (the indices a generator unrolls). */
 /**
  * WGSL `dots4(q, w)`: the packed int8 dot products of 4 codes `q` with each word of `w`.
  * Unrolled kernels call it instead of writing the four `dot4I8Packed` calls out: naga's shader
@@ -147,6 +160,7 @@ export const DOTS4 = `fn dots4(q: u32, w: vec4<u32>) -> vec4<i32> {
     dot4I8Packed(q, w.w));
 }`;
 
+/** 0, 1, ..., n - 1 (the indices a generator unrolls). */
 export const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 /** `n` copies of `f(i)` joined by `sep` (unrolled WGSL). */

@@ -9,12 +9,12 @@
  * silu_mul epilogues, for any R.
  * @module
  */
-import type { TargetInfo, WgslKernel } from "../contract.ts";
+import { pow2Floor, splitsPerRow, type TargetInfo, type WgslKernel } from "../contract.ts";
 import type { MatmulSpec } from "./matmul_epilogue.ts";
 import { matmulGemv } from "./matmul_gemv.ts";
 import { matmulGemvQ8 } from "./matmul_gemv_q8.ts";
-import { matmulTiled } from "./matmul_tiled.ts";
-import { matmulTiledQ8 } from "./matmul_tiled_q8.ts";
+import { matmulTiled, TYPICAL_ROWS } from "./matmul_tiled.ts";
+import { matmulTiledQ8, tiledQ8Defaults } from "./matmul_tiled_q8.ts";
 import { matmulRows, rowsShapeWins } from "./matmul_rows.ts";
 
 /** Largest `maxRows` that gets the GEMV shape. */
@@ -56,4 +56,42 @@ export function matmulKernel(spec: MatmulSpec, target: TargetInfo): WgslKernel {
     return tiledQ8Takes(spec) ? matmulTiledQ8(spec, target) : matmulGemvQ8(spec, target);
   }
   return spec.maxRows > GEMV_MAX_ROWS ? matmulTiled(spec, target) : matmulGemv(spec, target);
+}
+
+/** Blocks of K a range keeps at least under `tiledSplit`. */
+const MIN_SPLIT_BLOCKS = 4;
+/** The most K ranges `tiledSplit` gives a matmul. */
+const MAX_SPLITS = 4;
+
+/**
+ * The K split of a tiled q8 matmul whose tile grid leaves compute units idle at a few row
+ * blocks (weights of few rows for their K: qkv, o_proj and down of prefill and of the batch
+ * function), or null: K ranges by the dispatch's rows (`kSplitRows`), so that its row blocks x
+ * column blocks x ranges about fill the units once (kSplitRows = rows a tile x units / column
+ * blocks), at most MAX_SPLITS ranges of at least MIN_SPLIT_BLOCKS blocks each. A tile's
+ * workgroup runs its whole K loop; at one or two row blocks such a grid ran on a quarter to
+ * half of the H100's units, about as slowly as at four.
+ */
+export function tiledSplit(
+  spec: MatmulSpec,
+  target: TargetInfo,
+): { kSplit: number; kSplitRows: number } | null {
+  if (!tiledQ8Takes(spec) || spec.epilogue === "silu_mul" || spec.kSplit) return null;
+  if (spec.rowStart !== 0 || spec.rows !== spec.N) return null;
+  const w = spec.weight;
+  if (w.kind !== "group" || w.bits !== 4 || w.groupSize % 32 !== 0) return null;
+  const units = target.computeUnits;
+  if (!units) return null;
+  const t = tiledQ8Defaults(spec, target);
+  const kSplitRows = Math.floor((t.rows * units) / Math.ceil(spec.N / t.wrows));
+  // at most the ranges of a dispatch of one full row block, and twice those at the rows the
+  // tiles are chosen for (`TYPICAL_ROWS`): at most as many partials of zeros as of sums there
+  const at = (R: number) => splitsPerRow({ splits: MAX_SPLITS, splitRows: kSplitRows }, R);
+  const kSplit = Math.min(
+    MAX_SPLITS,
+    pow2Floor(Math.ceil(spec.K / 32) / MIN_SPLIT_BLOCKS),
+    pow2Floor(at(Math.min(t.rows, spec.maxRows))),
+    2 * pow2Floor(at(Math.min(spec.maxRows, TYPICAL_ROWS))),
+  );
+  return kSplit >= 2 ? { kSplit, kSplitRows } : null;
 }

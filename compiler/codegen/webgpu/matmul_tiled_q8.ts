@@ -20,10 +20,8 @@ import {
   kSplitError,
   kSplitLen,
   PACKED_DOT,
-  pow2Floor,
   q8CodesError,
   q8RowWords,
-  splitsPerRow,
   type TargetInfo,
   type WgslKernel,
 } from "../contract.ts";
@@ -32,12 +30,11 @@ import {
   declareBindings,
   DOTS4,
   entry,
+  gridTotal,
   lit,
   range,
   splitsPerRowWgsl,
-  totalGroups,
 } from "./common.ts";
-import { tiledQ8Takes } from "./matmul.ts";
 import { matmulPlan, type MatmulSpec } from "./matmul_epilogue.ts";
 import { weightUnit } from "./matmul_gemv_unit.ts";
 import { quantiseBlock } from "./quantize_q8.ts";
@@ -47,7 +44,6 @@ import {
   tiledWeightRows,
   tileStores,
   tileWaves,
-  TYPICAL_ROWS,
   underFilled,
 } from "./matmul_tiled.ts";
 
@@ -95,44 +91,6 @@ export function tiledQ8Defaults(spec: MatmulSpec, target: TargetInfo): TiledQ8Tu
   if (tiledQ8SharedBytes(t) > limit) t.double = false;
   while (tiledQ8SharedBytes(t) > limit && t.blocks > 1) t.blocks /= 2;
   return t;
-}
-
-/** Blocks of K a range keeps at least under `tiledSplit`. */
-const MIN_SPLIT_BLOCKS = 4;
-/** The most K ranges `tiledSplit` gives a matmul. */
-const MAX_SPLITS = 4;
-
-/**
- * The K split of a tiled q8 matmul whose tile grid leaves compute units idle at a few row
- * blocks (weights of few rows for their K: qkv, o_proj and down of prefill and of the batch
- * function), or null: K ranges by the dispatch's rows (`kSplitRows`), so that its row blocks x
- * column blocks x ranges about fill the units once (kSplitRows = rows a tile x units / column
- * blocks), at most MAX_SPLITS ranges of at least MIN_SPLIT_BLOCKS blocks each. A tile's
- * workgroup runs its whole K loop; at one or two row blocks such a grid ran on a quarter to
- * half of the H100's units, about as slowly as at four.
- */
-export function tiledSplit(
-  spec: MatmulSpec,
-  target: TargetInfo,
-): { kSplit: number; kSplitRows: number } | null {
-  if (!tiledQ8Takes(spec) || spec.epilogue === "silu_mul" || spec.kSplit) return null;
-  if (spec.rowStart !== 0 || spec.rows !== spec.N) return null;
-  const w = spec.weight;
-  if (w.kind !== "group" || w.bits !== 4 || w.groupSize % 32 !== 0) return null;
-  const units = target.computeUnits;
-  if (!units) return null;
-  const t = tiledQ8Defaults(spec, target);
-  const kSplitRows = Math.floor((t.rows * units) / Math.ceil(spec.N / t.wrows));
-  // at most the ranges of a dispatch of one full row block, and twice those at the rows the
-  // tiles are chosen for (`TYPICAL_ROWS`): at most as many partials of zeros as of sums there
-  const at = (R: number) => splitsPerRow({ splits: MAX_SPLITS, splitRows: kSplitRows }, R);
-  const kSplit = Math.min(
-    MAX_SPLITS,
-    pow2Floor(Math.ceil(spec.K / 32) / MIN_SPLIT_BLOCKS),
-    pow2Floor(at(Math.min(t.rows, spec.maxRows))),
-    2 * pow2Floor(at(Math.min(spec.maxRows, TYPICAL_ROWS))),
-  );
-  return kSplit >= 2 ? { kSplit, kSplitRows } : null;
 }
 
 /** Bytes of workgroup storage a tuning takes: per buffer, 8 code words a block of each x and
@@ -371,7 +329,7 @@ var<workgroup> xd: ${arr("vec4<f32>", G, BM)}; // [buffer, block, rows / 4] x's 
 var<workgroup> wd: ${arr("vec4<f32>", G, WS)}; // [buffer, block, wrows / 4] weight scales
 ${blockFn}
 
-${entry(T, grid ? `${totalGroups(BM, colBlocks)} * ${nsp}` : totalGroups(BM, colBlocks * KS))}${
+${entry(T, gridTotal(BM, colBlocks * KS, grid))}${
     KS > 1
       ? `
   let nsp = ${nsp}; // this dispatch's K ranges
