@@ -122,8 +122,8 @@ export type KernelSpec =
     kSplit?: number;
     /** With kSplit, the ranges depend on the dispatch's rows: R rows split K into S_R =
      * `kSplitsAt(spec, R)` = clamp(floor(kSplitRows / R), 1, kSplit) ranges of kSplitLen(K,
-     * S_R) elements, out[r, s * N + c] their partial sums for s < S_R and 0 for S_R <= s <
-     * kSplit (the sum over the kSplit partials is the matmul's whatever R). */
+     * S_R) elements, out[r, s * N + c] their partial sums for s < S_R; the partials past S_R
+     * are not written (the reader, given the same `splitRows`, adds the first S_R). */
     kSplitRows?: number;
     /** x arrives as a `quantize_q8` row (only with `xq8`, K a multiple of 64, no norm, normOut
      * or unit-major rows): binding x holds [R, q8RowWords(K)] words, the codes and block
@@ -153,6 +153,9 @@ export type KernelSpec =
     splits: number;
     bias: DenseDtype | null;
     residual: boolean;
+    /** The matmul's `kSplitRows`: a dispatch of R rows adds only its first `kSplitsAt` =
+     * clamp(floor(splitRows / R), 1, splits) partials (the others are not written). */
+    splitRows?: number;
   }
   /** Full dequantisation (O0 only): out f32[N, K] from q_weight, q_scale; dispatched with R = N. */
   | { op: "dequantize"; N: number; K: number; weight: WeightFormat }
@@ -179,6 +182,9 @@ export type KernelSpec =
     /** b holds a `kSplit` matmul's `splits` (>= 2) partial sums, added up in split order
      * (b[r, c] = b[r, c] + b[r, H + c] + ...) before the add: a `sum_splits` folded in. */
     splits?: number;
+    /** With splits, the matmul's `kSplitRows`: only the dispatch's first clamp(floor(splitRows
+     * / R), 1, splits) partials are added (as `sum_splits` with `splitRows`). */
+    splitRows?: number;
   }
   /** out = a + b.  Bindings: a, b f32[R, width], out f32[R, width]. */
   | { op: "add"; width: number }
@@ -253,6 +259,9 @@ export type KernelSpec =
     /** qkv holds a `kSplit` matmul's `qkvSplits` (>= 2) partial sums, added up in split order
      * as they are read: a `sum_splits` folded in. */
     qkvSplits?: number;
+    /** With qkvSplits, the matmul's `kSplitRows`: only the dispatch's first clamp(floor(
+     * qkvSplitRows / R), 1, qkvSplits) partials are added (as `sum_splits` with `splitRows`). */
+    qkvSplitRows?: number;
     /** qkv's bias, of this dtype, added to every qkv row (after its partial sums): a
      * `sum_splits` with a bias folded in. */
     qkvBias?: DenseDtype;
@@ -592,15 +601,38 @@ export function q8CodesError(spec: KernelSpec): string | null {
 /** Why a folded `sum_splits` (add_rms_norm's `splits`, attention_decode's `qkvSplits`) cannot
  * hold, or null where it can (or there is none): both backends refuse such a spec with this. */
 export function foldedSplitsError(spec: KernelSpec): string | null {
-  const n = spec.op === "add_rms_norm"
-    ? spec.splits
+  const [n, rows] = spec.op === "add_rms_norm"
+    ? [spec.splits, spec.splitRows]
     : spec.op === "attention_decode"
-    ? spec.qkvSplits
-    : undefined;
-  if (n === undefined || (Number.isInteger(n) && n >= 2)) return null;
-  return `${spec.op}: ${
-    spec.op === "add_rms_norm" ? "splits" : "qkvSplits"
-  } ${n} must be an integer >= 2`;
+    ? [spec.qkvSplits, spec.qkvSplitRows]
+    : [undefined, undefined];
+  const [nName, rowsName] = spec.op === "add_rms_norm"
+    ? ["splits", "splitRows"]
+    : ["qkvSplits", "qkvSplitRows"];
+  if (n !== undefined && !(Number.isInteger(n) && n >= 2)) {
+    return `${spec.op}: ${nName} ${n} must be an integer >= 2`;
+  }
+  return rows === undefined ? null : splitRowsError(spec.op, rowsName, rows, n);
+}
+
+/** Why a reader's `splitRows` (sum_splits' `splitRows`, add_rms_norm's, attention_decode's
+ * `qkvSplitRows`) cannot hold given its `splits`, or null. */
+export function splitRowsError(
+  op: string,
+  name: string,
+  rows: number,
+  splits: number | undefined,
+): string | null {
+  if (splits === undefined) return `${op}: ${name} needs the splits it counts`;
+  return Number.isInteger(rows) && rows >= 1
+    ? null
+    : `${op}: ${name} ${rows} must be a positive integer`;
+}
+
+/** The partials a reader of a `kSplit` matmul's partial sums adds in a dispatch of R rows:
+ * the matmul's `kSplitsAt` where it has `splitRows` (its kSplitRows), else all `splits`. */
+export function splitsRead(splits: number, splitRows: number | undefined, R: number): number {
+  return splitRows === undefined ? splits : splitsPerRow({ splits, splitRows }, R);
 }
 
 /** Elements of each K range of a `kSplit` matmul: K / kSplit rounded up to a multiple of 32. */
@@ -611,10 +643,7 @@ export function kSplitLen(K: number, kSplit: number): number {
 /** The K ranges of a `kSplit` matmul in a dispatch of `R` rows (`kSplitRows`: fewer the more
  * rows; else `kSplit`). */
 export function kSplitsAt(spec: { kSplit?: number; kSplitRows?: number }, R: number): number {
-  const S = spec.kSplit ?? 1;
-  return spec.kSplitRows === undefined
-    ? S
-    : splitsPerRow({ splits: S, splitRows: spec.kSplitRows }, R);
+  return splitsRead(spec.kSplit ?? 1, spec.kSplitRows, R);
 }
 
 /** Why a matmul's `kSplit` cannot hold, or null where it can (or it has none): both backends

@@ -50,14 +50,19 @@ export const foldSumSplits: Pass = {
         // the partial sums as b (a + b = b + a: the other operand moves to a)
         const other = user.args.a === n.args.out ? user.args.b : user.args.a;
         if (other === n.args.out) return;
-        spec = { ...us, splits: s.splits };
+        spec = { ...us, splits: s.splits, ...(s.splitRows ? { splitRows: s.splitRows } : {}) };
         args = { ...user.args, a: other, b: n.args.part };
       } else if (
         us.op === "attention_decode" && !us.qkvSplits && !us.qkvBias &&
         user.args.qkv === n.args.out && (us.heads + 2 * us.kvHeads) * us.headDim === s.width &&
         user.rows === n.rows
       ) {
-        spec = { ...us, qkvSplits: s.splits, ...(s.bias ? { qkvBias: s.bias } : {}) };
+        spec = {
+          ...us,
+          qkvSplits: s.splits,
+          ...(s.splitRows ? { qkvSplitRows: s.splitRows } : {}),
+          ...(s.bias ? { qkvBias: s.bias } : {}),
+        };
         args = {
           ...user.args,
           qkv: n.args.part,

@@ -294,15 +294,14 @@ Deno.test("split_k splits the q8 tiles' K by the dispatch's rows where their gri
     );
   const fns = run("O2", h100, "q4f16_1", RAW_8B_LAYER);
   const fn = (name: string) => fns.find((f) => f.name === name)!;
-  // prefill (512 rows): qkv in 64-row tiles, 48 column blocks (2 ranges up to 88 rows);
-  // o_proj and down 32 column blocks of 128-row tiles (2 ranges up to 264 rows: 1 at 512, so
-  // at most as many partials of zeros as of sums there); gate_up (silu_mul) and lm_head
-  // (1,002 column blocks) whole
+  // prefill (512 rows): qkv in 64-row tiles, 48 column blocks (2 ranges up to 88 rows: one
+  // row block's); o_proj and down 32 column blocks of 128-row tiles (4 ranges up to 132 rows,
+  // 2 up to 264, 1 at 512); gate_up (silu_mul) and lm_head (1,002 column blocks) whole
   assertEquals(splits(fn("prefill")), [
     "6144x4096:2/176",
-    "4096x4096:2/528",
+    "4096x4096:4/528",
     "28672x4096:1/-",
-    "4096x14336:2/528",
+    "4096x14336:4/528",
   ]);
   // the 128-row batch function: 64-row tiles but gate_up's and lm_head's (two row ranges past
   // the 128 MiB binding limit)
@@ -314,21 +313,25 @@ Deno.test("split_k splits the q8 tiles' K by the dispatch's rows where their gri
     "128256x4096:1/-",
     "128256x4096:1/-",
   ]);
-  // the partial sums are added up where they are read: prefill's qkv by a sum_splits before
-  // rope_kv_append, the batch function's by attention_decode; o_proj's and down's by the
-  // add_rms_norm after them
+  // the partial sums are added up where they are read, only the dispatch's ranges (the
+  // matmul's kSplitRows): prefill's qkv by a sum_splits before rope_kv_append, the batch
+  // function's by attention_decode; o_proj's and down's by the add_rms_norm after them
   const sums = (name: string) =>
     fn(name).nodes.flatMap((n) =>
       n.spec.op === "sum_splits"
-        ? ["sum_splits"]
+        ? [`sum_splits:${n.spec.splits}/${n.spec.splitRows}`]
         : n.spec.op === "add_rms_norm" && n.spec.splits
-        ? [`add_rms_norm:${n.spec.splits}`]
+        ? [`add_rms_norm:${n.spec.splits}/${n.spec.splitRows}`]
         : n.spec.op === "attention_decode" && n.spec.qkvSplits
-        ? [`attention_decode:${n.spec.qkvSplits}`]
+        ? [`attention_decode:${n.spec.qkvSplits}/${n.spec.qkvSplitRows}`]
         : []
     );
-  assertEquals(sums("prefill"), ["sum_splits", "add_rms_norm:2", "add_rms_norm:2"]);
-  assertEquals(sums("batch_decode"), ["attention_decode:2", "add_rms_norm:4", "add_rms_norm:4"]);
+  assertEquals(sums("prefill"), ["sum_splits:2/176", "add_rms_norm:4/528", "add_rms_norm:4/528"]);
+  assertEquals(sums("batch_decode"), [
+    "attention_decode:2/176",
+    "add_rms_norm:4/264",
+    "add_rms_norm:4/264",
+  ]);
   // a target that does not say its compute units: the tiles as they were
   assertEquals(
     run("O2", Q8_WEBGPU, "q4f16_1", RAW_8B_LAYER).flatMap((f) => f.nodes).filter((n) =>

@@ -48,6 +48,7 @@ export const splitK: Pass = {
             splits: ks,
             bias: s.bias,
             residual: s.epilogue === "add",
+            ...(tiled ? { splitRows: tiled.kSplitRows } : {}),
           },
           rows: n.rows,
           args: {

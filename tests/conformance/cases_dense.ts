@@ -7,7 +7,7 @@
  */
 import { type DenseDtype, q8RowWords, type WeightFormat } from "../../compiler/codegen/contract.ts";
 import { type ConformanceCase, TOL } from "./case.ts";
-import { denseBuffer, formatLabel, padded, randomWeight, Rng } from "./helpers.ts";
+import { denseBuffer, formatLabel, padded, randomWeight, Rng, unwritten } from "./helpers.ts";
 
 export const F32: WeightFormat = { kind: "dense", dtype: "f32" };
 export const F16: WeightFormat = { kind: "dense", dtype: "f16" };
@@ -153,26 +153,35 @@ function normCases(rng: Rng): ConformanceCase[] {
         tol,
       });
     }
-    out.push({
-      name: `add_rms_norm ${what} w=${weightDtype} R=${R}`,
-      spec: {
-        op: "add_rms_norm",
-        hidden,
-        eps: 1e-5,
-        weightDtype,
-        ...(outCodes ? { outCodes } : {}),
-        ...(splits ? { splits } : {}),
-      },
-      rows: R,
-      inputs: [
-        padded(rng.normals(R * hidden, 2)),
-        padded(rng.normals(R * hidden * Math.max(1, splits))),
-        w,
-        sentinel(R * hidden),
-        sentinel(outLen),
-      ],
-      tol,
-    });
+    // with splits, also the dispatch's first splits only (`splitRows`: S_R = splits - 1, the
+    // last partial of each row NaN, as a kSplitRows matmul leaves it unwritten)
+    for (const splitRows of splits ? [undefined, (splits - 1) * R] : [undefined]) {
+      out.push({
+        name: `add_rms_norm ${what}${
+          splitRows ? ` splitRows=${splitRows}` : ""
+        } w=${weightDtype} R=${R}`,
+        spec: {
+          op: "add_rms_norm",
+          hidden,
+          eps: 1e-5,
+          weightDtype,
+          ...(outCodes ? { outCodes } : {}),
+          ...(splits ? { splits } : {}),
+          ...(splitRows ? { splitRows } : {}),
+        },
+        rows: R,
+        inputs: [
+          padded(rng.normals(R * hidden, 2)),
+          padded(
+            unwritten(rng.normals(R * hidden * Math.max(1, splits)), R, splits, hidden, splitRows),
+          ),
+          w,
+          sentinel(R * hidden),
+          sentinel(outLen),
+        ],
+        tol,
+      });
+    }
   }
   return out;
 }
@@ -188,23 +197,37 @@ function elementwiseCases(rng: Rng): ConformanceCase[] {
       tol: TOL.oneRounding,
     });
   }
+  // (splitRows: the dispatch's first clamp(floor(splitRows / R), 1, splits) partials only,
+  // the others NaN: 2 of 4 at 5 rows, 3 of 4 at 3, 1 of 3 at 17)
   for (
-    const [width, splits, bias, residual, R] of [
-      [70, 3, "f16", true, 5],
-      [33, 2, null, false, 17],
-      [130, 4, "f32", false, 1],
-      [64, 2, null, true, 32],
+    const [width, splits, bias, residual, R, splitRows] of [
+      [70, 3, "f16", true, 5, undefined],
+      [33, 2, null, false, 17, undefined],
+      [130, 4, "f32", false, 1, undefined],
+      [64, 2, null, true, 32, undefined],
+      [70, 4, "f16", true, 5, 10],
+      [130, 4, null, false, 3, 10],
+      [33, 3, "f32", true, 17, 10],
     ] as const
   ) {
-    const inputs = [padded(rng.normals(R * splits * width))];
+    const inputs = [
+      padded(unwritten(rng.normals(R * splits * width), R, splits, width, splitRows)),
+    ];
     if (bias) inputs.push(denseBuffer(rng.normals(width, 0.5), bias));
     if (residual) inputs.push(padded(rng.normals(R * width)));
     inputs.push(sentinel(R * width));
     out.push({
-      name: `sum_splits width=${width} splits=${splits} bias=${
-        bias ?? "none"
-      } residual=${residual} R=${R}`,
-      spec: { op: "sum_splits", width, splits, bias, residual },
+      name: `sum_splits width=${width} splits=${splits}${
+        splitRows ? ` splitRows=${splitRows}` : ""
+      } bias=${bias ?? "none"} residual=${residual} R=${R}`,
+      spec: {
+        op: "sum_splits",
+        width,
+        splits,
+        bias,
+        residual,
+        ...(splitRows ? { splitRows } : {}),
+      },
       rows: R,
       inputs,
       tol: TOL.oneRounding * (splits + 1), // one f32 rounding an addition

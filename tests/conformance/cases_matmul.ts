@@ -40,7 +40,8 @@ interface MatmulShape {
   outUnits?: boolean;
   /** K split across workgroups (the spec's `kSplit`): out holds each range's partial sums. */
   kSplit?: number;
-  /** The K ranges by the dispatch's rows (the spec's `kSplitRows`): zeros past them. */
+  /** The K ranges by the dispatch's rows (the spec's `kSplitRows`): the partials past them
+   * not written. */
   kSplitRows?: number;
   /** x given as `quantize_q8` rows (the spec's `xCodes`, with xq8). */
   xCodes?: boolean;
@@ -286,7 +287,7 @@ function matmulCasesOf(rng: Rng): ConformanceCase[] {
     out.push({ ...c, tol: TOL.f32 });
   }
   // the q8 tiles' K split by the dispatch's rows (`kSplitRows` 96): 2 ranges at 40 rows, 1 at
-  // 100 (the second partial zeros)
+  // 100 (the second partial not written: its sentinel stays)
   for (const R of [40, 100]) {
     const m: MatmulShape = {
       weight: Q4,

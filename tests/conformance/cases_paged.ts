@@ -8,7 +8,7 @@
  */
 import { mergedPartials, PAGE_SIZE, q8RowWords } from "../../compiler/codegen/contract.ts";
 import { type ConformanceCase, TOL } from "./case.ts";
-import { denseBuffer, padded, Rng } from "./helpers.ts";
+import { denseBuffer, padded, Rng, unwritten } from "./helpers.ts";
 import { splitsOf } from "./reference.ts";
 
 /** HF rotary inverse frequencies theta^(-2i/D). */
@@ -325,15 +325,19 @@ function decodeCases(rng: Rng): ConformanceCase[] {
     const lseWords = mergedPartials({ heads: h.H, kvHeads: h.KV, splits }).lseWords;
     type Out = "rows" | "units" | "codes";
     // a decode case: qkv split into qs partial sums, an f16 cache, the merge folded in (`mode`)
+    // (qsRows: the matmul's kSplitRows, the dispatch's first partials only, the others NaN)
     const decode = (
       qs: number,
       f16: boolean,
       mode?: Out,
       bias?: "f32" | "f16",
+      qsRows?: number,
     ): ConformanceCase => ({
       name: `attention_decode${mode ? ` merge=${mode}` : ""} ${what}${
         qs > 1 ? ` qkvSplits=${qs}` : ""
-      }${bias ? ` qkvBias=${bias}` : ""}${f16 ? " kv=f16" : ""} R=${b.R}`,
+      }${qsRows ? ` qkvSplitRows=${qsRows}` : ""}${bias ? ` qkvBias=${bias}` : ""}${
+        f16 ? " kv=f16" : ""
+      } R=${b.R}`,
       spec: {
         op: "attention_decode",
         heads: h.H,
@@ -343,6 +347,7 @@ function decodeCases(rng: Rng): ConformanceCase[] {
         invFreq: invFreq(h.D, 500000),
         ...layout,
         ...(qs > 1 ? { qkvSplits: qs } : {}),
+        ...(qsRows ? { qkvSplitRows: qsRows } : {}),
         ...(bias ? { qkvBias: bias } : {}),
         ...(f16 ? { kvDtype: "f16" as const } : {}),
         ...(mode
@@ -357,7 +362,7 @@ function decodeCases(rng: Rng): ConformanceCase[] {
       rows: b.R,
       inputs: [
         // scaled so the softmax is peaked, not flat (split into qs partial sums)
-        padded(rng.normals(b.R * qs * width, 2 / Math.sqrt(qs))),
+        padded(unwritten(rng.normals(b.R * qs * width, 2 / Math.sqrt(qs)), b.R, qs, width, qsRows)),
         ...(bias ? [denseBuffer(rng.normals(width, 1), bias)] : []),
         ...b.paged,
         kvCache(rng, cacheLen, f16),
@@ -381,10 +386,20 @@ function decodeCases(rng: Rng): ConformanceCase[] {
       ? [[qkvSplits, undefined, "f16"], [1, undefined, "f32"]]
       : [];
     if (biased.length && folds.length) biased.push([qkvSplits, merges.at(-1)!, "f16"]);
+    // the qkv partials by the dispatch's rows (qkvSplitRows: qkvSplits - 1 of them), alone, with
+    // the bias, and with the last merge mode folded in
+    const byRows: [Out | undefined, "f32" | "f16" | undefined][] = qkvSplits > 1
+      ? [
+        [undefined, undefined],
+        [undefined, "f32"],
+        ...(folds.length ? [[merges.at(-1)!, undefined] as [Out, undefined]] : []),
+      ]
+      : [];
     return [
       ...folds.map(([qs, f16, mode]) => decode(qs, f16, mode)),
       ...variants.map(([qs, f16]) => decode(qs, f16)),
       ...biased.map(([qs, mode, bias]) => decode(qs, false, mode, bias)),
+      ...byRows.map(([mode, bias]) => decode(qkvSplits, false, mode, bias, (qkvSplits - 1) * b.R)),
       ...merges.map((mode): ConformanceCase => ({
         name: `attention_merge ${what}${
           mode === "rows" ? "" : ` out${mode[0].toUpperCase()}${mode.slice(1)}`

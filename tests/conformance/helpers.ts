@@ -4,7 +4,7 @@
  * first). Written from the contract's text, independent of `compiler/quant`.
  * @module
  */
-import { groupLayout, type WeightFormat } from "../../compiler/codegen/contract.ts";
+import { groupLayout, splitsRead, type WeightFormat } from "../../compiler/codegen/contract.ts";
 import { f32ToF16 } from "../../compiler/weights/dtype.ts";
 
 /** A seeded pseudo-random generator (mulberry32) with uniform, normal and integer draws. */
@@ -95,4 +95,18 @@ export function randomWeight(
 /** A short label of a weight format, e.g. "q4g32/f16" or "f16". */
 export function formatLabel(f: WeightFormat): string {
   return f.kind === "dense" ? f.dtype : `q${f.bits}g${f.groupSize}/${f.scaleDtype}`;
+}
+
+/** Rows of `splits` partials ([R, splits * W]) with those past a dispatch's `splitsRead`
+ * (given `splitRows`) set to NaN: what a reader must not add. */
+export function unwritten(
+  part: Float32Array,
+  R: number,
+  splits: number,
+  W: number,
+  splitRows: number | undefined,
+): Float32Array {
+  const used = splitsRead(splits, splitRows, R);
+  for (let r = 0; r < R; r++) part.fill(NaN, (r * splits + used) * W, (r + 1) * splits * W);
+  return part;
 }

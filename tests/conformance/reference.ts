@@ -14,6 +14,7 @@ import {
   PAGE_SIZE,
   q8OutWidth,
   q8RowWords,
+  splitsRead,
   TOP_P_BUCKETS,
   TOP_P_SLICE,
   type WeightFormat,
@@ -93,16 +94,19 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
   // sum_splits it replaces stores them)
   if (spec.op === "attention_decode" && (spec.qkvSplits || spec.qkvBias)) {
     const { qkvBias } = spec; // (with the bias, added before the one rounding)
+    const S = spec.qkvSplits ?? 1;
     buf.qkv = summedSplits(
       buf.qkv,
       R,
-      spec.qkvSplits ?? 1,
+      S,
+      splitsRead(S, spec.qkvSplitRows, R),
       (spec.heads + 2 * spec.kvHeads) * spec.headDim,
       qkvBias ? (c) => dense(buf.qkv_bias, qkvBias, c) : undefined,
     );
   }
   if (spec.op === "add_rms_norm" && spec.splits) {
-    buf.b = summedSplits(buf.b, R, spec.splits, spec.hidden);
+    const used = splitsRead(spec.splits, spec.splitRows, R);
+    buf.b = summedSplits(buf.b, R, spec.splits, used, spec.hidden);
   }
   // out as quantize_q8 rows (a writer's outCodes): the values computed in float64, then
   // rounded and compared decoded, as for quantize_q8
@@ -149,14 +153,14 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
       }
       const xs = spec.xq8 && !spec.xCodes ? q8Activations(xin, R, K) : null; // [R, K]
       if (spec.kSplit) {
-        // partial sums of each of the dispatch's S_R K ranges: out[r, s * N + c] (0 past S_R)
+        // partial sums of each of the dispatch's S_R K ranges: out[r, s * N + c] (the partials
+        // past S_R not written: they keep their starting contents)
         const S = spec.kSplit, SR = kSplitsAt(spec, R), L = kSplitLen(K, SR);
         for (let r = 0; r < R; r++) {
-          for (let s = 0; s < S; s++) {
+          for (let s = 0; s < SR; s++) {
             for (let c = 0; c < N; c++) {
               let acc = 0;
-              const end = s < SR ? Math.min(K, (s + 1) * L) : 0; // (no range past SR: 0)
-              for (let k = s * L; k < end; k++) {
+              for (let k = s * L; k < Math.min(K, (s + 1) * L); k++) {
                 acc += (xs ?? xin)[r * K + k] * weightAt(spec.weight, weights, K, c, k);
               }
               out.out[r * S * N + s * N + c] = acc;
@@ -226,11 +230,12 @@ export function reference(spec: KernelSpec, inputs: ArrayBuffer[], rows: number)
       break;
     }
     case "sum_splits": {
-      const W = spec.width, S = spec.splits;
+      // (with splitRows, the dispatch's first partials: the others are not written)
+      const W = spec.width, S = spec.splits, used = splitsRead(S, spec.splitRows, R);
       for (let r = 0; r < R; r++) {
         for (let c = 0; c < W; c++) {
           let acc = 0;
-          for (let s = 0; s < S; s++) acc += x("part", r * S * W + s * W + c);
+          for (let s = 0; s < used; s++) acc += x("part", r * S * W + s * W + c);
           if (spec.bias) acc += dense(buf.bias, spec.bias, c);
           if (spec.residual) acc += x("residual", r * W + c);
           out.out[r * W + c] = acc;
@@ -774,6 +779,7 @@ function summedSplits(
   part: ArrayBuffer,
   R: number,
   splits: number,
+  used: number,
   W: number,
   bias?: (c: number) => number,
 ): ArrayBuffer {
@@ -781,7 +787,7 @@ function summedSplits(
   for (let r = 0; r < R; r++) {
     for (let c = 0; c < W; c++) {
       let acc = bias?.(c) ?? 0;
-      for (let s = 0; s < splits; s++) acc += f32(part, r * splits * W + s * W + c);
+      for (let s = 0; s < used; s++) acc += f32(part, r * splits * W + s * W + c);
       out[r * W + c] = acc;
     }
   }

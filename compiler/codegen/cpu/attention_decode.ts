@@ -36,7 +36,7 @@ export function attentionDecodeKernel(spec: DecodeSpec): CpuKernel {
     // qkv's rows, then the kernel without it reads them
     const err = foldedSplitsError(spec);
     if (err) throw new RangeError(err);
-    const { qkvSplits, qkvBias, ...plain } = spec;
+    const { qkvSplits, qkvSplitRows, qkvBias, ...plain } = spec;
     const W = (H + 2 * KV) * D;
     const sum = sumSplitsKernel({
       op: "sum_splits",
@@ -44,6 +44,7 @@ export function attentionDecodeKernel(spec: DecodeSpec): CpuKernel {
       splits: qkvSplits ?? 1,
       bias: qkvBias ?? null,
       residual: false,
+      ...(qkvSplitRows === undefined ? {} : { splitRows: qkvSplitRows }),
     });
     const inner = attentionDecodeKernel(plain);
     const taken = qkvBias ? 2 : 1; // qkv and its bias

@@ -3,7 +3,7 @@
  * its bias and residual) and `silu_mul` (out = silu(gate) * up on a fused [R, 2I] input).
  * @module
  */
-import type { CpuKernel, KernelSpec } from "../contract.ts";
+import { type CpuKernel, type KernelSpec, splitRowsError, splitsRead } from "../contract.ts";
 import { denseReader } from "./half.ts";
 
 type AddSpec = Extract<KernelSpec, { op: "add" }>;
@@ -13,13 +13,17 @@ type SumSplitsSpec = Extract<KernelSpec, { op: "sum_splits" }>;
  * [residual [R, width]], out [R, width]. */
 export function sumSplitsKernel(spec: SumSplitsSpec): CpuKernel {
   const { width: W, splits: S } = spec;
+  const err = spec.splitRows === undefined
+    ? null
+    : splitRowsError(spec.op, "splitRows", spec.splitRows, S);
+  if (err) throw new RangeError(err);
   return (bufs, R) => {
     let b = 0;
     const part = new Float32Array(bufs[b++]);
     const bias = spec.bias ? denseReader(bufs[b++], spec.bias) : null;
     const res = spec.residual ? new Float32Array(bufs[b++]) : null;
     const out = new Float32Array(bufs[b]);
-    const sums = summedSplits(part, R, S, W);
+    const sums = summedSplits(part, R, S, W, splitsRead(S, spec.splitRows, R));
     for (let r = 0; r < R; r++) {
       for (let c = 0; c < W; c++) {
         out[r * W + c] = sums[r * W + c] + (bias ? bias(c) : 0) + (res ? res[r * W + c] : 0);
@@ -27,19 +31,21 @@ export function sumSplitsKernel(spec: SumSplitsSpec): CpuKernel {
     }
   };
 }
-/** Rows of `splits` partial sums ([R, splits * W]) added up in split order (the sum in f64,
- * rounded once to f32, as `sum_splits` does): [R, W]. The CPU form of a folded `sum_splits`. */
+/** Rows of `splits` partial sums ([R, splits * W]) added up in split order, the first `used`
+ * of each row (the sum in f64, rounded once to f32, as `sum_splits` does): [R, W]. The CPU
+ * form of a folded `sum_splits`. */
 export function summedSplits(
   part: Float32Array,
   R: number,
   splits: number,
   W: number,
+  used = splits,
 ): Float32Array {
   const out = new Float32Array(R * W);
   for (let r = 0; r < R; r++) {
     for (let c = 0; c < W; c++) {
       let acc = 0;
-      for (let s = 0; s < splits; s++) acc += part[r * splits * W + s * W + c];
+      for (let s = 0; s < used; s++) acc += part[r * splits * W + s * W + c];
       out[r * W + c] = acc;
     }
   }

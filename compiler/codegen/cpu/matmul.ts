@@ -324,13 +324,13 @@ function normRows(
 
 /** A `kSplit` matmul: each weight row decoded once, dotted with each row of x (rounded
  * through int8 codes with xq8) over each of the dispatch's K ranges (`kSplitsAt`; the
- * partials past them zeros). Bindings: x [R, K], weight (1 or 2), out [R, kSplit * N]. */
+ * partials past them not written). Bindings: x [R, K], weight (1 or 2), out [R, kSplit * N]. */
 function kSplitKernel(spec: MatmulSpec, S: number): CpuKernel {
   const { N, K } = spec;
   const dec = weightRows(spec.weight, K);
   const row = new Float32Array(dec.stride);
   return (bufs, R) => {
-    const SR = kSplitsAt(spec, R), L = kSplitLen(K, SR); // this dispatch's ranges (0 past SR)
+    const SR = kSplitsAt(spec, R), L = kSplitLen(K, SR); // this dispatch's ranges
     let x: Float32Array = spec.xCodes ? q8Decode(bufs[0], R, K) : new Float32Array(bufs[0]);
     if (spec.xq8 && !spec.xCodes) x = q8Rows(x, R, K); // [R, K]
     const decode = dec.bind(bufs.slice(1, 1 + dec.buffers));
@@ -338,10 +338,9 @@ function kSplitKernel(spec: MatmulSpec, S: number): CpuKernel {
     for (let c = 0; c < N; c++) {
       decode(c, row, 0);
       for (let r = 0; r < R; r++) {
-        for (let s = 0; s < S; s++) {
+        for (let s = 0; s < SR; s++) {
           let acc = 0;
-          const end = s < SR ? Math.min(K, (s + 1) * L) : 0; // (no range past SR: 0)
-          for (let k = s * L; k < end; k++) acc += x[r * K + k] * row[k];
+          for (let k = s * L; k < Math.min(K, (s + 1) * L); k++) acc += x[r * K + k] * row[k];
           out[r * S * N + s * N + c] = acc;
         }
       }

@@ -3,7 +3,13 @@
  * out = x / sqrt(mean(x^2) + eps) * w, with the sum of squares accumulated in f64.
  * @module
  */
-import { type CpuKernel, foldedSplitsError, type KernelSpec, q8CodesError } from "../contract.ts";
+import {
+  type CpuKernel,
+  foldedSplitsError,
+  type KernelSpec,
+  q8CodesError,
+  splitsRead,
+} from "../contract.ts";
 import { denseVector } from "./half.ts";
 import { summedSplits } from "./elementwise.ts";
 import { q8RowWriter } from "./matmul.ts";
@@ -50,7 +56,13 @@ export function addRmsNormKernel(spec: AddRmsNormSpec): CpuKernel {
   return (bufs, R) => {
     const a = new Float32Array(bufs[0]); // [R, H]
     const b = spec.splits
-      ? summedSplits(new Float32Array(bufs[1]), R, spec.splits, H)
+      ? summedSplits(
+        new Float32Array(bufs[1]),
+        R,
+        spec.splits,
+        H,
+        splitsRead(spec.splits, spec.splitRows, R),
+      )
       : new Float32Array(bufs[1]); // [R, H]
     const w = denseVector(bufs[2], weightDtype, H); // [H]
     const sum = new Float32Array(bufs[3]); // [R, H]

@@ -41,6 +41,7 @@ import {
   reductionThreads,
   rep,
   splitsPerRowWgsl,
+  splitSum,
   totalGroups,
   unitChunk,
   unitElem,
@@ -138,14 +139,18 @@ export function attentionDecodeKernel(
   const W = (H + 2 * KV) * D; // qkv row width
   const kv4 = cacheVec4(kvF16(spec)), kv1 = cacheScalar(kvF16(spec));
   const QS = spec.qkvSplits ?? 1; // qkv: partial sums of a kSplit matmul, added up as read
+  // (with qkvSplitRows, the dispatch's first ones: a loop, `splitSum`)
+  const QSR = spec.qkvSplitRows;
+  const qs1 = splitSum("qkv_sum", "f32", "qkv", QS, W, QSR);
+  const qs4 = splitSum("qkv_sum4", "vec4<f32>", "qkv", QS, W / 4, QSR);
   // qkvBias: the bias of element i % W added to the sum (a bias reader, qkv_bias_at)
   const QB = spec.qkvBias;
   const qv = `// element i of qkv (rows of ${QS} x ${W} partial sums: added up${
     QB ? ", the bias" : ""
   })
-fn qv(i: u32) -> f32 { return ${rep(QS, (s) => `qkv[i${s ? ` + ${s * W}u` : ""}]`, " + ")}${
-    QB ? ` + qkv_bias_at(i % ${W}u)` : ""
-  }; }`;
+${qs1.decl && `${qs1.decl}\n`}fn qv(i: u32) -> f32 { return ${
+    QSR ? qs1.call("i") : rep(QS, (s) => `qkv[i${s ? ` + ${s * W}u` : ""}]`, " + ")
+  }${QB ? ` + qkv_bias_at(i % ${W}u)` : ""}; }`;
   const biasDecls = QB ? denseReader("qkv_bias", QB) : "";
   const biasType: Record<string, string> = QB ? { qkv_bias: denseType(QB) } : {};
   const HG = H / KV;
@@ -220,8 +225,8 @@ fn qv(i: u32) -> f32 { return ${rep(QS, (s) => `qkv[i${s ? ` + ${s * W}u` : ""}]
       decls: `${
         V4
           ? `// vec4 i of qkv (rows of ${QS} x ${W / 4} vec4s of partial sums: added up)
-fn qv4(i: u32) -> vec4<f32> { return ${
-            rep(QS, (s) => `qkv[i${s ? ` + ${(s * W) / 4}u` : ""}]`, " + ")
+${qs4.decl && `${qs4.decl}\n`}fn qv4(i: u32) -> vec4<f32> { return ${
+            QSR ? qs4.call("i") : rep(QS, (s) => `qkv[i${s ? ` + ${(s * W) / 4}u` : ""}]`, " + ")
           }${
             QB
               ? ` + vec4<f32>(${

@@ -62,6 +62,43 @@ export function splitsPerRowWgsl(g: { splits: number; splitRows: number }): stri
   return `clamp(${g.splitRows}u / R.x, 1u, ${g.splits}u)`;
 }
 
+/**
+ * A reader's sum of a `kSplit` matmul's partials as WGSL: `call(i)` is buf[i] + buf[i +
+ * stride] + ... in split order over all `splits` (an expression, `decl` empty) or, with
+ * `splitRows` (the matmul's kSplitRows), over the dispatch's first clamp(splitRows / R.x, 1,
+ * splits) (`splitsRead`; the others are not written): a function `name` looping over them.
+ */
+export function splitSum(
+  name: string,
+  type: string,
+  buf: string,
+  splits: number,
+  stride: number,
+  splitRows?: number,
+): { decl: string; call: (i: string) => string } {
+  if (splitRows === undefined) {
+    return {
+      decl: "",
+      call: (i) =>
+        splits === 1
+          ? `${buf}[${i}]`
+          : `(${
+            range(splits).map((s) => `${buf}[${i}${s ? ` + ${s * stride}u` : ""}]`).join(" + ")
+          })`,
+    };
+  }
+  const n = splitsPerRowWgsl({ splits, splitRows });
+  return {
+    decl: `// ${buf}[i] + ${buf}[i + ${stride}] + ... over this dispatch's partials (split order)
+fn ${name}(i: u32) -> ${type} {
+  var t = ${buf}[i];
+  for (var s = 1u; s < ${n}; s++) { t += ${buf}[i + s * ${stride}u]; }
+  return t;
+}`,
+    call: (i) => `${name}(${i})`,
+  };
+}
+
 /** Workgroup count total for `rowsPerGroup` and `groupsPerRowBlock`, as WGSL. */
 export function totalGroups(rowsPerGroup: number, groupsPerRowBlock: number): string {
   return `((R.x + ${rowsPerGroup - 1}u) / ${rowsPerGroup}u) * ${groupsPerRowBlock}u`;

@@ -4,15 +4,15 @@
  * Each workgroup covers 4 * threads elements of one row; loads are coalesced.
  * @module
  */
-import type { KernelSpec, TargetInfo, WgslKernel } from "../contract.ts";
+import { type KernelSpec, splitRowsError, type TargetInfo, type WgslKernel } from "../contract.ts";
 import {
   checkTarget,
   declareBindings,
   denseReader,
   denseType,
   entry,
-  range,
   reductionThreads,
+  splitSum,
   totalGroups,
 } from "./common.ts";
 
@@ -27,6 +27,10 @@ export function elementwiseKernel(spec: ElementwiseSpec, target: TargetInfo): Wg
   if (spec.op === "sum_splits" && !(Number.isInteger(spec.splits) && spec.splits >= 1)) {
     throw new RangeError(`sum_splits: splits ${spec.splits} must be a positive integer`);
   }
+  const rowsErr = spec.op === "sum_splits" && spec.splitRows !== undefined
+    ? splitRowsError(spec.op, "splitRows", spec.splitRows, spec.splits)
+    : null;
+  if (rowsErr) throw new RangeError(rowsErr);
   const blocks = Math.ceil(width / perGroup);
   checkTarget(spec, target, { workgroupSize: T, sharedBytes: 0 });
   const types: Record<string, string> = spec.op === "add"
@@ -39,19 +43,22 @@ export function elementwiseKernel(spec: ElementwiseSpec, target: TargetInfo): Wg
       ...(spec.bias ? { bias: denseType(spec.bias) } : {}),
     }
     : { x: "array<f32>", out: "array<f32>" };
+  const parts = spec.op === "sum_splits"
+    ? splitSum("part_sum", "f32", "part", spec.splits, width, spec.splitRows)
+    : null;
   const body = spec.op === "add"
     ? `out[r * ${width}u + c] = a[r * ${width}u + c] + b[r * ${width}u + c];`
     : spec.op === "sum_splits"
     ? `let p = r * ${spec.splits * width}u + c;
-      out[r * ${width}u + c] = ${
-      range(spec.splits).map((s) => `part[p + ${s * width}u]`).join(" + ")
-    }${spec.bias ? " + bias_at(c)" : ""}${spec.residual ? ` + residual[r * ${width}u + c]` : ""};`
+      out[r * ${width}u + c] = ${parts!.call("p")}${spec.bias ? " + bias_at(c)" : ""}${
+      spec.residual ? ` + residual[r * ${width}u + c]` : ""
+    };`
     : `let g = x[r * ${2 * width}u + c];
       let u = x[r * ${2 * width}u + ${width}u + c];
       out[r * ${width}u + c] = g / (1.0 + exp(-g)) * u;`;
   const code = `${declareBindings(spec, types)}
 ${spec.op === "sum_splits" && spec.bias ? denseReader("bias", spec.bias) : ""}
-
+${parts?.decl ? `${parts.decl}\n` : ""}
 ${entry(T, totalGroups(1, blocks))}
   let r = wg / ${blocks}u;
   let c0 = (wg % ${blocks}u) * ${perGroup}u + lid;

@@ -13,7 +13,7 @@ import { pow2Floor, splitsPerRow, type TargetInfo, type WgslKernel } from "../co
 import type { MatmulSpec } from "./matmul_epilogue.ts";
 import { matmulGemv } from "./matmul_gemv.ts";
 import { matmulGemvQ8 } from "./matmul_gemv_q8.ts";
-import { matmulTiled, TYPICAL_ROWS } from "./matmul_tiled.ts";
+import { matmulTiled } from "./matmul_tiled.ts";
 import { matmulTiledQ8, tiledQ8Defaults } from "./matmul_tiled_q8.ts";
 import { matmulRows, rowsShapeWins } from "./matmul_rows.ts";
 
@@ -84,14 +84,13 @@ export function tiledSplit(
   if (!units) return null;
   const t = tiledQ8Defaults(spec, target);
   const kSplitRows = Math.floor((t.rows * units) / Math.ceil(spec.N / t.wrows));
-  // at most the ranges of a dispatch of one full row block, and twice those at the rows the
-  // tiles are chosen for (`TYPICAL_ROWS`): at most as many partials of zeros as of sums there
+  // at most the ranges of a dispatch of one full row block (the partials past a dispatch's
+  // ranges are neither written nor read: more ranges cost only their buffer's memory)
   const at = (R: number) => splitsPerRow({ splits: MAX_SPLITS, splitRows: kSplitRows }, R);
   const kSplit = Math.min(
     MAX_SPLITS,
     pow2Floor(Math.ceil(spec.K / 32) / MIN_SPLIT_BLOCKS),
     pow2Floor(at(Math.min(t.rows, spec.maxRows))),
-    2 * pow2Floor(at(Math.min(spec.maxRows, TYPICAL_ROWS))),
   );
   return kSplit >= 2 ? { kSplit, kSplitRows } : null;
 }

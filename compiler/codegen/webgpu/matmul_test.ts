@@ -300,7 +300,7 @@ Deno.test({
       await checkMatmul(rng, spec(q4g64, 40, 320, 512, { ...x8, kSplit: 2 }), 33, tune);
       await checkMatmul(rng, spec(q4, 45, 100, 512, { ...x8, kSplit: 2 }), 129, tune);
       // ranges by the dispatch's rows (kSplitRows 100): 4 at 20 rows, 3 at 33 (a count the
-      // slot stride is not a power of), 1 at 100 and 150 (the other partials zeros)
+      // slot stride is not a power of), 1 at 100 and 150 (the other partials not written)
       const byRows = spec(q4, 70, 448, 512, { ...c8, kSplit: 4, kSplitRows: 100 });
       for (const R of [20, 33, 100, 150]) await checkMatmul(rng, byRows, R, tune);
     }

@@ -11,7 +11,8 @@
  * bound by their workgroup-memory loads and instruction count; these load a quarter of the
  * bytes and issue a quarter of the instructions a multiply-add. With `kSplit` (`tiledSplit`:
  * weights of few rows at a few row blocks) the grid also splits K, each workgroup writing its
- * range's partial sums; with `kSplitRows` the ranges are the dispatch's (fewer the more rows).
+ * range's partial sums; with `kSplitRows` the ranges are the dispatch's (fewer the more rows)
+ * and only theirs are written.
  * @module
  */
 import {
@@ -146,8 +147,7 @@ export function matmulTiledQ8(
   const KB = Math.ceil(K / 32); // blocks of K (the last one may be partly past K: zeros)
   // kSplit: the dispatch's `nsp` ranges (kSplitsAt: fewer the more rows, with kSplitRows);
   // the workgroups of split s take blocks [kb0, ke) = [s kr, min((s + 1) kr, KB)) and write
-  // their partial sums (no epilogue: a sum_splits or a folding reader adds them up), and zeros
-  // in the partials past nsp
+  // their partial sums (no epilogue: a sum_splits or a folding reader adds up the first nsp)
   const KS = spec.kSplit ?? 1, KSR = spec.kSplitRows;
   const KB0 = KS > 1 ? "kb0" : "0u", END = KS > 1 ? "ke" : `${KB}u`;
   const grid = KSR ? { splits: KS, splitRows: KSR } : undefined;
@@ -289,17 +289,12 @@ export function matmulTiledQ8(
   ).join("\n    ");
 
   const dims = { TM, TN, TY, TX, OUT };
-  const partial = (slot: string) => ({
+  const partial = { // the split's partial sums
     ...plan,
     store: (r: string, c: string, a0: string) =>
-      `out[${r} * ${KS * OUT}u + ${slot} * ${OUT}u + ${c}] = ${a0};`,
-  });
-  const stores = KS > 1 ? tileStores(partial("split"), dims, acc) : tileStores(plan, dims, acc);
-  if (grid) {
-    stores.push(`for (var t = split + nsp; t < ${KS}u; t += nsp) {
-    ${tileStores(partial("t"), dims, () => "0.0").join("\n    ")}
-  }`);
-  }
+      `out[${r} * ${KS * OUT}u + split * ${OUT}u + ${c}] = ${a0};`,
+  };
+  const stores = tileStores(KS > 1 ? partial : plan, dims, acc);
   const next = `k0 + ${G}u < ${END}`;
   const refill = tune.double
     ? `if (${next}) {

@@ -23,6 +23,7 @@ import {
   lit,
   range,
   reductionThreads,
+  splitSum,
   totalGroups,
   treeReduce,
 } from "./common.ts";
@@ -38,7 +39,7 @@ export function normKernel(spec: NormSpec, target: TargetInfo): WgslKernel {
     if (err) throw new RangeError(err);
   }
   if (spec.outCodes) return normCodesKernel(spec, target);
-  const KS = spec.op === "add_rms_norm" ? spec.splits ?? 1 : 1;
+  const b = bSum(spec, "f32");
   const T = Math.min(reductionThreads(target, 1024), 2 ** Math.ceil(Math.log2(H)));
   const perThread = Math.ceil(H / T);
   checkTarget(spec, target, { workgroupSize: T, sharedBytes: 4 * T });
@@ -61,7 +62,7 @@ export function normKernel(spec: NormSpec, target: TargetInfo): WgslKernel {
   if (${guard(j)}) {
     ${
       fused
-        ? `v${j} = a[base + c${j}] + ${bSum(KS, H, "f32", `c${j}`)};
+        ? `v${j} = a[base + c${j}] + ${b.at(`c${j}`)};
     sum[base + c${j}] = v${j};`
         : `v${j} = x[base + c${j}];`
     }
@@ -72,7 +73,7 @@ export function normKernel(spec: NormSpec, target: TargetInfo): WgslKernel {
   ).join("\n  ");
   const code = `${declareBindings(spec, types)}
 ${denseReader("w", spec.weightDtype)}
-var<workgroup> red: array<f32, ${T}>;
+${b.decl && `${b.decl}\n`}var<workgroup> red: array<f32, ${T}>;
 
 ${entry(T, totalGroups(1, 1))}
   let base = wg * ${H}u;
@@ -87,12 +88,26 @@ ${entry(T, totalGroups(1, 1))}
   return { code, entryPoint: "main", rowsPerGroup: 1, groupsPerRowBlock: 1 };
 }
 
-/** WGSL: element (or vec4) `i` of row `wg` of b, added up over its `KS` splits when it holds a
- * kSplit matmul's partial sums (rows of KS * H elements, `width` of them a `vt`). */
-function bSum(KS: number, H: number, vt: "f32" | "vec4<f32>", i: string): string {
-  const width = vt === "f32" ? H : H / 4;
-  if (KS === 1) return `b[wg * ${width}u + ${i}]`;
-  return `(${range(KS).map((s) => `b[(wg * ${KS}u + ${s}u) * ${width}u + ${i}]`).join(" + ")})`;
+/** WGSL: element (or vec4) `i` of row `wg` of b, added up over its splits when it holds a
+ * kSplit matmul's partial sums (rows of `splits` x H elements, `width` of them a `vt`; with
+ * `splitRows`, the dispatch's first ones: `splitSum`). `decl` goes at module scope. */
+function bSum(
+  spec: NormSpec,
+  vt: "f32" | "vec4<f32>",
+): { decl: string; at: (i: string) => string } {
+  const KS = spec.op === "add_rms_norm" ? spec.splits ?? 1 : 1;
+  const width = vt === "f32" ? spec.hidden : spec.hidden / 4;
+  if (KS === 1) return { decl: "", at: (i) => `b[wg * ${width}u + ${i}]` };
+  const rows = spec.op === "add_rms_norm" ? spec.splitRows : undefined;
+  if (rows === undefined) {
+    return {
+      decl: "",
+      at: (i) =>
+        `(${range(KS).map((s) => `b[(wg * ${KS}u + ${s}u) * ${width}u + ${i}]`).join(" + ")})`,
+    };
+  }
+  const sum = splitSum("b_sum", vt, "b", KS, width, rows);
+  return { decl: sum.decl, at: (i) => sum.call(`wg * ${KS * width}u + ${i}`) };
 }
 
 /** The `outCodes` form: a thread a pair of vec4s (8 elements, a quarter of a 32-element block;
@@ -102,7 +117,7 @@ function bSum(KS: number, H: number, vt: "f32" | "vec4<f32>", i: string): string
 function normCodesKernel(spec: NormSpec, target: TargetInfo): WgslKernel {
   const H = spec.hidden, NP = H / 8; // pairs of vec4s
   const fused = spec.op === "add_rms_norm";
-  const KS = spec.op === "add_rms_norm" ? spec.splits ?? 1 : 1;
+  const b = bSum(spec, "vec4<f32>");
   const T = Math.min(reductionThreads(target, 1024), 2 ** Math.ceil(Math.log2(NP)));
   const PT = Math.ceil(NP / T); // pairs a thread
   checkTarget(spec, target, { workgroupSize: T, sharedBytes: 4 * T + 4 * NP });
@@ -121,16 +136,14 @@ function normCodesKernel(spec: NormSpec, target: TargetInfo): WgslKernel {
   const load = (j: number, h: number) => {
     const at = `2u * q${j} + ${h}u`;
     return fused
-      ? `v${j}_${h} = a[base + ${at}] + ${
-        bSum(KS, H, "vec4<f32>", at)
-      }; sum[base + ${at}] = v${j}_${h};`
+      ? `v${j}_${h} = a[base + ${at}] + ${b.at(at)}; sum[base + ${at}] = v${j}_${h};`
       : `v${j}_${h} = x[base + ${at}];`;
   };
   const wv = (j: number, h: number) =>
     `vec4<f32>(${range(4).map((c) => `w_at(8u * q${j} + ${4 * h + c}u)`).join(", ")})`;
   const code = `${declareBindings(spec, types)}
 ${denseReader("w", spec.weightDtype)}
-var<workgroup> red: array<f32, ${T}>;
+${b.decl && `${b.decl}\n`}var<workgroup> red: array<f32, ${T}>;
 var<workgroup> pm: array<f32, ${NP}>; // each pair's max |x|, then its code sum
 
 ${entry(T, totalGroups(1, 1))}
