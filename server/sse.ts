@@ -22,6 +22,8 @@ export function sseResponse(
   const done = opts.done === undefined ? "[DONE]" : opts.done;
   const it = events[Symbol.asyncIterator]();
   let finished = false;
+  // the client went away while a pull awaited the next event: nothing more may be enqueued
+  let cancelled = false;
   let next: Promise<IteratorResult<unknown>> | null = null;
   const send = (c: ReadableStreamDefaultController<Uint8Array>, text: string) =>
     c.enqueue(encoder.encode(text));
@@ -36,10 +38,12 @@ export function sseResponse(
           ) => (timer = setTimeout(() => r("tick"), opts.heartbeatMs)));
           const first = await Promise.race([next, tick]);
           clearTimeout(timer);
+          if (cancelled) return;
           if (first === "tick") return send(controller, ": ping\n\n");
         }
         const r = await next;
         next = null;
+        if (cancelled) return;
         if (r.done) {
           if (done !== null) send(controller, `data: ${done}\n\n`);
           finished = true;
@@ -51,6 +55,7 @@ export function sseResponse(
           `data: ${typeof r.value === "string" ? r.value : JSON.stringify(r.value)}\n\n`,
         );
       } catch (e) {
+        if (cancelled) return; // (the iterator's end after a cancel: no one to tell)
         // Headers are out: report the failure as a last event, then close.
         console.error("kiln server: a stream failed:", e);
         finished = true;
@@ -61,6 +66,7 @@ export function sseResponse(
       }
     },
     async cancel() {
+      cancelled = true;
       onCancel();
       if (!finished) await it.return?.();
     },
