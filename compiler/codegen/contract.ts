@@ -629,6 +629,17 @@ export function splitRowsError(
     : `${op}: ${name} ${rows} must be a positive integer`;
 }
 
+/** Why a `sum_splits` spec cannot hold (its splits, its splitRows), or null: both backends
+ * refuse such a spec with this. */
+export function sumSplitsError(spec: Extract<KernelSpec, { op: "sum_splits" }>): string | null {
+  if (!(Number.isInteger(spec.splits) && spec.splits >= 1)) {
+    return `sum_splits: splits ${spec.splits} must be a positive integer`;
+  }
+  return spec.splitRows === undefined
+    ? null
+    : splitRowsError(spec.op, "splitRows", spec.splitRows, spec.splits);
+}
+
 /** The partials a reader of a `kSplit` matmul's partial sums adds in a dispatch of R rows:
  * the matmul's `kSplitsAt` where it has `splitRows` (its kSplitRows), else all `splits`. */
 export function splitsRead(splits: number, splitRows: number | undefined, R: number): number {

@@ -6,7 +6,8 @@
  * column blocks alone would occupy a quarter of it (`rowsSplitK`). Past 32 rows (prompts,
  * batches of more sequences) the q8 tiles of such weights split K likewise, into ranges by the
  * dispatch's rows (`tiledSplit`: `kSplitRows`), so that a few row blocks fill the GPU and
- * many need no split (the partials past the dispatch's ranges are zeros). WebGPU targets only.
+ * many need no split; the `sum_splits` (and the reader it may fold into) takes the same
+ * `splitRows` and adds only the dispatch's partials. WebGPU targets only.
  * @module
  */
 import type { Node } from "../ir/graph.ts";

@@ -3,7 +3,7 @@
  * its bias and residual) and `silu_mul` (out = silu(gate) * up on a fused [R, 2I] input).
  * @module
  */
-import { type CpuKernel, type KernelSpec, splitRowsError, splitsRead } from "../contract.ts";
+import { type CpuKernel, type KernelSpec, splitsRead, sumSplitsError } from "../contract.ts";
 import { denseReader } from "./half.ts";
 
 type AddSpec = Extract<KernelSpec, { op: "add" }>;
@@ -13,9 +13,7 @@ type SumSplitsSpec = Extract<KernelSpec, { op: "sum_splits" }>;
  * [residual [R, width]], out [R, width]. */
 export function sumSplitsKernel(spec: SumSplitsSpec): CpuKernel {
   const { width: W, splits: S } = spec;
-  const err = spec.splitRows === undefined
-    ? null
-    : splitRowsError(spec.op, "splitRows", spec.splitRows, S);
+  const err = sumSplitsError(spec);
   if (err) throw new RangeError(err);
   return (bufs, R) => {
     let b = 0;

@@ -139,18 +139,17 @@ export function attentionDecodeKernel(
   const W = (H + 2 * KV) * D; // qkv row width
   const kv4 = cacheVec4(kvF16(spec)), kv1 = cacheScalar(kvF16(spec));
   const QS = spec.qkvSplits ?? 1; // qkv: partial sums of a kSplit matmul, added up as read
-  // (with qkvSplitRows, the dispatch's first ones: a loop, `splitSum`)
-  const QSR = spec.qkvSplitRows;
-  const qs1 = splitSum("qkv_sum", "f32", "qkv", QS, W, QSR);
-  const qs4 = splitSum("qkv_sum4", "vec4<f32>", "qkv", QS, W / 4, QSR);
+  // (with qkvSplitRows, the dispatch's first ones: `splitSum`)
+  const qs1 = splitSum("qkv_sum", "f32", "qkv", QS, W, spec.qkvSplitRows);
+  const qs4 = splitSum("qkv_sum4", "vec4<f32>", "qkv", QS, W / 4, spec.qkvSplitRows);
   // qkvBias: the bias of element i % W added to the sum (a bias reader, qkv_bias_at)
   const QB = spec.qkvBias;
   const qv = `// element i of qkv (rows of ${QS} x ${W} partial sums: added up${
     QB ? ", the bias" : ""
   })
-${qs1.decl && `${qs1.decl}\n`}fn qv(i: u32) -> f32 { return ${
-    QSR ? qs1.call("i") : rep(QS, (s) => `qkv[i${s ? ` + ${s * W}u` : ""}]`, " + ")
-  }${QB ? ` + qkv_bias_at(i % ${W}u)` : ""}; }`;
+${qs1.decl && `${qs1.decl}\n`}fn qv(i: u32) -> f32 { return ${qs1.call("i")}${
+    QB ? ` + qkv_bias_at(i % ${W}u)` : ""
+  }; }`;
   const biasDecls = QB ? denseReader("qkv_bias", QB) : "";
   const biasType: Record<string, string> = QB ? { qkv_bias: denseType(QB) } : {};
   const HG = H / KV;
@@ -225,9 +224,7 @@ ${qs1.decl && `${qs1.decl}\n`}fn qv(i: u32) -> f32 { return ${
       decls: `${
         V4
           ? `// vec4 i of qkv (rows of ${QS} x ${W / 4} vec4s of partial sums: added up)
-${qs4.decl && `${qs4.decl}\n`}fn qv4(i: u32) -> vec4<f32> { return ${
-            QSR ? qs4.call("i") : rep(QS, (s) => `qkv[i${s ? ` + ${(s * W) / 4}u` : ""}]`, " + ")
-          }${
+${qs4.decl && `${qs4.decl}\n`}fn qv4(i: u32) -> vec4<f32> { return ${qs4.call("i")}${
             QB
               ? ` + vec4<f32>(${
                 rep(4, (c) => `qkv_bias_at((i % ${W / 4}u) * 4u${c ? ` + ${c}u` : ""})`, ", ")

@@ -4,7 +4,7 @@
  * Each workgroup covers 4 * threads elements of one row; loads are coalesced.
  * @module
  */
-import { type KernelSpec, splitRowsError, type TargetInfo, type WgslKernel } from "../contract.ts";
+import { type KernelSpec, sumSplitsError, type TargetInfo, type WgslKernel } from "../contract.ts";
 import {
   checkTarget,
   declareBindings,
@@ -24,13 +24,8 @@ export function elementwiseKernel(spec: ElementwiseSpec, target: TargetInfo): Wg
   const perGroup = 4 * T;
   const width = spec.op === "silu_mul" ? spec.inter : spec.width;
   if (!(width > 0)) throw new RangeError(`${spec.op}: width ${width} must be positive`);
-  if (spec.op === "sum_splits" && !(Number.isInteger(spec.splits) && spec.splits >= 1)) {
-    throw new RangeError(`sum_splits: splits ${spec.splits} must be a positive integer`);
-  }
-  const rowsErr = spec.op === "sum_splits" && spec.splitRows !== undefined
-    ? splitRowsError(spec.op, "splitRows", spec.splitRows, spec.splits)
-    : null;
-  if (rowsErr) throw new RangeError(rowsErr);
+  const splitsErr = spec.op === "sum_splits" ? sumSplitsError(spec) : null;
+  if (splitsErr) throw new RangeError(splitsErr);
   const blocks = Math.ceil(width / perGroup);
   checkTarget(spec, target, { workgroupSize: T, sharedBytes: 0 });
   const types: Record<string, string> = spec.op === "add"

@@ -50,7 +50,7 @@ const X_PAD = 4;
 /** The rows the tile choice is made for: a prompt of a few hundred tokens, where the last wave
  * of workgroups is a large part of the time (a long prompt has many waves; R is only known at
  * run time). */
-export const TYPICAL_ROWS = 512;
+const TYPICAL_ROWS = 512;
 
 /**
  * The tuning for a spec on a target: 128 x 128 tiles with 8 x 8 per thread, in 32-wide K

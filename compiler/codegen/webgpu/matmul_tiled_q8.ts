@@ -19,7 +19,6 @@ import {
   groupLayout,
   hasPackedDot,
   kSplitError,
-  kSplitLen,
   PACKED_DOT,
   q8CodesError,
   q8RowWords,
@@ -330,7 +329,7 @@ ${entry(T, gridTotal(BM, colBlocks * KS, grid))}${
   let nsp = ${nsp}; // this dispatch's K ranges
   let r0 = (wg / (${colBlocks}u * nsp)) * ${BM}u;
   let split = (wg / ${colBlocks}u) % nsp;
-  let kr = ${grid ? `(${KB}u + nsp - 1u) / nsp` : `${kSplitLen(K, KS) / 32}u`}; // blocks a range
+  let kr = (${KB}u + nsp - 1u) / nsp; // blocks a range (kSplitLen(K, nsp) / 32)
   let kb0 = split * kr;
   let ke = min(kb0 + kr, ${KB}u);`
       : `

@@ -97,15 +97,7 @@ function bSum(
 ): { decl: string; at: (i: string) => string } {
   const KS = spec.op === "add_rms_norm" ? spec.splits ?? 1 : 1;
   const width = vt === "f32" ? spec.hidden : spec.hidden / 4;
-  if (KS === 1) return { decl: "", at: (i) => `b[wg * ${width}u + ${i}]` };
   const rows = spec.op === "add_rms_norm" ? spec.splitRows : undefined;
-  if (rows === undefined) {
-    return {
-      decl: "",
-      at: (i) =>
-        `(${range(KS).map((s) => `b[(wg * ${KS}u + ${s}u) * ${width}u + ${i}]`).join(" + ")})`,
-    };
-  }
   const sum = splitSum("b_sum", vt, "b", KS, width, rows);
   return { decl: sum.decl, at: (i) => sum.call(`wg * ${KS * width}u + ${i}`) };
 }
